@@ -1,0 +1,79 @@
+"""hookshield: receive webhooks safely.
+
+>>> import hookshield
+>>> handler = hookshield.WebhookHandler("mindpeeker", secret="whsec")
+>>> @handler.on("session.completed")
+... def done(event):
+...     print(event.session_id, event.confidence)
+
+``handler.handle(body, headers)`` verifies the raw body in constant time, parses it
+into typed events, drops duplicates and calls the routes; its ``Outcome.status`` is
+the HTTP status to answer.  The core uses the standard library only.
+"""
+
+from __future__ import annotations
+
+from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
+from ._errors import (
+    AuthenticationError,
+    BodyTooLarge,
+    EmptyBody,
+    HeaderTooLarge,
+    InvalidEncoding,
+    InvalidSignature,
+    MalformedPayload,
+    MalformedSignature,
+    MissingCredentials,
+    PayloadTooDeep,
+    UnsupportedContentType,
+    WebhookError,
+)
+from ._events import Delivery, Event
+from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
+from ._headers import Headers
+from ._json import FrozenArray, FrozenObject
+from .providers.mindpeeker import Coordinates, MindPeekerEvent
+from .providers.moco import MocoEvent
+from .providers.momentum import MomentumEvent
+from .providers.moonsense import MoonsenseEvent
+from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BAD_DATA",
+    "CHANNELS",
+    "CHANNEL_NAMES",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_TTL",
+    "AuthenticationError",
+    "BadData",
+    "BandPower",
+    "BodyTooLarge",
+    "Coordinates",
+    "DedupeStore",
+    "Delivery",
+    "EmptyBody",
+    "Event",
+    "FrozenArray",
+    "FrozenObject",
+    "HeaderTooLarge",
+    "Headers",
+    "InvalidEncoding",
+    "InvalidSignature",
+    "MalformedPayload",
+    "MalformedSignature",
+    "MemoryDedupeStore",
+    "MindPeekerEvent",
+    "MissingCredentials",
+    "MocoEvent",
+    "MomentumEvent",
+    "MoonsenseEvent",
+    "Outcome",
+    "PayloadTooDeep",
+    "PetalEvent",
+    "UnsupportedContentType",
+    "WebhookError",
+    "WebhookHandler",
+    "__version__",
+]

@@ -1,0 +1,101 @@
+"""The errors a delivery can be rejected with.
+
+Theory of operation: every way a delivery can fail is a subclass of
+:class:`WebhookError`, and each carries the HTTP ``status`` a receiver should answer
+with.  The status matters as much as the message: senders retry every non-2xx answer
+(MindPeeker for 1 h 42 min, Momentum for 4 h), so a delivery that can never succeed
+must get a 4xx, and only a transient failure on our side a 5xx.
+
+Messages are written for the developer reading the log, and never contain a secret,
+an expected signature or a traceback, so an adapter may send them back to the sender.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BodyTooLarge",
+    "EmptyBody",
+    "HeaderTooLarge",
+    "InvalidEncoding",
+    "InvalidSignature",
+    "MalformedPayload",
+    "MalformedSignature",
+    "MissingCredentials",
+    "PayloadTooDeep",
+    "UnsupportedContentType",
+    "WebhookError",
+]
+
+
+class WebhookError(Exception):
+    """Root of every error raised for a rejected delivery.
+
+    ``status`` is the HTTP status to answer with; ``str(error)`` says what to fix.
+    """
+
+    status: int = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+    @property
+    def message(self) -> str:
+        """The human-readable reason, the same as ``str(error)``."""
+        return str(self)
+
+
+class AuthenticationError(WebhookError):
+    """The delivery's credentials are missing or wrong (401)."""
+
+    status = 401
+
+
+class MissingCredentials(AuthenticationError):
+    """The delivery carries no signature, token or ``Authorization`` header."""
+
+
+class MalformedSignature(AuthenticationError):
+    """The signature header is not of the sender's form (wrong length, not hex, repeated)."""
+
+
+class InvalidSignature(AuthenticationError):
+    """The signature or credential is well-formed but does not match."""
+
+
+class MalformedPayload(WebhookError):
+    """The body is authentic but cannot be read as the sender's payload (400)."""
+
+    status = 400
+
+
+class EmptyBody(MalformedPayload):
+    """The body is empty."""
+
+
+class InvalidEncoding(MalformedPayload):
+    """The body is not valid UTF-8."""
+
+
+class PayloadTooDeep(MalformedPayload):
+    """The JSON nests deeper than the parser allows."""
+
+
+class BodyTooLarge(WebhookError):
+    """The body is larger than the handler's ``max_body_size`` (413)."""
+
+    status = 413
+
+
+class HeaderTooLarge(WebhookError):
+    """A header the sender's authentication reads is larger than allowed (431)."""
+
+    status = 431
+
+
+class UnsupportedContentType(WebhookError):
+    """The ``Content-Type`` is not one the sender uses (415)."""
+
+    status = 415

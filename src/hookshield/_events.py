@@ -1,0 +1,142 @@
+"""Verified deliveries and the events they carry.
+
+An :class:`Event` is frozen and slotted: handlers may keep it, share it between
+threads or put it in a set of seen events.  Each sender's subclass adds typed
+properties over the same read-only ``data``; they are computed on access, so a batch
+of 10,000 events costs 10,000 small objects and nothing more until a handler reads a
+field.  A field the sender left out reads as ``None``; a field of an unexpected type
+reads as ``None`` too rather than failing, because senders add and change fields
+without notice and a receiver must keep acknowledging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ._headers import Headers
+from ._json import FrozenObject
+
+__all__ = ["Delivery", "Event"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One event from a verified delivery.
+
+    ``type`` is the dotted name handlers are registered for (``"session.completed"``,
+    ``"activity.create"``, ``"click"``); ``id`` is the sender's event id where it has
+    one; ``timestamp`` is an aware UTC ``datetime`` where the sender gives a time;
+    ``data`` is this event's JSON, read-only.
+    """
+
+    provider: str
+    type: str
+    id: str | None = None
+    timestamp: datetime | None = None
+    # Left out of the hash (the view is unhashable) but not out of equality.
+    data: FrozenObject = field(default_factory=FrozenObject, repr=False, hash=False)
+
+    # Typed properties read the raw dict directly: no wrapper per access.
+    def _get(self, key: str) -> Any:
+        return self.data._raw.get(key)
+
+    def _str(self, key: str) -> str | None:
+        value = self.data._raw.get(key)
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A verified HTTP delivery: who sent it, its de-duplication key and its events.
+
+    ``id`` is derived from signed content (the signed event id where the sender puts
+    one in the body, otherwise the SHA-256 of the raw body), so a replay with fresh
+    unsigned headers still has the same ``id``.
+    """
+
+    provider: str
+    id: str
+    events: tuple[Event, ...]
+    headers: Headers = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+# Helpers for the senders' typed properties and parsers.
+
+
+def as_str(value: Any) -> str | None:
+    """``value`` if it is a string; an integer (64-bit ids in protobuf JSON) as its text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def as_int(value: Any) -> int | None:
+    """``value`` as an int, accepting the decimal strings that 64-bit JSON ids come as."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
+        return int(value) if len(value) < 40 else None
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    """``value`` as a float where it is a number or a numeric string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and len(value) < 40:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def from_unix(seconds: float | None) -> datetime | None:
+    """An aware UTC datetime from Unix seconds, or ``None`` if it is out of range."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def from_epoch_by_magnitude(value: int | None) -> datetime | None:
+    """An aware datetime from an epoch integer in seconds, milliseconds or microseconds.
+
+    Moonsense's ``server_time_millis`` holds microseconds in its own example
+    (16 digits), so the unit is read from the magnitude rather than the name.
+    """
+    if value is None:
+        return None
+    magnitude = abs(value)
+    if magnitude >= 10**17:
+        return from_unix(value / 1e9)  # nanoseconds
+    if magnitude >= 10**14:
+        return from_unix(value / 1e6)  # microseconds
+    if magnitude >= 10**11:
+        return from_unix(value / 1e3)  # milliseconds
+    return from_unix(value)
+
+
+def from_iso(value: Any) -> datetime | None:
+    """An aware datetime from ISO 8601 text (``Z`` accepted on Python 3.10 too)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed

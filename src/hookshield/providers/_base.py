@@ -1,0 +1,228 @@
+"""What every sender module provides, and the plumbing they share.
+
+Theory of operation: a sender is a :class:`Provider` subclass in a module of its own,
+holding everything about that sender: which credentials it can carry, how to check
+them over the raw body, how to read its payload into typed events, and, for
+:mod:`hookshield.testing`, how to sign a body and build realistic sample deliveries
+exactly as the real sender does.  Adding a sender means adding one module and one line
+in :mod:`hookshield.providers`.
+
+The order is fixed by :meth:`hookshield.WebhookHandler.verify`: size limit, then
+:meth:`Provider.authenticate` on the raw bytes, and only then :meth:`Provider.parse`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .._auth import check_authorization, check_hex_hmac, check_token, read_header
+from .._errors import (
+    EmptyBody,
+    InvalidEncoding,
+    MalformedPayload,
+    MissingCredentials,
+    UnsupportedContentType,
+)
+from .._events import Delivery, Event
+from .._headers import Headers
+from .._json import decode_json
+
+__all__ = ["Credentials", "Provider", "body_sha256", "media_type"]
+
+JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+_FORM_MAX_FIELDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A handler's credentials, prepared once at construction.
+
+    ``hmac_keys`` are raw keys; ``tokens``, ``basic`` and ``bearer`` are SHA-256
+    digests, so that the per-request compare has a fixed length.
+    """
+
+    hmac_keys: tuple[bytes, ...] = ()
+    tokens: tuple[bytes, ...] = ()
+    token_header: str | None = None
+    basic: tuple[bytes, ...] = ()
+    bearer: tuple[bytes, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no credential at all is configured."""
+        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
+
+
+def media_type(headers: Headers) -> str:
+    """The lower-case media type of the delivery; a missing one reads as JSON."""
+    value = headers.get("content-type")
+    if value is None or not value.strip():
+        return "application/json"
+    kind, _, params = value.partition(";")
+    charset = ""
+    for param in params.split(";"):
+        name, _, val = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = val.strip().strip('"').lower()
+    if charset and charset not in ("utf-8", "utf8", "us-ascii", "ascii"):
+        raise UnsupportedContentType(
+            f"the body's charset is {charset!r}; only UTF-8 JSON is accepted"
+        )
+    return kind.strip().lower()
+
+
+def body_sha256(body: bytes) -> str:
+    """The de-duplication key of a body with no signed id: its SHA-256."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def form_field(body: bytes, field: str, *, sender: str) -> bytes:
+    """The value of ``field`` in an urlencoded body, as bytes; a typed error otherwise."""
+    try:
+        pairs = urllib.parse.parse_qsl(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_FORM_MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidEncoding("the form body is not valid URL-encoded UTF-8") from None
+    except ValueError:
+        raise MalformedPayload(f"the form body has more than {_FORM_MAX_FIELDS} fields") from None
+    values = [value for name, value in pairs if name == field]
+    if len(values) != 1:
+        found = "no" if not values else "more than one"
+        raise MalformedPayload(
+            f"the form body has {found} {field!r} field; {sender} puts its JSON in exactly one"
+        )
+    return values[0].encode("utf-8")
+
+
+class Provider:
+    """One sender: how it authenticates, what it sends, and how to imitate it."""
+
+    #: The name passed to ``WebhookHandler(name, ...)``.
+    name: ClassVar[str]
+    #: The human name used in messages.
+    title: ClassVar[str]
+    #: The typed event class this sender's events are instances of.
+    event_class: ClassVar[type[Event]]
+    #: Every documented event type, for routing checks and sample builders.
+    event_types: ClassVar[tuple[str, ...]]
+    #: Which credential keyword arguments the sender can be configured with.
+    accepts: ClassVar[frozenset[str]]
+    #: Whether the sender can deliver with no credential at all.
+    can_be_unsigned: ClassVar[bool] = False
+    #: Whether the body may be form-encoded (with the JSON in the ``payload`` field).
+    accepts_form: ClassVar[bool] = False
+    #: Whether each event also has its own de-duplication key (batches of events).
+    dedupe_events: ClassVar[bool] = False
+    #: The header carrying the hex HMAC, for senders that sign.
+    signature_header: ClassVar[str | None] = None
+    #: What precedes the hex digest in the signature header (MindPeeker's ``sha256=``).
+    signature_prefix: ClassVar[bytes] = b""
+    #: Where a Petal-style shared token travels when no ``token_header`` is given.
+    default_token_header: ClassVar[str | None] = None
+
+    # -- receiving -------------------------------------------------------------
+
+    def authenticate(self, body: bytes, headers: Headers, credentials: Credentials) -> str | None:
+        """Check the delivery's credentials over the raw ``body``.
+
+        Returns the verified signature's hex digest for a signed delivery (a keyed
+        hash of the exact bytes, usable as a de-duplication key), else ``None``.
+        """
+        if credentials.hmac_keys:
+            return self._check_signature(body, headers, credentials.hmac_keys)
+        if credentials.empty:
+            return None  # allowed only with allow_unsigned=True, checked at construction
+        self._check_shared_credentials(headers, credentials)
+        return None
+
+    def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
+        """The byte strings the sender may have signed, the raw body first."""
+        return (body,)
+
+    def _check_signature(self, body: bytes, headers: Headers, keys: tuple[bytes, ...]) -> str:
+        header = self.signature_header
+        if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
+            raise TypeError(f"{self.title} does not sign its deliveries")
+        value = read_header(headers, header)
+        if value is None:
+            raise MissingCredentials(
+                f"the delivery has no {header} header, but this handler has a secret: "
+                f"{self.title} signs every delivery once a secret is set on its side"
+            )
+        return check_hex_hmac(
+            value,
+            self.signed_messages(body, headers),
+            keys,
+            header=header,
+            prefix=self.signature_prefix,
+        )
+
+    def _check_shared_credentials(self, headers: Headers, credentials: Credentials) -> None:
+        # Any one configured method that the delivery uses must match; a delivery
+        # that uses none of them is refused.
+        expected: list[str] = []
+        if credentials.tokens:
+            header = credentials.token_header or self.default_token_header or ""
+            value = read_header(headers, header)
+            if value is not None:
+                check_token(value, credentials.tokens, header=header)
+                return
+            expected.append(f"a {header} header")
+        if credentials.basic or credentials.bearer:
+            value = read_header(headers, "authorization")
+            if value is not None:
+                check_authorization(value, basic=credentials.basic, bearer=credentials.bearer)
+                return
+            expected.append("an Authorization header")
+        raise MissingCredentials(
+            f"the delivery carries no credential; this handler expects {' or '.join(expected)}"
+        )
+
+    def payload(self, body: bytes, headers: Headers) -> Any:
+        """Decode the body (JSON, or the ``payload`` field of a form) after authentication."""
+        kind = media_type(headers)
+        if kind == FORM_TYPE and self.accepts_form:
+            if not body:
+                raise EmptyBody("the body is empty: expected a form with a 'payload' field")
+            return decode_json(form_field(body, "payload", sender=self.title))
+        if kind in JSON_TYPES or kind.endswith("+json"):
+            return decode_json(body)
+        allowed = "application/json" + (f" or {FORM_TYPE}" if self.accepts_form else "")
+        raise UnsupportedContentType(f"{self.title} sends {allowed}, but this delivery is {kind!r}")
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """Read an authenticated body into a :class:`Delivery` of typed events."""
+        raise NotImplementedError
+
+    def delivery_id(self, body: bytes, signature: str | None) -> str:
+        """The de-duplication key of a delivery whose body holds no signed event id.
+
+        A verified signature is a keyed SHA-256 of the exact body, already computed,
+        so it serves; an unsigned body is hashed.
+        """
+        if signature is not None:
+            return "hmac:" + signature
+        return body_sha256(body)
+
+    # -- imitating the sender, for hookshield.testing ------------------------------
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """The headers the real sender sends with ``body``."""
+        raise NotImplementedError
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """A realistic body for ``event_type``, with ``overrides`` merged into its data."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<provider {self.name}>"

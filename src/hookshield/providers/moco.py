@@ -1,0 +1,219 @@
+"""MOCO: ``X-Moco-Signature`` is the hex HMAC-SHA256 of the raw body.
+
+Rules (PROVIDERS.md, "MOCO"; seeds/002_c02c209ccffd768a.txt):
+
+* The key is the 32-character hex string MOCO's UI shows, used as its ASCII text.  The
+  page's own test vector signs ``{id: 111, description: "a description"}``, which is
+  not JSON, so the signature is checked on bytes before and apart from parsing.
+* Only the body is signed.  ``X-Moco-Target`` and ``X-Moco-Event`` (which name the
+  event, ``activity.create``), ``X-Moco-Timestamp`` (Unix milliseconds),
+  ``X-Moco-User-Id`` and ``X-Moco-Account-Url`` are not, so none of them can be a
+  de-duplication key: the key is the verified signature of the body.
+* The body is the entity itself, with no envelope.  Deliveries may arrive out of
+  order; ``timestamp`` orders the events of one entity.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._auth import hmac_hex, normalize_secrets
+from .._events import Delivery, Event, as_int, from_epoch_by_magnitude
+from .._headers import Headers
+from .._json import FrozenObject
+from ._base import Provider
+
+__all__ = ["MocoEvent", "MocoProvider"]
+
+TARGETS = ("Activity", "Company", "Contact", "Project", "Invoice", "Offer", "Deal", "Expense")
+ACTIONS = ("create", "update", "delete", "archive")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MocoEvent(Event):
+    """A MOCO event: the entity in ``data``, the context from MOCO's headers.
+
+    ``target`` and ``action`` are as MOCO sends them (``"Activity"``, ``"create"``);
+    ``type`` is their lower-case dotted form (``"activity.create"``).
+    """
+
+    target: str | None = None
+    action: str | None = None
+    user_id: int | None = None
+    account_url: str | None = None
+
+    @property
+    def entity_id(self) -> int | None:
+        """The ``id`` of the entity the event is about."""
+        return as_int(self._get("id"))
+
+
+class MocoProvider(Provider):
+    """MOCO's webhooks."""
+
+    name = "moco"
+    title = "MOCO"
+    event_class = MocoEvent
+    event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
+    accepts = frozenset({"secret"})
+    signature_header = "X-Moco-Signature"
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """One event: the entity from the body, its name from the headers."""
+        payload = self.payload(body, headers)
+        target = headers.get("x-moco-target")
+        action = headers.get("x-moco-event")
+        target = target.strip()[:64] if target else None
+        action = action.strip()[:64] if action else None
+        kind = f"{target or 'unknown'}.{action or 'unknown'}".lower()
+        timestamp = headers.get("x-moco-timestamp")
+        event = MocoEvent(
+            provider=self.name,
+            type=kind,
+            timestamp=from_epoch_by_magnitude(as_int(timestamp.strip()) if timestamp else None),
+            data=FrozenObject(payload) if isinstance(payload, dict) else FrozenObject(),
+            target=target,
+            action=action,
+            user_id=as_int((headers.get("x-moco-user-id") or "").strip()),
+            account_url=(headers.get("x-moco-account-url") or "").strip()[:512] or None,
+        )
+        return Delivery(
+            provider=self.name,
+            id=self.delivery_id(body, signature),
+            events=(event,),
+            headers=headers,
+            body=body,
+        )
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """The six headers MOCO sends, signed with the first secret."""
+        (key, *_) = normalize_secrets(options["secret"], name="secret")
+        event = str(options.get("event") or "activity.create")
+        target, _, action = event.partition(".")
+        timestamp = options.get("timestamp")
+        millis = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        return {
+            "Content-Type": "application/json",
+            "X-Moco-Target": _TITLES.get(target.lower(), target.title()),
+            "X-Moco-Event": action or "create",
+            "X-Moco-Timestamp": str(millis),
+            "X-Moco-Signature": hmac_hex(key, body),
+            "X-Moco-User-Id": str(options.get("user_id", 933613686)),
+            "X-Moco-Account-Url": str(options.get("account_url", "https://example.mocoapp.com")),
+        }
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """The entity MOCO would send for ``event_type`` (``"activity.create"``)."""
+        target = event_type.partition(".")[0]
+        entity = dict(_SAMPLE_ENTITIES.get(target, {"id": 1000001}))
+        entity.update(overrides)
+        return json.dumps(entity).encode("utf-8")
+
+
+_TITLES = {t.lower(): t for t in TARGETS}
+
+_STAMPS = {"created_at": "2018-05-24T13:53:29Z", "updated_at": "2018-05-24T13:53:29Z"}
+_USER = {"id": 933613686, "firstname": "Ada", "lastname": "Lovelace"}
+_CUSTOMER = {"id": 760253573, "name": "Beispiel AG"}
+_PROJECT_REF = {"id": 944504145, "name": "Website Relaunch", "billable": True}
+
+# Entities in the shape of MOCO's REST API, which webhooks deliver unchanged.
+_SAMPLE_ENTITIES: dict[str, dict[str, Any]] = {
+    "activity": {
+        "id": 988913748,
+        "date": "2018-05-24",
+        "hours": 2.5,
+        "seconds": 9000,
+        "description": "Kick-off workshop",
+        "billed": False,
+        "billable": True,
+        "tag": "",
+        "project": _PROJECT_REF,
+        "task": {"id": 658734, "name": "Design", "billable": True},
+        "customer": _CUSTOMER,
+        "user": _USER,
+        "hourly_rate": 150.0,
+        "timer_started_at": None,
+        **_STAMPS,
+    },
+    "company": {
+        "id": 760253573,
+        "type": "customer",
+        "name": "Beispiel AG",
+        "website": "https://www.beispiel.ch",
+        "currency": "CHF",
+        "identifier": "36",
+        "tags": ["Netzwerk"],
+        **_STAMPS,
+    },
+    "contact": {
+        "id": 123456,
+        "gender": "F",
+        "firstname": "Grace",
+        "lastname": "Hopper",
+        "work_email": "grace@beispiel.ch",
+        "company": _CUSTOMER,
+        **_STAMPS,
+    },
+    "project": {
+        "id": 944504145,
+        "identifier": "P1900",
+        "name": "Website Relaunch",
+        "active": True,
+        "billable": True,
+        "currency": "EUR",
+        "budget": 18200,
+        "customer": _CUSTOMER,
+        "leader": _USER,
+        **_STAMPS,
+    },
+    "invoice": {
+        "id": 2200123,
+        "identifier": "R1900-013",
+        "date": "2018-05-24",
+        "due_date": "2018-06-23",
+        "title": "Invoice",
+        "status": "created",
+        "currency": "EUR",
+        "net_total": 1000.0,
+        "gross_total": 1190.0,
+        "customer_id": 760253573,
+        **_STAMPS,
+    },
+    "offer": {
+        "id": 7400123,
+        "identifier": "A1900-004",
+        "date": "2018-05-24",
+        "title": "Offer",
+        "status": "created",
+        "currency": "EUR",
+        "net_total": 5000.0,
+        **_STAMPS,
+    },
+    "deal": {
+        "id": 9000123,
+        "name": "Website Relaunch",
+        "status": "pending",
+        "money": 25000,
+        "currency": "EUR",
+        "reminder_date": "2018-06-01",
+        "user": _USER,
+        **_STAMPS,
+    },
+    "expense": {
+        "id": 47266,
+        "date": "2018-05-24",
+        "title": "Hosting",
+        "quantity": 3,
+        "unit": "months",
+        "unit_price": 29.0,
+        "currency": "EUR",
+        "billable": True,
+        "project": _PROJECT_REF,
+        **_STAMPS,
+    },
+}

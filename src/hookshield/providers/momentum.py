@@ -1,0 +1,331 @@
+"""Momentum / SparkPost: batches of event records, authenticated by token or HTTP auth.
+
+Rules (PROVIDERS.md, "Momentum / SparkPost"; seeds/004_902cffec63e822a9.txt):
+
+* No HMAC exists.  The credential is the (deprecated) ``X-MessageSystems-Webhook-Token``
+  header, HTTP Basic, or an OAuth2 Bearer token the receiver issued.
+* The body is a JSON array of up to 10,000 records ``{"msys": {"<class>": {...}}}``
+  (several MB), so parsing is one linear pass that makes one small event per record.
+* The validation POST sent when a webhook is created is ``[{"msys": {}}]`` and must get
+  a 200: it yields no events.
+* ``X-MessageSystems-Batch-ID`` names the batch (a batch seen before is acknowledged and
+  not dispatched again), and each record is also de-duplicated by its ``event_id``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .._errors import MalformedPayload
+from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._headers import Headers
+from .._json import FrozenObject
+from ._base import Provider
+
+__all__ = ["EVENT_CLASSES", "MomentumEvent", "MomentumProvider"]
+
+#: Each documented event class and its types (SparkPost's public event documentation).
+EVENT_CLASSES: dict[str, tuple[str, ...]] = {
+    "message_event": (
+        "injection",
+        "delivery",
+        "bounce",
+        "delay",
+        "policy_rejection",
+        "out_of_band",
+        "spam_complaint",
+        "sms_status",
+    ),
+    "track_event": ("click", "open", "initial_open", "amp_click", "amp_open", "amp_initial_open"),
+    "gen_event": ("generation_failure", "generation_rejection"),
+    "unsubscribe_event": ("list_unsubscribe", "link_unsubscribe"),
+    "relay_event": (
+        "relay_injection",
+        "relay_rejection",
+        "relay_delivery",
+        "relay_tempfail",
+        "relay_permfail",
+    ),
+}
+_CLASS_OF_TYPE = {t: c for c, types in EVENT_CLASSES.items() for t in types}
+BATCH_HEADER = "X-MessageSystems-Batch-ID"
+_MAX_BATCH_ID = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MomentumEvent(Event):
+    """One record of a Momentum batch; ``type`` is its ``type`` (``"click"``, ``"bounce"``)."""
+
+    event_class: str = ""
+
+    @property
+    def message_id(self) -> str | None:
+        """The message the event is about."""
+        return self._str("message_id")
+
+    @property
+    def transmission_id(self) -> str | None:
+        """The transmission the message was part of."""
+        return as_str(self._get("transmission_id"))
+
+    @property
+    def recipient(self) -> str | None:
+        """The recipient's address (``rcpt_to``)."""
+        return self._str("rcpt_to")
+
+    @property
+    def raw_recipient(self) -> str | None:
+        """The recipient's address as given at injection (``raw_rcpt_to``)."""
+        return self._str("raw_rcpt_to")
+
+    @property
+    def campaign_id(self) -> str | None:
+        """The campaign the message belongs to."""
+        return self._str("campaign_id")
+
+    @property
+    def template_id(self) -> str | None:
+        """The template the message was generated from."""
+        return self._str("template_id")
+
+    @property
+    def subject(self) -> str | None:
+        """The message's subject line."""
+        return self._str("subject")
+
+    @property
+    def friendly_from(self) -> str | None:
+        """The From address as shown to the recipient."""
+        return self._str("friendly_from")
+
+    @property
+    def sending_ip(self) -> str | None:
+        """The IP address the message was sent from."""
+        return self._str("sending_ip")
+
+    @property
+    def ip_address(self) -> str | None:
+        """The remote IP address (the recipient's MTA, or the clicker's address)."""
+        return self._str("ip_address")
+
+    @property
+    def bounce_class(self) -> int | None:
+        """The bounce classification code (``bounce``, ``out_of_band`` ...)."""
+        return as_int(self._get("bounce_class"))
+
+    @property
+    def reason(self) -> str | None:
+        """The canonicalised reason of a bounce, delay or rejection."""
+        return self._str("reason")
+
+    @property
+    def raw_reason(self) -> str | None:
+        """The reason as the remote server gave it."""
+        return self._str("raw_reason")
+
+    @property
+    def error_code(self) -> str | None:
+        """The SMTP error code of a bounce, delay or rejection."""
+        return as_str(self._get("error_code"))
+
+    @property
+    def num_retries(self) -> int | None:
+        """How many delivery attempts preceded this one."""
+        return as_int(self._get("num_retries"))
+
+    @property
+    def target_link_url(self) -> str | None:
+        """The URL of a clicked link."""
+        return self._str("target_link_url")
+
+    @property
+    def target_link_name(self) -> str | None:
+        """The name of a clicked link."""
+        return self._str("target_link_name")
+
+    @property
+    def user_agent(self) -> str | None:
+        """The user agent of an open or click."""
+        return self._str("user_agent")
+
+    @property
+    def customer_id(self) -> str | None:
+        """The account the event belongs to."""
+        return as_str(self._get("customer_id"))
+
+    @property
+    def injection_time(self) -> datetime | None:
+        """When the message was injected (ISO 8601)."""
+        return from_iso(self._get("injection_time"))
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The recipient's tags (``rcpt_tags``)."""
+        tags = self._get("rcpt_tags")
+        return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+
+    @property
+    def metadata(self) -> FrozenObject:
+        """The recipient's metadata (``rcpt_meta``), empty where there is none."""
+        meta = self._get("rcpt_meta")
+        return FrozenObject(meta if isinstance(meta, dict) else {})
+
+
+class MomentumProvider(Provider):
+    """Momentum's (and SparkPost's) event webhooks."""
+
+    name = "momentum"
+    title = "Momentum"
+    event_class = MomentumEvent
+    event_types = tuple(_CLASS_OF_TYPE)
+    accepts = frozenset({"token", "basic_auth", "bearer_token"})
+    can_be_unsigned = True
+    dedupe_events = True
+    default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """One event per record; none for the validation batch ``[{"msys": {}}]``."""
+        payload = self.payload(body, headers)
+        if not isinstance(payload, list):
+            raise MalformedPayload("a Momentum batch is a JSON array of {'msys': {...}} records")
+        events: list[Event] = []
+        append = events.append
+        name = self.name
+        for number, record in enumerate(payload):
+            msys = record.get("msys") if isinstance(record, dict) else None
+            if not isinstance(msys, dict):
+                raise MalformedPayload(
+                    f"record {number} of the Momentum batch is not of the form {{'msys': {{...}}}}"
+                )
+            for event_class, data in msys.items():
+                if not isinstance(data, dict):
+                    raise MalformedPayload(
+                        f"record {number} of the Momentum batch: {event_class!r} is not an object"
+                    )
+                kind = data.get("type")
+                append(
+                    MomentumEvent(
+                        provider=name,
+                        type=kind if isinstance(kind, str) and kind else event_class,
+                        id=as_str(data.get("event_id")),
+                        timestamp=from_unix(as_float(data.get("timestamp"))),
+                        data=FrozenObject(data),
+                        event_class=event_class,
+                    )
+                )
+        batch_id = headers.get(BATCH_HEADER)
+        if batch_id and batch_id.strip() and len(batch_id) <= _MAX_BATCH_ID:
+            delivery_id = "batch:" + batch_id.strip()
+        else:
+            delivery_id = self.delivery_id(body, signature)
+        return Delivery(
+            provider=name, id=delivery_id, events=tuple(events), headers=headers, body=body
+        )
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """Momentum's headers with the configured credential (token, Basic or Bearer)."""
+        headers = {
+            "Content-Type": "application/json",
+            BATCH_HEADER: str(options.get("batch_id") or uuid.uuid4()),
+        }
+        token = options.get("token")
+        if token is not None:
+            headers[self.default_token_header or ""] = _first(token)
+        basic = options.get("basic_auth")
+        if basic is not None:
+            user, password = basic
+            pair = f"{user}:{password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        bearer = options.get("bearer_token")
+        if bearer is not None:
+            headers["Authorization"] = "Bearer " + _first(bearer)
+        return headers
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """A one-record batch in SparkPost's documented record shape."""
+        return json.dumps([self.sample_record(event_type, overrides)]).encode("utf-8")
+
+    def sample_record(
+        self, event_type: str, overrides: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One ``{"msys": {...}}`` record of ``event_type``."""
+        event_class = _CLASS_OF_TYPE.get(event_type, "message_event")
+        data: dict[str, Any] = dict(_COMMON)
+        data.update(_BY_CLASS.get(event_class, {}))
+        data.update(_BY_TYPE.get(event_type, {}))
+        data["type"] = event_type
+        data["event_id"] = str(random.getrandbits(63))
+        data["timestamp"] = str(int(time.time()))
+        if overrides:
+            data.update(overrides)
+        return {"msys": {event_class: data}}
+
+
+def _first(value: Any) -> str:
+    return value if isinstance(value, str) else str(next(iter(value)))
+
+
+_COMMON: dict[str, Any] = {
+    "customer_id": "1",
+    "message_id": "000443ee14578172be22",
+    "transmission_id": "65832150921904138",
+    "campaign_id": "Example Campaign Name",
+    "template_id": "templ-1234",
+    "template_version": "1",
+    "rcpt_to": "recipient@example.com",
+    "raw_rcpt_to": "recipient@example.com",
+    "rcpt_tags": ["male", "US"],
+    "rcpt_meta": {"customKey": "customValue"},
+    "friendly_from": "sender@example.com",
+    "subject": "Summer deals are here!",
+    "ip_pool": "Example-Ip-Pool",
+    "injection_time": "2016-04-19T21:34:24.000Z",
+}
+_BY_CLASS: dict[str, dict[str, Any]] = {
+    "message_event": {
+        "msg_from": "sender@example.com",
+        "msg_size": "1337",
+        "routing_domain": "example.com",
+        "sending_ip": "127.0.0.1",
+    },
+    "track_event": {
+        "ip_address": "127.0.0.1",
+        "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.77.4",
+        "geo_ip": {"country": "US", "region": "MD", "city": "Columbia"},
+    },
+    "gen_event": {"reason": "Error while rendering part html: substitution error"},
+    "unsubscribe_event": {"mailfrom": "recipient@example.com"},
+    "relay_event": {
+        "relay_id": "SAMPLE-RELAY-ID",
+        "origination": "recipient@example.com",
+        "msg_from": "sender@example.com",
+    },
+}
+_BY_TYPE: dict[str, dict[str, Any]] = {
+    "bounce": {
+        "bounce_class": "10",
+        "error_code": "554",
+        "reason": "000 Example Remote MTA Bounce Message",
+        "raw_reason": "000 Example Remote MTA Bounce Message",
+    },
+    "delay": {
+        "bounce_class": "21",
+        "error_code": "421",
+        "num_retries": "1",
+        "reason": "000 Example Remote MTA Delay Message",
+    },
+    "policy_rejection": {"error_code": "554", "reason": "550 5.7.1 Unconfigured Sending Domain"},
+    "out_of_band": {"bounce_class": "10", "error_code": "550", "reason": "550 5.0.0 <...>"},
+    "click": {"target_link_url": "https://example.com", "target_link_name": "Example Link"},
+    "amp_click": {"target_link_url": "https://example.com", "target_link_name": "Example Link"},
+    "relay_tempfail": {"error_code": "421", "reason": "421 Example Tempfail"},
+    "relay_permfail": {"error_code": "550", "reason": "550 Example Permfail"},
+}

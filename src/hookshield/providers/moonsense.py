@@ -1,0 +1,249 @@
+"""Moonsense: ``X-Moonsense-Signature-256`` is the hex HMAC-SHA256 of the raw body.
+
+Rules (PROVIDERS.md, "Moonsense"; seeds/000_d548982f7c79bba6.txt):
+
+* Lower-case hex, no ``sha256=`` prefix, keyed with the secret's UTF-8 bytes, sent only
+  when a secret is set at Moonsense: without one the sender cannot sign, which is why
+  an unsigned Moonsense handler is allowed (with ``allow_unsigned=True``).
+* The body is JSON, or a form whose ``payload`` field holds the JSON.  The page does
+  not say which bytes are signed in the form case, so both readings are accepted: the
+  raw body first, then the decoded ``payload`` value.
+* ``event_type`` may be the enum number (1 Session Created, 2 Bundle Received,
+  3 Chunk Persisted, 4 Session Inactive) or its protobuf enum name; 64-bit integers may
+  come as strings.  ``X-Moonsense-Delivery`` and ``X-Moonsense-Event`` are unsigned.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .._auth import hmac_hex, normalize_secrets
+from .._errors import MalformedPayload, WebhookError
+from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
+from .._headers import Headers
+from .._json import FrozenArray, FrozenObject, freeze
+from ._base import FORM_TYPE, Provider, form_field, media_type
+
+__all__ = ["MoonsenseEvent", "MoonsenseProvider"]
+
+EVENT_CODES = {
+    1: "session.created",
+    2: "bundle.received",
+    3: "chunk.persisted",
+    4: "session.inactive",
+}
+_EVENT_NAMES = {name.replace(".", "_"): name for name in EVENT_CODES.values()}
+_CODES_BY_NAME = {name: code for code, name in EVENT_CODES.items()}
+
+
+def event_type_name(value: Any) -> str | None:
+    """The dotted name for an ``event_type`` given as a number, numeric text or enum name."""
+    code = as_int(value)
+    if code is not None:
+        return EVENT_CODES.get(code, f"event_type.{code}")
+    if not isinstance(value, str) or not value.strip() or len(value) > 128:
+        return None
+    key = value.strip().lower().replace(" ", "_").replace("-", "_").replace(".", "_")
+    key = key.removeprefix("event_type_")
+    return _EVENT_NAMES.get(key, key.replace("_", ".", 1) if "_" in key else key)
+
+
+class MoonsenseEvent(Event):
+    """A Moonsense session event; the bundle, when there is one, under :attr:`bundle`."""
+
+    __slots__ = ()
+
+    @property
+    def project_id(self) -> str | None:
+        """The project the app sending the data belongs to."""
+        return as_str(self._get("project_id"))
+
+    @property
+    def app_id(self) -> str | None:
+        """The app that sent the data."""
+        return as_str(self._get("app_id"))
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the data belongs to."""
+        return as_str(self._get("session_id"))
+
+    @property
+    def journey_id(self) -> str | None:
+        """The journey the session belongs to."""
+        return as_str(self._get("journey_id"))
+
+    @property
+    def client_session_group_id(self) -> str | None:
+        """The client session group (deprecated by Moonsense)."""
+        return as_str(self._get("client_session_group_id"))
+
+    @property
+    def session_labels(self) -> tuple[Any, ...]:
+        """The labels attached to the session."""
+        labels = self._get("session_labels")
+        return tuple(freeze(label) for label in labels) if isinstance(labels, list) else ()
+
+    @property
+    def event_code(self) -> int | None:
+        """The numeric event type (1 to 4), whichever form the sender used."""
+        raw = self._get("event_type")
+        code = as_int(raw)
+        if code is not None:
+            return code
+        name = event_type_name(raw)
+        return None if name is None else _CODES_BY_NAME.get(name)
+
+    @property
+    def bundle(self) -> FrozenObject | None:
+        """The bundle wrapper of a ``bundle.received`` event (``bundle.bundle`` is the data)."""
+        value = self._get("bundle")
+        return FrozenObject(value) if isinstance(value, dict) else None
+
+    @property
+    def credential_id(self) -> str | None:
+        """The credential that sent the bundle."""
+        return as_str(self._bundle_field("credential_id"))
+
+    @property
+    def server_time_raw(self) -> int | None:
+        """``bundle.server_time_millis`` as sent (its example holds microseconds)."""
+        return as_int(self._bundle_field("server_time_millis"))
+
+    @property
+    def server_time(self) -> datetime | None:
+        """When Moonsense received the bundle, read by magnitude (s, ms or µs)."""
+        return from_epoch_by_magnitude(self.server_time_raw)
+
+    @property
+    def client_time(self) -> datetime | None:
+        """``bundle.bundle.client_time.wall_time_millis``: the device's clock."""
+        inner = self._bundle_field("bundle")
+        client = inner.get("client_time") if isinstance(inner, dict) else None
+        wall = client.get("wall_time_millis") if isinstance(client, dict) else None
+        return from_epoch_by_magnitude(as_int(wall))
+
+    @property
+    def bundle_index(self) -> int | None:
+        """The bundle's sequence number within the session."""
+        inner = self._bundle_field("bundle")
+        return as_int(inner.get("index")) if isinstance(inner, dict) else None
+
+    def bundle_data(self, kind: str) -> FrozenArray:
+        """One list of the bundle's data points: ``"pointer_data"``, ``"text_change_data"``..."""
+        inner = self._bundle_field("bundle")
+        value = inner.get(kind) if isinstance(inner, dict) else None
+        return FrozenArray(value) if isinstance(value, list) else FrozenArray()
+
+    def _bundle_field(self, key: str) -> Any:
+        bundle = self._get("bundle")
+        return bundle.get(key) if isinstance(bundle, dict) else None
+
+
+class MoonsenseProvider(Provider):
+    """Moonsense Cloud's webhooks."""
+
+    name = "moonsense"
+    title = "Moonsense"
+    event_class = MoonsenseEvent
+    event_types = tuple(EVENT_CODES.values())
+    accepts = frozenset({"secret"})
+    can_be_unsigned = True
+    accepts_form = True
+    signature_header = "X-Moonsense-Signature-256"
+
+    def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
+        """The raw body, and for a form post also its decoded ``payload`` field."""
+        try:
+            if media_type(headers) == FORM_TYPE:
+                return (body, form_field(body, "payload", sender=self.title))
+        except WebhookError:
+            # Unreadable as a form: only the raw body can have been signed.  Being
+            # unauthenticated, it is rejected as such, not as a bad form.
+            pass
+        return (body,)
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """One event from the session payload."""
+        payload = self.payload(body, headers)
+        if not isinstance(payload, dict):
+            raise MalformedPayload("a Moonsense payload is a JSON object")
+        kind = event_type_name(payload.get("event_type"))
+        if kind is None:
+            # The signed body is authoritative; the unsigned header only fills a gap.
+            kind = event_type_name(headers.get("x-moonsense-event")) or "unknown"
+        data = FrozenObject(payload)
+        event = MoonsenseEvent(provider=self.name, type=kind, data=data)
+        timestamp = event.server_time
+        if timestamp is not None:
+            event = MoonsenseEvent(provider=self.name, type=kind, timestamp=timestamp, data=data)
+        return Delivery(
+            provider=self.name,
+            id=self.delivery_id(body, signature),
+            events=(event,),
+            headers=headers,
+            body=body,
+        )
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """Moonsense's headers; the signature only when a secret is given, as Moonsense does."""
+        event = str(options.get("event") or "bundle.received")
+        content_type = str(options.get("content_type") or "application/json")
+        headers = {
+            "Content-Type": content_type,
+            "X-Moonsense-Delivery": str(uuid.uuid4()),
+            "X-Moonsense-Event": event,
+        }
+        secret = options.get("secret")
+        if secret is not None:
+            (key, *_) = normalize_secrets(secret, name="secret")
+            headers["X-Moonsense-Signature-256"] = hmac_hex(key, body)
+        return headers
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """A payload in the shape of the page's example."""
+        code = _CODES_BY_NAME.get(event_type, 2)
+        payload: dict[str, Any] = {
+            "project_id": "YsPHHmXUbyGzazfFvhABpf",
+            "app_id": "Wyk48mvsheCX4rg5d954tj",
+            "session_id": "XrwfjYoiUisvBMPLZvD2bh",
+            "client_session_group_id": "",
+            "session_labels": [],
+            "journey_id": "jrn_" + uuid.uuid4().hex[:16],
+            "event_type": code,
+        }
+        if code == 2:
+            payload["bundle"] = {
+                "bundle": {
+                    "client_time": {
+                        "wall_time_millis": 1639623766810,
+                        "timer_millis": 6319,
+                        "timer_realtime_millis": 6319,
+                    },
+                    "pointer_data": [{"determined_at": 6190, "type": 2, "x": 312.5, "y": 488.0}],
+                    "index": 1,
+                    "text_change_data": [
+                        {"determined_at": 6201, "target": {"target_id": "email"}, "length": 7}
+                    ],
+                    "focus_change_data": [
+                        {
+                            "determined_at": 6197,
+                            "type": 1,
+                            "target": {
+                                "target_id": "73d501c9-bde6-46aa-9913-a06897c422b1",
+                                "target_type": "range",
+                            },
+                        }
+                    ],
+                },
+                "app_id": "Wyk48mvsheCX4rg5d954tj",
+                "credential_id": "a7RZotQQqYn7wbpei2hAhV",
+                "session_id": "XrwfjYoiUisvBMPLZvD2bh",
+                "server_time_millis": 1639623767326671,
+            }
+        payload.update(overrides)
+        return json.dumps(payload).encode("utf-8")

@@ -1,0 +1,355 @@
+"""Petal Metrics: EEG stream messages from Muse headbands, posted unsigned to ``/``.
+
+Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
+
+* Petal does not sign.  Its newer app adds custom headers, so a shared token in a
+  header of the user's choosing (``token=``, ``token_header=``), a Basic or a Bearer
+  credential authenticates it; otherwise ``allow_unsigned=True`` and an IP allow-list.
+* The page prints payloads with Python quotes; the wire form is JSON.  A body is never
+  evaluated as Python.
+* A message is ``{"type", "action": {"value", "time"}, "data": {...}}``; newer apps
+  send ``{"timestamp", "device_id", "batch": [{"type", "timestamp", "data"}]}``.
+* Any numeric reading may be the string ``"bad_data"``, read as :data:`BAD_DATA`.
+* Channels 1 to 4 are the TP9, AF7, AF8 and TP10 electrodes.  In the flat ``metrics``
+  array (22 values) the order is blink, eye, artifact ch1..ch4, then alpha, beta,
+  theta, delta for each of ch1..ch4: Petal's OSC page gives it, the webhook page does
+  not confirm it, and ``metricsJson``'s ``"0"``..``"3"`` bands are read the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from .._errors import MalformedPayload
+from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._headers import Headers
+from .._json import FrozenObject
+from ._base import Provider
+
+__all__ = [
+    "BAD_DATA",
+    "CHANNELS",
+    "CHANNEL_NAMES",
+    "BadData",
+    "BandPower",
+    "PetalEvent",
+    "PetalProvider",
+    "Reading",
+]
+
+CHANNELS: Final = ("ch1", "ch2", "ch3", "ch4")
+#: The electrode behind each channel.
+CHANNEL_NAMES: Final = {"ch1": "TP9", "ch2": "AF7", "ch3": "AF8", "ch4": "TP10"}
+_BANDS_ORDER = ("alpha", "beta", "theta", "delta")  # order in the flat metrics array
+
+
+class BadData:
+    """The type of :data:`BAD_DATA`: Petal's ``"bad_data"`` in place of a reading."""
+
+    __slots__ = ()
+    _instance: BadData | None = None
+
+    def __new__(cls) -> BadData:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "BAD_DATA"
+
+    def __bool__(self) -> bool:
+        # Neither true nor false: a bad signal must not pass for a reading of 0 or 1.
+        raise TypeError("BAD_DATA has no truth value; test it with `value is BAD_DATA`")
+
+    def __reduce__(self) -> str:
+        return "BAD_DATA"
+
+
+#: Petal's ``"bad_data"``: the headband had no usable signal for this reading.
+BAD_DATA: Final = BadData()
+
+Reading = float | BadData
+
+
+def reading(value: Any) -> Reading | None:
+    """A numeric reading, :data:`BAD_DATA`, or ``None`` when absent or not a number."""
+    if value == "bad_data":
+        return BAD_DATA
+    return as_float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class BandPower:
+    """The four band powers of one channel."""
+
+    delta: Reading | None
+    theta: Reading | None
+    alpha: Reading | None
+    beta: Reading | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PetalEvent(Event):
+    """One EEG stream message; ``type`` is Petal's (``"blink"``, ``"bandpower"``, ...).
+
+    ``id`` is the stream's message counter (``data.id``), which restarts with the
+    stream: it orders messages, it does not identify them across streams.
+    """
+
+    device_id: str | None = None
+    action: FrozenObject | None = None
+
+    @property
+    def action_value(self) -> Any:
+        """``action.value``: the reading in the shape Petal's LSL stream gives it."""
+        return None if self.action is None else self.action.get("value")
+
+    @property
+    def action_time(self) -> float | None:
+        """``action.time``: the LSL time of the reading."""
+        return None if self.action is None else as_float(self.action._raw.get("time"))
+
+    @property
+    def lsl_ts(self) -> float | None:
+        """The reading's LSL timestamp."""
+        return as_float(self._get("lsl_ts"))
+
+    @property
+    def unix_ts(self) -> float | None:
+        """The reading's Unix timestamp in seconds."""
+        return as_float(self._get("unix_ts"))
+
+    @property
+    def last_eeg_id(self) -> int | None:
+        """The id of the last EEG sample the reading is computed from."""
+        return as_int(self._get("last_eeg_id"))
+
+    @property
+    def blink(self) -> Reading | None:
+        """1.0 if a blink was detected, 0.0 if not (``blink``, ``metrics*`` messages)."""
+        return self._metric("blink", 0)
+
+    @property
+    def eye(self) -> Reading | None:
+        """The eye-movement reading (``eye``, ``metrics*`` messages)."""
+        return self._metric("eye", 1)
+
+    @property
+    def artifacts(self) -> dict[str, bool | BadData] | None:
+        """Per channel, ``True`` where an artifact (bad contact, movement) was detected."""
+        raw = self.data._raw
+        if self.type == "artifact-detect":
+            channels = raw.get("artifact_detect")
+            if not isinstance(channels, dict):
+                return None
+            return {ch: _artifact(channels.get(ch), good=1) for ch in CHANNELS}
+        if self.type == "metrics":
+            values = self._metrics_array()
+            if values is None:
+                return None
+            return {ch: _artifact(values[2 + i], good=1) for i, ch in enumerate(CHANNELS)}
+        if self.type == "metricsJson":
+            metrics = raw.get("metrics")
+            channels = metrics.get("artifact_detect") if isinstance(metrics, dict) else None
+            if not isinstance(channels, dict):
+                return None
+            return {
+                ch: _artifact(channels.get(f"channel{i + 1}"), good="good")
+                for i, ch in enumerate(CHANNELS)
+            }
+        return None
+
+    @property
+    def bandpower(self) -> dict[str, BandPower] | None:
+        """Per channel, the delta, theta, alpha and beta band powers."""
+        raw = self.data._raw
+        if self.type == "bandpower":
+            channels = raw.get("bandpower")
+            if not isinstance(channels, dict):
+                return None
+            return {ch: _bands(channels.get(ch)) for ch in CHANNELS}
+        if self.type == "metrics":
+            values = self._metrics_array()
+            if values is None:
+                return None
+            result = {}
+            for i, ch in enumerate(CHANNELS):
+                start = 6 + 4 * i
+                result[ch] = _bands(dict(zip(_BANDS_ORDER, values[start : start + 4], strict=True)))
+            return result
+        if self.type == "metricsJson":
+            metrics = raw.get("metrics")
+            channels = metrics.get("bandpower") if isinstance(metrics, dict) else None
+            if not isinstance(channels, dict):
+                return None
+            result = {}
+            for i, ch in enumerate(CHANNELS):
+                bands = channels.get(f"channel{i + 1}")
+                if isinstance(bands, dict):
+                    bands = {name: bands.get(str(n)) for n, name in enumerate(_BANDS_ORDER)}
+                result[ch] = _bands(bands)
+            return result
+        return None
+
+    def _metric(self, name: str, index: int) -> Reading | None:
+        raw = self.data._raw
+        if self.type == name:
+            inner = raw.get(name)
+            return reading(inner.get(name)) if isinstance(inner, dict) else reading(inner)
+        if self.type == "metrics":
+            values = self._metrics_array()
+            return None if values is None else reading(values[index])
+        if self.type == "metricsJson":
+            metrics = raw.get("metrics")
+            inner = metrics.get(name) if isinstance(metrics, dict) else None
+            return reading(inner.get(name)) if isinstance(inner, dict) else None
+        return None
+
+    def _metrics_array(self) -> list[Any] | None:
+        values = self.data._raw.get("metrics")
+        if not isinstance(values, list) or len(values) < 22:
+            return None
+        return values
+
+
+def _artifact(value: Any, *, good: object) -> bool | BadData:
+    if value == "bad_data":
+        return BAD_DATA
+    return bool(value != good)
+
+
+def _bands(value: Any) -> BandPower:
+    if not isinstance(value, dict):
+        return BandPower(None, None, None, None)
+    return BandPower(
+        delta=reading(value.get("delta")),
+        theta=reading(value.get("theta")),
+        alpha=reading(value.get("alpha")),
+        beta=reading(value.get("beta")),
+    )
+
+
+class PetalProvider(Provider):
+    """Petal Metrics' EEG stream webhooks."""
+
+    name = "petal"
+    title = "Petal Metrics"
+    event_class = PetalEvent
+    event_types = ("blink", "eye", "bandpower", "artifact-detect", "metricsJson", "metrics")
+    accepts = frozenset({"token", "basic_auth", "bearer_token"})
+    can_be_unsigned = True
+    accepts_form = True
+    default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """One event per message; several for a batch."""
+        payload = self.payload(body, headers)
+        if not isinstance(payload, dict):
+            raise MalformedPayload("a Petal Metrics message is a JSON object")
+        batch = payload.get("batch")
+        if isinstance(batch, list):
+            device = as_str(payload.get("device_id"))
+            events = tuple(self._event(item, device) for item in batch)
+        else:
+            events = (self._event(payload, None),)
+        return Delivery(
+            provider=self.name,
+            id=self.delivery_id(body, signature),
+            events=events,
+            headers=headers,
+            body=body,
+        )
+
+    def _event(self, message: Any, device_id: str | None) -> PetalEvent:
+        if not isinstance(message, dict):
+            raise MalformedPayload("each Petal Metrics message is a JSON object")
+        kind = message.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise MalformedPayload("a Petal Metrics message has a string 'type'")
+        data = message.get("data")
+        data = data if isinstance(data, dict) else {}
+        action = message.get("action")
+        return PetalEvent(
+            provider=self.name,
+            type=kind,
+            id=as_str(data.get("id")),
+            timestamp=_timestamp(message.get("timestamp"), data.get("unix_ts")),
+            data=FrozenObject(data),
+            device_id=device_id,
+            action=FrozenObject(action) if isinstance(action, dict) else None,
+        )
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """Petal's headers, with the shared credential the user configured in its app."""
+        headers = {"Content-Type": str(options.get("content_type") or "application/json")}
+        token = options.get("token")
+        if token is not None:
+            header = str(options.get("token_header") or self.default_token_header)
+            headers[header] = token if isinstance(token, str) else str(token[0])
+        return headers
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """A message in the page's shape, as JSON on the wire."""
+        action_value, own = _SAMPLES.get(event_type, (0, {}))
+        data: dict[str, Any] = {**own, **_STREAM_FIELDS}
+        data.update(overrides)
+        message = {
+            "type": event_type,
+            "action": {"value": action_value, "time": 1214.697467542195},
+            "data": data,
+        }
+        return json.dumps(message).encode("utf-8")
+
+
+def _timestamp(explicit: Any, unix_ts: Any) -> datetime | None:
+    if explicit is not None:
+        seconds = as_float(explicit)
+        return from_unix(seconds) if seconds is not None else from_iso(explicit)
+    return from_unix(as_float(unix_ts))
+
+
+_STREAM_FIELDS = {
+    "id": 21,
+    "lsl_ts": 1214.697467542195,
+    "unix_ts": 1633343930.865,
+    "lsl_eeg_fill_ts": 1214.7459047,
+    "lsl_api_call_ts": 1257.6010982,
+    "lsl_api_recv_ts": 1257.7840578,
+    "last_eeg_id": 2895,
+}
+_BANDS = {
+    ch: {"delta": 0.51 + i, "theta": 0.42 + i, "alpha": 0.93 + i, "beta": 0.27 + i}
+    for i, ch in enumerate(CHANNELS)
+}
+_METRICS: list[Any] = [0, 0, 1, 1, 0, 1]
+for _ch in CHANNELS:
+    _METRICS += [_BANDS[_ch][band] for band in _BANDS_ORDER]
+_METRICS[-4:] = ["bad_data"] * 4  # Petal's own example is full of bad_data
+_METRICS_JSON = {
+    "artifact_detect": {
+        f"channel{i + 1}": "good" if v == 1 else "artifact" for i, v in enumerate(_METRICS[2:6])
+    },
+    "bandpower": {
+        f"channel{i + 1}": {str(n): _METRICS[6 + 4 * i + n] for n in range(4)} for i in range(4)
+    },
+    "blink": {"blink": 0},
+    "eye": {"eye": 0},
+}
+_SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "blink": (1, {"blink": {"blink": 1}}),
+    "eye": (0, {"eye": {"eye": 0}}),
+    "bandpower": (
+        [v for ch in CHANNELS for v in _BANDS[ch].values()],
+        {"bandpower": _BANDS},
+    ),
+    "artifact-detect": (
+        [1, 1, 0, 1],
+        {"artifact_detect": dict(zip(CHANNELS, [1, 1, 0, 1], strict=True))},
+    ),
+    "metricsJson": (_METRICS_JSON, {"metrics": _METRICS_JSON}),
+    "metrics": (_METRICS, {"metrics": _METRICS}),
+}

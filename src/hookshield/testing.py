@@ -1,0 +1,141 @@
+"""Build signed deliveries exactly as the real senders do, to test your own receiver.
+
+>>> from hookshield import WebhookHandler
+>>> from hookshield.testing import sample_delivery
+>>> handler = WebhookHandler("mindpeeker", secret="whsec")
+>>> body, headers = sample_delivery("mindpeeker", "session.completed", secret="whsec")
+>>> handler.verify(body, headers).events[0].type
+'session.completed'
+
+:func:`sign` gives the headers for a body you wrote; :func:`sample_body` a realistic
+body of any documented event type; :func:`sample_delivery` both.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ._auth import SecretLike
+from .providers import PROVIDERS, get_provider
+from .providers.momentum import MomentumProvider
+
+__all__ = [
+    "SampleDelivery",
+    "event_types",
+    "providers",
+    "sample_batch",
+    "sample_body",
+    "sample_delivery",
+    "sign",
+]
+
+
+class SampleDelivery(NamedTuple):
+    """A body and the headers to send it with; unpacks as ``body, headers``."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def providers() -> tuple[str, ...]:
+    """The names of every sender hookshield knows."""
+    return tuple(PROVIDERS)
+
+
+def event_types(provider: str) -> tuple[str, ...]:
+    """Every documented event type of ``provider``."""
+    return get_provider(provider).event_types
+
+
+def sign(
+    provider: str,
+    body: bytes,
+    *,
+    secret: SecretLike | None = None,
+    token: SecretLike | None = None,
+    token_header: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    bearer_token: SecretLike | None = None,
+    event: str | None = None,
+    content_type: str | None = None,
+    **options: Any,
+) -> dict[str, str]:
+    """The headers the real ``provider`` sends with ``body``.
+
+    Pass the credential the sender is configured with (``secret`` for Moonsense, MOCO
+    and MindPeeker; ``token``, ``basic_auth`` or ``bearer_token`` for Momentum and
+    Petal).  ``event`` names the event for senders that put it in a header (MOCO's
+    ``"activity.create"``, Moonsense's ``X-Moonsense-Event``).  Other options:
+    MOCO's ``timestamp`` (ms), ``user_id``, ``account_url``; Momentum's ``batch_id``.
+    """
+    sender = get_provider(provider)
+    if not isinstance(body, bytes):
+        raise TypeError("sign() takes the body as bytes, exactly as it will be sent")
+    if "secret" in sender.accepts and secret is None and not sender.can_be_unsigned:
+        raise ValueError(f"{sender.title} signs every delivery: pass secret=")
+    return sender.sign(
+        body,
+        secret=secret,
+        token=token,
+        token_header=token_header,
+        basic_auth=basic_auth,
+        bearer_token=bearer_token,
+        event=event,
+        content_type=content_type,
+        **options,
+    )
+
+
+def sample_body(
+    provider: str,
+    event_type: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    content_type: str | None = None,
+) -> bytes:
+    """A realistic body of ``event_type``, with ``data`` merged into the event's data.
+
+    With ``content_type="application/x-www-form-urlencoded"`` (Moonsense, Petal) the
+    JSON is put in the form's ``payload`` field, as those senders do.
+    """
+    sender = get_provider(provider)
+    body = sender.sample(event_type, data or {})
+    if content_type == "application/x-www-form-urlencoded":
+        if not sender.accepts_form:
+            raise ValueError(f"{sender.title} does not send form-encoded bodies")
+        body = urllib.parse.urlencode({"payload": body.decode("utf-8")}).encode("ascii")
+    return body
+
+
+def sample_batch(
+    event_types: Sequence[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> bytes:
+    """A Momentum batch with one record per entry of ``event_types``."""
+    sender = PROVIDERS["momentum"]
+    if not isinstance(sender, MomentumProvider):  # pragma: no cover - registry invariant
+        raise TypeError("the momentum provider is not Momentum's")
+    records = [sender.sample_record(kind, overrides) for kind in event_types]
+    return json.dumps(records).encode("utf-8")
+
+
+def sample_delivery(
+    provider: str,
+    event_type: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    content_type: str | None = None,
+    **credentials: Any,
+) -> SampleDelivery:
+    """A realistic, signed delivery of ``event_type``: ``body, headers = sample_delivery(...)``.
+
+    ``credentials`` are those :func:`sign` takes (``secret=``, ``token=``, ...).
+    """
+    body = sample_body(provider, event_type, data, content_type=content_type)
+    credentials.setdefault("event", event_type)
+    headers = sign(provider, body, content_type=content_type, **credentials)
+    return SampleDelivery(body, headers)
