@@ -120,12 +120,14 @@ def check_hex_hmac(
     returns the verified lower-case hex digest.
     """
     received = value.strip().encode("utf-8", "replace").lower()
-    signature = received[len(prefix) :] if prefix and received.startswith(prefix) else received
     for message in messages:
         for key in keys:
-            expected = hmac.digest(key, message, "sha256").hex().encode("ascii")
-            if hmac.compare_digest(expected, signature):
-                return expected.decode("ascii")
+            expected = hmac.digest(key, message, "sha256").hex()
+            # The whole header value, prefix included, is compared: no early return
+            # on the prefix ahead of the constant-time compare.
+            if hmac.compare_digest(prefix + expected.encode("ascii"), received):
+                return expected
+    signature = received[len(prefix) :] if received.startswith(prefix) else received
     # Only now, after the constant-time compares, judge the form of what was sent.
     hex_length = 2 * digest_size
     shown_prefix = prefix.decode("ascii")

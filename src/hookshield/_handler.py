@@ -54,6 +54,8 @@ class _Default:
 
 _DEFAULT: Final = _Default()
 BasicAuth = tuple[str, str] | Sequence[tuple[str, str]]
+#: The raw request body; bytearray and memoryview are copied to bytes.
+Body = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,13 +249,13 @@ class WebhookHandler:
 
     # -- receiving ---------------------------------------------------------------
 
-    def authenticate(self, body: bytes, headers: HeadersLike) -> None:
+    def authenticate(self, body: Body, headers: HeadersLike) -> None:
         """Check only the size and credentials of a delivery; raise a WebhookError if bad."""
         body = _as_bytes(body)
         self._check_size(body)
         self._provider.authenticate(body, _as_headers(headers), self._credentials)
 
-    def verify(self, body: bytes, headers: HeadersLike) -> Delivery:
+    def verify(self, body: Body, headers: HeadersLike) -> Delivery:
         """Authenticate ``body`` (the raw request body) and parse it into a Delivery.
 
         Raises a :class:`~hookshield.WebhookError` subclass, whose ``status`` is the
@@ -265,7 +267,7 @@ class WebhookHandler:
         signature = self._provider.authenticate(body, headers, self._credentials)
         return self._provider.parse(body, headers, signature)
 
-    def accept(self, body: bytes, headers: HeadersLike) -> Outcome:
+    def accept(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify and de-duplicate, without dispatching; never raises a WebhookError.
 
         A 200 outcome's ``pending`` events are to be passed to :meth:`finish` (or
@@ -308,11 +310,11 @@ class WebhookHandler:
                 calls += 1
         return self._done(outcome, calls)
 
-    def handle(self, body: bytes, headers: HeadersLike) -> Outcome:
+    def handle(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify, de-duplicate and dispatch one delivery; never raises a WebhookError."""
         return self.finish(self.accept(body, headers))
 
-    async def handle_async(self, body: bytes, headers: HeadersLike) -> Outcome:
+    async def handle_async(self, body: Body, headers: HeadersLike) -> Outcome:
         """:meth:`handle` for async code: async handlers are awaited on the running loop."""
         return await self.finish_async(self.accept(body, headers))
 

@@ -120,7 +120,7 @@ def sample_batch(
     if not isinstance(sender, MomentumProvider):  # pragma: no cover - registry invariant
         raise TypeError("the momentum provider is not Momentum's")
     records = [sender.sample_record(kind, overrides) for kind in event_types]
-    return json.dumps(records).encode("utf-8")
+    return json.dumps(records, allow_nan=False).encode("utf-8")
 
 
 def sample_delivery(

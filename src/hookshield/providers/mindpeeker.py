@@ -275,7 +275,7 @@ class MindPeekerProvider(Provider):
             "livemode": False,
             "pending_webhooks": 0,
         }
-        return json.dumps(envelope).encode("utf-8")
+        return json.dumps(envelope, allow_nan=False).encode("utf-8")
 
 
 _SESSION = {"session_id": "sess_123456789", "type": "remote_viewing", "status": "pending"}

@@ -111,7 +111,7 @@ class MocoProvider(Provider):
         target = event_type.partition(".")[0]
         entity = dict(_SAMPLE_ENTITIES.get(target, {"id": 1000001}))
         entity.update(overrides)
-        return json.dumps(entity).encode("utf-8")
+        return json.dumps(entity, allow_nan=False).encode("utf-8")
 
 
 _TITLES = {t.lower(): t for t in TARGETS}

@@ -251,7 +251,9 @@ class MomentumProvider(Provider):
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
         """A one-record batch in SparkPost's documented record shape."""
-        return json.dumps([self.sample_record(event_type, overrides)]).encode("utf-8")
+        return json.dumps([self.sample_record(event_type, overrides)], allow_nan=False).encode(
+            "utf-8"
+        )
 
     def sample_record(
         self, event_type: str, overrides: Mapping[str, Any] | None = None

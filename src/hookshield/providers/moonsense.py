@@ -246,4 +246,4 @@ class MoonsenseProvider(Provider):
                 "server_time_millis": 1639623767326671,
             }
         payload.update(overrides)
-        return json.dumps(payload).encode("utf-8")
+        return json.dumps(payload, allow_nan=False).encode("utf-8")

@@ -302,7 +302,7 @@ class PetalProvider(Provider):
             "action": {"value": action_value, "time": 1214.697467542195},
             "data": data,
         }
-        return json.dumps(message).encode("utf-8")
+        return json.dumps(message, allow_nan=False).encode("utf-8")
 
 
 def _timestamp(explicit: Any, unix_ts: Any) -> datetime | None:

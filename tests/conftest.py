@@ -1,0 +1,31 @@
+"""Shared fixtures: one set of credentials per sender, as a user would configure them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hookshield import WebhookHandler
+
+#: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
+CREDENTIALS: dict[str, dict[str, Any]] = {
+    "moonsense": {"secret": "moonsense-secret"},
+    "petal": {"token": "petal-token"},
+    "moco": {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
+    "mindpeeker": {"secret": "whsec_mindpeeker"},
+    "momentum": {"token": "momentum-token"},
+}
+PROVIDER_NAMES = tuple(CREDENTIALS)
+
+
+@pytest.fixture(params=PROVIDER_NAMES)
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each sender in turn."""
+    name: str = request.param
+    return name
+
+
+def make_handler(provider: str, **options: Any) -> WebhookHandler:
+    """A handler for ``provider`` with its test credentials."""
+    return WebhookHandler(provider, **CREDENTIALS[provider], **options)

@@ -1,0 +1,155 @@
+"""Properties that must hold for every input, found by hypothesis rather than by hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hookshield import Delivery, WebhookError, WebhookHandler
+from hookshield.testing import event_types, sample_body, sign
+
+from .conftest import CREDENTIALS, PROVIDER_NAMES, make_handler
+
+HANDLERS = {name: make_handler(name, dedupe=None) for name in PROVIDER_NAMES}
+UNSIGNED = {
+    name: WebhookHandler(name, allow_unsigned=True, dedupe=None)
+    for name in ("moonsense", "petal", "momentum")
+}
+HEADER_NAMES = [
+    "Content-Type",
+    "X-Moonsense-Signature-256",
+    "X-Moco-Signature",
+    "X-Moco-Target",
+    "X-Moco-Event",
+    "X-Moco-Timestamp",
+    "X-Moco-User-Id",
+    "X-MindPeeker-Signature",
+    "X-MessageSystems-Webhook-Token",
+    "X-MessageSystems-Batch-ID",
+    "X-Petal-Token",
+    "Authorization",
+    "X-Moonsense-Event",
+]
+header_values = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=utf-16",
+            "sha256=" + "0" * 64,
+            "0" * 64,
+            "Basic dTpw",
+            "Bearer x",
+            "Activity",
+        ]
+    ),
+)
+headers_strategy = st.lists(
+    st.tuples(st.sampled_from(HEADER_NAMES) | st.text(min_size=1, max_size=20), header_values),
+    max_size=8,
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.sampled_from([b"", b"[" * 5000, b'[{"msys": {}}]', b"payload=%7B%7D", b"\xef\xbb\xbf{}"]),
+)
+handlers = st.sampled_from([*HANDLERS.values(), *UNSIGNED.values()])
+
+
+def _touch(delivery: Delivery) -> None:
+    # Reading every typed property must not fail either.
+    for event in delivery.events:
+        for name in dir(type(event)):
+            if not name.startswith("_"):
+                value: Any = getattr(event, name)
+                if callable(value) and name == "bundle_data":
+                    value("pointer_data")
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(handler=handlers, body=bodies, headers=headers_strategy)
+def test_verify_returns_a_delivery_or_raises_a_webhook_error(
+    handler: WebhookHandler, body: bytes, headers: list[tuple[str, str]]
+) -> None:
+    try:
+        delivery = handler.verify(body, headers)
+    except WebhookError as exc:
+        assert exc.status in (400, 401, 413, 415, 431)
+        assert str(exc)
+    else:
+        assert isinstance(delivery, Delivery)
+        _touch(delivery)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(handler=handlers, body=bodies, headers=headers_strategy)
+def test_handle_never_raises(
+    handler: WebhookHandler, body: bytes, headers: list[tuple[str, str]]
+) -> None:
+    outcome = handler.handle(body, headers)
+    assert outcome.status in (200, 400, 401, 413, 415, 431)
+    assert outcome.response_body()
+
+
+@settings(max_examples=200)
+@given(
+    provider=st.sampled_from(PROVIDER_NAMES),
+    data=st.data(),
+    # Keys that name the event type are left out: overriding them renames the event.
+    overrides=st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda k: k not in ("type", "event_type")),
+        json_values,
+        max_size=3,
+    ),
+)
+def test_signed_samples_of_any_data_verify(
+    provider: str, data: st.DataObject, overrides: dict[str, Any]
+) -> None:
+    kind = data.draw(st.sampled_from(event_types(provider)))
+    body = sample_body(provider, kind, overrides)
+    delivery = HANDLERS[provider].verify(
+        body, sign(provider, body, event=kind, **CREDENTIALS[provider])
+    )
+    assert [event.type for event in delivery.events] == [kind]
+
+
+@settings(max_examples=200)
+@given(
+    provider=st.sampled_from(["moonsense", "moco", "mindpeeker"]),
+    secret=st.text(min_size=1, max_size=40) | st.binary(min_size=1, max_size=40),
+    body=st.binary(max_size=200),
+    data=st.data(),
+)
+def test_any_change_to_a_signed_body_is_detected(
+    provider: str, secret: str | bytes, body: bytes, data: st.DataObject
+) -> None:
+    handler = WebhookHandler(provider, secret=secret, dedupe=None)
+    headers = sign(provider, body, secret=secret)
+    handler.authenticate(body, headers)
+    if body:
+        index = data.draw(st.integers(0, len(body) - 1))
+        flip = data.draw(st.integers(1, 255))
+        tampered = body[:index] + bytes([body[index] ^ flip]) + body[index + 1 :]
+    else:
+        tampered = b"x"
+    try:
+        handler.authenticate(tampered, headers)
+    except WebhookError as exc:
+        assert exc.status == 401
+    else:
+        raise AssertionError("a tampered body was accepted")
