@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = ["Headers", "HeadersLike"]
 
+_NO_REPEATS: dict[str, list[str]] = {}
+
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
@@ -35,7 +37,14 @@ class Headers(Mapping[str, str]):
             self._items = headers._items
             self._repeated = headers._repeated
             return
-        items: dict[str, str] = {}
+        if isinstance(headers, Mapping):
+            # The common case: one value per name, lower-cased in a single pass.
+            items = {name.lower(): value for name, value in headers.items()}
+            if len(items) == len(headers):
+                self._items = items
+                self._repeated = _NO_REPEATS
+                return
+        items = {}
         repeated: dict[str, list[str]] = {}
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in pairs:

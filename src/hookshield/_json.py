@@ -43,7 +43,8 @@ def decode_json(body: bytes | str) -> Any:
             ) from None
     else:
         text = body
-    if not text.strip():
+    # isspace() stops at the first other character; strip() would copy the whole body.
+    if not text or text.isspace():
         raise EmptyBody("the body is empty: expected a JSON payload")
     try:
         return _DECODER.decode(text)

@@ -61,7 +61,21 @@ class Credentials:
 def media_type(headers: Headers) -> str:
     """The lower-case media type of the delivery; a missing one reads as JSON."""
     value = headers.get("content-type")
-    if value is None or not value.strip():
+    if value is None:
+        return "application/json"
+    kind = _MEDIA_TYPES.get(value)
+    if kind is None:
+        kind = _parse_media_type(value)
+        if len(_MEDIA_TYPES) < 256:  # senders use a handful; keep the cache bounded
+            _MEDIA_TYPES[value] = kind
+    return kind
+
+
+_MEDIA_TYPES: dict[str, str] = {}
+
+
+def _parse_media_type(value: str) -> str:
+    if not value.strip():
         return "application/json"
     kind, _, params = value.partition(";")
     charset = ""

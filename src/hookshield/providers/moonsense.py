@@ -176,11 +176,14 @@ class MoonsenseProvider(Provider):
         if kind is None:
             # The signed body is authoritative; the unsigned header only fills a gap.
             kind = event_type_name(headers.get("x-moonsense-event")) or "unknown"
-        data = FrozenObject(payload)
-        event = MoonsenseEvent(provider=self.name, type=kind, data=data)
-        timestamp = event.server_time
-        if timestamp is not None:
-            event = MoonsenseEvent(provider=self.name, type=kind, timestamp=timestamp, data=data)
+        bundle = payload.get("bundle")
+        server_time = bundle.get("server_time_millis") if isinstance(bundle, dict) else None
+        event = MoonsenseEvent(
+            provider=self.name,
+            type=kind,
+            timestamp=from_epoch_by_magnitude(as_int(server_time)),
+            data=FrozenObject(payload),
+        )
         return Delivery(
             provider=self.name,
             id=self.delivery_id(body, signature),
