@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
+
+
+def _pyenv_versions() -> list[str]:
+    """Expose every installed pyenv Python of a supported minor version to nox.
+
+    On pyenv machines only the global version answers by name (python3.12 fails
+    otherwise); PYENV_VERSION with several versions makes each shim resolve.
+    """
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return []
+    listed = subprocess.run(
+        [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    newest: dict[str, str] = {}
+    for version in listed:
+        minor = ".".join(version.split(".")[:2])
+        if minor in SUPPORTED and version.replace(".", "").isdigit():
+            newest[minor] = max(newest.get(minor, version), version, key=_version_key)
+    if newest:
+        current = (
+            os.environ.get("PYENV_VERSION")
+            or subprocess.run(
+                [pyenv, "version-name"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+        )
+        chain = [v for v in [current, *newest.values()] if v]
+        os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys(chain))
+    return sorted(newest, key=_version_key)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+OTHER_PYTHONS = [
+    v for v in _pyenv_versions() if v != f"{sys.version_info[0]}.{sys.version_info[1]}"
+]
+if OTHER_PYTHONS:
+    nox.options.sessions.append("tests_versions")
 
 
 def install_groups(session: nox.Session, *groups: str) -> None:
@@ -47,3 +93,30 @@ def typecheck(session: nox.Session) -> None:
     install_groups(session, "typecheck")
     session.install("-e", ".")
     session.run("mypy", "--strict")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with warnings as errors (mkdocs build --strict)."""
+    install_groups(session, "docs")
+    session.install("-e", ".")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(python=OTHER_PYTHONS or False)
+def tests_versions(session: nox.Session) -> None:
+    """The core's tests on the other supported Pythons found here (no coverage gate)."""
+    install_groups(session, "test")
+    session.install("-e", ".")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_auth.py",
+        "tests/test_handler.py",
+        "tests/test_imports.py",
+        "tests/test_json.py",
+        "tests/test_properties.py",
+        "tests/test_providers.py",
+        *session.posargs,
+    )
