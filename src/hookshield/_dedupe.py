@@ -79,7 +79,9 @@ class MemoryDedupeStore:
 
     def _evict(self, now: float) -> None:
         # Entries are kept in claim order; with one TTL that is also expiry order,
-        # so expired ones sit at the front.
+        # so expired ones sit at the front.  With mixed TTLs an expired entry may wait
+        # behind a live one: claim() still judges it by its own expiry, and
+        # max_entries still bounds the memory.
         expiry = self._expiry
         while expiry:
             oldest_key, oldest_expiry = next(iter(expiry.items()))

@@ -48,8 +48,7 @@ H = TypeVar("H", bound=ErrorHook)
 
 
 class _Default:
-    def __repr__(self) -> str:
-        return "<default>"
+    """The type of the default for ``dedupe=``: a new in-memory store per handler."""
 
 
 _DEFAULT: Final = _Default()

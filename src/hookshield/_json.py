@@ -32,17 +32,14 @@ def _reject_constant(name: str) -> NoReturn:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def decode_json(body: bytes | str) -> Any:
+def decode_json(body: bytes) -> Any:
     """Decode a JSON body strictly, raising a :class:`MalformedPayload` subclass."""
-    if isinstance(body, bytes):
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidEncoding(
-                f"the body is not valid UTF-8 (byte {exc.start}): JSON must be UTF-8 encoded"
-            ) from None
-    else:
-        text = body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEncoding(
+            f"the body is not valid UTF-8 (byte {exc.start}): JSON must be UTF-8 encoded"
+        ) from None
     # isspace() stops at the first other character; strip() would copy the whole body.
     if not text or text.isspace():
         raise EmptyBody("the body is empty: expected a JSON payload")
@@ -73,7 +70,7 @@ def thaw(value: Any) -> Any:
     if isinstance(value, (FrozenObject, FrozenArray)):
         value = value._raw
     if not isinstance(value, (dict, list)):
-        return value
+        return value  # a scalar is its own copy
     # Iterative, not copy.deepcopy: the decoder accepts nesting as deep as the C
     # stack allows, deeper than a recursive copy in Python could follow.
     root: Any = {} if isinstance(value, dict) else []

@@ -31,7 +31,7 @@ from .._events import Delivery, Event
 from .._headers import Headers
 from .._json import decode_json
 
-__all__ = ["Credentials", "Provider", "body_sha256", "media_type"]
+__all__ = ["Credentials", "Provider", "body_sha256", "first_credential", "media_type"]
 
 JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -88,6 +88,16 @@ def _parse_media_type(value: str) -> str:
             f"the body's charset is {charset!r}; only UTF-8 JSON is accepted"
         )
     return kind.strip().lower()
+
+
+def first_credential(value: Any) -> str:
+    """The credential a sample delivery carries: the first of several, as text."""
+    if isinstance(value, (str, bytes)):
+        items: list[Any] = [value]
+    else:
+        items = [*value]
+    first = items[0]
+    return first.decode("utf-8") if isinstance(first, bytes) else str(first)
 
 
 def body_sha256(body: bytes) -> str:

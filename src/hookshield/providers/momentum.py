@@ -28,7 +28,7 @@ from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider
+from ._base import Provider, first_credential
 
 __all__ = ["EVENT_CLASSES", "MomentumEvent", "MomentumProvider"]
 
@@ -238,7 +238,7 @@ class MomentumProvider(Provider):
         }
         token = options.get("token")
         if token is not None:
-            headers[self.default_token_header or ""] = _first(token)
+            headers[self.default_token_header or ""] = first_credential(token)
         basic = options.get("basic_auth")
         if basic is not None:
             user, password = basic
@@ -246,7 +246,7 @@ class MomentumProvider(Provider):
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         bearer = options.get("bearer_token")
         if bearer is not None:
-            headers["Authorization"] = "Bearer " + _first(bearer)
+            headers["Authorization"] = "Bearer " + first_credential(bearer)
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
@@ -269,10 +269,6 @@ class MomentumProvider(Provider):
         if overrides:
             data.update(overrides)
         return {"msys": {event_class: data}}
-
-
-def _first(value: Any) -> str:
-    return value if isinstance(value, str) else str(next(iter(value)))
 
 
 _COMMON: dict[str, Any] = {
