@@ -51,9 +51,12 @@ class Event:
 class Delivery:
     """A verified HTTP delivery: who sent it, its de-duplication key and its events.
 
-    ``id`` is derived from signed content (the signed event id where the sender puts
-    one in the body, otherwise the SHA-256 of the raw body), so a replay with fresh
-    unsigned headers still has the same ``id``.
+    ``id`` is the de-duplication key, derived from authenticated content so that a
+    replay with fresh unsigned headers keeps the same ``id``: ``"event:<id>"`` for the
+    signed event id in the body (MindPeeker), ``"hmac:<hex>"`` for the verified
+    signature of a body without one (MOCO, Moonsense: a keyed SHA-256 of the exact
+    bytes, already computed, so no second hash), ``"batch:<id>"`` for Momentum's batch
+    header, and ``"sha256:<hex>"`` of the raw body otherwise.
     """
 
     provider: str
