@@ -260,11 +260,16 @@ class WebhookHandler:
         Raises a :class:`~hookshield.WebhookError` subclass, whose ``status`` is the
         HTTP status to answer, if the delivery must be rejected.
         """
-        body = _as_bytes(body)
-        self._check_size(body)
-        headers = _as_headers(headers)
-        signature = self._provider.authenticate(body, headers, self._credentials)
-        return self._provider.parse(body, headers, signature)
+        if type(body) is not bytes:
+            body = _as_bytes(body)
+        if len(body) > self.max_body_size:
+            self._check_size(body)
+        if type(headers) is not Headers:
+            headers = Headers(headers)
+        provider = self._provider
+        return provider.parse(
+            body, headers, provider.authenticate(body, headers, self._credentials)
+        )
 
     def accept(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify and de-duplicate, without dispatching; never raises a WebhookError.

@@ -37,7 +37,8 @@ class Headers(Mapping[str, str]):
             self._items = headers._items
             self._repeated = headers._repeated
             return
-        if isinstance(headers, Mapping):
+        # type() first: an ABC isinstance check costs more than the whole comprehension.
+        if type(headers) is dict or isinstance(headers, Mapping):
             # The common case: one value per name, lower-cased in a single pass.
             items = {name.lower(): value for name, value in headers.items()}
             if len(items) == len(headers):
