@@ -197,6 +197,13 @@ def test_sample_credentials_may_be_bytes_or_several() -> None:
     assert sign("petal", body)["Content-Type"] == "application/json"
 
 
+def test_petal_samples_carry_basic_and_bearer_credentials() -> None:
+    for credential in ({"basic_auth": ("eeg", "pw")}, {"bearer_token": "tok"}):
+        handler = WebhookHandler("petal", **credential)  # type: ignore[arg-type]
+        body, headers = sample_delivery("petal", "blink", **credential)
+        assert handler.handle(body, headers).status == 200
+
+
 def test_testing_helpers_refuse_what_a_sender_never_does() -> None:
     with pytest.raises(TypeError, match="bytes"):
         sign("moco", "{}", secret="k")  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ The order is fixed by :meth:`hookshield.WebhookHandler.verify`: size limit, then
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import urllib.parse
 from collections.abc import Mapping
@@ -31,7 +32,14 @@ from .._events import Delivery, Event
 from .._headers import Headers
 from .._json import decode_json
 
-__all__ = ["Credentials", "Provider", "body_sha256", "first_credential", "media_type"]
+__all__ = [
+    "Credentials",
+    "Provider",
+    "authorization_headers",
+    "body_sha256",
+    "first_credential",
+    "media_type",
+]
 
 JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -98,6 +106,19 @@ def first_credential(value: Any) -> str:
         items = [*value]
     first = items[0]
     return first.decode("utf-8") if isinstance(first, bytes) else str(first)
+
+
+def authorization_headers(options: Mapping[str, Any]) -> dict[str, str]:
+    """The ``Authorization`` header a sample carries for ``basic_auth=`` or ``bearer_token=``."""
+    basic = options.get("basic_auth")
+    if basic is not None:
+        user, password = basic
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return {"Authorization": "Basic " + pair}
+    bearer = options.get("bearer_token")
+    if bearer is not None:
+        return {"Authorization": "Bearer " + first_credential(bearer)}
+    return {}
 
 
 def body_sha256(body: bytes) -> str:

@@ -14,7 +14,6 @@ Rules (PROVIDERS.md, "Momentum / SparkPost"; seeds/004_902cffec63e822a9.txt):
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import time
@@ -28,7 +27,7 @@ from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider, first_credential
+from ._base import Provider, authorization_headers, first_credential
 
 __all__ = ["EVENT_CLASSES", "MomentumEvent", "MomentumProvider"]
 
@@ -266,14 +265,7 @@ class MomentumProvider(Provider):
         token = options.get("token")
         if token is not None:
             headers[self.default_token_header or ""] = first_credential(token)
-        basic = options.get("basic_auth")
-        if basic is not None:
-            user, password = basic
-            pair = f"{user}:{password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        bearer = options.get("bearer_token")
-        if bearer is not None:
-            headers["Authorization"] = "Bearer " + first_credential(bearer)
+        headers.update(authorization_headers(options))
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:

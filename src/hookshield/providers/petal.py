@@ -28,7 +28,7 @@ from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider, first_credential
+from ._base import Provider, authorization_headers, first_credential
 
 __all__ = [
     "BAD_DATA",
@@ -290,6 +290,7 @@ class PetalProvider(Provider):
         if token is not None:
             header = str(options.get("token_header") or self.default_token_header)
             headers[header] = first_credential(token)
+        headers.update(authorization_headers(options))
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
