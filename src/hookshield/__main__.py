@@ -1,0 +1,10 @@
+"""``python -m hookshield``: the ``hookshield`` command-line tool."""
+
+from __future__ import annotations
+
+import sys
+
+from hookshield._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

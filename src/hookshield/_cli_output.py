@@ -1,0 +1,251 @@
+"""What the ``hookshield`` command prints: styled lines, aligned tables, events as text or JSON.
+
+Theory of operation: people get aligned columns, coloured only when stdout is a
+terminal and neither ``NO_COLOR`` (https://no-color.org: set and not empty) nor
+``TERM=dumb`` says otherwise; scripts get one JSON document per line with ``--json``.
+An event is shown through its typed fields (the dataclass fields and properties of
+its sender's class), so a new typed property appears here without a change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import IO, Any, Final
+
+from ._cli_server import Received
+from ._events import Delivery, Event
+from ._json import FrozenArray, FrozenObject
+from .providers.petal import BadData
+
+__all__ = [
+    "Printer",
+    "delivery_json",
+    "event_json",
+    "event_lines",
+    "plain",
+    "received_json",
+    "received_lines",
+    "show",
+    "table",
+    "typed_fields",
+    "use_colour",
+]
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` (no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+_CODES: Final = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
+
+
+class Printer:
+    """Writes human output to stdout, styled when colour is allowed."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.colour = use_colour(self.stream)
+        self._lock = threading.Lock()
+
+    def style(self, text: str, *styles: str) -> str:
+        """``text`` in the given styles, or as it is without colour."""
+        if not self.colour or not styles:
+            return text
+        codes = ";".join(_CODES[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+    def line(self, text: str = "") -> None:
+        """Write one line, whole, even when receiver threads print at once."""
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def lines(self, texts: Iterable[str]) -> None:
+        """Write several lines as one block."""
+        with self._lock:
+            for text in texts:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def json(self, value: Any) -> None:
+        """Write one JSON document on one line."""
+        self.line(json.dumps(value, ensure_ascii=False, sort_keys=False))
+
+
+def table(
+    printer: Printer,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    styles: Sequence[Sequence[tuple[str, ...]]] | None = None,
+) -> list[str]:
+    """Rows aligned in columns; widths come from the plain text, so colour keeps them."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    last = len(header) - 1
+
+    def render(cells: Sequence[str], cell_styles: Sequence[tuple[str, ...]]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            padded = cell if i == last else cell.ljust(widths[i])
+            if cell_styles[i]:
+                padded = printer.style(cell, *cell_styles[i]) + padded[len(cell) :]
+            out.append(padded)
+        return "  ".join(out).rstrip()
+
+    lines = [render(header, [("bold",)] * len(header))]
+    for n, row in enumerate(rows):
+        lines.append(render(row, styles[n] if styles else [()] * len(row)))
+    return lines
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: datetimes as ISO 8601, BAD_DATA as ``"bad_data"``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BadData):
+        return "bad_data"
+    if isinstance(value, (FrozenObject, FrozenArray)):
+        return value.thaw()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def show(value: Any, width: int = 72) -> str:
+    """A short, one-line rendering of a typed field for people."""
+    if isinstance(value, BadData):
+        return "BAD_DATA"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, FrozenObject):
+        return f"{{{len(value)} keys}}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = (f"{f.name} {show(getattr(value, f.name), 16)}" for f in dataclasses.fields(value))
+        return show("  ".join(parts), width)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float):
+        text = repr(value) if len(repr(value)) <= 12 else format(value, ".10g")
+    elif isinstance(value, (bool, int)):
+        text = str(value)
+    else:
+        text = json.dumps(plain(value), ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_ENVELOPE: Final = frozenset({"provider", "type", "id", "timestamp", "data"})
+
+
+def typed_fields(event: Event) -> dict[str, Any]:
+    """The event's typed fields and properties that have a value, in declaration order."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        if f.name not in _ENVELOPE:
+            values[f.name] = getattr(event, f.name)
+    for klass in reversed(type(event).__mro__):
+        for name, attribute in vars(klass).items():
+            if isinstance(attribute, property) and not name.startswith("_"):
+                values[name] = getattr(event, name)
+    return {
+        name: value
+        for name, value in values.items()
+        if value is not None
+        and not (isinstance(value, (tuple, FrozenObject, FrozenArray)) and len(value) == 0)
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event for ``--json`` output: envelope, typed fields and data."""
+    return {
+        "type": event.type,
+        "id": event.id,
+        "timestamp": plain(event.timestamp),
+        "fields": {name: plain(value) for name, value in typed_fields(event).items()},
+        "data": event.data.thaw(),
+    }
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    """A delivery for ``--json`` output."""
+    return {
+        "provider": delivery.provider,
+        "id": delivery.id,
+        "events": [event_json(event) for event in delivery.events],
+    }
+
+
+def event_lines(printer: Printer, event: Event, indent: str = "  ") -> list[str]:
+    """An event for people: its type, id and time, then its typed fields aligned."""
+    head = [printer.style(event.type, "bold")]
+    if event.id is not None:
+        head.append(f"id {event.id}")
+    if event.timestamp is not None:
+        head.append(event.timestamp.isoformat())
+    lines = [indent + "  ".join(head)]
+    rows: list[tuple[str, str]] = []
+    for name, value in typed_fields(event).items():
+        if isinstance(value, dict):
+            # Per-channel readings and the like: one line per key reads better than JSON.
+            rows += [(f"{name}.{key}", show(item)) for key, item in value.items()]
+        else:
+            rows.append((name, show(value)))
+    if rows:
+        width = max(len(name) for name, _ in rows)
+        for name, text in rows:
+            lines.append(f"{indent}    {printer.style(name.ljust(width), 'dim')}  {text}")
+    return lines
+
+
+def received_json(received: Received) -> dict[str, Any]:
+    """A received request for ``listen --json``."""
+    outcome = received.outcome
+    result: dict[str, Any] = {
+        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "path": received.path,
+        "client": received.client,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.error is not None:
+        result["error"] = type(outcome.error).__name__
+    if outcome.delivery is not None:
+        result["delivery"] = delivery_json(outcome.delivery)
+    return result
+
+
+def received_lines(out: Printer, received: Received) -> list[str]:
+    """A received request for people: one status line, then its events."""
+    outcome = received.outcome
+    colour = "green" if outcome.ok else "red"
+    if outcome.duplicate:
+        colour = "yellow"
+    clock = datetime.now().strftime("%H:%M:%S")
+    status = out.style(str(outcome.status), colour, "bold")
+    lines = [f"{clock}  POST {received.path}  {status}  {outcome.reason}"]
+    if outcome.delivery is not None:
+        count = len(outcome.delivery.events)
+        lines.append(
+            f"  delivery {outcome.delivery.id}  {count} event{'s' if count != 1 else ''}"
+            + ("  (duplicate: acknowledged, not handled again)" if outcome.duplicate else "")
+        )
+        for event in outcome.delivery.events:
+            lines += event_lines(out, event, indent="    ")
+    return lines
