@@ -12,7 +12,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "adapters_oldest"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
@@ -100,7 +100,8 @@ def docs(session: nox.Session) -> None:
     """The documentation site, built with warnings as errors (mkdocs build --strict)."""
     install_groups(session, "docs")
     session.install("-e", ".")
-    session.run("mkdocs", "build", "--strict", *session.posargs)
+    # The variable silences mkdocs-material's end-of-life banner in CI logs.
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python=OTHER_PYTHONS or False)
@@ -118,5 +119,47 @@ def tests_versions(session: nox.Session) -> None:
         "tests/test_json.py",
         "tests/test_properties.py",
         "tests/test_providers.py",
+        *session.posargs,
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks of issue 5, which rewrite docs/benchmarks.md (`-- --quick` for a smoke run).
+
+    Not in the default sessions: CI does not run it, timings are for a quiet machine.
+    """
+    install_groups(session, "bench")
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+#: The oldest release of each framework that pyproject's extras allow, with the
+#: anyio and httpx of their time (newer ones warn inside Starlette 0.37's TestClient).
+OLDEST_FRAMEWORKS = (
+    "flask==2.3.*",
+    "werkzeug==2.3.*",
+    "django==4.2.*",
+    "starlette==0.37.*",
+    "fastapi==0.110.1",  # the first FastAPI on Starlette 0.37
+    "anyio==4.3.*",
+    "httpx==0.27.*",
+)
+
+
+@nox.session
+def adapters_oldest(session: nox.Session) -> None:
+    """The framework adapters' tests on the oldest supported releases (no coverage gate).
+
+    The default `tests` session runs the same tests on the newest releases.
+    """
+    session.install("pytest>=8", "uvicorn>=0.30", "gunicorn>=22", *OLDEST_FRAMEWORKS)
+    session.install("-e", ".")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/adapters",
+        "tests/test_examples.py",
         *session.posargs,
     )

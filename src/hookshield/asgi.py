@@ -1,0 +1,184 @@
+"""Receive webhooks in any ASGI app: Starlette, FastAPI, Litestar, Quart, or none.
+
+    from hookshield.asgi import WebhookApp, WebhookMiddleware
+
+    # Starlette / FastAPI: a route whose endpoint is the ASGI app
+    routes = [Route("/hooks/moco", WebhookApp(moco))]            # Starlette
+    app.router.routes.append(Route("/hooks/moco", WebhookApp(moco)))  # FastAPI
+
+    # any ASGI app: serve the endpoints in front of it
+    app = WebhookMiddleware(app, endpoints={"/hooks/moco": moco})
+
+Both are pure ASGI and import no framework.  The body is read from the ``receive``
+channel as it arrives, with ``max_body_size`` enforced while reading.  Async routes
+run on the event loop, plain ones in a thread.  For a FastAPI route that gets the
+verified :class:`~hookshield.Delivery`, see :mod:`hookshield.fastapi`.
+
+Prefer ``Route`` to ``Mount`` in Starlette: a mount at ``/hooks/moco`` matches only
+``/hooks/moco/...`` and answers a POST to ``/hooks/moco`` with a redirect, which
+senders do not follow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ._adapt import JSON, Reply, check_length, method_not_allowed, reply, route_key, too_large
+from ._asgi_types import ASGIApp, Receive, Scope, Send
+from ._handler import Outcome, WebhookHandler
+
+__all__ = ["WebhookApp", "WebhookMiddleware"]
+
+logger = logging.getLogger("hookshield")
+
+
+class WebhookApp:
+    """An ASGI app that verifies each delivery and dispatches it to ``handler``'s routes.
+
+    It answers POST only (405 otherwise) and refuses WebSocket connections.  Served on
+    its own, it completes the ASGI lifespan protocol.
+
+    With ``background=True`` the sender gets 200 as soon as the delivery is verified
+    and de-duplicated, and the routes run after the response has been sent, still
+    within this request's ASGI call (as Starlette's background tasks do): a server
+    shutting down gracefully waits for them, but the work is lost if the process
+    dies first.  A route that fails then cannot make the sender retry; use
+    ``@handler.on_error`` to record it.
+    """
+
+    def __init__(self, handler: WebhookHandler, *, background: bool = False) -> None:
+        if not isinstance(handler, WebhookHandler):
+            raise TypeError(f"WebhookApp takes a WebhookHandler, not {type(handler).__name__}")
+        self.handler = handler
+        self.background = background
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await _serve(self.handler, scope, receive, send, background=self.background)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            # Closing before accepting refuses the handshake (403).
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"WebhookApp cannot serve a {kind!r} scope")
+
+    def __repr__(self) -> str:
+        return f"WebhookApp({self.handler!r}, background={self.background})"
+
+
+class WebhookMiddleware:
+    """ASGI middleware that serves webhook endpoints in front of ``app``.
+
+    ``endpoints`` maps a path, as ``scope["path"]`` has it (a trailing slash is
+    optional), to its :class:`~hookshield.WebhookHandler`.  An HTTP request for one
+    of them is answered here, as :class:`WebhookApp` would; every other request, and
+    every lifespan or WebSocket scope, goes to ``app`` untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        endpoints: Mapping[str, WebhookHandler],
+        background: bool = False,
+    ) -> None:
+        self.app = app
+        self.background = background
+        self.endpoints: dict[str, WebhookHandler] = {}
+        for path, handler in endpoints.items():
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"endpoint {path!r} is not a path starting with '/'")
+            if not isinstance(handler, WebhookHandler):
+                raise TypeError(
+                    f"endpoint {path!r} maps to {type(handler).__name__}, not a WebhookHandler"
+                )
+            self.endpoints[route_key(path)] = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.endpoints.get(route_key(scope["path"]))
+            if handler is not None:
+                await _serve(handler, scope, receive, send, background=self.background)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _serve(
+    handler: WebhookHandler, scope: Scope, receive: Receive, send: Send, *, background: bool
+) -> None:
+    """Answer one HTTP request with ``handler``."""
+    received = await _receive(handler, scope, receive)
+    if received is None:
+        return  # the sender hung up; there is no one to answer
+    if isinstance(received, Outcome):
+        await _send(send, reply(received))
+        return
+    body, headers = received
+    if not background:
+        await _send(send, reply(await handler.handle_async(body, headers)))
+        return
+    outcome = await handler.accept_async(body, headers)
+    try:
+        await _send(send, reply(outcome))
+    finally:
+        # Even if the answer could not be sent, the delivery is claimed: a retry would
+        # be taken for a duplicate, so the work must happen now.
+        if outcome.pending:
+            await handler.finish_async(outcome)
+
+
+async def _receive(
+    handler: WebhookHandler, scope: Scope, receive: Receive
+) -> tuple[bytes, list[tuple[str, str]]] | Outcome | None:
+    """The raw body and headers, an outcome refusing them, or ``None`` on disconnect."""
+    method: str = scope["method"]
+    if method != "POST":
+        return method_not_allowed(method)
+    # Pairs, not a dict: the core refuses a repeated signature header.  ASGI header
+    # bytes are latin-1 (RFC 9110 section 5.5 allows only octets).
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+    ]
+    length = next((value for name, value in headers if name.lower() == "content-length"), None)
+    refused = check_length(handler, length)
+    if refused is not None:
+        return refused
+    limit = handler.max_body_size
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            # Stop here: the rest is never read, and the server closes the connection.
+            return too_large(handler)
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), headers
+
+
+async def _send(send: Send, answer: Reply) -> None:
+    headers = [
+        (b"content-type", JSON.encode("latin-1")),
+        (b"content-length", str(len(answer.body)).encode("latin-1")),
+    ]
+    headers += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    # A lifespan scope carries a startup message, then a shutdown message.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,244 @@
+"""Receive webhooks in a Django project.
+
+A view per sender, in ``urls.py``::
+
+    from hookshield.django import webhook_view
+    urlpatterns = [path("hooks/moco/", webhook_view(moco))]
+
+your own view, run only for a verified, new delivery::
+
+    @verified(mindpeeker)
+    def mindpeeker_hook(request, delivery): ...
+
+or the middleware, which serves the endpoints named in settings before any other
+middleware (place it above ``CsrfViewMiddleware``)::
+
+    MIDDLEWARE = ["hookshield.django.WebhookMiddleware", ...]
+    HOOKSHIELD_ENDPOINTS = {"/hooks/moco/": "myapp.webhooks.moco"}
+
+Every view is CSRF-exempt (a sender has no CSRF token; the signature is the check)
+and answers 405 to anything but POST.  The raw body is read from the request
+stream, never through ``request.POST`` or ``request.body``, and reading stops at the
+handler's ``max_body_size`` (not Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: a
+Momentum batch is often larger).  The views are synchronous; under ASGI, Django
+runs them in a thread.  Install with ``pip install 'hookshield[django]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from ._adapt import (
+    JSON,
+    BackgroundPool,
+    Reply,
+    accept_in_background,
+    background_pool,
+    bad_request,
+    check_length,
+    declared_length,
+    for_view,
+    method_not_allowed,
+    missing,
+    read_limited,
+    release,
+    reply,
+    route_key,
+    too_large,
+)
+from ._events import Delivery
+from ._handler import Outcome, WebhookHandler
+
+try:
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+    from django.db import connections
+    from django.http import HttpRequest, HttpResponse
+    from django.utils.module_loading import import_string
+    from django.views.decorators.csrf import csrf_exempt
+except ImportError as exc:
+    raise missing("Django", extra="django", adapter="hookshield.django") from exc
+
+__all__ = ["BackgroundPool", "WebhookMiddleware", "verified", "webhook_view"]
+
+P = ParamSpec("P")
+RV = TypeVar("RV")
+
+
+def webhook_view(
+    handler: WebhookHandler, *, background: bool | BackgroundPool = False
+) -> Callable[..., HttpResponse]:
+    """A Django view that verifies each delivery and dispatches it to ``handler``'s routes.
+
+    With ``background=True`` (or a :class:`BackgroundPool` of your own) the sender
+    gets 200 as soon as the delivery is verified and de-duplicated, and the routes
+    run afterwards in a bounded pool of threads, each of which closes its database
+    connections when done; when the pool is full the sender gets 503 and retries.
+    Background work is lost if the process dies before it is done.
+    """
+    pool = background_pool(background)
+
+    @csrf_exempt
+    def view(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:
+        received = _receive(request, handler)
+        if isinstance(received, Outcome):
+            return _response(reply(received))
+        body, headers = received
+        if pool is None:
+            outcome = handler.handle(body, headers)
+        else:
+            outcome = accept_in_background(handler, pool, body, headers, _closing_connections)
+        return _response(reply(outcome))
+
+    view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
+    view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
+    return view
+
+
+def verified(
+    handler: WebhookHandler,
+) -> Callable[
+    [Callable[Concatenate[HttpRequest, Delivery, P], RV]],
+    Callable[Concatenate[HttpRequest, P], RV | HttpResponse],
+]:
+    """Decorate a plain (not ``async``) view of yours to run only for a new, verified delivery.
+
+    The view gets the :class:`~hookshield.Delivery` after the request:
+    ``def hook(request, delivery, **url_kwargs)``.  The decorated view is CSRF-exempt
+    and POST-only.  A forged, malformed or oversized delivery is answered with its
+    4xx and the view does not run; a duplicate is answered 200 and the view does not
+    run either.  Handler routes are not called: the view is the handler.  If the view
+    raises, the delivery is forgotten by the de-duplication store, so that the
+    sender's retry runs the view again.  Read the raw body from ``delivery.body``:
+    the request stream has been consumed.
+    """
+
+    def decorate(
+        view: Callable[Concatenate[HttpRequest, Delivery, P], RV],
+    ) -> Callable[Concatenate[HttpRequest, P], RV | HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(
+            request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs
+        ) -> RV | HttpResponse:
+            received = _receive(request, handler)
+            if isinstance(received, Outcome):
+                return _response(reply(received))
+            outcome = handler.accept(*received)
+            delivery = for_view(outcome)
+            if delivery is None:
+                return _response(reply(outcome))
+            try:
+                return view(request, delivery, *args, **kwargs)
+            except BaseException:
+                release(handler, outcome)
+                raise
+
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+class WebhookMiddleware:
+    """Serves the webhook endpoints named in ``settings.HOOKSHIELD_ENDPOINTS``.
+
+    ``HOOKSHIELD_ENDPOINTS`` maps a path (as ``request.path_info`` sees it; a trailing
+    slash is optional) to a :class:`~hookshield.WebhookHandler` or the dotted path of
+    one, e.g. ``{"/hooks/moco/": "myapp.webhooks.moco"}``.  A request for one of them
+    is answered here, before the middleware below this one (CSRF, sessions,
+    authentication, and also the ``ALLOWED_HOSTS`` check and HTTPS redirect, which a
+    signed delivery does not need) and the URL resolver; every other request passes
+    through.
+    ``HOOKSHIELD_BACKGROUND = True`` runs the routes after the response, as
+    ``webhook_view(..., background=True)`` does, in one pool for all endpoints.
+    A wrong setting raises ``ImproperlyConfigured`` when Django loads the middleware.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        endpoints = getattr(settings, "HOOKSHIELD_ENDPOINTS", None)
+        if not endpoints:
+            raise MiddlewareNotUsed("HOOKSHIELD_ENDPOINTS is empty")
+        if not isinstance(endpoints, Mapping):
+            raise ImproperlyConfigured(
+                "HOOKSHIELD_ENDPOINTS maps paths to handlers, e.g. "
+                '{"/hooks/moco/": "myapp.webhooks.moco"}'
+            )
+        pool = BackgroundPool() if getattr(settings, "HOOKSHIELD_BACKGROUND", False) else None
+        self.views: dict[str, Callable[..., HttpResponse]] = {}
+        for path, target in endpoints.items():
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ImproperlyConfigured(
+                    f"HOOKSHIELD_ENDPOINTS: {path!r} is not a path starting with '/'"
+                )
+            handler = _load(path, target)
+            self.views[route_key(path)] = webhook_view(
+                handler, background=pool if pool is not None else False
+            )
+
+    def __call__(self, request: HttpRequest) -> Any:
+        view = self.views.get(route_key(request.path_info))
+        if view is None:
+            return self.get_response(request)
+        return view(request)
+
+
+def _load(path: str, target: object) -> WebhookHandler:
+    if isinstance(target, str):
+        try:
+            target = import_string(target)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"HOOKSHIELD_ENDPOINTS[{path!r}]: {exc}") from exc
+    if not isinstance(target, WebhookHandler):
+        raise ImproperlyConfigured(
+            f"HOOKSHIELD_ENDPOINTS[{path!r}] is {type(target).__name__}, not a WebhookHandler"
+        )
+    return target
+
+
+def _receive(
+    request: HttpRequest, handler: WebhookHandler
+) -> tuple[bytes, list[tuple[str, str]]] | Outcome:
+    """The raw body and headers of ``request``, or the outcome refusing it."""
+    if request.method != "POST":
+        return method_not_allowed(request.method or "")
+    meta = request.META
+    length = meta.get("CONTENT_LENGTH")
+    refused = check_length(handler, length)
+    if refused is not None:
+        return refused
+    if declared_length(length) is None and meta.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
+        # server that decodes chunked bodies says so with wsgi.input_terminated (PEP
+        # 3333 extension, set by gunicorn), and its stream is then safe to read to
+        # its end; read_limited still stops at the limit.
+        read = meta["wsgi.input"].read
+    else:
+        read = request.read
+    try:
+        body = read_limited(read, handler.max_body_size)
+    except OSError:  # the sender hung up mid-body (Django raises UnreadablePostError)
+        return bad_request("the body ended before its Content-Length")
+    if body is None:
+        return too_large(handler)
+    return body, list(request.headers.items())
+
+
+def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    """Close the worker thread's database connections after a job, as a request does."""
+
+    def run() -> Outcome:
+        try:
+            return job()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+def _response(answer: Reply) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
+    for name, value in answer.headers:
+        response[name] = value
+    return response

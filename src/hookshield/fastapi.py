@@ -1,0 +1,76 @@
+"""A FastAPI dependency that hands a route the verified delivery.
+
+    from typing import Annotated
+    from fastapi import Depends
+    from hookshield import Delivery
+    from hookshield.fastapi import verified
+
+    @app.post("/hooks/moco")
+    async def moco_hook(delivery: Annotated[Delivery, Depends(verified(moco))]):
+        ...
+
+It lives apart from :mod:`hookshield.asgi`, which stays pure ASGI and imports no
+framework; this module needs FastAPI (``pip install 'hookshield[fastapi]'``).  To
+dispatch to ``@handler.on`` routes instead, mount :class:`hookshield.asgi.WebhookApp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from ._adapt import check_length, for_view, method_not_allowed, missing, release, too_large
+from ._events import Delivery
+from ._handler import Outcome, WebhookHandler
+
+try:
+    from fastapi import HTTPException, Request
+except ImportError as exc:
+    raise missing("FastAPI", extra="fastapi", adapter="hookshield.fastapi") from exc
+
+__all__ = ["verified"]
+
+
+def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Delivery]]:
+    """A dependency that verifies the request body and yields the Delivery.
+
+    A forged, malformed or oversized delivery, or another method than POST, ends the
+    request with its status before the route runs; a duplicate ends it with 200.
+    These answers are FastAPI's ``{"detail": "..."}`` JSON, which never holds a
+    secret.  Only new events are handed over, and handler routes are not called: the
+    route is the handler.  If the route raises, the delivery is forgotten by the
+    de-duplication store, so that the sender's retry runs it again.  Read the raw
+    body from ``delivery.body``: the request stream has been consumed.
+    """
+
+    async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
+        if request.method != "POST":
+            raise _refusal(method_not_allowed(request.method))
+        refused = check_length(handler, request.headers.get("content-length"))
+        if refused is not None:
+            raise _refusal(refused)
+        limit = handler.max_body_size
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _refusal(too_large(handler))
+            parts.append(chunk)
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
+        outcome = await handler.accept_async(b"".join(parts), headers)
+        delivery = for_view(outcome)
+        if delivery is None:
+            raise _refusal(outcome)
+        try:
+            yield delivery
+        except BaseException:
+            release(handler, outcome)
+            raise
+
+    return verified_delivery
+
+
+def _refusal(outcome: Outcome) -> HTTPException:
+    """End the request with the outcome's status: a 4xx, or 200 for a duplicate."""
+    headers = {"Allow": "POST"} if outcome.status == 405 else None
+    return HTTPException(status_code=outcome.status, detail=outcome.reason, headers=headers)

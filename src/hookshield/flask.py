@@ -1,0 +1,161 @@
+"""Receive webhooks in a Flask app.
+
+    from hookshield.flask import webhook_view, verified
+
+    app.add_url_rule("/hooks/moco", view_func=webhook_view(moco))
+
+    @app.post("/hooks/mindpeeker")
+    @verified(mindpeeker)
+    def mindpeeker_hook(delivery):
+        ...
+
+:func:`webhook_view` dispatches to the handler's ``@handler.on`` routes;
+:func:`verified` runs your own view with the verified :class:`~hookshield.Delivery`.
+Both read the raw body from the WSGI stream themselves, never through
+``request.get_json()`` or ``request.form``, and stop reading at ``max_body_size``.
+Install with ``pip install 'hookshield[flask]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from ._adapt import (
+    JSON,
+    BackgroundPool,
+    Reply,
+    accept_in_background,
+    background_pool,
+    bad_request,
+    check_length,
+    for_view,
+    method_not_allowed,
+    missing,
+    read_limited,
+    release,
+    reply,
+    too_large,
+)
+from ._events import Delivery
+from ._handler import Outcome, WebhookHandler
+
+try:
+    import flask
+    from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+except ImportError as exc:
+    raise missing("Flask", extra="flask", adapter="hookshield.flask") from exc
+
+__all__ = ["BackgroundPool", "verified", "webhook_view"]
+
+P = ParamSpec("P")
+RV = TypeVar("RV")
+
+
+def webhook_view(
+    handler: WebhookHandler, *, background: bool | BackgroundPool = False
+) -> Callable[..., flask.Response]:
+    """A Flask view that verifies each delivery and dispatches it to ``handler``'s routes.
+
+    Register it for POST (``app.add_url_rule(path, view_func=...)`` does so by
+    default); the endpoint name is ``hookshield_<provider>``, so pass ``endpoint=``
+    when two views serve the same sender.  With ``background=True`` (or a
+    :class:`BackgroundPool` of your own) the sender gets 200 as soon as the delivery
+    is verified and de-duplicated, and the routes run afterwards in a bounded pool of
+    threads, inside the app context; when the pool is full the sender gets 503 and
+    retries.  Background work is lost if the process dies before it is done.
+    """
+    pool = background_pool(background)
+
+    def view(**_url_values: Any) -> flask.Response:
+        received = _receive(handler)
+        if isinstance(received, Outcome):
+            return _response(reply(received))
+        body, headers = received
+        if pool is None:
+            outcome = handler.handle(body, headers)
+        else:
+            outcome = accept_in_background(handler, pool, body, headers, _in_app_context())
+        return _response(reply(outcome))
+
+    view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
+    view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
+    # Read by add_url_rule when no methods= is given.
+    view.methods = ("POST",)  # type: ignore[attr-defined]
+    return view
+
+
+def verified(
+    handler: WebhookHandler,
+) -> Callable[[Callable[Concatenate[Delivery, P], RV]], Callable[P, RV | flask.Response]]:
+    """Decorate a plain (not ``async``) view of yours to run only for a new, verified delivery.
+
+    The view gets the :class:`~hookshield.Delivery` as its first argument, before
+    any URL values: ``def hook(delivery): ...``.  A forged, malformed or oversized
+    delivery is answered with its 4xx and the view does not run; a duplicate is
+    answered 200 and the view does not run either.  Handler routes are not called:
+    the view is the handler.  If the view raises, the delivery is forgotten by the
+    de-duplication store, so that the sender's retry runs the view again.  Read the
+    raw body from ``delivery.body``: the request stream has been consumed.
+    """
+
+    def decorate(view: Callable[Concatenate[Delivery, P], RV]) -> Callable[P, RV | flask.Response]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> RV | flask.Response:
+            received = _receive(handler)
+            if isinstance(received, Outcome):
+                return _response(reply(received))
+            outcome = handler.accept(*received)
+            delivery = for_view(outcome)
+            if delivery is None:
+                return _response(reply(outcome))
+            try:
+                return view(delivery, *args, **kwargs)
+            except BaseException:
+                release(handler, outcome)
+                raise
+
+        return wrapper
+
+    return decorate
+
+
+def _receive(handler: WebhookHandler) -> tuple[bytes, list[tuple[str, str]]] | Outcome:
+    """The raw body and headers of the current request, or the outcome refusing it."""
+    request = flask.request
+    if request.method != "POST":
+        return method_not_allowed(request.method)
+    refused = check_length(handler, request.headers.get("Content-Length"))
+    if refused is not None:
+        return refused
+    try:
+        body = read_limited(request.stream.read, handler.max_body_size)
+    except RequestEntityTooLarge:  # the app's own limit is lower than the handler's
+        return too_large(handler, request.max_content_length, "MAX_CONTENT_LENGTH")
+    except ClientDisconnected:
+        return bad_request("the body ended before its Content-Length")
+    if body is None:
+        return too_large(handler)
+    return body, list(request.headers.items())
+
+
+def _in_app_context() -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
+    """Run a background job inside this app's context, as the routes would in a request."""
+    # The proxy means nothing in another thread; the app object itself does.
+    app: flask.Flask = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def wrap(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        def run() -> Outcome:
+            with app.app_context():
+                return job()
+
+        return run
+
+    return wrap
+
+
+def _response(answer: Reply) -> flask.Response:
+    return flask.Response(
+        answer.body, status=answer.status, headers=list(answer.headers), content_type=JSON
+    )

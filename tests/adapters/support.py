@@ -1,0 +1,125 @@
+"""What the adapter tests share: each sender's credentials, signed and forged deliveries."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hookshield import Event, WebhookHandler
+from hookshield.testing import event_types, sample_delivery
+
+#: The credential a handler is built with (and hookshield.testing signs with).
+CREDENTIALS: dict[str, dict[str, Any]] = {
+    "moonsense": {"secret": "moonsense-adapter-secret"},
+    "petal": {"token": "petal-adapter-token"},
+    "moco": {"secret": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+    "mindpeeker": {"secret": "whsec_adapter_mindpeeker"},
+    "momentum": {"token": "momentum-adapter-token"},
+}
+SENDERS = tuple(CREDENTIALS)
+#: Senders whose credential covers the body, so that a changed body fails.
+SIGNING = ("moonsense", "moco", "mindpeeker")
+#: The largest body of the "small" handlers that the size tests use.
+SMALL_LIMIT = 1024
+
+
+@dataclass
+class Recorder:
+    """A handler for one sender that records the events its ``"*"`` route saw."""
+
+    handler: WebhookHandler
+    events: list[Event] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, event: Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def markers(self) -> list[str]:
+        """The ``marker`` of each recorded event (see :func:`delivery`)."""
+        return [str(event.data.get("marker")) for event in self.events]
+
+
+def recorder(sender: str, **options: Any) -> Recorder:
+    """A fresh handler for ``sender`` with its test credentials, recording every event."""
+    rec = Recorder(WebhookHandler(sender, **CREDENTIALS[sender], **options))
+    rec.handler.on("*")(rec.record)
+    return rec
+
+
+def first_event_type(sender: str) -> str:
+    return event_types(sender)[0]
+
+
+def delivery(
+    sender: str, *, marker: str | None = None, pad: int = 0
+) -> tuple[bytes, dict[str, str], str]:
+    """A delivery signed as the real sender signs it, with a unique ``marker`` in its data.
+
+    ``pad`` adds that many bytes of filler, to make a body over a size limit.
+    """
+    marker = marker or uuid.uuid4().hex
+    data: dict[str, Any] = {"marker": marker}
+    if pad:
+        data["filler"] = "x" * pad
+    body, headers = sample_delivery(sender, first_event_type(sender), data, **CREDENTIALS[sender])
+    return body, headers, marker
+
+
+def forged(sender: str) -> tuple[bytes, dict[str, str], str]:
+    """A delivery signed with the wrong credential."""
+    marker = uuid.uuid4().hex
+    wrong = {key: "not-" + str(value) for key, value in CREDENTIALS[sender].items()}
+    body, headers = sample_delivery(sender, first_event_type(sender), {"marker": marker}, **wrong)
+    return body, headers, marker
+
+
+def tampered(sender: str) -> tuple[bytes, dict[str, str], str]:
+    """A signed delivery whose body was changed after signing (the signing senders)."""
+    body, headers, marker = delivery(sender)
+    return body.replace(marker.encode(), marker[::-1].encode()), headers, marker
+
+
+def without_content_type(headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Split off Content-Type, which some test clients take apart from the headers."""
+    rest = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return headers.get("Content-Type", "application/json"), rest
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def configure_django() -> None:
+    """Configure Django once per test process; each test overrides what it needs."""
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="adapter-tests-only",
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[],
+        DATABASES={},
+        USE_TZ=True,
+        ROOT_URLCONF="tests.adapters.django_urls",
+        MIDDLEWARE=[
+            "hookshield.django.WebhookMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+        ],
+        HOOKSHIELD_ENDPOINTS={},
+    )
+    django.setup()
