@@ -199,7 +199,7 @@ def test_sample_credentials_may_be_bytes_or_several() -> None:
 
 def test_petal_samples_carry_basic_and_bearer_credentials() -> None:
     for credential in ({"basic_auth": ("eeg", "pw")}, {"bearer_token": "tok"}):
-        handler = WebhookHandler("petal", **credential)  # type: ignore[arg-type]
+        handler = WebhookHandler("petal", **credential)
         body, headers = sample_delivery("petal", "blink", **credential)
         assert handler.handle(body, headers).status == 200
 

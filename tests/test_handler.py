@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 
 import pytest
 
@@ -471,3 +472,64 @@ class TestAsync:
         assert handler.finish(accepted).dispatched == 1
         assert seen == ["session.created"]
         assert asyncio.run(handler.finish_async(handler.accept(body, headers))).duplicate
+
+
+class _NetworkStore:
+    """A store like a Redis or SQL client: blocking, and not the in-memory one."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDedupeStore()
+        self.threads: list[int] = []
+
+    def claim(self, key: str, ttl: float) -> bool:
+        self.threads.append(threading.get_ident())
+        return self.inner.claim(key, ttl)
+
+    def release(self, key: str) -> None:
+        self.inner.release(key)
+
+
+class _RecordingMemoryStore(MemoryDedupeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def claim(self, key: str, ttl: float) -> bool:
+        self.threads.append(threading.get_ident())
+        return super().claim(key, ttl)
+
+
+class TestAsyncAcceptAndRelease:
+    small = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+    big = sample_delivery(
+        "mindpeeker", "session.created", {"notes": ["x" * 100] * 1000}, **CREDENTIALS["mindpeeker"]
+    )
+
+    def test_large_bodies_and_blocking_stores_are_verified_off_the_loop(self) -> None:
+        assert len(self.big.body) > 64 * 1024
+        network = _NetworkStore()
+        memory = _RecordingMemoryStore()
+        on_network = make_handler("mindpeeker", dedupe=network)
+        in_memory = make_handler("mindpeeker", dedupe=memory)
+
+        async def main() -> int:
+            assert (await on_network.accept_async(*self.small)).ok
+            assert (await in_memory.accept_async(*self.small)).ok
+            assert (await in_memory.accept_async(*self.big)).ok
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        assert len(network.threads) == 1 and loop_thread not in network.threads
+        assert memory.threads[0] == loop_thread  # small body, in-memory store: inline
+        assert memory.threads[1] != loop_thread  # large body: in a thread
+
+    def test_release_lets_the_retry_through(self) -> None:
+        handler = make_handler("momentum")
+        body = sample_batch(["delivery", "open"])
+        headers = sign("momentum", body, batch_id="b-9", **CREDENTIALS["momentum"])
+        accepted = handler.accept(body, headers)
+        assert len(accepted.pending) == 2
+        assert handler.accept(body, headers).duplicate
+        handler.release(accepted)
+        again = handler.accept(body, headers)
+        assert not again.duplicate and len(again.pending) == 2

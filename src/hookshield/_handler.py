@@ -38,6 +38,10 @@ __all__ = ["DEFAULT_MAX_BODY_SIZE", "ErrorHook", "Outcome", "Route", "WebhookHan
 
 logger = logging.getLogger("hookshield")
 
+#: Bodies up to this size are verified on the event loop by accept_async (about 100 us
+#: of work); larger ones in a thread.
+_INLINE_BODY_LIMIT: Final = 64 * 1024
+
 #: 25 MiB: a Momentum batch of 10,000 records is several MB.
 DEFAULT_MAX_BODY_SIZE: Final = 25 * 1024 * 1024
 
@@ -318,9 +322,32 @@ class WebhookHandler:
         """Verify, de-duplicate and dispatch one delivery; never raises a WebhookError."""
         return self.finish(self.accept(body, headers))
 
+    async def accept_async(self, body: Body, headers: HeadersLike) -> Outcome:
+        """:meth:`accept` for async code, keeping the event loop free.
+
+        A large body (whose HMAC and parse take milliseconds) or a de-duplication
+        store other than the in-memory one (a Redis or SQL client blocks) is
+        verified in a worker thread; a small one on the loop, where a thread hop
+        would cost more than the work.
+        """
+        if len(body) > _INLINE_BODY_LIMIT or not isinstance(
+            self.dedupe, (MemoryDedupeStore, type(None))
+        ):
+            return await asyncio.to_thread(self.accept, body, headers)
+        return self.accept(body, headers)
+
     async def handle_async(self, body: Body, headers: HeadersLike) -> Outcome:
         """:meth:`handle` for async code: async handlers are awaited on the running loop."""
-        return await self.finish_async(self.accept(body, headers))
+        return await self.finish_async(await self.accept_async(body, headers))
+
+    def release(self, outcome: Outcome) -> None:
+        """Forget an accepted outcome's de-duplication claims.
+
+        For code that handles an accepted delivery itself (a framework view given the
+        :class:`~hookshield.Delivery`) and fails: the sender's retry is then processed
+        rather than taken for a duplicate.  :meth:`finish` does this on its own.
+        """
+        self._release(outcome, 0)
 
     def dispatch(self, delivery: Delivery) -> int:
         """Run the routes of every event of a verified delivery; return the calls made.
@@ -399,13 +426,7 @@ class WebhookHandler:
         # Release what the retry must process: the delivery itself, and the failed
         # event with every one after it.  Events already handled keep their claims,
         # so a retried batch does not run them twice.
-        store = self.dedupe
-        if store is not None:
-            if outcome._delivery_key is not None:
-                store.release(outcome._delivery_key)
-            for key in outcome._event_keys[index:]:
-                if key is not None:
-                    store.release(key)
+        self._release(outcome, index)
         logger.error(
             "hookshield: a %s handler raised %s on %s event; answering 500 so the sender retries",
             self.provider,
@@ -420,6 +441,16 @@ class WebhookHandler:
             error=exc,
             dispatched=calls,
         )
+
+    def _release(self, outcome: Outcome, first_event: int) -> None:
+        store = self.dedupe
+        if store is None:
+            return
+        if outcome._delivery_key is not None:
+            store.release(outcome._delivery_key)
+        for key in outcome._event_keys[first_event:]:
+            if key is not None:
+                store.release(key)
 
     def _done(self, outcome: Outcome, calls: int) -> Outcome:
         if calls:
