@@ -47,6 +47,8 @@ def test_odd_numbers_read_as_none() -> None:
     )
     assert isinstance(event, MomentumEvent)
     assert event.bounce_class is None and event.timestamp is None and event.num_retries is None
+    (odd,) = _momentum([{"type": "delay", "timestamp": [1700000000]}])
+    assert odd.timestamp is None
     (far,) = _momentum([{"type": "delay", "timestamp": 1e20}])
     assert far.timestamp is None
     (text,) = _momentum([{"type": "delay", "timestamp": "1700000000.25"}])
