@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from ._headers import Headers
 from ._json import FrozenObject
@@ -64,6 +64,66 @@ class Delivery:
     events: tuple[Event, ...]
     headers: Headers = field(repr=False)
     body: bytes = field(repr=False)
+
+
+# Building events and deliveries on the hot path.  The frozen dataclass __init__
+# sets each field through object.__setattr__ (about 0.2 us a field); the slots' own
+# setters, unrolled, build the identical frozen object in a third of the time, which
+# matters for a 10,000-record batch.  The public constructors stay the documented way.
+
+_new = object.__new__
+_set_provider = Event.__dict__["provider"].__set__
+_set_type = Event.__dict__["type"].__set__
+_set_id = Event.__dict__["id"].__set__
+_set_timestamp = Event.__dict__["timestamp"].__set__
+_set_data = Event.__dict__["data"].__set__
+_set_raw = FrozenObject.__dict__["_raw"].__set__
+_set_delivery_fields = tuple(
+    Delivery.__dict__[name].__set__ for name in ("provider", "id", "events", "headers", "body")
+)
+
+E = TypeVar("E", bound=Event)
+
+
+def frozen_view(raw: dict[str, Any]) -> FrozenObject:
+    """``FrozenObject(raw)``, built without calling ``__init__``."""
+    view = _new(FrozenObject)
+    _set_raw(view, raw)
+    return view
+
+
+def build_event(
+    cls: type[E],
+    provider: str,
+    kind: str,
+    event_id: str | None,
+    timestamp: datetime | None,
+    data: dict[str, Any],
+) -> E:
+    """An event of ``cls`` with the base fields set; the caller sets the subclass's own."""
+    event = _new(cls)
+    _set_provider(event, provider)
+    _set_type(event, kind)
+    _set_id(event, event_id)
+    _set_timestamp(event, timestamp)
+    view = _new(FrozenObject)
+    _set_raw(view, data)
+    _set_data(event, view)
+    return event
+
+
+def build_delivery(
+    provider: str, delivery_id: str, events: tuple[Event, ...], headers: Headers, body: bytes
+) -> Delivery:
+    """A Delivery, built as :func:`build_event` builds events."""
+    delivery = _new(Delivery)
+    set_provider, set_id, set_events, set_headers, set_body = _set_delivery_fields
+    set_provider(delivery, provider)
+    set_id(delivery, delivery_id)
+    set_events(delivery, events)
+    set_headers(delivery, headers)
+    set_body(delivery, body)
+    return delivery
 
 
 # Helpers for the senders' typed properties and parsers.

@@ -21,7 +21,16 @@ from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
 from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_float, as_int, as_str, from_iso
+from .._events import (
+    Delivery,
+    Event,
+    as_float,
+    as_int,
+    as_str,
+    build_delivery,
+    build_event,
+    from_iso,
+)
 from .._headers import Headers
 from .._json import FrozenObject
 from ._base import Provider
@@ -198,6 +207,10 @@ class MindPeekerEvent(Event):
         return tuple(v for v in values if isinstance(v, str))
 
 
+_set_livemode = MindPeekerEvent.__dict__["livemode"].__set__
+_set_pending = MindPeekerEvent.__dict__["pending_webhooks"].__set__
+
+
 class MindPeekerProvider(Provider):
     """MindPeeker's webhooks."""
 
@@ -240,19 +253,19 @@ class MindPeekerProvider(Provider):
             raise MalformedPayload("a MindPeeker event has a string 'type'")
         event_id = as_str(payload.get("id"))
         data = payload.get("data")
-        event = MindPeekerEvent(
-            provider=self.name,
-            type=kind,
-            id=event_id,
-            timestamp=from_iso(payload.get("created_at")),
-            data=FrozenObject(data if isinstance(data, dict) else {}),
-            livemode=livemode if isinstance(livemode := payload.get("livemode"), bool) else None,
-            pending_webhooks=as_int(payload.get("pending_webhooks")),
+        event = build_event(
+            MindPeekerEvent,
+            "mindpeeker",
+            kind,
+            event_id,
+            from_iso(payload.get("created_at")),
+            data if type(data) is dict else {},
         )
+        livemode = payload.get("livemode")
+        _set_livemode(event, livemode if type(livemode) is bool else None)
+        _set_pending(event, as_int(payload.get("pending_webhooks")))
         delivery_id = "event:" + event_id if event_id else self.delivery_id(body, signature)
-        return Delivery(
-            provider=self.name, id=delivery_id, events=(event,), headers=headers, body=body
-        )
+        return build_delivery("mindpeeker", delivery_id, (event,), headers, body)
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """``Content-Type`` and ``X-MindPeeker-Signature: sha256=<hex>``."""

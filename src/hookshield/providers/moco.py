@@ -22,9 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
-from .._events import Delivery, Event, as_int, from_epoch_by_magnitude
+from .._events import (
+    Delivery,
+    Event,
+    as_int,
+    build_delivery,
+    build_event,
+    from_epoch_by_magnitude,
+)
 from .._headers import Headers
-from .._json import FrozenObject
 from ._base import Provider
 
 __all__ = ["MocoEvent", "MocoProvider"]
@@ -52,6 +58,11 @@ class MocoEvent(Event):
         return as_int(self._get("id"))
 
 
+_set_target, _set_action, _set_user_id, _set_account_url = (
+    MocoEvent.__dict__[name].__set__ for name in ("target", "action", "user_id", "account_url")
+)
+
+
 class MocoProvider(Provider):
     """MOCO's webhooks."""
 
@@ -71,23 +82,21 @@ class MocoProvider(Provider):
         action = action.strip()[:64] if action else None
         kind = f"{target or 'unknown'}.{action or 'unknown'}".lower()
         timestamp = headers.get("x-moco-timestamp")
-        event = MocoEvent(
-            provider=self.name,
-            type=kind,
-            timestamp=from_epoch_by_magnitude(as_int(timestamp.strip()) if timestamp else None),
-            data=FrozenObject(payload) if isinstance(payload, dict) else FrozenObject(),
-            target=target,
-            action=action,
-            user_id=as_int((headers.get("x-moco-user-id") or "").strip()),
-            account_url=(headers.get("x-moco-account-url") or "").strip()[:512] or None,
+        user_id = headers.get("x-moco-user-id")
+        account_url = headers.get("x-moco-account-url")
+        event = build_event(
+            MocoEvent,
+            "moco",
+            kind,
+            None,
+            from_epoch_by_magnitude(as_int(timestamp.strip()) if timestamp else None),
+            payload if type(payload) is dict else {},
         )
-        return Delivery(
-            provider=self.name,
-            id=self.delivery_id(body, signature),
-            events=(event,),
-            headers=headers,
-            body=body,
-        )
+        _set_target(event, target)
+        _set_action(event, action)
+        _set_user_id(event, as_int(user_id.strip()) if user_id else None)
+        _set_account_url(event, account_url.strip()[:512] or None if account_url else None)
+        return build_delivery("moco", self.delivery_id(body, signature), (event,), headers, body)
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """The six headers MOCO sends, signed with the first secret."""

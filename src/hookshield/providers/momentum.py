@@ -24,7 +24,17 @@ from datetime import datetime
 from typing import Any
 
 from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._events import (
+    Delivery,
+    Event,
+    as_float,
+    as_int,
+    as_str,
+    build_delivery,
+    build_event,
+    from_iso,
+    from_unix,
+)
 from .._headers import Headers
 from .._json import FrozenObject
 from ._base import Provider, authorization_headers, first_credential
@@ -178,12 +188,7 @@ class MomentumEvent(Event):
         return FrozenObject(meta if isinstance(meta, dict) else {})
 
 
-# The slots' setters, for building frozen events without the dataclass __init__.
-_set_provider, _set_type, _set_id, _set_timestamp, _set_data, _set_class = (
-    getattr(MomentumEvent, name).__set__
-    for name in ("provider", "type", "id", "timestamp", "data", "event_class")
-)
-_set_raw = FrozenObject.__dict__["_raw"].__set__
+_set_class = MomentumEvent.__dict__["event_class"].__set__
 
 
 class MomentumProvider(Provider):
@@ -208,14 +213,7 @@ class MomentumProvider(Provider):
         # much), and each distinct timestamp converted once (a batch spans <= 30 s).
         events: list[Event] = []
         append = events.append
-        new = object.__new__
-        set_provider, set_type, set_id = _set_provider, _set_type, _set_id
-        set_timestamp, set_data, set_class, set_raw = (
-            _set_timestamp,
-            _set_data,
-            _set_class,
-            _set_raw,
-        )
+        build, set_class = build_event, _set_class
         times: dict[Any, datetime | None] = {}
         for number, record in enumerate(payload):
             msys = record.get("msys") if type(record) is dict else None
@@ -237,14 +235,14 @@ class MomentumProvider(Provider):
                     when = times[stamp] = from_unix(as_float(stamp))
                 except TypeError:  # an unhashable timestamp: a list or an object
                     when = None
-                view = new(FrozenObject)
-                set_raw(view, data)
-                event = new(MomentumEvent)
-                set_provider(event, "momentum")
-                set_type(event, kind if type(kind) is str and kind else event_class)
-                set_id(event, event_id if type(event_id) is str else as_str(event_id))
-                set_timestamp(event, when)
-                set_data(event, view)
+                event = build(
+                    MomentumEvent,
+                    "momentum",
+                    kind if type(kind) is str and kind else event_class,
+                    event_id if type(event_id) is str else as_str(event_id),
+                    when,
+                    data,
+                )
                 set_class(event, event_class)
                 append(event)
         batch_id = headers.get(BATCH_HEADER)
@@ -252,9 +250,7 @@ class MomentumProvider(Provider):
             delivery_id = "batch:" + batch_id.strip()
         else:
             delivery_id = self.delivery_id(body, signature)
-        return Delivery(
-            provider=self.name, id=delivery_id, events=tuple(events), headers=headers, body=body
-        )
+        return build_delivery("momentum", delivery_id, tuple(events), headers, body)
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """Momentum's headers with the configured credential (token, Basic or Bearer)."""

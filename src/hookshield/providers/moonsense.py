@@ -23,7 +23,15 @@ from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
 from .._errors import MalformedPayload, WebhookError
-from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
+from .._events import (
+    Delivery,
+    Event,
+    as_int,
+    as_str,
+    build_delivery,
+    build_event,
+    from_epoch_by_magnitude,
+)
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, freeze
 from ._base import FORM_TYPE, Provider, form_field, media_type
@@ -178,18 +186,16 @@ class MoonsenseProvider(Provider):
             kind = event_type_name(headers.get("x-moonsense-event")) or "unknown"
         bundle = payload.get("bundle")
         server_time = bundle.get("server_time_millis") if isinstance(bundle, dict) else None
-        event = MoonsenseEvent(
-            provider=self.name,
-            type=kind,
-            timestamp=from_epoch_by_magnitude(as_int(server_time)),
-            data=FrozenObject(payload),
+        event = build_event(
+            MoonsenseEvent,
+            "moonsense",
+            kind,
+            None,
+            from_epoch_by_magnitude(as_int(server_time)),
+            payload,
         )
-        return Delivery(
-            provider=self.name,
-            id=self.delivery_id(body, signature),
-            events=(event,),
-            headers=headers,
-            body=body,
+        return build_delivery(
+            "moonsense", self.delivery_id(body, signature), (event,), headers, body
         )
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:

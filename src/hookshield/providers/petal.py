@@ -25,7 +25,18 @@ from datetime import datetime
 from typing import Any, Final
 
 from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._events import (
+    Delivery,
+    Event,
+    as_float,
+    as_int,
+    as_str,
+    build_delivery,
+    build_event,
+    from_iso,
+    from_unix,
+    frozen_view,
+)
 from .._headers import Headers
 from .._json import FrozenObject
 from ._base import Provider, authorization_headers, first_credential
@@ -233,6 +244,10 @@ def _bands(value: Any) -> BandPower:
     )
 
 
+_set_device_id = PetalEvent.__dict__["device_id"].__set__
+_set_action = PetalEvent.__dict__["action"].__set__
+
+
 class PetalProvider(Provider):
     """Petal Metrics' EEG stream webhooks."""
 
@@ -256,13 +271,7 @@ class PetalProvider(Provider):
             events = tuple(self._event(item, device) for item in batch)
         else:
             events = (self._event(payload, None),)
-        return Delivery(
-            provider=self.name,
-            id=self.delivery_id(body, signature),
-            events=events,
-            headers=headers,
-            body=body,
-        )
+        return build_delivery("petal", self.delivery_id(body, signature), events, headers, body)
 
     def _event(self, message: Any, device_id: str | None) -> PetalEvent:
         if not isinstance(message, dict):
@@ -273,15 +282,17 @@ class PetalProvider(Provider):
         data = message.get("data")
         data = data if isinstance(data, dict) else {}
         action = message.get("action")
-        return PetalEvent(
-            provider=self.name,
-            type=kind,
-            id=as_str(data.get("id")),
-            timestamp=_timestamp(message.get("timestamp"), data.get("unix_ts")),
-            data=FrozenObject(data),
-            device_id=device_id,
-            action=FrozenObject(action) if isinstance(action, dict) else None,
+        event = build_event(
+            PetalEvent,
+            "petal",
+            kind,
+            as_str(data.get("id")),
+            _timestamp(message.get("timestamp"), data.get("unix_ts")),
+            data,
         )
+        _set_device_id(event, device_id)
+        _set_action(event, frozen_view(action) if type(action) is dict else None)
+        return event
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """Petal's headers, with the shared credential the user configured in its app."""
