@@ -1,0 +1,89 @@
+"""``python -m benchmarks [--quick] [--tiny] [--no-http] [--output PATH]``: run and report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import micro, report, web
+from .payloads import SIZES
+
+__all__ = ["main"]
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """Run the benchmarks, write the Markdown report, and return it."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
+    parser.add_argument(
+        "--tiny", action="store_true", help="1 KB bodies and small batches only (implies --quick)"
+    )
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP servers")
+    parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the report's path")
+    args = parser.parse_args(argv)
+    quick = args.quick or args.tiny
+    rounds, min_time = (3, 0.01) if quick else (9, 0.1)
+    sizes = ["1 KB"] if args.tiny else list(SIZES)
+    records = 100 if args.tiny else 10_000
+    messages = 100 if args.tiny else 10_000
+    settings = (
+        f"{rounds} rounds of at least {min_time * 1e3:.0f} ms per case; "
+        f"batch of {records:,} records; stream of {messages:,} messages"
+    )
+    started = time.perf_counter()
+
+    _say("single deliveries ...")
+    groups = micro.payload_groups(
+        ["mindpeeker", "moco", "moonsense"],
+        sizes,
+        rounds=rounds,
+        min_time=min_time,
+        with_peers=not args.no_peers,
+    )
+    _say("Momentum batch ...")
+    batch = micro.batch_group(records, rounds=rounds, min_time=min_time)
+    _say("Petal Metrics stream ...")
+    stream = micro.stream_group(messages, rounds=rounds, min_time=min_time)
+    _say("peak memory ...")
+    memory = micro.memory(records)
+    servers: list[web.ServerResult] = []
+    if args.no_http:
+        http_notes = ["HTTP part not run (--no-http)."]
+    else:
+        _say("HTTP ...")
+        servers, http_notes = web.run_http(
+            requests=30 if args.tiny else (200 if quick else 2000),
+            rounds=1 if quick else 3,
+            ack_requests=5 if args.tiny else (20 if quick else 200),
+            sleep=1.0 if args.tiny else 10.0,
+        )
+    text = report.render(
+        quick=quick,
+        groups=groups,
+        batch=batch,
+        stream=stream,
+        memory=memory,
+        servers=servers,
+        http_notes=http_notes,
+        settings=settings,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    _say(f"wrote {args.output} in {time.perf_counter() - started:.0f} s")
+    for note in http_notes:
+        _say(note)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""In-process measurements: floor, hookshield and the libraries we compare against.
+
+Every group times its cases on the same bytes, interleaved round by round (see
+:mod:`benchmarks._timing`).  The floor is the least any receiver must do per delivery:
+``hmac.new(key, body, sha256).hexdigest()``, :func:`hmac.compare_digest` and
+``json.loads(body)``; the auth-only floor stops before parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from hookshield import (
+    MemoryDedupeStore,
+    MindPeekerEvent,
+    MocoEvent,
+    MomentumEvent,
+    MoonsenseEvent,
+    PetalEvent,
+    WebhookHandler,
+)
+from hookshield._headers import Headers
+
+from . import peers
+from ._timing import Timing, measure_group
+from .payloads import SECRET, SIZES, TOKEN, Payload, momentum_batch, padded, petal_stream
+
+__all__ = ["Group", "Memory", "Row", "batch_group", "memory", "payload_groups", "stream_group"]
+
+TITLES = {"mindpeeker": "MindPeeker", "moco": "MOCO", "moonsense": "Moonsense"}
+
+# What a row is, for the ratios and the targets.
+FLOOR = "floor"
+AUTH_FLOOR = "auth floor"
+HOOKSHIELD = "hookshield"
+TYPED = "hookshield typed"
+PEER = "peer"
+INFO = "info"
+
+Call = Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One timed case of a group."""
+
+    case: str
+    kind: str
+    timing: Timing
+
+
+@dataclass(slots=True)
+class Group:
+    """Cases timed side by side on the same bytes; ``per`` deliveries per timed call."""
+
+    title: str
+    provider: str
+    label: str
+    body_size: int
+    rows: list[Row] = field(default_factory=list)
+    per: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, kind: str) -> Row:
+        """The first row of ``kind``."""
+        return next(r for r in self.rows if r.kind == kind)
+
+    def has(self, kind: str) -> bool:
+        """Whether the group has a row of ``kind``."""
+        return any(r.kind == kind for r in self.rows)
+
+
+def _floor(body: bytes, received: str) -> tuple[Call, Call]:
+    key = SECRET.encode()
+    new, compare, sha256, loads = hmac.new, hmac.compare_digest, hashlib.sha256, json.loads
+
+    def floor() -> object:
+        if not compare(new(key, body, sha256).hexdigest(), received):
+            raise ValueError("bad signature")
+        return loads(body)
+
+    def auth_floor() -> object:
+        if not compare(new(key, body, sha256).hexdigest(), received):
+            raise ValueError("bad signature")
+        return None
+
+    return floor, auth_floor
+
+
+def _typed_reader(provider: str) -> Callable[[Any], object]:
+    # The typed fields a handler of each sender would typically read.
+    def mindpeeker(event: Any) -> object:
+        e = cast(MindPeekerEvent, event)
+        return (e.type, e.id, e.session_id, e.status, e.confidence, e.completed_at)
+
+    def moco(event: Any) -> object:
+        e = cast(MocoEvent, event)
+        return (e.type, e.entity_id, e.target, e.action, e.user_id, e.timestamp)
+
+    def moonsense(event: Any) -> object:
+        e = cast(MoonsenseEvent, event)
+        return (e.type, e.session_id, e.project_id, e.server_time, e.bundle_index)
+
+    return {"mindpeeker": mindpeeker, "moco": moco, "moonsense": moonsense}[provider]
+
+
+def _payload_cases(
+    payload: Payload, *, with_peers: bool, notes: list[str]
+) -> list[tuple[str, str, Call]]:
+    body, headers = payload.body, payload.headers
+    handler = WebhookHandler(payload.provider, secret=SECRET, dedupe=None)
+    floor, auth_floor = _floor(body, payload.signature)
+    read = _typed_reader(payload.provider)
+    authenticate, verify = handler.authenticate, handler.verify
+    prepared = Headers(headers)
+
+    def hs_auth() -> object:
+        authenticate(body, headers)
+        return None
+
+    def hs_verify() -> object:
+        return verify(body, headers)
+
+    def hs_typed() -> object:
+        return read(verify(body, headers).events[0])
+
+    def hs_typed_prepared() -> object:
+        return read(verify(body, prepared).events[0])
+
+    cases: list[tuple[str, str, Call]] = [
+        ("floor: HMAC + compare_digest + json.loads", FLOOR, floor),
+        ("auth floor: HMAC + compare_digest", AUTH_FLOOR, auth_floor),
+        ("hookshield `authenticate`", HOOKSHIELD, hs_auth),
+        ("hookshield `verify`", HOOKSHIELD, hs_verify),
+        ("hookshield `verify` + typed fields", TYPED, hs_typed),
+        ("hookshield `verify` + typed fields, `Headers` made beforehand", INFO, hs_typed_prepared),
+    ]
+    if with_peers:
+        for peer in peers.PEERS:
+            if not peer.available():
+                notes.append(f"{peer.name} is not installed: skipped")
+                continue
+            peers.check(peer, payload)
+            cases.append((f"{peer.name}: {peer.what}", PEER, peer.prepare(payload, body)))
+    return cases
+
+
+def _timed(
+    group: Group, cases: Sequence[tuple[str, str, Call]], rounds: int, min_time: float
+) -> Group:
+    timings = measure_group([c for _, _, c in cases], rounds=rounds, min_time=min_time)
+    group.rows = [Row(name, kind, t) for (name, kind, _), t in zip(cases, timings, strict=True)]
+    return group
+
+
+def payload_groups(
+    providers: Sequence[str],
+    sizes: Sequence[str],
+    *,
+    rounds: int,
+    min_time: float,
+    with_peers: bool = True,
+) -> list[Group]:
+    """One group per sender and size: floor, hookshield and the other libraries."""
+    groups = []
+    for provider in providers:
+        for label in sizes:
+            payload = padded(provider, label, SIZES[label])
+            group = Group(f"{TITLES[provider]}, {label}", provider, label, len(payload.body))
+            cases = _payload_cases(payload, with_peers=with_peers, notes=group.notes)
+            groups.append(_timed(group, cases, rounds, min_time))
+    return groups
+
+
+def _read_record(event: Any) -> object:
+    e = cast(MomentumEvent, event)
+    return (e.type, e.id, e.message_id, e.recipient, e.timestamp)
+
+
+def batch_group(records: int, *, rounds: int, min_time: float) -> Group:
+    """A Momentum batch: verify and read every typed event, beside the floor on the same bytes."""
+    payload = momentum_batch(records)
+    body, headers = payload.body, payload.headers
+    group = Group(f"Momentum batch, {records:,} records", "momentum", "batch", len(body))
+    floor, _ = _floor(body, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest())
+    handler = WebhookHandler("momentum", token=TOKEN, dedupe=None)
+    verify = handler.verify
+
+    def floor_read() -> object:
+        result = None
+        records = floor()
+        for record in cast(list[dict[str, Any]], records):
+            for data in record["msys"].values():
+                result = (
+                    data.get("type"),
+                    data.get("event_id"),
+                    data.get("message_id"),
+                    data.get("rcpt_to"),
+                    data.get("timestamp"),
+                )
+        return result
+
+    def hs_typed() -> object:
+        result = None
+        for event in verify(body, headers).events:
+            result = _read_record(event)
+        return result
+
+    dispatching = WebhookHandler("momentum", token=TOKEN)
+    dispatching.on("*")(_read_record)
+
+    def hs_handle() -> object:
+        dispatching.dedupe = MemoryDedupeStore()  # a new batch for a fresh store each time
+        outcome = dispatching.handle(body, headers)
+        if outcome.dispatched != records:
+            raise AssertionError(f"dispatched {outcome.dispatched} of {records}: {outcome}")
+        return outcome
+
+    cases: list[tuple[str, str, Call]] = [
+        ("floor: HMAC + compare_digest + json.loads", FLOOR, floor),
+        ("floor, then read 5 fields of every record from the dicts", INFO, floor_read),
+        ("hookshield `verify` + 5 typed fields of every event", TYPED, hs_typed),
+        ("hookshield `handle` (in-memory de-duplication, one route per event)", INFO, hs_handle),
+    ]
+    return _timed(group, cases, rounds, min_time)
+
+
+def _read_metrics(event: Any) -> object:
+    e = cast(PetalEvent, event)
+    return (e.type, e.id, e.blink, e.eye, e.artifacts, e.bandpower)
+
+
+def stream_group(messages: int, *, rounds: int, min_time: float) -> Group:
+    """A stream of Petal ``metrics`` messages, one delivery each; times are per message."""
+    stream = list(petal_stream(messages))
+    group = Group(
+        f"Petal Metrics stream, {messages:,} `metrics` messages",
+        "petal",
+        "stream",
+        sum(len(p.body) for p in stream),
+        per=messages,
+    )
+    key = SECRET.encode()
+    signed = [(p.body, hmac.new(key, p.body, hashlib.sha256).hexdigest()) for p in stream]
+    deliveries = [(p.body, p.headers) for p in stream]
+    token_digest = hashlib.sha256(TOKEN.encode()).digest()
+    tokens = [(p.body, p.headers["X-Petal-Token"]) for p in stream]
+    new, compare, sha256, loads = hmac.new, hmac.compare_digest, hashlib.sha256, json.loads
+
+    def floor() -> object:
+        result = None
+        for body, received in signed:
+            if not compare(new(key, body, sha256).hexdigest(), received):
+                raise ValueError("bad signature")
+            result = loads(body)
+        return result
+
+    def token_floor() -> object:
+        result = None
+        for body, token in tokens:
+            if not compare(sha256(token.encode()).digest(), token_digest):
+                raise ValueError("bad token")
+            result = loads(body)
+        return result
+
+    handler = WebhookHandler("petal", token=TOKEN, dedupe=None)
+    verify = handler.verify
+
+    def hs_typed() -> object:
+        result = None
+        for body, headers in deliveries:
+            result = _read_metrics(verify(body, headers).events[0])
+        return result
+
+    dispatching = WebhookHandler("petal", token=TOKEN)
+    dispatching.on("metrics")(_read_metrics)
+
+    def hs_handle() -> object:
+        dispatching.dedupe = MemoryDedupeStore()
+        result = None
+        for body, headers in deliveries:
+            result = dispatching.handle(body, headers)
+        return result
+
+    cases: list[tuple[str, str, Call]] = [
+        ("floor: HMAC + compare_digest + json.loads, per message", FLOOR, floor),
+        ("token floor: compare_digest of the token's SHA-256 + json.loads", INFO, token_floor),
+        ("hookshield `verify` + typed fields (blink, eye, artifacts, bandpower)", TYPED, hs_typed),
+        ("hookshield `handle` (in-memory de-duplication, one route)", INFO, hs_handle),
+    ]
+    group.notes.append(
+        "Petal Metrics authenticates with a shared token, not an HMAC: the token floor is "
+        "its own floor; the HMAC floor is the issue's definition."
+    )
+    return _timed(group, cases, rounds, min_time)
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """The peak of traced allocations while running one case, against the body's size."""
+
+    case: str
+    peak: int
+    body_size: int
+
+    @property
+    def multiple(self) -> float:
+        """The peak as a multiple of the body size."""
+        return self.peak / self.body_size
+
+
+def _peak(func: Call) -> int:
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def memory(records: int) -> list[Memory]:
+    """Peak memory while handling a Momentum batch of ``records`` records."""
+    payload = momentum_batch(records)
+    body, headers = payload.body, payload.headers
+    handler = WebhookHandler("momentum", token=TOKEN)
+    handler.on("*")(_read_record)
+    verifying = WebhookHandler("momentum", token=TOKEN, dedupe=None)
+    size = len(body)
+    return [
+        Memory(
+            "`json.loads` of the body (the floor's parse)", _peak(lambda: json.loads(body)), size
+        ),
+        Memory("hookshield `verify`", _peak(lambda: verifying.verify(body, headers)), size),
+        Memory(
+            "hookshield `handle` (in-memory de-duplication, one route)",
+            _peak(lambda: handler.handle(body, headers)),
+            size,
+        ),
+    ]

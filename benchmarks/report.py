@@ -1,0 +1,296 @@
+"""The Markdown report, ``docs/benchmarks.md``: machine, versions, targets and every table."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .micro import FLOOR, PEER, TYPED, Group, Memory
+from .web import ServerResult
+
+__all__ = ["Target", "machine", "render", "targets", "versions"]
+
+#: Distributions whose versions the report lists.
+DISTRIBUTIONS = (
+    "hookshield",
+    "standardwebhooks",
+    "svix",
+    "stripe",
+    "gidgethub",
+    "githubkit",
+    "pydantic",
+    "flask",
+    "django",
+    "starlette",
+    "fastapi",
+    "gunicorn",
+    "uvicorn",
+)
+
+
+def machine() -> dict[str, str]:
+    """The CPU model, core count, operating system and Python that ran the benchmarks."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.partition(":")[2].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "OS": platform.platform(),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
+
+
+def versions() -> dict[str, str]:
+    """The installed version of each distribution the benchmarks use."""
+    found = {}
+    for name in DISTRIBUTIONS:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target of issue 5: what was measured, and whether it is met (None: not measured)."""
+
+    goal: str
+    measured: str
+    met: bool | None
+
+
+def _ratio(group: Group, kind: str) -> float:
+    return group.row(kind).timing.best / group.row(FLOOR).timing.best
+
+
+def targets(
+    groups: Sequence[Group],
+    batch: Group | None,
+    memory: Sequence[Memory],
+    servers: Sequence[ServerResult],
+) -> list[Target]:
+    """Evaluate every target of the issue against this run."""
+    result = []
+    for label, limit in (("1 KB", 1.10), ("1 MB", 1.03)):
+        chosen = [g for g in groups if g.label == label]
+        if not chosen:
+            result.append(
+                Target(f"verify + typed events ≤ {limit:.2f}x floor at {label}", "not run", None)
+            )
+            continue
+        ratios = [f"{g.title.split(',')[0]} {_ratio(g, TYPED):.2f}x" for g in chosen]
+        met = all(_ratio(g, TYPED) <= limit for g in chosen)
+        result.append(
+            Target(f"verify + typed events ≤ {limit:.2f}x floor at {label}", ", ".join(ratios), met)
+        )
+    slower = []
+    compared = 0
+    for group in groups:
+        ours = group.row(TYPED).timing.best
+        for row in group.rows:
+            if row.kind == PEER:
+                compared += 1
+                if row.timing.best <= ours:
+                    slower.append(
+                        f"{row.case.split(':')[0]} at {group.title} ({ours / row.timing.best:.2f}x)"
+                    )
+    result.append(
+        Target(
+            "faster than every peer on the same work",
+            ("slower than " + "; ".join(slower))
+            if slower
+            else f"faster in all {compared} comparisons",
+            (not slower) if compared else None,
+        )
+    )
+    if batch is not None:
+        ratio = _ratio(batch, TYPED)
+        result.append(
+            Target(
+                "Momentum 10,000-record batch ≤ 1.30x floor",
+                f"{ratio:.2f}x ({batch.title})",
+                ratio <= 1.30,
+            )
+        )
+    served = [s for s in servers if s.rps_ratio is not None]
+    if served:
+        shown = ", ".join(
+            f"{s.framework} {s.rps_ratio:.2f}x" for s in served if s.rps_ratio is not None
+        )
+        met = all(s.rps_ratio is not None and s.rps_ratio >= 0.95 for s in served)
+        result.append(
+            Target("every adapter ≥ 0.95x requests/s of the hand-written endpoint", shown, met)
+        )
+    else:
+        result.append(
+            Target(
+                "every adapter ≥ 0.95x requests/s of the hand-written endpoint",
+                "not measured (see HTTP)",
+                None,
+            )
+        )
+    acks = [s for s in servers if s.ack_p99_ms is not None]
+    if acks:
+        shown = ", ".join(
+            f"{s.framework} {s.ack_p99_ms:.1f} ms" for s in acks if s.ack_p99_ms is not None
+        )
+        met = all(s.ack_p99_ms is not None and s.ack_p99_ms < 50 for s in acks)
+        result.append(
+            Target("p99 acknowledgement < 50 ms, 10 s handler, background=True", shown, met)
+        )
+    else:
+        result.append(
+            Target(
+                "p99 acknowledgement < 50 ms, 10 s handler, background=True",
+                "not measured (see HTTP)",
+                None,
+            )
+        )
+    handling = [m for m in memory if m.case.startswith("hookshield `handle`")]
+    if handling:
+        peak = handling[0]
+        result.append(
+            Target(
+                "peak memory for the batch ≤ 3x the body",
+                f"{peak.multiple:.2f}x",
+                peak.multiple <= 3,
+            )
+        )
+    return result
+
+
+def _us(seconds: float) -> str:
+    us = seconds * 1e6
+    return f"{us:,.0f}" if us >= 1000 else f"{us:.2f}"
+
+
+def _group_table(group: Group) -> list[str]:
+    floor = group.row(FLOOR).timing.best
+    ours = group.row(TYPED).timing.best
+    per = " per message" if group.per > 1 else ""
+    lines = [
+        f"### {group.title} (body {group.body_size:,} bytes{' in all' if group.per > 1 else ''})",
+        "",
+        f"| case | µs{per}, best | µs{per}, median | x floor | hookshield typed is x|",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in group.rows:
+        t = row.timing
+        versus = f"{ours / t.best:.2f}" if row.kind == PEER else ""
+        name = f"**{row.case}**" if row.kind == TYPED else row.case
+        lines.append(
+            f"| {name} | {_us(t.best / group.per)} | {_us(t.median / group.per)} "
+            f"| {t.best / floor:.2f} | {versus} |"
+        )
+    for note in group.notes:
+        lines += ["", f"Note: {note}"]
+    return [*lines, ""]
+
+
+def render(
+    *,
+    quick: bool,
+    groups: Sequence[Group],
+    batch: Group | None,
+    stream: Group | None,
+    memory: Sequence[Memory],
+    servers: Sequence[ServerResult],
+    http_notes: Sequence[str],
+    settings: str,
+) -> str:
+    """The whole report as Markdown."""
+    when = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `nox -s bench` (`python -m benchmarks`); do not edit by hand.",
+        f"Run of {when}{' in **quick** mode: few repetitions, indicative only' if quick else ''}.",
+        f"Settings: {settings}.",
+        "",
+        "Times are microseconds per delivery: the best of interleaved rounds (used for every "
+        "ratio) and the median.  The *floor* is what any receiver must do: "
+        "`hmac.new(key, body, sha256).hexdigest()`, `hmac.compare_digest` and "
+        "`json.loads(body)`.  *x floor* is the time over the floor's on the same bytes; "
+        "*hookshield typed is x* is hookshield's `verify` + typed fields over the other "
+        "library's time (below 1: hookshield is faster).",
+        "",
+        "## Machine and versions",
+        "",
+        "| | |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in machine().items()]
+    lines += [f"| {k} | {v} |" for k, v in versions().items()]
+    lines += ["", "## Targets (issue 5)", "", "| target | measured | met |", "| --- | --- | --- |"]
+    for target in targets(groups, batch, memory, servers):
+        met = "n/a" if target.met is None else ("yes" if target.met else "**no**")
+        lines.append(f"| {target.goal} | {target.measured} | {met} |")
+    lines += [
+        "",
+        "## Single deliveries",
+        "",
+        "Bodies are hookshield's samples padded with the fields each sender sends "
+        "(MindPeeker observations, MOCO project tasks, Moonsense pointer samples); each "
+        "also carries `zen` and `hook_id`, so that githubkit's `ping` model accepts the "
+        "same bytes.  Every library signs the body in its own scheme and is checked to "
+        "accept it and to refuse a tampered copy before it is timed.  The libraries read "
+        "the same fields from their parsed body that hookshield's typed properties "
+        "return; githubkit's model keeps only the `ping` fields, so it reads those.",
+        "",
+    ]
+    for group in groups:
+        lines += _group_table(group)
+    lines += ["## Batches and streams", ""]
+    for extra in (batch, stream):
+        if extra is not None:
+            lines += _group_table(extra)
+    if memory:
+        lines += [
+            "## Peak memory, Momentum batch",
+            "",
+            f"Peak of traced Python allocations (tracemalloc) while running the case, over "
+            f"the body size ({memory[0].body_size:,} bytes); the body itself is not counted.",
+            "",
+            "| case | peak bytes | x body |",
+            "| --- | ---: | ---: |",
+        ]
+        lines += [f"| {m.case} | {m.peak:,} | {m.multiple:.2f} |" for m in memory]
+        lines.append("")
+    lines += ["## HTTP", ""]
+    if servers:
+        lines += [
+            "Each framework serves a hookshield endpoint and a hand-written one doing the "
+            "floor, from one server process on 127.0.0.1; the load comes from a separate "
+            "process.  Acknowledgement latency is measured on a `background=True` endpoint "
+            "whose handler sleeps 10 s, each delivery on a new connection, one after "
+            "another; its latencies are those of the 2xx answers (a full background pool "
+            "answers 503, counted under *answers*).  The target is judged on `/hook/`, "
+            "whose route is a plain function, as most are; on ASGI, `/hook-async/` is the "
+            "same route written `async def`.",
+            "",
+            "| framework | server | endpoint | requests | answers | req/s | p50 ms | p99 ms "
+            "| x hand-written req/s |",
+            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for server in servers:
+            for load in server.loads:
+                lines.append(
+                    f"| {server.framework} | {server.server} | {load.endpoint} | {load.requests} "
+                    f"| {', '.join(f'{k}: {v}' for k, v in load.statuses.items())} "
+                    f"| {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | {load.ratio_text} |"
+                )
+        lines.append("")
+    lines += [f"Note: {note}" for note in http_notes]
+    return "\n".join(lines).rstrip() + "\n"

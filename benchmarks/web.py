@@ -1,0 +1,273 @@
+"""The HTTP benchmark: each adapter against its framework's hand-written endpoint.
+
+For each framework whose adapter, framework and server are installed, one server
+process is started on 127.0.0.1 with a free port (gunicorn for Flask and Django,
+uvicorn for Starlette and FastAPI, one worker each) serving :mod:`benchmarks.apps`.
+The load comes from :mod:`benchmarks.load` in a separate process, a bounded number of
+requests, alternating between the hand-written endpoint and hookshield's; the best
+requests per second of each is kept.  Then the acknowledgement latency of the
+``background=True`` endpoint, whose handler sleeps, is measured one delivery at a time.
+Every server started is stopped, its whole process group, before the next one starts.
+A framework that cannot be served is skipped with a note saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["FRAMEWORKS", "Load", "ServerResult", "run_http"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (name, server, framework module, hookshield adapter module, app target).
+FRAMEWORKS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("Flask", "gunicorn", "flask", "hookshield.flask", "benchmarks.apps:flask_app()"),
+    ("Django", "gunicorn", "django", "hookshield.django", "benchmarks.apps:django_app()"),
+    ("Starlette", "uvicorn", "starlette", "hookshield.asgi", "benchmarks.apps:starlette_app"),
+    ("FastAPI", "uvicorn", "fastapi", "hookshield.asgi", "benchmarks.apps:fastapi_app"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """The outcome of one load run against one endpoint."""
+
+    endpoint: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    ratio: float | None = None
+
+    @property
+    def ratio_text(self) -> str:
+        """The ratio to the hand-written endpoint's requests per second, if there is one."""
+        return "" if self.ratio is None else f"{self.ratio:.2f}"
+
+
+@dataclass(slots=True)
+class ServerResult:
+    """Every load run against one framework's server."""
+
+    framework: str
+    server: str
+    loads: list[Load] = field(default_factory=list)
+    rps_ratio: float | None = None
+    ack_p99_ms: float | None = None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _command(server: str, target: str, port: int) -> list[str]:
+    if server == "gunicorn":
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", "1",
+            "--graceful-timeout", "2",
+            "--log-level", "warning",
+            target,
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn",
+        "--factory", target,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--log-level", "warning",
+        "--no-access-log",
+        "--timeout-graceful-shutdown", "2",
+    ]  # fmt: skip
+
+
+def _environment(sleep: float) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["HOOKSHIELD_BENCH_SLEEP"] = str(sleep)
+    return env
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # The server was started in a session of its own: stop its whole group (the
+    # master and its worker), politely first.
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=8)
+
+
+def _load(
+    url: str, requests: int, concurrency: int, *, ack: bool, env: dict[str, str]
+) -> dict[str, object]:
+    command = [
+        sys.executable, "-m", "benchmarks.load",
+        "--url", url,
+        "--requests", str(requests),
+        "--concurrency", str(concurrency),
+        "--warmup", "5" if ack else "20",
+    ]  # fmt: skip
+    if ack:
+        command.append("--ack")
+    done = subprocess.run(  # noqa: S603 - this interpreter, arguments built here
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {done.stderr.strip()[-500:]}")
+    summary: dict[str, object] = json.loads(done.stdout)
+    return summary
+
+
+def _as_load(endpoint: str, summary: dict[str, object]) -> Load:
+    def number(key: str) -> float:
+        value = summary[key]
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    statuses = summary.get("statuses")
+    return Load(
+        endpoint=endpoint,
+        requests=int(number("requests")),
+        rps=number("rps"),
+        p50_ms=number("p50_ms"),
+        p99_ms=number("p99_ms"),
+        statuses=dict(statuses) if isinstance(statuses, dict) else {},
+    )
+
+
+def _serve(
+    name: str,
+    server: str,
+    target: str,
+    *,
+    requests: int,
+    rounds: int,
+    ack_requests: int,
+    sleep: float,
+    concurrency: int,
+    notes: list[str],
+) -> ServerResult | None:
+    port = _free_port()
+    env = _environment(sleep)
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
+        _command(server, target, port),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        if not _wait_ready(process, port):
+            _stop(process)
+            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            notes.append(f"{name}: the {server} server did not start: {error.strip()[-300:]}")
+            return None
+        base = f"http://127.0.0.1:{port}"
+        best: dict[str, Load] = {}
+        endpoints = ["/floor/", "/hook/"]
+        if server == "uvicorn":
+            endpoints.append("/hook-async/")  # the same route as `async def`
+        for _ in range(rounds):
+            for endpoint in endpoints:
+                load = _as_load(
+                    endpoint, _load(base + endpoint, requests, concurrency, ack=False, env=env)
+                )
+                if endpoint not in best or load.rps > best[endpoint].rps:
+                    best[endpoint] = load
+        floor, hook = best["/floor/"], best["/hook/"]
+        result = ServerResult(name, server)
+        ratio = hook.rps / floor.rps if floor.rps else None
+        result.loads = [
+            dataclasses.replace(load, ratio=load.rps / floor.rps if floor.rps else None)
+            for load in best.values()
+        ]
+        result.loads[0] = floor
+        result.rps_ratio = ratio
+        ack = _as_load(
+            "/hook-background/ (ack)",
+            _load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),
+        )
+        result.loads.append(ack)
+        result.ack_p99_ms = ack.p99_ms
+        notes.extend(
+            f"{name} {load.endpoint}: answers other than 200: {load.statuses}"
+            for load in result.loads
+            if set(load.statuses) != {"200"}
+        )
+        return result
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        notes.append(f"{name}: the load run failed: {exc}")
+        return None
+    finally:
+        _stop(process)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def run_http(
+    *,
+    requests: int,
+    rounds: int,
+    ack_requests: int,
+    sleep: float,
+    concurrency: int = 4,
+) -> tuple[list[ServerResult], list[str]]:
+    """Serve each framework in turn and load it; the results and the notes on what was skipped."""
+    results: list[ServerResult] = []
+    notes: list[str] = []
+    for name, server, framework, adapter, target in FRAMEWORKS:
+        missing = [m for m in (adapter, framework, server) if not _installed(m)]
+        if missing:
+            notes.append(f"{name} skipped: {', '.join(missing)} not installed or not written yet.")
+            continue
+        served = _serve(
+            name,
+            server,
+            target,
+            requests=requests,
+            rounds=rounds,
+            ack_requests=ack_requests,
+            sleep=sleep,
+            concurrency=concurrency,
+            notes=notes,
+        )
+        if served is not None:
+            results.append(served)
+    return results, notes

@@ -1,0 +1,42 @@
+"""The benchmark harness runs end to end; its timings are never asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import __main__ as bench
+from benchmarks import peers
+from benchmarks.payloads import SECRET, SIZES, TOKEN, momentum_batch, padded
+
+from hookshield import WebhookHandler
+
+
+def test_padded_bodies_reach_their_size_and_verify() -> None:
+    for provider in ("mindpeeker", "moco", "moonsense"):
+        payload = padded(provider, "64 KB", SIZES["64 KB"])
+        assert SIZES["64 KB"] <= len(payload.body) < SIZES["64 KB"] * 1.02
+        handler = WebhookHandler(provider, secret=SECRET, dedupe=None)
+        assert handler.verify(payload.body, payload.headers).events
+
+
+def test_the_batch_has_one_event_per_record() -> None:
+    payload = momentum_batch(50)
+    handler = WebhookHandler("momentum", token=TOKEN, dedupe=None)
+    assert len(handler.verify(payload.body, payload.headers).events) == 50
+
+
+def test_every_installed_peer_accepts_its_signature_and_refuses_a_tampered_body() -> None:
+    payload = padded("mindpeeker", "1 KB", SIZES["1 KB"])
+    for peer in peers.PEERS:
+        if peer.available():
+            peers.check(peer, payload)  # raises if the setup verifies nothing
+
+
+def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    text = bench.main(["--tiny", "--output", str(output)])
+    assert output.read_text(encoding="utf-8") == text
+    for heading in ("## Machine and versions", "## Targets (issue 5)", "## HTTP"):
+        assert heading in text
+    assert "MindPeeker, 1 KB" in text
+    assert "Momentum batch, 100 records" in text
