@@ -31,6 +31,7 @@ from ._headers import Headers
 
 __all__ = [
     "MAX_HEADER_SIZE",
+    "HmacSha256Key",
     "SecretLike",
     "check_authorization",
     "check_hex_hmac",
@@ -46,7 +47,7 @@ SecretLike = str | bytes | Sequence[str | bytes]
 #: The largest value of a header that authentication reads, in bytes; larger ones get 431.
 MAX_HEADER_SIZE = 8192
 
-_HEX_DIGITS = frozenset(b"0123456789abcdef")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ...]:
@@ -102,13 +103,47 @@ def read_header(headers: Headers, name: str, *, max_size: int = MAX_HEADER_SIZE)
     return value
 
 
+_BLOCK_SIZE = 64  # SHA-256's block size, in bytes
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class HmacSha256Key:
+    """An HMAC-SHA256 key with its padded hash states computed once (RFC 2104).
+
+    ``hmac.digest(key, message)`` derives both pad states on every call; copying
+    them instead makes each signature about three times cheaper for small bodies.
+    The result is the same HMAC, as the tests check against :mod:`hmac` and openssl.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK_SIZE:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK_SIZE, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        """The lower-case hex HMAC-SHA256 of ``message``."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def __repr__(self) -> str:
+        return "HmacSha256Key(<redacted>)"
+
+
 def check_hex_hmac(
     value: str,
     messages: Sequence[bytes],
-    keys: Sequence[bytes],
+    keys: Sequence[HmacSha256Key],
     *,
     header: str,
-    prefix: bytes = b"",
+    prefix: str = "",
     digest_size: int = 32,
 ) -> str:
     """Check a hex HMAC-SHA256 ``value`` against each message under each key.
@@ -118,18 +153,24 @@ def check_hex_hmac(
     :class:`MalformedSignature` or :class:`InvalidSignature` when nothing matches;
     returns the verified lower-case hex digest.
     """
-    received = value.strip().encode("utf-8", "replace").lower()
+    received = value.strip().lower()
+    # compare_digest takes str only when it is ASCII; other text is compared as bytes.
+    # Either way the whole header value, prefix included, goes through the one
+    # constant-time compare: no early return on the prefix or the length before it.
+    comparable: str | bytes = (
+        received if received.isascii() else received.encode("utf-8", "replace")
+    )
+    as_bytes = isinstance(comparable, bytes)
     for message in messages:
         for key in keys:
-            expected = hmac.digest(key, message, "sha256").hex()
-            # The whole header value, prefix included, is compared: no early return
-            # on the prefix ahead of the constant-time compare.
-            if hmac.compare_digest(prefix + expected.encode("ascii"), received):
+            expected = key.hexdigest(message)
+            candidate = prefix + expected
+            if hmac.compare_digest(candidate.encode() if as_bytes else candidate, comparable):
                 return expected
     signature = received[len(prefix) :] if received.startswith(prefix) else received
     # Only now, after the constant-time compares, judge the form of what was sent.
     hex_length = 2 * digest_size
-    shown_prefix = prefix.decode("ascii")
+    shown_prefix = prefix
     if prefix and not received.startswith(prefix):
         raise MalformedSignature(
             f"the {header} header must look like '{shown_prefix}<{hex_length} hex digits>'"

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from ._auth import SecretLike, digest_secrets, normalize_secrets
+from ._auth import HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
 from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
 from ._errors import BodyTooLarge, WebhookError
 from ._events import Delivery, Event
@@ -144,7 +144,7 @@ class WebhookHandler:
         if token_header is not None and token is None:
             raise ValueError("token_header= names where the token travels; pass token= too")
         self._credentials = Credentials(
-            hmac_keys=normalize_secrets(secret, name="secret"),
+            hmac_keys=tuple(HmacSha256Key(key) for key in normalize_secrets(secret, name="secret")),
             tokens=digest_secrets(normalize_secrets(token, name="token")),
             token_header=token_header,
             basic=digest_secrets(_basic_pairs(basic_auth)),

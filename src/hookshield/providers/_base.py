@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._auth import check_authorization, check_hex_hmac, check_token, read_header
+from .._auth import (
+    HmacSha256Key,
+    check_authorization,
+    check_hex_hmac,
+    check_token,
+    read_header,
+)
 from .._errors import (
     EmptyBody,
     InvalidEncoding,
@@ -50,11 +56,11 @@ _FORM_MAX_FIELDS = 64
 class Credentials:
     """A handler's credentials, prepared once at construction.
 
-    ``hmac_keys`` are raw keys; ``tokens``, ``basic`` and ``bearer`` are SHA-256
+    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and ``bearer`` are SHA-256
     digests, so that the per-request compare has a fixed length.
     """
 
-    hmac_keys: tuple[bytes, ...] = ()
+    hmac_keys: tuple[HmacSha256Key, ...] = ()
     tokens: tuple[bytes, ...] = ()
     token_header: str | None = None
     basic: tuple[bytes, ...] = ()
@@ -171,7 +177,7 @@ class Provider:
     #: The header carrying the hex HMAC, for senders that sign.
     signature_header: ClassVar[str | None] = None
     #: What precedes the hex digest in the signature header (MindPeeker's ``sha256=``).
-    signature_prefix: ClassVar[bytes] = b""
+    signature_prefix: ClassVar[str] = ""
     #: Where a Petal-style shared token travels when no ``token_header`` is given.
     default_token_header: ClassVar[str | None] = None
 
@@ -194,7 +200,9 @@ class Provider:
         """The byte strings the sender may have signed, the raw body first."""
         return (body,)
 
-    def _check_signature(self, body: bytes, headers: Headers, keys: tuple[bytes, ...]) -> str:
+    def _check_signature(
+        self, body: bytes, headers: Headers, keys: tuple[HmacSha256Key, ...]
+    ) -> str:
         header = self.signature_header
         if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
             raise TypeError(f"{self.title} does not sign its deliveries")

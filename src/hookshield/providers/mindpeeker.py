@@ -241,7 +241,7 @@ class MindPeekerProvider(Provider):
     )
     accepts = frozenset({"secret"})
     signature_header = "X-MindPeeker-Signature"
-    signature_prefix = b"sha256="
+    signature_prefix = "sha256="
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from MindPeeker's envelope."""
