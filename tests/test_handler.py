@@ -409,6 +409,28 @@ class TestAsync:
         assert threads["async"] == loop_thread
         assert threads["plain"] != loop_thread
 
+    def test_a_batch_of_plain_handlers_runs_in_one_worker_thread(self) -> None:
+        handler = make_handler("momentum")
+        threads: list[int] = []
+        handler.on("*")(lambda event: threads.append(threading.get_ident()))
+        body = sample_batch(["delivery", "open", "click", "bounce"])
+        headers = sign("momentum", body, **CREDENTIALS["momentum"])
+
+        async def main() -> int:
+            assert (await handler.handle_async(body, headers)).dispatched == 4
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        assert len(threads) == 4
+        assert len(set(threads)) == 1 and loop_thread not in threads
+
+    def test_nothing_routed_needs_no_thread(self) -> None:
+        handler = make_handler("mindpeeker")
+        body, headers = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+        outcome = asyncio.run(handler.handle_async(body, headers))
+        assert outcome.status == 200 and outcome.dispatched == 0
+        assert "no handler" in outcome.reason
+
     def test_sync_handlers_inline_when_asked(self) -> None:
         import threading
 
