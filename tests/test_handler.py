@@ -426,7 +426,9 @@ class TestAsync:
 
     def test_nothing_routed_needs_no_thread(self) -> None:
         handler = make_handler("mindpeeker")
-        body, headers = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+        body, headers = sample_delivery(
+            "mindpeeker", "session.created", **CREDENTIALS["mindpeeker"]
+        )
         outcome = asyncio.run(handler.handle_async(body, headers))
         assert outcome.status == 200 and outcome.dispatched == 0
         assert "no handler" in outcome.reason
