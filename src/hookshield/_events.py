@@ -11,9 +11,11 @@ without notice and a receiver must keep acknowledging.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ._headers import Headers
 from ._json import FrozenObject
@@ -72,12 +74,19 @@ class Delivery:
 # matters for a 10,000-record batch.  The public constructors stay the documented way.
 
 _new = object.__new__
-_set_provider = Event.__dict__["provider"].__set__
-_set_type = Event.__dict__["type"].__set__
-_set_id = Event.__dict__["id"].__set__
-_set_timestamp = Event.__dict__["timestamp"].__set__
-_set_data = Event.__dict__["data"].__set__
 _set_raw = FrozenObject.__dict__["_raw"].__set__
+_BASE_FIELDS = ("provider", "type", "id", "timestamp", "data")
+# Resolved per concrete class: on Python 3.10 a slotted dataclass subclass declares
+# the base fields' slots again, so the base class's setters would miss them.
+_event_setters: dict[type[Event], tuple[Callable[[Any, Any], None], ...]] = {}
+
+
+def _setters_of(cls: type[Event]) -> tuple[Callable[[Any, Any], None], ...]:
+    setters = tuple(getattr(cls, name).__set__ for name in _BASE_FIELDS)
+    _event_setters[cls] = setters
+    return setters
+
+
 _set_delivery_fields = tuple(
     Delivery.__dict__[name].__set__ for name in ("provider", "id", "events", "headers", "body")
 )
@@ -101,14 +110,17 @@ def build_event(
     data: dict[str, Any],
 ) -> E:
     """An event of ``cls`` with the base fields set; the caller sets the subclass's own."""
+    set_provider, set_type, set_id, set_timestamp, set_data = _event_setters.get(
+        cls
+    ) or _setters_of(cls)
     event = _new(cls)
-    _set_provider(event, provider)
-    _set_type(event, kind)
-    _set_id(event, event_id)
-    _set_timestamp(event, timestamp)
+    set_provider(event, provider)
+    set_type(event, kind)
+    set_id(event, event_id)
+    set_timestamp(event, timestamp)
     view = _new(FrozenObject)
     _set_raw(view, data)
-    _set_data(event, view)
+    set_data(event, view)
     return event
 
 
@@ -192,14 +204,19 @@ def from_epoch_by_magnitude(value: int | None) -> datetime | None:
 
 
 def from_iso(value: Any) -> datetime | None:
-    """An aware datetime from ISO 8601 text (``Z`` accepted on Python 3.10 too)."""
-    if not isinstance(value, str) or len(value) > 64:
+    """An aware datetime from ISO 8601 text; a time without an offset is read as UTC."""
+    if type(value) is not str or len(value) > 64:
         return None
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    if _ISO_NEEDS_Z_REWRITE and value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
+
+
+# fromisoformat reads a trailing "Z" itself from Python 3.11 on.
+_ISO_NEEDS_Z_REWRITE: Final = sys.version_info < (3, 11)
