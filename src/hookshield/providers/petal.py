@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .._errors import MalformedPayload
 from .._events import (
@@ -56,6 +56,7 @@ CHANNELS: Final = ("ch1", "ch2", "ch3", "ch4")
 #: The electrode behind each channel.
 CHANNEL_NAMES: Final = {"ch1": "TP9", "ch2": "AF7", "ch3": "AF8", "ch4": "TP10"}
 _BANDS_ORDER = ("alpha", "beta", "theta", "delta")  # order in the flat metrics array
+_JSON_CHANNELS = ("channel1", "channel2", "channel3", "channel4")
 
 
 class BadData:
@@ -88,19 +89,23 @@ Reading = float | BadData
 
 def reading(value: Any) -> Reading | None:
     """A numeric reading, :data:`BAD_DATA`, or ``None`` when absent or not a number."""
+    if type(value) is float:  # nearly every reading of a live stream
+        return value
     if value == "bad_data":
         return BAD_DATA
     return as_float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class BandPower:
-    """The four band powers of one channel."""
+class BandPower(NamedTuple):
+    """The four band powers of one channel (a named tuple: cheap to build, immutable)."""
 
     delta: Reading | None
     theta: Reading | None
     alpha: Reading | None
     beta: Reading | None
+
+
+_NO_BANDS = BandPower(None, None, None, None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,22 +192,35 @@ class PetalEvent(Event):
             values = self._metrics_array()
             if values is None:
                 return None
-            result = {}
-            for i, ch in enumerate(CHANNELS):
-                start = 6 + 4 * i
-                result[ch] = _bands(dict(zip(_BANDS_ORDER, values[start : start + 4], strict=True)))
-            return result
+            # Per channel: alpha, beta, theta, delta (the LSL order).
+            return {
+                ch: BandPower(
+                    delta=reading(values[9 + 4 * i]),
+                    theta=reading(values[8 + 4 * i]),
+                    alpha=reading(values[6 + 4 * i]),
+                    beta=reading(values[7 + 4 * i]),
+                )
+                for i, ch in enumerate(CHANNELS)
+            }
         if self.type == "metricsJson":
             metrics = raw.get("metrics")
             channels = metrics.get("bandpower") if isinstance(metrics, dict) else None
             if not isinstance(channels, dict):
                 return None
             result = {}
-            for i, ch in enumerate(CHANNELS):
-                bands = channels.get(f"channel{i + 1}")
-                if isinstance(bands, dict):
-                    bands = {name: bands.get(str(n)) for n, name in enumerate(_BANDS_ORDER)}
-                result[ch] = _bands(bands)
+            for ch, key in zip(CHANNELS, _JSON_CHANNELS, strict=True):
+                bands = channels.get(key)
+                # "0".."3" in the LSL order: alpha, beta, theta, delta.
+                result[ch] = (
+                    BandPower(
+                        delta=reading(bands.get("3")),
+                        theta=reading(bands.get("2")),
+                        alpha=reading(bands.get("0")),
+                        beta=reading(bands.get("1")),
+                    )
+                    if type(bands) is dict
+                    else _NO_BANDS
+                )
             return result
         return None
 
@@ -234,8 +252,8 @@ def _artifact(value: Any, *, good: object) -> bool | BadData:
 
 
 def _bands(value: Any) -> BandPower:
-    if not isinstance(value, dict):
-        return BandPower(None, None, None, None)
+    if type(value) is not dict:
+        return _NO_BANDS
     return BandPower(
         delta=reading(value.get("delta")),
         theta=reading(value.get("theta")),
