@@ -154,18 +154,15 @@ def check_hex_hmac(
     returns the verified lower-case hex digest.
     """
     received = value.strip().lower()
-    # compare_digest takes str only when it is ASCII; other text is compared as bytes.
-    # Either way the whole header value, prefix included, goes through the one
-    # constant-time compare: no early return on the prefix or the length before it.
-    comparable: str | bytes = (
-        received if received.isascii() else received.encode("utf-8", "replace")
-    )
-    as_bytes = isinstance(comparable, bytes)
+    if not received.isascii():
+        # compare_digest takes ASCII text only; "?" is no hex digit, so this cannot match.
+        received = received.encode("ascii", "replace").decode("ascii")
+    # The whole header value, prefix included, goes through the constant-time
+    # compare: no early return on the prefix or the length before it.
     for message in messages:
         for key in keys:
             expected = key.hexdigest(message)
-            candidate = prefix + expected
-            if hmac.compare_digest(candidate.encode() if as_bytes else candidate, comparable):
+            if hmac.compare_digest(prefix + expected, received):
                 return expected
     signature = received[len(prefix) :] if received.startswith(prefix) else received
     # Only now, after the constant-time compares, judge the form of what was sent.

@@ -109,6 +109,16 @@ def table(
     return lines
 
 
+def _record(value: Any) -> dict[str, Any] | None:
+    """The named fields of a dataclass instance or a named tuple (Coordinates, BandPower)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        fields: dict[str, Any] = value._asdict()
+        return fields
+    return None
+
+
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: datetimes as ISO 8601, BAD_DATA as ``"bad_data"``."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -119,8 +129,9 @@ def plain(value: Any) -> Any:
         return "bad_data"
     if isinstance(value, (FrozenObject, FrozenArray)):
         return value.thaw()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    record = _record(value)
+    if record is not None:
+        return {name: plain(item) for name, item in record.items()}
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -136,8 +147,9 @@ def show(value: Any, width: int = 72) -> str:
         return value.isoformat()
     if isinstance(value, FrozenObject):
         return f"{{{len(value)} keys}}"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        parts = (f"{f.name} {show(getattr(value, f.name), 16)}" for f in dataclasses.fields(value))
+    record = _record(value)
+    if record is not None:
+        parts = (f"{name} {show(item, 16)}" for name, item in record.items())
         return show("  ".join(parts), width)
     if isinstance(value, str):
         text = value
