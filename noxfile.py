@@ -114,6 +114,7 @@ def tests_versions(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         "tests/test_auth.py",
+        "tests/test_edges.py",
         "tests/test_handler.py",
         "tests/test_imports.py",
         "tests/test_json.py",
