@@ -15,6 +15,7 @@ from hookshield import (
     BadData,
     Event,
     MalformedPayload,
+    MemoryDedupeStore,
     MindPeekerEvent,
     MocoEvent,
     MomentumEvent,
@@ -226,3 +227,26 @@ def test_provider_registry() -> None:
     assert set(PROVIDERS) == {"moonsense", "petal", "moco", "mindpeeker", "momentum"}
     with pytest.raises(ValueError, match="unknown provider"):
         get_provider(None)  # type: ignore[arg-type]
+
+
+def test_long_sender_chosen_ids_and_types_are_kept_bounded() -> None:
+    handler = WebhookHandler("momentum", allow_unsigned=True)
+    store = handler.dedupe
+    assert isinstance(store, MemoryDedupeStore)
+    records = [
+        {
+            "msys": {
+                "track_event": {"type": "t" * 10_000 + str(n), "event_id": "e" * 10_000 + str(n)}
+            }
+        }
+        for n in range(20)
+    ]
+    body = json.dumps(records).encode()
+    outcome = handler.handle(body, {})
+    assert outcome.status == 200
+    assert len(outcome.reason) < 1_000
+    assert "15 more" in outcome.reason
+    # Each key is short, whatever the sender put in the record.
+    assert all(len(key) < 200 for key in store._expiry)
+    # And de-duplication by those long ids still works.
+    assert handler.handle(body, {"X-MessageSystems-Batch-ID": "other"}).duplicate

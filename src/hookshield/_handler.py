@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import hashlib
 import inspect
 import json
 import logging
@@ -231,7 +232,8 @@ class WebhookHandler:
         routes = self._resolved.get(event_type)
         if routes is None:
             routes = tuple(func for pattern, func in self._routes if _matches(pattern, event_type))
-            if len(self._resolved) < 4096:  # sender-chosen names: keep the cache bounded
+            # Sender-chosen names: bound the cache in entries and in bytes.
+            if len(self._resolved) < 4096 and len(event_type) <= _MAX_KEY_TEXT:
                 self._resolved[event_type] = routes
         return routes
 
@@ -395,7 +397,7 @@ class WebhookHandler:
                 status=200, reason="accepted", delivery=delivery, pending=delivery.events
             )
         prefix = self.provider + ":"
-        delivery_key = prefix + delivery.id
+        delivery_key = prefix + _bounded(delivery.id)
         if not store.claim(delivery_key, self.dedupe_ttl):
             logger.info("hookshield: duplicate %s delivery %s", self.provider, delivery.id)
             return Outcome(
@@ -419,7 +421,7 @@ class WebhookHandler:
                 pending.append(event)
                 keys.append(None)
                 continue
-            key = event_prefix + event.id
+            key = event_prefix + _bounded(event.id)
             if store.claim(key, ttl):
                 pending.append(event)
                 keys.append(key)
@@ -469,7 +471,8 @@ class WebhookHandler:
             reason = f"dispatched to {calls} handler call{'s' if calls != 1 else ''}"
         else:
             kinds = sorted({event.type for event in outcome.pending})
-            reason = "no handler for " + ", ".join(repr(k) for k in kinds)
+            more = f" and {len(kinds) - 5} more" if len(kinds) > 5 else ""
+            reason = "no handler for " + ", ".join(repr(k[:64]) for k in kinds[:5]) + more
         return Outcome(status=200, reason=reason, delivery=outcome.delivery, dispatched=calls)
 
     async def _call_async(self, func: Callable[..., Any], *args: Any) -> None:
@@ -512,6 +515,18 @@ class WebhookHandler:
                 parts.append(f"{label}={len(values)}")
         parts.append(f"dedupe={self.dedupe!r}")
         return f"WebhookHandler({', '.join(parts)})"
+
+
+#: Sender-chosen text longer than this is hashed before it is kept as a store key,
+#: and not cached as a route name: the stores bound their entries, this their size.
+_MAX_KEY_TEXT: Final = 128
+
+
+def _bounded(ident: str) -> str:
+    """``ident``, or its SHA-256 when it is too long to keep as a key."""
+    if len(ident) <= _MAX_KEY_TEXT:
+        return ident
+    return "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _matches(pattern: str, event_type: str) -> bool:
