@@ -250,3 +250,26 @@ def test_long_sender_chosen_ids_and_types_are_kept_bounded() -> None:
     assert all(len(key) < 200 for key in store._expiry)
     # And de-duplication by those long ids still works.
     assert handler.handle(body, {"X-MessageSystems-Batch-ID": "other"}).duplicate
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b' \t\r\n{"type": "session.created"}\n ', None),
+        (b" \n\t", "the body is empty: expected a JSON payload"),
+        # Not JSON whitespace (RFC 8259 section 2), though str.isspace() says it is.
+        (b'\x0b{"type": "session.created"}', "Expecting value at line 1 column 1"),
+        (b'{"type": "session.created"}\x0b', "Extra data at line 1 column 28"),
+        (b'{"type": "session.created"} {}', "Extra data at line 1 column 29"),
+        (b'{"type": "session.created", "x": NaN}', "NaN is not a JSON value"),
+        (b'{"type": "session.created", "x": 1' + b"0" * 5000 + b"}", "Exceeds the limit"),
+    ],
+)
+def test_json_bodies_are_read_strictly(body: bytes, error: str | None) -> None:
+    handler = make_handler("mindpeeker")
+    headers = sign("mindpeeker", body, **CREDENTIALS["mindpeeker"])
+    if error is None:
+        assert handler.verify(body, headers).events[0].type == "session.created"
+        return
+    with pytest.raises(MalformedPayload, match=error):
+        handler.verify(body, headers)

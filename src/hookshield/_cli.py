@@ -362,6 +362,8 @@ def make_handler(args: argparse.Namespace, **options: Any) -> WebhookHandler:
         return WebhookHandler(
             args.provider,
             allow_unsigned=args.allow_unsigned,
+            # The CLI lists every event it received, so a batch is kept whole.
+            stream_batches=False,
             **credentials(args),
             **options,
         )
@@ -731,7 +733,7 @@ def cmd_demo(args: argparse.Namespace, out: Printer) -> int:
     lock = threading.Lock()
     routes: dict[str, WebhookHandler] = {}
     for provider, creds in _DEMO_CREDENTIALS.items():
-        handler = WebhookHandler(provider, **creds)
+        handler = WebhookHandler(provider, stream_batches=False, **creds)  # it lists events
 
         @handler.on("*")
         def record(event: Event) -> None:

@@ -87,6 +87,15 @@ def _setters_of(cls: type[Event]) -> tuple[Callable[[Any, Any], None], ...]:
     return setters
 
 
+def event_setters(cls: type[Event]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of ``provider``, ``type``, ``id``, ``timestamp`` and ``data`` on ``cls``.
+
+    For loops that build thousands of events, where even :func:`build_event`'s own
+    call is a measurable share; ``data`` takes a :class:`FrozenObject`.
+    """
+    return _event_setters.get(cls) or _setters_of(cls)
+
+
 _set_delivery_fields = tuple(
     Delivery.__dict__[name].__set__ for name in ("provider", "id", "events", "headers", "body")
 )
@@ -180,7 +189,7 @@ def from_unix(seconds: float | None) -> datetime | None:
     if seconds is None:
         return None
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, _UTC)  # positional: a third faster
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -218,5 +227,6 @@ def from_iso(value: Any) -> datetime | None:
     return parsed
 
 
+_UTC: Final = timezone.utc
 # fromisoformat reads a trailing "Z" itself from Python 3.11 on.
 _ISO_NEEDS_Z_REWRITE: Final = sys.version_info < (3, 11)

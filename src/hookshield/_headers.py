@@ -33,13 +33,15 @@ class Headers(Mapping[str, str]):
     _repeated: dict[str, list[str]]
 
     def __init__(self, headers: HeadersLike = ()) -> None:
-        if isinstance(headers, Headers):
+        # type() before isinstance(): an ABC isinstance check costs as much as
+        # lower-casing a whole dict of headers, and a plain dict is the common case.
+        if type(headers) is not dict and isinstance(headers, Headers):
             self._items = headers._items
             self._repeated = headers._repeated
             return
-        # type() first: an ABC isinstance check costs more than the whole comprehension.
         if type(headers) is dict or isinstance(headers, Mapping):
-            # The common case: one value per name, lower-cased in a single pass.
+            # One value per name, lower-cased in a single pass; names that differ only
+            # in case collapse, and then the slow path below keeps both values.
             items = {name.lower(): value for name, value in headers.items()}
             if len(items) == len(headers):
                 self._items = items

@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._auth import (
+    MAX_HEADER_SIZE,
     HmacSha256Key,
     check_authorization,
     check_hex_hmac,
@@ -44,6 +45,7 @@ __all__ = [
     "authorization_headers",
     "body_sha256",
     "first_credential",
+    "is_json",
     "media_type",
 ]
 
@@ -80,12 +82,20 @@ def media_type(headers: Headers) -> str:
     kind = _MEDIA_TYPES.get(value)
     if kind is None:
         kind = _parse_media_type(value)
-        if len(_MEDIA_TYPES) < 256:  # senders use a handful; keep the cache bounded
+        if len(_MEDIA_TYPES) < 256 and len(value) < 256:  # senders use a handful: bounded
             _MEDIA_TYPES[value] = kind
     return kind
 
 
 _MEDIA_TYPES: dict[str, str] = {}
+# Content-Type values, exactly as received, already found to be UTF-8 JSON.
+_JSON_VALUES: set[str] = set()
+
+
+def is_json(headers: Headers) -> bool:
+    """Whether the body is JSON by a ``Content-Type`` value already seen to mean so (or none)."""
+    content_type = headers._items.get("content-type")
+    return content_type is None or content_type in _JSON_VALUES
 
 
 def _parse_media_type(value: str) -> str:
@@ -183,14 +193,44 @@ class Provider:
 
     # -- receiving -------------------------------------------------------------
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Worked out once per sender rather than on every delivery.
+        header = cls.__dict__.get("signature_header", getattr(cls, "signature_header", None))
+        cls._signature_key = header.lower() if header else None
+        cls._signs_body_only = cls.signed_messages is Provider.signed_messages
+
+    _signature_key: ClassVar[str | None] = None
+    _signs_body_only: ClassVar[bool] = True
+
     def authenticate(self, body: bytes, headers: Headers, credentials: Credentials) -> str | None:
         """Check the delivery's credentials over the raw ``body``.
 
         Returns the verified signature's hex digest for a signed delivery (a keyed
         hash of the exact bytes, usable as a de-duplication key), else ``None``.
         """
-        if credentials.hmac_keys:
-            return self._check_signature(body, headers, credentials.hmac_keys)
+        keys = credentials.hmac_keys
+        if keys:
+            header = self.signature_header
+            if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
+                raise TypeError(f"{self.title} does not sign its deliveries")
+            # The common case without a call per step: one header of sane size.  A
+            # repeated header anywhere, an oversized or a missing one, takes read_header.
+            value = headers._items.get(self._signature_key)  # type: ignore[arg-type]
+            if value is None or headers._repeated or len(value) > MAX_HEADER_SIZE:
+                value = read_header(headers, header)
+                if value is None:
+                    raise MissingCredentials(
+                        f"the delivery has no {header} header, but this handler has a secret: "
+                        f"{self.title} signs every delivery once a secret is set on its side"
+                    )
+            return check_hex_hmac(
+                value,
+                (body,) if self._signs_body_only else self.signed_messages(body, headers),
+                keys,
+                header=header,
+                prefix=self.signature_prefix,
+            )
         if credentials.empty:
             return None  # allowed only with allow_unsigned=True, checked at construction
         self._check_shared_credentials(headers, credentials)
@@ -199,26 +239,6 @@ class Provider:
     def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
         """The byte strings the sender may have signed, the raw body first."""
         return (body,)
-
-    def _check_signature(
-        self, body: bytes, headers: Headers, keys: tuple[HmacSha256Key, ...]
-    ) -> str:
-        header = self.signature_header
-        if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
-            raise TypeError(f"{self.title} does not sign its deliveries")
-        value = read_header(headers, header)
-        if value is None:
-            raise MissingCredentials(
-                f"the delivery has no {header} header, but this handler has a secret: "
-                f"{self.title} signs every delivery once a secret is set on its side"
-            )
-        return check_hex_hmac(
-            value,
-            self.signed_messages(body, headers),
-            keys,
-            header=header,
-            prefix=self.signature_prefix,
-        )
 
     def _check_shared_credentials(self, headers: Headers, credentials: Credentials) -> None:
         # Any one configured method that the delivery uses must match; a delivery
@@ -243,19 +263,43 @@ class Provider:
 
     def payload(self, body: bytes, headers: Headers) -> Any:
         """Decode the body (JSON, or the ``payload`` field of a form) after authentication."""
-        kind = media_type(headers)
-        if kind == FORM_TYPE and self.accepts_form:
+        if is_json(headers):
+            return decode_json(body)  # the common case, without parsing the header again
+        if self.accepts_form and media_type(headers) == FORM_TYPE:
             if not body:
                 raise EmptyBody("the body is empty: expected a form with a 'payload' field")
             return decode_json(form_field(body, "payload", sender=self.title))
+        self.check_json(headers)
+        return decode_json(body)
+
+    def check_json(self, headers: Headers) -> None:
+        """Refuse a ``Content-Type`` other than JSON with :class:`UnsupportedContentType`."""
+        if is_json(headers):
+            return
+        kind = media_type(headers)
         if kind in JSON_TYPES or kind.endswith("+json"):
-            return decode_json(body)
+            content_type = headers._items.get("content-type")
+            # Senders use a handful of spellings; keep the cache bounded.
+            if content_type is not None and len(_JSON_VALUES) < 256 and len(content_type) < 256:
+                _JSON_VALUES.add(content_type)
+            return
         allowed = "application/json" + (f" or {FORM_TYPE}" if self.accepts_form else "")
         raise UnsupportedContentType(f"{self.title} sends {allowed}, but this delivery is {kind!r}")
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """Read an authenticated body into a :class:`Delivery` of typed events."""
         raise NotImplementedError
+
+    def stream(
+        self, body: bytes, headers: Headers, signature: str | None
+    ) -> tuple[str, Iterator[Event]]:
+        """The delivery's id and its events, for senders of batches read record by record.
+
+        Called, like :meth:`parse`, only once the body is authenticated.  A single-event
+        sender has nothing to gain: this parses the whole body and iterates its events.
+        """
+        delivery = self.parse(body, headers, signature)
+        return delivery.id, iter(delivery.events)
 
     def delivery_id(self, body: bytes, signature: str | None) -> str:
         """The de-duplication key of a delivery whose body holds no signed event id.

@@ -63,6 +63,25 @@ _set_target, _set_action, _set_user_id, _set_account_url = (
 )
 
 
+def _kind(
+    target_header: str | None, action_header: str | None
+) -> tuple[str | None, str | None, str]:
+    """``target``, ``action`` and the event type from MOCO's two headers."""
+    known = _KINDS.get((target_header, action_header))
+    if known is not None:
+        return known
+    target = target_header.strip()[:64] if target_header else None
+    action = action_header.strip()[:64] if action_header else None
+    result = (target, action, f"{target or 'unknown'}.{action or 'unknown'}".lower())
+    # MOCO sends 32 pairs; the bounds keep odd headers from piling up.
+    if len(_KINDS) < 256 and len(target_header or "") + len(action_header or "") <= 128:
+        _KINDS[target_header, action_header] = result
+    return result
+
+
+_KINDS: dict[tuple[str | None, str | None], tuple[str | None, str | None, str]] = {}
+
+
 class MocoProvider(Provider):
     """MOCO's webhooks."""
 
@@ -76,14 +95,11 @@ class MocoProvider(Provider):
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event: the entity from the body, its name from the headers."""
         payload = self.payload(body, headers)
-        target = headers.get("x-moco-target")
-        action = headers.get("x-moco-event")
-        target = target.strip()[:64] if target else None
-        action = action.strip()[:64] if action else None
-        kind = f"{target or 'unknown'}.{action or 'unknown'}".lower()
-        timestamp = headers.get("x-moco-timestamp")
-        user_id = headers.get("x-moco-user-id")
-        account_url = headers.get("x-moco-account-url")
+        get = headers._items.get  # names already lower-case: skip Headers.get's lower()
+        target, action, kind = _kind(get("x-moco-target"), get("x-moco-event"))
+        timestamp = get("x-moco-timestamp")
+        user_id = get("x-moco-user-id")
+        account_url = get("x-moco-account-url")
         event = build_event(
             MocoEvent,
             "moco",

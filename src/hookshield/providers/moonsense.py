@@ -34,7 +34,7 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, freeze
-from ._base import FORM_TYPE, Provider, form_field, media_type
+from ._base import FORM_TYPE, Provider, form_field, is_json, media_type
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -124,7 +124,12 @@ class MoonsenseEvent(Event):
 
     @property
     def server_time(self) -> datetime | None:
-        """When Moonsense received the bundle, read by magnitude (s, ms or µs)."""
+        """When Moonsense received the bundle, read by magnitude (s, ms or µs).
+
+        The event's ``timestamp`` is this same time, so it is returned when set.
+        """
+        if self.timestamp is not None:
+            return self.timestamp
         return from_epoch_by_magnitude(self.server_time_raw)
 
     @property
@@ -166,6 +171,8 @@ class MoonsenseProvider(Provider):
 
     def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
         """The raw body, and for a form post also its decoded ``payload`` field."""
+        if is_json(headers):
+            return (body,)  # the common case, without a second look at the header
         try:
             if media_type(headers) == FORM_TYPE:
                 return (body, form_field(body, "payload", sender=self.title))
