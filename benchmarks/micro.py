@@ -206,7 +206,15 @@ def batch_group(records: int, *, rounds: int, min_time: float) -> Group:
                 )
         return result
 
+    iter_events = handler.iter_events
+
     def hs_typed() -> object:
+        result = None
+        for event in iter_events(body, headers):
+            result = _read_record(event)
+        return result
+
+    def hs_verify() -> object:
         result = None
         for event in verify(body, headers).events:
             result = _read_record(event)
@@ -214,20 +222,36 @@ def batch_group(records: int, *, rounds: int, min_time: float) -> Group:
 
     dispatching = WebhookHandler("momentum", token=TOKEN)
     dispatching.on("*")(_read_record)
+    whole = WebhookHandler("momentum", token=TOKEN, stream_batches=False)
+    whole.on("*")(_read_record)
 
-    def hs_handle() -> object:
-        dispatching.dedupe = MemoryDedupeStore()  # a new batch for a fresh store each time
-        outcome = dispatching.handle(body, headers)
-        if outcome.dispatched != records:
-            raise AssertionError(f"dispatched {outcome.dispatched} of {records}: {outcome}")
-        return outcome
+    def handling(handler: WebhookHandler) -> Call:
+        def run() -> object:
+            handler.dedupe = MemoryDedupeStore()  # a new batch for a fresh store each time
+            outcome = handler.handle(body, headers)
+            if outcome.dispatched != records:
+                raise AssertionError(f"dispatched {outcome.dispatched} of {records}: {outcome}")
+            return outcome
+
+        return run
 
     cases: list[tuple[str, str, Call]] = [
         ("floor: HMAC + compare_digest + json.loads", FLOOR, floor),
         ("floor, then read 5 fields of every record from the dicts", INFO, floor_read),
-        ("hookshield `verify` + 5 typed fields of every event", TYPED, hs_typed),
-        ("hookshield `handle` (in-memory de-duplication, one route per event)", INFO, hs_handle),
+        ("hookshield `iter_events` + 5 typed fields of every event", TYPED, hs_typed),
+        ("hookshield `verify` (decodes the whole batch first) + the same", INFO, hs_verify),
+        (
+            "hookshield `handle` (in-memory de-duplication, one route per event)",
+            INFO,
+            handling(dispatching),
+        ),
+        ("hookshield `handle`, `stream_batches=False`", INFO, handling(whole)),
     ]
+    group.notes.append(
+        "`iter_events` verifies the credentials, then decodes the batch one record at a "
+        "time; `verify` decodes all of it before returning.  `handle` streams batches "
+        "unless `stream_batches=False`."
+    )
     return _timed(group, cases, rounds, min_time)
 
 
@@ -331,16 +355,29 @@ def memory(records: int) -> list[Memory]:
     body, headers = payload.body, payload.headers
     handler = WebhookHandler("momentum", token=TOKEN)
     handler.on("*")(_read_record)
+    whole = WebhookHandler("momentum", token=TOKEN, stream_batches=False)
+    whole.on("*")(_read_record)
     verifying = WebhookHandler("momentum", token=TOKEN, dedupe=None)
     size = len(body)
+
+    def iterate() -> None:
+        for event in verifying.iter_events(body, headers):
+            _read_record(event)
+
     return [
         Memory(
             "`json.loads` of the body (the floor's parse)", _peak(lambda: json.loads(body)), size
         ),
-        Memory("hookshield `verify`", _peak(lambda: verifying.verify(body, headers)), size),
         Memory(
             "hookshield `handle` (in-memory de-duplication, one route)",
             _peak(lambda: handler.handle(body, headers)),
+            size,
+        ),
+        Memory("hookshield `iter_events`, reading every event", _peak(iterate), size),
+        Memory("hookshield `verify`", _peak(lambda: verifying.verify(body, headers)), size),
+        Memory(
+            "hookshield `handle`, `stream_batches=False`",
+            _peak(lambda: whole.handle(body, headers)),
             size,
         ),
     ]
