@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
@@ -29,6 +30,7 @@ from .._events import (
     build_delivery,
     build_event,
     from_epoch_by_magnitude,
+    from_unix,
 )
 from .._headers import Headers
 from ._base import Provider
@@ -61,6 +63,15 @@ class MocoEvent(Event):
 _set_target, _set_action, _set_user_id, _set_account_url = (
     MocoEvent.__dict__[name].__set__ for name in ("target", "action", "user_id", "account_url")
 )
+
+
+def _when(header: str | None) -> datetime | None:
+    """``X-Moco-Timestamp``: Unix milliseconds as MOCO sends them, or read by magnitude."""
+    if header is None:
+        return None
+    if len(header) == 13 and header.isdigit() and header.isascii():
+        return from_unix(int(header) / 1e3)  # MOCO's own form, without the general parse
+    return from_epoch_by_magnitude(as_int(header.strip()))
 
 
 def _kind(
@@ -105,7 +116,7 @@ class MocoProvider(Provider):
             "moco",
             kind,
             None,
-            from_epoch_by_magnitude(as_int(timestamp.strip()) if timestamp else None),
+            _when(timestamp),
             payload if type(payload) is dict else {},
         )
         _set_target(event, target)
