@@ -5,8 +5,11 @@ adapter with a handler that reads the typed fields; ``/floor/``, the same framew
 endpoint written by hand doing the floor (HMAC-SHA256 of the raw body, a constant-time
 compare, ``json.loads`` and the same fields); and ``/hook-background/``, the adapter in
 ``background=True`` mode with a handler that sleeps ``HOOKSHIELD_BENCH_SLEEP`` seconds
-(10 by default).  The ASGI apps also have ``/hook-async/``, whose route is ``async def``.  gunicorn serves ``flask_app()`` and ``django_app()``; uvicorn
-``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
+(10 by default).  The ASGI apps also have ``/hook-async/``, whose route is ``async def``,
+and ``/floor-thread/``, the hand-written endpoint doing its work in the framework's
+thread pool (``run_in_threadpool``), as a plain-function route of its own would: the
+like-for-like of ``/hook/``.  gunicorn serves ``flask_app()`` and ``django_app()``;
+uvicorn ``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
 name, so that this module type-checks without them.
 """
 
@@ -130,6 +133,14 @@ async def _asgi_floor(request: Any) -> Any:
     return responses.Response(body, status_code=status, media_type="application/json")
 
 
+async def _asgi_floor_thread(request: Any) -> Any:
+    responses = importlib.import_module("starlette.responses")
+    run_in_threadpool = importlib.import_module("starlette.concurrency").run_in_threadpool
+    body = await request.body()
+    status, answer = await run_in_threadpool(floor, body, request.headers.get(SIGNATURE))
+    return responses.Response(answer, status_code=status, media_type="application/json")
+
+
 def _asgi_routes() -> list[Any]:
     routing = importlib.import_module("starlette.routing")
     asgi = importlib.import_module("hookshield.asgi")
@@ -139,6 +150,7 @@ def _asgi_routes() -> list[Any]:
     awaiting = WebhookHandler("mindpeeker", secret=SECRET)
     awaiting.on("session.completed")(_read_async)
     return [
+        routing.Route("/floor-thread/", _asgi_floor_thread, methods=["POST"]),
         routing.Route("/hook/", asgi.WebhookApp(fast), methods=["POST"]),
         routing.Route("/hook-async/", asgi.WebhookApp(awaiting), methods=["POST"]),
         routing.Route(

@@ -64,6 +64,8 @@ class ServerResult:
     server: str
     loads: list[Load] = field(default_factory=list)
     rps_ratio: float | None = None
+    #: ``/hook/`` over ``/floor-thread/``: both run their work in a thread (ASGI only).
+    thread_ratio: float | None = None
     ack_p99_ms: float | None = None
 
 
@@ -203,7 +205,8 @@ def _serve(
         best: dict[str, Load] = {}
         endpoints = ["/floor/", "/hook/"]
         if server == "uvicorn":
-            endpoints.append("/hook-async/")  # the same route as `async def`
+            # The same route as `async def`, and the hand-written work in a thread.
+            endpoints += ["/hook-async/", "/floor-thread/"]
         for _ in range(rounds):
             for endpoint in endpoints:
                 load = _as_load(
@@ -220,6 +223,9 @@ def _serve(
         ]
         result.loads[0] = floor
         result.rps_ratio = ratio
+        threaded = best.get("/floor-thread/")
+        if threaded is not None and threaded.rps:
+            result.thread_ratio = hook.rps / threaded.rps
         ack = _as_load(
             "/hook-background/ (ack)",
             _load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),

@@ -40,3 +40,20 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
         assert heading in text
     assert "MindPeeker, 1 KB" in text
     assert "Momentum batch, 100 records" in text
+
+
+def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
+    # The HTTP benchmark compares these endpoints; each must do the same work: accept
+    # the signed delivery and refuse a tampered one.
+    from starlette.testclient import TestClient
+
+    from benchmarks import apps
+
+    payload = padded("mindpeeker", "1 KB", SIZES["1 KB"])
+    tampered = payload.body.replace(b"completed", b"c0mpleted", 1)
+    for factory in (apps.starlette_app, apps.fastapi_app):
+        with TestClient(factory()) as client:
+            for path in ("/floor/", "/floor-thread/", "/hook/", "/hook-async/"):
+                good = client.post(path, content=payload.body, headers=payload.headers)
+                bad = client.post(path, content=tampered, headers=payload.headers)
+                assert (path, good.status_code, bad.status_code) == (path, 200, 401)
