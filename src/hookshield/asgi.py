@@ -22,11 +22,12 @@ senders do not follow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ._adapt import JSON, Reply, check_length, method_not_allowed, reply, route_key, too_large
 from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._handler import Outcome, WebhookHandler
+from ._headers import Headers
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -132,18 +133,13 @@ async def _serve(
 
 async def _receive(
     handler: WebhookHandler, scope: Scope, receive: Receive
-) -> tuple[bytes, list[tuple[str, str]]] | Outcome | None:
+) -> tuple[bytes, Headers] | Outcome | None:
     """The raw body and headers, an outcome refusing them, or ``None`` on disconnect."""
     method: str = scope["method"]
     if method != "POST":
         return method_not_allowed(method)
-    # Pairs, not a dict: the core refuses a repeated signature header.  ASGI header
-    # bytes are latin-1 (RFC 9110 section 5.5 allows only octets).
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
-    ]
-    length = next((value for name, value in headers if name.lower() == "content-length"), None)
-    refused = check_length(handler, length)
+    headers = _headers(scope["headers"])
+    refused = check_length(handler, headers.get("content-length"))
     if refused is not None:
         return refused
     limit = handler.max_body_size
@@ -161,6 +157,21 @@ async def _receive(
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts), headers
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """The request's headers; ASGI header bytes are latin-1 (RFC 9110 section 5.5)."""
+    # One dict in one pass for the usual request, where no name repeats.  A repeated
+    # name must reach the core as pairs, which refuses a repeated signature header.
+    if type(raw) is not list:
+        raw = list(raw)  # read twice when a name repeats
+    items: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1")
+        if key in items:
+            return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+        items[key] = value.decode("latin-1")
+    return Headers(items)
 
 
 async def _send(send: Send, answer: Reply) -> None:

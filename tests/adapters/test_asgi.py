@@ -263,6 +263,30 @@ def test_a_repeated_signature_header_is_refused() -> None:
     assert rec.events == []
 
 
+def test_a_signature_header_repeated_in_another_case_is_refused() -> None:
+    # ASGI asks servers for lower-case names but does not promise them.
+    rec = recorder("moco")
+    body, headers, _ = delivery("moco")
+    scope = http_scope(headers)
+    scope["headers"].append((b"X-Moco-Signature", headers["X-Moco-Signature"].encode()))
+    talk = Conversation(body)
+    run(WebhookApp(rec.handler), scope, talk)
+    assert talk.status == 401
+    assert rec.events == []
+
+
+def test_headers_given_as_any_iterable_are_read() -> None:
+    for shape in (tuple, iter):
+        rec = recorder("moco")
+        body, headers, _ = delivery("moco")
+        scope = http_scope(headers)
+        scope["headers"] = shape(scope["headers"])
+        talk = Conversation(body)
+        run(WebhookApp(rec.handler), scope, talk)
+        assert talk.status == 200
+        assert len(rec.events) == 1
+
+
 def test_background_handlers_run_after_the_response_is_sent() -> None:
     rec = recorder("mindpeeker")
     talk = Conversation()
