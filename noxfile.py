@@ -12,7 +12,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "adapters_oldest"]
+nox.options.sessions = ["tests", "tests_pure", "lint", "typecheck", "docs", "adapters_oldest"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
@@ -104,6 +104,28 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
+CORE_TESTS = (
+    "tests/test_auth.py",
+    "tests/test_edges.py",
+    "tests/test_handler.py",
+    "tests/test_imports.py",
+    "tests/test_json.py",
+    "tests/test_properties.py",
+    "tests/test_providers.py",
+)
+
+
+@nox.session
+def tests_pure(session: nox.Session) -> None:
+    """The core's tests with the standard library's JSON decoder (no hookshield[speedups])."""
+    install_groups(session, "test")
+    session.install("-e", ".")
+    session.run(
+        "pytest", "-p", "no:cacheprovider", *CORE_TESTS, *session.posargs,
+        env={"HOOKSHIELD_NO_SPEEDUPS": "1"},
+    )  # fmt: skip
+
+
 @nox.session(python=OTHER_PYTHONS or False)
 def tests_versions(session: nox.Session) -> None:
     """The core's tests on the other supported Pythons found here (no coverage gate)."""
@@ -113,13 +135,7 @@ def tests_versions(session: nox.Session) -> None:
         "pytest",
         "-p",
         "no:cacheprovider",
-        "tests/test_auth.py",
-        "tests/test_edges.py",
-        "tests/test_handler.py",
-        "tests/test_imports.py",
-        "tests/test_json.py",
-        "tests/test_properties.py",
-        "tests/test_providers.py",
+        *CORE_TESTS,
         *session.posargs,
     )
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+
+import hookshield
 
 CHECK = """
 import json, sys
@@ -15,16 +19,44 @@ print(json.dumps(sorted(loaded - set(sys.stdlib_module_names) - {"hookshield"}))
 """
 
 
-def test_import_hookshield_loads_only_the_standard_library() -> None:
+def _loaded(**env: str) -> list[str]:
+    # -I ignores PYTHON* variables only; HOOKSHIELD_NO_SPEEDUPS still reaches it.
     result = subprocess.run(
-        [sys.executable, "-I", "-c", CHECK], capture_output=True, text=True, check=True
+        [sys.executable, "-I", "-c", CHECK],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
     )
-    assert json.loads(result.stdout) == []
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded
+
+
+def test_import_hookshield_loads_only_the_standard_library() -> None:
+    assert _loaded(HOOKSHIELD_NO_SPEEDUPS="1") == []
+
+
+def test_speedups_are_the_only_optional_import_and_are_used_when_installed() -> None:
+    used = importlib.util.find_spec("msgspec") is not None and not os.environ.get(
+        "HOOKSHIELD_NO_SPEEDUPS"
+    )
+    # msgspec and what msgspec itself imports, nothing else.
+    assert _loaded() == (_loaded_by("msgspec") if used else [])
+    assert hookshield.json_backend() == ("msgspec" if used else "json")
+
+
+def _loaded_by(module: str) -> list[str]:
+    code = CHECK.replace(
+        "import hookshield, hookshield.testing, hookshield.providers", "import " + module
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(result.stdout)
+    return [name for name in loaded if name != "hookshield"]
 
 
 def test_every_public_name_is_exported() -> None:
-    import hookshield
-
     for name in hookshield.__all__:
         assert getattr(hookshield, name) is not None
         obj = getattr(hookshield, name)

@@ -219,3 +219,97 @@ def test_a_batch_read_record_by_record_equals_the_batch_decoded_whole(
             assert (type(streamed), str(streamed)) == (type(whole), str(whole))
     else:
         assert streamed == whole
+
+
+# -- the JSON decoder, with or without hookshield[speedups] -----------------------------
+# With msgspec installed (the test environment installs it) bodies are decoded by it;
+# `nox -s tests_pure` runs these with the standard library's decoder alone.  Either
+# way the values and the refusals must be the standard library's own.
+
+
+def _reference(body: bytes) -> Any:
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(body.decode("utf-8"), parse_constant=refuse)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Equal values of the same types all the way down: 1 is not 1.0, and -0.0 is not 0.0.
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return bool(a.hex() == b.hex())
+    return bool(a == b)
+
+
+def _envelope(fragment: bytes) -> bytes:
+    return b'{"type":"session.completed","id":"evt_1","data":{"v":' + fragment + b"}}"
+
+
+MINDPEEKER = HANDLERS["mindpeeker"]
+
+# Text that is JSON, nearly JSON, or JSON's edge cases: long and signed numbers,
+# exponents, escapes (lone surrogates among them), duplicate keys, deep nesting.
+json_texts = st.one_of(
+    json_values.map(lambda v: json.dumps(v)),
+    st.builds(
+        lambda v, ascii_only: json.dumps(v, ensure_ascii=ascii_only),
+        json_values,
+        st.booleans(),
+    ),
+    st.text(alphabet='{}[],:"\\ -+.eE0123456789tfnrualsuU\u00e9\ud800\u2028', max_size=40),
+    st.sampled_from(
+        [
+            "1e400",
+            "-1e400",
+            "1" * 4301,
+            "NaN",
+            "-Infinity",
+            '"\\ud800"',
+            '"\\udc00\\ud800"',
+            '{"a":1,"b":2,"a":3}',
+            "[" * 2000 + "]" * 2000,
+            "18446744073709551616",
+            "-9223372036854775809",
+            "2.2250738585072011e-308",
+            "0." + "0" * 400 + "1",
+            "1.7976931348623157e308",
+            "-0",
+            "-0.0",
+            "1E+2",
+        ]
+    ),
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(text=json_texts)
+def test_any_json_text_decodes_to_the_standard_librarys_values_or_is_refused_alike(
+    text: str,
+) -> None:
+    body = _envelope(text.encode("utf-8", "surrogatepass"))
+    try:
+        expected = _reference(body)
+    except (ValueError, RecursionError):
+        expected = None
+    headers = sign("mindpeeker", body, secret=CREDENTIALS["mindpeeker"]["secret"])
+    try:
+        delivery = MINDPEEKER.verify(body, headers)
+    except WebhookError as exc:
+        assert expected is None, f"refused ({exc}) what json.loads accepts"
+        return
+    assert expected is not None, "accepted what json.loads refuses"
+    assert _same(delivery.events[0].data.thaw()["v"], expected["data"]["v"])
+
+
+@given(value=json_values)
+def test_signed_json_values_keep_their_exact_types(value: Any) -> None:
+    body = _envelope(json.dumps(value).encode())
+    headers = sign("mindpeeker", body, secret=CREDENTIALS["mindpeeker"]["secret"])
+    data = MINDPEEKER.verify(body, headers).events[0].data.thaw()
+    assert _same(data["v"], value)

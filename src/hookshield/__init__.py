@@ -31,7 +31,7 @@ from ._errors import (
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
 from ._headers import Headers
-from ._json import FrozenArray, FrozenObject
+from ._json import FrozenArray, FrozenObject, json_backend
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
@@ -76,4 +76,5 @@ __all__ = [
     "WebhookError",
     "WebhookHandler",
     "__version__",
+    "json_backend",
 ]
