@@ -42,20 +42,21 @@ def main(argv: Sequence[str] | None = None) -> str:
     )
     started = time.perf_counter()
 
-    _say("single deliveries ...")
-    groups = micro.payload_groups(
-        ["mindpeeker", "moco", "moonsense"],
-        sizes,
-        rounds=rounds,
-        min_time=min_time,
-        with_peers=not args.no_peers,
-    )
-    _say("Momentum batch ...")
-    batch = micro.batch_group(records, rounds=rounds, min_time=min_time)
-    _say("Petal Metrics stream ...")
-    stream = micro.stream_group(messages, rounds=rounds, min_time=min_time)
-    _say("peak memory ...")
-    memory = micro.memory(records)
+    with micro.standard_json():
+        _say("single deliveries ...")
+        groups = micro.payload_groups(
+            ["mindpeeker", "moco", "moonsense"],
+            sizes,
+            rounds=rounds,
+            min_time=min_time,
+            with_peers=not args.no_peers,
+        )
+        _say("Momentum batch ...")
+        batch = micro.batch_group(records, rounds=rounds, min_time=min_time)
+        _say("Petal Metrics stream ...")
+        stream = micro.stream_group(messages, rounds=rounds, min_time=min_time)
+        _say("peak memory ...")
+        memory = micro.memory(records)
     servers: list[web.ServerResult] = []
     if args.no_http:
         http_notes = ["HTTP part not run (--no-http)."]

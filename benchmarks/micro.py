@@ -8,11 +8,12 @@ Every group times its cases on the same bytes, interleaved round by round (see
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,13 +26,23 @@ from hookshield import (
     PetalEvent,
     WebhookHandler,
 )
+from hookshield import _json as hookshield_json
 from hookshield._headers import Headers
 
 from . import peers
 from ._timing import Timing, measure_group
 from .payloads import SECRET, SIZES, TOKEN, Payload, momentum_batch, padded, petal_stream
 
-__all__ = ["Group", "Memory", "Row", "batch_group", "memory", "payload_groups", "stream_group"]
+__all__ = [
+    "Group",
+    "Memory",
+    "Row",
+    "batch_group",
+    "memory",
+    "payload_groups",
+    "standard_json",
+    "stream_group",
+]
 
 TITLES = {"mindpeeker": "MindPeeker", "moco": "MOCO", "moonsense": "Moonsense"}
 
@@ -40,10 +51,41 @@ FLOOR = "floor"
 AUTH_FLOOR = "auth floor"
 HOOKSHIELD = "hookshield"
 TYPED = "hookshield typed"
+FAST = "hookshield[speedups] typed"
 PEER = "peer"
 INFO = "info"
 
 Call = Callable[[], object]
+
+# hookshield[speedups] (msgspec) decodes JSON bodies when it is installed, as it is in
+# the bench session.  Every hookshield row is timed with the standard library's
+# decoder, the core as it ships (see standard_json), and the speedups rows switch to
+# msgspec's for their own calls only.  (The HTTP servers run with
+# HOOKSHIELD_NO_SPEEDUPS=1.)
+SPEEDUPS = hookshield_json._FAST
+
+
+@contextlib.contextmanager
+def standard_json() -> Iterator[None]:
+    """Within the block, hookshield decodes with the standard library's decoder."""
+    saved = hookshield_json._FAST
+    hookshield_json._FAST = None
+    try:
+        yield
+    finally:
+        hookshield_json._FAST = saved
+
+
+def _with_speedups(call: Call) -> Call:
+    def run() -> object:
+        saved = hookshield_json._FAST
+        hookshield_json._FAST = SPEEDUPS
+        try:
+            return call()
+        finally:
+            hookshield_json._FAST = saved
+
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +183,10 @@ def _payload_cases(
         ("hookshield `verify` + typed fields", TYPED, hs_typed),
         ("hookshield `verify` + typed fields, `Headers` made beforehand", INFO, hs_typed_prepared),
     ]
+    if SPEEDUPS is not None:
+        cases.append(
+            ("hookshield[speedups] `verify` + typed fields", FAST, _with_speedups(hs_typed))
+        )
     if with_peers:
         for peer in peers.PEERS:
             if not peer.available():
@@ -247,6 +293,8 @@ def batch_group(records: int, *, rounds: int, min_time: float) -> Group:
         ),
         ("hookshield `handle`, `stream_batches=False`", INFO, handling(whole)),
     ]
+    if SPEEDUPS is not None:
+        cases.append(("hookshield[speedups] `verify` + the same", INFO, _with_speedups(hs_verify)))
     group.notes.append(
         "`iter_events` verifies the credentials, then decodes the batch one record at a "
         "time; `verify` decodes all of it before returning.  `handle` streams batches "
@@ -318,6 +366,14 @@ def stream_group(messages: int, *, rounds: int, min_time: float) -> Group:
         ("hookshield `verify` + typed fields (blink, eye, artifacts, bandpower)", TYPED, hs_typed),
         ("hookshield `handle` (in-memory de-duplication, one route)", INFO, hs_handle),
     ]
+    if SPEEDUPS is not None:
+        cases.append(
+            (
+                "hookshield[speedups] `verify` + the same typed fields",
+                FAST,
+                _with_speedups(hs_typed),
+            )
+        )
     group.notes.append(
         "Petal Metrics authenticates with a shared token, not an HMAC: the token floor is "
         "its own floor; the HMAC floor is the issue's definition."

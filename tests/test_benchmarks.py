@@ -45,9 +45,8 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
 def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
     # The HTTP benchmark compares these endpoints; each must do the same work: accept
     # the signed delivery and refuse a tampered one.
-    from starlette.testclient import TestClient
-
     from benchmarks import apps
+    from starlette.testclient import TestClient
 
     payload = padded("mindpeeker", "1 KB", SIZES["1 KB"])
     tampered = payload.body.replace(b"completed", b"c0mpleted", 1)
