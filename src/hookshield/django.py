@@ -47,9 +47,11 @@ from ._adapt import (
     reply,
     route_key,
     too_large,
+    wsgi_headers,
 )
 from ._events import Delivery
 from ._handler import Outcome, WebhookHandler
+from ._headers import Headers
 
 try:
     from django.conf import settings
@@ -197,9 +199,7 @@ def _load(path: str, target: object) -> WebhookHandler:
     return target
 
 
-def _receive(
-    request: HttpRequest, handler: WebhookHandler
-) -> tuple[bytes, list[tuple[str, str]]] | Outcome:
+def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     """The raw body and headers of ``request``, or the outcome refusing it."""
     if request.method != "POST":
         return method_not_allowed(request.method or "")
@@ -217,12 +217,12 @@ def _receive(
     else:
         read = request.read
     try:
-        body = read_limited(read, handler.max_body_size)
+        body = read_limited(read, handler.max_body_size, declared_length(length))
     except OSError:  # the sender hung up mid-body (Django raises UnreadablePostError)
         return bad_request("the body ended before its Content-Length")
     if body is None:
         return too_large(handler)
-    return body, list(request.headers.items())
+    return body, wsgi_headers(meta)
 
 
 def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:

@@ -30,6 +30,7 @@ from ._adapt import (
     background_pool,
     bad_request,
     check_length,
+    declared_length,
     for_view,
     method_not_allowed,
     missing,
@@ -37,9 +38,11 @@ from ._adapt import (
     release,
     reply,
     too_large,
+    wsgi_headers,
 )
 from ._events import Delivery
 from ._handler import Outcome, WebhookHandler
+from ._headers import Headers
 
 try:
     import flask
@@ -121,23 +124,26 @@ def verified(
     return decorate
 
 
-def _receive(handler: WebhookHandler) -> tuple[bytes, list[tuple[str, str]]] | Outcome:
+def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     """The raw body and headers of the current request, or the outcome refusing it."""
     request = flask.request
-    if request.method != "POST":
-        return method_not_allowed(request.method)
-    refused = check_length(handler, request.headers.get("Content-Length"))
+    method = request.method
+    if method != "POST":
+        return method_not_allowed(method)
+    headers = wsgi_headers(request.environ)
+    declared = headers.get("content-length")
+    refused = check_length(handler, declared)
     if refused is not None:
         return refused
     try:
-        body = read_limited(request.stream.read, handler.max_body_size)
+        body = read_limited(request.stream.read, handler.max_body_size, declared_length(declared))
     except RequestEntityTooLarge:  # the app's own limit is lower than the handler's
         return too_large(handler, request.max_content_length, "MAX_CONTENT_LENGTH")
     except ClientDisconnected:
         return bad_request("the body ended before its Content-Length")
     if body is None:
         return too_large(handler)
-    return body, list(request.headers.items())
+    return body, headers
 
 
 def _in_app_context() -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
