@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from hookshield import (
     Event,
     InvalidSignature,
     MemoryDedupeStore,
+    Outcome,
     WebhookHandler,
 )
 from hookshield.testing import sample_batch, sample_delivery, sign
@@ -557,3 +560,22 @@ class TestAsyncAcceptAndRelease:
         handler.release(accepted)
         again = handler.accept(body, headers)
         assert not again.duplicate and len(again.pending) == 2
+
+
+def test_an_outcome_keeps_every_field_it_is_built_with_and_stays_frozen() -> None:
+    values: dict[str, Any] = {f.name: object() for f in dataclasses.fields(Outcome)}
+    outcome = Outcome(**values)
+    assert {name: getattr(outcome, name) for name in values} == values
+    assert outcome == Outcome(**values)
+    changed = dataclasses.replace(outcome, status=500)
+    assert (changed.status, changed.reason) == (500, values["reason"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.status = 201  # type: ignore[misc]
+    default = Outcome(200, "accepted")
+    assert (default.delivery, default.error, default.duplicate, default.dispatched) == (
+        None,
+        None,
+        False,
+        0,
+    )
+    assert (default.pending, default._delivery_key, default._event_keys) == ((), None, ())
