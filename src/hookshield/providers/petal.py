@@ -18,8 +18,9 @@ Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NamedTuple
@@ -106,6 +107,18 @@ class BandPower(NamedTuple):
 
 
 _NO_BANDS = BandPower(None, None, None, None)
+# BandPower from a tuple in its field order, without the generated __new__'s Python
+# frame: a metrics message builds four per read of ``bandpower``.
+_band_power: Final[Callable[[tuple[Any, ...]], BandPower]] = functools.partial(
+    tuple.__new__, BandPower
+)
+# Where each channel's delta, theta, alpha and beta sit in a metrics array, which
+# holds them per channel in the LSL order: alpha, beta, theta, delta.
+_METRICS_BANDS: Final = tuple(
+    (ch, 9 + 4 * i, 8 + 4 * i, 6 + 4 * i, 7 + 4 * i) for i, ch in enumerate(CHANNELS)
+)
+# Where each channel's artifact flag sits in a metrics array.
+_METRICS_ARTIFACTS: Final = tuple((ch, 2 + i) for i, ch in enumerate(CHANNELS))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,19 +175,19 @@ class PetalEvent(Event):
             channels = raw.get("artifact_detect")
             if not isinstance(channels, dict):
                 return None
-            return {ch: _artifact(channels.get(ch), good=1) for ch in CHANNELS}
+            return {ch: _artifact(channels.get(ch), 1) for ch in CHANNELS}
         if self.type == "metrics":
             values = self._metrics_array()
             if values is None:
                 return None
-            return {ch: _artifact(values[2 + i], good=1) for i, ch in enumerate(CHANNELS)}
+            return {ch: _artifact(values[index], 1) for ch, index in _METRICS_ARTIFACTS}
         if self.type == "metricsJson":
             metrics = raw.get("metrics")
             channels = metrics.get("artifact_detect") if isinstance(metrics, dict) else None
             if not isinstance(channels, dict):
                 return None
             return {
-                ch: _artifact(channels.get(f"channel{i + 1}"), good="good")
+                ch: _artifact(channels.get(f"channel{i + 1}"), "good")
                 for i, ch in enumerate(CHANNELS)
             }
         return None
@@ -192,15 +205,16 @@ class PetalEvent(Event):
             values = self._metrics_array()
             if values is None:
                 return None
-            # Per channel: alpha, beta, theta, delta (the LSL order).
             return {
-                ch: BandPower(
-                    delta=reading(values[9 + 4 * i]),
-                    theta=reading(values[8 + 4 * i]),
-                    alpha=reading(values[6 + 4 * i]),
-                    beta=reading(values[7 + 4 * i]),
+                ch: _band_power(
+                    (
+                        reading(values[delta]),
+                        reading(values[theta]),
+                        reading(values[alpha]),
+                        reading(values[beta]),
+                    )
                 )
-                for i, ch in enumerate(CHANNELS)
+                for ch, delta, theta, alpha, beta in _METRICS_BANDS
             }
         if self.type == "metricsJson":
             metrics = raw.get("metrics")
@@ -245,7 +259,7 @@ class PetalEvent(Event):
         return values
 
 
-def _artifact(value: Any, *, good: object) -> bool | BadData:
+def _artifact(value: Any, good: object) -> bool | BadData:
     if value == "bad_data":
         return BAD_DATA
     return bool(value != good)
@@ -254,11 +268,9 @@ def _artifact(value: Any, *, good: object) -> bool | BadData:
 def _bands(value: Any) -> BandPower:
     if type(value) is not dict:
         return _NO_BANDS
-    return BandPower(
-        delta=reading(value.get("delta")),
-        theta=reading(value.get("theta")),
-        alpha=reading(value.get("alpha")),
-        beta=reading(value.get("beta")),
+    get = value.get
+    return _band_power(
+        (reading(get("delta")), reading(get("theta")), reading(get("alpha")), reading(get("beta")))
     )
 
 
