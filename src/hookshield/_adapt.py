@@ -23,7 +23,7 @@ from typing import Any, Final
 from ._errors import BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
 from ._handler import Outcome, WebhookHandler
-from ._headers import Headers, HeadersLike
+from ._headers import Headers, HeadersLike, lowercase_headers
 
 __all__ = ["BackgroundPool"]
 
@@ -116,16 +116,34 @@ def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
     ``CONTENT_TYPE`` and ``CONTENT_LENGTH`` count when they are not empty.  A WSGI
     server has already joined a repeated header into one value.
     """
+    names = _WSGI_NAMES
     items: dict[str, str] = {}
     for key, value in environ.items():
-        if key[:5] == "HTTP_":
-            items[key[5:].replace("_", "-").lower()] = value
-        elif key in _UNPREFIXED and value:
-            items[_UNPREFIXED[key]] = value
-    return Headers(items)
+        name = names.get(key)
+        if name is None:
+            name = _wsgi_name(key)
+        # An empty HTTP_* header was sent empty; an empty CONTENT_* is the server's
+        # placeholder for none.
+        if name and (value or key[0] == "H"):
+            items[name] = value
+    return lowercase_headers(items)
 
 
 _UNPREFIXED: Final = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
+# Environ key -> header name ("" for keys that are not headers).  Every request
+# carries the same few dozen keys, so their names are worked out once; the keys are
+# partly the sender's choice, so the cache is bounded in entries and in key length.
+_WSGI_NAMES: dict[str, str] = {}
+
+
+def _wsgi_name(key: str) -> str:
+    if key.startswith("HTTP_"):
+        name = key[5:].replace("_", "-").lower()
+    else:
+        name = _UNPREFIXED.get(key, "")
+    if len(_WSGI_NAMES) < 1024 and len(key) <= 64:
+        _WSGI_NAMES[key] = name
+    return name
 
 
 def read_limited(

@@ -94,6 +94,22 @@ class Headers(Mapping[str, str]):
         return f"Headers({shown!r})"
 
 
+_new = object.__new__
+_set_items = Headers.__dict__["_items"].__set__
+_set_repeated = Headers.__dict__["_repeated"].__set__
+
+
+def lowercase_headers(items: dict[str, str]) -> Headers:
+    """``Headers(items)`` for a dict whose names are already lower-case, without a copy.
+
+    For the adapters, which build such a dict from the request themselves.
+    """
+    headers: Headers = _new(Headers)
+    _set_items(headers, items)
+    _set_repeated(headers, _NO_REPEATS)
+    return headers
+
+
 _SECRET_WORDS = ("authorization", "token", "signature", "secret", "cookie", "key")
 
 

@@ -429,3 +429,14 @@ def test_a_store_failure_in_background_mode_gives_500_and_frees_the_slot() -> No
     assert client.post("/hooks", data=body, headers=headers).status_code == 500
     assert pool.reserve()  # the slot taken for the delivery was given back
     assert rec.events == []
+
+
+def test_a_delivery_among_many_other_headers_is_read_right() -> None:
+    # More header names than hookshield remembers how to read, and an empty one.
+    rec = recorder("moco")
+    client = app_for(webhook_view(rec.handler))
+    body, headers, marker = delivery("moco")
+    extra = {f"X-Extra-{i}": str(i) for i in range(1100)}
+    response = client.post("/hooks", data=body, headers={**extra, "X-Empty": "", **headers})
+    assert response.status_code == 200
+    assert rec.markers() == [marker]
