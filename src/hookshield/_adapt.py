@@ -153,12 +153,16 @@ def read_limited(
 
     At most ``limit + 1`` bytes are ever read, so a body that never ends costs no more
     memory than the limit allows.  With the declared ``length`` (the stream then ends
-    there), reading stops once it is reached, without a last read to find the end.
+    there, and it was checked against the limit), reads ask for no more than is left
+    of it, and stop once it is reached, without a last read to find the end: the
+    frameworks' streams allocate what a read asks for, and a 1 KB body read in 64 KiB
+    asks cost measurably more per request.
     """
     parts: list[bytes] = []
     size = 0
+    end = limit + 1 if length is None else min(length, limit + 1)
     while True:
-        chunk = read(min(CHUNK_SIZE, limit + 1 - size))
+        chunk = read(min(CHUNK_SIZE, end - size))
         if not chunk:
             return b"".join(parts)
         size += len(chunk)
