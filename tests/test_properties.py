@@ -235,16 +235,27 @@ def _reference(body: bytes) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    # Equal values of the same types all the way down: 1 is not 1.0, and -0.0 is not 0.0.
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float):
-        return bool(a.hex() == b.hex())
-    return bool(a == b)
+    # Equal values of the same types all the way down: 1 is not 1.0, and -0.0 is not
+    # 0.0.  Iterative: the decoders accept nesting deeper than Python's recursion limit.
+    pairs = [(a, b)]
+    while pairs:
+        x, y = pairs.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, dict):
+            if list(x) != list(y):
+                return False
+            pairs.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list):
+            if len(x) != len(y):
+                return False
+            pairs.extend(zip(x, y, strict=True))
+        elif isinstance(x, float):
+            if x.hex() != y.hex():
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _envelope(fragment: bytes) -> bytes:
