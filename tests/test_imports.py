@@ -13,16 +13,18 @@ import hookshield
 CHECK = """
 import json, sys
 before = set(sys.modules)
-import hookshield, hookshield.testing, hookshield.providers
-loaded = {name.partition(".")[0] for name in set(sys.modules) - before}
-print(json.dumps(sorted(loaded - set(sys.stdlib_module_names) - {"hookshield"})))
+import {modules}
+loaded = {{name.partition(".")[0] for name in set(sys.modules) - before}}
+print(json.dumps(sorted(loaded - set(sys.stdlib_module_names) - {{"hookshield"}})))
 """
+HOOKSHIELD = "hookshield, hookshield.testing, hookshield.providers"
 
 
-def _loaded(**env: str) -> list[str]:
+def _loaded(modules: str = HOOKSHIELD, **env: str) -> list[str]:
+    """The packages outside the standard library that importing ``modules`` loads."""
     # -I ignores PYTHON* variables only; HOOKSHIELD_NO_SPEEDUPS still reaches it.
     result = subprocess.run(
-        [sys.executable, "-I", "-c", CHECK],
+        [sys.executable, "-I", "-c", CHECK.format(modules=modules)],
         capture_output=True,
         text=True,
         check=True,
@@ -41,19 +43,8 @@ def test_speedups_are_the_only_optional_import_and_are_used_when_installed() -> 
         "HOOKSHIELD_NO_SPEEDUPS"
     )
     # msgspec and what msgspec itself imports, nothing else.
-    assert _loaded() == (_loaded_by("msgspec") if used else [])
+    assert _loaded() == (_loaded("msgspec") if used else [])
     assert hookshield.json_backend() == ("msgspec" if used else "json")
-
-
-def _loaded_by(module: str) -> list[str]:
-    code = CHECK.replace(
-        "import hookshield, hookshield.testing, hookshield.providers", "import " + module
-    )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True
-    )
-    loaded: list[str] = json.loads(result.stdout)
-    return [name for name in loaded if name != "hookshield"]
 
 
 def test_every_public_name_is_exported() -> None:
