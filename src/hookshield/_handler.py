@@ -380,7 +380,7 @@ class WebhookHandler:
                     self._call_error_hooks_sync(exc, event)
                     return self._failed(outcome, index, exc, calls)
                 calls += 1
-        return self._done(outcome.delivery, calls, {e.type for e in outcome.pending})
+        return self._finished(outcome, calls)
 
     async def finish_async(self, outcome: Outcome) -> Outcome:
         """Like :meth:`finish`, awaiting async handlers; plain ones run in a thread.
@@ -393,7 +393,7 @@ class WebhookHandler:
             return outcome
         routes = {route for event in outcome.pending for route in self.routes_for(event.type)}
         if not routes:
-            return self._done(outcome.delivery, 0, {e.type for e in outcome.pending})
+            return self._finished(outcome, 0)
         if self.sync_handlers_in_thread and not any(
             inspect.iscoroutinefunction(func) for func in (*routes, *self._error_hooks)
         ):
@@ -407,7 +407,7 @@ class WebhookHandler:
                     await self._call_error_hooks_async(exc, event)
                     return self._failed(outcome, index, exc, calls)
                 calls += 1
-        return self._done(outcome.delivery, calls, {e.type for e in outcome.pending})
+        return self._finished(outcome, calls)
 
     def handle(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify, de-duplicate and dispatch one delivery; never raises a WebhookError.
@@ -627,10 +627,17 @@ class WebhookHandler:
             if key is not None:
                 store.release(key)
 
+    def _finished(self, outcome: Outcome, calls: int) -> Outcome:
+        # The types of the events are only told when no route took any of them.
+        kinds = () if calls else {event.type for event in outcome.pending}
+        return self._done(outcome.delivery, calls, kinds)
+
     def _done(self, delivery: Delivery | None, calls: int, kinds: Collection[str]) -> Outcome:
         # kinds: the distinct types of the events that no route took.
-        if calls:
-            reason = f"dispatched to {calls} handler call{'s' if calls != 1 else ''}"
+        if calls == 1:
+            reason = "dispatched to 1 handler call"  # the usual case, without formatting
+        elif calls:
+            reason = f"dispatched to {calls} handler calls"
         else:
             names = sorted(kinds)
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -709,7 +716,8 @@ def _pending(delivery: Delivery) -> Outcome:
 
 def _run_sync(result: Any) -> None:
     """Finish an awaitable a plain-code caller got from an ``async def`` handler."""
-    if not inspect.isawaitable(result):
+    # Most handlers return None: answer that before the costlier awaitable check.
+    if result is None or not inspect.isawaitable(result):
         return
     try:
         asyncio.get_running_loop()
