@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookshield import Delivery, WebhookError, WebhookHandler
+from hookshield import Delivery, MemoryDedupeStore, WebhookError, WebhookHandler
 from hookshield.testing import event_types, sample_body, sign
 
 from .conftest import CREDENTIALS, PROVIDER_NAMES, make_handler
@@ -324,3 +324,42 @@ def test_signed_json_values_keep_their_exact_types(value: Any) -> None:
     headers = sign("mindpeeker", body, secret=CREDENTIALS["mindpeeker"]["secret"])
     data = MINDPEEKER.verify(body, headers).events[0].data.thaw()
     assert _same(data["v"], value)
+
+
+# The in-memory de-duplication store against a plain model of its rules: keys are
+# kept in claim order (an expired key claimed again goes to the back); a claim of a
+# live key fails; after each claim the front is dropped while it has expired or the
+# store holds more than its bound.
+dedupe_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("claim"), st.sampled_from("abcdefg"), st.sampled_from([1.0, 5.0, 50.0])),
+        st.tuples(st.just("release"), st.sampled_from("abcdefg"), st.just(0.0)),
+        st.tuples(st.just("wait"), st.just(""), st.sampled_from([0.5, 1.0, 3.0, 20.0])),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400)
+@given(steps=dedupe_steps, bound=st.integers(min_value=1, max_value=5))
+def test_the_memory_dedupe_store_follows_its_rules(
+    steps: list[tuple[str, str, float]], bound: int
+) -> None:
+    now = [0.0]
+    store = MemoryDedupeStore(max_entries=bound, clock=lambda: now[0])
+    model: dict[str, float] = {}  # insertion-ordered: claim order
+    for action, key, amount in steps:
+        if action == "wait":
+            now[0] += amount
+        elif action == "release":
+            store.release(key)
+            model.pop(key, None)
+        else:
+            live = key in model and model[key] > now[0]
+            assert store.claim(key, amount) is not live
+            if not live:
+                model.pop(key, None)
+                model[key] = now[0] + amount
+                while model and (next(iter(model.values())) <= now[0] or len(model) > bound):
+                    del model[next(iter(model))]
+        assert len(store) == len(model)

@@ -60,12 +60,17 @@ class MemoryDedupeStore:
         """Record ``key`` for ``ttl`` seconds; ``True`` if it was new (or had expired)."""
         now = self._clock()
         with self._lock:
-            expiry = self._expiry.get(key)
-            if expiry is not None and expiry > now:
-                return False
-            self._expiry[key] = now + ttl
-            self._expiry.move_to_end(key)
-            self._evict(now)
+            entries = self._expiry
+            expiry = entries.get(key)
+            if expiry is not None:
+                if expiry > now:
+                    return False
+                entries.move_to_end(key)  # an expired key claimed again joins the back
+            entries[key] = now + ttl
+            # Most claims find the oldest entry live and the store not full: one look
+            # at the front, without the eviction loop.
+            if len(entries) > self.max_entries or next(iter(entries.values())) <= now:
+                self._evict(now)
             return True
 
     def release(self, key: str) -> None:
