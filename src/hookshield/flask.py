@@ -126,7 +126,9 @@ def verified(
 
 def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     """The raw body and headers of the current request, or the outcome refusing it."""
-    request = flask.request
+    # The request itself, not the proxy: each attribute read through the proxy looks
+    # the request up again, and this reads four of them.
+    request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
     method = request.method
     if method != "POST":
         return method_not_allowed(method)
