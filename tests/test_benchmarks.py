@@ -6,7 +6,10 @@ from pathlib import Path
 
 from benchmarks import __main__ as bench
 from benchmarks import peers
+from benchmarks.load import Answer, ResponseReader
 from benchmarks.payloads import SECRET, SIZES, TOKEN, momentum_batch, padded
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookshield import WebhookHandler
 
@@ -56,3 +59,59 @@ def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
                 good = client.post(path, content=payload.body, headers=payload.headers)
                 bad = client.post(path, content=tampered, headers=payload.headers)
                 assert (path, good.status_code, bad.status_code) == (path, 200, 401)
+
+
+# One response as a server writes it: status, body, framing, whether it closes.
+responses = st.tuples(
+    st.sampled_from([200, 401, 413, 503]),
+    st.binary(max_size=300),
+    st.sampled_from(["length", "chunked"]),
+    st.booleans(),
+)
+
+
+def _written(status: int, body: bytes, framing: str, close: bool, cuts: list[int]) -> bytes:
+    head = f"HTTP/1.1 {status} Whatever\r\nServer: test\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    if framing == "length":
+        return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    chunks, last = [], 0
+    for cut in sorted({c % (len(body) + 1) for c in cuts} | {len(body)}):
+        if cut > last:
+            chunks.append(f"{cut - last:x};ext=1\r\n".encode() + body[last:cut] + b"\r\n")
+            last = cut
+    trailer = b"0\r\nX-Trailer: 1\r\n\r\n" if cuts else b"0\r\n\r\n"
+    return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + b"".join(chunks) + trailer
+
+
+@given(
+    answers=st.lists(responses, min_size=1, max_size=5),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=4),
+    pieces=st.lists(st.integers(min_value=1, max_value=200), min_size=1),
+    unframed=st.one_of(st.none(), st.binary(max_size=50)),
+)
+def test_the_load_generator_reads_every_response_however_it_arrives(
+    answers: list[tuple[int, bytes, str, bool]],
+    cuts: list[int],
+    pieces: list[int],
+    unframed: bytes | None,
+) -> None:
+    # The HTTP benchmark counts answers by status from raw bytes; a response split
+    # anywhere, chunked or not, or ended by the connection, must count once.
+    stream = b"".join(_written(*answer, cuts) for answer in answers)
+    if unframed is not None:  # a last response without framing, ended by the close
+        stream += b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + unframed
+    reader = ResponseReader()
+    got: list[Answer] = []
+    position = 0
+    for size in pieces * (len(stream) // sum(pieces) + 1):
+        got += reader.feed(stream[position : position + size])
+        position += size
+    last = reader.finish()
+    if last is not None:
+        got.append(last)
+    expected = [Answer(status, close) for status, _, _, close in answers]
+    if unframed is not None:
+        expected.append(Answer(200, close=True))
+    assert got == expected
