@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     else:
         _say("HTTP ...")
         servers, http_notes = web.run_http(
-            requests=30 if args.tiny else (200 if quick else 2000),
+            requests=30 if args.tiny else (200 if quick else 4000),
             rounds=1 if quick else 5,
             ack_requests=5 if args.tiny else (20 if quick else 200),
             sleep=1.0 if args.tiny else 10.0,

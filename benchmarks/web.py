@@ -49,11 +49,25 @@ class Load:
     p99_ms: float
     statuses: dict[str, int]
     ratio: float | None = None
+    #: The server's CPU time (user + system, all its processes) per request sent, in
+    #: microseconds; ``None`` where /proc does not tell it (off Linux).
+    cpu_us: float | None = None
+    #: The hand-written endpoint's CPU per request over this one's (above 1: cheaper).
+    cpu_ratio: float | None = None
 
     @property
     def ratio_text(self) -> str:
         """The ratio to the hand-written endpoint's requests per second, if there is one."""
         return "" if self.ratio is None else f"{self.ratio:.2f}"
+
+    @property
+    def cpu_text(self) -> str:
+        """The server CPU per request and its ratio, as the report shows them."""
+        if self.cpu_us is None:
+            return ""
+        return f"{self.cpu_us:.0f}" + (
+            "" if self.cpu_ratio is None else f" ({self.cpu_ratio:.2f}x)"
+        )
 
 
 @dataclass(slots=True)
@@ -64,6 +78,8 @@ class ServerResult:
     server: str
     loads: list[Load] = field(default_factory=list)
     rps_ratio: float | None = None
+    #: The hand-written endpoint's server CPU per request over ``/hook/``'s.
+    cpu_ratio: float | None = None
     #: ``/hook/`` over ``/floor-thread/``: both run their work in a thread (ASGI only).
     thread_ratio: float | None = None
     ack_p99_ms: float | None = None
@@ -81,6 +97,31 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _group_cpu_seconds(group: int) -> float | None:
+    """CPU time, user and system, of every live process in process group ``group``.
+
+    Read from /proc (Linux); ``None`` elsewhere.  It counts every thread, ended ones
+    included, in clock ticks (10 ms): a run of a few thousand requests takes seconds.
+    """
+    proc = Path("/proc")
+    if not (proc / str(group) / "stat").is_file():
+        return None
+    ticks = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:  # the process ended meanwhile
+            continue
+        # After "pid (command)": state, ppid, pgrp, ... utime and stime are the 12th and
+        # 13th; the command may hold spaces and parentheses, so split after the last ")".
+        fields = text.rpartition(")")[2].split()
+        if len(fields) > 12 and int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _command(server: str, target: str, port: int) -> list[str]:
@@ -139,6 +180,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=8)
 
 
+_WARMUP = 20  # requests sent before each timed run, on one connection
+
+
 def _load(
     url: str, requests: int, concurrency: int, *, ack: bool, env: dict[str, str]
 ) -> dict[str, object]:
@@ -147,7 +191,7 @@ def _load(
         "--url", url,
         "--requests", str(requests),
         "--concurrency", str(concurrency),
-        "--warmup", "5" if ack else "20",
+        "--warmup", "5" if ack else str(_WARMUP),
     ]  # fmt: skip
     if ack:
         command.append("--ack")
@@ -210,22 +254,38 @@ def _serve(
         if server == "uvicorn":
             # The same route as `async def`, and the hand-written work in a thread.
             endpoints += ["/hook-async/", "/floor-thread/"]
+        cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         for _ in range(rounds):
             for endpoint in endpoints:
-                load = _as_load(
-                    endpoint, _load(base + endpoint, requests, concurrency, ack=False, env=env)
-                )
+                before = _group_cpu_seconds(process.pid)
+                summary = _load(base + endpoint, requests, concurrency, ack=False, env=env)
+                after = _group_cpu_seconds(process.pid)
+                load = _as_load(endpoint, summary)
+                if before is not None and after is not None:
+                    cpu[endpoint].append((after - before) / (requests + _WARMUP) * 1e6)
                 if endpoint not in best or load.rps > best[endpoint].rps:
                     best[endpoint] = load
+        # The least CPU per request of the rounds, as the most requests per second is kept.
+        least = {endpoint: min(spent) for endpoint, spent in cpu.items() if spent}
+        floor_cpu = least.get("/floor/")
         floor, hook = best["/floor/"], best["/hook/"]
         result = ServerResult(name, server)
         ratio = hook.rps / floor.rps if floor.rps else None
-        result.loads = [
-            dataclasses.replace(load, ratio=load.rps / floor.rps if floor.rps else None)
-            for load in best.values()
-        ]
-        result.loads[0] = floor
+        result.loads = []
+        for endpoint, load in best.items():
+            spent = least.get(endpoint)
+            result.loads.append(
+                dataclasses.replace(
+                    load,
+                    ratio=None if endpoint == "/floor/" or not floor.rps else load.rps / floor.rps,
+                    cpu_us=spent,
+                    cpu_ratio=None
+                    if endpoint == "/floor/" or not spent or floor_cpu is None
+                    else floor_cpu / spent,
+                )
+            )
         result.rps_ratio = ratio
+        result.cpu_ratio = next(x.cpu_ratio for x in result.loads if x.endpoint == "/hook/")
         threaded = best.get("/floor-thread/")
         if threaded is not None and threaded.rps:
             result.thread_ratio = hook.rps / threaded.rps
