@@ -236,6 +236,9 @@ class WebhookHandler:
         self._routes: list[tuple[str, Route]] = []
         self._error_hooks: list[ErrorHook] = []
         self._resolved: dict[str, tuple[Route, ...]] = {}
+        # The ids of the routes and error hooks that are ``async def``, found once at
+        # registration rather than by inspect on every delivery (about 0.5 us a look).
+        self._coroutines: set[int] = set()
 
     # -- configuration -------------------------------------------------------------
 
@@ -266,6 +269,8 @@ class WebhookHandler:
                 raise TypeError(f"on() decorates a function, not {func!r}")
             for name in event_types:
                 self._routes.append((name, func))
+            if inspect.iscoroutinefunction(func):
+                self._coroutines.add(id(func))  # _routes keeps func, and so its id, alive
             self._resolved.clear()
             return func
 
@@ -276,6 +281,8 @@ class WebhookHandler:
         if not callable(hook):
             raise TypeError(f"on_error() decorates a function, not {hook!r}")
         self._error_hooks.append(hook)
+        if inspect.iscoroutinefunction(hook):
+            self._coroutines.add(id(hook))
         return hook
 
     def routes_for(self, event_type: str) -> tuple[Route, ...]:
@@ -394,8 +401,9 @@ class WebhookHandler:
         routes = {route for event in outcome.pending for route in self.routes_for(event.type)}
         if not routes:
             return self._finished(outcome, 0)
-        if self.sync_handlers_in_thread and not any(
-            inspect.iscoroutinefunction(func) for func in (*routes, *self._error_hooks)
+        coroutines = self._coroutines
+        if self.sync_handlers_in_thread and not (
+            coroutines and any(id(func) in coroutines for func in (*routes, *self._error_hooks))
         ):
             return await asyncio.to_thread(self.finish, outcome)
         calls = 0
@@ -507,10 +515,7 @@ class WebhookHandler:
             self.stream_batches
             and self._provider.dedupe_events
             and self.sync_handlers_in_thread
-            and not any(
-                inspect.iscoroutinefunction(func)
-                for func in (*(route for _, route in self._routes), *self._error_hooks)
-            )
+            and not self._coroutines
         ):
             return await asyncio.to_thread(self._handle_streamed, body, headers)
         return await self.finish_async(await self.accept_async(body, headers))
@@ -649,7 +654,8 @@ class WebhookHandler:
         return Outcome(status=exc.status, reason=str(exc), error=exc)
 
     async def _call_async(self, func: Callable[..., Any], *args: Any) -> None:
-        if inspect.iscoroutinefunction(func):
+        # func is a registered route or error hook.
+        if id(func) in self._coroutines:
             await func(*args)
             return
         if self.sync_handlers_in_thread:
