@@ -29,13 +29,27 @@ __all__ = ["FRAMEWORKS", "Load", "ServerResult", "run_http"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (name, server, framework module, hookshield adapter module, app target).
+_STARLETTE = ("starlette", "hookshield.asgi", "benchmarks.apps:starlette_app")
+_FASTAPI = ("fastapi", "hookshield.asgi", "benchmarks.apps:fastapi_app")
+
+#: (name, server, framework module, hookshield adapter module, app target).  The ASGI
+#: apps are served twice: by uvicorn's pure-Python HTTP parser on asyncio's loop, and
+#: as ``uvicorn[standard]`` serves them, which most deployments install, with
+#: httptools and uvloop: a faster server leaves the app's own work a larger share.
 FRAMEWORKS: tuple[tuple[str, str, str, str, str], ...] = (
     ("Flask", "gunicorn", "flask", "hookshield.flask", "benchmarks.apps:flask_app()"),
     ("Django", "gunicorn", "django", "hookshield.django", "benchmarks.apps:django_app()"),
-    ("Starlette", "uvicorn", "starlette", "hookshield.asgi", "benchmarks.apps:starlette_app"),
-    ("FastAPI", "uvicorn", "fastapi", "hookshield.asgi", "benchmarks.apps:fastapi_app"),
+    ("Starlette", "uvicorn", *_STARLETTE),
+    ("FastAPI", "uvicorn", *_FASTAPI),
+    ("Starlette", "uvicorn[standard]", *_STARLETTE),
+    ("FastAPI", "uvicorn[standard]", *_FASTAPI),
 )
+#: The modules each server needs, besides the framework and the adapter.
+_SERVER_MODULES = {
+    "gunicorn": ("gunicorn",),
+    "uvicorn": ("uvicorn",),
+    "uvicorn[standard]": ("uvicorn", "httptools", "uvloop"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,15 @@ class ServerResult:
     #: ``/hook/`` over ``/floor-thread/``: both run their work in a thread (ASGI only).
     thread_ratio: float | None = None
     ack_p99_ms: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The framework's name, with the server where the framework is served twice."""
+        return _label(self.framework, self.server)
+
+
+def _label(name: str, server: str) -> str:
+    return f"{name} on {server}" if server == "uvicorn[standard]" else name
 
 
 def _installed(module: str) -> bool:
@@ -134,11 +157,15 @@ def _command(server: str, target: str, port: int) -> list[str]:
             "--log-level", "warning",
             target,
         ]  # fmt: skip
+    # Named, not left to uvicorn's choice, which takes httptools and uvloop when found.
+    fast = server == "uvicorn[standard]"
     return [
         sys.executable, "-m", "uvicorn",
         "--factory", target,
         "--host", "127.0.0.1",
         "--port", str(port),
+        "--http", "httptools" if fast else "h11",
+        "--loop", "uvloop" if fast else "asyncio",
         "--log-level", "warning",
         "--no-access-log",
         "--timeout-graceful-shutdown", "2",
@@ -246,12 +273,14 @@ def _serve(
         if not _wait_ready(process, port):
             _stop(process)
             error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            notes.append(f"{name}: the {server} server did not start: {error.strip()[-300:]}")
+            notes.append(
+                f"{_label(name, server)}: the {server} server did not start: {error.strip()[-300:]}"
+            )
             return None
         base = f"http://127.0.0.1:{port}"
         best: dict[str, Load] = {}
         endpoints = ["/floor/", "/hook/"]
-        if server == "uvicorn":
+        if server.startswith("uvicorn"):
             # The same route as `async def`, and the hand-written work in a thread.
             endpoints += ["/hook-async/", "/floor-thread/"]
         cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
@@ -296,13 +325,13 @@ def _serve(
         result.loads.append(ack)
         result.ack_p99_ms = ack.p99_ms
         notes.extend(
-            f"{name} {load.endpoint}: answers other than 200: {load.statuses}"
+            f"{result.label} {load.endpoint}: answers other than 200: {load.statuses}"
             for load in result.loads
             if set(load.statuses) != {"200"}
         )
         return result
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-        notes.append(f"{name}: the load run failed: {exc}")
+        notes.append(f"{_label(name, server)}: the load run failed: {exc}")
         return None
     finally:
         _stop(process)
@@ -322,9 +351,12 @@ def run_http(
     results: list[ServerResult] = []
     notes: list[str] = []
     for name, server, framework, adapter, target in FRAMEWORKS:
-        missing = [m for m in (adapter, framework, server) if not _installed(m)]
+        needed = (adapter, framework, *_SERVER_MODULES[server])
+        missing = [m for m in needed if not _installed(m)]
         if missing:
-            notes.append(f"{name} skipped: {', '.join(missing)} not installed or not written yet.")
+            notes.append(
+                f"{name} on {server} skipped: {', '.join(missing)} not installed or not written yet."
+            )
             continue
         served = _serve(
             name,
