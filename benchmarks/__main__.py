@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> str:
             min_time=min_time,
             with_peers=not args.no_peers,
         )
+        _say("where the time goes at 1 KB ...")
+        breakdown = micro.breakdown(
+            ["mindpeeker", "moco", "moonsense"], rounds=rounds, min_time=min_time
+        )
         _say("Momentum batch ...")
         batch = micro.batch_group(records, rounds=rounds, min_time=min_time)
         _say("Petal Metrics stream ...")
@@ -71,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     text = report.render(
         quick=quick,
         groups=groups,
+        breakdown=breakdown,
         batch=batch,
         stream=stream,
         memory=memory,

@@ -34,10 +34,12 @@ from ._timing import Timing, measure_group
 from .payloads import SECRET, SIZES, TOKEN, Payload, momentum_batch, padded, petal_stream
 
 __all__ = [
+    "STEPS",
     "Group",
     "Memory",
     "Row",
     "batch_group",
+    "breakdown",
     "memory",
     "payload_groups",
     "standard_json",
@@ -112,6 +114,10 @@ class Group:
     def row(self, kind: str) -> Row:
         """The first row of ``kind``."""
         return next(r for r in self.rows if r.kind == kind)
+
+    def case(self, name: str) -> Row | None:
+        """The row named ``name``, if the group has one."""
+        return next((r for r in self.rows if r.case == name), None)
 
     def has(self, kind: str) -> bool:
         """Whether the group has a row of ``kind``."""
@@ -222,6 +228,70 @@ def payload_groups(
             cases = _payload_cases(payload, with_peers=with_peers, notes=group.notes)
             groups.append(_timed(group, cases, rounds, min_time))
     return groups
+
+
+# The steps of one delivery, timed each on its own for the breakdown: the floor's,
+# then hookshield's in the order verify takes them.
+STEP_FLOOR_AUTH = "floor: HMAC + compare_digest"
+STEP_FLOOR_LOADS = "floor: `json.loads(body)`"
+STEP_HEADERS = "`Headers` from the request's dict"
+STEP_AUTH = "credentials: header read, HMAC, constant-time compare"
+STEP_DECODE = "JSON decode (strict)"
+STEP_PARSE = "parse: decode, then the typed event and the delivery"
+STEP_READ = "typed field reads"
+STEP_WHOLE = "`verify` + typed fields, the whole call"
+STEP_DECODE_FAST = "JSON decode, hookshield[speedups]"
+STEPS = (
+    STEP_FLOOR_AUTH,
+    STEP_FLOOR_LOADS,
+    STEP_HEADERS,
+    STEP_AUTH,
+    STEP_DECODE,
+    STEP_PARSE,
+    STEP_READ,
+    STEP_WHOLE,
+    STEP_DECODE_FAST,
+)
+
+
+def breakdown(providers: Sequence[str], *, rounds: int, min_time: float) -> list[Group]:
+    """Where the time of a 1 KB delivery goes: the floor's steps and hookshield's, each alone.
+
+    hookshield's steps are the calls ``verify`` makes, on the same bytes and with the
+    same prepared state, so that their sum and the whole call can be set side by side.
+    """
+    groups = []
+    for provider in providers:
+        payload = padded(provider, "1 KB", SIZES["1 KB"])
+        group = Group(f"{TITLES[provider]}, 1 KB", provider, "1 KB", len(payload.body))
+        groups.append(_timed(group, _step_cases(payload), rounds, min_time))
+    return groups
+
+
+def _step_cases(payload: Payload) -> list[tuple[str, str, Call]]:
+    body, headers = payload.body, payload.headers
+    handler = WebhookHandler(payload.provider, secret=SECRET, dedupe=None)
+    sender, credentials = handler._provider, handler._credentials
+    prepared = Headers(headers)
+    signature = sender.authenticate(body, prepared, credentials)
+    event = sender.parse(body, prepared, signature).events[0]
+    read, verify = _typed_reader(payload.provider), handler.verify
+    floor, auth_floor = _floor(body, payload.signature)
+    loads, decode = json.loads, hookshield_json.decode_json
+    cases: list[tuple[str, str, Call]] = [
+        ("floor", FLOOR, floor),
+        (STEP_FLOOR_AUTH, INFO, auth_floor),
+        (STEP_FLOOR_LOADS, INFO, lambda: loads(body)),
+        (STEP_HEADERS, INFO, lambda: Headers(headers)),
+        (STEP_AUTH, INFO, lambda: sender.authenticate(body, prepared, credentials)),
+        (STEP_DECODE, INFO, lambda: decode(body)),
+        (STEP_PARSE, INFO, lambda: sender.parse(body, prepared, signature)),
+        (STEP_READ, INFO, lambda: read(event)),
+        (STEP_WHOLE, TYPED, lambda: read(verify(body, headers).events[0])),
+    ]
+    if SPEEDUPS is not None:
+        cases.append((STEP_DECODE_FAST, INFO, _with_speedups(lambda: decode(body))))
+    return cases
 
 
 def _read_record(event: Any) -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks import __main__ as bench
-from benchmarks import peers
+from benchmarks import micro, peers
 from benchmarks.load import Answer, ResponseReader
 from benchmarks.payloads import SECRET, SIZES, TOKEN, momentum_batch, padded
 from hypothesis import given
@@ -39,8 +39,21 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
     text = bench.main(["--tiny", "--output", str(output)])
     assert output.read_text(encoding="utf-8") == text
-    for heading in ("## Machine and versions", "## Targets (issue 5)", "## HTTP"):
+    for heading in (
+        "## Machine and versions",
+        "## Targets (issue 5)",
+        "## Where the time goes at 1 KB",
+        "## HTTP",
+    ):
         assert heading in text
+    breakdown = text.partition("## Where the time goes at 1 KB")[2].partition("\n## ")[0]
+    assert "| step | MindPeeker | MOCO | Moonsense |" in breakdown
+    steps = [micro.STEP_FLOOR_AUTH, micro.STEP_HEADERS, micro.STEP_AUTH, micro.STEP_DECODE]
+    steps += [micro.STEP_READ, micro.STEP_WHOLE]
+    for step in steps:
+        # A row of the step with a time for each of the three senders.
+        (row,) = [line for line in breakdown.splitlines() if step in line]
+        assert len([cell for cell in row.split("|")[2:-1] if float(cell)]) == 3, row
     assert "MindPeeker, 1 KB" in text
     assert "Momentum batch, 100 records" in text
 
