@@ -33,6 +33,7 @@ from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
 from ._errors import BodyTooLarge, WebhookError
 from ._events import Delivery, Event, build_delivery
 from ._headers import Headers, HeadersLike
+from ._threads import run_in_thread
 from .providers import Credentials, get_provider
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "ErrorHook", "Outcome", "Route", "WebhookHandler"]
@@ -392,6 +393,9 @@ class WebhookHandler:
     async def finish_async(self, outcome: Outcome) -> Outcome:
         """Like :meth:`finish`, awaiting async handlers; plain ones run in a thread.
 
+        The threads are hookshield's own (as many as the default executor's), and a
+        plain route runs in the caller's context, with its context variables.
+
         When every route and error hook involved is plain, the whole delivery is
         dispatched in one worker thread rather than hopping to a thread per call
         (a 10,000-event batch would otherwise make 10,000 hops).
@@ -415,7 +419,7 @@ class WebhookHandler:
                 and coroutines.isdisjoint(map(id, self._error_hooks))
             )
         ):
-            return await asyncio.to_thread(self.finish, outcome)
+            return await run_in_thread(self.finish, outcome)
         calls = 0
         for index, event in enumerate(pending):
             for route in self.routes_for(event.type):
@@ -517,7 +521,7 @@ class WebhookHandler:
         """
         if self._accepts_inline(body):
             return self.accept(body, headers)
-        return await asyncio.to_thread(self.accept, body, headers)
+        return await run_in_thread(self.accept, body, headers)
 
     def _accepts_inline(self, body: Body) -> bool:
         # A small body with the in-memory store (or none): the thread hop would cost
@@ -538,11 +542,11 @@ class WebhookHandler:
             and self.sync_handlers_in_thread
             and not self._coroutines
         ):
-            return await asyncio.to_thread(self._handle_streamed, body, headers)
+            return await run_in_thread(self._handle_streamed, body, headers)
         # accept_async, written out for the same reason as the await in finish_async.
         if self._accepts_inline(body):
             return await self.finish_async(self.accept(body, headers))
-        return await self.finish_async(await asyncio.to_thread(self.accept, body, headers))
+        return await self.finish_async(await run_in_thread(self.accept, body, headers))
 
     def release(self, outcome: Outcome) -> None:
         """Forget an accepted outcome's de-duplication claims.
@@ -683,7 +687,7 @@ class WebhookHandler:
             await func(*args)
             return
         if self.sync_handlers_in_thread:
-            result = await asyncio.to_thread(func, *args)
+            result = await run_in_thread(func, *args)
         else:
             result = func(*args)
         if inspect.isawaitable(result):

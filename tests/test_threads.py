@@ -1,0 +1,202 @@
+"""Plain routes under asyncio: the worker threads they run in, seen through handle_async."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from hookshield import Event, Outcome, WebhookHandler
+from hookshield._threads import MAX_WORKERS
+from hookshield.testing import sample_delivery
+
+from .conftest import CREDENTIALS, make_handler
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+
+def _deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    # Each sample has an event id of its own, so none is taken for a duplicate.
+    return [
+        sample_delivery("mindpeeker", "session.completed", **CREDENTIALS["mindpeeker"])
+        for _ in range(count)
+    ]
+
+
+def _handle_all(handler: WebhookHandler, count: int) -> list[Outcome]:
+    async def main() -> list[Outcome]:
+        calls = [handler.handle_async(body, headers) for body, headers in _deliveries(count)]
+        return await asyncio.wait_for(asyncio.gather(*calls), timeout=30)
+
+    return asyncio.run(main())
+
+
+def test_a_plain_route_sees_the_callers_context_variables() -> None:
+    handler = make_handler("mindpeeker")
+    seen: list[str] = []
+    handler.on("session.completed")(lambda event: seen.append(REQUEST_ID.get("unset")))
+    ((body, headers),) = _deliveries(1)
+
+    async def main() -> Outcome:
+        REQUEST_ID.set("req-42")
+        return await handler.handle_async(body, headers)
+
+    assert asyncio.run(main()).dispatched == 1
+    assert seen == ["req-42"]
+
+
+def test_plain_routes_of_concurrent_deliveries_run_at_the_same_time() -> None:
+    # The barrier lets the routes through only once all of them wait at it together.
+    parties = min(4, MAX_WORKERS)
+    barrier = threading.Barrier(parties, timeout=10)
+    handler = make_handler("mindpeeker")
+    handler.on("session.completed")(lambda event: barrier.wait())
+    outcomes = _handle_all(handler, parties)
+    assert [o.status for o in outcomes] == [200] * parties
+
+
+def test_deliveries_beyond_the_pool_size_wait_their_turn() -> None:
+    handler = make_handler("mindpeeker")
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    @handler.on("session.completed")
+    def slow(event: Event) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    outcomes = _handle_all(handler, MAX_WORKERS + 3)
+    assert [o.dispatched for o in outcomes] == [1] * (MAX_WORKERS + 3)
+    assert most <= MAX_WORKERS
+
+
+def test_a_route_raising_stopiteration_gives_500_rather_than_a_hang() -> None:
+    # Beside an async route, each plain route is a call of its own to a worker thread.
+    handler = make_handler("mindpeeker")
+
+    @handler.on("session.completed")
+    async def first(event: Event) -> None:
+        return None
+
+    @handler.on("session.completed")
+    def odd(event: Event) -> None:
+        raise StopIteration
+
+    (outcome,) = _handle_all(handler, 1)
+    assert outcome.status == 500 and outcome.dispatched == 1
+    assert isinstance(outcome.error, RuntimeError)
+    assert isinstance(outcome.error.__cause__, StopIteration)
+
+
+def test_a_cancelled_delivery_lets_its_route_finish_and_the_next_one_run() -> None:
+    handler = make_handler("mindpeeker")
+    release, finished = threading.Event(), threading.Event()
+
+    @handler.on("session.completed")
+    def route(event: Event) -> None:
+        if not release.is_set():
+            release.wait(10)
+            finished.set()
+
+    first, second = _deliveries(2)
+
+    reported: list[dict[str, object]] = []
+
+    async def main() -> Outcome:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: reported.append(context)
+        )
+        task = asyncio.ensure_future(handler.handle_async(*first))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        return await asyncio.wait_for(handler.handle_async(*second), timeout=10)
+
+    assert asyncio.run(main()).status == 200
+    assert finished.wait(10)
+    assert reported == []  # the late answer to the cancelled call was dropped quietly
+
+
+def _run_script(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_interpreter_waits_at_exit_for_a_route_still_running() -> None:
+    # asyncio.run cancels the delivery's task as it returns; the route goes on in
+    # its thread, and the process does not exit before it is done.
+    done = _run_script(
+        """
+        import asyncio, time
+        from hookshield import WebhookHandler
+        from hookshield.testing import sample_delivery
+
+        handler = WebhookHandler("mindpeeker", secret="s3cret")
+
+        @handler.on("session.completed")
+        def slow(event):
+            time.sleep(0.3)
+            print("route finished", flush=True)
+
+        body, headers = sample_delivery("mindpeeker", "session.completed", secret="s3cret")
+
+        async def main():
+            asyncio.ensure_future(handler.handle_async(body, headers))
+            await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+        print("main returned", flush=True)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["main returned", "route finished"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_plain_routes_in_threads_of_its_own() -> None:
+    # As a pre-forking server does: the parent has used its threads before the fork.
+    done = _run_script(
+        """
+        import asyncio, os, signal, threading, warnings
+        from hookshield import WebhookHandler
+        from hookshield.testing import sample_delivery
+
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        handler = WebhookHandler("mindpeeker", secret="s3cret")
+        handler.on("session.completed")(lambda event: print(os.getpid(), flush=True))
+
+        def handle():
+            body, headers = sample_delivery("mindpeeker", "session.completed", secret="s3cret")
+            return asyncio.run(handler.handle_async(body, headers)).status
+
+        assert handle() == 200
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)  # a child whose call never came back would hang the test
+            os._exit(0 if handle() == 200 else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status), flush=True)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "child 0"
+    assert len(set(lines[:-1])) == 2  # the route ran in the parent and in the child
