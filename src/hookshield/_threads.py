@@ -121,7 +121,8 @@ def _new_pool() -> None:
     _pool = _Pool()
 
 
-os.register_at_fork(after_in_child=_new_pool)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_new_pool)
 atexit.register(lambda: _pool.wait_for_calls())
 
 
