@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import subprocess
 import sys
 import textwrap
@@ -130,13 +131,14 @@ def test_a_cancelled_delivery_lets_its_route_finish_and_the_next_one_run() -> No
     assert reported == []  # the late answer to the cancelled call was dropped quietly
 
 
-def _run_script(script: str) -> subprocess.CompletedProcess[str]:
+def _run_script(script: str, **environ: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **environ},
     )
 
 
@@ -170,7 +172,7 @@ def test_the_interpreter_waits_at_exit_for_a_route_still_running() -> None:
     assert done.stdout.splitlines() == ["main returned", "route finished"]
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_plain_routes_in_threads_of_its_own() -> None:
     # As a pre-forking server does: the parent has used its threads before the fork.
     done = _run_script(
@@ -200,3 +202,41 @@ def test_a_forked_child_runs_plain_routes_in_threads_of_its_own() -> None:
     lines = done.stdout.splitlines()
     assert lines[-1] == "child 0"
     assert len(set(lines[:-1])) == 2  # the route ran in the parent and in the child
+
+
+@pytest.mark.parametrize(("threads", "statuses"), [("1", [500, 500]), ("2", [200, 200])])
+def test_hookshield_threads_sets_how_many_routes_run_at_once(
+    threads: str, statuses: list[int]
+) -> None:
+    # Two routes that each wait for the other: they meet only with two threads.
+    done = _run_script(
+        """
+        import asyncio, threading
+        from hookshield import WebhookHandler
+        from hookshield.testing import sample_delivery
+
+        handler = WebhookHandler("mindpeeker", secret="s3cret")
+        barrier = threading.Barrier(2, timeout=1)
+        handler.on("session.completed")(lambda event: barrier.wait())
+
+        async def main():
+            deliveries = [
+                sample_delivery("mindpeeker", "session.completed", secret="s3cret")
+                for _ in range(2)
+            ]
+            outcomes = await asyncio.gather(*(handler.handle_async(*d) for d in deliveries))
+            print(sorted(o.status for o in outcomes))
+
+        asyncio.run(main())
+        """,
+        HOOKSHIELD_THREADS=threads,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(statuses)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two", "99999", "1e3"])
+def test_a_bad_hookshield_threads_stops_the_import_with_a_clear_error(value: str) -> None:
+    done = _run_script("import hookshield", HOOKSHIELD_THREADS=value)
+    assert done.returncode != 0
+    assert "HOOKSHIELD_THREADS" in done.stderr and "whole number from 1 to 1024" in done.stderr

@@ -12,7 +12,7 @@ in the caller's context (its context variables, as :func:`asyncio.to_thread`
 copies them) and hands the result back with one ``call_soon_threadsafe``; the
 loop side settles an ordinary asyncio future.  Threads start on demand, one more
 whenever a call finds none idle, up to :data:`MAX_WORKERS` (the default executor's
-size); a call beyond that waits its turn.  They are daemon threads, so an idle one
+size, or ``HOOKSHIELD_THREADS``); a call beyond that waits its turn.  They are daemon threads, so an idle one
 never holds up the interpreter's exit, but calls still running when it exits are
 waited for, as the default executor does.  A forked child starts with an empty pool.
 """
@@ -33,8 +33,23 @@ __all__ = ["MAX_WORKERS", "run_in_thread"]
 
 T = TypeVar("T")
 
-#: The most threads the pool runs at once, as :class:`~concurrent.futures.ThreadPoolExecutor`.
-MAX_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+
+def _max_workers() -> int:
+    # HOOKSHIELD_THREADS sizes the pool, as ASGI_THREADS sizes Django's; by default it
+    # has as many threads as asyncio's default executor.
+    value = os.environ.get("HOOKSHIELD_THREADS", "").strip()
+    if not value:
+        return min(32, (os.cpu_count() or 1) + 4)
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 0 < int(value) <= 1024):
+        raise ValueError(
+            f"HOOKSHIELD_THREADS is {value[:32]!r}: it must be a whole number from 1 to 1024"
+        )
+    return int(value)
+
+
+#: The most threads the pool runs at once: ``HOOKSHIELD_THREADS``, or by default
+#: as many as :class:`~concurrent.futures.ThreadPoolExecutor` starts.
+MAX_WORKERS = _max_workers()
 
 _Call = tuple[
     asyncio.AbstractEventLoop,
