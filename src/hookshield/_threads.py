@@ -11,10 +11,11 @@ Here a call is one tuple on a :class:`queue.SimpleQueue`.  A worker runs the fun
 in the caller's context (its context variables, as :func:`asyncio.to_thread`
 copies them) and hands the result back with one ``call_soon_threadsafe``; the
 loop side settles an ordinary asyncio future.  Threads start on demand, one more
-whenever a call finds none idle, up to :data:`MAX_WORKERS` (the default executor's
-size, or ``HOOKSHIELD_THREADS``); a call beyond that waits its turn.  They are daemon threads, so an idle one
-never holds up the interpreter's exit, but calls still running when it exits are
-waited for, as the default executor does.  A forked child starts with an empty pool.
+whenever a call finds none idle, up to :data:`MAX_WORKERS` (``HOOKSHIELD_THREADS``,
+or the default executor's size); a call beyond that waits its turn.  They are daemon
+threads, so an idle one never holds up the interpreter's exit, but calls still
+running when it exits are waited for, as the default executor does.  A forked child
+starts with an empty pool.
 """
 
 from __future__ import annotations
