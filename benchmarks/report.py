@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import micro
-from .micro import FAST, FLOOR, PEER, TYPED, Group, Memory
+from .micro import FAST, FLOOR, PEER, TYPED, Group, Memory, Row
 from .web import ServerResult
 
 __all__ = ["Target", "machine", "render", "targets", "versions"]
@@ -226,6 +226,13 @@ def _group_table(group: Group) -> list[str]:
     return [*lines, ""]
 
 
+def _case(group: Group, step: str) -> Row:
+    row = group.case(step)
+    if row is None:
+        raise ValueError(f"{group.title} has no timing of {step!r}")
+    return row
+
+
 def _breakdown_table(groups: Sequence[Group]) -> list[str]:
     """The 1 KB steps, a column per sender, with the sums and differences they explain."""
 
@@ -246,8 +253,9 @@ def _breakdown_table(groups: Sequence[Group]) -> list[str]:
         f"| {step} | {cells([best(g, step) for g in groups])} |"
         for step in (micro.STEP_FLOOR_AUTH, micro.STEP_FLOOR_LOADS)
     ]
+    # Every breakdown group times these steps: a missing one is a bug, not a zero.
     steps = {
-        step: [best(g, step) or 0.0 for g in groups]
+        step: [_case(g, step).timing.best for g in groups]
         for step in (
             micro.STEP_HEADERS,
             micro.STEP_AUTH,
