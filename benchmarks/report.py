@@ -415,11 +415,17 @@ def render(
             "(user and system, every process and thread, from /proc) over the requests "
             "sent, the least of the rounds, and in brackets the hand-written endpoint's "
             "over it: a second view of the same comparison that the load's own scheduling "
-            "on a shared machine does not move.",
+            "on a shared machine does not move.  *switches/req* counts, per request, the "
+            "times the server's threads gave up the CPU (context switches, voluntary and "
+            "involuntary, from /proc, the fewest of the rounds).  On an event loop busy "
+            "with several connections it stays near zero while the work stays on the "
+            "loop; a hand-off to a worker thread and back adds the worker's wait for work "
+            "and the loop's wait for the interpreter lock, and every wait ends in a "
+            "wake-up that costs the server CPU.",
             "",
             "| framework | server | endpoint | requests | answers | req/s | p50 ms | p99 ms "
-            "| x hand-written req/s | server CPU µs/req |",
-            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+            "| x hand-written req/s | server CPU µs/req | switches/req |",
+            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for server in servers:
             for load in server.loads:
@@ -427,7 +433,7 @@ def render(
                     f"| {server.framework} | {server.server} | {load.endpoint} | {load.requests} "
                     f"| {', '.join(f'{k}: {v}' for k, v in load.statuses.items())} "
                     f"| {load.rps:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | {load.ratio_text} "
-                    f"| {load.cpu_text} |"
+                    f"| {load.cpu_text} | {load.switches_text} |"
                 )
         lines.append("")
     lines += [f"Note: {note}" for note in http_notes]

@@ -68,6 +68,8 @@ class Load:
     cpu_us: float | None = None
     #: The hand-written endpoint's CPU per request over this one's (above 1: cheaper).
     cpu_ratio: float | None = None
+    #: The server threads' context switches per request sent; ``None`` off Linux.
+    switches: float | None = None
 
     @property
     def ratio_text(self) -> str:
@@ -82,6 +84,11 @@ class Load:
         return f"{self.cpu_us:.0f}" + (
             "" if self.cpu_ratio is None else f" ({self.cpu_ratio:.2f}x)"
         )
+
+    @property
+    def switches_text(self) -> str:
+        """The context switches per request, as the report shows them."""
+        return "" if self.switches is None else f"{self.switches:.2f}"
 
 
 @dataclass(slots=True)
@@ -122,29 +129,58 @@ def _free_port() -> int:
         return port
 
 
-def _group_cpu_seconds(group: int) -> float | None:
-    """CPU time, user and system, of every live process in process group ``group``.
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the server's processes have spent so far, from /proc."""
 
-    Read from /proc (Linux); ``None`` elsewhere.  It counts every thread, ended ones
-    included, in clock ticks (10 ms): a run of a few thousand requests takes seconds.
+    #: CPU time, user and system, in seconds.
+    cpu_seconds: float
+    #: Context switches of the live threads, voluntary and involuntary: each time one
+    #: waited (for a request, for work, for the interpreter lock) or was preempted.
+    switches: int
+
+
+def _group_usage(group: int) -> Usage | None:
+    """CPU time and context switches of every live process in process group ``group``.
+
+    Read from /proc (Linux); ``None`` elsewhere.  The CPU time counts every thread,
+    ended ones included, in clock ticks (10 ms): a run of a few thousand requests
+    takes seconds.  The switches count the threads alive now; the servers' threads
+    live as long as the server.
     """
     proc = Path("/proc")
     if not (proc / str(group) / "stat").is_file():
         return None
-    ticks = 0
+    ticks = switches = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             text = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            # After "pid (command)": state, ppid, pgrp, ... utime and stime are the 12th
+            # and 13th; the command may hold spaces and parentheses, so split after the
+            # last ")".
+            fields = text.rpartition(")")[2].split()
+            if len(fields) <= 12 or int(fields[2]) != group:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+            for task in (entry / "task").iterdir():
+                switches += _task_switches(task / "status")
         except OSError:  # the process ended meanwhile
             continue
-        # After "pid (command)": state, ppid, pgrp, ... utime and stime are the 12th and
-        # 13th; the command may hold spaces and parentheses, so split after the last ")".
-        fields = text.rpartition(")")[2].split()
-        if len(fields) > 12 and int(fields[2]) == group:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return Usage(ticks / os.sysconf("SC_CLK_TCK"), switches)
+
+
+def _task_switches(status: Path) -> int:
+    try:
+        lines = status.read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:  # the thread ended meanwhile
+        return 0
+    return sum(
+        int(line.partition(":")[2])
+        for line in lines
+        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"))
+    )
 
 
 def _command(server: str, target: str, port: int) -> list[str]:
@@ -284,18 +320,23 @@ def _serve(
             # The same route as `async def`, and the hand-written work in a thread.
             endpoints += ["/hook-async/", "/floor-thread/"]
         cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
+        switches: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         for _ in range(rounds):
             for endpoint in endpoints:
-                before = _group_cpu_seconds(process.pid)
+                before = _group_usage(process.pid)
                 summary = _load(base + endpoint, requests, concurrency, ack=False, env=env)
-                after = _group_cpu_seconds(process.pid)
+                after = _group_usage(process.pid)
                 load = _as_load(endpoint, summary)
                 if before is not None and after is not None:
-                    cpu[endpoint].append((after - before) / (requests + _WARMUP) * 1e6)
+                    sent = requests + _WARMUP
+                    cpu[endpoint].append((after.cpu_seconds - before.cpu_seconds) / sent * 1e6)
+                    switches[endpoint].append((after.switches - before.switches) / sent)
                 if endpoint not in best or load.rps > best[endpoint].rps:
                     best[endpoint] = load
-        # The least CPU per request of the rounds, as the most requests per second is kept.
+        # The least CPU (and switches) per request of the rounds, as the most requests
+        # per second is kept.
         least = {endpoint: min(spent) for endpoint, spent in cpu.items() if spent}
+        fewest = {endpoint: min(counts) for endpoint, counts in switches.items() if counts}
         floor_cpu = least.get("/floor/")
         floor, hook = best["/floor/"], best["/hook/"]
         result = ServerResult(name, server)
@@ -311,6 +352,7 @@ def _serve(
                     cpu_ratio=None
                     if endpoint == "/floor/" or not spent or floor_cpu is None
                     else floor_cpu / spent,
+                    switches=fewest.get(endpoint),
                 )
             )
         result.rps_ratio = ratio

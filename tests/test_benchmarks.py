@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from benchmarks import __main__ as bench
@@ -56,6 +57,18 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
         assert len([cell for cell in row.split("|")[2:-1] if float(cell)]) == 3, row
     assert "MindPeeker, 1 KB" in text
     assert "Momentum batch, 100 records" in text
+    http = text.partition("## HTTP")[2]
+    assert "| server CPU µs/req | switches/req |" in http
+    loaded = [
+        line.split("|")[1:-1]
+        for line in http.splitlines()
+        if line.startswith("| ") and ("/floor/" in line or "| /hook/ |" in line)
+    ]
+    assert len(loaded) >= 2 * 4  # the two endpoints of Flask, Django, Starlette, FastAPI
+    if sys.platform == "linux":  # read from /proc
+        for cells in loaded:
+            float(cells[-2].split()[0])  # the server CPU per request
+            assert float(cells[-1]) >= 0, cells  # the context switches per request
 
 
 def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
