@@ -135,9 +135,18 @@ class Usage:
 
     #: CPU time, user and system, in seconds.
     cpu_seconds: float
-    #: Context switches of the live threads, voluntary and involuntary: each time one
-    #: waited (for a request, for work, for the interpreter lock) or was preempted.
-    switches: int
+    #: Context switches of each live thread by its id, voluntary and involuntary: each
+    #: time one waited (for a request, for work, for the interpreter lock) or was
+    #: preempted.
+    switches: dict[int, int]
+
+    def switches_since(self, before: Usage) -> int:
+        """The context switches since ``before``, of the threads alive now.
+
+        Counted thread by thread, so that a thread that ended meanwhile cannot make
+        the total go down; a thread started meanwhile counts from zero.
+        """
+        return sum(count - before.switches.get(tid, 0) for tid, count in self.switches.items())
 
 
 def _group_usage(group: int) -> Usage | None:
@@ -145,13 +154,13 @@ def _group_usage(group: int) -> Usage | None:
 
     Read from /proc (Linux); ``None`` elsewhere.  The CPU time counts every thread,
     ended ones included, in clock ticks (10 ms): a run of a few thousand requests
-    takes seconds.  The switches count the threads alive now; the servers' threads
-    live as long as the server.
+    takes seconds.  The switches are those of the threads alive now.
     """
     proc = Path("/proc")
     if not (proc / str(group) / "stat").is_file():
         return None
-    ticks = switches = 0
+    ticks = 0
+    switches: dict[int, int] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -165,7 +174,8 @@ def _group_usage(group: int) -> Usage | None:
                 continue
             ticks += int(fields[11]) + int(fields[12])
             for task in (entry / "task").iterdir():
-                switches += _task_switches(task / "status")
+                if task.name.isdigit():
+                    switches[int(task.name)] = _task_switches(task / "status")
         except OSError:  # the process ended meanwhile
             continue
     return Usage(ticks / os.sysconf("SC_CLK_TCK"), switches)
@@ -330,7 +340,7 @@ def _serve(
                 if before is not None and after is not None:
                     sent = requests + _WARMUP
                     cpu[endpoint].append((after.cpu_seconds - before.cpu_seconds) / sent * 1e6)
-                    switches[endpoint].append((after.switches - before.switches) / sent)
+                    switches[endpoint].append(after.switches_since(before) / sent)
                 if endpoint not in best or load.rps > best[endpoint].rps:
                     best[endpoint] = load
         # The least CPU (and switches) per request of the rounds, as the most requests
