@@ -152,6 +152,17 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
+@nox.session
+def profile(session: nox.Session) -> None:
+    """py-spy profiles of the targets the benchmarks miss, which rewrite docs/profiles.md.
+
+    Not in the default sessions, like `bench`; `-- --tiny` for a smoke run.
+    """
+    install_groups(session, "bench")
+    session.install("-e", ".")
+    session.run("python", "-m", "benchmarks.profiles", *session.posargs)
+
+
 #: The oldest release of each framework that pyproject's extras allow, with the
 #: anyio and httpx of their time (newer ones warn inside Starlette 0.37's TestClient).
 OLDEST_FRAMEWORKS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from benchmarks import __main__ as bench
 from benchmarks import micro, peers
 from benchmarks.load import Answer, ResponseReader
@@ -69,6 +70,40 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
         for cells in loaded:
             float(cells[-2].split()[0])  # the server CPU per request
             assert float(cells[-1]) >= 0, cells  # the context switches per request
+
+
+def test_profiles_tiny_run_writes_the_report(tmp_path: Path) -> None:
+    from benchmarks import profiles
+
+    why = profiles.can_profile()
+    if why is not None:
+        pytest.skip(why)
+    output = tmp_path / "profiles.md"
+    text = profiles.main(["--tiny", "--output", str(output)])
+    assert output.read_text(encoding="utf-8") == text
+    singles = text.partition("## Single deliveries")[2].partition("\n## ")[0]
+    for sender in ("MindPeeker", "MOCO", "Moonsense"):
+        profile = singles.partition(f"{sender}, 1 KB")[2].partition("####")[0]
+        shares = {
+            cells[0].strip(" `"): float(cells[1].strip(" %"))
+            for cells in (line.split("|")[1:-1] for line in profile.splitlines())
+            if len(cells) == 3 and cells[1].strip().endswith("%")
+        }
+        # py-spy saw the decoder at work, and the shares cover every sample.
+        assert "decode_json (hookshield/_json.py)" in shares, profile
+        assert sum(shares.values()) == pytest.approx(100, abs=1), profile
+    server = text.partition("## The plain ASGI route")[2]
+    rows = {
+        tuple(cell.strip(" *") for cell in line.split("|")[1:3]): line.split("|")[3:-1]
+        for line in server.splitlines()
+        if line.startswith("| ") and "CPU" in line
+    }
+    loop, workers = rows["event loop", "CPU, µs"], rows["worker threads", "CPU, µs"]
+    floor, hook = (profiles.ENDPOINTS.index(e) for e in ("/floor/", "/hook/"))
+    # Both endpoints cost the loop thread something; only the plain route's handler
+    # runs in worker threads.
+    assert float(loop[floor]) > 0 and float(loop[hook]) > 0
+    assert float(workers[floor]) == 0 < float(workers[hook])
 
 
 def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
