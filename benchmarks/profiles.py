@@ -51,6 +51,13 @@ SENDERS = {"mindpeeker": "MindPeeker", "moco": "MOCO", "moonsense": "Moonsense"}
 RATE = 500  # samples a second: each pauses the process, so fewer disturb it less
 TOP = 8  # functions listed per single-delivery profile
 ENDPOINTS = ("/floor/", "/hook-async/", "/hook/", "/floor-thread/")
+# The nox session's own py-spy, or the one beside this interpreter.
+_PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+_KINDS = {
+    "hookshield": "hookshield `verify` + typed fields (standard library decoder)",
+    "speedups": "hookshield[speedups] `verify` + typed fields",
+    "githubkit": "githubkit `webhooks.verify` + `webhooks.parse('ping', ...)`",
+}
 
 # -- the child process: one call, repeated --------------------------------------------
 
@@ -135,8 +142,6 @@ def _record(pid: int, seconds: float) -> str:
         return output.read_text(encoding="utf-8")
 
 
-_PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-
 # -- single deliveries ------------------------------------------------------------------
 
 
@@ -185,12 +190,6 @@ def profile_call(
     shares = [(name, count / total) for name, count in own.most_common()]
     return Profile(title, us, total, shares)
 
-
-_KINDS = {
-    "hookshield": "hookshield `verify` + typed fields (standard library decoder)",
-    "speedups": "hookshield[speedups] `verify` + typed fields",
-    "githubkit": "githubkit `webhooks.verify` + `webhooks.parse('ping', ...)`",
-}
 
 # -- the ASGI server --------------------------------------------------------------------
 
