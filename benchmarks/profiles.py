@@ -35,13 +35,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import web
+from ._timing import measure_group, time_loop
 from .payloads import SECRET, SIZES, padded
 
 __all__ = ["Profile", "ServerProfile", "main", "parse_raw"]
@@ -87,25 +87,13 @@ def _call(kind: str, provider: str, label: str) -> Callable[[], object]:
     return hookshield_typed
 
 
-def _repeat(call: Callable[[], object], times: int) -> None:
-    for _ in range(times):
-        call()
-
-
 def _loop(kind: str, provider: str, label: str) -> None:
     """Time the call unprofiled, print the microseconds per call, then repeat it until killed."""
     call = _call(kind, provider, label)
-    _repeat(call, 200)  # warm up
-    best = float("inf")
-    for _ in range(5):
-        times, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 0.1:
-            _repeat(call, 50)
-            times += 50
-        best = min(best, (time.perf_counter() - start) / times * 1e6)
-    print(json.dumps({"us": best}), flush=True)
+    (timing,) = measure_group([call], rounds=5, min_time=0.1)
+    print(json.dumps({"us": timing.best_us}), flush=True)
     while True:
-        _repeat(call, 1000)
+        time_loop(call, 1000)
 
 
 # -- reading py-spy's raw output --------------------------------------------------------
@@ -319,7 +307,7 @@ def render(
         "samples with it on top of the stack: its own lines and the C functions they call "
         "(the JSON scanner under `decode_json`, OpenSSL under `hexdigest`).  The µs are "
         "that share of the unprofiled time per call.  `hookshield_typed` is the benchmark's "
-        "own call of `verify` and the typed reads, `_repeat` its timing loop.",
+        "own call of `verify` and the typed reads, `time_loop` its timing loop.",
         "",
     ]  # fmt: skip
     for profile in calls:
@@ -423,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     server = None
     if args.no_http:
         notes.append("The server was not profiled (--no-http).")
+    elif not Path("/proc/self/schedstat").exists():
+        notes.append("The server was not profiled: this system has no /proc/<pid>/schedstat.")
     else:
         server = profile_server(requests=300 if args.tiny else 10_000, env=plain)
     text = render(calls=calls, server=server, notes=sorted(set(notes)), quick=args.tiny)
