@@ -210,15 +210,7 @@ def profile_server(*, requests: int, env: dict[str, str]) -> ServerProfile:
     """Starlette's server under each endpoint's load: CPU and wake-ups, thread by thread."""
     fast = all(importlib.util.find_spec(m) for m in ("httptools", "uvloop"))
     server = "uvicorn[standard]" if fast else "uvicorn"
-    port = web._free_port()
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
-        web._command(server, "benchmarks.apps:starlette_app", port),
-        env=env,
-        cwd=web.ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process, port = web.start_server(server, "benchmarks.apps:starlette_app", env)
     result = ServerProfile(server, requests)
     sent = requests + web._WARMUP
     try:
@@ -239,6 +231,8 @@ def profile_server(*, requests: int, env: dict[str, str]) -> ServerProfile:
             result.cpu[endpoint], result.slices[endpoint] = cpu, slices
     finally:
         web._stop(process)
+        if process.stderr is not None:
+            process.stderr.close()
     return result
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FRAMEWORKS", "Load", "ServerResult", "run_http"]
+__all__ = ["FRAMEWORKS", "Load", "ServerResult", "run_http", "start_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,6 +228,26 @@ def _environment(sleep: float) -> dict[str, str]:
     return env
 
 
+def start_server(
+    server: str, target: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``server`` serving ``target`` on a free port of 127.0.0.1, and that port.
+
+    The server runs in a session of its own, so that stopping it stops its whole
+    process group; its standard error is kept for the message if it fails to start.
+    """
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
+        _command(server, target, port),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    return process, port
+
+
 def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -305,16 +325,8 @@ def _serve(
     concurrency: int,
     notes: list[str],
 ) -> ServerResult | None:
-    port = _free_port()
     env = _environment(sleep)
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
-        _command(server, target, port),
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process, port = start_server(server, target, env)
     try:
         if not _wait_ready(process, port):
             _stop(process)
