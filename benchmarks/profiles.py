@@ -40,8 +40,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import web
+from hookshield import WebhookHandler
+
+from . import peers, web
 from ._timing import measure_group, time_loop
+from .micro import _typed_reader
 from .payloads import SECRET, SIZES, padded
 
 __all__ = ["Profile", "ServerProfile", "main", "parse_raw"]
@@ -66,14 +69,8 @@ def _call(kind: str, provider: str, label: str) -> Callable[[], object]:
     """The call a ``--loop`` child repeats: as the benchmarks time it."""
     payload = padded(provider, label, SIZES[label])
     if kind == "githubkit":
-        from . import peers
-
         (peer,) = [p for p in peers.PEERS if p.name == "githubkit"]
         return peer.prepare(payload, payload.body)
-    from hookshield import WebhookHandler
-
-    from .micro import _typed_reader
-
     read = _typed_reader(provider)
     verify, body, headers = (
         WebhookHandler(provider, secret=SECRET, dedupe=None).verify,
