@@ -112,7 +112,7 @@ CORE_TESTS = (
     "tests/test_json.py",
     "tests/test_properties.py",
     "tests/test_providers.py",
-    "tests/test_threads.py",
+    "tests/test_async.py",
 )
 
 

@@ -271,7 +271,7 @@ def breakdown(providers: Sequence[str], *, rounds: int, min_time: float) -> list
 def _step_cases(payload: Payload) -> list[tuple[str, str, Call]]:
     body, headers = payload.body, payload.headers
     handler = WebhookHandler(payload.provider, secret=SECRET, dedupe=None)
-    sender, credentials = handler._provider, handler._credentials
+    sender, credentials = handler.verifier.sender, handler.verifier.credentials
     prepared = Headers(headers)
     signature = sender.authenticate(body, prepared, credentials)
     event = sender.parse(body, prepared, signature).events[0]

@@ -562,7 +562,10 @@ def test_listen_answers_a_replay_as_a_duplicate(capsys: pytest.CaptureFixture[st
     body, headers = testing.sample_delivery("moco", "project.update", secret=MOCO_KEY)
     with serving(capsys, "-p", "moco", "--secret", MOCO_KEY, "--count", "2") as (url, finish):
         assert post_to(url, body, headers) == (200, b'{"ok":true}')
-        assert post_to(url, body, {**headers, "X-Moco-Timestamp": "1"}) == (200, b'{"ok":true}')
+        assert post_to(url, body, {**headers, "X-Moco-Timestamp": "1"}) == (
+            200,
+            b'{"ok":true,"duplicate":true}',
+        )
         seen = finish()
     assert [r["duplicate"] for r in seen] == [False, True]
     assert seen[0]["delivery"]["events"][0]["fields"]["target"] == "Project"

@@ -13,6 +13,7 @@ import pytest
 from hookshield import (
     BAD_DATA,
     BadData,
+    Claim,
     Event,
     MalformedPayload,
     MemoryDedupeStore,
@@ -246,10 +247,20 @@ def test_long_sender_chosen_ids_and_types_are_kept_bounded() -> None:
     assert outcome.status == 200
     assert len(outcome.reason) < 1_000
     assert "15 more" in outcome.reason
-    # Each key is short, whatever the sender put in the record.
-    assert all(len(key) < 200 for key in store._expiry)
+    # Each key is short, whatever the sender put in the record: the store holds the
+    # batch's key and each record's, and none of them is the 10,000-character id.
+    assert len(store) == 21
+    seen: list[str] = []
+    real_claim = store.claim
+
+    def claim(key: str, lease: float) -> Claim:
+        seen.append(key)
+        return real_claim(key, lease)
+
+    store.claim = claim  # type: ignore[method-assign]
     # And de-duplication by those long ids still works.
     assert handler.handle(body, {"X-MessageSystems-Batch-ID": "other"}).duplicate
+    assert seen and all(len(key) < 200 for key in seen)
 
 
 @pytest.mark.parametrize(

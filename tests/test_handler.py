@@ -13,6 +13,7 @@ import pytest
 
 from hookshield import (
     BodyTooLarge,
+    Claim,
     Delivery,
     Event,
     InvalidSignature,
@@ -508,9 +509,12 @@ class _NetworkStore:
         self.inner = MemoryDedupeStore()
         self.threads: list[int] = []
 
-    def claim(self, key: str, ttl: float) -> bool:
+    def claim(self, key: str, lease: float) -> Claim:
         self.threads.append(threading.get_ident())
-        return self.inner.claim(key, ttl)
+        return self.inner.claim(key, lease)
+
+    def complete(self, key: str, ttl: float) -> None:
+        self.inner.complete(key, ttl)
 
     def release(self, key: str) -> None:
         self.inner.release(key)
@@ -521,9 +525,9 @@ class _RecordingMemoryStore(MemoryDedupeStore):
         super().__init__()
         self.threads: list[int] = []
 
-    def claim(self, key: str, ttl: float) -> bool:
+    def claim(self, key: str, lease: float) -> Claim:
         self.threads.append(threading.get_ident())
-        return super().claim(key, ttl)
+        return super().claim(key, lease)
 
 
 class TestAsyncAcceptAndRelease:
@@ -556,7 +560,8 @@ class TestAsyncAcceptAndRelease:
         headers = sign("momentum", body, batch_id="b-9", **CREDENTIALS["momentum"])
         accepted = handler.accept(body, headers)
         assert len(accepted.pending) == 2
-        assert handler.accept(body, headers).duplicate
+        # While the first attempt holds the batch, a retry is told to come back later.
+        assert handler.accept(body, headers).status == 409
         handler.release(accepted)
         again = handler.accept(body, headers)
         assert not again.duplicate and len(again.pending) == 2
@@ -578,4 +583,4 @@ def test_an_outcome_keeps_every_field_it_is_built_with_and_stays_frozen() -> Non
         False,
         0,
     )
-    assert (default.pending, default._delivery_key, default._event_keys) == ((), None, ())
+    assert (default.pending, default.claims) == ((), None)

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from hookshield import FrozenArray, FrozenObject, Headers, MemoryDedupeStore, WebhookHandler
+from hookshield import FrozenArray, FrozenObject, Headers, WebhookHandler
 from hookshield.testing import sample_delivery
 
 
@@ -111,39 +111,3 @@ class TestHeaders:
         assert Headers(headers) == headers
         text = repr(headers)
         assert "hunter2" not in text and "abc" not in text and "Activity" in text
-
-
-class TestMemoryDedupeStore:
-    def test_claim_release_and_expiry(self) -> None:
-        now = [1000.0]
-        store = MemoryDedupeStore(clock=lambda: now[0])
-        assert store.claim("k", 10)
-        assert not store.claim("k", 10)
-        now[0] += 11
-        assert store.claim("k", 10)
-        store.release("k")
-        store.release("never-claimed")
-        assert store.claim("k", 10)
-        assert "100000" in repr(store)
-
-    def test_memory_stays_bounded(self) -> None:
-        now = [0.0]
-        store = MemoryDedupeStore(max_entries=3, clock=lambda: now[0])
-        for key in "abcde":
-            assert store.claim(key, 100)
-        assert len(store) == 3
-        assert store.claim("a", 100)  # the oldest were forgotten first
-        assert not store.claim("e", 100)
-
-    def test_expired_entries_are_dropped(self) -> None:
-        now = [0.0]
-        store = MemoryDedupeStore(clock=lambda: now[0])
-        store.claim("a", 1)
-        store.claim("b", 1)
-        now[0] = 5
-        store.claim("c", 1)
-        assert len(store) == 1
-
-    def test_needs_room_for_one(self) -> None:
-        with pytest.raises(ValueError, match="max_entries"):
-            MemoryDedupeStore(max_entries=0)

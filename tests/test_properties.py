@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookshield import Delivery, MemoryDedupeStore, WebhookError, WebhookHandler
+from hookshield import Claim, Delivery, MemoryDedupeStore, WebhookError, WebhookHandler
 from hookshield.testing import event_types, sample_body, sign
 
 from .conftest import CREDENTIALS, PROVIDER_NAMES, make_handler
@@ -326,13 +326,14 @@ def test_signed_json_values_keep_their_exact_types(value: Any) -> None:
     assert _same(data["v"], value)
 
 
-# The in-memory de-duplication store against a plain model of its rules: keys are
-# kept in claim order (an expired key claimed again goes to the back); a claim of a
-# live key fails; after each claim the front is dropped while it has expired or the
-# store holds more than its bound.
+# The in-memory de-duplication store against a plain model of its rules: a key is
+# in progress until its lease ends or done until its TTL ends; keys are kept in the
+# order they were last written; after each write the front is dropped while it has
+# expired or the store holds more than its bound.
 dedupe_steps = st.lists(
     st.one_of(
         st.tuples(st.just("claim"), st.sampled_from("abcdefg"), st.sampled_from([1.0, 5.0, 50.0])),
+        st.tuples(st.just("complete"), st.sampled_from("abcdefg"), st.sampled_from([2.0, 80.0])),
         st.tuples(st.just("release"), st.sampled_from("abcdefg"), st.just(0.0)),
         st.tuples(st.just("wait"), st.just(""), st.sampled_from([0.5, 1.0, 3.0, 20.0])),
     ),
@@ -347,19 +348,33 @@ def test_the_memory_dedupe_store_follows_its_rules(
 ) -> None:
     now = [0.0]
     store = MemoryDedupeStore(max_entries=bound, clock=lambda: now[0])
-    model: dict[str, float] = {}  # insertion-ordered: claim order
+    model: dict[str, tuple[bool, float]] = {}  # key -> (done, expiry), in write order
+
+    def write(key: str, done: bool, expiry: float) -> None:
+        model.pop(key, None)
+        model[key] = (done, expiry)
+        while model:
+            _, oldest_expiry = next(iter(model.values()))
+            if oldest_expiry > now[0] and len(model) <= bound:
+                break
+            del model[next(iter(model))]
+
     for action, key, amount in steps:
         if action == "wait":
             now[0] += amount
         elif action == "release":
             store.release(key)
             model.pop(key, None)
+        elif action == "complete":
+            store.complete(key, amount)
+            write(key, True, now[0] + amount)
         else:
-            live = key in model and model[key] > now[0]
-            assert store.claim(key, amount) is not live
-            if not live:
-                model.pop(key, None)
-                model[key] = now[0] + amount
-                while model and (next(iter(model.values())) <= now[0] or len(model) > bound):
-                    del model[next(iter(model))]
+            entry = model.get(key)
+            live = entry is not None and entry[1] > now[0]
+            expected = Claim.NEW
+            if entry is not None and live:
+                expected = Claim.DONE if entry[0] else Claim.IN_PROGRESS
+            assert store.claim(key, amount) is expected
+            if expected is Claim.NEW:
+                write(key, False, now[0] + amount)
         assert len(store) == len(model)

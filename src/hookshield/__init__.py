@@ -13,7 +13,14 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
-from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
+from ._dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    AsyncDedupeStore,
+    Claim,
+    DedupeStore,
+    MemoryDedupeStore,
+)
 from ._errors import (
     AuthenticationError,
     BodyTooLarge,
@@ -25,31 +32,35 @@ from ._errors import (
     MalformedSignature,
     MissingCredentials,
     PayloadTooDeep,
+    StoreUnavailable,
     UnsupportedContentType,
     WebhookError,
 )
 from ._events import Delivery, Event
-from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
+from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
+from ._outcome import Outcome
+from ._version import __version__
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BAD_DATA",
     "CHANNELS",
     "CHANNEL_NAMES",
+    "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
+    "AsyncDedupeStore",
     "AuthenticationError",
     "BadData",
     "BandPower",
     "BodyTooLarge",
+    "Claim",
     "Coordinates",
     "DedupeStore",
     "Delivery",
@@ -72,6 +83,7 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "StoreUnavailable",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",

@@ -16,18 +16,23 @@ import dataclasses
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from ._dedupe import MemoryDedupeStore
 from ._errors import BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
-from ._handler import Outcome, WebhookHandler
+from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike, lowercase_headers
+from ._outcome import Outcome
 
 __all__ = ["BackgroundPool"]
 
 logger = logging.getLogger("hookshield")
+
+T = TypeVar("T")
 
 #: How much of a body is read at a time.
 CHUNK_SIZE: Final = 64 * 1024
@@ -53,10 +58,7 @@ class Reply:
 
 def reply(outcome: Outcome) -> Reply:
     """The answer to send for ``outcome``; its body never holds a secret or traceback."""
-    headers: tuple[tuple[str, str], ...] = ()
-    if outcome.status == 405:
-        headers = (("Allow", "POST"),)
-    return Reply(outcome.status, outcome.response_body(), headers)
+    return Reply(outcome.status, outcome.response_body(), outcome.response_headers())
 
 
 def method_not_allowed(method: str) -> Outcome:
@@ -106,6 +108,31 @@ def check_length(handler: WebhookHandler, value: str | None) -> Outcome | None:
     if length > handler.max_body_size:
         return too_large(handler)
     return None
+
+
+# The handlers already warned about, so that each warns once per process.
+_WARNED: weakref.WeakSet[WebhookHandler] = weakref.WeakSet()
+
+
+def warn_if_per_process(handler: WebhookHandler, environ: Mapping[str, Any]) -> None:
+    """Warn once when a WSGI server runs several processes and the store is per-process.
+
+    gunicorn (``-w 4``) and uWSGI set ``wsgi.multiprocess``; each worker then has its
+    own memory store, and a retry that reaches another worker is dispatched again.
+    """
+    if (
+        environ.get("wsgi.multiprocess")
+        and isinstance(handler.dedupe, MemoryDedupeStore)
+        and handler not in _WARNED
+    ):
+        _WARNED.add(handler)
+        logger.warning(
+            "hookshield: the %s handler de-duplicates in this process's memory, but the "
+            "server runs several processes, so a retry that reaches another one is "
+            "dispatched again; pass dedupe=SQLiteDedupeStore(path) (one machine) or "
+            "RedisDedupeStore(client) (several)",
+            handler.provider,
+        )
 
 
 def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
@@ -190,13 +217,20 @@ def for_view(outcome: Outcome) -> Delivery | None:
     return delivery
 
 
-def release(handler: WebhookHandler, outcome: Outcome) -> None:
-    """Forget an accepted delivery's claims, so that the sender's retry is processed.
+def run_view(handler: WebhookHandler, outcome: Outcome, view: Callable[[], T]) -> T:
+    """Run a ``@verified`` view for an accepted delivery, then settle its claims.
 
-    A ``@verified`` view that raises has not handled the delivery; without this, the
-    retry would be taken for a duplicate and the delivery lost.
+    A view that returns has handled the delivery: its claims are completed, and a
+    retry is a duplicate.  One that raises (anything, ``SystemExit`` from a worker
+    timeout included) has not: its claims are released, so the retry runs it again.
     """
-    handler.release(outcome)
+    try:
+        result = view()
+    except BaseException:
+        handler.release(outcome)
+        raise
+    handler.complete(outcome)
+    return result
 
 
 # -- background work on WSGI ------------------------------------------------------------
@@ -320,6 +354,6 @@ def accept_in_background(
         pool.unreserve()
         return outcome
     if not pool.start(wrap(lambda: handler.finish(outcome))):
-        release(handler, outcome)
+        handler.release(outcome)
         return Outcome(status=503, reason="the background pool is shut down; retry later")
     return outcome

@@ -52,7 +52,8 @@ from ._cli_output import (
 from ._cli_server import Received, Receiver
 from ._errors import WebhookError
 from ._events import Event
-from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
+from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
+from ._outcome import Outcome
 from .providers import get_provider
 
 __all__ = ["EXIT_FAILED", "EXIT_IO", "EXIT_OK", "EXIT_USAGE", "main"]

@@ -21,7 +21,8 @@ from typing import Any, Final
 
 from . import __version__
 from ._errors import BodyTooLarge
-from ._handler import Outcome, WebhookHandler
+from ._handler import WebhookHandler
+from ._outcome import Outcome
 
 __all__ = ["REQUEST_TIMEOUT", "Received", "Receiver"]
 

@@ -23,6 +23,7 @@ __all__ = [
     "MalformedSignature",
     "MissingCredentials",
     "PayloadTooDeep",
+    "StoreUnavailable",
     "UnsupportedContentType",
     "WebhookError",
 ]
@@ -99,3 +100,13 @@ class UnsupportedContentType(WebhookError):
     """The ``Content-Type`` is not one the sender uses (415)."""
 
     status = 415
+
+
+class StoreUnavailable(WebhookError):
+    """The de-duplication store could not be reached (503): the sender retries later.
+
+    Failing closed: a delivery is not dispatched unless it could be claimed, since a
+    store that cannot answer cannot tell a replay from a new delivery.
+    """
+
+    status = 503

@@ -43,15 +43,17 @@ from ._adapt import (
     method_not_allowed,
     missing,
     read_limited,
-    release,
     reply,
     route_key,
+    run_view,
     too_large,
+    warn_if_per_process,
     wsgi_headers,
 )
 from ._events import Delivery
-from ._handler import Outcome, WebhookHandler
+from ._handler import WebhookHandler
 from ._headers import Headers
+from ._outcome import Outcome
 
 try:
     from django.conf import settings
@@ -131,11 +133,7 @@ def verified(
             delivery = for_view(outcome)
             if delivery is None:
                 return _response(reply(outcome))
-            try:
-                return view(request, delivery, *args, **kwargs)
-            except BaseException:
-                release(handler, outcome)
-                raise
+            return run_view(handler, outcome, lambda: view(request, delivery, *args, **kwargs))
 
         return csrf_exempt(wrapper)
 
@@ -204,6 +202,7 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
     if request.method != "POST":
         return method_not_allowed(request.method or "")
     meta = request.META
+    warn_if_per_process(handler, meta)
     length = meta.get("CONTENT_LENGTH")
     refused = check_length(handler, length)
     if refused is not None:

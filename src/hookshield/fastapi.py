@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ._adapt import check_length, for_view, method_not_allowed, missing, release, too_large
+from ._adapt import check_length, for_view, method_not_allowed, missing, too_large
 from ._events import Delivery
-from ._handler import Outcome, WebhookHandler
+from ._handler import WebhookHandler
+from ._outcome import Outcome
 
 try:
     from fastapi import HTTPException, Request
@@ -64,13 +65,15 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
         try:
             yield delivery
         except BaseException:
-            release(handler, outcome)
+            # The route failed (or was cancelled): the sender's retry must run it again.
+            await handler.release_async(outcome)
             raise
+        await handler.complete_async(outcome)
 
     return verified_delivery
 
 
 def _refusal(outcome: Outcome) -> HTTPException:
     """End the request with the outcome's status: a 4xx, or 200 for a duplicate."""
-    headers = {"Allow": "POST"} if outcome.status == 405 else None
+    headers = dict(outcome.response_headers()) or None
     return HTTPException(status_code=outcome.status, detail=outcome.reason, headers=headers)

@@ -35,17 +35,20 @@ from ._adapt import (
     method_not_allowed,
     missing,
     read_limited,
-    release,
     reply,
+    run_view,
     too_large,
+    warn_if_per_process,
     wsgi_headers,
 )
 from ._events import Delivery
-from ._handler import Outcome, WebhookHandler
+from ._handler import WebhookHandler
 from ._headers import Headers
+from ._outcome import Outcome
 
 try:
     import flask
+    from flask.globals import app_ctx
     from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 except ImportError as exc:
     raise missing("Flask", extra="flask", adapter="hookshield.flask") from exc
@@ -113,11 +116,7 @@ def verified(
             delivery = for_view(outcome)
             if delivery is None:
                 return _response(reply(outcome))
-            try:
-                return view(delivery, *args, **kwargs)
-            except BaseException:
-                release(handler, outcome)
-                raise
+            return run_view(handler, outcome, lambda: view(delivery, *args, **kwargs))
 
         return wrapper
 
@@ -126,13 +125,13 @@ def verified(
 
 def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     """The raw body and headers of the current request, or the outcome refusing it."""
-    # The request itself, not the proxy: each attribute read through the proxy looks
-    # the request up again, and this reads four of them.
-    request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
-    method = request.method
+    request = flask.request
+    environ = request.environ
+    method = environ["REQUEST_METHOD"]
     if method != "POST":
         return method_not_allowed(method)
-    headers = wsgi_headers(request.environ)
+    warn_if_per_process(handler, environ)
+    headers = wsgi_headers(environ)
     declared = headers.get("content-length")
     refused = check_length(handler, declared)
     if refused is not None:
@@ -151,7 +150,7 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
 def _in_app_context() -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
     """Run a background job inside this app's context, as the routes would in a request."""
     # The proxy means nothing in another thread; the app object itself does.
-    app: flask.Flask = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app_ctx.app
 
     def wrap(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
         def run() -> Outcome:

@@ -400,7 +400,7 @@ def test_verified_acknowledges_a_duplicate_without_the_view(
     assert post(client, "/hooks/acme/", body, headers).status_code == 200
     duplicate = post(client, "/hooks/acme/", body, headers)
     assert duplicate.status_code == 200
-    assert json.loads(duplicate.content) == {"ok": True}
+    assert json.loads(duplicate.content) == {"ok": True, "duplicate": True}
     assert len(seen) == 1
 
 

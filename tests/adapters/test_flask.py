@@ -10,7 +10,7 @@ import flask
 import pytest
 from flask.testing import FlaskClient
 
-from hookshield import Delivery, Event
+from hookshield import Claim, Delivery, Event
 from hookshield.flask import BackgroundPool, verified, webhook_view
 from hookshield.testing import sample_batch, sign
 
@@ -352,7 +352,7 @@ def test_verified_acknowledges_a_duplicate_without_the_view(sender: str) -> None
     assert client.post("/hooks/acme", data=body, headers=headers).status_code == 200
     duplicate = client.post("/hooks/acme", data=body, headers=headers)
     assert duplicate.status_code == 200
-    assert duplicate.get_json() == {"ok": True}
+    assert duplicate.get_json() == {"ok": True, "duplicate": True}
     assert len(seen) == 1
 
 
@@ -412,21 +412,26 @@ def test_verified_forgets_every_event_of_a_batch_whose_view_raised() -> None:
 class BrokenStore:
     """A de-duplication store whose backend is down."""
 
-    def claim(self, key: str, ttl: float) -> bool:
+    def claim(self, key: str, lease: float) -> Claim:
+        raise ConnectionError("store unreachable")
+
+    def complete(self, key: str, ttl: float) -> None:
         raise ConnectionError("store unreachable")
 
     def release(self, key: str) -> None:
         raise ConnectionError("store unreachable")
 
 
-def test_a_store_failure_in_background_mode_gives_500_and_frees_the_slot() -> None:
+def test_a_store_failure_in_background_mode_gives_503_and_frees_the_slot() -> None:
     rec = recorder("moco", dedupe=BrokenStore())
     pool = BackgroundPool(max_workers=1, max_pending=0)
     app = flask.Flask(__name__)
     app.add_url_rule("/hooks", view_func=webhook_view(rec.handler, background=pool))
     client = app.test_client()
     body, headers, _ = delivery("moco")
-    assert client.post("/hooks", data=body, headers=headers).status_code == 500
+    response = client.post("/hooks", data=body, headers=headers)
+    assert response.status_code == 503  # the sender retries once the store is back
+    assert response.headers["Retry-After"] == "30"
     assert pool.reserve()  # the slot taken for the delivery was given back
     assert rec.events == []
 

@@ -24,8 +24,10 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
-def get_provider(name: str) -> Provider:
+def get_provider(name: str | Provider) -> Provider:
     """The sender called ``name``; a ``ValueError`` listing the known ones otherwise."""
+    if isinstance(name, Provider):
+        return name
     try:
         return PROVIDERS[name]
     except (KeyError, TypeError):

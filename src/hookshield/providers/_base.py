@@ -17,17 +17,16 @@ import base64
 import hashlib
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._auth import (
     MAX_HEADER_SIZE,
-    HmacSha256Key,
     check_authorization,
     check_hex_hmac,
     check_token,
     read_header,
 )
+from .._credentials import Credentials
 from .._errors import (
     EmptyBody,
     InvalidEncoding,
@@ -52,26 +51,6 @@ __all__ = [
 JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 _FORM_MAX_FIELDS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A handler's credentials, prepared once at construction.
-
-    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and ``bearer`` are SHA-256
-    digests, so that the per-request compare has a fixed length.
-    """
-
-    hmac_keys: tuple[HmacSha256Key, ...] = ()
-    tokens: tuple[bytes, ...] = ()
-    token_header: str | None = None
-    basic: tuple[bytes, ...] = ()
-    bearer: tuple[bytes, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """Whether no credential at all is configured."""
-        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
 
 
 def media_type(headers: Headers) -> str:
@@ -190,6 +169,9 @@ class Provider:
     signature_prefix: ClassVar[str] = ""
     #: Where a Petal-style shared token travels when no ``token_header`` is given.
     default_token_header: ClassVar[str | None] = None
+    #: How long a handled delivery is remembered by default, in seconds: the sender's
+    #: retry window with margin (MindPeeker retries for 1 h 42 min).
+    default_dedupe_ttl: ClassVar[float] = 2.5 * 3600.0
 
     # -- receiving -------------------------------------------------------------
 
@@ -310,6 +292,10 @@ class Provider:
         if signature is not None:
             return "hmac:" + signature
         return body_sha256(body)
+
+    def event_key(self, event: Event) -> str | None:
+        """What de-duplicates one event of a batch: by default the sender's event id."""
+        return event.id
 
     # -- imitating the sender, for hookshield.testing ------------------------------
 

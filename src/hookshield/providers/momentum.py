@@ -246,6 +246,8 @@ class MomentumProvider(Provider):
     accepts = frozenset({"token", "basic_auth", "bearer_token"})
     can_be_unsigned = True
     dedupe_events = True
+    # Momentum retries a failed batch for 4 hours (its documentation): remember twice that.
+    default_dedupe_ttl = 8 * 3600.0
     default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:

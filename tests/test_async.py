@@ -1,4 +1,4 @@
-"""Plain routes under asyncio: the worker threads they run in, seen through handle_async."""
+"""The async twins: plain routes in worker threads, async ones on the loop, via handle_async."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import time
 import pytest
 
 from hookshield import Event, Outcome, WebhookHandler
-from hookshield._threads import MAX_WORKERS
+from hookshield._async import max_workers
 from hookshield.testing import sample_delivery
 
 from .conftest import CREDENTIALS, make_handler
 
+MAX_WORKERS = max_workers()
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 
 
@@ -236,7 +237,22 @@ def test_hookshield_threads_sets_how_many_routes_run_at_once(
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "two", "99999", "1e3"])
-def test_a_bad_hookshield_threads_stops_the_import_with_a_clear_error(value: str) -> None:
-    done = _run_script("import hookshield", HOOKSHIELD_THREADS=value)
+def test_a_bad_hookshield_threads_is_reported_when_the_pool_is_first_needed(value: str) -> None:
+    # A Flask or Django app never needs the pool: importing hookshield must not fail.
+    imported = _run_script("import hookshield, hookshield.flask", HOOKSHIELD_THREADS=value)
+    assert imported.returncode == 0, imported.stderr
+    done = _run_script(
+        """
+        import asyncio
+        from hookshield import WebhookHandler
+        from hookshield.testing import sample_delivery
+
+        handler = WebhookHandler("mindpeeker", secret="s3cret")
+        handler.on("session.completed")(lambda event: None)
+        body, headers = sample_delivery("mindpeeker", "session.completed", secret="s3cret")
+        asyncio.run(handler.handle_async(body, headers))
+        """,
+        HOOKSHIELD_THREADS=value,
+    )
     assert done.returncode != 0
     assert "HOOKSHIELD_THREADS" in done.stderr and "whole number from 1 to 1024" in done.stderr

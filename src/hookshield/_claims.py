@@ -1,0 +1,123 @@
+"""The de-duplication claims of one delivery: which keys it holds, and letting them go.
+
+Theory of operation: a delivery claims its own key, and a batch each event's key too
+(see ``_dedupe.py`` for what a claim is).  Every key claimed is *held* until it is
+either *completed* (its routes ran: retries are duplicates from now on) or
+*released* (the attempt failed: the retry must run).  A delivery's attempt ends with
+nothing held, whichever way it ends, a ``BaseException`` included; a key still held
+after a crash is freed by its lease.
+
+Store calls are not made here but yielded as :class:`Step` values, so that one piece
+of bookkeeping serves the plain driver (which calls them) and the async one (which
+awaits an async store, or runs a blocking client in a thread).  A store that fails
+becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from it, a
+replay cannot be told from a new delivery, so nothing is dispatched.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from collections.abc import Callable, Generator
+from typing import Any, Final, NamedTuple, TypeAlias
+
+from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
+from ._errors import StoreUnavailable
+
+__all__ = ["Claims", "Kind", "Step", "Steps", "bounded"]
+
+logger = logging.getLogger("hookshield")
+
+
+class Kind(enum.Enum):
+    """What a step calls: a route or error hook, or the de-duplication store."""
+
+    ROUTE = "route"
+    STORE = "store"
+
+
+class Step(NamedTuple):
+    """One call for a driver to make: ``func(*args)``, and send back its result."""
+
+    kind: Kind
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+#: A generator of steps that returns a ``T`` when it is driven to its end.
+Steps: TypeAlias = Generator[Step, Any, Any]
+
+#: Sender-chosen text longer than this is hashed before it becomes a store key.
+_MAX_KEY_TEXT: Final = 128
+
+
+def bounded(ident: str) -> str:
+    """``ident``, or its SHA-256 when it is too long to keep as a key."""
+    if len(ident) <= _MAX_KEY_TEXT:
+        return ident
+    return "sha256:" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Claims:
+    """The keys one delivery holds in ``store``: claimed, and not yet completed or released."""
+
+    __slots__ = ("_held", "lease", "store", "ttl")
+
+    def __init__(self, store: DedupeStore | AsyncDedupeStore, lease: float, ttl: float) -> None:
+        self.store = store
+        self.lease = lease
+        self.ttl = ttl
+        self._held: dict[str, None] = {}  # a dict: ordered, and O(1) to let one go
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is claimed by this delivery and not yet settled."""
+        return key in self._held
+
+    def claim(self, key: str) -> Generator[Step, Any, Claim]:
+        """Claim ``key``; a NEW claim is held from now on."""
+        try:
+            state = yield Step(Kind.STORE, self.store.claim, (key, self.lease))
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the de-duplication store failed ({type(exc).__name__}); retry later"
+            ) from exc
+        if not isinstance(state, Claim):
+            raise TypeError(f"{self.store!r}.claim() returned {state!r}, not a hookshield.Claim")
+        if state is Claim.NEW:
+            self._held[key] = None
+        return state
+
+    def complete(self, key: str) -> Steps:
+        """Mark a held key done; a store failure here is logged, not raised.
+
+        The routes have run by now: answering an error would make the sender retry
+        work that is done.  The key stays in progress until its lease ends.
+        """
+        del self._held[key]
+        try:
+            yield Step(Kind.STORE, self.store.complete, (key, self.ttl))
+        except Exception:
+            logger.exception("hookshield: could not mark a delivery done in %r", self.store)
+
+    def complete_all(self) -> Steps:
+        """Mark every held key done."""
+        for key in list(self._held):
+            yield from self.complete(key)
+
+    def release_all(self) -> Steps:
+        """Forget every held key, newest first, so that the sender's retry runs them.
+
+        A store failure is logged and the other keys are still released; a key that
+        could not be released is freed by its lease.
+        """
+        keys = list(self._held)
+        self._held.clear()
+        for key in reversed(keys):
+            try:
+                yield Step(Kind.STORE, self.store.release, (key,))
+            except Exception:
+                logger.exception("hookshield: could not release a claim in %r", self.store)
+
+    def __repr__(self) -> str:
+        return f"<Claims held={len(self._held)} in {self.store!r}>"

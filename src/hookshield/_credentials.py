@@ -1,0 +1,139 @@
+"""A handler's credential options, turned once into prepared credentials.
+
+Theory of operation: ``WebhookHandler(secret=..., token=..., basic_auth=...,
+bearer_token=..., allow_unsigned=...)`` is where a misconfiguration is cheapest to
+find, so every one is refused here, at construction, with a ``ValueError`` or
+``TypeError`` that says what to pass instead: a credential the sender cannot carry,
+a handler with none for a sender that signs, an empty secret.  What comes out is
+ready for constant-time checks on every delivery: each HMAC key's inner and outer
+states computed once, each token and password digested to a fixed length.
+
+Nothing here sees a delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._auth import HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
+
+if TYPE_CHECKING:
+    from .providers import Provider
+
+__all__ = ["BasicAuth", "Credentials", "prepare_credentials"]
+
+logger = logging.getLogger("hookshield")
+
+#: One ``(user, password)`` pair, or several during a rotation.
+BasicAuth = tuple[str, str] | Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A handler's credentials, prepared once at construction.
+
+    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and
+    ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
+    """
+
+    hmac_keys: tuple[HmacSha256Key, ...] = ()
+    tokens: tuple[bytes, ...] = ()
+    token_header: str | None = None
+    basic: tuple[bytes, ...] = ()
+    bearer: tuple[bytes, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no credential at all is configured."""
+        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
+
+    def describe(self) -> list[str]:
+        """How many of each credential there are, for a repr: never the values."""
+        counts = (
+            ("secrets", self.hmac_keys),
+            ("tokens", self.tokens),
+            ("basic_auth", self.basic),
+            ("bearer_tokens", self.bearer),
+        )
+        return [f"{label}={len(values)}" for label, values in counts if values]
+
+
+def prepare_credentials(
+    sender: Provider,
+    *,
+    secret: SecretLike | None,
+    token: SecretLike | None,
+    token_header: str | None,
+    basic_auth: BasicAuth | None,
+    bearer_token: SecretLike | None,
+    allow_unsigned: bool,
+) -> Credentials:
+    """Check the options against what ``sender`` can carry, and prepare them."""
+    given = {
+        "secret": secret,
+        "token": token,
+        "basic_auth": basic_auth,
+        "bearer_token": bearer_token,
+    }
+    can = " or ".join(f"{option}=" for option in sorted(sender.accepts))
+    for option, value in given.items():
+        if value is not None and option not in sender.accepts:
+            raise ValueError(f"{sender.title} deliveries cannot carry {option}=; pass {can}")
+    if token_header is not None and token is None:
+        raise ValueError("token_header= names where the token travels; pass token= too")
+    credentials = Credentials(
+        hmac_keys=tuple(HmacSha256Key(key) for key in normalize_secrets(secret, name="secret")),
+        tokens=digest_secrets(normalize_secrets(token, name="token")),
+        token_header=token_header,
+        basic=digest_secrets(_basic_pairs(basic_auth)),
+        bearer=digest_secrets(normalize_secrets(bearer_token, name="bearer_token")),
+    )
+    if credentials.empty:
+        _check_unsigned(sender, allow_unsigned, can)
+    return credentials
+
+
+def _check_unsigned(sender: Provider, allow_unsigned: bool, can: str) -> None:
+    if not sender.can_be_unsigned:
+        raise ValueError(
+            f"{sender.title} signs every delivery: pass secret= (the signing secret "
+            f"from {sender.title}'s webhook settings)"
+        )
+    if not allow_unsigned:
+        raise ValueError(
+            f"a {sender.title} handler needs a credential: pass {can}, or "
+            "allow_unsigned=True to accept deliveries anyone could forge "
+            "(then restrict the endpoint, for example with allowed_ips=)"
+        )
+    logger.warning(
+        "hookshield: %s handler accepts unsigned deliveries (allow_unsigned=True); "
+        "anyone who can reach the endpoint can forge them",
+        sender.title,
+    )
+
+
+def _basic_pairs(value: BasicAuth | None) -> tuple[bytes, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        pairs: Sequence[object] = [value]
+    else:
+        pairs = value
+    if not pairs:
+        raise ValueError("basic_auth is an empty sequence: pass (user, password)")
+    result = []
+    for pair in pairs:
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+        ):
+            raise TypeError(f"basic_auth takes (user, password) string pairs, not {pair!r}")
+        user, password = pair
+        if ":" in user or not password:
+            raise ValueError(
+                "a Basic user name cannot contain ':' and the password cannot be empty"
+            )
+        result.append(f"{user}:{password}".encode())
+    return tuple(result)

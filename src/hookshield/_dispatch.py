@@ -1,0 +1,276 @@
+"""Claiming and dispatching a verified delivery: the one loop, and its plain driver.
+
+Theory of operation.  The words, used the same way everywhere (docs included):
+
+* **verify** (``_verify.py``): bytes and headers in, a Delivery out, or an error.
+* **claim**: take the delivery's de-duplication key (and each batch event's) in the
+  store.  NEW runs; DONE is a duplicate (200); IN_PROGRESS is another attempt still
+  running (409, the sender retries later).
+* **dispatch**: call the routes of each event, and the error hooks when one raises.
+* **complete** a key whose routes ran; **release** the keys of an attempt that failed.
+* **accept** = verify + claim, **finish** = dispatch + complete or release, and
+  **handle** = all of it: the three entry points of ``WebhookHandler``.
+
+The loop is written once, as generators that *yield* each call to make (a route, an
+error hook, a store step) as a :class:`~hookshield._claims.Step` and get its result
+back.  :func:`drive` makes the calls in plain code; ``_async.drive`` awaits async
+routes and async stores and runs the rest in threads.  So the sync and async paths,
+streamed batches or whole ones, share every decision, and every way out of a failed
+attempt, a ``BaseException`` included, releases what it holds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._claims import Claims, Kind, Step, Steps, bounded
+from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
+from ._errors import WebhookError
+from ._events import Delivery, Event
+from ._outcome import Outcome
+from ._routing import Router
+from .providers import Provider
+
+__all__ = ["Dispatcher", "drive"]
+
+logger = logging.getLogger("hookshield")
+
+#: At most this many unrouted event types are named in an outcome's reason.
+_MAX_UNROUTED: Final = 256
+IN_PROGRESS_REASON: Final = "another attempt at this delivery is still running; retry later"
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatcher:
+    """Claims and dispatches one sender's verified deliveries."""
+
+    sender: Provider
+    router: Router
+    store: DedupeStore | AsyncDedupeStore | None
+    lease: float
+    ttl: float
+
+    # -- the entry points ------------------------------------------------------
+
+    def handle(self, delivery: Delivery, events: Iterable[Event]) -> Steps:
+        """Claim, dispatch ``events`` (the delivery's, or a stream of them), settle."""
+        claims, refused = yield from self._claim_delivery(delivery)
+        if refused is not None:
+            return refused
+        return (yield from self.dispatch(delivery, events, claims, claim_events=True))
+
+    def accept(self, delivery: Delivery) -> Steps:
+        """Claim a delivery and its events; the outcome's ``pending`` are the new ones."""
+        claims, refused = yield from self._claim_delivery(delivery)
+        if refused is not None:
+            return refused
+        events = delivery.events
+        if claims is None or not self.sender.dedupe_events:
+            return Outcome(200, "accepted", delivery, pending=events, claims=claims)
+        pending: list[Event] = []
+        try:
+            for event in events:
+                key = self._event_key(event)
+                state = Claim.NEW if key is None else (yield from claims.claim(key))
+                if state is Claim.IN_PROGRESS:
+                    yield from claims.release_all()
+                    return self.in_progress(delivery)
+                if state is Claim.NEW:
+                    pending.append(event)
+        except WebhookError as exc:  # the store failed
+            yield from claims.release_all()
+            return self.rejected(exc)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            yield from claims.release_all()
+            raise
+        if not pending:
+            yield from claims.complete_all()
+            duplicate = bool(events)
+            reason = "duplicate events" if duplicate else "accepted"
+            return Outcome(200, reason, delivery, duplicate=duplicate)
+        return Outcome(200, "accepted", delivery, pending=tuple(pending), claims=claims)
+
+    def finish(self, outcome: Outcome) -> Steps:
+        """Dispatch an accepted outcome's pending events, then complete or release."""
+        if not outcome.pending or outcome.delivery is None:
+            return outcome
+        delivery, pending, claims = outcome.delivery, outcome.pending, outcome.claims
+        return (yield from self.dispatch(delivery, pending, claims, claim_events=False))
+
+    # -- the one loop ----------------------------------------------------------
+
+    def dispatch(
+        self,
+        delivery: Delivery,
+        events: Iterable[Event],
+        claims: Claims | None,
+        *,
+        claim_events: bool,
+    ) -> Steps:
+        """Run the routes of each event; with ``claims``, de-duplicate and settle them.
+
+        ``events`` may be a lazy stream: a malformed record part-way refuses the
+        delivery, and the records dispatched before it keep their completed claims,
+        so that the sender's retry skips them.
+        """
+        calls = seen = fresh = 0
+        unrouted: dict[str, str] = {}  # bounded type -> the type cut for the reason
+        per_event = claims is not None and self.sender.dedupe_events
+        try:
+            for event in events:
+                seen += 1
+                key = self._event_key(event) if per_event else None
+                if key is not None and claim_events:
+                    state = yield from claims.claim(key)  # type: ignore[union-attr]
+                    if state is Claim.DONE:
+                        continue
+                    if state is Claim.IN_PROGRESS:
+                        yield from claims.release_all()  # type: ignore[union-attr]
+                        return self.in_progress(delivery, dispatched=calls)
+                fresh += 1
+                routes = self.router.routes_for(event.type)
+                if not routes and len(unrouted) < _MAX_UNROUTED:
+                    unrouted[bounded(event.type)] = event.type[:64]
+                for route in routes:
+                    try:
+                        yield Step(Kind.ROUTE, route, (event,))
+                    except Exception as exc:
+                        yield from self._run_error_hooks(exc, event)
+                        if claims is not None:
+                            yield from claims.release_all()
+                        return self._failed(delivery, event, exc, calls)
+                    calls += 1
+                if key is not None and claims is not None and claims.holds(key):
+                    yield from claims.complete(key)
+        except WebhookError as exc:  # a malformed record part-way, or the store failed
+            if claims is not None:
+                yield from claims.release_all()
+            return self.rejected(exc, delivery, dispatched=calls)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            # SystemExit from a worker timeout, a cancelled task, KeyboardInterrupt:
+            # the retry must run what this attempt did not finish.
+            if claims is not None:
+                yield from claims.release_all()
+            raise
+        if claims is not None:
+            yield from claims.complete_all()
+        if seen and not fresh:
+            return Outcome(200, "duplicate events", delivery, duplicate=True)
+        if not seen:
+            return Outcome(200, "accepted", delivery)  # a batch of none (Momentum's test post)
+        return Outcome(
+            200, _dispatched_reason(calls, unrouted.values()), delivery, dispatched=calls
+        )
+
+    # -- answers -------------------------------------------------------------------
+
+    def rejected(
+        self, exc: WebhookError, delivery: Delivery | None = None, *, dispatched: int = 0
+    ) -> Outcome:
+        """The outcome of a delivery refused with ``exc``."""
+        log = logger.warning if exc.status >= 500 else logger.info
+        log("hookshield: %s delivery refused (%d): %s", self.sender.name, exc.status, exc)
+        return Outcome(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
+
+    def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
+        """The outcome of a retry that arrives while another attempt still runs."""
+        logger.info("hookshield: %s delivery %s is in progress", self.sender.name, delivery.id)
+        return Outcome(409, IN_PROGRESS_REASON, delivery, dispatched=dispatched)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _claim_delivery(self, delivery: Delivery) -> Generator[Step, Any, tuple[Any, Any]]:
+        if self.store is None:
+            return None, None
+        claims = Claims(self.store, self.lease, self.ttl)
+        try:
+            state = yield from claims.claim(f"{self.sender.name}:{bounded(delivery.id)}")
+        except WebhookError as exc:
+            return None, self.rejected(exc, delivery)
+        if state is Claim.DONE:
+            logger.info("hookshield: duplicate %s delivery %s", self.sender.name, delivery.id)
+            return None, Outcome(200, "duplicate delivery", delivery, duplicate=True)
+        if state is Claim.IN_PROGRESS:
+            return None, self.in_progress(delivery)
+        return claims, None
+
+    def _event_key(self, event: Event) -> str | None:
+        ident = self.sender.event_key(event)
+        return None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
+
+    def _run_error_hooks(self, exc: Exception, event: Event) -> Steps:
+        for hook in self.router.error_hooks:
+            try:
+                yield Step(Kind.ROUTE, hook, (exc, event))
+            except Exception:
+                logger.exception("hookshield: an on_error hook raised")
+
+    def _failed(self, delivery: Delivery, event: Event, exc: Exception, calls: int) -> Outcome:
+        logger.error(
+            "hookshield: a %s route raised %s on %s event; answering 500 so the sender retries",
+            self.sender.name,
+            type(exc).__name__,
+            event.type,
+            exc_info=exc,
+        )
+        reason = f"a handler raised {type(exc).__name__}"
+        return Outcome(500, reason, delivery, error=exc, dispatched=calls)
+
+
+def _dispatched_reason(calls: int, unrouted: Iterable[str]) -> str:
+    if calls == 1:
+        return "dispatched to 1 handler call"
+    if calls:
+        return f"dispatched to {calls} handler calls"
+    names = sorted(unrouted)
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return "no handler for " + ", ".join(repr(name) for name in names[:5]) + more
+
+
+def drive(steps: Steps) -> Any:
+    """Run a generator of steps in plain code, making each call it yields."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        try:
+            value = step.func(*step.args)
+            if step.kind is Kind.ROUTE and value is not None and inspect.isawaitable(value):
+                _finish_awaitable(value)
+                value = None
+        except BaseException as exc:  # handed to the generator, which decides
+            error = exc
+
+
+def _finish_awaitable(awaitable: Awaitable[Any]) -> None:
+    """Run an ``async def`` route that plain code called, outside any event loop."""
+    import asyncio  # only for async routes called from plain code
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_await(awaitable))
+        return
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # do not leave a never-awaited coroutine behind
+    raise TypeError(
+        "an async handler was called from handle()/dispatch() inside a running event "
+        "loop; use handle_async()/dispatch_async() there"
+    )
+
+
+async def _await(awaitable: Awaitable[Any]) -> None:
+    await awaitable

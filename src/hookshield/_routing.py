@@ -1,0 +1,122 @@
+"""Which functions an event is dispatched to.
+
+Theory of operation: a route is registered for an event type (``"session.completed"``),
+a prefix wildcard (``"session.*"``) or ``"*"``, and an error hook for every failure.
+Whether a function is ``async def`` is decided once, here, at registration, so that
+dispatching never inspects a function.  A name the sender does not document, but
+close to one it does, is warned about at registration: a typo would otherwise leave
+the route silently unused.
+
+Everything about routes lives in this module; nothing here calls a route.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from ._events import Event
+
+__all__ = ["ErrorHook", "Route", "Router"]
+
+Route = Callable[[Event], Awaitable[None] | Any | None]
+ErrorHook = Callable[[Exception, Event], Awaitable[None] | Any | None]
+R = TypeVar("R", bound=Route)
+H = TypeVar("H", bound=ErrorHook)
+
+#: Event types longer than this (the sender's choice) are matched without caching.
+_MAX_CACHED_TYPE: Final = 128
+
+
+class Router:
+    """The routes and error hooks of one handler; ``title`` and ``known`` for warnings."""
+
+    def __init__(self, title: str, known: tuple[str, ...]) -> None:
+        self._title = title
+        self._known = known
+        self._routes: list[tuple[str, Route]] = []
+        self.error_hooks: list[ErrorHook] = []
+        # ids of the async ones; the lists above keep each function, and so its id, alive
+        self._coroutines: set[int] = set()
+        self._cached = functools.lru_cache(maxsize=4096)(self._match)
+
+    def on(self, *event_types: str) -> Callable[[R], R]:
+        """Register the decorated function for events of these types."""
+        if not event_types:
+            raise TypeError("on() needs at least one event type, for example on('*')")
+        for name in event_types:
+            self._check_pattern(name)
+
+        def register(func: R) -> R:
+            if not callable(func):
+                raise TypeError(f"on() decorates a function, not {func!r}")
+            self._routes.extend((name, func) for name in event_types)
+            self._remember_kind(func)
+            self._cached.cache_clear()
+            return func
+
+        return register
+
+    def on_error(self, hook: H) -> H:
+        """Register ``hook(error, event)``, called when a route raises."""
+        if not callable(hook):
+            raise TypeError(f"on_error() decorates a function, not {hook!r}")
+        self.error_hooks.append(hook)
+        self._remember_kind(hook)
+        return hook
+
+    def routes_for(self, event_type: str) -> tuple[Route, ...]:
+        """The functions an event of ``event_type`` is dispatched to, in order."""
+        if len(event_type) > _MAX_CACHED_TYPE:
+            return self._match(event_type)
+        return self._cached(event_type)
+
+    def is_async(self, func: Callable[..., Any]) -> bool:
+        """Whether a registered route or hook is ``async def``."""
+        return id(func) in self._coroutines
+
+    def all_plain(self, events: tuple[Event, ...] | None = None) -> bool:
+        """Whether no route (of these events, or at all) nor error hook is ``async def``."""
+        if not self._coroutines:
+            return True
+        if any(id(hook) in self._coroutines for hook in self.error_hooks):
+            return False
+        if events is None:
+            return False
+        return not any(
+            id(route) in self._coroutines
+            for event in events
+            for route in self.routes_for(event.type)
+        )
+
+    def _remember_kind(self, func: Callable[..., Any]) -> None:
+        if inspect.iscoroutinefunction(func):
+            self._coroutines.add(id(func))
+
+    def _match(self, event_type: str) -> tuple[Route, ...]:
+        return tuple(func for pattern, func in self._routes if _matches(pattern, event_type))
+
+    def _check_pattern(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"an event type is a non-empty string, not {name!r}")
+        if "*" in name and not (name == "*" or (name.endswith(".*") and name.count("*") == 1)):
+            raise ValueError(f"{name!r}: a wildcard is '*' or a prefix like 'session.*'")
+        if "*" not in name and name not in self._known:
+            close = difflib.get_close_matches(name, self._known, n=1, cutoff=0.8)
+            if close:
+                warnings.warn(
+                    f"{self._title} documents no event {name!r}; did you mean {close[0]!r}?",
+                    stacklevel=4,
+                )
+
+
+def _matches(pattern: str, event_type: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type

@@ -1,0 +1,80 @@
+"""The front door: bound the body, authenticate the raw bytes, and only then parse them.
+
+Theory of operation, the rule of this module: nothing here logs, awaits, touches a
+de-duplication store or starts a thread.  It takes bytes and headers and returns a
+:class:`~hookshield.Delivery` or raises a :class:`~hookshield.WebhookError` whose
+``status`` is the answer; so it can be called from any framework, any thread and any
+event loop, and tested with nothing but bytes.
+
+The order is the security property: the size bound first (a flood costs nothing),
+then the sender's authentication over the exact bytes received (nothing has been
+decoded that a forger could aim at), and only then the decoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ._credentials import Credentials
+from ._errors import BodyTooLarge
+from ._events import Delivery, Event
+from ._headers import Headers, HeadersLike
+from .providers import Provider
+
+__all__ = ["Body", "Verifier", "as_bytes"]
+
+#: The raw request body; bytearray and memoryview are copied to bytes.
+Body = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    """Verifies one sender's deliveries with one handler's credentials."""
+
+    sender: Provider
+    credentials: Credentials
+    max_body_size: int
+
+    def authenticate(self, body: Body, headers: HeadersLike) -> tuple[bytes, Headers, str | None]:
+        """Check the size and the credentials; return the body, headers and signature."""
+        raw = as_bytes(body)
+        if len(raw) > self.max_body_size:
+            raise BodyTooLarge(
+                f"the body is {len(raw)} bytes; this handler accepts at most "
+                f"{self.max_body_size} (max_body_size)"
+            )
+        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
+
+    def verify(self, body: Body, headers: HeadersLike) -> Delivery:
+        """Authenticate, then parse the whole body into a Delivery of typed events."""
+        raw, checked, signature = self.authenticate(body, headers)
+        return self.sender.parse(raw, checked, signature)
+
+    def open(self, body: Body, headers: HeadersLike) -> tuple[Delivery, Iterator[Event]]:
+        """Authenticate, then return the Delivery (without events) and its events, lazily.
+
+        A batch (Momentum) is decoded record by record as the iterator is read, and a
+        malformed record raises when it is reached; a single-event sender parses the
+        whole body here.
+        """
+        raw, checked, signature = self.authenticate(body, headers)
+        delivery_id, events = self.sender.stream(raw, checked, signature)
+        shell = Delivery(
+            provider=self.sender.name, id=delivery_id, events=(), headers=checked, body=raw
+        )
+        return shell, events
+
+
+def as_bytes(body: Any) -> bytes:
+    """The raw body as bytes; any other type is a caller's mistake (``TypeError``)."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError(
+        f"the body must be the raw request body as bytes, not {type(body).__name__}: "
+        "a signature covers the exact bytes the sender sent"
+    )

@@ -1,0 +1,3 @@
+"""The package's version, kept apart so that the command line can read it cheaply."""
+
+__version__ = "0.1.0"
