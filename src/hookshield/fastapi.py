@@ -71,6 +71,13 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
 
 
 def _refusal(outcome: Outcome) -> HTTPException:
-    """End the request with the outcome's status: a 4xx, or 200 for a duplicate."""
+    """End the request with the outcome's status: a 4xx, or 200 for a duplicate.
+
+    An ``HTTPException``, so that a refusal answers as every other error of a FastAPI
+    app does (``{"detail": reason}``, as its own 404 and 422) and goes through the
+    app's exception handlers.  ``WebhookApp`` answers ``{"error": reason}`` from
+    outside them; docs/frameworks/asgi.md says to serve a FastAPI app's webhooks
+    through this dependency, so that they all refuse alike.
+    """
     headers = {"Allow": "POST"} if outcome.status == 405 else None
     return HTTPException(status_code=outcome.status, detail=outcome.reason, headers=headers)
