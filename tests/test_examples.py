@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from hookshield import Event
+from hookshield import Event, WebhookHandler
 from hookshield.testing import sample_delivery
 
 from .adapters.support import configure_django, wait_for, without_content_type
@@ -130,9 +130,10 @@ def test_the_fastapi_example_lets_the_sender_retry_when_a_route_fails(
     from fastapi.testclient import TestClient
 
     example = load("fastapi_app")
+    mindpeeker: WebhookHandler = example.mindpeeker
     calls: list[str] = []
 
-    @example.mindpeeker.on("session.completed")
+    @mindpeeker.on("session.completed")
     def flaky(event: Event) -> None:
         calls.append(event.type)
         if len(calls) == 1:
