@@ -131,6 +131,26 @@ def test_few_samples_are_left_out_and_each_says_why() -> None:
     assert all(block.not_run for block in NOT_RUN), [b.id for b in NOT_RUN if not b.not_run]
 
 
+def test_the_page_reader_sees_marks_setup_and_lines(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# A page\n"
+        "<!-- invisible-code-block: python\nhidden = 1\n-->\n"
+        "```python\nshown = 2\n```\n"
+        "<!-- not run: it needs a live Redis -->\n\n"
+        "```python\nredis = 3\n```\n"
+        "```sh\nhookshield demo\n```\n",
+        encoding="utf-8",
+    )
+    found, setup = _parse(page)
+    assert setup == "hidden = 1\n"
+    assert [(b.language, b.line, b.code, b.not_run) for b in found] == [
+        ("python", 6, "shown = 2\n", None),
+        ("python", 11, "redis = 3\n", "it needs a live Redis"),
+        ("sh", 14, "hookshield demo\n", None),
+    ]
+
+
 def test_a_not_run_mark_stands_right_above_a_block() -> None:
     """A mark that does not sit above a fence would leave out nothing, silently."""
     for page in PAGES:
@@ -272,6 +292,30 @@ def test_the_documentation_shows_the_command_line() -> None:
 def test_shell_samples_are_valid_commands(words: list[str]) -> None:
     args = build_parser().parse_args(words)
     assert args.command in ("sign", "verify", "send", "listen", "demo")
+
+
+def _nox_sessions() -> set[str]:
+    text = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    return set(re.findall(r"^@nox\.session[^\n]*\ndef (\w+)\(", text, re.M))
+
+
+def test_the_nox_sessions_the_documentation_names_exist() -> None:
+    named = {
+        session
+        for page in PAGES
+        for match in re.finditer(r"nox -s ((?:\w+ ?)+)", page.read_text(encoding="utf-8"))
+        for session in match[1].split()
+    }
+    assert {"tests", "docs", "bench"} <= named
+    assert named <= _nox_sessions()
+
+
+def test_the_readme_says_what_the_full_run_costs_and_how_to_read_the_docs() -> None:
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert re.search(r"about \d+ minutes", text)
+    assert re.search(r"`\.nox/` take about \d+ MB", text)
+    assert "python -m mkdocs serve" in text
+    assert "python -m http.server -d site" in text
 
 
 def test_the_readme_gives_the_two_set_up_commands() -> None:
