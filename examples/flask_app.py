@@ -1,8 +1,9 @@
 """Receive MindPeeker and MOCO webhooks in a Flask app.
 
-Run it (from the repository root):
+Run it (from the root of a checkout of the repository: hookshield is not on the
+package index yet):
 
-    pip install 'hookshield[flask]'
+    python -m pip install -e '.[flask]'
     export MINDPEEKER_SECRET=whsec_try_me MOCO_SECRET=0123456789abcdef0123456789abcdef
     flask --app examples/flask_app.py run --port 5000
 

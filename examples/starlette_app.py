@@ -1,8 +1,9 @@
 """Receive Momentum (SparkPost) and Moonsense webhooks in a Starlette app.
 
-Run it (from the repository root):
+Run it (from the root of a checkout of the repository: hookshield is not on the
+package index yet):
 
-    pip install 'hookshield[starlette]' uvicorn
+    python -m pip install -e '.[starlette]' uvicorn
     export MOMENTUM_TOKEN=token_try_me MOONSENSE_SECRET=moonsense_try_me
     uvicorn --app-dir examples starlette_app:app --port 8000
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from hookshield import Event, WebhookHandler
 from hookshield.testing import sample_delivery
 
 from .adapters.support import configure_django, wait_for, without_content_type
@@ -92,10 +94,56 @@ def test_the_fastapi_example(output: Output) -> None:
     response = client.post("/hooks/moco", content=body, headers=headers)
     assert response.json() == {"received": ["activity.create"]}
     body, headers = signed("mindpeeker", "session.started")
-    assert client.post("/hooks/mindpeeker", content=body, headers=headers).status_code == 200
+    response = client.post("/hooks/mindpeeker", content=body, headers=headers)
+    assert response.json() == {"ok": True}
     assert output.shows("mindpeeker session.started")
     body, headers = signed("moco", "activity.create", forge=True)
     assert client.post("/hooks/moco", content=body, headers=headers).status_code == 401
+
+
+def test_the_fastapi_example_refuses_in_one_shape() -> None:
+    """Both webhook endpoints answer a refusal as FastAPI answers its own errors."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(load("fastapi_app").app)
+    answers = {}
+    for provider, event in (("moco", "activity.create"), ("mindpeeker", "session.started")):
+        body, headers = signed(provider, event, forge=True)
+        answers[provider] = client.post(f"/hooks/{provider}", content=body, headers=headers)
+        body, headers = signed(provider, event)
+        answers[f"{provider} as GET"] = client.get(f"/hooks/{provider}", headers=headers)
+    answers["an unknown path"] = client.post("/hooks/nobody", content=b"{}")
+    assert [a.status_code for a in answers.values()] == [401, 405, 401, 405, 404]
+    for what, answer in answers.items():
+        assert answer.headers["content-type"] == "application/json", what
+        shape = answer.json()
+        assert list(shape) == ["detail"], what
+        assert isinstance(shape["detail"], str) and shape["detail"], what
+    assert "signature does not match" in answers["moco"].json()["detail"]
+    assert "signature does not match" in answers["mindpeeker"].json()["detail"]
+
+
+def test_the_fastapi_example_lets_the_sender_retry_when_a_route_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failing @handler.on route gives 500, and the retry is dispatched, not a duplicate."""
+    from fastapi.testclient import TestClient
+
+    example = load("fastapi_app")
+    mindpeeker: WebhookHandler = example.mindpeeker
+    calls: list[str] = []
+
+    @mindpeeker.on("session.completed")
+    def flaky(event: Event) -> None:
+        calls.append(event.type)
+        if len(calls) == 1:
+            raise RuntimeError("the database is away")
+
+    client = TestClient(example.app, raise_server_exceptions=False)
+    body, headers = signed("mindpeeker", "session.completed")
+    assert client.post("/hooks/mindpeeker", content=body, headers=headers).status_code == 500
+    assert client.post("/hooks/mindpeeker", content=body, headers=headers).status_code == 200
+    assert calls == ["session.completed", "session.completed"]
 
 
 def test_the_starlette_example(output: Output) -> None:
@@ -166,3 +214,33 @@ def test_the_django_example_passes_djangos_checks() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+# -- how to run them ----------------------------------------------------------------
+
+RUN_TEXTS = sorted(EXAMPLES.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", RUN_TEXTS, ids=lambda path: str(path.relative_to(EXAMPLES)))
+def test_the_servers_an_example_runs_on_are_installed_first(path: Path) -> None:
+    """No extra installs a server: a page that runs one says to install it."""
+    text = path.read_text(encoding="utf-8")
+    run = set(re.findall(r"^\s*(?:``)?(gunicorn|uvicorn|hypercorn|waitress-serve)\b", text, re.M))
+    installed = {
+        name
+        for line in re.findall(r"pip install [^\n]*", text)
+        for name in ("gunicorn", "uvicorn", "hypercorn", "waitress-serve")
+        if name.split("-")[0] in re.findall(r"[\w.-]+", line)
+    }
+    assert run <= installed, f"{path.name} runs {sorted(run - installed)} without installing it"
+
+
+def test_every_example_says_how_to_run_it() -> None:
+    runnable = [
+        *EXAMPLES.glob("*.py"),
+        EXAMPLES / "django_project" / "webhooks_site" / "settings.py",
+    ]
+    for path in runnable:
+        text = path.read_text(encoding="utf-8")
+        assert "python -m pip install -e '.[" in text, path.name
+        assert "python -m hookshield send" in text, path.name

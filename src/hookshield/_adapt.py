@@ -43,7 +43,8 @@ JSON: Final = "application/json"
 def missing(package: str, *, extra: str, adapter: str) -> ImportError:
     """The error an adapter raises when its framework is not installed."""
     return ImportError(
-        f"{adapter} needs {package}, which is not installed: pip install 'hookshield[{extra}]'"
+        f"{adapter} needs {package}, which is not installed: "
+        f"python -m pip install -e '.[{extra}]' (from a hookshield checkout)"
     )
 
 

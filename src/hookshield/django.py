@@ -21,7 +21,8 @@ and answers 405 to anything but POST.  The raw body is read from the request
 stream, never through ``request.POST`` or ``request.body``, and reading stops at the
 handler's ``max_body_size`` (not Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: a
 Momentum batch is often larger).  The views are synchronous; under ASGI, Django
-runs them in a thread.  Install with ``pip install 'hookshield[django]'``.
+runs them in a thread.  Install with ``python -m pip install -e '.[django]'``
+from a checkout.
 """
 
 from __future__ import annotations

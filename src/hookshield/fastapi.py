@@ -10,7 +10,7 @@
         ...
 
 It lives apart from :mod:`hookshield.asgi`, which stays pure ASGI and imports no
-framework; this module needs FastAPI (``pip install 'hookshield[fastapi]'``).  To
+framework; this module needs FastAPI (``python -m pip install -e '.[fastapi]'`` from a checkout).  To
 dispatch to ``@handler.on`` routes instead, mount :class:`hookshield.asgi.WebhookApp`.
 """
 
@@ -74,6 +74,14 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
 
 
 def _refusal(outcome: Outcome) -> HTTPException:
-    """End the request with the outcome's status: a 4xx, or 200 for a duplicate."""
+    """End the request with the outcome's status: a 4xx, 200 for a duplicate, or
+    409 / 503 (with ``Retry-After``) for the sender to retry later.
+
+    An ``HTTPException``, so that a refusal answers as every other error of a FastAPI
+    app does (``{"detail": reason}``, as its own 404 and 422) and goes through the
+    app's exception handlers.  ``WebhookApp`` answers ``{"error": reason}`` from
+    outside them; docs/frameworks/asgi.md says to serve a FastAPI app's webhooks
+    through this dependency, so that they all refuse alike.
+    """
     headers = dict(outcome.response_headers()) or None
     return HTTPException(status_code=outcome.status, detail=outcome.reason, headers=headers)

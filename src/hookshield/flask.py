@@ -13,7 +13,7 @@
 :func:`verified` runs your own view with the verified :class:`~hookshield.Delivery`.
 Both read the raw body from the WSGI stream themselves, never through
 ``request.get_json()`` or ``request.form``, and stop reading at ``max_body_size``.
-Install with ``pip install 'hookshield[flask]'``.
+Install with ``python -m pip install -e '.[flask]'`` from a checkout.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def test_a_missing_framework_says_which_extra_to_install(
     # None in sys.modules makes the import fail as if the package were not installed.
     monkeypatch.setitem(sys.modules, framework, None)
     monkeypatch.delitem(sys.modules, adapter, raising=False)
-    with pytest.raises(ImportError, match=re.escape(f"pip install 'hookshield[{extra}]'")):
+    with pytest.raises(ImportError, match=re.escape(f"python -m pip install -e '.[{extra}]'")):
         importlib.import_module(adapter)
 
 

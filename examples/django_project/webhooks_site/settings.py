@@ -1,12 +1,18 @@
 """A minimal Django project that receives Moonsense and MOCO webhooks.
 
-Run it:
+Run it (from the root of a checkout of the repository: hookshield is not on the
+package index yet):
 
-    pip install 'hookshield[django]'
+    python -m pip install -e '.[django]'
     export MOONSENSE_SECRET=moonsense_try_me MOCO_SECRET=0123456789abcdef0123456789abcdef
     cd examples/django_project
     python manage.py runserver 8000
-    # or: gunicorn webhooks_site.wsgi --bind 127.0.0.1:8000
+
+Django's ``runserver`` is for trying it out.  To serve it as in production, with a
+WSGI server, which the ``django`` extra does not install:
+
+    python -m pip install gunicorn
+    gunicorn webhooks_site.wsgi --bind 127.0.0.1:8000
 
 and send it signed test deliveries, as the real senders would, from another shell:
 

@@ -1,4 +1,8 @@
-"""The WSGI application, for gunicorn: ``gunicorn webhooks_site.wsgi``."""
+"""The WSGI application, for a WSGI server such as gunicorn.
+
+``python -m pip install gunicorn`` (the ``django`` extra does not install it), then
+``gunicorn webhooks_site.wsgi`` from ``examples/django_project``.
+"""
 
 import os
 
