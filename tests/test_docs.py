@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hookshield._cli import build_parser, main
+from hookshield.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])

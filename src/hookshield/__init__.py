@@ -32,13 +32,12 @@ from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
 from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
+from ._version import __version__
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BAD_DATA",
