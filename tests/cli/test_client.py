@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import json
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hookshield import WebhookHandler, testing
 from hookshield.cli import main
-from tests.cli.helpers import listening, parse_headers, records, write
+from tests.cli.helpers import MOCO_KEY, listening, parse_headers, records, serving, write
 
 
 def test_send_to_a_real_listen_receiver(capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,3 +168,130 @@ def test_the_library_receives_what_send_sends(capsys: pytest.CaptureFixture[str]
         assert main(["sign", "-p", "moonsense", "--secret", "s", "--event", "bundle.received"]) == 0
     headers = parse_headers(out.getvalue())
     assert handler.verify(body, headers).events[0].type == "bundle.received"
+
+
+# -- a newcomer's traps ------------------------------------------------------------------
+
+
+def test_every_send_of_a_moco_sample_reaches_the_routes(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving(capsys, "-p", "moco", "--secret", MOCO_KEY, "--count", "3") as (url, finish):
+        for event in ("activity.create", "activity.create", "deal.update"):
+            args = ["send", url, "-p", "moco", "-e", event, "--secret", MOCO_KEY, "--json"]
+            assert main(args) == 0
+        lines = finish()
+    sent = [line for line in lines if "request_headers" in line]
+    assert [s["duplicate"] for s in sent] == [False, False, False]
+    seen = [line for line in lines if "path" in line]
+    assert [r["duplicate"] for r in seen] == [False, False, False]
+
+
+def _human(out: str) -> str:
+    """What ``send`` printed, without the JSON lines of the receiver in the same process."""
+    return "\n".join(line for line in out.splitlines() if not line.startswith("{"))
+
+
+def test_send_says_when_the_receiver_answers_a_duplicate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = write(tmp_path, "body.json", testing.sample_body("petal", "blink"))
+    with serving(capsys, "-p", "petal", "--token", "t", "--count", "2") as (url, finish):
+        assert main(["send", url, "-p", "petal", "--body", body, "--token", "t"]) == 0
+        first = _human(capsys.readouterr().out)
+        assert main(["send", url, "-p", "petal", "--body", body, "--token", "t"]) == 0
+        second = _human(capsys.readouterr().out)
+        finish()
+    assert "duplicate" not in first
+    assert "duplicate" in second and "did not run its routes again" in second
+    # --body needs no --event, and the body is named by its file, not an event type.
+    assert f"sent      Petal Metrics {body} (" in first
+
+
+class _Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with the server's ``answer``; records every request's method."""
+
+    server: _ScriptedServer
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._reply()
+
+    def do_GET(self) -> None:
+        self._reply()
+
+    def _reply(self) -> None:
+        self.server.methods.append(self.command)
+        status, headers, body = self.server.answer
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+class _ScriptedServer(http.server.ThreadingHTTPServer):
+    def __init__(self, answer: tuple[int, dict[str, str], bytes]) -> None:
+        self.answer = answer
+        self.methods: list[str] = []
+        super().__init__(("127.0.0.1", 0), _Scripted)
+
+
+@contextlib.contextmanager
+def scripted(answer: tuple[int, dict[str, str], bytes]) -> Iterator[_ScriptedServer]:
+    server = _ScriptedServer(answer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("status", [301, 307, 308])
+def test_send_reports_a_redirect_instead_of_following_it(
+    status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with scripted((status, {"Location": "/hooks/"}, b"")) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        assert main(["send", url, "-p", "petal", "-e", "blink", "--token", "t"]) == 1
+        out = capsys.readouterr().out
+        assert main(["send", url, "-p", "petal", "-e", "blink", "--token", "t", "--json"]) == 1
+        report = json.loads(capsys.readouterr().out)
+    assert server.methods == ["POST", "POST"]  # never followed, as a GET or otherwise
+    assert f"answered  {status} " in out
+    assert f"redirected to {url}/: not followed" in out
+    assert "with a trailing slash" in out
+    assert report["location"] == "/hooks/" and "trailing slash" in report["hint"]
+
+
+def test_send_reports_a_redirect_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    with scripted((302, {"Location": "http://example.invalid/login"}, b"")) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/"
+        assert main(["send", url, "-p", "petal", "-e", "eye", "--token", "t"]) == 1
+    out = capsys.readouterr().out
+    assert "redirected to http://example.invalid/login: not followed" in out
+    assert "Send to http://example.invalid/login if that is the webhook's route" in out
+    with scripted((301, {}, b"")) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert main(["send", url, "-p", "petal", "-e", "eye", "--token", "t"]) == 1
+    assert "redirected without a Location header" in capsys.readouterr().out
+
+
+def test_send_shows_the_receivers_whole_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    reason = "the signature does not match: " + "x" * 400 + " END"
+    answer = json.dumps({"error": reason}).encode()
+    with scripted((401, {"Content-Type": "application/json"}, answer)) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert main(["send", url, "-p", "moco", "-e", "deal.create", "--secret", "k"]) == 1
+    out = capsys.readouterr().out
+    assert reason in out and "…" not in out
+
+
+def test_send_needs_an_event_or_a_body(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["send", "http://127.0.0.1:1/", "-p", "petal", "--token", "t"]) == 2
+    assert "--event TYPE (or a body with --body FILE)" in capsys.readouterr().err

@@ -55,3 +55,34 @@ def test_demo_exits_1_when_a_case_misbehaves(
     out = capsys.readouterr().out
     assert "FAIL" in out
     assert "1 of 10 cases FAILED" in out
+
+
+@pytest.mark.parametrize("columns", [80, 220])
+def test_the_demo_table_fits_the_terminal_and_cuts_no_reason(columns: int) -> None:
+    result = run("demo", COLUMNS=str(columns))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    assert "…" not in result.stdout
+    # Every reason is there whole, however it was wrapped.
+    flowing = " ".join(" ".join(lines).split())
+    report = json.loads(run("demo", "--json").stdout)
+    for case in report["cases"]:
+        assert " ".join(case["why"].split()) in flowing
+
+
+def test_a_very_narrow_terminal_puts_the_reasons_under_the_rows() -> None:
+    result = run("demo", COLUMNS="40")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    reasons = [line for line in lines[2:-2] if line.startswith("    ")]
+    assert len(reasons) >= 9  # at least one line under each row
+    assert all(len(line) <= 40 for line in reasons)
+
+
+def test_the_replay_is_explained_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    [replayed] = [c for c in report["cases"] if c["case"] == "replayed"]
+    assert "sent again with a new delivery ID" in replayed["why"]
+    assert "routes do not run twice" in replayed["why"]

@@ -304,3 +304,83 @@ def test_verify_unsigned_only_when_allowed(
     path = write(tmp_path, "b.json", testing.sample_body("petal", "artifact-detect"))
     assert main(["verify", "-p", "petal", "--allow-unsigned", path]) == 0
     assert "artifact-detect" in capsys.readouterr().out
+
+
+# -- a newcomer's traps ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "option", "takes"),
+    [
+        ("momentum", ["--secret", "abc"], "--token, --basic-auth or --bearer-token"),
+        ("petal", ["--secret", "abc"], "--token, --basic-auth or --bearer-token"),
+        ("moco", ["--token", "abc"], "--secret"),
+        ("mindpeeker", ["--basic-auth", "u:p"], "--secret"),
+        ("moonsense", ["--token-header", "X-Token"], "--secret"),
+    ],
+)
+def test_a_credential_the_sender_does_not_use_is_refused(
+    provider: str,
+    option: list[str],
+    takes: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(tmp_path, "b.json", b"{}")
+    assert main(["sign", "-p", provider, *option, path]) == 2
+    err = capsys.readouterr().err
+    assert f"does not use {option[0]}: it authenticates with {takes}" in err
+    assert main(["verify", "-p", provider, *option, path]) == 2
+    assert f"does not use {option[0]}" in capsys.readouterr().err
+
+
+def test_messages_name_flags_not_keyword_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "b.json", b"{}")
+    assert main(["verify", "-p", "moco", path]) == 2
+    err = capsys.readouterr().err
+    assert "--secret" in err and "secret=" not in err
+    assert (
+        main(["verify", "-p", "petal", "--token-header", "X-T", "--basic-auth", "u:p", path]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "--token-header" in err and "--token" in err and "token_header=" not in err
+
+
+def test_io_errors_are_json_with_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.json")
+    assert main(["sign", "-p", "moco", "--secret", "k", "--json", missing]) == 3
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["ok"] is False and report["exit"] == 3
+    assert report["error"].startswith(f"cannot read {missing}")
+    assert captured.err == ""
+    assert main(["verify", "-p", "moco", "--secret", "k", "--json", "--header-file", missing]) == 3
+    assert "cannot read --header-file" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_an_empty_stdin_is_signed_but_said_to_be_empty() -> None:
+    result = run("sign", "-p", "mindpeeker", "--secret", "whsec", stdin=b"")
+    assert result.returncode == 0
+    assert "the body read from stdin is empty" in result.stderr
+    expected = hmac.new(b"whsec", b"", hashlib.sha256).hexdigest()
+    assert parse_headers(result.stdout)["X-MindPeeker-Signature"] == "sha256=" + expected
+
+
+class _TerminalStdin(io.TextIOWrapper):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_no_body_and_a_terminal_on_stdin_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", _TerminalStdin(io.BytesIO(b"never read")))
+    assert main(["sign", "-p", "mindpeeker", "--secret", "whsec"]) == 2
+    assert "give the body as FILE, or '-' to read it from stdin" in capsys.readouterr().err
+    # '-' says stdin on purpose, terminal or not.
+    assert main(["sign", "-p", "mindpeeker", "--secret", "whsec", "-"]) == 0
+    assert "X-MindPeeker-Signature: sha256=" in capsys.readouterr().out
