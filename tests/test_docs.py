@@ -136,7 +136,10 @@ def test_the_readme_gives_the_two_set_up_commands() -> None:
     assert "python -m pip install nox && python -m nox\n" in shell
 
 
-def test_the_demo_transcript_in_the_docs_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_transcript_in_the_docs_is_current(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # the table fits the terminal; the page shows 80
     [shown] = [code for _, code in blocks(ROOT / "docs" / "cli.md", "text") if "demo:" in code]
     assert main(["demo"]) == 0
     out = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", capsys.readouterr().out)

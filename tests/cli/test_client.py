@@ -265,8 +265,17 @@ def test_send_reports_a_redirect_instead_of_following_it(
     assert server.methods == ["POST", "POST"]  # never followed, as a GET or otherwise
     assert f"answered  {status} " in out
     assert f"redirected to {url}/: not followed" in out
-    assert "with a trailing slash" in out
-    assert report["location"] == "/hooks/" and "trailing slash" in report["hint"]
+    assert f"The receiver's route ends with a slash: send to {url}/ instead." in out
+    assert report["location"] == "/hooks/" and "ends with a slash" in report["hint"]
+
+
+def test_send_reports_a_redirect_that_drops_the_slash(capsys: pytest.CaptureFixture[str]) -> None:
+    with scripted((308, {"Location": "/hooks"}, b"")) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/"
+        assert main(["send", url, "-p", "petal", "-e", "eye", "--token", "t"]) == 1
+    out = capsys.readouterr().out
+    assert "body      (empty)" in out
+    assert f"The receiver's route has no trailing slash: send to {url[:-1]} instead." in out
 
 
 def test_send_reports_a_redirect_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:

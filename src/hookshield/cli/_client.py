@@ -157,8 +157,8 @@ def redirect_hint(url: str, location: str | None) -> str:
     hint = f"redirected to {target}: not followed, since a redirected POST arrives as a GET."
     here, there = urllib.parse.urlsplit(url).path, urllib.parse.urlsplit(target).path
     if here.rstrip("/") == there.rstrip("/") and here != there:
-        slash = "with" if there.endswith("/") else "without"
-        hint += f" The route is {slash} a trailing slash: send to {target} instead."
+        slash = "ends with a slash" if there.endswith("/") else "has no trailing slash"
+        hint += f" The receiver's route {slash}: send to {target} instead."
     else:
         hint += f" Send to {target} if that is the webhook's route."
     return hint
@@ -196,7 +196,7 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
         f"sent      {title} {label} ({len(body)} bytes) to {args.url}",
         f"answered  {out.style(f'{answer.status} {answer.reason}', colour, 'bold')} "
         f"in {elapsed * 1000:.0f} ms",
-        f"body      {text}",
+        f"body      {text or '(empty)'}",
     ]
     if answer.duplicate:
         lines.append(
