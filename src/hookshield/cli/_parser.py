@@ -186,7 +186,8 @@ examples:
         "--data", metavar="FILE", help="a JSON object merged into the sample event's data"
     )
     send.add_argument("--body", metavar="FILE", help="send this exact body instead of a sample")
-    send.add_argument("--form", action="store_true", help="send form-encoded (Moonsense, Petal)")
+    form = ", ".join(p.title for p in PROVIDERS.values() if p.accepts_form)
+    send.add_argument("--form", action="store_true", help=f"send form-encoded ({form})")
     send.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10")
     _add_json(send)
 
