@@ -8,19 +8,19 @@
 'session.completed'
 
 :func:`sign` gives the headers for a body you wrote; :func:`sample_body` a realistic
-body of any documented event type; :func:`sample_delivery` both.
+body of any documented event type; :func:`sample_delivery` both.  Every sample is
+new bytes (a fresh id or time inside the signed body, as the real senders' bodies
+differ), so a receiver that drops duplicates runs its routes for each one.
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ._auth import SecretLike
-from .providers import PROVIDERS, get_provider
-from .providers.momentum import MomentumProvider
+from .providers import PROVIDERS, Provider, get_provider
 
 __all__ = [
     "SampleDelivery",
@@ -113,14 +113,27 @@ def sample_body(
 def sample_batch(
     event_types: Sequence[str],
     *,
+    provider: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """A Momentum batch with one record per entry of ``event_types``."""
-    sender = PROVIDERS["momentum"]
-    if not isinstance(sender, MomentumProvider):  # pragma: no cover - registry invariant
-        raise TypeError("the momentum provider is not Momentum's")
-    records = [sender.sample_record(kind, overrides) for kind in event_types]
-    return json.dumps(records, allow_nan=False).encode("utf-8")
+    """One delivery with an event of each of ``event_types``, as a sender of batches sends it.
+
+    ``provider`` may be left out while hookshield knows a single sender of batches
+    (Momentum).  A sender of one event per delivery takes exactly one type.
+    ``overrides`` are merged into each event's data.  Each call makes new event ids.
+    """
+    sender = get_provider(provider) if provider is not None else _the_batch_sender()
+    if isinstance(event_types, str):
+        raise TypeError("sample_batch() takes a list of event types, not one string")
+    return sender.sample_batch(list(event_types), overrides)
+
+
+def _the_batch_sender() -> Provider:
+    senders = [sender for sender in PROVIDERS.values() if sender.sends_batches]
+    if len(senders) != 1:
+        names = ", ".join(sender.name for sender in senders) or "none"
+        raise TypeError(f"pass provider=: the senders of batches are {names}")
+    return senders[0]
 
 
 def sample_delivery(

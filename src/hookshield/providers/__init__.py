@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ._base import Credentials, Provider
+from ._base import Credentials, DemoScript, Provider
 from .mindpeeker import MindPeekerProvider
 from .moco import MocoProvider
 from .momentum import MomentumProvider
 from .moonsense import MoonsenseProvider
 from .petal import PetalProvider
 
-__all__ = ["PROVIDERS", "Credentials", "Provider", "get_provider"]
+__all__ = ["PROVIDERS", "Credentials", "DemoScript", "Provider", "get_provider"]
 
 #: Every sender, by name.  A new sender is a new module and one line here.
 PROVIDERS: dict[str, Provider] = {

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._auth import (
@@ -40,17 +43,58 @@ from .._json import decode_json
 
 __all__ = [
     "Credentials",
+    "DemoScript",
     "Provider",
     "authorization_headers",
     "body_sha256",
     "first_credential",
     "is_json",
     "media_type",
+    "unique_clock",
 ]
 
 JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 _FORM_MAX_FIELDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DemoScript:
+    """How ``hookshield demo`` shows a sender, declared in the sender's own module.
+
+    ``credentials`` are what the demo's receiver and sender share; ``event_types``
+    make the valid delivery (several for a sender of batches); ``accepted`` says in
+    words what the receiver checked.  ``attacks`` names the bad deliveries this sender
+    demonstrates, among ``"forged"`` (signed with a wrong credential),
+    ``"tampered"`` (the body changed after signing, by replacing ``tamper[0]`` with
+    ``tamper[1]``), ``"unsigned"`` (the credential header removed) and ``"replayed"``
+    (a valid body sent again with freshly made headers).
+    """
+
+    credentials: Mapping[str, Any]
+    event_types: tuple[str, ...]
+    accepted: str
+    attacks: tuple[str, ...] = ()
+    tamper: tuple[bytes, bytes] | None = None
+
+
+_clock_lock = threading.Lock()
+_clock_last = 0
+
+
+def unique_clock() -> int:
+    """Nanoseconds since the epoch, strictly increasing within the process.
+
+    Sample bodies carry it where the real sender's bodies differ from one delivery to
+    the next (an ``updated_at``, a stream's receive time), so that two samples are
+    never the same bytes, which a receiver de-duplicating on the body would drop.
+    Steps are at least a millisecond, so that a millisecond rendering stays unique.
+    """
+    global _clock_last
+    with _clock_lock:
+        now = max(time.time_ns(), _clock_last + 1_000_000)
+        _clock_last = now
+        return now
 
 
 def media_type(headers: Headers) -> str:
@@ -172,6 +216,8 @@ class Provider:
     #: How long a handled delivery is remembered by default, in seconds: the sender's
     #: retry window with margin (MindPeeker retries for 1 h 42 min).
     default_dedupe_ttl: ClassVar[float] = 2.5 * 3600.0
+    #: How ``hookshield demo`` shows this sender; ``None`` leaves it out of the demo.
+    demo: ClassVar[DemoScript | None] = None
 
     # -- receiving -------------------------------------------------------------
 
@@ -304,8 +350,29 @@ class Provider:
         raise NotImplementedError
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
-        """A realistic body for ``event_type``, with ``overrides`` merged into its data."""
+        """A realistic body for ``event_type``, with ``overrides`` merged into its data.
+
+        Two calls never return the same bytes, as two real deliveries differ.
+        """
         raise NotImplementedError
+
+    #: Whether :meth:`sample_batch` can put several events in one delivery.
+    sends_batches: ClassVar[bool] = False
+
+    def sample_batch(
+        self, event_types: Sequence[str], overrides: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """One delivery holding an event of each of ``event_types``.
+
+        A sender of one event per delivery takes exactly one type; a sender of
+        batches (``sends_batches``) overrides this.
+        """
+        if len(event_types) != 1:
+            raise ValueError(
+                f"{self.title} sends one event per delivery: give one event type, "
+                f"not {len(event_types)}"
+            )
+        return self.sample(event_types[0], overrides or {})
 
     def __repr__(self) -> str:
         return f"<provider {self.name}>"

@@ -33,7 +33,7 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider
+from ._base import DemoScript, Provider
 
 __all__ = ["Coordinates", "MindPeekerEvent", "MindPeekerProvider"]
 
@@ -242,6 +242,12 @@ class MindPeekerProvider(Provider):
     accepts = frozenset({"secret"})
     signature_header = "X-MindPeeker-Signature"
     signature_prefix = "sha256="
+    demo = DemoScript(
+        credentials={"secret": "whsec_demo"},
+        event_types=("session.completed",),
+        accepted="X-MindPeeker-Signature verified",
+        attacks=("forged", "unsigned"),
+    )
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from MindPeeker's envelope."""

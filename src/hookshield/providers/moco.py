@@ -33,7 +33,7 @@ from .._events import (
     from_unix,
 )
 from .._headers import Headers
-from ._base import Provider
+from ._base import DemoScript, Provider, unique_clock
 
 __all__ = ["MocoEvent", "MocoProvider"]
 
@@ -102,6 +102,15 @@ class MocoProvider(Provider):
     event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
     accepts = frozenset({"secret"})
     signature_header = "X-Moco-Signature"
+    # The key is the test vector of MOCO's own documentation (PROVIDERS.md); changing
+    # the hours of a signed activity is the tampering a receiver must catch.
+    demo = DemoScript(
+        credentials={"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
+        event_types=("activity.create",),
+        accepted="X-Moco-Signature verified",
+        attacks=("tampered",),
+        tamper=(b'"hours": 2.5', b'"hours": 25.0'),
+    )
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event: the entity from the body, its name from the headers."""
@@ -143,11 +152,22 @@ class MocoProvider(Provider):
         }
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
-        """The entity MOCO would send for ``event_type`` (``"activity.create"``)."""
+        """The entity MOCO would send for ``event_type`` (``"activity.create"``).
+
+        ``updated_at`` is the time of the call (unique to the millisecond), as MOCO's
+        own bodies change with each edit: the same bytes twice would be a duplicate.
+        """
         target = event_type.partition(".")[0]
         entity = dict(_SAMPLE_ENTITIES.get(target, {"id": 1000001}))
+        entity["updated_at"] = _iso_millis(unique_clock())
         entity.update(overrides)
         return json.dumps(entity, allow_nan=False).encode("utf-8")
+
+
+def _iso_millis(nanos: int) -> str:
+    """``2018-05-24T13:53:29.123Z`` for a time in nanoseconds since the epoch."""
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
 
 
 _TITLES = {t.lower(): t for t in TARGETS}

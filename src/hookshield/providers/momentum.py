@@ -18,7 +18,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenObject, iter_json_array
-from ._base import Provider, authorization_headers, first_credential
+from ._base import DemoScript, Provider, authorization_headers, first_credential
 
 __all__ = ["EVENT_CLASSES", "MomentumEvent", "MomentumProvider"]
 
@@ -249,6 +249,12 @@ class MomentumProvider(Provider):
     # Momentum retries a failed batch for 4 hours (its documentation): remember twice that.
     default_dedupe_ttl = 8 * 3600.0
     default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
+    sends_batches = True
+    demo = DemoScript(
+        credentials={"basic_auth": ("hookshield", "demo-password")},
+        event_types=("delivery", "open", "click"),
+        accepted="HTTP Basic credentials matched",
+    )
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event per record; none for the validation batch ``[{"msys": {}}]``."""
@@ -285,15 +291,21 @@ class MomentumProvider(Provider):
         }
         token = options.get("token")
         if token is not None:
-            headers[self.default_token_header or ""] = first_credential(token)
+            header = options.get("token_header") or self.default_token_header or ""
+            headers[str(header)] = first_credential(token)
         headers.update(authorization_headers(options))
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
         """A one-record batch in SparkPost's documented record shape."""
-        return json.dumps([self.sample_record(event_type, overrides)], allow_nan=False).encode(
-            "utf-8"
-        )
+        return self.sample_batch((event_type,), overrides)
+
+    def sample_batch(
+        self, event_types: Sequence[str], overrides: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """A batch with one record per entry of ``event_types``, each with a fresh event id."""
+        records = [self.sample_record(kind, overrides) for kind in event_types]
+        return json.dumps(records, allow_nan=False).encode("utf-8")
 
     def sample_record(
         self, event_type: str, overrides: Mapping[str, Any] | None = None

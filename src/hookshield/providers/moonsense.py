@@ -34,7 +34,7 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, freeze
-from ._base import FORM_TYPE, Provider, form_field, is_json, media_type
+from ._base import FORM_TYPE, DemoScript, Provider, form_field, is_json, media_type
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -168,6 +168,14 @@ class MoonsenseProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     signature_header = "X-Moonsense-Signature-256"
+    # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
+    # The GUID is not signed, so the receiver recognises the body, not the GUID.
+    demo = DemoScript(
+        credentials={"secret": "demo-moonsense-secret"},
+        event_types=("bundle.received",),
+        accepted="X-Moonsense-Signature-256 verified",
+        attacks=("replayed",),
+    )
 
     def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
         """The raw body, and for a form post also its decoded ``payload`` field."""

@@ -40,7 +40,7 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider, authorization_headers, first_credential
+from ._base import DemoScript, Provider, authorization_headers, first_credential, unique_clock
 
 __all__ = [
     "BAD_DATA",
@@ -289,6 +289,11 @@ class PetalProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
+    demo = DemoScript(
+        credentials={"token": "demo-petal-token"},
+        event_types=("bandpower",),
+        accepted="X-Petal-Token matched",
+    )
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event per message; several for a batch."""
@@ -335,9 +340,17 @@ class PetalProvider(Provider):
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
-        """A message in the page's shape, as JSON on the wire."""
+        """A message in the page's shape, as JSON on the wire.
+
+        ``lsl_api_recv_ts`` (seconds on the stream's clock) is taken at the call,
+        unique to the millisecond: Petal's messages differ by their times, and a
+        receiver de-duplicating on the body must not drop a second sample.
+        """
         action_value, own = _SAMPLES.get(event_type, (0, {}))
         data: dict[str, Any] = {**own, **_STREAM_FIELDS}
+        # Milliseconds modulo about 11.5 days, read as seconds: a clock of the size of
+        # the page's example (1257.78), unique for as long as a duplicate is remembered.
+        data["lsl_api_recv_ts"] = unique_clock() // 1_000_000 % 1_000_000_000 / 1000
         data.update(overrides)
         message = {
             "type": event_type,

@@ -13,17 +13,19 @@ import dataclasses
 import json
 import os
 import sys
+import textwrap
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any, Final
 
-from ._cli_server import Received
-from ._events import Delivery, Event
-from ._json import FrozenArray, FrozenObject
-from .providers.petal import BadData
+from .._events import Delivery, Event
+from .._json import FrozenArray, FrozenObject
+from ..providers.petal import BadData
+from ._server import Received
 
 __all__ = [
+    "MIN_LAST_COLUMN",
     "Printer",
     "delivery_json",
     "event_json",
@@ -84,28 +86,49 @@ class Printer:
         self.line(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
+#: The narrowest last column worth wrapping beside the others; below it, it goes under them.
+MIN_LAST_COLUMN: Final = 24
+
+
 def table(
     printer: Printer,
     header: Sequence[str],
     rows: Sequence[Sequence[str]],
     styles: Sequence[Sequence[tuple[str, ...]]] | None = None,
+    width: int | None = None,
 ) -> list[str]:
-    """Rows aligned in columns; widths come from the plain text, so colour keeps them."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    last = len(header) - 1
+    """Rows aligned in columns, no line wider than ``width``.
 
-    def render(cells: Sequence[str], cell_styles: Sequence[tuple[str, ...]]) -> str:
+    The last column (free text) is wrapped to the room the others leave; when that is
+    under ``MIN_LAST_COLUMN``, it is wrapped on indented lines below its row instead.
+    Widths come from the plain text, so colour keeps them.
+    """
+    last = len(header) - 1
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(last)]
+    indent = sum(widths) + 2 * last
+    room = (width or 10**6) - indent
+    beside = room >= MIN_LAST_COLUMN
+    if not beside:
+        indent, room = 4, max((width or 80) - 4, 8)
+
+    def render(cells: Sequence[str], cell_styles: Sequence[tuple[str, ...]]) -> list[str]:
         out = []
-        for i, cell in enumerate(cells):
-            padded = cell if i == last else cell.ljust(widths[i])
+        for i, cell in enumerate(cells[:last]):
+            padded = cell.ljust(widths[i])
             if cell_styles[i]:
                 padded = printer.style(cell, *cell_styles[i]) + padded[len(cell) :]
             out.append(padded)
-        return "  ".join(out).rstrip()
+        text = textwrap.wrap(cells[last], room, break_on_hyphens=False) or [""]
+        if cell_styles[last]:
+            text = [printer.style(t, *cell_styles[last]) for t in text]
+        first = "  ".join(out)
+        if not beside:
+            return [first.rstrip(), *(" " * indent + t for t in text if t)]
+        return [(first + "  " + text[0]).rstrip(), *(" " * indent + t for t in text[1:])]
 
-    lines = [render(header, [("bold",)] * len(header))]
+    lines = render(header, [("bold",)] * len(header))
     for n, row in enumerate(rows):
-        lines.append(render(row, styles[n] if styles else [()] * len(row)))
+        lines += render(row, styles[n] if styles else [()] * len(row))
     return lines
 
 

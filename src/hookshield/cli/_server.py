@@ -5,7 +5,9 @@ its body is read bounded by the handler's ``max_body_size`` (413 for a larger
 ``Content-Length`` before reading it, and while reading a chunked body; 411 when the
 request has neither, since the end of the body cannot be known), passed to
 ``handler.handle`` with the headers, and answered with ``outcome.status`` and
-``outcome.response_body()``, as the framework adapters answer.  Each connection
+``outcome.response_body()``, as the framework adapters answer, except that a
+duplicate is answered ``{"ok":true,"duplicate":true}`` so that ``hookshield send``
+can tell that the routes did not run.  Each connection
 serves one request, and a stalled client is dropped after ``REQUEST_TIMEOUT``.
 Standard library only.
 """
@@ -19,12 +21,12 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from . import __version__
-from ._errors import BodyTooLarge
-from ._handler import WebhookHandler
-from ._outcome import Outcome
+from .._errors import BodyTooLarge
+from .._handler import WebhookHandler
+from .._outcome import Outcome
+from .._version import __version__
 
-__all__ = ["REQUEST_TIMEOUT", "Received", "Receiver"]
+__all__ = ["REQUEST_TIMEOUT", "Received", "Receiver", "answer_body"]
 
 #: A slow or stalled client must not hold a receiver thread for ever.
 REQUEST_TIMEOUT: Final = 10.0
@@ -112,7 +114,7 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def _finish(self, outcome: Outcome) -> None:
         self.server.report(Received(self.path, self.client_address[0], outcome))
-        self._answer(outcome.status, outcome.response_body())
+        self._answer(outcome.status, answer_body(outcome))
         if self.server.answered is not None:
             self.server.answered()
 
@@ -200,6 +202,17 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the command prints each delivery itself."""
+
+
+#: What the receiver answers a duplicate: acknowledged, and said to be one.
+DUPLICATE_ANSWER: Final = b'{"ok":true,"duplicate":true}'
+
+
+def answer_body(outcome: Outcome) -> bytes:
+    """``outcome.response_body()``, with a duplicate said to be one."""
+    if outcome.duplicate and outcome.ok:
+        return DUPLICATE_ANSWER
+    return outcome.response_body()
 
 
 def _too_large(handler: WebhookHandler) -> Outcome:

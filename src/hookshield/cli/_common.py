@@ -1,0 +1,198 @@
+"""What every ``hookshield`` subcommand shares: exit codes, errors, input, credentials.
+
+Theory of operation: nothing here names a sender.  What a sender takes (its
+credential options, its event types) is read from its provider module through
+:func:`hookshield.providers.get_provider`; a credential keyword argument ``basic_auth``
+is the command-line flag ``--basic-auth``, by one rule (:func:`flag`), so that a new
+sender needs no change here.  Messages speak of flags, never of keyword arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import sys
+from typing import Any, Final
+
+from .._handler import WebhookHandler
+from ..providers import Provider, get_provider
+
+__all__ = [
+    "CREDENTIAL_OPTIONS",
+    "EXIT_FAILED",
+    "EXIT_IO",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CLIError",
+    "as_flags",
+    "check_event_type",
+    "credentials",
+    "first_sentence",
+    "flag",
+    "flags",
+    "make_handler",
+    "parse_header",
+    "read_body",
+    "read_file",
+    "signing_credentials",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_IO: Final = 3
+
+#: The credential keyword arguments of ``WebhookHandler`` and ``testing.sign``, in the
+#: order the help lists them; ``Provider.accepts`` says which of them a sender takes.
+CREDENTIAL_OPTIONS: Final = ("secret", "token", "basic_auth", "bearer_token")
+
+
+class CLIError(Exception):
+    """A failure to report, with the exit code to end with."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def flag(option: str) -> str:
+    """The command-line flag of a keyword argument: ``basic_auth`` is ``--basic-auth``."""
+    return "--" + option.replace("_", "-")
+
+
+def flags(options: Any) -> str:
+    """``--token, --basic-auth or --bearer-token``: the flags of ``options``, in help order."""
+    names = [flag(o) for o in CREDENTIAL_OPTIONS if o in options]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+_KEYWORD: Final = re.compile(
+    r"\b(secret|token_header|token|basic_auth|bearer_token|allow_unsigned)=(True)?"
+)
+
+
+def as_flags(message: str) -> str:
+    """A library message with its keyword arguments (``secret=``) spelled as flags."""
+    return _KEYWORD.sub(lambda m: flag(m.group(1)), message)
+
+
+def read_file(path: str, what: str = "") -> bytes:
+    """The bytes of ``path``; exit 3 when it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        label = f"{what} {path}" if what else path
+        raise CLIError(f"cannot read {label}: {exc.strerror or exc}", EXIT_IO) from None
+
+
+def read_body(path: str | None) -> bytes:
+    """The body in ``path``, or on stdin for ``-`` or no path with stdin not a terminal.
+
+    With no path and a terminal on stdin, nothing would arrive: a usage error rather
+    than a wait.  An empty body read from stdin is worth a word on stderr, since it is
+    more often a pipe that produced nothing than a body meant to be empty.
+    """
+    if path is not None and path != "-":
+        return read_file(path)
+    if path is None and sys.stdin.isatty():
+        raise CLIError("give the body as FILE, or '-' to read it from stdin")
+    body = sys.stdin.buffer.read()
+    if not body:
+        print("hookshield: note: the body read from stdin is empty", file=sys.stderr)
+    return body
+
+
+def _basic(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep:
+        raise CLIError(f"--basic-auth takes USER:PASSWORD, not {value!r}")
+    return user, password
+
+
+def _refuse_unused(sender: Provider, args: argparse.Namespace) -> None:
+    """Exit 2 for a credential option the sender does not take, instead of ignoring it."""
+    for option in (*CREDENTIAL_OPTIONS, "token_header"):
+        needs = "token" if option == "token_header" else option
+        if getattr(args, option, None) and needs not in sender.accepts:
+            raise CLIError(
+                f"{sender.title} does not use {flag(option)}: it authenticates with "
+                f"{flags(sender.accepts)}"
+            )
+
+
+def credentials(args: argparse.Namespace) -> dict[str, Any]:
+    """The credential keyword arguments given on the command line or in the environment."""
+    sender = get_provider(args.provider)
+    _refuse_unused(sender, args)
+    result: dict[str, Any] = {}
+    for option in CREDENTIAL_OPTIONS:
+        value = getattr(args, option)
+        if value and option == "basic_auth":
+            pairs = [_basic(v) for v in ([value] if isinstance(value, str) else value)]
+            value = pairs if isinstance(value, list) else pairs[0]
+        if value:
+            result[option] = value
+    if not result:
+        # The environment keeps secrets out of shell history and process listings.
+        for option, variable in (("secret", "HOOKSHIELD_SECRET"), ("token", "HOOKSHIELD_TOKEN")):
+            if option in sender.accepts and os.environ.get(variable):
+                result[option] = os.environ[variable]
+                break
+    if args.token_header:
+        result["token_header"] = args.token_header
+    return result
+
+
+def signing_credentials(args: argparse.Namespace) -> dict[str, Any]:
+    """The credentials to sign with; a sender that always signs needs its secret."""
+    sender = get_provider(args.provider)
+    creds = credentials(args)
+    if "secret" in sender.accepts and not sender.can_be_unsigned and "secret" not in creds:
+        raise CLIError(
+            f"{sender.title} signs every delivery: pass --secret (or set HOOKSHIELD_SECRET)"
+        )
+    return creds
+
+
+def make_handler(args: argparse.Namespace, **options: Any) -> WebhookHandler:
+    """A WebhookHandler from the command line; configuration mistakes exit 2."""
+    creds = credentials(args)
+    try:
+        return WebhookHandler(
+            args.provider,
+            allow_unsigned=args.allow_unsigned,
+            # The CLI lists every event it received, so a batch is kept whole.
+            stream_batches=False,
+            **creds,
+            **options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise CLIError(as_flags(str(exc))) from None
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` as a pair."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or name != name.strip():
+        raise CLIError(f"a header is 'Name: value', not {text!r}")
+    return name, value.strip()
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a library message."""
+    head, sep, _ = text.partition(". ")
+    return head + "." if sep else text
+
+
+def check_event_type(provider: str, event_type: str) -> None:
+    """Exit 2 for an event type the sender does not document, suggesting a close one."""
+    sender = get_provider(provider)
+    known = sender.event_types
+    if event_type in known:
+        return
+    close = difflib.get_close_matches(event_type, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "; documented: " + ", ".join(known)
+    raise CLIError(f"{sender.title} documents no event type {event_type!r}{hint}")
