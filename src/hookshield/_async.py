@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._claims import Kind, Steps
 from ._dedupe import MemoryDedupeStore
+from ._dispatch import advance
 from ._errors import WebhookError
 from ._outcome import Outcome
 from ._verify import Body
@@ -197,21 +198,16 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any) -> T:
 
 async def drive(handler: WebhookHandler, steps: Steps) -> Any:
     """Run a generator of steps on the event loop, awaiting what must be awaited."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+    going, step = advance(steps, None, None)
+    while going:
+        call = _store_call if step.kind is Kind.STORE else _route_call
         try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            if step.kind is Kind.STORE:
-                value = await _store_call(handler, step.func, step.args)
-            else:
-                value = await _route_call(handler, step.func, step.args)
+            result = await call(handler, step.func, step.args)
         except BaseException as exc:  # cancellation included: the generator releases
-            error = exc
+            going, step = advance(steps, None, exc)
+        else:
+            going, step = advance(steps, result, None)
+    return step
 
 
 async def _store_call(handler: WebhookHandler, func: Callable[..., Any], args: Any) -> Any:

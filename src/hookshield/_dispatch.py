@@ -35,7 +35,7 @@ from ._outcome import Outcome
 from ._routing import Router
 from .providers import Provider
 
-__all__ = ["Dispatcher", "drive"]
+__all__ = ["Dispatcher", "advance", "drive"]
 
 logger = logging.getLogger("hookshield")
 
@@ -134,18 +134,12 @@ class Dispatcher:
                         yield from claims.release_all()  # type: ignore[union-attr]
                         return self.in_progress(delivery, dispatched=calls)
                 fresh += 1
-                routes = self.router.routes_for(event.type)
-                if not routes and len(unrouted) < _MAX_UNROUTED:
-                    unrouted[bounded(event.type)] = event.type[:64]
-                for route in routes:
-                    try:
-                        yield Step(Kind.ROUTE, route, (event,))
-                    except Exception as exc:
-                        yield from self._run_error_hooks(exc, event)
-                        if claims is not None:
-                            yield from claims.release_all()
-                        return self._failed(delivery, event, exc, calls)
-                    calls += 1
+                ran, error = yield from self._call_routes(event, unrouted)
+                calls += ran
+                if error is not None:
+                    if claims is not None:
+                        yield from claims.release_all()
+                    return self._failed(delivery, event, error, calls)
                 if key is not None and claims is not None and claims.holds(key):
                     yield from claims.complete(key)
         except WebhookError as exc:  # a malformed record part-way, or the store failed
@@ -206,6 +200,21 @@ class Dispatcher:
         ident = self.sender.event_key(event)
         return None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
 
+    def _call_routes(
+        self, event: Event, unrouted: dict[str, str]
+    ) -> Generator[Step, Any, tuple[int, Exception | None]]:
+        """Call the routes of one event: how many ran, and the exception that stopped them."""
+        routes = self.router.routes_for(event.type)
+        if not routes and len(unrouted) < _MAX_UNROUTED:
+            unrouted[bounded(event.type)] = event.type[:64]
+        for ran, route in enumerate(routes):
+            try:
+                yield Step(Kind.ROUTE, route, (event,))
+            except Exception as exc:
+                yield from self._run_error_hooks(exc, event)
+                return ran, exc
+        return len(routes), None
+
     def _run_error_hooks(self, exc: Exception, event: Event) -> Steps:
         for hook in self.router.error_hooks:
             try:
@@ -235,34 +244,40 @@ def _dispatched_reason(calls: int, unrouted: Iterable[str]) -> str:
     return "no handler for " + ", ".join(repr(name) for name in names[:5]) + more
 
 
+def advance(steps: Steps, value: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Hand the last call's result (or exception) to ``steps``.
+
+    Returns ``(True, next step)``, or ``(False, the generator's return value)``.
+    """
+    try:
+        return True, (steps.throw(error) if error is not None else steps.send(value))
+    except StopIteration as stop:
+        return False, stop.value
+
+
 def drive(steps: Steps) -> Any:
     """Run a generator of steps in plain code, making each call it yields."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+    going, step = advance(steps, None, None)
+    while going:
         try:
-            step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = step.func(*step.args)
-            if step.kind is Kind.ROUTE and value is not None and inspect.isawaitable(value):
-                _finish_awaitable(value)
-                value = None
+            result = step.func(*step.args)
+            if step.kind is Kind.ROUTE and result is not None and inspect.isawaitable(result):
+                result = _finish_awaitable(result)
         except BaseException as exc:  # handed to the generator, which decides
-            error = exc
+            going, step = advance(steps, None, exc)
+        else:
+            going, step = advance(steps, result, None)
+    return step
 
 
-def _finish_awaitable(awaitable: Awaitable[Any]) -> None:
+def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:
     """Run an ``async def`` route that plain code called, outside any event loop."""
     import asyncio  # only for async routes called from plain code
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(_await(awaitable))
-        return
+        return asyncio.run(_await(awaitable))
     close = getattr(awaitable, "close", None)
     if close is not None:
         close()  # do not leave a never-awaited coroutine behind
@@ -272,5 +287,5 @@ def _finish_awaitable(awaitable: Awaitable[Any]) -> None:
     )
 
 
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
