@@ -25,6 +25,7 @@ from ._errors import (
     MalformedSignature,
     MissingCredentials,
     PayloadTooDeep,
+    TimestampOutOfRange,
     UnsupportedContentType,
     WebhookError,
 )
@@ -32,11 +33,14 @@ from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
 from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
+from .providers._hmac import HmacSender
+from .providers.github import GitHubEvent
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
+from .providers.standard_webhooks import StandardWebhooksEvent
 
 __version__ = "0.1.0"
 
@@ -57,8 +61,10 @@ __all__ = [
     "Event",
     "FrozenArray",
     "FrozenObject",
+    "GitHubEvent",
     "HeaderTooLarge",
     "Headers",
+    "HmacSender",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedPayload",
@@ -72,6 +78,8 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "StandardWebhooksEvent",
+    "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",

@@ -23,6 +23,7 @@ __all__ = [
     "MalformedSignature",
     "MissingCredentials",
     "PayloadTooDeep",
+    "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
 ]
@@ -99,3 +100,10 @@ class UnsupportedContentType(WebhookError):
     """The ``Content-Type`` is not one the sender uses (415)."""
 
     status = 415
+
+
+class TimestampOutOfRange(AuthenticationError):
+    """The signed timestamp is older, or further in the future, than the tolerance (401).
+
+    A replay of a captured delivery is refused this way once its window has passed.
+    """

@@ -34,7 +34,7 @@ from ._errors import BodyTooLarge, WebhookError
 from ._events import Delivery, Event, build_delivery
 from ._headers import Headers, HeadersLike
 from ._threads import run_in_thread
-from .providers import Credentials, get_provider
+from .providers import Credentials, ProviderLike, get_provider
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "ErrorHook", "Outcome", "Route", "WebhookHandler"]
 
@@ -144,8 +144,9 @@ _set_event_keys = _outcome_setter("_event_keys")
 class WebhookHandler:
     """Receives one sender's webhooks: verifies, de-duplicates and routes them.
 
-    ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"`` or
-    ``"momentum"``.  Credentials, each one value or a sequence of them for key rotation:
+    ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"``,
+    ``"momentum"``, ``"github"`` or ``"standard-webhooks"``, or a
+    :class:`~hookshield.HmacSender` describing any other sender that signs with HMAC.  Credentials, each one value or a sequence of them for key rotation:
 
     * ``secret``: the HMAC key of a signing sender (Moonsense, MOCO, MindPeeker);
     * ``token`` (with ``token_header`` for Petal): a shared token in a header;
@@ -167,7 +168,7 @@ class WebhookHandler:
 
     def __init__(
         self,
-        provider: str,
+        provider: ProviderLike,
         *,
         secret: SecretLike | None = None,
         token: SecretLike | None = None,
@@ -196,7 +197,10 @@ class WebhookHandler:
         if token_header is not None and token is None:
             raise ValueError("token_header= names where the token travels; pass token= too")
         self._credentials = Credentials(
-            hmac_keys=tuple(HmacSha256Key(key) for key in normalize_secrets(secret, name="secret")),
+            hmac_keys=tuple(
+                HmacSha256Key(key)
+                for key in sender.signing_keys(normalize_secrets(secret, name="secret"))
+            ),
             tokens=digest_secrets(normalize_secrets(token, name="token")),
             token_header=token_header,
             basic=digest_secrets(_basic_pairs(basic_auth)),
