@@ -114,7 +114,7 @@ def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_unknown_provider_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["sign", "-p", "github", "--secret", "s"])
+        main(["sign", "-p", "gitlab", "--secret", "s"])
     assert exit_info.value.code == 2
     assert "moonsense" in capsys.readouterr().err
 
@@ -815,7 +815,7 @@ def test_demo_passes_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     assert time.monotonic() - started < 5
     out = capsys.readouterr().out
-    assert "all 9 cases behaved as they should" in out
+    assert "all 11 cases behaved as they should" in out
     for sender in ("Moonsense", "Petal Metrics", "MOCO", "MindPeeker", "Momentum"):
         assert sender in out
     for case in ("forged", "tampered", "replayed"):
@@ -854,7 +854,7 @@ def test_demo_exits_1_when_a_case_misbehaves(
     assert main(["demo"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
-    assert "1 of 10 cases FAILED" in out
+    assert "1 of 12 cases FAILED" in out
 
 
 def read_pty(argv: list[str], env: dict[str, str]) -> str:
@@ -891,7 +891,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
     coloured = read_pty([*PY, "demo"], clean_env(TERM="xterm"))
     assert "\x1b[32m" in coloured
     plain = read_pty([*PY, "demo"], clean_env(TERM="xterm", NO_COLOR="1"))
-    assert "all 9 cases" in plain
+    assert "all 11 cases" in plain
     assert "\x1b[" not in plain
     piped = run("demo")
     assert piped.returncode == 0

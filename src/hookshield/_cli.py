@@ -279,8 +279,8 @@ examples:
         "demo",
         formatter_class=_Formatter,
         help="see hookshield accept and reject deliveries, on this machine only",
-        description="Start a receiver on 127.0.0.1, send it one valid delivery from each "
-        "of the five senders, then a forged, a tampered, an unsigned and a replayed one, "
+        description="Start a receiver on 127.0.0.1, send it one valid delivery from "
+        "each sender, then a forged, a tampered, an unsigned and a replayed one, "
         "and print what was accepted or rejected and why. Exit 0 only if every case "
         "behaved as it should. Uses the loopback interface only.",
         epilog="""\
@@ -656,6 +656,8 @@ _DEMO_CREDENTIALS: Final[dict[str, dict[str, Any]]] = {
     "moco": {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
     "mindpeeker": {"secret": "whsec_demo"},
     "momentum": {"basic_auth": ("hookshield", "demo-password")},
+    "github": {"secret": "demo-github-secret"},
+    "standard-webhooks": {"secret": "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcw=="},
 }
 
 
@@ -665,6 +667,8 @@ _DEMO_AUTH: Final = {
     "moco": "X-Moco-Signature verified",
     "mindpeeker": "X-MindPeeker-Signature verified",
     "momentum": "HTTP Basic credentials matched",
+    "github": "X-Hub-Signature-256 verified",
+    "standard-webhooks": "webhook-signature verified within its 5-minute window",
 }
 
 
@@ -689,6 +693,8 @@ def demo_cases() -> list[DemoCase]:
         ("petal", "bandpower"),
         ("moco", "activity.create"),
         ("mindpeeker", "session.completed"),
+        ("github", "issues.opened"),
+        ("standard-webhooks", "invoice.paid"),
     ):
         body, headers = testing.sample_delivery(provider, event_type, **creds[provider])
         cases.append(DemoCase("valid", provider, body, headers, 200, True))
@@ -837,7 +843,7 @@ def _print_demo(out: Printer, url: str, results: list[dict[str, Any]], ok: bool)
     )
     out.lines(
         [
-            f"hookshield demo: a receiver on {url} (loopback only) for five senders",
+            f"hookshield demo: a receiver on {url} (loopback only) for every sender",
             "",
             *table(out, header, rows, styles),
             "",
