@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,3 +325,61 @@ def test_event_types_are_kept_as_a_tuple_and_routing_checks_them() -> None:
     assert handler.event_types == ("order.paid", "order.refunded")
     with pytest.warns(UserWarning, match="did you mean 'order.paid'"):
         handler.on("order.payd")
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        ("2025-01-15T10:30:00Z", 1736937000.0),
+        (1736937000, 1736937000.0),
+        (1736937000000, 1736937000.0),  # milliseconds, read by magnitude
+        (1736937000.5, 1736937000.5),
+        (True, None),
+        ("not a time", None),
+        ([1], None),
+        (None, None),
+    ],
+)
+def test_the_event_time_from_a_field(created: Any, expected: float | None) -> None:
+    sender = HmacSender(name="timed", signature_header="X-Sig", type_field="t", time_field="at")
+    body = json.dumps({"t": "x", "at": created}).encode()
+    headers = get_provider(sender).sign(body, secret="k")
+    (event,) = WebhookHandler(sender, secret="k").verify(body, headers).events
+    assert (event.timestamp.timestamp() if event.timestamp else None) == expected
+
+
+def test_a_generic_sample_puts_each_field_where_described() -> None:
+    sender = HmacSender(
+        name="nested",
+        signature_header="X-Sig",
+        type_field="meta.kind",
+        id_field="meta.id",
+        time_field="meta.at",
+        data_field="payload",
+    )
+    body = get_provider(sender).sample("thing.made", {"size": 2})
+    payload = json.loads(body)
+    assert payload["meta"]["kind"] == "thing.made"
+    assert payload["meta"]["id"].startswith("evt_")
+    assert payload["payload"] == {"size": 2}
+    (event,) = (
+        WebhookHandler(sender, secret="k")
+        .verify(body, get_provider(sender).sign(body, secret="k"))
+        .events
+    )
+    assert (event.type, event.id, event.data["size"]) == ("thing.made", payload["meta"]["id"], 2)
+    assert event.timestamp is not None and event.timestamp.year == 2025
+
+
+def test_a_subclass_keeps_the_attributes_it_sets() -> None:
+    from hookshield.providers._hmac import HmacProvider
+
+    class Renamed(HmacProvider):
+        sender = MOCO
+        title = "MOCO, described"
+
+    assert (Renamed.name, Renamed.title, Renamed.signature_header) == (
+        "moco",
+        "MOCO, described",
+        "X-Moco-Signature",
+    )
