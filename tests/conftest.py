@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hookshield import WebhookHandler
+from hookshield.providers import get_provider
 
 #: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
 CREDENTIALS: dict[str, dict[str, Any]] = {
@@ -15,8 +16,18 @@ CREDENTIALS: dict[str, dict[str, Any]] = {
     "moco": {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
     "mindpeeker": {"secret": "whsec_mindpeeker"},
     "momentum": {"token": "momentum-token"},
+    "github": {"secret": "It's a Secret to Everybody"},
+    "standard-webhooks": {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
 }
 PROVIDER_NAMES = tuple(CREDENTIALS)
+
+
+def a_type(provider: str) -> str:
+    """An event type of ``provider``: its first documented one, or any for a sender with none.
+
+    Standard Webhooks documents the envelope, not a list of types.
+    """
+    return (*get_provider(provider).event_types, "invoice.paid")[0]
 
 
 @pytest.fixture(params=PROVIDER_NAMES)

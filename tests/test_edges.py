@@ -225,7 +225,15 @@ def test_testing_helpers_refuse_what_a_sender_never_does() -> None:
 
 def test_provider_registry() -> None:
     assert repr(get_provider("moco")) == "<provider moco>"
-    assert set(PROVIDERS) == {"moonsense", "petal", "moco", "mindpeeker", "momentum"}
+    assert set(PROVIDERS) == {
+        "moonsense",
+        "petal",
+        "moco",
+        "mindpeeker",
+        "momentum",
+        "github",
+        "standard-webhooks",
+    }
     with pytest.raises(ValueError, match="unknown provider"):
         get_provider(None)  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from hookshield import (
     BAD_DATA,
     Coordinates,
     EmptyBody,
+    GitHubEvent,
     InvalidEncoding,
     MalformedPayload,
     MindPeekerEvent,
@@ -21,6 +22,7 @@ from hookshield import (
     MoonsenseEvent,
     PayloadTooDeep,
     PetalEvent,
+    StandardWebhooksEvent,
     UnsupportedContentType,
     WebhookError,
 )
@@ -33,7 +35,7 @@ from hookshield.testing import (
     sign,
 )
 
-from .conftest import CREDENTIALS, PROVIDER_NAMES, make_handler
+from .conftest import CREDENTIALS, PROVIDER_NAMES, a_type, make_handler
 
 EVENT_CLASSES = {
     "moonsense": MoonsenseEvent,
@@ -41,6 +43,8 @@ EVENT_CLASSES = {
     "moco": MocoEvent,
     "mindpeeker": MindPeekerEvent,
     "momentum": MomentumEvent,
+    "github": GitHubEvent,
+    "standard-webhooks": StandardWebhooksEvent,
 }
 ALL_TYPES = [(p, t) for p in PROVIDER_NAMES for t in event_types(p)]
 
@@ -70,18 +74,20 @@ def _signed(provider: str, body: bytes, **headers: str) -> dict[str, str]:
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
 class TestRejections:
     def test_forged(self, provider: str) -> None:
-        body = sample_body(provider, event_types(provider)[0])
+        body = sample_body(provider, a_type(provider))
         forged: dict[str, dict[str, Any]] = {
             "moonsense": {"secret": "x"},
             "moco": {"secret": "x"},
             "mindpeeker": {"secret": "x"},
+            "github": {"secret": "x"},
+            "standard-webhooks": {"secret": "whsec_eA=="},
         }
         headers = sign(provider, body, **forged.get(provider, {"token": "x"}))
         outcome = make_handler(provider).handle(body, headers)
         assert outcome.status == 401
 
     def test_no_credentials(self, provider: str) -> None:
-        body = sample_body(provider, event_types(provider)[0])
+        body = sample_body(provider, a_type(provider))
         assert (
             make_handler(provider).handle(body, {"Content-Type": "application/json"}).status == 401
         )
@@ -118,7 +124,7 @@ class TestRejections:
 
     @pytest.mark.parametrize("content_type", ["text/xml", "multipart/form-data; boundary=x"])
     def test_unsupported_content_type(self, provider: str, content_type: str) -> None:
-        body = sample_body(provider, event_types(provider)[0])
+        body = sample_body(provider, a_type(provider))
         with pytest.raises(UnsupportedContentType) as info:
             make_handler(provider).verify(
                 body, _signed(provider, body, **{"Content-Type": content_type})
@@ -126,20 +132,21 @@ class TestRejections:
         assert info.value.status == 415
 
     def test_foreign_charset(self, provider: str) -> None:
-        body = sample_body(provider, event_types(provider)[0])
+        body = sample_body(provider, a_type(provider))
         headers = _signed(provider, body, **{"Content-Type": "application/json; charset=latin-1"})
         with pytest.raises(UnsupportedContentType, match="charset"):
             make_handler(provider).verify(body, headers)
 
     def test_no_content_type_reads_as_json(self, provider: str) -> None:
-        body = sample_body(provider, event_types(provider)[0])
+        body = sample_body(provider, a_type(provider))
         headers = {k: v for k, v in _signed(provider, body).items() if k.lower() != "content-type"}
         assert make_handler(provider).verify(body, headers).events
 
     def test_json_of_the_wrong_shape(self, provider: str) -> None:
         body = b'"just a string"'
-        if provider == "moco":
-            # MOCO's body is the entity itself: an entity that is not an object has no fields.
+        if provider in ("moco", "github"):
+            # MOCO's body is the entity itself, and both name the event in a header: a
+            # body that is not an object has no fields, but the event has a type.
             (event,) = make_handler(provider).verify(body, _signed(provider, body)).events
             assert event.data == {}
             return
@@ -149,7 +156,7 @@ class TestRejections:
 
 @pytest.mark.parametrize("provider", ["moonsense", "moco", "mindpeeker"])
 def test_tampered_body_of_a_signing_sender(provider: str) -> None:
-    body, headers = sample_delivery(provider, event_types(provider)[0], **CREDENTIALS[provider])
+    body, headers = sample_delivery(provider, a_type(provider), **CREDENTIALS[provider])
     tampered = body.replace(b"}", b', "x": 1}', 1)
     assert make_handler(provider).handle(tampered, headers).status == 401
 

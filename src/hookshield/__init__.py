@@ -33,6 +33,7 @@ from ._errors import (
     MissingCredentials,
     PayloadTooDeep,
     StoreUnavailable,
+    TimestampOutOfRange,
     UnsupportedContentType,
     WebhookError,
 )
@@ -42,11 +43,14 @@ from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
 from ._version import __version__
+from .providers._hmac import HmacSender
+from .providers.github import GitHubEvent
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
+from .providers.standard_webhooks import StandardWebhooksEvent
 
 __all__ = [
     "BAD_DATA",
@@ -68,8 +72,10 @@ __all__ = [
     "Event",
     "FrozenArray",
     "FrozenObject",
+    "GitHubEvent",
     "HeaderTooLarge",
     "Headers",
+    "HmacSender",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedPayload",
@@ -83,7 +89,9 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "StandardWebhooksEvent",
     "StoreUnavailable",
+    "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",

@@ -85,7 +85,10 @@ def prepare_credentials(
     if token_header is not None and token is None:
         raise ValueError("token_header= names where the token travels; pass token= too")
     credentials = Credentials(
-        hmac_keys=tuple(HmacSha256Key(key) for key in normalize_secrets(secret, name="secret")),
+        hmac_keys=tuple(
+            HmacSha256Key(key)
+            for key in sender.signing_keys(normalize_secrets(secret, name="secret"))
+        ),
         tokens=digest_secrets(normalize_secrets(token, name="token")),
         token_header=token_header,
         basic=digest_secrets(_basic_pairs(basic_auth)),

@@ -24,6 +24,7 @@ __all__ = [
     "MissingCredentials",
     "PayloadTooDeep",
     "StoreUnavailable",
+    "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
 ]
@@ -110,3 +111,10 @@ class StoreUnavailable(WebhookError):
     """
 
     status = 503
+
+
+class TimestampOutOfRange(AuthenticationError):
+    """The signed timestamp is older, or further in the future, than the tolerance (401).
+
+    A replay of a captured delivery is refused this way once its window has passed.
+    """

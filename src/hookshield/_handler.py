@@ -28,7 +28,7 @@ from ._headers import HeadersLike
 from ._outcome import Outcome
 from ._routing import H, R, Route, Router
 from ._verify import Body, Verifier
-from .providers import Provider, get_provider
+from .providers import ProviderLike, get_provider
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "WebhookHandler"]
 
@@ -46,8 +46,10 @@ _DEFAULT: Final = _Default()
 class WebhookHandler:
     """Receives one sender's webhooks: verifies, de-duplicates and routes them.
 
-    ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"`` or
-    ``"momentum"``.  Credentials, each one value or a sequence of them for key rotation:
+    ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"``,
+    ``"momentum"``, ``"github"`` or ``"standard-webhooks"``, or a
+    :class:`~hookshield.HmacSender` describing any other sender that signs with HMAC.
+    Credentials, each one value or a sequence of them for key rotation:
 
     * ``secret``: the HMAC key of a signing sender (Moonsense, MOCO, MindPeeker);
     * ``token`` (with ``token_header`` for Petal): a shared token in a header;
@@ -72,7 +74,7 @@ class WebhookHandler:
 
     def __init__(
         self,
-        provider: str | Provider,
+        provider: ProviderLike,
         *,
         secret: SecretLike | None = None,
         token: SecretLike | None = None,

@@ -17,7 +17,7 @@ def test_demo_passes_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     assert time.monotonic() - started < 5
     out = capsys.readouterr().out
-    assert "all 9 cases behaved as they should" in out
+    assert "all 11 cases behaved as they should" in out
     for sender in ("Moonsense", "Petal Metrics", "MOCO", "MindPeeker", "Momentum"):
         assert sender in out
     for case in ("forged", "tampered", "replayed"):
@@ -54,7 +54,7 @@ def test_demo_exits_1_when_a_case_misbehaves(
     assert main(["demo"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
-    assert "1 of 10 cases FAILED" in out
+    assert "1 of 12 cases FAILED" in out
 
 
 @pytest.mark.parametrize("columns", [80, 220])

@@ -73,7 +73,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
     coloured = read_pty([*PY, "demo"], clean_env(TERM="xterm"))
     assert "\x1b[32m" in coloured
     plain = read_pty([*PY, "demo"], clean_env(TERM="xterm", NO_COLOR="1"))
-    assert "all 9 cases" in plain
+    assert "all 11 cases" in plain
     assert "\x1b[" not in plain
     piped = run("demo")
     assert piped.returncode == 0

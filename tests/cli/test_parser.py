@@ -44,7 +44,7 @@ def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_unknown_provider_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["sign", "-p", "github", "--secret", "s"])
+        main(["sign", "-p", "gitlab", "--secret", "s"])
     assert exit_info.value.code == 2
     assert "moonsense" in capsys.readouterr().err
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from ._base import Credentials, DemoScript, Provider
+from ._hmac import HmacSender
+from .github import GitHubProvider
 from .mindpeeker import MindPeekerProvider
 from .moco import MocoProvider
 from .momentum import MomentumProvider
 from .moonsense import MoonsenseProvider
 from .petal import PetalProvider
+from .standard_webhooks import StandardWebhooksProvider
 
-__all__ = ["PROVIDERS", "Credentials", "DemoScript", "Provider", "get_provider"]
+__all__ = ["PROVIDERS", "Credentials", "DemoScript", "Provider", "ProviderLike", "get_provider"]
+
+#: What ``WebhookHandler`` takes as its sender: a name, a description or a provider.
+ProviderLike = str | HmacSender | Provider
 
 #: Every sender, by name.  A new sender is a new module and one line here.
 PROVIDERS: dict[str, Provider] = {
@@ -20,16 +26,20 @@ PROVIDERS: dict[str, Provider] = {
         MocoProvider(),
         MindPeekerProvider(),
         MomentumProvider(),
+        GitHubProvider(),
+        StandardWebhooksProvider(),
     )
 }
 
 
-def get_provider(name: str | Provider) -> Provider:
-    """The sender called ``name``; a ``ValueError`` listing the known ones otherwise."""
-    if isinstance(name, Provider):
-        return name
+def get_provider(provider: ProviderLike) -> Provider:
+    """The sender ``provider`` names or describes; a ``ValueError`` for an unknown name."""
+    if isinstance(provider, Provider):
+        return provider
+    if isinstance(provider, HmacSender):
+        return provider.provider()
     try:
-        return PROVIDERS[name]
+        return PROVIDERS[provider]
     except (KeyError, TypeError):
         known = ", ".join(repr(n) for n in PROVIDERS)
-        raise ValueError(f"unknown provider {name!r}; hookshield knows {known}") from None
+        raise ValueError(f"unknown provider {provider!r}; hookshield knows {known}") from None

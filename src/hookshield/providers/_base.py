@@ -264,6 +264,15 @@ class Provider:
         self._check_shared_credentials(headers, credentials)
         return None
 
+    def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        """The HMAC keys of the configured ``secret=`` values: their UTF-8 bytes by default.
+
+        A sender whose secrets are encoded (Standard Webhooks' ``whsec_<base64>``)
+        decodes them here; one that cannot be decoded raises ``ValueError``, so the
+        handler is refused at construction rather than at the first delivery.
+        """
+        return secrets
+
     def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
         """The byte strings the sender may have signed, the raw body first."""
         return (body,)

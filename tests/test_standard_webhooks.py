@@ -1,0 +1,286 @@
+"""Standard Webhooks, against the specification's vectors and its reference library."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from hookshield import (
+    InvalidSignature,
+    MalformedSignature,
+    MissingCredentials,
+    StandardWebhooksEvent,
+    TimestampOutOfRange,
+    WebhookError,
+    WebhookHandler,
+)
+from hookshield.providers import get_provider
+from hookshield.providers.standard_webhooks import STANDARD_WEBHOOKS
+from hookshield.testing import sample_delivery, sign
+
+# The specification's example (and its reference libraries' tests).
+SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SPEC_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+SPEC_TIMESTAMP = 1614265330
+SPEC_BODY = b'{"test": 2432232314}'
+SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def at(seconds: float) -> WebhookHandler:
+    """A handler whose clock reads ``seconds``; the vector's body has its type in ``test``."""
+    clocked = dataclasses.replace(
+        STANDARD_WEBHOOKS, clock=lambda: seconds, type_field="test", data_field=None
+    )
+    return WebhookHandler(clocked, secret=SPEC_SECRET)
+
+
+def spec_headers(
+    signature: str = SPEC_SIGNATURE, timestamp: int = SPEC_TIMESTAMP
+) -> dict[str, str]:
+    return {
+        "webhook-id": SPEC_ID,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
+
+
+def test_the_specification_vector_verifies() -> None:
+    headers = spec_headers()
+    handler = at(SPEC_TIMESTAMP + 10)
+    with pytest.raises(WebhookError, match="'test'") as caught:
+        handler.verify(SPEC_BODY, headers)  # authentic, but no string type: 400, not 401
+    assert caught.value.status == 400
+    handler.authenticate(SPEC_BODY, headers)  # raises if refused
+
+
+def test_the_specification_vector_is_what_sign_produces() -> None:
+    headers = sign(
+        "standard-webhooks",
+        SPEC_BODY,
+        secret=SPEC_SECRET,
+        event_id=SPEC_ID,
+        timestamp=SPEC_TIMESTAMP,
+    )
+    assert headers["webhook-signature"] == SPEC_SIGNATURE
+    assert headers["webhook-id"] == SPEC_ID
+    assert headers["webhook-timestamp"] == str(SPEC_TIMESTAMP)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"webhook-signature": "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="},
+            InvalidSignature,
+        ),
+        ({"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJeX"}, InvalidSignature),
+        ({"webhook-timestamp": str(SPEC_TIMESTAMP + 1)}, InvalidSignature),
+        ({"webhook-signature": SPEC_SIGNATURE.replace("v1,", "v2,")}, MalformedSignature),
+        ({"webhook-signature": "v1,not base64!"}, MalformedSignature),
+        ({"webhook-signature": ""}, MalformedSignature),
+        ({"webhook-timestamp": "1614265330.5"}, MalformedSignature),
+        ({"webhook-timestamp": "-1614265330"}, MalformedSignature),
+    ],
+)
+def test_a_changed_header_is_refused(change: dict[str, str], error: type[WebhookError]) -> None:
+    with pytest.raises(error) as caught:
+        at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, spec_headers() | change)
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_each_header_is_required(missing: str) -> None:
+    headers = {k: v for k, v in spec_headers().items() if k != missing}
+    with pytest.raises(MissingCredentials, match=missing):
+        at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, headers)
+
+
+def test_a_changed_body_is_refused() -> None:
+    with pytest.raises(InvalidSignature, match=r"raw\s+request body"):
+        at(SPEC_TIMESTAMP).authenticate(b'{"test": 2432232315}', spec_headers())
+
+
+@pytest.mark.parametrize("offset", [-300, 0, 300])
+def test_five_minutes_either_way_is_accepted(offset: int) -> None:
+    at(SPEC_TIMESTAMP + offset).authenticate(SPEC_BODY, spec_headers())  # raises if refused
+
+
+@pytest.mark.parametrize(("offset", "word"), [(301, "ago"), (-301, "in the future")])
+def test_beyond_five_minutes_either_way_is_refused(offset: int, word: str) -> None:
+    with pytest.raises(TimestampOutOfRange, match=word) as caught:
+        at(SPEC_TIMESTAMP + offset).authenticate(SPEC_BODY, spec_headers())
+    assert caught.value.status == 401
+
+
+def test_a_forged_signature_with_an_old_timestamp_is_a_signature_error() -> None:
+    forged = spec_headers("v1," + base64.b64encode(bytes(32)).decode())
+    with pytest.raises(InvalidSignature):
+        at(SPEC_TIMESTAMP + 10_000).authenticate(SPEC_BODY, forged)
+
+
+def test_rotation_any_of_several_signatures_and_versions() -> None:
+    other = "v1," + base64.b64encode(bytes(32)).decode()
+    for value in (
+        f"{other} {SPEC_SIGNATURE}",
+        f"v1a,aGVsbG8= {SPEC_SIGNATURE}",
+        f"  {SPEC_SIGNATURE}   {other} ",
+    ):
+        at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, spec_headers(value))
+    too_many = " ".join([other] * 8 + [SPEC_SIGNATURE])
+    with pytest.raises(MalformedSignature, match="9 signatures"):
+        at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, spec_headers(too_many))
+
+
+def test_several_secrets_any_one_matches() -> None:
+    handler = WebhookHandler(
+        "standard-webhooks", secret=["whsec_" + base64.b64encode(b"old" * 10).decode(), SPEC_SECRET]
+    )
+    body, headers = sample_delivery("standard-webhooks", "invoice.paid", secret=SPEC_SECRET)
+    assert handler.verify(body, headers).events[0].type == "invoice.paid"
+
+
+def test_secrets_with_or_without_whsec_and_padding() -> None:
+    padded = base64.b64encode(b"k" * 25).decode()  # 25 bytes: the base64 ends in "="
+    assert padded.endswith("=")
+    body, headers = sample_delivery("standard-webhooks", "user.created", secret="whsec_" + padded)
+    for secret in ("whsec_" + padded, padded, padded.rstrip("="), "whsec_" + padded.rstrip("=")):
+        WebhookHandler("standard-webhooks", secret=secret).verify(body, headers)
+    other = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    with pytest.raises(InvalidSignature):
+        WebhookHandler("standard-webhooks", secret=other).verify(body, headers)
+
+
+@pytest.mark.parametrize("secret", ["whsec_not*base64", "whsec_", "whsec_===="])
+def test_an_undecodable_secret_is_refused_at_construction(secret: str) -> None:
+    with pytest.raises(ValueError, match="Standard Webhooks secret"):
+        WebhookHandler("standard-webhooks", secret=secret)
+
+
+def test_the_event_is_typed() -> None:
+    body, headers = sample_delivery(
+        "standard-webhooks", "invoice.paid", {"amount_paid": 4900}, secret=SPEC_SECRET
+    )
+    delivery = WebhookHandler("standard-webhooks", secret=SPEC_SECRET).verify(body, headers)
+    (event,) = delivery.events
+    assert isinstance(event, StandardWebhooksEvent)
+    assert event.provider == delivery.provider == "standard-webhooks"
+    assert event.type == "invoice.paid"
+    assert event.id == event.message_id == headers["webhook-id"]
+    assert event.timestamp == datetime(2025, 1, 15, 10, 30, tzinfo=timezone.utc)
+    assert event.data["amount_paid"] == 4900
+    assert event.data["currency"] == "usd"
+
+
+def test_the_signed_id_is_the_dedupe_key_across_retries() -> None:
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    body = b'{"type": "user.created", "timestamp": "2022-11-03T20:26:10Z", "data": {}}'
+    first = sign("standard-webhooks", body, secret=SPEC_SECRET, event_id="msg_1")
+    retry = sign(
+        "standard-webhooks",
+        body,
+        secret=SPEC_SECRET,
+        event_id="msg_1",
+        timestamp=int(first["webhook-timestamp"]) + 60,
+    )
+    other = sign("standard-webhooks", body, secret=SPEC_SECRET, event_id="msg_2")
+    assert first["webhook-signature"] != retry["webhook-signature"]
+    ids = [handler.verify(body, h).id for h in (first, retry, other)]
+    assert ids == ["event:msg_1", "event:msg_1", "event:msg_2"]
+    outcomes = [handler.handle(body, h).duplicate for h in (first, retry, other)]
+    assert outcomes == [False, True, False]
+
+
+# -- against the reference library --------------------------------------------------
+
+
+def test_the_reference_library_verifies_hookshield_deliveries() -> None:
+    reference = Webhook(SPEC_SECRET)
+    for kind in ("invoice.paid", "user.created", "anything.else"):
+        body, headers = sample_delivery("standard-webhooks", kind, {"n": 1}, secret=SPEC_SECRET)
+        assert reference.verify(body, headers)["type"] == kind
+
+
+def test_hookshield_verifies_reference_library_deliveries() -> None:
+    reference = Webhook(SPEC_SECRET)
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    now = datetime.now(timezone.utc)
+    for n in range(5):
+        body = f'{{"type": "order.created", "timestamp": "2025-01-01T00:00:00Z", "data": {{"n": {n}}}}}'
+        headers = {
+            "webhook-id": f"msg_{n}",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": reference.sign(f"msg_{n}", now, body),
+        }
+        (event,) = handler.verify(body.encode(), headers).events
+        assert (event.type, event.id, event.data["n"]) == ("order.created", f"msg_{n}", n)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["v1", "v1,abc,def", "v1,%%%%", "garbage", "v1,YWJj"],
+)
+def test_where_the_reference_library_raises_a_bare_error_hookshield_is_typed(
+    signature: str,
+) -> None:
+    now = int(datetime.now(timezone.utc).timestamp())
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": signature}
+    with pytest.raises(Exception) as reference_error:  # noqa: PT011 - whatever it raises
+        Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)
+    with pytest.raises(WebhookError) as ours:
+        WebhookHandler("standard-webhooks", secret=SPEC_SECRET).authenticate(SPEC_BODY, headers)
+    assert ours.value.status == 401
+    assert isinstance(ours.value, MalformedSignature)
+    assert isinstance(reference_error.value, (ValueError, binascii.Error, WebhookVerificationError))
+
+
+def test_a_non_utf8_body_is_refused_by_signature_not_a_decode_error() -> None:
+    body = b"\xff\xfe not utf-8"
+    headers = spec_headers()
+    with pytest.raises(UnicodeDecodeError):
+        Webhook(SPEC_SECRET).verify(body, headers)
+    with pytest.raises(InvalidSignature):
+        at(SPEC_TIMESTAMP).authenticate(body, headers)
+
+
+_HEADER_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="\x7f"),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    webhook_id=_HEADER_TEXT,
+    timestamp=_HEADER_TEXT,
+    signature=_HEADER_TEXT,
+    body=st.binary(max_size=64),
+)
+def test_garbage_headers_get_a_typed_refusal(
+    webhook_id: str, timestamp: str, signature: str, body: bytes
+) -> None:
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signature,
+    }
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    with pytest.raises(WebhookError) as caught:
+        handler.verify(body, headers)
+    assert caught.value.status in (401, 431)
+
+
+def test_the_provider_describes_itself() -> None:
+    provider = get_provider("standard-webhooks")
+    assert provider.signature_header == "webhook-signature"
+    assert provider.title == "Standard Webhooks"
+    assert provider.event_class is StandardWebhooksEvent
+    assert provider.accepts == frozenset({"secret"})
+    assert STANDARD_WEBHOOKS.id_is_signed
+    assert STANDARD_WEBHOOKS.signed_headers == ("webhook-id", "webhook-timestamp")
