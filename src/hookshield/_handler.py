@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar, cast
 from ._auth import HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
 from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
 from ._errors import BodyTooLarge, WebhookError
-from ._events import Delivery, Event, build_delivery
+from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike
 from ._threads import run_in_thread
 from .providers import Credentials, get_provider
@@ -452,7 +452,9 @@ class WebhookHandler:
             raw, parsed, delivery_id, events = self._open(body, headers)
         except WebhookError as exc:
             return self._rejected(exc)
-        delivery = build_delivery(self.provider, delivery_id, (), parsed, raw)
+        delivery = Delivery(
+            provider=self.provider, id=delivery_id, events=(), headers=parsed, body=raw
+        )
         store = self.dedupe
         prefix = self.provider + ":"
         delivery_key = None
