@@ -22,9 +22,8 @@ Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NamedTuple
@@ -100,15 +99,14 @@ class BandPower(NamedTuple):
 
 
 _NO_BANDS = BandPower(None, None, None, None)
-# BandPower from a tuple in its field order, without the generated __new__'s Python
-# frame: a metrics message builds four per read of ``bandpower``.
-_band_power: Final[Callable[[tuple[Any, ...]], BandPower]] = functools.partial(
-    tuple.__new__, BandPower
-)
-# Where each channel's delta, theta, alpha and beta sit in a metrics array, which
-# holds them per channel in the LSL order: alpha, beta, theta, delta.
+# Where each channel's delta, theta, alpha and beta are, in the order of BandPower's
+# fields.  A bandpower message names them; metricsJson numbers them "0".."3", and
+# the flat metrics array holds them per channel, both (unconfirmed, see the module's
+# docstring) in the LSL order alpha, beta, theta, delta.
+_NAMED_BANDS: Final = ("delta", "theta", "alpha", "beta")
+_JSON_BANDS: Final = ("3", "2", "0", "1")
 _METRICS_BANDS: Final = tuple(
-    (ch, 9 + 4 * i, 8 + 4 * i, 6 + 4 * i, 7 + 4 * i) for i, ch in enumerate(CHANNELS)
+    (ch, (9 + 4 * i, 8 + 4 * i, 6 + 4 * i, 7 + 4 * i)) for i, ch in enumerate(CHANNELS)
 )
 # Where each channel's artifact flag sits in a metrics array.
 _METRICS_ARTIFACTS: Final = tuple((ch, 2 + i) for i, ch in enumerate(CHANNELS))
@@ -225,47 +223,27 @@ class PetalEvent(Event):
         page gives and the webhook page does not state.
         """
         raw = unwrap(self.data)
-        if self.type == "bandpower":
-            channels = raw.get("bandpower")
-            if not isinstance(channels, dict):
-                return None
-            return {ch: _bands(channels.get(ch)) for ch in CHANNELS}
         if self.type == "metrics":
             values = self._metrics_array()
             if values is None:
                 return None
             return {
-                ch: _band_power(
-                    (
-                        reading(values[delta]),
-                        reading(values[theta]),
-                        reading(values[alpha]),
-                        reading(values[beta]),
-                    )
-                )
-                for ch, delta, theta, alpha, beta in _METRICS_BANDS
+                ch: BandPower(*(reading(values[index]) for index in where))
+                for ch, where in _METRICS_BANDS
             }
-        if self.type == "metricsJson":
+        if self.type == "bandpower":
+            channels, names, keys = raw.get("bandpower"), CHANNELS, _NAMED_BANDS
+        elif self.type == "metricsJson":
             metrics = raw.get("metrics")
             channels = metrics.get("bandpower") if isinstance(metrics, dict) else None
-            if not isinstance(channels, dict):
-                return None
-            result = {}
-            for ch, key in zip(CHANNELS, _JSON_CHANNELS, strict=True):
-                bands = channels.get(key)
-                # "0".."3" in the LSL order: alpha, beta, theta, delta.
-                result[ch] = (
-                    BandPower(
-                        delta=reading(bands.get("3")),
-                        theta=reading(bands.get("2")),
-                        alpha=reading(bands.get("0")),
-                        beta=reading(bands.get("1")),
-                    )
-                    if type(bands) is dict
-                    else _NO_BANDS
-                )
-            return result
-        return None
+            names, keys = _JSON_CHANNELS, _JSON_BANDS
+        else:
+            return None
+        if not isinstance(channels, dict):
+            return None
+        return {
+            ch: _bands(channels.get(name), keys) for ch, name in zip(CHANNELS, names, strict=True)
+        }
 
     def _metric(self, name: str, index: int) -> Reading | None:
         raw = unwrap(self.data)
@@ -294,13 +272,11 @@ def _artifact(value: Any, good: object) -> bool | BadData:
     return bool(value != good)
 
 
-def _bands(value: Any) -> BandPower:
+def _bands(value: Any, keys: tuple[str, str, str, str]) -> BandPower:
+    """One channel's bands from an object, ``keys`` naming delta, theta, alpha and beta."""
     if type(value) is not dict:
         return _NO_BANDS
-    get = value.get
-    return _band_power(
-        (reading(get("delta")), reading(get("theta")), reading(get("alpha")), reading(get("beta")))
-    )
+    return BandPower(*(reading(value.get(key)) for key in keys))
 
 
 class PetalProvider(Provider):
