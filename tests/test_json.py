@@ -26,7 +26,7 @@ class TestFrozenData:
         assert items[1]["c"] == 2
         assert isinstance(items[1], FrozenObject)
         with pytest.raises(TypeError):
-            data["s"] = "changed"  # type: ignore[index]
+            data["s"] = "changed"  # mypy allows it: __getattr__ makes unknown names Any
         with pytest.raises(TypeError):
             items[0] = 5  # type: ignore[index]
         assert not hasattr(data, "__dict__")

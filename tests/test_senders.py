@@ -12,6 +12,7 @@ from hookshield import (
     FrozenArray,
     FrozenObject,
     MalformedPayload,
+    MocoEvent,
     MoonsenseEvent,
     PetalEvent,
 )
@@ -36,6 +37,7 @@ class TestMocoTargets:
         body, headers = sample_delivery("moco", "customer.update", **CREDENTIALS["moco"])
         assert headers["X-Moco-Target"] == "Customer"
         event = make_handler("moco").verify(body, headers).events[0]
+        assert isinstance(event, MocoEvent)
         assert (event.type, event.target, event.action) == ("customer.update", "Customer", "update")
 
 

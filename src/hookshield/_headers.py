@@ -19,7 +19,8 @@ __all__ = ["Headers", "HeadersLike", "lowercase_headers"]
 
 _NO_REPEATS: dict[str, list[str]] = {}
 
-HeadersLike = Mapping[str, Any] | Iterable[tuple[Any, Any]]
+# Text or bytes names and values; see Headers.
+HeadersLike = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
 
 
 class Headers(Mapping[str, str]):
