@@ -288,13 +288,12 @@ class Provider:
 
     def payload(self, body: bytes, headers: Headers) -> Any:
         """Decode the body (JSON, or the ``payload`` field of a form) after authentication."""
-        if is_json(headers):
-            return decode_json(body)
-        if self.accepts_form and media_type(headers) == FORM_TYPE:
-            if not body:
-                raise EmptyBody("the body is empty: expected a form with a 'payload' field")
-            return decode_json(form_field(body, "payload", sender=self.title))
-        self.check_json(headers)
+        if not is_json(headers):
+            if self.accepts_form and media_type(headers) == FORM_TYPE:
+                if not body:
+                    raise EmptyBody("the body is empty: expected a form with a 'payload' field")
+                return decode_json(form_field(body, "payload", sender=self.title))
+            self.check_json(headers)  # raises: neither JSON nor a form
         return decode_json(body)
 
     def check_json(self, headers: Headers) -> None:
