@@ -176,12 +176,19 @@ class PetalEvent(Event):
 
     @property
     def blink(self) -> Reading | None:
-        """1.0 if a blink was detected, 0.0 if not (``blink``, ``metrics*`` messages)."""
+        """1.0 if a blink was detected, 0.0 if not (``blink``, ``metrics*`` messages).
+
+        In a ``metrics`` array it is the first value, by the order the webhook page
+        does not state (see the module's docstring).
+        """
         return self._metric("blink", 0)
 
     @property
     def eye(self) -> Reading | None:
-        """The eye-movement reading (``eye``, ``metrics*`` messages)."""
+        """The eye-movement reading (``eye``, ``metrics*`` messages).
+
+        In a ``metrics`` array it is the second value, by the same unstated order.
+        """
         return self._metric("eye", 1)
 
     @property
