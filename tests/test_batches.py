@@ -165,11 +165,20 @@ class TestIterEvents:
         with pytest.raises(MalformedPayload, match="record 1"):
             next(events)
 
-    def test_a_body_that_is_no_array_is_refused_at_once(self) -> None:
+    @pytest.mark.parametrize("body", [b'{"records": []}', b'"msys"', b"  {}"])
+    def test_a_body_that_is_no_array_is_refused_at_once(self, body: bytes) -> None:
         handler = make_handler("momentum")
-        body = b'{"msys": {}}'
         with pytest.raises(MalformedPayload, match="JSON array"):
             handler.iter_events(body, sign("momentum", body, **CREDENTIALS["momentum"]))
+
+    def test_a_bare_record_streams_as_a_batch_of_one(self) -> None:
+        # The seed prints one record as a bare {"msys": {...}} object.
+        (record,) = _records("click")
+        body, headers = _signed(record)
+        events = list(make_handler("momentum").iter_events(b" \n" + body, headers))
+        assert [(e.type, e.id) for e in events] == [
+            ("click", record["msys"]["track_event"]["event_id"])
+        ]
 
     def test_single_event_senders_are_read_whole(self) -> None:
         handler = make_handler("mindpeeker")

@@ -85,32 +85,9 @@ RUNNABLE = [block for block in PYTHON_BLOCKS if block.not_run is None]
 #: Samples on pages rewritten elsewhere that still use a name from the sample above
 #: them. Strict: each must still fail, and still exist, so that this set empties as
 #: those pages are rewritten (and is deleted then).
-STILL_IN_SEQUENCE = {
-    "docs/senders/mindpeeker.md:36",
-    "docs/senders/moco.md:38",
-    "docs/senders/momentum.md:36",
-    "docs/senders/momentum.md:53",
-    "docs/senders/momentum.md:79",
-    "docs/senders/moonsense.md:31",
-    "docs/senders/petal.md:36",
-    "docs/senders/petal.md:87",
-}
 #: Pages generated elsewhere that still say `pip install 'hookshield[...]'`
 #: (docs/benchmarks.md is written by benchmarks/report.py).
 STILL_FROM_THE_INDEX = {"docs/benchmarks.md"}
-
-
-def _run_alone(block: Block) -> object:
-    if block.id in STILL_IN_SEQUENCE:
-        reason = "uses a name from the sample above it; its page is rewritten elsewhere"
-        return pytest.param(block, id=block.id, marks=pytest.mark.xfail(strict=True, reason=reason))
-    return pytest.param(block, id=block.id)
-
-
-def test_the_samples_awaiting_a_rewrite_still_exist() -> None:
-    ids = {block.id for block in RUNNABLE}
-    assert ids >= STILL_IN_SEQUENCE, "rewritten: remove from STILL_IN_SEQUENCE"
-    assert all(not name.startswith(("README", "docs/frameworks")) for name in STILL_IN_SEQUENCE)
 
 
 NOT_RUN = [block for block in PYTHON_BLOCKS if block.not_run is not None]
@@ -167,7 +144,7 @@ def _missing(modules: set[str]) -> list[str]:
     return sorted(_FRAMEWORKS[m] for m in modules if importlib.util.find_spec(m) is None)
 
 
-@pytest.mark.parametrize("block", [_run_alone(block) for block in RUNNABLE])
+@pytest.mark.parametrize("block", [pytest.param(block, id=block.id) for block in RUNNABLE])
 def test_python_sample_runs_on_its_own(
     block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -97,16 +97,6 @@ def test_coordinates_need_both_latitude_and_longitude() -> None:
     assert event.coordinates is None
 
 
-def test_records_without_an_event_id_are_never_taken_for_duplicates() -> None:
-    handler = make_handler("momentum")
-    seen: list[str] = []
-    handler.on("*")(lambda event: seen.append(event.type))
-    for _ in range(2):
-        body = json.dumps([{"msys": {"track_event": {"type": "open"}}}]).encode()
-        handler.handle(body, sign("momentum", body, **CREDENTIALS["momentum"]))
-    assert seen == ["open", "open"]
-
-
 def test_a_failing_record_without_id_in_a_batch() -> None:
     handler = make_handler("momentum")
     handler.on("open")(lambda event: 1 / 0)

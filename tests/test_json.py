@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookshield import FrozenArray, FrozenObject, Headers, WebhookHandler
 from hookshield.testing import sample_delivery
@@ -22,7 +26,7 @@ class TestFrozenData:
         assert items[1]["c"] == 2
         assert isinstance(items[1], FrozenObject)
         with pytest.raises(TypeError):
-            data["s"] = "changed"  # type: ignore[index]
+            data["s"] = "changed"  # mypy allows it: __getattr__ makes unknown names Any
         with pytest.raises(TypeError):
             items[0] = 5  # type: ignore[index]
         assert not hasattr(data, "__dict__")
@@ -81,6 +85,107 @@ class TestFrozenData:
             event.type = "other"  # type: ignore[misc]
         assert event in {event}
         assert event.data["session_id"] == "sess_123456789"
+
+
+# Keys: arbitrary text, and the names a mapping, a view or any object already has.
+OWN_NAMES = ("items", "keys", "values", "get", "thaw", "_raw", "__class__", "__len__")
+KEYS = st.text(max_size=12) | st.sampled_from(
+    [*OWN_NAMES, "__deepcopy__", "__getstate__", "session_id", "data", "class"]
+)
+
+
+class TestAttributeAccess:
+    raw: ClassVar[dict[str, Any]] = {
+        "session_id": "sess_1",
+        "results": {"coordinates": {"latitude": 1.5}},
+        "sketches": ["a", {"b": 1}],
+        "items": "a key named like a method",
+        "keys": 1,
+        "_raw": "a key named like the slot",
+        "__class__": "a dunder key",
+        "not an identifier": 2,
+        "class": "a keyword",
+    }
+
+    def test_identifier_keys_read_as_attributes(self) -> None:
+        data = FrozenObject(self.raw)
+        assert data.session_id == "sess_1"
+        assert isinstance(data.results, FrozenObject)
+        assert data.results.coordinates.latitude == 1.5
+        assert isinstance(data.sketches, FrozenArray) and data.sketches[1].b == 1
+        assert getattr(data, "class") == "a keyword"
+
+    def test_the_mappings_own_methods_and_attributes_win(self) -> None:
+        data = FrozenObject(self.raw)
+        assert callable(data.items) and callable(data.keys) and callable(data.get)
+        assert data["items"] == "a key named like a method" and data["keys"] == 1
+        assert data.__class__ is FrozenObject and data["__class__"] == "a dunder key"
+        assert data["_raw"] == "a key named like the slot"
+
+    def test_missing_keys_and_dunder_names_raise_attribute_error(self) -> None:
+        data = FrozenObject({"__deepcopy__": 1, "a": 1})
+        with pytest.raises(AttributeError, match="no key 'missing'"):
+            _ = data.missing
+        with pytest.raises(AttributeError):
+            _ = data.__deepcopy__  # a protocol name, never a key
+        assert not hasattr(FrozenObject(), "a")
+
+    def test_nothing_can_be_set_or_deleted(self) -> None:
+        data = FrozenObject(self.raw)
+        with pytest.raises(AttributeError, match="read-only"):
+            data.session_id = "other"
+        with pytest.raises(AttributeError, match="read-only"):
+            data.new = 1
+        with pytest.raises(AttributeError, match="read-only"):
+            del data.session_id
+        with pytest.raises(AttributeError, match="read-only"):
+            data._raw = {}
+        items = data.sketches
+        with pytest.raises(AttributeError, match="read-only"):
+            items._raw = []
+        with pytest.raises(AttributeError, match="read-only"):
+            del items._raw
+        assert data.session_id == "sess_1"
+
+    def test_dir_lists_the_identifier_keys(self) -> None:
+        names = dir(FrozenObject(self.raw))
+        assert {"session_id", "results", "sketches", "items", "get", "class"} <= set(names)
+        assert "not an identifier" not in names
+
+    def test_copy_and_pickle_keep_the_view(self) -> None:
+        data = FrozenObject(self.raw)
+        assert copy.deepcopy(data) == data and copy.copy(data) == data
+        assert pickle.loads(pickle.dumps(data)) == data  # noqa: S301 - our own bytes
+        items = data.sketches
+        assert pickle.loads(pickle.dumps(items)) == items  # noqa: S301 - our own bytes
+        assert copy.copy(items) == items
+
+    def test_event_data_of_a_delivery(self) -> None:
+        handler = WebhookHandler("mindpeeker", secret="s")
+        event = handler.verify(
+            *sample_delivery("mindpeeker", "session.completed", secret="s")
+        ).events[0]
+        assert event.data.session_id == "sess_123456789"
+        assert event.data.results.coordinates.latitude == 40.7128
+
+    @given(
+        raw=st.dictionaries(KEYS, st.integers() | st.text(max_size=4) | st.none(), max_size=8),
+        name=KEYS,
+    )
+    def test_any_key_reads_as_its_item_unless_the_class_has_that_name(
+        self, raw: dict[str, Any], name: str
+    ) -> None:
+        data = FrozenObject(raw)
+        if name == "_raw" or hasattr(FrozenObject, name):
+            # The class's own attribute, whatever the keys are.
+            assert getattr(data, name) == object.__getattribute__(data, name)
+        elif name in raw and not (name.startswith("__") and name.endswith("__")):
+            assert getattr(data, name) == raw[name]
+        else:
+            with pytest.raises(AttributeError):
+                getattr(data, name)
+        listed = set(dir(data))
+        assert all(key in listed for key in raw if key.isidentifier() and not key.startswith("__"))
 
 
 class TestHeaders:

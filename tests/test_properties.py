@@ -10,7 +10,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookshield import Claim, Delivery, MemoryDedupeStore, WebhookError, WebhookHandler
+from hookshield import (
+    Claim,
+    Delivery,
+    FrozenArray,
+    MemoryDedupeStore,
+    MoonsenseEvent,
+    WebhookError,
+    WebhookHandler,
+)
+from hookshield.providers import get_provider
 from hookshield.testing import event_types, sample_body, sign
 
 from .conftest import CREDENTIALS, PROVIDER_NAMES, a_type, make_handler
@@ -378,3 +387,85 @@ def test_the_memory_dedupe_store_follows_its_rules(
             if expected is Claim.NEW:
                 write(key, False, now[0] + amount)
         assert len(store) == len(model)
+
+
+# -- any JSON value in any field of a valid signed sample ------------------------------
+# Time fields, counters and readings are where a huge integer used to escape as an
+# OverflowError; every field of every sender's sample is tried.
+
+hostile_values = json_values | st.sampled_from(
+    [
+        10**400,
+        -(10**400),
+        2**63,
+        2**64,
+        10**20,
+        1.7976931348623157e308,
+        -1e308,
+        5e-324,
+        "1e400",
+        "nan",
+        "-inf",
+        "bad_data",
+        "9" * 39,
+        "",
+        "\u0000",
+        {"a": {"b": [1, {"c": None}]}},
+        [[[]]],
+        True,
+    ]
+)
+
+
+def _paths(value: Any) -> list[tuple[Any, ...]]:
+    """Every path to a value inside ``value`` (keys and indices), the root included."""
+    found: list[tuple[Any, ...]] = [()]
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, (dict, list)):
+            for key, child in node.items() if isinstance(node, dict) else enumerate(node):
+                found.append((*path, key))
+                stack.append(((*path, key), child))
+    return found
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    node = value
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = new
+    return value
+
+
+def _touch_everything(provider: str, delivery: Delivery) -> None:
+    _touch(delivery)
+    sender = get_provider(provider)
+    for event in delivery.events:
+        key = sender.event_key(event)
+        assert key is None or isinstance(key, str)
+        for name in ("pointer_data", "text_change_data", "nope"):
+            if isinstance(event, MoonsenseEvent):
+                assert isinstance(event.bundle_data(name), FrozenArray)
+        repr(event)
+        dir(event.data)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(provider=st.sampled_from(PROVIDER_NAMES), value=hostile_values, data=st.data())
+def test_any_value_in_any_field_verifies_or_is_refused_and_every_property_reads(
+    provider: str, value: Any, data: st.DataObject
+) -> None:
+    kind = data.draw(st.sampled_from(event_types(provider) or (a_type(provider),)))
+    sample = json.loads(sample_body(provider, kind, {}))
+    path = data.draw(st.sampled_from(_paths(sample)))
+    body = json.dumps(_replace(sample, path, value)).encode()
+    headers = sign(provider, body, event=kind, **CREDENTIALS[provider])
+    try:
+        delivery = HANDLERS[provider].verify(body, headers)
+    except WebhookError as exc:
+        assert exc.status == 400, str(exc)
+        return
+    _touch_everything(provider, delivery)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.parse
 from datetime import datetime, timezone
@@ -228,14 +229,14 @@ class TestMindPeeker:
         assert isinstance(progress, MindPeekerEvent)
         assert progress.progress == 40.0
 
-    def test_the_test_endpoint_shape_without_id_uses_the_signature_as_key(self) -> None:
+    def test_the_test_endpoint_shape_without_id_uses_the_body_hash_as_key(self) -> None:
         body = json.dumps(
             {"type": "session.completed", "data": {"session_id": "test_session_123"}}
         ).encode()
         delivery = make_handler("mindpeeker").verify(
             body, sign("mindpeeker", body, secret="whsec_mindpeeker")
         )
-        assert delivery.id.startswith("hmac:")
+        assert delivery.id == "sha256:" + hashlib.sha256(body).hexdigest()
         event = delivery.events[0]
         assert isinstance(event, MindPeekerEvent)
         assert event.id is None and event.timestamp is None and event.livemode is None
@@ -289,7 +290,7 @@ class TestMoco:
         assert event.timestamp == datetime(2018, 5, 24, 14, 0, 10, 463000, tzinfo=timezone.utc)
         assert event.entity_id == 944504145
         assert event.data["name"] == "Website Relaunch"
-        assert delivery.id.startswith("hmac:")
+        assert delivery.id == f"sha256:{hashlib.sha256(body).hexdigest()}:project.update"
 
     def test_missing_context_headers_still_acknowledge(self) -> None:
         body = b'{"id": 1}'
@@ -621,7 +622,14 @@ class TestMomentum:
         )
 
     @pytest.mark.parametrize(
-        "body", [b'{"msys": {}}', b"[1]", b'[{"msys": []}]', b'[{"msys": {"track_event": 5}}]']
+        "body",
+        [
+            b'{"msys": []}',
+            b'{"other": {}}',
+            b"[1]",
+            b'[{"msys": []}]',
+            b'[{"msys": {"track_event": 5}}]',
+        ],
     )
     def test_malformed_batches(self, body: bytes) -> None:
         with pytest.raises(MalformedPayload):

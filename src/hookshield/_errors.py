@@ -19,6 +19,7 @@ __all__ = [
     "HeaderTooLarge",
     "InvalidEncoding",
     "InvalidSignature",
+    "MalformedHeader",
     "MalformedPayload",
     "MalformedSignature",
     "MissingCredentials",
@@ -65,6 +66,12 @@ class MalformedSignature(AuthenticationError):
 
 class InvalidSignature(AuthenticationError):
     """The signature or credential is well-formed but does not match."""
+
+
+class MalformedHeader(WebhookError):
+    """A header's name or value is of no type a header can have (400)."""
+
+    status = 400
 
 
 class MalformedPayload(WebhookError):

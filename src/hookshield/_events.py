@@ -11,14 +11,14 @@ without notice and a receiver must keep acknowledging.
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from ._headers import Headers
-from ._json import FrozenObject
+from ._json import FrozenObject, unwrap
 
 __all__ = ["Delivery", "Event"]
 
@@ -40,12 +40,12 @@ class Event:
     # Left out of the hash (the view is unhashable) but not out of equality.
     data: FrozenObject = field(default_factory=FrozenObject, repr=False, hash=False)
 
-    # Typed properties read the raw dict directly: no wrapper per access.
+    # Typed properties read the decoded dict itself: no wrapper per access.
     def _get(self, key: str) -> Any:
-        return self.data._raw.get(key)
+        return unwrap(self.data).get(key)
 
     def _str(self, key: str) -> str | None:
-        value = self.data._raw.get(key)
+        value = unwrap(self.data).get(key)
         return value if isinstance(value, str) else None
 
 
@@ -53,12 +53,15 @@ class Event:
 class Delivery:
     """A verified HTTP delivery: who sent it, its de-duplication key and its events.
 
-    ``id`` is the de-duplication key, derived from authenticated content so that a
-    replay with fresh unsigned headers keeps the same ``id``: ``"event:<id>"`` for the
-    signed event id in the body (MindPeeker), ``"hmac:<hex>"`` for the verified
-    signature of a body without one (MOCO, Moonsense: a keyed SHA-256 of the exact
-    bytes, already computed, so no second hash), ``"batch:<id>"`` for Momentum's batch
-    header, and ``"sha256:<hex>"`` of the raw body otherwise.
+    ``id`` is the de-duplication key, derived from the body so that a replay with
+    fresh unsigned headers keeps the same ``id``: ``"event:<id>"`` for the signed
+    event id in the body (MindPeeker); ``"sha256:<hex>"``, the SHA-256 of the raw
+    body, otherwise, followed by ``":<type>"`` where the event type comes from an
+    unsigned header (MOCO always, Moonsense when the body has no ``event_type``), so
+    that one body sent as two events is two deliveries; and ``"batch:<id>"`` for
+    Momentum's batch header, whose records are each de-duplicated as well.  The key
+    does not depend on which secret signed the body, so a body signed under the old
+    and the new secret during a key rotation is one delivery.
     """
 
     provider: str
@@ -66,85 +69,6 @@ class Delivery:
     events: tuple[Event, ...]
     headers: Headers = field(repr=False)
     body: bytes = field(repr=False)
-
-
-# Building events and deliveries on the hot path.  The frozen dataclass __init__
-# sets each field through object.__setattr__ (about 0.2 us a field); the slots' own
-# setters, unrolled, build the identical frozen object in a third of the time, which
-# matters for a 10,000-record batch.  The public constructors stay the documented way.
-
-_new = object.__new__
-_set_raw = FrozenObject.__dict__["_raw"].__set__
-_BASE_FIELDS = ("provider", "type", "id", "timestamp", "data")
-# Resolved per concrete class: on Python 3.10 a slotted dataclass subclass declares
-# the base fields' slots again, so the base class's setters would miss them.
-_event_setters: dict[type[Event], tuple[Callable[[Any, Any], None], ...]] = {}
-
-
-def _setters_of(cls: type[Event]) -> tuple[Callable[[Any, Any], None], ...]:
-    setters = tuple(getattr(cls, name).__set__ for name in _BASE_FIELDS)
-    _event_setters[cls] = setters
-    return setters
-
-
-def event_setters(cls: type[Event]) -> tuple[Callable[[Any, Any], None], ...]:
-    """The setters of ``provider``, ``type``, ``id``, ``timestamp`` and ``data`` on ``cls``.
-
-    For loops that build thousands of events, where even :func:`build_event`'s own
-    call is a measurable share; ``data`` takes a :class:`FrozenObject`.
-    """
-    return _event_setters.get(cls) or _setters_of(cls)
-
-
-_set_delivery_fields = tuple(
-    Delivery.__dict__[name].__set__ for name in ("provider", "id", "events", "headers", "body")
-)
-
-E = TypeVar("E", bound=Event)
-
-
-def frozen_view(raw: dict[str, Any]) -> FrozenObject:
-    """``FrozenObject(raw)``, built without calling ``__init__``."""
-    view = _new(FrozenObject)
-    _set_raw(view, raw)
-    return view
-
-
-def build_event(
-    cls: type[E],
-    provider: str,
-    kind: str,
-    event_id: str | None,
-    timestamp: datetime | None,
-    data: dict[str, Any],
-) -> E:
-    """An event of ``cls`` with the base fields set; the caller sets the subclass's own."""
-    set_provider, set_type, set_id, set_timestamp, set_data = _event_setters.get(
-        cls
-    ) or _setters_of(cls)
-    event = _new(cls)
-    set_provider(event, provider)
-    set_type(event, kind)
-    set_id(event, event_id)
-    set_timestamp(event, timestamp)
-    view = _new(FrozenObject)
-    _set_raw(view, data)
-    set_data(event, view)
-    return event
-
-
-def build_delivery(
-    provider: str, delivery_id: str, events: tuple[Event, ...], headers: Headers, body: bytes
-) -> Delivery:
-    """A Delivery, built as :func:`build_event` builds events."""
-    delivery = _new(Delivery)
-    set_provider, set_id, set_events, set_headers, set_body = _set_delivery_fields
-    set_provider(delivery, provider)
-    set_id(delivery, delivery_id)
-    set_events(delivery, events)
-    set_headers(delivery, headers)
-    set_body(delivery, body)
-    return delivery
 
 
 # Helpers for the senders' typed properties and parsers.
@@ -171,17 +95,23 @@ def as_int(value: Any) -> int | None:
 
 
 def as_float(value: Any) -> float | None:
-    """``value`` as a float where it is a number or a numeric string."""
+    """``value`` as a finite float where it is a number or a numeric string.
+
+    An integer too large for a float, and text such as ``"nan"`` or ``"1e400"``,
+    read as ``None``: JSON carries neither infinities nor NaN, so they are no reading.
+    """
+    if type(value) is float:  # the common case; JSON floats are finite
+        return value
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and len(value) < 40:
-        try:
-            return float(value)
-        except ValueError:
+    try:
+        if isinstance(value, int) or (isinstance(value, str) and len(value) < 40):
+            result = float(value)
+        else:
             return None
-    return None
+    except (OverflowError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
 
 
 def from_unix(seconds: float | None) -> datetime | None:
@@ -203,6 +133,8 @@ def from_epoch_by_magnitude(value: int | None) -> datetime | None:
     if value is None:
         return None
     magnitude = abs(value)
+    if magnitude >= 10**20:  # past year 5000 even in nanoseconds, and past a float
+        return None
     if magnitude >= 10**17:
         return from_unix(value / 1e9)  # nanoseconds
     if magnitude >= 10**14:

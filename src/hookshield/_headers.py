@@ -11,12 +11,16 @@ refuse a repeated signature rather than pick one of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
-__all__ = ["Headers", "HeadersLike"]
+from ._errors import MalformedHeader
+
+__all__ = ["Headers", "HeadersLike", "lowercase_headers"]
 
 _NO_REPEATS: dict[str, list[str]] = {}
 
-HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]]
+# Text or bytes names and values; see Headers.
+HeadersLike = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
 
 
 class Headers(Mapping[str, str]):
@@ -24,7 +28,10 @@ class Headers(Mapping[str, str]):
 
     Build it from a mapping or from ``(name, value)`` pairs; with pairs, a name given
     more than once keeps all its values (:meth:`getall`), and ``headers[name]`` joins
-    them with ``", "`` as RFC 9110 section 5.3 allows.
+    them with ``", "`` as RFC 9110 section 5.3 allows.  Names and values given as
+    ``bytes`` are decoded as Latin-1, as ASGI servers send them; a value given as a
+    list or tuple counts as the header repeated.  Anything else raises
+    :class:`~hookshield.MalformedHeader`.
     """
 
     __slots__ = ("_items", "_repeated")
@@ -32,7 +39,13 @@ class Headers(Mapping[str, str]):
     _items: dict[str, str]
     _repeated: dict[str, list[str]]
 
-    def __init__(self, headers: HeadersLike = ()) -> None:
+    def __init__(self, headers: HeadersLike = (), *, _lowercase: bool = False) -> None:
+        # _lowercase: the caller (an adapter) built a dict of str names already
+        # lower-cased and str values, which is then kept as it is, without a copy.
+        if _lowercase and type(headers) is dict:
+            self._items = headers
+            self._repeated = _NO_REPEATS
+            return
         # type() before isinstance(): an ABC isinstance check costs as much as
         # lower-casing a whole dict of headers, and a plain dict is the common case.
         if type(headers) is not dict and isinstance(headers, Headers):
@@ -40,31 +53,29 @@ class Headers(Mapping[str, str]):
             self._repeated = headers._repeated
             return
         if type(headers) is dict or isinstance(headers, Mapping):
-            # One value per name, lower-cased in a single pass; names that differ only
-            # in case collapse, and then the slow path below keeps both values.
-            items = {name.lower(): value for name, value in headers.items()}
-            if len(items) == len(headers):
+            # One str value per str name, lower-cased in a single pass; names that
+            # differ only in case collapse, and then the general path below keeps both.
+            try:
+                items = {name.lower(): value for name, value in headers.items()}
+            except (AttributeError, TypeError):
+                items = {}
+            if (
+                items
+                and len(items) == len(headers)
+                and all(type(value) is str for value in items.values())
+            ):
                 self._items = items
                 self._repeated = _NO_REPEATS
                 return
-        items = {}
-        repeated: dict[str, list[str]] = {}
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in pairs:
-            key = name.lower()
-            if key in items:
-                repeated.setdefault(key, [items[key]]).append(value)
-                items[key] = items[key] + ", " + value
-            else:
-                items[key] = value
-        self._items = items
-        self._repeated = repeated
+        self._items, self._repeated = _collect(
+            headers.items() if isinstance(headers, Mapping) else headers
+        )
 
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()]
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        """The header's value, or ``default`` when it is absent."""
+        """The header's value (repeated values joined by ``", "``), or ``default``."""
         return self._items.get(name.lower(), default)
 
     def getall(self, name: str) -> list[str]:
@@ -94,20 +105,47 @@ class Headers(Mapping[str, str]):
         return f"Headers({shown!r})"
 
 
-_new = object.__new__
-_set_items = Headers.__dict__["_items"].__set__
-_set_repeated = Headers.__dict__["_repeated"].__set__
-
-
 def lowercase_headers(items: dict[str, str]) -> Headers:
-    """``Headers(items)`` for a dict whose names are already lower-case, without a copy.
+    """``Headers(items)`` for a dict of ``str`` to ``str`` whose names are lower-case.
 
-    For the adapters, which build such a dict from the request themselves.
+    For the adapters, which build such a dict from the request themselves: it is
+    kept as it is, without a copy.
     """
-    headers: Headers = _new(Headers)
-    _set_items(headers, items)
-    _set_repeated(headers, _NO_REPEATS)
-    return headers
+    return Headers(items, _lowercase=True)
+
+
+def _collect(pairs: Iterable[Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The values by lower-case name, and every value of the names given repeatedly."""
+    items: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    try:
+        iterator = iter(pairs)
+    except TypeError:
+        raise MalformedHeader(
+            f"headers must be a mapping or (name, value) pairs, not {type(pairs).__name__}"
+        ) from None
+    for pair in iterator:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise MalformedHeader("each header must be a (name, value) pair")
+        key = _text(pair[0], "name").lower()
+        raw = pair[1]
+        for value in raw if isinstance(raw, (list, tuple)) else (raw,):
+            text = _text(value, f"{key!r} value")
+            if key in items:
+                repeated.setdefault(key, [items[key]]).append(text)
+                items[key] = items[key] + ", " + text
+            else:
+                items[key] = text
+    return items, repeated
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        # ASGI servers send header bytes; HTTP allows only Latin-1 (RFC 9110, 5.5).
+        return bytes(value).decode("latin-1")
+    raise MalformedHeader(f"a header {what} must be text or bytes, not {type(value).__name__}")
 
 
 _SECRET_WORDS = ("authorization", "token", "signature", "secret", "cookie", "key")

@@ -33,6 +33,7 @@ __all__ = [
     "iter_json_array",
     "json_backend",
     "thaw",
+    "unwrap",
 ]
 
 
@@ -210,7 +211,7 @@ def freeze(value: Any) -> Any:
 def thaw(value: Any) -> Any:
     """A mutable deep copy of a frozen view, as plain ``dict`` and ``list``."""
     if isinstance(value, (FrozenObject, FrozenArray)):
-        value = value._raw
+        value = unwrap(value)
     if not isinstance(value, (dict, list)):
         return value  # a scalar is its own copy
     # Iterative, not copy.deepcopy: the decoder accepts nesting as deep as the C
@@ -233,15 +234,46 @@ def thaw(value: Any) -> Any:
 
 
 class FrozenObject(Mapping[str, Any]):
-    """A read-only view of a JSON object; nested objects and arrays are read-only too."""
+    """A read-only view of a JSON object; nested objects and arrays are read-only too.
+
+    Keys read as items (``data["session_id"]``) and, where a key is an identifier,
+    as attributes (``data.session_id``), as MindPeeker's own SDK offers.  The
+    mapping's own methods win over keys: ``data.items`` is always the method, and a
+    key named ``items`` is read as ``data["items"]``.  A missing key raises
+    ``KeyError`` as an item and ``AttributeError`` as an attribute.  Nothing can be
+    set or deleted.
+    """
 
     __slots__ = ("_raw",)
 
+    _raw: dict[str, Any]
+
     def __init__(self, raw: dict[str, Any] | None = None) -> None:
-        self._raw: dict[str, Any] = {} if raw is None else raw
+        object.__setattr__(self, "_raw", {} if raw is None else raw)
 
     def __getitem__(self, key: str) -> Any:
         return freeze(self._raw[key])
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when normal lookup fails, so methods and slots are never
+        # shadowed.  Dunder names stay protocol names (copy, pickle and friends probe
+        # them), never keys.
+        if name != "_raw" and not (name.startswith("__") and name.endswith("__")):
+            try:
+                return freeze(self._raw[name])
+            except KeyError:
+                pass
+        raise AttributeError(f"the JSON object has no key {name!r}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a FrozenObject is read-only; thaw() it for a mutable copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a FrozenObject is read-only; thaw() it for a mutable copy")
+
+    def __dir__(self) -> list[str]:
+        keys = (key for key in self._raw if key.isidentifier() and not key.startswith("__"))
+        return sorted({*object.__dir__(self), *keys})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
@@ -262,6 +294,10 @@ class FrozenObject(Mapping[str, Any]):
     def __hash__(self) -> int:
         raise TypeError("unhashable type: 'FrozenObject'")
 
+    def __reduce__(self) -> tuple[type[FrozenObject], tuple[dict[str, Any]]]:
+        # copy and pickle would otherwise restore the slot through __setattr__.
+        return (FrozenObject, (self._raw,))
+
     def __repr__(self) -> str:
         return f"FrozenObject({self._raw!r})"
 
@@ -271,13 +307,38 @@ class FrozenObject(Mapping[str, Any]):
         return result
 
 
+@overload
+def unwrap(view: FrozenObject) -> dict[str, Any]: ...
+@overload
+def unwrap(view: FrozenArray) -> list[Any]: ...
+def unwrap(view: FrozenObject | FrozenArray) -> dict[str, Any] | list[Any]:
+    """The decoded value behind a view, itself, not a copy.
+
+    For hookshield's typed properties, which read it and never change it: they
+    test a field's type and convert it without building a view per access.  Code
+    that may change the value wants :func:`thaw`.
+    """
+    return view._raw
+
+
 class FrozenArray(Sequence[Any]):
     """A read-only view of a JSON array."""
 
     __slots__ = ("_raw",)
 
+    _raw: list[Any]
+
     def __init__(self, raw: list[Any] | None = None) -> None:
-        self._raw: list[Any] = [] if raw is None else raw
+        object.__setattr__(self, "_raw", [] if raw is None else raw)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a FrozenArray is read-only; thaw() it for a mutable copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a FrozenArray is read-only; thaw() it for a mutable copy")
+
+    def __reduce__(self) -> tuple[type[FrozenArray], tuple[list[Any]]]:
+        return (FrozenArray, (self._raw,))
 
     @overload
     def __getitem__(self, index: int) -> Any: ...

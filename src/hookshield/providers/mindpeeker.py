@@ -21,19 +21,10 @@ from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
 from .._errors import MalformedPayload
-from .._events import (
-    Delivery,
-    Event,
-    as_float,
-    as_int,
-    as_str,
-    build_delivery,
-    build_event,
-    from_iso,
-)
+from .._events import Delivery, Event, as_float, as_int, as_str, from_iso
 from .._headers import Headers
-from .._json import FrozenObject
-from ._base import DemoScript, Provider
+from .._json import FrozenObject, unwrap
+from ._base import DemoScript, Provider, body_sha256
 
 __all__ = ["Coordinates", "MindPeekerEvent", "MindPeekerProvider"]
 
@@ -80,7 +71,7 @@ class MindPeekerEvent(Event):
     @property
     def confidence(self) -> float | None:
         """``confidence_score`` (sessions, analyses) or ``confidence`` (dowsing queries)."""
-        raw = self.data._raw
+        raw = unwrap(self.data)
         return as_float(raw.get("confidence_score", raw.get("confidence")))
 
     @property
@@ -111,7 +102,7 @@ class MindPeekerEvent(Event):
     @property
     def progress(self) -> float | None:
         """A session's progress, for ``session.progress_updated``."""
-        raw = self.data._raw
+        raw = unwrap(self.data)
         return as_float(raw.get("progress", raw.get("progress_percent")))
 
     @property
@@ -123,7 +114,7 @@ class MindPeekerEvent(Event):
     @property
     def coordinates(self) -> Coordinates | None:
         """``coordinates`` of a dowsing query, or ``results.coordinates`` of a session."""
-        raw = self.data._raw
+        raw = unwrap(self.data)
         value = raw.get("coordinates")
         if value is None and isinstance(raw.get("results"), dict):
             value = raw["results"].get("coordinates")
@@ -193,7 +184,7 @@ class MindPeekerEvent(Event):
     @property
     def error(self) -> str | None:
         """Why a session, analysis or query failed (``error`` or ``reason``)."""
-        raw = self.data._raw
+        raw = unwrap(self.data)
         value = raw.get("error", raw.get("reason"))
         if isinstance(value, dict):
             value = value.get("message")
@@ -205,10 +196,6 @@ class MindPeekerEvent(Event):
         if not isinstance(values, list):
             return ()
         return tuple(v for v in values if isinstance(v, str))
-
-
-_set_livemode = MindPeekerEvent.__dict__["livemode"].__set__
-_set_pending = MindPeekerEvent.__dict__["pending_webhooks"].__set__
 
 
 class MindPeekerProvider(Provider):
@@ -248,6 +235,9 @@ class MindPeekerProvider(Provider):
         accepted="X-MindPeeker-Signature verified",
         attacks=("forged", "unsigned"),
     )
+    # Seven attempts, the last 1 h 42 min 35 s after the first (the page's table).
+    retry_window = 1 * 3600 + 42 * 60 + 35.0
+    default_dedupe_ttl = 2.5 * 3600
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from MindPeeker's envelope."""
@@ -259,19 +249,21 @@ class MindPeekerProvider(Provider):
             raise MalformedPayload("a MindPeeker event has a string 'type'")
         event_id = as_str(payload.get("id"))
         data = payload.get("data")
-        event = build_event(
-            MindPeekerEvent,
-            "mindpeeker",
-            kind,
-            event_id,
-            from_iso(payload.get("created_at")),
-            data if type(data) is dict else {},
-        )
         livemode = payload.get("livemode")
-        _set_livemode(event, livemode if type(livemode) is bool else None)
-        _set_pending(event, as_int(payload.get("pending_webhooks")))
-        delivery_id = "event:" + event_id if event_id else self.delivery_id(body, signature)
-        return build_delivery("mindpeeker", delivery_id, (event,), headers, body)
+        event = MindPeekerEvent(
+            provider="mindpeeker",
+            type=kind,
+            id=event_id,
+            timestamp=from_iso(payload.get("created_at")),
+            data=FrozenObject(data if type(data) is dict else {}),
+            livemode=livemode if type(livemode) is bool else None,
+            pending_webhooks=as_int(payload.get("pending_webhooks")),
+        )
+        # The signed id is the same on all seven attempts; the type is in the body.
+        delivery_id = "event:" + event_id if event_id else body_sha256(body)
+        return Delivery(
+            provider="mindpeeker", id=delivery_id, events=(event,), headers=headers, body=body
+        )
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """``Content-Type`` and ``X-MindPeeker-Signature: sha256=<hex>``."""

@@ -11,6 +11,7 @@ Rules (PROVIDERS.md, "Moonsense"; seeds/000_d548982f7c79bba6.txt):
 * ``event_type`` may be the enum number (1 Session Created, 2 Bundle Received,
   3 Chunk Persisted, 4 Session Inactive) or its protobuf enum name; 64-bit integers may
   come as strings.  ``X-Moonsense-Delivery`` and ``X-Moonsense-Event`` are unsigned.
+* The page says nothing of retries, so the retry window is the undocumented default.
 """
 
 from __future__ import annotations
@@ -23,18 +24,10 @@ from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
 from .._errors import MalformedPayload, WebhookError
-from .._events import (
-    Delivery,
-    Event,
-    as_int,
-    as_str,
-    build_delivery,
-    build_event,
-    from_epoch_by_magnitude,
-)
+from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, freeze
-from ._base import FORM_TYPE, DemoScript, Provider, form_field, is_json, media_type
+from ._base import FORM_TYPE, DemoScript, Provider, body_sha256, form_field, is_json, media_type
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -98,13 +91,13 @@ class MoonsenseEvent(Event):
 
     @property
     def event_code(self) -> int | None:
-        """The numeric event type (1 to 4), whichever form the sender used."""
-        raw = self._get("event_type")
-        code = as_int(raw)
-        if code is not None:
-            return code
-        name = event_type_name(raw)
-        return None if name is None else _CODES_BY_NAME.get(name)
+        """The numeric event type (1 to 4), whichever form the sender used.
+
+        Read from the body's ``event_type``, or from the event's name where the body
+        has none and the name came from the ``X-Moonsense-Event`` header.
+        """
+        code = as_int(self._get("event_type"))
+        return code if code is not None else _CODES_BY_NAME.get(self.type)
 
     @property
     def bundle(self) -> FrozenObject | None:
@@ -195,22 +188,23 @@ class MoonsenseProvider(Provider):
         payload = self.payload(body, headers)
         if not isinstance(payload, dict):
             raise MalformedPayload("a Moonsense payload is a JSON object")
+        delivery_id = body_sha256(body)
         kind = event_type_name(payload.get("event_type"))
         if kind is None:
-            # The signed body is authoritative; the unsigned header only fills a gap.
+            # The signed body is authoritative; the unsigned header only fills a gap,
+            # and then it is part of the key, as MOCO's are.
             kind = event_type_name(headers.get("x-moonsense-event")) or "unknown"
+            delivery_id += ":" + kind
         bundle = payload.get("bundle")
         server_time = bundle.get("server_time_millis") if isinstance(bundle, dict) else None
-        event = build_event(
-            MoonsenseEvent,
-            "moonsense",
-            kind,
-            None,
-            from_epoch_by_magnitude(as_int(server_time)),
-            payload,
+        event = MoonsenseEvent(
+            provider="moonsense",
+            type=kind,
+            timestamp=from_epoch_by_magnitude(as_int(server_time)),
+            data=FrozenObject(payload),
         )
-        return build_delivery(
-            "moonsense", self.delivery_id(body, signature), (event,), headers, body
+        return Delivery(
+            provider="moonsense", id=delivery_id, events=(event,), headers=headers, body=body
         )
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:

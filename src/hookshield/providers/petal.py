@@ -10,37 +10,36 @@ Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
 * A message is ``{"type", "action": {"value", "time"}, "data": {...}}``; newer apps
   send ``{"timestamp", "device_id", "batch": [{"type", "timestamp", "data"}]}``.
 * Any numeric reading may be the string ``"bad_data"``, read as :data:`BAD_DATA`.
-* Channels 1 to 4 are the TP9, AF7, AF8 and TP10 electrodes.  In the flat ``metrics``
-  array (22 values) the order is blink, eye, artifact ch1..ch4, then alpha, beta,
-  theta, delta for each of ch1..ch4: Petal's OSC page gives it, the webhook page does
-  not confirm it, and ``metricsJson``'s ``"0"``..``"3"`` bands are read the same way.
+* Not stated by the webhook page, and so marked where each is read: which electrode
+  each channel is (TP9, AF7, AF8, TP10: Muse's layout); the order of the flat
+  ``metrics`` array (blink, eye, artifact ch1..ch4, then alpha, beta, theta, delta
+  for each of ch1..ch4: Petal's OSC page, "same format as LSL"); that
+  ``metricsJson``'s bands ``"0"``..``"3"`` follow that same order; and that an
+  ``artifact-detect`` 0 means an artifact and 1 a good signal (the page's example,
+  all 0, matches ``metricsJson``'s all-``"artifact"`` one).
+* The page says nothing of retries, so the retry window is the undocumented default.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 from .._errors import MalformedPayload
-from .._events import (
-    Delivery,
-    Event,
-    as_float,
-    as_int,
-    as_str,
-    build_delivery,
-    build_event,
-    from_iso,
-    from_unix,
-    frozen_view,
-)
+from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
 from .._headers import Headers
-from .._json import FrozenObject
-from ._base import DemoScript, Provider, authorization_headers, first_credential, unique_clock
+from .._json import FrozenObject, freeze, unwrap
+from ._base import (
+    DemoScript,
+    Provider,
+    authorization_headers,
+    body_sha256,
+    first_credential,
+    unique_clock,
+)
 
 __all__ = [
     "BAD_DATA",
@@ -54,7 +53,7 @@ __all__ = [
 ]
 
 CHANNELS: Final = ("ch1", "ch2", "ch3", "ch4")
-#: The electrode behind each channel.
+#: The electrode behind each channel: Muse's layout, not stated on the webhook page.
 CHANNEL_NAMES: Final = {"ch1": "TP9", "ch2": "AF7", "ch3": "AF8", "ch4": "TP10"}
 _BANDS_ORDER = ("alpha", "beta", "theta", "delta")  # order in the flat metrics array
 _JSON_CHANNELS = ("channel1", "channel2", "channel3", "channel4")
@@ -107,15 +106,14 @@ class BandPower(NamedTuple):
 
 
 _NO_BANDS = BandPower(None, None, None, None)
-# BandPower from a tuple in its field order, without the generated __new__'s Python
-# frame: a metrics message builds four per read of ``bandpower``.
-_band_power: Final[Callable[[tuple[Any, ...]], BandPower]] = functools.partial(
-    tuple.__new__, BandPower
-)
-# Where each channel's delta, theta, alpha and beta sit in a metrics array, which
-# holds them per channel in the LSL order: alpha, beta, theta, delta.
+# Where each channel's delta, theta, alpha and beta are, in the order of BandPower's
+# fields.  A bandpower message names them; metricsJson numbers them "0".."3", and
+# the flat metrics array holds them per channel, both (unconfirmed, see the module's
+# docstring) in the LSL order alpha, beta, theta, delta.
+_NAMED_BANDS: Final = ("delta", "theta", "alpha", "beta")
+_JSON_BANDS: Final = ("3", "2", "0", "1")
 _METRICS_BANDS: Final = tuple(
-    (ch, 9 + 4 * i, 8 + 4 * i, 6 + 4 * i, 7 + 4 * i) for i, ch in enumerate(CHANNELS)
+    (ch, (9 + 4 * i, 8 + 4 * i, 6 + 4 * i, 7 + 4 * i)) for i, ch in enumerate(CHANNELS)
 )
 # Where each channel's artifact flag sits in a metrics array.
 _METRICS_ARTIFACTS: Final = tuple((ch, 2 + i) for i, ch in enumerate(CHANNELS))
@@ -134,18 +132,44 @@ class PetalEvent(Event):
 
     @property
     def action_value(self) -> Any:
-        """``action.value``: the reading in the shape Petal's LSL stream gives it."""
-        return None if self.action is None else self.action.get("value")
+        """``action.value``: the reading in the shape Petal's LSL stream gives it.
+
+        ``"bad_data"`` reads as :data:`BAD_DATA`, alone or in an array (returned as a
+        tuple).  ``metricsJson``'s object is returned read-only as it came: its
+        readings, with the sentinel, are :attr:`blink`, :attr:`eye`,
+        :attr:`artifacts` and :attr:`bandpower`.
+        """
+        if self.action is None:
+            return None
+        value = unwrap(self.action).get("value")
+        if isinstance(value, list):
+            return tuple(BAD_DATA if item == "bad_data" else freeze(item) for item in value)
+        return BAD_DATA if value == "bad_data" else freeze(value)
 
     @property
     def action_time(self) -> float | None:
         """``action.time``: the LSL time of the reading."""
-        return None if self.action is None else as_float(self.action._raw.get("time"))
+        return None if self.action is None else as_float(unwrap(self.action).get("time"))
 
     @property
     def lsl_ts(self) -> float | None:
         """The reading's LSL timestamp."""
         return as_float(self._get("lsl_ts"))
+
+    @property
+    def lsl_eeg_fill_ts(self) -> float | None:
+        """``lsl_eeg_fill_ts``, an LSL time the page gives without defining it."""
+        return as_float(self._get("lsl_eeg_fill_ts"))
+
+    @property
+    def lsl_api_call_ts(self) -> float | None:
+        """``lsl_api_call_ts``, an LSL time the page gives without defining it."""
+        return as_float(self._get("lsl_api_call_ts"))
+
+    @property
+    def lsl_api_recv_ts(self) -> float | None:
+        """``lsl_api_recv_ts``, an LSL time the page gives without defining it."""
+        return as_float(self._get("lsl_api_recv_ts"))
 
     @property
     def unix_ts(self) -> float | None:
@@ -159,18 +183,30 @@ class PetalEvent(Event):
 
     @property
     def blink(self) -> Reading | None:
-        """1.0 if a blink was detected, 0.0 if not (``blink``, ``metrics*`` messages)."""
+        """1.0 if a blink was detected, 0.0 if not (``blink``, ``metrics*`` messages).
+
+        In a ``metrics`` array it is the first value, by the order the webhook page
+        does not state (see the module's docstring).
+        """
         return self._metric("blink", 0)
 
     @property
     def eye(self) -> Reading | None:
-        """The eye-movement reading (``eye``, ``metrics*`` messages)."""
+        """The eye-movement reading (``eye``, ``metrics*`` messages).
+
+        In a ``metrics`` array it is the second value, by the same unstated order.
+        """
         return self._metric("eye", 1)
 
     @property
     def artifacts(self) -> dict[str, bool | BadData] | None:
-        """Per channel, ``True`` where an artifact (bad contact, movement) was detected."""
-        raw = self.data._raw
+        """Per channel, ``True`` where an artifact (bad contact, movement) was detected.
+
+        Read as 0 = artifact, 1 = good for ``artifact-detect`` and ``metrics``, and
+        ``"good"`` or not for ``metricsJson``: the page's examples agree with this,
+        but the page does not state it.
+        """
+        raw = unwrap(self.data)
         if self.type == "artifact-detect":
             channels = raw.get("artifact_detect")
             if not isinstance(channels, dict):
@@ -194,52 +230,37 @@ class PetalEvent(Event):
 
     @property
     def bandpower(self) -> dict[str, BandPower] | None:
-        """Per channel, the delta, theta, alpha and beta band powers."""
-        raw = self.data._raw
-        if self.type == "bandpower":
-            channels = raw.get("bandpower")
-            if not isinstance(channels, dict):
-                return None
-            return {ch: _bands(channels.get(ch)) for ch in CHANNELS}
+        """Per channel, the delta, theta, alpha and beta band powers.
+
+        For ``metrics`` and ``metricsJson`` (whose bands are ``"0"``..``"3"``), the
+        bands are read in the LSL order alpha, beta, theta, delta, which Petal's OSC
+        page gives and the webhook page does not state.
+        """
+        raw = unwrap(self.data)
         if self.type == "metrics":
             values = self._metrics_array()
             if values is None:
                 return None
             return {
-                ch: _band_power(
-                    (
-                        reading(values[delta]),
-                        reading(values[theta]),
-                        reading(values[alpha]),
-                        reading(values[beta]),
-                    )
-                )
-                for ch, delta, theta, alpha, beta in _METRICS_BANDS
+                ch: BandPower(*(reading(values[index]) for index in where))
+                for ch, where in _METRICS_BANDS
             }
-        if self.type == "metricsJson":
+        if self.type == "bandpower":
+            channels, names, keys = raw.get("bandpower"), CHANNELS, _NAMED_BANDS
+        elif self.type == "metricsJson":
             metrics = raw.get("metrics")
             channels = metrics.get("bandpower") if isinstance(metrics, dict) else None
-            if not isinstance(channels, dict):
-                return None
-            result = {}
-            for ch, key in zip(CHANNELS, _JSON_CHANNELS, strict=True):
-                bands = channels.get(key)
-                # "0".."3" in the LSL order: alpha, beta, theta, delta.
-                result[ch] = (
-                    BandPower(
-                        delta=reading(bands.get("3")),
-                        theta=reading(bands.get("2")),
-                        alpha=reading(bands.get("0")),
-                        beta=reading(bands.get("1")),
-                    )
-                    if type(bands) is dict
-                    else _NO_BANDS
-                )
-            return result
-        return None
+            names, keys = _JSON_CHANNELS, _JSON_BANDS
+        else:
+            return None
+        if not isinstance(channels, dict):
+            return None
+        return {
+            ch: _bands(channels.get(name), keys) for ch, name in zip(CHANNELS, names, strict=True)
+        }
 
     def _metric(self, name: str, index: int) -> Reading | None:
-        raw = self.data._raw
+        raw = unwrap(self.data)
         if self.type == name:
             inner = raw.get(name)
             return reading(inner.get(name)) if isinstance(inner, dict) else reading(inner)
@@ -253,7 +274,7 @@ class PetalEvent(Event):
         return None
 
     def _metrics_array(self) -> list[Any] | None:
-        values = self.data._raw.get("metrics")
+        values = unwrap(self.data).get("metrics")
         if not isinstance(values, list) or len(values) < 22:
             return None
         return values
@@ -265,17 +286,11 @@ def _artifact(value: Any, good: object) -> bool | BadData:
     return bool(value != good)
 
 
-def _bands(value: Any) -> BandPower:
+def _bands(value: Any, keys: tuple[str, str, str, str]) -> BandPower:
+    """One channel's bands from an object, ``keys`` naming delta, theta, alpha and beta."""
     if type(value) is not dict:
         return _NO_BANDS
-    get = value.get
-    return _band_power(
-        (reading(get("delta")), reading(get("theta")), reading(get("alpha")), reading(get("beta")))
-    )
-
-
-_set_device_id = PetalEvent.__dict__["device_id"].__set__
-_set_action = PetalEvent.__dict__["action"].__set__
+    return BandPower(*(reading(value.get(key)) for key in keys))
 
 
 class PetalProvider(Provider):
@@ -306,7 +321,9 @@ class PetalProvider(Provider):
             events = tuple(self._event(item, device) for item in batch)
         else:
             events = (self._event(payload, None),)
-        return build_delivery("petal", self.delivery_id(body, signature), events, headers, body)
+        return Delivery(
+            provider="petal", id=body_sha256(body), events=events, headers=headers, body=body
+        )
 
     def _event(self, message: Any, device_id: str | None) -> PetalEvent:
         if not isinstance(message, dict):
@@ -317,17 +334,19 @@ class PetalProvider(Provider):
         data = message.get("data")
         data = data if isinstance(data, dict) else {}
         action = message.get("action")
-        event = build_event(
-            PetalEvent,
-            "petal",
-            kind,
-            as_str(data.get("id")),
-            _timestamp(message.get("timestamp"), data.get("unix_ts")),
-            data,
+        return PetalEvent(
+            provider="petal",
+            type=kind,
+            id=as_str(data.get("id")),
+            timestamp=_timestamp(message.get("timestamp"), data.get("unix_ts")),
+            data=FrozenObject(data),
+            device_id=device_id,
+            action=FrozenObject(action) if type(action) is dict else None,
         )
-        _set_device_id(event, device_id)
-        _set_action(event, frozen_view(action) if type(action) is dict else None)
-        return event
+
+    def event_key(self, event: Event) -> str | None:
+        """None: a message's ``id`` is a counter that restarts with the stream."""
+        return None
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """Petal's headers, with the shared credential the user configured in its app."""
