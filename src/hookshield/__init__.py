@@ -13,7 +13,14 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
-from ._dedupe import DEFAULT_TTL, DedupeStore, MemoryDedupeStore
+from ._dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    AsyncDedupeStore,
+    Claim,
+    DedupeStore,
+    MemoryDedupeStore,
+)
 from ._errors import (
     AuthenticationError,
     BodyTooLarge,
@@ -32,6 +39,7 @@ from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, Outcome, WebhookHandler
 from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
+from ._sqlite import SQLiteDedupeStore
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
@@ -44,12 +52,15 @@ __all__ = [
     "BAD_DATA",
     "CHANNELS",
     "CHANNEL_NAMES",
+    "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
+    "AsyncDedupeStore",
     "AuthenticationError",
     "BadData",
     "BandPower",
     "BodyTooLarge",
+    "Claim",
     "Coordinates",
     "DedupeStore",
     "Delivery",
@@ -72,6 +83,7 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "SQLiteDedupeStore",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",
