@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,21 @@ _PURGE = (
     "DELETE FROM hookshield_dedupe WHERE key IN (SELECT key FROM hookshield_dedupe"
     " WHERE expiry <= ? ORDER BY expiry LIMIT ?)"
 )
+
+
+# Every store of this process, for the hook that runs in a forked child.
+_STORES: weakref.WeakSet[SQLiteDedupeStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held a store's lock at the fork; in the child
+    # that thread does not exist and the lock would stay taken forever.
+    for store in _STORES:
+        store._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SQLiteDedupeStore:
@@ -109,6 +125,7 @@ class SQLiteDedupeStore:
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = None
         self._writes = 0
+        _STORES.add(self)
 
     def claim(self, key: str, lease: float) -> Claim:
         """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
@@ -158,7 +175,9 @@ class SQLiteDedupeStore:
         if self._pid != os.getpid():
             # Forked: the parent's connection shares its file locks and state with the
             # parent, and SQLite forbids using it here.  Abandon it unclosed (closing
-            # would act on the parent's locks) and open this process's own.
+            # would act on the parent's locks) and open this process's own.  Checked
+            # here, not in the fork hook, so that a fork that skips Python's hooks
+            # (one made by a C extension) is caught too.
             self._pid, self._connection, self._writes = os.getpid(), None, 0
         if self._connection is None:
             self._connection = self._connect()
@@ -175,7 +194,18 @@ class SQLiteDedupeStore:
         )
         try:
             # WAL: readers never block the writer, and a commit appends to the log.
-            connection.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to it is not covered by the busy timeout: workers
+            # opening the file at once retry until the first has switched it.  (Where
+            # WAL is unavailable the mode stays as it was; claims remain atomic.)
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
             # NORMAL skips the fsync at each commit in WAL mode: a power cut may lose
             # the last few keys, which only means a retry of those deliveries runs
             # again, the same as after a crash with the in-memory store.  The file
