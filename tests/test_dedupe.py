@@ -8,6 +8,7 @@ short leases, against a real redis-server (``redis_url`` in conftest.py).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import math
@@ -35,6 +36,7 @@ from hookshield import Claim, DedupeStore, MemoryDedupeStore, SQLiteDedupeStore
 from hookshield._sqlite import PURGE_BATCH, PURGE_EVERY
 from hookshield.django import CacheDedupeStore
 from hookshield.redis import AsyncRedisDedupeStore, RedisDedupeStore
+from hookshield.testing import sample_delivery
 
 from . import dedupe_race
 from .adapters.support import configure_django
@@ -601,3 +603,28 @@ def test_bad_leases_ttls_and_keys_are_refused_clearly(
         made.release("")
     for close in made.closers:
         close()
+
+
+# -- the example -------------------------------------------------------------------------
+
+
+def test_the_gunicorn_example_keeps_its_claims_in_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINDPEEKER_SECRET", "whsec_try_me")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    path = Path(__file__).resolve().parents[1] / "examples" / "gunicorn_redis.py"
+    spec = importlib.util.spec_from_file_location("gunicorn_redis_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    body, headers = sample_delivery("mindpeeker", "session.completed", secret="whsec_try_me")
+    response = example.app.test_client().post("/hooks/mindpeeker", data=body, headers=headers)
+    assert response.status_code == 200
+    assert client.keys("hookshield:example:*")  # the delivery was claimed in Redis
+    forged, headers = sample_delivery("mindpeeker", "session.completed", secret="forged")
+    response = example.app.test_client().post("/hooks/mindpeeker", data=forged, headers=headers)
+    assert response.status_code == 401
+    client.close()
