@@ -148,7 +148,7 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
         if "claim_round_trips" in row:
             trips = f"{row['claim_round_trips']:.2f} / {row['complete_round_trips']:.2f}"
             evals = f"{row['evalsha_per_claim']:.2f} / {row['set_per_complete']:.2f}"
-        met = {True: "yes", False: "**no**"}.get(row.get("met"), "-")  # type: ignore[arg-type]
+        met = "-" if "met" not in row else "yes" if row["met"] else "**no**"
         lines.append(
             f"| {row['store']} | {row['best_us']:.1f} | {row['median_us']:.1f} "
             f"| {row['added_us']:.1f} | {trips} | {evals} | {row.get('target', '-')} | {met} |"
