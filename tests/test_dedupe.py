@@ -431,6 +431,39 @@ def test_sqlite_a_forked_child_opens_its_own_connection(sqlite_path: Path) -> No
     assert store.claim("child", 60) is Claim.DONE  # the parent's connection still works
 
 
+def _locked(path: Path) -> sqlite3.Connection:
+    """Another process's connection, holding the new file's exclusive lock."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_sqlite_waits_for_a_lock_that_is_released_within_its_timeout(sqlite_path: Path) -> None:
+    holder = _locked(sqlite_path)
+    threading.Timer(0.3, holder.execute, args=("COMMIT",)).start()
+    started = time.monotonic()
+    assert SQLiteDedupeStore(sqlite_path, timeout=10).claim("a", 60) is Claim.NEW
+    assert time.monotonic() - started >= 0.25
+    holder.close()
+
+
+def test_sqlite_gives_up_on_a_lock_held_past_its_timeout(sqlite_path: Path) -> None:
+    holder = _locked(sqlite_path)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        SQLiteDedupeStore(sqlite_path, timeout=0.2).claim("a", 60)
+    assert 0.15 <= time.monotonic() - started < 5
+    holder.execute("COMMIT")
+    holder.close()
+
+
+def test_the_memory_store_refuses_a_bound_below_one() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryDedupeStore(0)
+    assert repr(MemoryDedupeStore(5)) == "MemoryDedupeStore(max_entries=5)"
+
+
 def test_sqlite_refuses_a_path_that_cannot_hold_its_file(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError, match="is a directory"):
         SQLiteDedupeStore(tmp_path)
