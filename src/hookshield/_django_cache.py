@@ -1,0 +1,85 @@
+"""A de-duplication store in Django's cache framework (``hookshield.django``).
+
+Theory of operation: a key is one cache entry whose value is its state and whose
+timeout is its lease or TTL.
+
+* ``claim`` is ``cache.add`` (which writes only a missing key, atomically on the Redis
+  and Memcached backends); when the key was there, ``get`` tells in progress from
+  done.  Should the key vanish between the two (it expired, or was released), the
+  add is tried once more; a key that still gives no answer is taken as in progress,
+  so that the sender retries later rather than the routes running twice.
+* ``complete`` is ``cache.set``; ``release`` is ``cache.delete``.
+
+Django's timeouts are whole seconds: leases and TTLs are rounded up.  Keys are
+hashed (SHA-256), so that any sender's id makes a key every backend accepts
+(Memcached refuses spaces, control characters and keys over 250 bytes).
+
+Only the cache's atomic ``add`` makes this safe across processes: the local-memory
+cache is per process, the database cache's ``add`` can race between processes, and
+the file cache's too.  Use the Redis or Memcached backends behind several workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+from django.core.cache import BaseCache, caches
+
+from ._dedupe import Claim
+from ._stores import key_bytes, seconds, whole_seconds
+
+__all__ = ["CacheDedupeStore"]
+
+_IN_PROGRESS: Final = "in progress"
+_DONE: Final = "done"
+
+
+class CacheDedupeStore:
+    """A store in the Django cache named ``alias`` (a key of ``settings.CACHES``).
+
+    Behind several workers, the cache must be shared and its ``add`` atomic: Django's
+    ``RedisCache`` or a Memcached backend.  The cache is looked up at each step, so
+    the store can be made before Django's settings are ready.
+    """
+
+    def __init__(self, alias: str = "default", *, prefix: str = "hookshield:") -> None:
+        if not isinstance(alias, str) or not alias:
+            raise TypeError(f"alias is the name of a cache in settings.CACHES, not {alias!r}")
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
+        self.alias = alias
+        self.prefix = prefix
+
+    @property
+    def cache(self) -> BaseCache:
+        """The cache this store writes to (this thread's connection to it)."""
+        return caches[self.alias]
+
+    def claim(self, key: str, lease: float) -> Claim:
+        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+        name, timeout = self._name(key), whole_seconds(seconds("lease", lease))
+        cache = self.cache
+        for _ in range(2):
+            if cache.add(name, _IN_PROGRESS, timeout):
+                return Claim.NEW
+            state = cache.get(name)
+            if state is not None:
+                return Claim.DONE if state == _DONE else Claim.IN_PROGRESS
+        # The key came and went twice between add and get: another attempt is busy
+        # with it; the sender is asked to retry rather than the routes run twice.
+        return Claim.IN_PROGRESS
+
+    def complete(self, key: str, ttl: float) -> None:
+        """Mark ``key`` done for ``ttl`` seconds."""
+        self.cache.set(self._name(key), _DONE, whole_seconds(seconds("ttl", ttl)))
+
+    def release(self, key: str) -> None:
+        """Forget ``key``."""
+        self.cache.delete(self._name(key))
+
+    def _name(self, key: str) -> str:
+        return self.prefix + hashlib.sha256(key_bytes(key)).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"CacheDedupeStore({self.alias!r})"

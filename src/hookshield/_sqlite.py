@@ -1,0 +1,224 @@
+"""A de-duplication store in an SQLite file, shared by the processes of one machine.
+
+Theory of operation: one table holds a row per key, ``(key, done, expiry)``; a row
+whose expiry has passed is a free key, whether or not it is still there.  Every step
+is one SQLite transaction, and SQLite lets one writer at a time into a file, so that
+several worker processes (gunicorn ``-w 4``) never both claim a key:
+
+* ``claim`` opens the transaction with ``BEGIN IMMEDIATE`` (it takes the write lock
+  first, so the read and the write that follows see the same row), inserts the key,
+  or takes over a row that has expired, and otherwise reads the row to answer.
+* ``complete`` and ``release`` are single statements, atomic on their own.
+
+Expiry times are wall-clock (``time.time``) seconds: they are compared between
+processes, and each process's monotonic clock starts at an arbitrary point.  A clock
+stepped back therefore makes keys live longer, one stepped forward lets them lapse
+early; hookshield's leases and TTLs are minutes and hours, well beyond NTP's steps.
+
+Expired rows are deleted as the store goes: every :data:`PURGE_EVERY` writes, one
+bounded batch, so that no call does unbounded work.
+
+This module owns the SQL and the connection's life (per process: a connection made
+before ``fork`` is never used in the child).  It imports :mod:`sqlite3` on first use,
+so that ``import hookshield`` does not load it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._dedupe import Claim
+from ._stores import key_bytes, seconds
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = ["PURGE_BATCH", "PURGE_EVERY", "SQLiteDedupeStore"]
+
+#: Writes between two purges of expired rows.
+PURGE_EVERY = 256
+#: Most expired rows one purge deletes: the bound on the work one call adds.
+PURGE_BATCH = 512
+
+# The statements are literals (no text is ever formatted into them); the values are
+# bound parameters.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS hookshield_dedupe ("
+    " key BLOB PRIMARY KEY, done INTEGER NOT NULL, expiry REAL NOT NULL"
+    ") WITHOUT ROWID",
+    # The purge finds expired rows by expiry, not by scanning the table.
+    "CREATE INDEX IF NOT EXISTS hookshield_dedupe_expiry ON hookshield_dedupe (expiry)",
+)
+# Insert the key in progress, or take over its row if that row has expired; the
+# row count (1 or 0) says which happened.
+_CLAIM = (
+    "INSERT INTO hookshield_dedupe (key, done, expiry) VALUES (?1, 0, ?2)"
+    " ON CONFLICT (key) DO UPDATE SET done = 0, expiry = ?2 WHERE expiry <= ?3"
+)
+_STATE = "SELECT done FROM hookshield_dedupe WHERE key = ?"
+_COMPLETE = "INSERT OR REPLACE INTO hookshield_dedupe (key, done, expiry) VALUES (?, 1, ?)"
+_RELEASE = "DELETE FROM hookshield_dedupe WHERE key = ?"
+_PURGE = (
+    "DELETE FROM hookshield_dedupe WHERE key IN (SELECT key FROM hookshield_dedupe"
+    " WHERE expiry <= ? ORDER BY expiry LIMIT ?)"
+)
+
+
+# Every store of this process, for the hook that runs in a forked child.
+_STORES: weakref.WeakSet[SQLiteDedupeStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held a store's lock at the fork; in the child
+    # that thread does not exist and the lock would stay taken forever.
+    for store in _STORES:
+        store._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteDedupeStore:
+    """A store in an SQLite file that every process of one machine opens.
+
+    Use it behind several workers on one host (gunicorn ``-w 4``); across hosts, use
+    ``hookshield.redis.RedisDedupeStore``.  The file and its table are created on
+    first use.  ``timeout`` is how long a step waits for another process's write
+    before it raises :class:`sqlite3.OperationalError`; ``clock`` is a wall clock
+    in seconds, the same in every process (see the module's notes).  It is safe to
+    share between threads and to create before the server forks its workers.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path is a file path, not {type(path).__name__}")
+        text = os.fspath(path)
+        if not text or text == ":memory:":
+            raise ValueError(
+                f"SQLiteDedupeStore needs the path of a file that every worker opens, "
+                f"not {text!r}; within one process, use MemoryDedupeStore"
+            )
+        file = Path(text)
+        if file.is_dir():
+            raise IsADirectoryError(f"SQLiteDedupeStore path {text!r} is a directory, not a file")
+        if not file.parent.is_dir():
+            raise FileNotFoundError(
+                f"SQLiteDedupeStore path {text!r}: the directory {str(file.parent)!r} does not exist"
+            )
+        self.path = file
+        self.timeout = seconds("timeout", timeout)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._connection: sqlite3.Connection | None = None
+        self._writes = 0
+        _STORES.add(self)
+
+    def claim(self, key: str, lease: float) -> Claim:
+        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+        name, lease = key_bytes(key), seconds("lease", lease)
+        with self._lock:
+            connection = self._open()
+            now = self._clock()
+            # The connection as a context manager commits, or rolls back on an error.
+            with connection:
+                connection.execute("BEGIN IMMEDIATE")
+                if connection.execute(_CLAIM, (name, now + lease, now)).rowcount:
+                    answer = Claim.NEW
+                else:
+                    (done,) = connection.execute(_STATE, (name,)).fetchone()
+                    answer = Claim.DONE if done else Claim.IN_PROGRESS
+            if answer is Claim.NEW:
+                self._wrote(connection, now)
+            return answer
+
+    def complete(self, key: str, ttl: float) -> None:
+        """Mark ``key`` done for ``ttl`` seconds."""
+        name, ttl = key_bytes(key), seconds("ttl", ttl)
+        with self._lock:
+            connection = self._open()
+            now = self._clock()
+            connection.execute(_COMPLETE, (name, now + ttl))
+            self._wrote(connection, now)
+
+    def release(self, key: str) -> None:
+        """Forget ``key``."""
+        name = key_bytes(key)
+        with self._lock:
+            self._open().execute(_RELEASE, (name,))
+
+    def close(self) -> None:
+        """Close this process's connection; the next call opens a new one."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteDedupeStore({str(self.path)!r})"
+
+    def _open(self) -> sqlite3.Connection:
+        """This process's connection, opened (and the table made) on first use."""
+        if self._pid != os.getpid():
+            # Forked: the parent's connection shares its file locks and state with the
+            # parent, and SQLite forbids using it here.  Abandon it unclosed (closing
+            # would act on the parent's locks) and open this process's own.  Checked
+            # here, not in the fork hook, so that a fork that skips Python's hooks
+            # (one made by a C extension) is caught too.
+            self._pid, self._connection, self._writes = os.getpid(), None, 0
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def _connect(self) -> sqlite3.Connection:
+        # Imported here: `import hookshield` does not load sqlite3 (tests/test_imports.py).
+        import sqlite3
+
+        # isolation_level=None: no implicit transactions; each step says BEGIN itself.
+        # check_same_thread=False: the lock above serialises the threads.
+        connection = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            # WAL: readers never block the writer, and a commit appends to the log.
+            # Switching a new file to it is not covered by the busy timeout: workers
+            # opening the file at once retry until the first has switched it.  (Where
+            # WAL is unavailable the mode stays as it was; claims remain atomic.)
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
+            # NORMAL skips the fsync at each commit in WAL mode: a power cut may lose
+            # the last few keys, which only means a retry of those deliveries runs
+            # again, the same as after a crash with the in-memory store.  The file
+            # cannot be corrupted by it.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _wrote(self, connection: sqlite3.Connection, now: float) -> None:
+        self._writes += 1
+        if self._writes % PURGE_EVERY == 0:
+            connection.execute(_PURGE, (now, PURGE_BATCH))

@@ -1,0 +1,142 @@
+"""De-duplication stores in Redis, shared by every worker on every host.
+
+    import redis
+    from hookshield.redis import RedisDedupeStore
+
+    store = RedisDedupeStore(redis.Redis.from_url("redis://localhost:6379/0"))
+    moco = WebhookHandler("moco", secret=..., dedupe=store)
+
+:class:`RedisDedupeStore` takes a ``redis.Redis`` or a ``redis.cluster.RedisCluster``;
+:class:`AsyncRedisDedupeStore` takes their ``redis.asyncio`` counterparts, and its
+steps are awaited (serve it from the async paths: ``handle_async``, the ASGI
+adapters).  Install with ``pip install 'hookshield[redis]'``.
+
+Theory of operation: a key is one Redis string, ``<prefix><key>``, whose value is
+its state and whose expiry (``PX``) is its lease or TTL; Redis forgets it when that
+runs out.  Each step is one round trip on one key, so it is atomic and works on
+Redis Cluster (the key alone picks the node):
+
+* ``claim`` runs a small script: ``SET key "in progress" NX PX lease``, and if the
+  key was there, ``GET`` it to tell in progress from done.
+* ``complete`` is ``SET key done PX ttl``; ``release`` is ``DEL key``.
+
+Times are whole milliseconds, rounded up, so that a key never lapses early.  This
+module owns the Redis commands; it never opens a connection of its own (the client
+you pass owns its pool, its timeouts and its retries).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._adapt import missing
+from ._dedupe import Claim
+from ._stores import key_bytes, milliseconds, seconds
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.cluster
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise missing("redis", extra="redis", adapter="hookshield.redis") from exc
+
+__all__ = ["AsyncRedisDedupeStore", "RedisDedupeStore"]
+
+_IN_PROGRESS: Final = b"in progress"
+_DONE: Final = b"done"
+
+# KEYS[1]: the key; ARGV[1]: the lease in ms.  Answers 0 (new), 1 (in progress) or
+# 2 (done).  Inside a script the server's clock stands still, so a key that SET NX
+# found cannot expire before the GET.
+_CLAIM_SCRIPT: Final = """
+if redis.call('SET', KEYS[1], 'in progress', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+if redis.call('GET', KEYS[1]) == 'done' then
+  return 2
+end
+return 1
+"""
+_ANSWERS: Final = (Claim.NEW, Claim.IN_PROGRESS, Claim.DONE)
+
+SyncClient = redis.Redis | redis.cluster.RedisCluster
+AsyncClient = redis.asyncio.Redis | redis.asyncio.RedisCluster
+
+
+def _prefix(prefix: str) -> bytes:
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
+    return prefix.encode("utf-8")
+
+
+class RedisDedupeStore:
+    """A store in Redis, through a synchronous ``redis.Redis`` or ``RedisCluster``.
+
+    Each step is one round trip.  ``prefix`` starts every key it writes, to keep them
+    apart from the rest of the database.  For a ``redis.asyncio`` client, use
+    :class:`AsyncRedisDedupeStore`.
+    """
+
+    def __init__(self, client: SyncClient, *, prefix: str = "hookshield:") -> None:
+        if isinstance(client, AsyncClient):
+            raise TypeError(
+                "RedisDedupeStore takes a synchronous client; "
+                "for a redis.asyncio client, use AsyncRedisDedupeStore"
+            )
+        if not isinstance(client, SyncClient):
+            raise TypeError(
+                f"RedisDedupeStore takes a redis.Redis or RedisCluster, not {type(client).__name__}"
+            )
+        self.client = client
+        self.prefix = prefix
+        self._prefix = _prefix(prefix)
+        self._claim = client.register_script(_CLAIM_SCRIPT)
+
+    def claim(self, key: str, lease: float) -> Claim:
+        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+        name, ms = self._prefix + key_bytes(key), milliseconds(seconds("lease", lease))
+        return _ANSWERS[int(self._claim(keys=[name], args=[ms]))]
+
+    def complete(self, key: str, ttl: float) -> None:
+        """Mark ``key`` done for ``ttl`` seconds."""
+        name, ms = self._prefix + key_bytes(key), milliseconds(seconds("ttl", ttl))
+        self.client.set(name, _DONE, px=ms)
+
+    def release(self, key: str) -> None:
+        """Forget ``key``."""
+        self.client.delete(self._prefix + key_bytes(key))
+
+    def __repr__(self) -> str:
+        return f"RedisDedupeStore({self.client!r}, prefix={self.prefix!r})"
+
+
+class AsyncRedisDedupeStore:
+    """:class:`RedisDedupeStore` through a ``redis.asyncio`` client: each step is awaited."""
+
+    def __init__(self, client: AsyncClient, *, prefix: str = "hookshield:") -> None:
+        if not isinstance(client, AsyncClient):
+            raise TypeError(
+                "AsyncRedisDedupeStore takes a redis.asyncio.Redis or RedisCluster, "
+                f"not {type(client).__name__}; for a synchronous client, use RedisDedupeStore"
+            )
+        self.client = client
+        self.prefix = prefix
+        self._prefix = _prefix(prefix)
+        self._claim = client.register_script(_CLAIM_SCRIPT)
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+        name, ms = self._prefix + key_bytes(key), milliseconds(seconds("lease", lease))
+        return _ANSWERS[int(await self._claim(keys=[name], args=[ms]))]
+
+    async def complete(self, key: str, ttl: float) -> None:
+        """Mark ``key`` done for ``ttl`` seconds."""
+        name, ms = self._prefix + key_bytes(key), milliseconds(seconds("ttl", ttl))
+        await self.client.set(name, _DONE, px=ms)
+
+    async def release(self, key: str) -> None:
+        """Forget ``key``."""
+        await self.client.delete(self._prefix + key_bytes(key))
+
+    def __repr__(self) -> str:
+        return f"AsyncRedisDedupeStore({self.client!r}, prefix={self.prefix!r})"

