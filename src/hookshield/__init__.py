@@ -25,6 +25,7 @@ from ._errors import (
     AuthenticationError,
     BodyTooLarge,
     EmptyBody,
+    ForbiddenSource,
     HeaderTooLarge,
     InvalidEncoding,
     InvalidSignature,
@@ -42,7 +43,7 @@ from ._headers import Headers
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
 from ._version import __version__
-from .providers.mindpeeker import Coordinates, MindPeekerEvent
+from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
+    "MINDPEEKER_IPS",
     "AsyncDedupeStore",
     "AuthenticationError",
     "BadData",
@@ -66,6 +68,7 @@ __all__ = [
     "Delivery",
     "EmptyBody",
     "Event",
+    "ForbiddenSource",
     "FrozenArray",
     "FrozenObject",
     "HeaderTooLarge",
