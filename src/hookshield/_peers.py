@@ -53,7 +53,7 @@ _ANY_IPV4: Final = ipaddress.IPv4Network("0.0.0.0/0")
 # (RFC 9110 section 5.6.2 and 5.6.4).  Optional whitespace around ";" and "," is
 # tolerated, as proxies write "for=a; proto=https".
 _TCHARS: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_QUOTED: Final = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_QUOTED: Final = r'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _PAIR: Final = re.compile(rf"[ \t]*({_TCHARS})=({_TCHARS}|{_QUOTED})[ \t]*")
 # RFC 7239 section 6: node = nodename [ ":" node-port ]; an IPv6 nodename is bracketed.
 _BRACKETED: Final = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}|_[0-9A-Za-z._-]+))?")
