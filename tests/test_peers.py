@@ -171,7 +171,7 @@ def test_an_ipv6_zone_is_ignored() -> None:
 @pytest.mark.parametrize("peer", [None, "", "unix:/run/app.sock", "52.52.52.52:443"])
 def test_no_usable_peer_address_is_refused(peer: str | None) -> None:
     reason = refusal(handler("0.0.0.0/0"), peer)
-    assert reason is not None and "no peer address" in reason
+    assert reason is not None and "no IP address for the peer" in reason
 
 
 # -- forwarding headers ------------------------------------------------------------------

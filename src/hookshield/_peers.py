@@ -87,8 +87,8 @@ class PeerPolicy:
         address = peer_address(peer)
         if address is None:
             raise ForbiddenSource(
-                "the server gave no peer address (a unix socket?), and this handler "
-                "accepts deliveries from listed addresses only (allowed_ips)"
+                "the server gave no IP address for the peer (a unix socket?), and this "
+                "handler accepts deliveries from listed addresses only (allowed_ips)"
             )
         client = self.client(address, headers)
         if not _within(client, self.allowed):
