@@ -25,6 +25,7 @@ from ._errors import (
     AuthenticationError,
     BodyTooLarge,
     EmptyBody,
+    ForbiddenSource,
     HeaderTooLarge,
     InvalidEncoding,
     InvalidSignature,
@@ -47,7 +48,7 @@ from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
 from .providers._hmac import HmacSender
 from .providers.github import GitHubEvent
-from .providers.mindpeeker import Coordinates, MindPeekerEvent
+from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
@@ -61,6 +62,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
+    "MINDPEEKER_IPS",
     "AsyncDedupeStore",
     "AuthenticationError",
     "BadData",
@@ -72,6 +74,7 @@ __all__ = [
     "Delivery",
     "EmptyBody",
     "Event",
+    "ForbiddenSource",
     "FrozenArray",
     "FrozenObject",
     "GitHubEvent",

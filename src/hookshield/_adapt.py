@@ -99,6 +99,17 @@ def declared_length(value: str | None) -> int | None:
     return int(value)
 
 
+def check_source(handler: WebhookHandler, peer: str | None, headers: HeadersLike) -> Outcome | None:
+    """Refuse, before reading, a delivery from outside the handler's ``allowed_ips``."""
+    if handler.peers is None:
+        return None
+    try:
+        handler.check_peer(peer, headers)
+    except WebhookError as error:
+        return Outcome(status=error.status, reason=str(error), error=error)
+    return None
+
+
 def check_length(handler: WebhookHandler, value: str | None) -> Outcome | None:
     """Refuse, before reading, a declared body over the limit or a malformed length."""
     length = declared_length(value)

@@ -16,6 +16,7 @@ __all__ = [
     "AuthenticationError",
     "BodyTooLarge",
     "EmptyBody",
+    "ForbiddenSource",
     "HeaderTooLarge",
     "InvalidEncoding",
     "InvalidSignature",
@@ -102,6 +103,12 @@ class HeaderTooLarge(WebhookError):
     """A header the sender's authentication reads is larger than allowed (431)."""
 
     status = 431
+
+
+class ForbiddenSource(WebhookError):
+    """The delivery comes from an address outside the handler's ``allowed_ips`` (403)."""
+
+    status = 403
 
 
 class UnsupportedContentType(WebhookError):

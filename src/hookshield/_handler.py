@@ -26,6 +26,7 @@ from ._errors import WebhookError
 from ._events import Delivery, Event
 from ._headers import HeadersLike
 from ._outcome import Outcome
+from ._peers import AddressesLike, PeerPolicy
 from ._routing import H, R, Route, Router
 from ._verify import Body, Verifier
 from .providers import ProviderLike, get_provider
@@ -70,6 +71,13 @@ class WebhookHandler:
     before it ran (they keep their claims, so the retry skips them), and the outcome's
     ``delivery`` carries no events.  ``stream_batches=False`` decodes the whole batch
     before dispatching any of it.
+
+    ``allowed_ips`` (addresses and ranges, IPv4 or IPv6) restricts where deliveries
+    may come from: the adapters answer 403 to any other before reading the body.
+    ``trusted_proxies`` names the proxies in front of the app whose
+    ``X-Forwarded-For`` or ``Forwarded`` header is believed; none by default.  Code
+    that calls :meth:`handle` (or :meth:`verify`, :meth:`accept`) itself calls
+    :meth:`check_peer` first.
     """
 
     def __init__(
@@ -88,6 +96,8 @@ class WebhookHandler:
         dedupe_lease: float = DEFAULT_LEASE,
         sync_handlers_in_thread: bool = True,
         stream_batches: bool = True,
+        allowed_ips: AddressesLike | None = None,
+        trusted_proxies: AddressesLike | None = None,
     ) -> None:
         sender = get_provider(provider)
         credentials = prepare_credentials(
@@ -99,6 +109,7 @@ class WebhookHandler:
             bearer_token=bearer_token,
             allow_unsigned=allow_unsigned,
         )
+        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
         if max_body_size < 1:
             raise ValueError("max_body_size must be a positive number of bytes")
         ttl = sender.default_dedupe_ttl if dedupe_ttl is None else dedupe_ttl
@@ -117,6 +128,8 @@ class WebhookHandler:
         self.dedupe_lease = dedupe_lease
         self.sync_handlers_in_thread = sync_handlers_in_thread
         self.stream_batches = stream_batches
+        #: Where deliveries may come from; ``None`` for anywhere.
+        self.peers = peers
         #: Whether the store's steps are awaited (``redis.asyncio``): async paths only.
         self.store_is_async = store is not None and inspect.iscoroutinefunction(store.claim)
         self.verifier = Verifier(sender, credentials, max_body_size)
@@ -158,6 +171,18 @@ class WebhookHandler:
         return self.router.routes_for(event_type)
 
     # -- verifying: pure, no store, no routes -----------------------------------------
+
+    def check_peer(self, peer: str | None, headers: HeadersLike) -> None:
+        """Refuse a delivery from outside ``allowed_ips`` with :class:`~hookshield.ForbiddenSource`.
+
+        ``peer`` is the connection's address as the server reports it (``None`` when
+        it gives none, as for a unix socket: refused when there is an allow-list).
+        The adapters call this before reading the body; call it yourself before
+        :meth:`handle` if you read the request yourself.  Without ``allowed_ips`` it
+        accepts everything.
+        """
+        if self.peers is not None:
+            self.peers.check(peer, headers)
 
     def authenticate(self, body: Body, headers: HeadersLike) -> None:
         """Check only the size and credentials of a delivery; raise a WebhookError if bad."""
@@ -313,5 +338,7 @@ class WebhookHandler:
         if self.unsigned:
             parts.append("UNSIGNED (allow_unsigned=True)")
         parts += self.verifier.credentials.describe()
+        if self.peers is not None:
+            parts += self.peers.describe()
         parts.append(f"dedupe={self.dedupe!r}")
         return f"WebhookHandler({', '.join(parts)})"

@@ -24,7 +24,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from ._adapt import JSON, Reply, check_length, method_not_allowed, reply, route_key, too_large
+from ._adapt import (
+    JSON,
+    Reply,
+    check_length,
+    check_source,
+    method_not_allowed,
+    reply,
+    route_key,
+    too_large,
+)
 from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._handler import WebhookHandler
 from ._headers import Headers
@@ -118,7 +127,11 @@ async def _serve(
         await _send(send, reply(method_not_allowed(method)))
         return
     headers = _headers(scope["headers"])
-    refused = check_length(handler, headers.get("content-length"))
+    client = scope.get("client")  # None when the server has no address (a unix socket)
+    peer = None if client is None else client[0]
+    refused = check_source(handler, peer, headers) or check_length(
+        handler, headers.get("content-length")
+    )
     if refused is not None:
         await _send(send, reply(refused))
         return

@@ -39,6 +39,7 @@ from ._adapt import (
     background_pool,
     bad_request,
     check_length,
+    check_source,
     declared_length,
     for_view,
     method_not_allowed,
@@ -206,6 +207,10 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
         return method_not_allowed(request.method or "")
     meta = request.META
     warn_if_per_process(handler, meta)
+    headers = wsgi_headers(meta)
+    refused = check_source(handler, meta.get("REMOTE_ADDR"), headers)
+    if refused is not None:
+        return refused
     length = meta.get("CONTENT_LENGTH")
     refused = check_length(handler, length)
     if refused is not None:
@@ -224,7 +229,7 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
         return bad_request("the body ended before its Content-Length")
     if body is None:
         return too_large(handler)
-    return body, wsgi_headers(meta)
+    return body, headers
 
 
 def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:

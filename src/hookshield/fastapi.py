@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ._adapt import check_length, for_view, method_not_allowed, missing, too_large
+from ._adapt import check_length, check_source, for_view, method_not_allowed, missing, too_large
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._outcome import Outcome
@@ -46,7 +46,11 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
-        refused = check_length(handler, request.headers.get("content-length"))
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
+        peer = request.client.host if request.client else None
+        refused = check_source(handler, peer, headers) or check_length(
+            handler, request.headers.get("content-length")
+        )
         if refused is not None:
             raise _refusal(refused)
         limit = handler.max_body_size
@@ -57,7 +61,6 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
             if size > limit:
                 raise _refusal(too_large(handler))
             parts.append(chunk)
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
         outcome = await handler.accept_async(b"".join(parts), headers)
         delivery = for_view(outcome)
         if delivery is None:

@@ -30,6 +30,7 @@ from ._adapt import (
     background_pool,
     bad_request,
     check_length,
+    check_source,
     declared_length,
     for_view,
     method_not_allowed,
@@ -132,6 +133,9 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
         return method_not_allowed(method)
     warn_if_per_process(handler, environ)
     headers = wsgi_headers(environ)
+    refused = check_source(handler, environ.get("REMOTE_ADDR"), headers)
+    if refused is not None:
+        return refused
     declared = headers.get("content-length")
     refused = check_length(handler, declared)
     if refused is not None:

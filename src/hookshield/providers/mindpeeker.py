@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from .._auth import hmac_hex, normalize_secrets
 from .._errors import MalformedPayload
@@ -26,7 +26,7 @@ from .._headers import Headers
 from .._json import FrozenObject, unwrap
 from ._base import DemoScript, Provider, body_sha256
 
-__all__ = ["Coordinates", "MindPeekerEvent", "MindPeekerProvider"]
+__all__ = ["MINDPEEKER_IPS", "Coordinates", "MindPeekerEvent", "MindPeekerProvider"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,3 +356,7 @@ _SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "system.security_alert": {"severity": "high", "message": "New API key created"},
     "webhook.failed": {"webhook_id": "wh_123456789", "attempts": 7},
 }
+
+#: The addresses MindPeeker delivers webhooks from, as its webhook page publishes them
+#: ("whitelist MindPeeker's webhook IP addresses"); for ``allowed_ips=``.
+MINDPEEKER_IPS: Final = ("52.52.52.52", "52.53.53.53")
