@@ -51,7 +51,10 @@ def test_on_returns_the_function_it_registers() -> None:
     def route(event: Event) -> None: ...
 
     assert handler.on("activity.create")(route) is route
-    assert handler.on_error(route) is route  # type: ignore[arg-type]
+
+    def hook(error: Exception, event: Event) -> None: ...
+
+    assert handler.on_error(hook) is hook
 
 
 def test_routes_for_reflects_later_registrations() -> None:

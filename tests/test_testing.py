@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -36,8 +37,8 @@ def test_sample_credentials_may_be_bytes_or_several() -> None:
 
 
 @pytest.mark.parametrize("credential", [{"basic_auth": ("eeg", "pw")}, {"bearer_token": "tok"}])
-def test_petal_samples_carry_basic_and_bearer_credentials(credential: dict[str, object]) -> None:
-    handler = WebhookHandler("petal", **credential)  # type: ignore[arg-type]
+def test_petal_samples_carry_basic_and_bearer_credentials(credential: dict[str, Any]) -> None:
+    handler = WebhookHandler("petal", **credential)
     body, headers = sample_delivery("petal", "blink", **credential)
     assert handler.handle(body, headers).status == 200
     assert WebhookHandler("petal", token="other").handle(body, headers).status == 401
