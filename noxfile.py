@@ -105,14 +105,21 @@ def docs(session: nox.Session) -> None:
 
 
 CORE_TESTS = (
+    "tests/test_async.py",
     "tests/test_auth.py",
-    "tests/test_edges.py",
+    "tests/test_claims.py",
+    "tests/test_credentials.py",
+    "tests/test_dispatch.py",
+    "tests/test_events.py",
     "tests/test_handler.py",
     "tests/test_imports.py",
     "tests/test_json.py",
+    "tests/test_outcome.py",
     "tests/test_properties.py",
     "tests/test_providers.py",
-    "tests/test_async.py",
+    "tests/test_routing.py",
+    "tests/test_testing.py",
+    "tests/test_verify.py",
 )
 
 

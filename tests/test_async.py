@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from hookshield import Event, Outcome, WebhookHandler
+from hookshield import Claim, Event, MemoryDedupeStore, Outcome, WebhookHandler
 from hookshield._async import max_workers
-from hookshield.testing import sample_delivery
+from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
 
@@ -150,7 +150,7 @@ def test_the_interpreter_waits_at_exit_for_a_route_still_running() -> None:
         """
         import asyncio, time
         from hookshield import WebhookHandler
-        from hookshield.testing import sample_delivery
+        from hookshield.testing import sample_batch, sample_delivery, sign
 
         handler = WebhookHandler("mindpeeker", secret="s3cret")
 
@@ -180,7 +180,7 @@ def test_a_forked_child_runs_plain_routes_in_threads_of_its_own() -> None:
         """
         import asyncio, os, signal, threading, warnings
         from hookshield import WebhookHandler
-        from hookshield.testing import sample_delivery
+        from hookshield.testing import sample_batch, sample_delivery, sign
 
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
         handler = WebhookHandler("mindpeeker", secret="s3cret")
@@ -214,7 +214,7 @@ def test_hookshield_threads_sets_how_many_routes_run_at_once(
         """
         import asyncio, threading
         from hookshield import WebhookHandler
-        from hookshield.testing import sample_delivery
+        from hookshield.testing import sample_batch, sample_delivery, sign
 
         handler = WebhookHandler("mindpeeker", secret="s3cret")
         barrier = threading.Barrier(2, timeout=1)
@@ -245,7 +245,7 @@ def test_a_bad_hookshield_threads_is_reported_when_the_pool_is_first_needed(valu
         """
         import asyncio
         from hookshield import WebhookHandler
-        from hookshield.testing import sample_delivery
+        from hookshield.testing import sample_batch, sample_delivery, sign
 
         handler = WebhookHandler("mindpeeker", secret="s3cret")
         handler.on("session.completed")(lambda event: None)
@@ -256,3 +256,253 @@ def test_a_bad_hookshield_threads_is_reported_when_the_pool_is_first_needed(valu
     )
     assert done.returncode != 0
     assert "HOOKSHIELD_THREADS" in done.stderr and "whole number from 1 to 1024" in done.stderr
+
+
+# -- where each call runs ----------------------------------------------------------------
+
+
+def test_async_routes_run_on_the_loop_and_plain_ones_in_a_thread() -> None:
+    handler = make_handler("mindpeeker")
+    threads: dict[str, int] = {}
+
+    @handler.on("session.completed")
+    async def on_loop(event: Event) -> None:
+        threads["async"] = threading.get_ident()
+
+    @handler.on("session.completed")
+    def in_thread(event: Event) -> None:
+        threads["plain"] = threading.get_ident()
+
+    ((body, headers),) = _deliveries(1)
+
+    async def main() -> tuple[Outcome, int]:
+        return await handler.handle_async(body, headers), threading.get_ident()
+
+    outcome, loop_thread = asyncio.run(main())
+    assert outcome.dispatched == 2
+    assert threads["async"] == loop_thread
+    assert threads["plain"] != loop_thread
+
+
+def test_a_batch_of_plain_routes_runs_in_one_worker_thread() -> None:
+    handler = make_handler("momentum")
+    threads: list[int] = []
+    handler.on("*")(lambda event: threads.append(threading.get_ident()))
+    body = sample_batch(["delivery", "open", "click", "bounce"])
+    headers = sign("momentum", body, **CREDENTIALS["momentum"])
+
+    async def main() -> tuple[Outcome, int]:
+        return await handler.handle_async(body, headers), threading.get_ident()
+
+    outcome, loop_thread = asyncio.run(main())
+    assert outcome.dispatched == 4
+    assert len(threads) == 4
+    assert len(set(threads)) == 1 and loop_thread not in threads
+
+
+def test_nothing_routed_is_acknowledged_without_a_thread() -> None:
+    handler = make_handler("mindpeeker")
+    ((body, headers),) = _deliveries(1)
+    outcome = asyncio.run(handler.handle_async(body, headers))
+    assert outcome.status == 200 and outcome.dispatched == 0
+    assert "no handler" in outcome.reason
+
+
+def test_plain_routes_run_on_the_loop_when_asked() -> None:
+    handler = make_handler("mindpeeker", sync_handlers_in_thread=False)
+    threads: list[int] = []
+    handler.on("*")(lambda event: threads.append(threading.get_ident()))
+    ((body, headers),) = _deliveries(1)
+
+    async def main() -> int:
+        assert await handler.dispatch_async(handler.verify(body, headers)) == 1
+        assert (await handler.handle_async(body, headers)).dispatched == 1
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads == [loop_thread, loop_thread]
+
+
+def test_a_plain_function_returning_a_coroutine_is_awaited() -> None:
+    handler = make_handler("mindpeeker")
+    seen: list[str] = []
+
+    async def later(event: Event) -> None:
+        seen.append(event.type)
+
+    handler.on("*")(lambda event: later(event))
+    ((body, headers),) = _deliveries(1)
+    assert asyncio.run(handler.handle_async(body, headers)).dispatched == 1
+    assert seen == ["session.completed"]
+
+
+def test_async_failures_call_async_error_hooks() -> None:
+    handler = make_handler("mindpeeker")
+    hooked: list[str] = []
+
+    @handler.on("*")
+    async def boom(event: Event) -> None:
+        raise RuntimeError("x")
+
+    @handler.on_error
+    async def hook(error: Exception, event: Event) -> None:
+        hooked.append(str(error))
+
+    @handler.on_error
+    async def broken(error: Exception, event: Event) -> None:
+        raise KeyError("hook")
+
+    first, second = _deliveries(2)
+    with pytest.raises(RuntimeError):
+        asyncio.run(handler.dispatch_async(handler.verify(*first)))
+    assert hooked == ["x"]
+    assert asyncio.run(handler.handle_async(*second)).status == 500
+    assert hooked == ["x", "x"]
+
+
+def test_finish_async_of_a_mixed_delivery_awaits_async_routes_on_the_loop() -> None:
+    handler = make_handler("mindpeeker")
+    seen: list[str] = []
+
+    @handler.on("session.completed")
+    async def on_loop(event: Event) -> None:
+        seen.append("async")
+
+    handler.on("session.completed")(lambda event: seen.append("plain"))
+    ((body, headers),) = _deliveries(1)
+
+    async def main() -> Outcome:
+        return await handler.finish_async(await handler.accept_async(body, headers))
+
+    assert asyncio.run(main()).dispatched == 2
+    assert seen == ["async", "plain"]
+
+
+class _NetworkStore:
+    """A store like a Redis or SQL client: blocking, and not the in-memory one."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDedupeStore()
+        self.threads: list[int] = []
+
+    def claim(self, key: str, lease: float) -> Claim:
+        self.threads.append(threading.get_ident())
+        return self.inner.claim(key, lease)
+
+    def complete(self, key: str, ttl: float) -> None:
+        self.inner.complete(key, ttl)
+
+    def release(self, key: str) -> None:
+        self.inner.release(key)
+
+
+class _RecordingMemoryStore(MemoryDedupeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def claim(self, key: str, lease: float) -> Claim:
+        self.threads.append(threading.get_ident())
+        return super().claim(key, lease)
+
+
+class _AsyncStore:
+    """A store of the async kind, as ``redis.asyncio`` gives."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDedupeStore()
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        return self.inner.claim(key, lease)
+
+    async def complete(self, key: str, ttl: float) -> None:
+        self.inner.complete(key, ttl)
+
+    async def release(self, key: str) -> None:
+        self.inner.release(key)
+
+
+SMALL = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+BIG = sample_delivery(
+    "mindpeeker", "session.created", {"notes": ["x" * 100] * 1000}, **CREDENTIALS["mindpeeker"]
+)
+
+
+def test_large_bodies_and_blocking_stores_are_verified_off_the_loop() -> None:
+    assert len(BIG.body) > 64 * 1024
+    network = _NetworkStore()
+    memory = _RecordingMemoryStore()
+    on_network = make_handler("mindpeeker", dedupe=network)
+    in_memory = make_handler("mindpeeker", dedupe=memory)
+
+    async def main() -> int:
+        assert (await on_network.accept_async(*SMALL)).ok
+        assert (await in_memory.accept_async(*SMALL)).ok
+        assert (await in_memory.accept_async(*BIG)).ok
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert len(network.threads) == 1 and loop_thread not in network.threads
+    assert memory.threads[0] == loop_thread  # small body, in-memory store: inline
+    assert memory.threads[1] != loop_thread  # large body: in a thread
+
+
+def test_a_large_body_with_an_async_store_is_verified_in_a_thread_and_claimed_on_the_loop() -> None:
+    handler = make_handler("mindpeeker", dedupe=_AsyncStore())
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    forged = (BIG.body, {**BIG.headers, "X-MindPeeker-Signature": "sha256=" + "0" * 64})
+
+    async def main() -> tuple[Outcome, Outcome, Outcome]:
+        refused = await handler.handle_async(*forged)
+        first = await handler.handle_async(*BIG)
+        again = await handler.handle_async(*BIG)
+        return refused, first, again
+
+    refused, first, again = asyncio.run(main())
+    assert refused.status == 401
+    assert first.dispatched == 1 and again.duplicate
+    assert seen == ["session.created"]
+
+
+def test_a_large_body_with_plain_routes_is_handled_in_one_worker_thread() -> None:
+    threads: list[int] = []
+    handler = make_handler("mindpeeker", dedupe=_NetworkStore())
+    handler.on("*")(lambda event: threads.append(threading.get_ident()))
+
+    async def main() -> tuple[Outcome, int]:
+        return await handler.handle_async(*BIG), threading.get_ident()
+
+    outcome, loop_thread = asyncio.run(main())
+    assert outcome.dispatched == 1 and threads and loop_thread not in threads
+
+
+def test_a_thread_that_cannot_start_fails_its_call_rather_than_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hookshield import _async
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_async, "_pool", _async._Pool(1))
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        asyncio.run(_async.run_in_thread(lambda: None))
+    pool = _async._pool
+    assert pool is not None and (pool._threads, pool._pending) == (0, 0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", None), (" 3 ", 3), ("1024", 1024)])
+def test_hookshield_threads_sizes_the_pool(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None
+) -> None:
+    monkeypatch.setenv("HOOKSHIELD_THREADS", value)
+    default = min(32, (os.cpu_count() or 1) + 4)
+    assert max_workers() == (default if expected is None else expected)
+
+
+def test_a_bad_hookshield_threads_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKSHIELD_THREADS", "0")
+    with pytest.raises(ValueError, match="whole number from 1 to 1024"):
+        max_workers()

@@ -9,6 +9,8 @@ retry come back later (409) rather than be acknowledged.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +28,7 @@ from hookshield import (
 from hookshield._dispatch import drive
 from hookshield.testing import sample_batch, sample_delivery, sign
 
-from .conftest import CREDENTIALS, make_handler
+from .conftest import CREDENTIALS, a_type, make_handler
 
 
 class Clock:
@@ -199,24 +201,6 @@ def test_a_duplicate_is_remembered_for_the_ttl_only() -> None:
 def test_the_default_ttl_covers_each_senders_retry_window() -> None:
     assert make_handler("momentum").dedupe_ttl >= 2 * 4 * 3600  # retries for 4 h
     assert make_handler("mindpeeker").dedupe_ttl > 1.7 * 3600  # 1 h 42 min
-
-
-@pytest.mark.parametrize("option", [{"dedupe_ttl": 0}, {"dedupe_lease": -1}])
-def test_ttl_and_lease_must_be_positive(option: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="positive"):
-        make_handler("mindpeeker", **option)
-
-
-def test_an_object_without_the_three_steps_is_not_a_store() -> None:
-    class OldStore:
-        def claim(self, key: str, ttl: float) -> bool:
-            return True
-
-        def release(self, key: str) -> None:
-            pass
-
-    with pytest.raises(TypeError, match="complete"):
-        make_handler("mindpeeker", dedupe=OldStore())
 
 
 # -- a store that fails ----------------------------------------------------------------
@@ -413,10 +397,315 @@ def test_accept_complete_and_release_async() -> None:
     assert run(main()) == (200, 200, True)
 
 
-def test_process_dedupes_a_delivery_verified_elsewhere() -> None:
-    handler, seen = mindpeeker()
+def test_a_cancelled_dispatch_closed_mid_route_lets_the_generator_close() -> None:
+    # An async driver whose task is torn down closes the generator at a route step:
+    # closing must not run more steps (a generator that yields on close is an error).
+    handler, _ = mindpeeker()
     verified = handler.verify(*delivery())
-    assert handler.process(verified).dispatched == 1
-    assert handler.process(verified).duplicate
-    assert run(handler.process_async(verified)).duplicate
-    assert seen == ["session.completed"]
+    steps = handler.dispatcher.handle(verified, verified.events)
+    step = next(steps)
+    while step.func != handler.routes_for("session.completed")[0]:
+        step = steps.send(step.func(*step.args))
+    steps.close()
+    with pytest.raises(StopIteration):
+        next(steps)
+
+
+# -- de-duplication ------------------------------------------------------------------
+
+
+def test_a_duplicate_is_acknowledged_and_not_dispatched(provider: str) -> None:
+    handler = make_handler(provider)
+    seen: list[Event] = []
+    handler.on("*")(seen.append)
+    kind = a_type(provider)
+    body, headers = sample_delivery(provider, kind, **CREDENTIALS[provider])
+    first = handler.handle(body, headers)
+    second = handler.handle(body, headers)
+    assert (first.status, second.status) == (200, 200)
+    assert second.duplicate and not first.duplicate
+    assert len(seen) == 1
+
+
+def test_a_replay_with_fresh_unsigned_headers_is_still_a_duplicate() -> None:
+    handler = make_handler("moonsense")
+    seen: list[Event] = []
+    handler.on("*")(seen.append)
+    body, headers = sample_delivery("moonsense", "bundle.received", **CREDENTIALS["moonsense"])
+    handler.handle(body, headers)
+    replay = {**headers, "X-Moonsense-Delivery": "a-fresh-guid"}
+    assert handler.handle(body, replay).duplicate
+    assert len(seen) == 1
+
+
+def test_dedupe_none_dispatches_every_time() -> None:
+    handler, seen = mindpeeker(dedupe=None)
+    body, headers = delivery()
+    assert handler.handle(body, headers).dispatched == 1
+    assert handler.handle(body, headers).dispatched == 1
+    assert seen == ["session.completed"] * 2
+
+
+def test_a_failure_without_a_store_is_500_and_its_retry_runs() -> None:
+    handler = make_handler("mindpeeker", dedupe=None)
+    handler.on("*")(failing_once(RuntimeError))
+    body, headers = delivery()
+    assert handler.handle(body, headers).status == 500
+    assert handler.handle(body, headers).dispatched == 1
+
+
+def test_momentum_records_are_deduplicated_across_batches() -> None:
+    handler = make_handler("momentum")
+    seen: list[str | None] = []
+    handler.on("*")(lambda event: seen.append(event.id))
+    first = json.loads(sample_batch(["delivery", "click"]))
+    second = [first[1], *json.loads(sample_batch(["open"]))]
+    for records in (first, second):
+        body = json.dumps(records).encode()
+        assert handler.handle(body, sign("momentum", body, **CREDENTIALS["momentum"])).ok
+    assert len(seen) == 3
+    assert len(set(seen)) == 3
+
+
+def test_records_without_an_event_id_are_keyed_on_their_content() -> None:
+    # A replay under a fresh (unsigned) batch id is a duplicate; another record runs.
+    handler = make_handler("momentum")
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    body = json.dumps([{"msys": {"track_event": {"type": "open"}}}]).encode()
+    for batch in ("b-1", "b-2"):
+        headers = sign("momentum", body, batch_id=batch, **CREDENTIALS["momentum"])
+        assert handler.handle(body, headers).ok
+    other = json.dumps([{"msys": {"track_event": {"type": "click"}}}]).encode()
+    assert handler.handle(other, sign("momentum", other, **CREDENTIALS["momentum"])).ok
+    assert seen == ["open", "click"]
+
+
+def test_a_failing_record_without_an_id_is_released_for_the_retry() -> None:
+    handler = make_handler("momentum")
+    handler.on("open")(lambda event: 1 / 0)
+    body = json.dumps([{"msys": {"track_event": {"type": "open"}}}]).encode()
+    headers = sign("momentum", body, batch_id="b", **CREDENTIALS["momentum"])
+    assert handler.handle(body, headers).status == 500
+    assert handler.handle(body, headers).status == 500  # released: retried, not a duplicate
+
+
+def test_a_repeated_batch_id_is_a_duplicate() -> None:
+    handler = make_handler("momentum")
+    body = sample_batch(["delivery"])
+    headers = sign("momentum", body, batch_id="batch-1", **CREDENTIALS["momentum"])
+    handler.handle(body, headers)
+    other = sample_batch(["bounce"])
+    outcome = handler.handle(
+        other, sign("momentum", other, batch_id="batch-1", **CREDENTIALS["momentum"])
+    )
+    assert outcome.duplicate and outcome.reason == "duplicate delivery"
+
+
+def test_a_store_shared_between_handlers_dedupes_across_them() -> None:
+    store = MemoryDedupeStore()
+    a = make_handler("mindpeeker", dedupe=store)
+    b = make_handler("mindpeeker", dedupe=store)
+    body, headers = delivery()
+    assert not a.handle(body, headers).duplicate
+    assert b.handle(body, headers).duplicate
+
+
+def test_long_sender_chosen_ids_and_types_are_kept_bounded() -> None:
+    handler = WebhookHandler("momentum", allow_unsigned=True)
+    store = handler.dedupe
+    assert isinstance(store, MemoryDedupeStore)
+    records = [
+        {
+            "msys": {
+                "track_event": {"type": "t" * 10_000 + str(n), "event_id": "e" * 10_000 + str(n)}
+            }
+        }
+        for n in range(20)
+    ]
+    body = json.dumps(records).encode()
+    outcome = handler.handle(body, {})
+    assert outcome.status == 200
+    assert len(outcome.reason) < 1_000
+    assert "15 more" in outcome.reason
+    # Each key is short, whatever the sender put in the record: the store holds the
+    # batch's key and each record's, and none of them is the 10,000-character id.
+    assert len(store) == 21
+    seen: list[str] = []
+    real_claim = store.claim
+
+    def claim(key: str, lease: float) -> Claim:
+        seen.append(key)
+        return real_claim(key, lease)
+
+    store.claim = claim  # type: ignore[method-assign]
+    # And de-duplication by those long ids still works.
+    assert handler.handle(body, {"X-MessageSystems-Batch-ID": "other"}).duplicate
+    assert seen and all(len(key) < 200 for key in seen)
+
+
+# -- route failures ---------------------------------------------------------------------
+
+
+def test_a_failing_route_gives_500_calls_error_hooks_and_allows_the_retry() -> None:
+    handler = make_handler("mindpeeker")
+    attempts: list[str] = []
+    errors: list[tuple[str, str]] = []
+
+    @handler.on("session.completed")
+    def flaky(event: Event) -> None:
+        attempts.append(event.type)
+        if len(attempts) == 1:
+            raise RuntimeError("database down")
+
+    @handler.on_error
+    def record(error: Exception, event: Event) -> None:
+        errors.append((type(error).__name__, event.type))
+
+    body, headers = delivery()
+    failed = handler.handle(body, headers)
+    assert failed.status == 500
+    assert failed.reason == "a handler raised RuntimeError"
+    assert isinstance(failed.error, RuntimeError)
+    assert b"database" not in failed.response_body()
+    assert errors == [("RuntimeError", "session.completed")]
+    retried = handler.handle(body, headers)
+    assert retried.status == 200
+    assert not retried.duplicate
+    assert attempts == ["session.completed", "session.completed"]
+
+
+def test_a_failing_error_hook_is_logged_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = make_handler("mindpeeker")
+    hooked: list[str] = []
+
+    @handler.on("*")
+    def boom(event: Event) -> None:
+        raise ValueError("route")
+
+    @handler.on_error
+    def broken_hook(error: Exception, event: Event) -> None:
+        raise KeyError("hook")
+
+    handler.on_error(lambda error, event: hooked.append(str(error)))
+    with caplog.at_level(logging.ERROR, logger="hookshield"):
+        assert handler.handle(*delivery()).status == 500
+    assert "on_error hook raised" in caplog.text
+    assert hooked == ["route"]
+
+
+def test_a_retried_batch_skips_records_already_handled() -> None:
+    handler = make_handler("momentum")
+    handled: list[str] = []
+
+    @handler.on("*")
+    def on_record(event: Event) -> None:
+        if event.type == "bounce" and "bounce" not in handled:
+            handled.append("bounce")
+            raise RuntimeError("transient")
+        handled.append(event.type)
+
+    body = sample_batch(["delivery", "bounce", "click"])
+    headers = sign("momentum", body, batch_id="b-1", **CREDENTIALS["momentum"])
+    assert handler.handle(body, headers).status == 500
+    assert handler.handle(body, headers).status == 200
+    assert handled == ["delivery", "bounce", "bounce", "click"]
+
+
+def test_an_async_route_from_plain_dispatch_inside_a_running_loop_is_refused() -> None:
+    handler = make_handler("mindpeeker")
+
+    @handler.on("*")
+    async def done(event: Event) -> None: ...
+
+    verified = handler.verify(*delivery())
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="handle_async"):
+            handler.dispatch(verified)
+
+    run(main())  # and no "coroutine was never awaited" warning: it was closed
+
+
+def test_an_awaitable_from_plain_dispatch_inside_a_running_loop_is_refused() -> None:
+    handler = make_handler("mindpeeker")
+
+    async def main() -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handler.on("*")(lambda event: future)
+        with pytest.raises(TypeError, match="handle_async"):
+            handler.dispatch(handler.verify(*delivery()))
+
+    run(main())
+
+
+# -- batches: each record claimed -------------------------------------------------------
+
+
+def momentum_batch(records: list[Any], batch_id: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(records).encode()
+    return body, sign("momentum", body, batch_id=batch_id, **CREDENTIALS["momentum"])
+
+
+def test_a_batch_sharing_a_record_with_one_in_progress_comes_back_later() -> None:
+    handler = make_handler("momentum")
+    ran: list[str] = []
+    handler.on("*")(lambda event: ran.append(event.type))
+    records = json.loads(sample_batch(["delivery", "open"]))
+    first = handler.accept(*momentum_batch(records, "b-1"))  # holds both records
+    for attempt_ in (handler.accept, handler.handle):
+        later = attempt_(*momentum_batch(records[1:], "b-2"))
+        assert later.status == 409 and ran == []
+    handler.finish(first)
+    # b-2 let its own key go each time: once b-1 is done, b-2 is a batch of duplicates.
+    again = handler.accept(*momentum_batch(records[1:], "b-2"))
+    assert (again.status, again.duplicate, again.reason) == (200, True, "duplicate events")
+    assert handler.handle(*momentum_batch(records[1:], "b-2")).reason == "duplicate delivery"
+
+
+def test_accepting_a_batch_of_no_events_is_not_a_duplicate() -> None:
+    handler = make_handler("momentum")
+    outcome = handler.accept(*momentum_batch([{"msys": {}}], "b-0"))
+    assert (outcome.status, outcome.reason, outcome.duplicate) == (200, "accepted", False)
+    assert outcome.pending == () and outcome.claims is None
+    assert handler.accept(*momentum_batch([{"msys": {}}], "b-0")).reason == "duplicate delivery"
+
+
+def test_accepting_a_batch_whose_record_cannot_be_claimed_gives_503_and_holds_nothing() -> None:
+    store = FlakyStore()
+    handler = make_handler("momentum", dedupe=store)
+    body, headers = momentum_batch(json.loads(sample_batch(["delivery"])), "b-5")
+    real_claim = store.claim
+
+    def claim(key: str, lease: float) -> Claim:
+        if ":event:" in key:
+            raise ConnectionError("store unreachable")
+        return real_claim(key, lease)
+
+    store.claim = claim  # type: ignore[method-assign]
+    refused = handler.accept(body, headers)
+    assert refused.status == 503 and isinstance(refused.error, StoreUnavailable)
+    store.claim = real_claim  # type: ignore[method-assign]
+    assert len(handler.accept(body, headers).pending) == 1  # the batch key was released
+
+
+def test_an_interrupt_while_accepting_a_batch_releases_what_it_claimed() -> None:
+    store = FlakyStore()
+    handler = make_handler("momentum", dedupe=store)
+    body, headers = momentum_batch(json.loads(sample_batch(["delivery", "open"])), "b-6")
+    real_claim = store.claim
+    claimed: list[str] = []
+
+    def claim(key: str, lease: float) -> Claim:
+        claimed.append(key)
+        if len(claimed) == 3:  # the batch, the first record, then the second: interrupted
+            raise KeyboardInterrupt
+        return real_claim(key, lease)
+
+    store.claim = claim  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        handler.accept(body, headers)
+    store.claim = real_claim  # type: ignore[method-assign]
+    assert len(handler.accept(body, headers).pending) == 2

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import hookshield
 
@@ -47,9 +49,26 @@ def test_speedups_are_the_only_optional_import_and_are_used_when_installed() -> 
     assert hookshield.json_backend() == ("msgspec" if used else "json")
 
 
-def test_every_public_name_is_exported() -> None:
+def test_star_import_gives_exactly_the_public_names() -> None:
+    namespace: dict[str, object] = {}
+    exec("from hookshield import *", namespace)  # noqa: S102 - a fixed statement
+    namespace.pop("__builtins__")
+    assert sorted(namespace) == sorted(hookshield.__all__)
+    assert len(set(hookshield.__all__)) == len(hookshield.__all__)
+
+
+def test_every_public_class_and_function_is_hookshields_own_and_documented() -> None:
     for name in hookshield.__all__:
-        assert getattr(hookshield, name) is not None
         obj = getattr(hookshield, name)
-        if isinstance(obj, type):
-            assert obj.__doc__, f"{name} has no docstring"
+        if not (isinstance(obj, type) or callable(obj)):
+            continue
+        assert obj.__module__.split(".")[0] == "hookshield", name
+        doc = obj.__doc__ or ""
+        # A dataclass without a docstring gets its signature as one: not documentation.
+        assert doc.strip() and not doc.startswith(f"{obj.__name__}("), f"{name} has no docstring"
+
+
+def test_every_public_name_is_in_the_reference_page() -> None:
+    reference = (Path(__file__).parents[1] / "docs" / "reference.md").read_text("utf-8")
+    mentioned = {name for name in hookshield.__all__ if re.search(rf"\b{name}\b", reference)}
+    assert set(hookshield.__all__) - mentioned == set()

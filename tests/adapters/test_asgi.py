@@ -392,3 +392,52 @@ def test_the_middleware_works_in_the_background() -> None:
 def test_the_middleware_refuses_wrong_endpoints(endpoints: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         WebhookMiddleware(Starlette(), endpoints=endpoints)
+
+
+def test_a_background_async_route_that_raises_calls_the_error_hooks_after_the_answer() -> None:
+    rec = recorder("mindpeeker")
+    talk = Conversation()
+    errors: list[str] = []
+
+    @rec.handler.on("*")
+    async def boom(event: Event) -> None:
+        talk.log.append("route")
+        raise RuntimeError("database is down")
+
+    rec.handler.on_error(lambda exc, event: errors.append(str(exc)))
+    body, headers, _ = delivery("mindpeeker")
+    talk.body = body
+    run(WebhookApp(rec.handler, background=True), http_scope(headers), talk)
+    assert talk.status == 200  # answered before the route ran: it cannot make a retry
+    assert talk.log == ["http.response.start", "http.response.body", "route"]
+    assert errors == ["database is down"]
+    # The failed attempt let its claim go: the sender's own retry would run it again.
+    assert rec.handler.accept(body, headers).pending
+
+
+class BrokenStore:
+    """A de-duplication store whose backend is down."""
+
+    def claim(self, key: str, lease: float) -> Any:
+        raise ConnectionError("store unreachable")
+
+    def complete(self, key: str, ttl: float) -> None:
+        raise ConnectionError("store unreachable")
+
+    def release(self, key: str) -> None:
+        raise ConnectionError("store unreachable")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_409_and_503_carry_retry_after(background: bool) -> None:
+    rec = recorder("moco")
+    body, headers, _ = delivery("moco")
+    running = rec.handler.accept(body, headers)
+    client = starlette_client(WebhookApp(rec.handler, background=background))
+    in_progress = client.post("/hooks", content=body, headers=headers)
+    assert (in_progress.status_code, in_progress.headers["retry-after"]) == (409, "30")
+    rec.handler.release(running)
+    down = starlette_client(WebhookApp(recorder("moco", dedupe=BrokenStore()).handler))
+    unavailable = down.post("/hooks", content=body, headers=headers)
+    assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")
+    assert rec.events == []

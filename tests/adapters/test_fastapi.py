@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 
-from hookshield import Delivery, WebhookHandler
+from hookshield import Claim, Delivery, WebhookHandler
 from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified
 
@@ -130,3 +130,40 @@ def test_a_webhook_app_serves_a_fastapi_route(sender: str) -> None:
     assert client.post("/hooks", content=body, headers=headers).status_code == 200
     assert json.loads(client.get("/hooks").text)["error"].startswith("webhooks are delivered")
     assert rec.markers() == [marker]
+
+
+def test_a_route_that_returns_completes_the_delivery() -> None:
+    seen: list[Delivery] = []
+    handler = recorder("moco").handler
+    client = app_for(handler, seen)
+    body, headers, _ = delivery("moco")
+    assert client.post("/hooks/acme", content=body, headers=headers).status_code == 200
+    # Completed, not merely held: the retry is a duplicate, not "still running".
+    assert handler.accept(body, headers).duplicate
+
+
+class BrokenStore:
+    """A de-duplication store whose backend is down."""
+
+    def claim(self, key: str, lease: float) -> Claim:
+        raise ConnectionError("store unreachable")
+
+    def complete(self, key: str, ttl: float) -> None:
+        raise ConnectionError("store unreachable")
+
+    def release(self, key: str) -> None:
+        raise ConnectionError("store unreachable")
+
+
+def test_409_and_503_carry_retry_after() -> None:
+    seen: list[Delivery] = []
+    handler = recorder("moco").handler
+    body, headers, _ = delivery("moco")
+    running = handler.accept(body, headers)
+    in_progress = app_for(handler, seen).post("/hooks/acme", content=body, headers=headers)
+    assert (in_progress.status_code, in_progress.headers["retry-after"]) == (409, "30")
+    handler.release(running)
+    down = app_for(recorder("moco", dedupe=BrokenStore()).handler, seen)
+    unavailable = down.post("/hooks/acme", content=body, headers=headers)
+    assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")
+    assert seen == []

@@ -1,0 +1,133 @@
+"""Claims: the keys one delivery holds, and how each is completed or released.
+
+These drive ``Claims`` directly with the plain driver: the bookkeeping is the same
+whichever driver makes the store calls.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hookshield import Claim, MemoryDedupeStore, StoreUnavailable
+from hookshield._claims import Claims, Kind, bounded
+from hookshield._dispatch import drive
+
+
+class Recording(MemoryDedupeStore):
+    """The in-memory store, recording each call; ``down`` makes every call fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+        self.down = False
+
+    def _call(self, step: str, key: str) -> None:
+        self.calls.append((step, key))
+        if self.down:
+            raise ConnectionError("store unreachable")
+
+    def claim(self, key: str, lease: float) -> Claim:
+        self._call("claim", key)
+        return super().claim(key, lease)
+
+    def complete(self, key: str, ttl: float) -> None:
+        self._call("complete", key)
+        super().complete(key, ttl)
+
+    def release(self, key: str) -> None:
+        self._call("release", key)
+        super().release(key)
+
+
+def test_a_short_id_is_its_own_key_and_a_long_one_is_hashed() -> None:
+    assert bounded("evt_1") == "evt_1"
+    assert bounded("x" * 128) == "x" * 128
+    long = bounded("x" * 129)
+    assert long.startswith("sha256:") and len(long) == 7 + 64
+    assert bounded("x" * 129) == long != bounded("x" * 130)
+    assert bounded("\ud800" * 200).startswith("sha256:")  # a lone surrogate still hashes
+
+
+def test_a_new_claim_is_held_and_others_are_not() -> None:
+    store = Recording()
+    store.claim("done", 60)
+    store.complete("done", 60)
+    store.claim("running", 60)
+    claims = Claims(store, lease=60, ttl=600)
+    assert drive(claims.claim("new")) is Claim.NEW
+    assert drive(claims.claim("done")) is Claim.DONE
+    assert drive(claims.claim("running")) is Claim.IN_PROGRESS
+    assert [claims.holds(key) for key in ("new", "done", "running")] == [True, False, False]
+    assert "held=1" in repr(claims)
+
+
+def test_a_claim_is_yielded_as_a_store_step() -> None:
+    store = MemoryDedupeStore()
+    steps = Claims(store, lease=60, ttl=600).claim("k")
+    step = next(steps)
+    assert step.kind is Kind.STORE and step.args == ("k", 60)
+
+
+def test_complete_settles_each_held_key_done_for_the_ttl() -> None:
+    store = Recording()
+    claims = Claims(store, lease=60, ttl=600)
+    for key in ("a", "b"):
+        drive(claims.claim(key))
+    drive(claims.complete_all())
+    assert store.calls[-2:] == [("complete", "a"), ("complete", "b")]
+    assert not claims.holds("a") and not claims.holds("b")
+    assert store.claim("a", 60) is Claim.DONE
+
+
+def test_release_forgets_every_held_key_newest_first() -> None:
+    store = Recording()
+    claims = Claims(store, lease=60, ttl=600)
+    for key in ("a", "b", "c"):
+        drive(claims.claim(key))
+    drive(claims.complete("b"))
+    drive(claims.release_all())
+    assert store.calls[-2:] == [("release", "c"), ("release", "a")]
+    assert store.claim("a", 60) is Claim.NEW
+    drive(claims.release_all())  # nothing held: no store call
+    assert store.calls[-1] == ("claim", "a")
+
+
+def test_a_store_that_cannot_claim_is_unavailable() -> None:
+    store = Recording()
+    store.down = True
+    claims = Claims(store, lease=60, ttl=600)
+    with pytest.raises(StoreUnavailable, match="ConnectionError") as raised:
+        drive(claims.claim("k"))
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    assert raised.value.status == 503
+    assert not claims.holds("k")
+
+
+def test_a_store_that_cannot_complete_or_release_is_logged_and_the_rest_still_settled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Recording()
+    claims = Claims(store, lease=60, ttl=600)
+    for key in ("a", "b", "c"):
+        drive(claims.claim(key))
+    store.down = True
+    with caplog.at_level(logging.ERROR, logger="hookshield"):
+        drive(claims.complete("a"))
+        drive(claims.release_all())
+    assert store.calls[-3:] == [("complete", "a"), ("release", "c"), ("release", "b")]
+    assert "could not mark a delivery done" in caplog.text
+    assert caplog.text.count("could not release a claim") == 2
+    assert not any(claims.holds(key) for key in "abc")
+
+
+def test_a_store_answering_something_else_than_a_claim_is_a_programming_error() -> None:
+    class Wrong(MemoryDedupeStore):
+        def claim(self, key: str, lease: float) -> Claim:
+            return True  # type: ignore[return-value]
+
+    claims = Claims(Wrong(), lease=60, ttl=600)
+    with pytest.raises(TypeError, match=r"hookshield\.Claim"):
+        drive(claims.claim("k"))
+    assert not claims.holds("k")
