@@ -33,7 +33,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FRAMEWORKS", "STORES", "Load", "Served", "ServerResult", "run_http", "start_server"]
+__all__ = [
+    "ASGI_ENDPOINTS",
+    "ENDPOINTS",
+    "FRAMEWORKS",
+    "STORES",
+    "Load",
+    "Served",
+    "ServerResult",
+    "run_http",
+    "start_server",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 

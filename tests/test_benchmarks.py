@@ -18,7 +18,7 @@ from benchmarks._timing import Timing, time_loop
 from benchmarks.load import Answer, ResponseReader
 from benchmarks.micro import FAST, FLOOR, PEER, TYPED, Group, Memory, Row
 from benchmarks.payloads import SECRET, SIZES, TOKEN, momentum_batch, padded
-from benchmarks.web import Load, ServerResult
+from benchmarks.web import ASGI_ENDPOINTS, ENDPOINTS, Load, ServerResult
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,7 +57,7 @@ def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
     tampered = payload.body.replace(b"completed", b"c0mpleted", 1)
     for factory in (apps.starlette_app, apps.fastapi_app):
         with TestClient(factory()) as client:
-            for path in ("/floor/", "/floor-thread/", "/hook/", "/hook-async/"):
+            for path in (*ENDPOINTS, *ASGI_ENDPOINTS):
                 good = client.post(path, content=payload.body, headers=payload.headers)
                 bad = client.post(path, content=tampered, headers=payload.headers)
                 assert (path, good.status_code, bad.status_code) == (path, 200, 401)
@@ -153,7 +153,7 @@ def test_the_targets_are_judged_from_the_run_s_numbers() -> None:
         ("Flask", "gunicorn", "/hook/"): (900.0, 1.00),  # 0.96 now: 4 % lower, within 5 %
         ("Django", "gunicorn", "/hook/"): (900.0, 1.00),  # 0.94 now: 6 % lower
     }
-    found = report.targets(groups, servers, baseline=baseline)
+    found = report.targets(groups, servers, baseline=baseline, missing_peers=[])
     assert _met(found, "Flask:") is True
     assert _met(found, "Django:") is False
     # hookshield[speedups] takes 8 µs beside peerA's 9 at 1 KB, 400 beside 450 at 1 MB.
@@ -167,13 +167,35 @@ def test_the_targets_are_judged_from_the_run_s_numbers() -> None:
 
 def test_a_peer_faster_than_speedups_fails_the_target_and_is_named() -> None:
     groups = [_group("1 KB", floor=10, typed=12, fast=8, githubkit=7.5, peerB=20)]
-    found = report.targets(groups, [], baseline={})
+    found = report.targets(groups, [], baseline={}, missing_peers=[])
     (target,) = [t for t in found if "every peer at 1 KB" in t.goal]
     assert target.met is False
     assert "githubkit at MindPeeker 1.07x" in target.measured
     # Not measured is neither met nor missed.
     assert _met(found, "every peer at 1 MB") is None
     assert _met(found, "every adapter") is None
+
+
+def test_beating_the_peers_that_ran_is_not_beating_every_peer() -> None:
+    groups = [_group("1 KB", floor=10, typed=12, fast=8, peerA=9)]
+    found = report.targets(groups, [], baseline={}, missing_peers=["svix", "stripe"])
+    (target,) = [t for t in found if "every peer at 1 KB" in t.goal]
+    assert target.met is None
+    assert "not installed: svix, stripe" in target.measured
+
+
+def test_a_hand_written_endpoint_s_regression_is_not_hookshield_s() -> None:
+    server = _server("Starlette", 0.9, server="uvicorn")
+    server.loads.append(Load("/floor-thread/", 4000, 500.0, 1.0, 2.0, {"200": 4000}, ratio=0.5))
+    baseline = {
+        ("Starlette", "uvicorn", "/hook/"): (900.0, 0.90),
+        ("Starlette", "uvicorn", "/floor-thread/"): (900.0, 0.80),
+    }
+    (regression,) = [
+        t for t in report.targets([], [server], baseline=baseline) if "baseline" in t.goal
+    ]
+    assert regression.met is True
+    assert "hookshield rows compared: 1;" in regression.measured
 
 
 def test_a_tiny_run_judges_no_http_target() -> None:
@@ -272,3 +294,35 @@ def test_timing_leaves_the_garbage_collector_running() -> None:
     seen: list[bool] = []
     time_loop(lambda: seen.append(gc.isenabled()), 3)
     assert seen == [True, True, True]
+
+
+def _render(servers: list[ServerResult]) -> str:
+    return report.render(
+        quick=True,
+        groups=[],
+        breakdown=[],
+        batch=None,
+        stream=None,
+        memory=[],
+        servers=servers,
+        http_notes=[],
+        settings="none",
+    )
+
+
+def test_the_hand_off_section_subtracts_the_loop_s_cost_from_the_thread_s() -> None:
+    server = ServerResult("Starlette", "uvicorn")
+    server.loads = [
+        Load("/floor/", 4000, 1000.0, 1.0, 2.0, {"200": 4000}, cpu_us=100.0, switches=0.1),
+        Load("/hook/", 4000, 800.0, 1.0, 2.0, {"200": 4000}, 0.8, 130.0, 0.77, 2.5),
+        Load("/hook-inline/", 4000, 950.0, 1.0, 2.0, {"200": 4000}, 0.95, 105.0, 0.95, 0.2),
+    ]
+    section = _render([server]).partition("## The plain ASGI route")[2].partition("\n## ")[0]
+    assert (
+        "| Starlette | (a) hookshield, plain route in its worker thread (today) | 0.80 | +30.0 | 2.50 |"
+        in section
+    )
+    assert "| Starlette | *(a) less (c): the hand-off* | | +25.0 | |" in section
+    # An endpoint the server did not serve gets no row.
+    assert "/hook-batched/" not in section
+    assert "(f) prototype" not in section
