@@ -9,8 +9,8 @@ compare, ``json.loads`` and the same fields); and ``/hook-background/``, the ada
 and ``/floor-thread/``, the hand-written endpoint doing its work in the framework's
 thread pool (``run_in_threadpool``), as a plain-function route of its own would: the
 like-for-like of ``/hook/``; ``/hook-inline/``, the plain route run on the event loop
-(``sync_handlers_in_thread=False``); and ``/hook-batched/``, a prototype of batched
-hand-offs (see :class:`BatchedThread`).  gunicorn serves ``flask_app()`` and ``django_app()``;
+(``sync_handlers_in_thread=False``); ``/hook-batched/`` and ``/hook-coalesced/``,
+prototypes of batched hand-offs (:class:`BatchedThread`, :class:`CoalescingPool`).  gunicorn serves ``flask_app()`` and ``django_app()``;
 uvicorn ``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
 name, so that this module type-checks without them.
 
@@ -43,6 +43,7 @@ from .payloads import SECRET
 __all__ = [
     "STORE_VARIABLE",
     "BatchedThread",
+    "CoalescingPool",
     "django_app",
     "fastapi_app",
     "flask_app",
@@ -248,17 +249,74 @@ def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+class CoalescingPool:
+    """A prototype pool whose workers wake the loop once for every result that is ready.
+
+    Several threads, started on demand up to ``max_workers``, as in hookshield's own
+    pool, so that one blocking route does not hold up the others.  A finished call's
+    result goes on a list; only the worker that finds no wake-up of the loop pending
+    schedules one (``call_soon_threadsafe``), and the loop then settles every result
+    on the list.  A benchmark prototype only: one loop, no context variables.
+    """
+
+    def __init__(self, max_workers: int = 6) -> None:
+        self._calls: queue.SimpleQueue[
+            tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
+        ] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        self._scheduled = False
+        self._threads = 0
+        self._idle = 0
+        self._max = max_workers
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` in a worker thread."""
+        loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            start = not self._idle and self._threads < self._max
+            if start:
+                self._threads += 1
+            elif self._idle:
+                self._idle -= 1
+        if start:
+            threading.Thread(target=self._work, daemon=True, name="bench-coalescing").start()
+        self._calls.put((future, func, args))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            future, func, args = self._calls.get()
+            try:
+                result: tuple[asyncio.Future[Any], bool, Any] = (future, True, func(*args))
+            except Exception as exc:  # handed back to the awaiting coroutine
+                result = (future, False, exc)
+            with self._lock:
+                self._done.append(result)
+                wake, self._scheduled = not self._scheduled, True
+                self._idle += 1
+            if wake and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            done, self._done, self._scheduled = self._done, [], False
+        _settle(done)
+
+
 class _BatchedApp:
-    """A raw ASGI endpoint: verify on the loop, the plain routes through :class:`BatchedThread`.
+    """A raw ASGI endpoint: verify on the loop, the plain routes through a prototype pool.
 
     It reads the request as :class:`hookshield.asgi.WebhookApp` does (through its
     private helpers, so that only the hand-off differs); a benchmark prototype only.
     A class, not a function, so that Starlette's ``Route`` serves it as an ASGI app.
     """
 
-    def __init__(self, handler: WebhookHandler) -> None:
+    def __init__(self, handler: WebhookHandler, worker: BatchedThread | CoalescingPool) -> None:
         self.handler = handler
-        self.worker = BatchedThread()
+        self.worker = worker
         self._asgi = importlib.import_module("hookshield.asgi")
         self._reply = importlib.import_module("hookshield._adapt").reply
 
@@ -294,7 +352,8 @@ def _asgi_routes() -> list[Any]:
         routing.Route("/hook/", asgi.WebhookApp(fast), methods=["POST"]),
         routing.Route("/hook-async/", asgi.WebhookApp(awaiting), methods=["POST"]),
         routing.Route("/hook-inline/", asgi.WebhookApp(inline), methods=["POST"]),
-        routing.Route("/hook-batched/", _BatchedApp(batched), methods=["POST"]),
+        routing.Route("/hook-batched/", _BatchedApp(batched, BatchedThread()), methods=["POST"]),
+        routing.Route("/hook-coalesced/", _BatchedApp(batched, CoalescingPool()), methods=["POST"]),
         routing.Route(
             "/hook-background/", asgi.WebhookApp(slow, background=True), methods=["POST"]
         ),

@@ -445,7 +445,9 @@ def render(
             "plain route run on the loop (`sync_handlers_in_thread=False`), "
             "`/hook-batched/` a prototype that verifies on the loop and hands the plain "
             "route to one worker thread that settles what it ran in batches, one wake-up "
-            "of the loop for all the deliveries it found queued (`benchmarks/apps.py`), "
+            "of the loop for all the deliveries it found queued, `/hook-coalesced/` the "
+            "same with a pool of threads whose results share one wake-up of the loop "
+            "(both in `benchmarks/apps.py`), "
             "and `/floor-thread/` "
             "the hand-written endpoint handing its work to the framework's thread pool "
             "(`run_in_threadpool`), as a plain-function route of its own would.  Flask is "
@@ -516,6 +518,7 @@ HAND_OFFS = (
     ("/hook-async/", "(b) hookshield, `async def` route"),
     ("/hook-inline/", "(c) hookshield, plain route on the loop (`sync_handlers_in_thread=False`)"),
     ("/hook-batched/", "(f) prototype: plain route in one thread, results settled in batches"),
+    ("/hook-coalesced/", "(g) prototype: plain route in a pool, the loop woken once per batch"),
 )
 
 

@@ -97,7 +97,13 @@ FRAMEWORKS: tuple[Served, ...] = (
 )
 #: The endpoints loaded on every server, and on the ASGI servers besides.
 ENDPOINTS = ("/floor/", "/hook/")
-ASGI_ENDPOINTS = ("/hook-async/", "/hook-inline/", "/hook-batched/", "/floor-thread/")
+ASGI_ENDPOINTS = (
+    "/hook-async/",
+    "/hook-inline/",
+    "/hook-batched/",
+    "/hook-coalesced/",
+    "/floor-thread/",
+)
 #: The modules each server needs, besides the framework and the adapter.
 _SERVER_MODULES = {
     "gunicorn": ("gunicorn",),

@@ -272,8 +272,11 @@ def test_the_bench_store_variable_names_a_store_or_fails_loudly() -> None:
             apps.store_from("sqlite:/tmp/never-made.db")
 
 
-def test_the_batched_hand_off_returns_each_result_and_error_to_its_caller() -> None:
-    worker = apps.BatchedThread()
+@pytest.mark.parametrize("make", [apps.BatchedThread, apps.CoalescingPool])
+def test_the_batched_hand_offs_return_each_result_and_error_to_its_caller(
+    make: type[apps.BatchedThread | apps.CoalescingPool],
+) -> None:
+    worker = make()
 
     def fail() -> None:
         raise LookupError("from the worker")
