@@ -151,9 +151,10 @@ def tests_versions(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks of issue 5, which rewrite docs/benchmarks.md (`-- --quick` for a smoke run).
+    """The benchmarks, which rewrite docs/benchmarks.md (`-- --quick` for a shorter run).
 
-    Not in the default sessions: CI does not run it, timings are for a quiet machine.
+    Not in the default sessions: CI does not run it, timings are for a quiet machine
+    (`bench_smoke` checks that the harness works).
     """
     install_groups(session, "bench")
     session.install("-e", ".")

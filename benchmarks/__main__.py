@@ -48,9 +48,11 @@ def stores_section(quick: bool) -> tuple[list[dict[str, object]], str]:
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the benchmarks, write the Markdown report, and return it."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions: indicative only")
     parser.add_argument(
-        "--tiny", action="store_true", help="1 KB bodies and small batches only (implies --quick)"
+        "--tiny",
+        action="store_true",
+        help="1 KB bodies, small batches, a few requests: checks the harness (implies --quick)",
     )
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP servers")
     parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")

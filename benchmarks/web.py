@@ -175,6 +175,9 @@ class ServerResult:
     #: ``/hook/`` over ``/floor-thread/``: both run their work in a thread (ASGI only).
     thread_ratio: float | None = None
     ack_p99_ms: float | None = None
+    #: ``/hook/`` over ``/floor/`` in each round, the two loaded one after the other:
+    #: their spread shows how far the machine's other load moves the ratio.
+    round_ratios: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -473,6 +476,7 @@ def _serve_in(
             endpoints += ASGI_ENDPOINTS
         cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         switches: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
+        rates: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         for _ in range(rounds):
             for endpoint in endpoints:
                 before = _group_usage(process.pid)
@@ -483,6 +487,7 @@ def _serve_in(
                     sent = requests + _WARMUP
                     cpu[endpoint].append((after.cpu_seconds - before.cpu_seconds) / sent * 1e6)
                     switches[endpoint].append(after.switches_since(before) / sent)
+                rates[endpoint].append(load.rps)
                 if endpoint not in best or load.rps > best[endpoint].rps:
                     best[endpoint] = load
         # The least CPU (and switches) per request of the rounds, as the most requests
@@ -510,6 +515,11 @@ def _serve_in(
                 )
             )
         result.rps_ratio = ratio
+        result.round_ratios = [
+            hook_rps / floor_rps
+            for hook_rps, floor_rps in zip(rates["/hook/"], rates["/floor/"], strict=True)
+            if floor_rps
+        ]
         result.cpu_ratio = next(x.cpu_ratio for x in result.loads if x.endpoint == "/hook/")
         threaded = best.get("/floor-thread/")
         if threaded is not None and threaded.rps:
