@@ -12,7 +12,15 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["tests", "tests_pure", "lint", "typecheck", "docs", "adapters_oldest"]
+nox.options.sessions = [
+    "tests",
+    "tests_pure",
+    "lint",
+    "typecheck",
+    "docs",
+    "adapters_oldest",
+    "bench_smoke",
+]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
@@ -150,13 +158,25 @@ def tests_versions(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks of issue 5, which rewrite docs/benchmarks.md (`-- --quick` for a smoke run).
+    """The benchmarks, which rewrite docs/benchmarks.md (`-- --quick` for a shorter run).
 
-    Not in the default sessions: CI does not run it, timings are for a quiet machine.
+    Not in the default sessions: CI does not run it, timings are for a quiet machine
+    (`bench_smoke` checks that the harness works).
     """
     install_groups(session, "bench")
     session.install("-e", ".")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def bench_smoke(session: nox.Session) -> None:
+    """Smoke runs of the benchmarks and the profiles: real servers and py-spy, timings unjudged.
+
+    Kept out of `tests` (they take a minute and need py-spy); CI runs them here.
+    """
+    install_groups(session, "bench-smoke")
+    session.install("-e", ".")
+    session.run("pytest", "-p", "no:cacheprovider", "benchmarks/test_smoke.py", *session.posargs)
 
 
 @nox.session

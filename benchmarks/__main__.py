@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Sequence
@@ -20,12 +21,38 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+#: The HTTP load of each mode: requests per run, rounds, acknowledgements, the sleep of
+#: the background handler.  A quick run's rows must still mean something: at a few
+#: thousand requests per second, 2,000 requests take about half a second, long enough
+#: for the scheduler's noise to average out, and three rounds give the best of three.
+#: A tiny run only checks that the harness works: its HTTP rows are judged by no target.
+HTTP_LOAD = {
+    "full": (4000, 5, 200, 10.0),
+    "quick": (2000, 3, 20, 10.0),
+    "tiny": (30, 1, 5, 1.0),
+}
+
+
+def stores_section(quick: bool) -> tuple[list[dict[str, object]], str]:
+    """The de-duplication stores' rows from ``benchmarks.stores``, or why there are none."""
+    try:
+        stores = importlib.import_module("benchmarks.stores")
+    except ModuleNotFoundError as exc:
+        if exc.name != "benchmarks.stores":
+            raise
+        return [], "Not measured: `benchmarks/stores.py` is not written yet."
+    rows: list[dict[str, object]] = stores.measure(quick)
+    return rows, ""
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the benchmarks, write the Markdown report, and return it."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions: indicative only")
     parser.add_argument(
-        "--tiny", action="store_true", help="1 KB bodies and small batches only (implies --quick)"
+        "--tiny",
+        action="store_true",
+        help="1 KB bodies, small batches, a few requests: checks the harness (implies --quick)",
     )
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP servers")
     parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")
@@ -62,16 +89,18 @@ def main(argv: Sequence[str] | None = None) -> str:
         _say("peak memory ...")
         memory = micro.memory(records)
     servers: list[web.ServerResult] = []
+    mode = "tiny" if args.tiny else ("quick" if quick else "full")
     if args.no_http:
         http_notes = ["HTTP part not run (--no-http)."]
     else:
         _say("HTTP ...")
+        requests, http_rounds, acks, sleep = HTTP_LOAD[mode]
         servers, http_notes = web.run_http(
-            requests=30 if args.tiny else (200 if quick else 4000),
-            rounds=1 if quick else 5,
-            ack_requests=5 if args.tiny else (20 if quick else 200),
-            sleep=1.0 if args.tiny else 10.0,
+            requests=requests, rounds=http_rounds, ack_requests=acks, sleep=sleep
         )
+        settings += f"; HTTP: {http_rounds} rounds of {requests:,} requests per endpoint"
+    _say("de-duplication stores ...")
+    store_rows, store_note = stores_section(quick)
     text = report.render(
         quick=quick,
         groups=groups,
@@ -82,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         servers=servers,
         http_notes=http_notes,
         settings=settings,
+        http_judged=mode != "tiny",
+        stores=store_rows,
+        stores_note=store_note,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

@@ -9,6 +9,10 @@ requests per second of each is kept.  Then the acknowledgement latency of the
 ``background=True`` endpoint, whose handler sleeps, is measured one delivery at a time.
 Every server started is stopped, its whole process group, before the next one starts.
 A framework that cannot be served is skipped with a note saying why.
+
+Flask is also served by gunicorn with four workers, once per de-duplication store
+(:data:`STORES`, chosen through ``HOOKSHIELD_BENCH_STORE``, see :mod:`benchmarks.apps`);
+the Redis row starts its own ``redis-server`` on 127.0.0.1 and stops it by its PID.
 """
 
 from __future__ import annotations
@@ -17,32 +21,88 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FRAMEWORKS", "Load", "ServerResult", "run_http", "start_server"]
+__all__ = [
+    "ASGI_ENDPOINTS",
+    "ENDPOINTS",
+    "FRAMEWORKS",
+    "STORES",
+    "Load",
+    "Served",
+    "ServerResult",
+    "run_http",
+    "start_server",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _STARLETTE = ("starlette", "hookshield.asgi", "benchmarks.apps:starlette_app")
 _FASTAPI = ("fastapi", "hookshield.asgi", "benchmarks.apps:fastapi_app")
 
-#: (name, server, framework module, hookshield adapter module, app target).  The ASGI
-#: apps are served twice: by uvicorn's pure-Python HTTP parser on asyncio's loop, and
-#: as ``uvicorn[standard]`` serves them, which most deployments install, with
-#: httptools and uvloop: a faster server leaves the app's own work a larger share.
-FRAMEWORKS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("Flask", "gunicorn", "flask", "hookshield.flask", "benchmarks.apps:flask_app()"),
-    ("Django", "gunicorn", "django", "hookshield.django", "benchmarks.apps:django_app()"),
-    ("Starlette", "uvicorn", *_STARLETTE),
-    ("FastAPI", "uvicorn", *_FASTAPI),
-    ("Starlette", "uvicorn[standard]", *_STARLETTE),
-    ("FastAPI", "uvicorn[standard]", *_FASTAPI),
+_FLASK = ("flask", "hookshield.flask", "benchmarks.apps:flask_app()")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One server to start: the framework, its server and app, workers, dedupe store."""
+
+    name: str
+    server: str
+    framework: str
+    adapter: str
+    target: str
+    workers: int = 1
+    #: ``None``: the handler's default store; else a key of :data:`STORES`.
+    store: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the report names this server."""
+        label = _label(self.name, self.server)
+        if self.workers > 1:
+            label += f" -w {self.workers}"
+        return label + (f", {self.store} store" if self.store else "")
+
+
+#: The de-duplication stores of the ``-w 4`` Flask rows: the modules each needs.
+STORES: dict[str, tuple[str, ...]] = {
+    "memory": (),
+    "sqlite": (),
+    "redis": ("redis", "hookshield.redis"),
+}
+
+#: The servers of the HTTP benchmark.  The ASGI apps are served twice: by uvicorn's
+#: pure-Python HTTP parser on asyncio's loop, and as ``uvicorn[standard]`` serves
+#: them, which most deployments install, with httptools and uvloop: a faster server
+#: leaves the app's own work a larger share.
+FRAMEWORKS: tuple[Served, ...] = (
+    Served("Flask", "gunicorn", *_FLASK),
+    Served("Django", "gunicorn", "django", "hookshield.django", "benchmarks.apps:django_app()"),
+    Served("Starlette", "uvicorn", *_STARLETTE),
+    Served("FastAPI", "uvicorn", *_FASTAPI),
+    Served("Starlette", "uvicorn[standard]", *_STARLETTE),
+    Served("FastAPI", "uvicorn[standard]", *_FASTAPI),
+    *(Served("Flask", "gunicorn", *_FLASK, workers=4, store=store) for store in STORES),
+)
+#: The endpoints loaded on every server, and on the ASGI servers besides.
+ENDPOINTS = ("/floor/", "/hook/")
+ASGI_ENDPOINTS = (
+    "/hook-async/",
+    "/hook-inline/",
+    "/hook-batched/",
+    "/hook-coalesced/",
+    "/floor-thread/",
 )
 #: The modules each server needs, besides the framework and the adapter.
 _SERVER_MODULES = {
@@ -98,17 +158,31 @@ class ServerResult:
     framework: str
     server: str
     loads: list[Load] = field(default_factory=list)
+    #: The name the report gives the server (framework, server, workers, store).
+    name: str = ""
+    workers: int = 1
+    store: str | None = None
+
+    @property
+    def server_text(self) -> str:
+        """The server as the report's table names it, with its workers and store."""
+        text = self.server + (f" -w {self.workers}" if self.workers > 1 else "")
+        return text + (f", {self.store} store" if self.store else "")
+
     rps_ratio: float | None = None
     #: The hand-written endpoint's server CPU per request over ``/hook/``'s.
     cpu_ratio: float | None = None
     #: ``/hook/`` over ``/floor-thread/``: both run their work in a thread (ASGI only).
     thread_ratio: float | None = None
     ack_p99_ms: float | None = None
+    #: ``/hook/`` over ``/floor/`` in each round, the two loaded one after the other:
+    #: their spread shows how far the machine's other load moves the ratio.
+    round_ratios: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         """The framework's name, with the server where the framework is served twice."""
-        return _label(self.framework, self.server)
+        return self.name or _label(self.framework, self.server)
 
 
 def _label(name: str, server: str) -> str:
@@ -193,12 +267,12 @@ def _task_switches(status: Path) -> int:
     )
 
 
-def _command(server: str, target: str, port: int) -> list[str]:
+def _command(server: str, target: str, port: int, workers: int = 1) -> list[str]:
     if server == "gunicorn":
         return [
             sys.executable, "-m", "gunicorn",
             "--bind", f"127.0.0.1:{port}",
-            "--workers", "1",
+            "--workers", str(workers),
             "--graceful-timeout", "2",
             "--log-level", "warning",
             target,
@@ -229,7 +303,7 @@ def _environment(sleep: float) -> dict[str, str]:
 
 
 def start_server(
-    server: str, target: str, env: dict[str, str]
+    server: str, target: str, env: dict[str, str], workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``server`` serving ``target`` on a free port of 127.0.0.1, and that port.
 
@@ -238,7 +312,7 @@ def start_server(
     """
     port = _free_port()
     process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
-        _command(server, target, port),
+        _command(server, target, port, workers),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -313,10 +387,42 @@ def _as_load(endpoint: str, summary: dict[str, object]) -> Load:
     )
 
 
+@contextmanager
+def _store_environment(store: str | None, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``env`` naming ``store`` for the Flask app; a Redis store gets its own redis-server."""
+    if store is None:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="hookshield-bench-") as scratch:
+        if store != "redis":
+            spec = "memory" if store == "memory" else f"sqlite:{scratch}/dedupe.db"
+            yield {**env, "HOOKSHIELD_BENCH_STORE": spec}
+            return
+        port = _free_port()
+        redis = subprocess.Popen(  # noqa: S603 - arguments built here
+            [_REDIS_SERVER or "redis-server", "--bind", "127.0.0.1", "--port", str(port),
+             "--save", "", "--appendonly", "no", "--dir", scratch],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            if not _wait_ready(redis, port):
+                raise RuntimeError("redis-server did not start")
+            yield {**env, "HOOKSHIELD_BENCH_STORE": f"redis://127.0.0.1:{port}/0"}
+        finally:
+            _stop(redis)
+
+
+_REDIS_SERVER = shutil.which("redis-server")
+
+
+def _has_sqlite_store() -> bool:
+    return hasattr(importlib.import_module("hookshield"), "SQLiteDedupeStore")
+
+
 def _serve(
-    name: str,
-    server: str,
-    target: str,
+    served: Served,
     *,
     requests: int,
     rounds: int,
@@ -325,24 +431,52 @@ def _serve(
     concurrency: int,
     notes: list[str],
 ) -> ServerResult | None:
-    env = _environment(sleep)
-    process, port = start_server(server, target, env)
+    try:
+        with _store_environment(served.store, _environment(sleep)) as env:
+            return _serve_in(
+                served,
+                env,
+                requests=requests,
+                rounds=rounds,
+                ack_requests=ack_requests,
+                concurrency=concurrency,
+                notes=notes,
+            )
+    except RuntimeError as exc:
+        notes.append(f"{served.label}: not measured: {exc}")
+        return None
+
+
+def _serve_in(
+    served: Served,
+    env: dict[str, str],
+    *,
+    requests: int,
+    rounds: int,
+    ack_requests: int,
+    concurrency: int,
+    notes: list[str],
+) -> ServerResult | None:
+    name, server = served.name, served.server
+    process, port = start_server(server, served.target, env, served.workers)
     try:
         if not _wait_ready(process, port):
             _stop(process)
             error = process.stderr.read().decode(errors="replace") if process.stderr else ""
             notes.append(
-                f"{_label(name, server)}: the {server} server did not start: {error.strip()[-300:]}"
+                f"{served.label}: the {server} server did not start: {error.strip()[-300:]}"
             )
             return None
         base = f"http://127.0.0.1:{port}"
         best: dict[str, Load] = {}
-        endpoints = ["/floor/", "/hook/"]
+        endpoints = list(ENDPOINTS)
         if server.startswith("uvicorn"):
-            # The same route as `async def`, and the hand-written work in a thread.
-            endpoints += ["/hook-async/", "/floor-thread/"]
+            # The same route as `async def` and on the loop, a prototype of batched
+            # hand-offs, and the hand-written work in a thread.
+            endpoints += ASGI_ENDPOINTS
         cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         switches: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
+        rates: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         for _ in range(rounds):
             for endpoint in endpoints:
                 before = _group_usage(process.pid)
@@ -353,6 +487,7 @@ def _serve(
                     sent = requests + _WARMUP
                     cpu[endpoint].append((after.cpu_seconds - before.cpu_seconds) / sent * 1e6)
                     switches[endpoint].append(after.switches_since(before) / sent)
+                rates[endpoint].append(load.rps)
                 if endpoint not in best or load.rps > best[endpoint].rps:
                     best[endpoint] = load
         # The least CPU (and switches) per request of the rounds, as the most requests
@@ -361,7 +496,9 @@ def _serve(
         fewest = {endpoint: min(counts) for endpoint, counts in switches.items() if counts}
         floor_cpu = least.get("/floor/")
         floor, hook = best["/floor/"], best["/hook/"]
-        result = ServerResult(name, server)
+        result = ServerResult(
+            name, server, name=served.label, workers=served.workers, store=served.store
+        )
         ratio = hook.rps / floor.rps if floor.rps else None
         result.loads = []
         for endpoint, load in best.items():
@@ -378,16 +515,22 @@ def _serve(
                 )
             )
         result.rps_ratio = ratio
+        result.round_ratios = [
+            hook_rps / floor_rps
+            for hook_rps, floor_rps in zip(rates["/hook/"], rates["/floor/"], strict=True)
+            if floor_rps
+        ]
         result.cpu_ratio = next(x.cpu_ratio for x in result.loads if x.endpoint == "/hook/")
         threaded = best.get("/floor-thread/")
         if threaded is not None and threaded.rps:
             result.thread_ratio = hook.rps / threaded.rps
-        ack = _as_load(
-            "/hook-background/ (ack)",
-            _load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),
-        )
-        result.loads.append(ack)
-        result.ack_p99_ms = ack.p99_ms
+        if served.store is None:  # the acknowledgement does not depend on the store
+            ack = _as_load(
+                "/hook-background/ (ack)",
+                _load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),
+            )
+            result.loads.append(ack)
+            result.ack_p99_ms = ack.p99_ms
         notes.extend(
             f"{result.label} {load.endpoint}: answers other than 200: {load.statuses}"
             for load in result.loads
@@ -395,7 +538,7 @@ def _serve(
         )
         return result
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-        notes.append(f"{_label(name, server)}: the load run failed: {exc}")
+        notes.append(f"{served.label}: the load run failed: {exc}")
         return None
     finally:
         _stop(process)
@@ -410,22 +553,27 @@ def run_http(
     ack_requests: int,
     sleep: float,
     concurrency: int = 4,
+    servers: Sequence[Served] = FRAMEWORKS,
 ) -> tuple[list[ServerResult], list[str]]:
     """Serve each framework in turn and load it; the results and the notes on what was skipped."""
     results: list[ServerResult] = []
     notes: list[str] = []
-    for name, server, framework, adapter, target in FRAMEWORKS:
-        needed = (adapter, framework, *_SERVER_MODULES[server])
+    for entry in servers:
+        needed = (entry.adapter, entry.framework, *_SERVER_MODULES[entry.server])
+        if entry.store is not None:
+            needed += STORES[entry.store]
         missing = [m for m in needed if not _installed(m)]
+        if entry.store == "redis" and _REDIS_SERVER is None:
+            missing.append("redis-server")
+        if entry.store == "sqlite" and not _has_sqlite_store():
+            missing.append("hookshield.SQLiteDedupeStore")
         if missing:
             notes.append(
-                f"{name} on {server} skipped: {', '.join(missing)} not installed or not written yet."
+                f"{entry.label} skipped: {', '.join(missing)} not installed or not written yet."
             )
             continue
         served = _serve(
-            name,
-            server,
-            target,
+            entry,
             requests=requests,
             rounds=rounds,
             ack_requests=ack_requests,

@@ -1,18 +1,28 @@
-"""The benchmark harness runs end to end; its timings are never asserted."""
+"""The benchmark harness's parts and the report's arithmetic; its timings are never asserted.
+
+The smoke runs, which start servers and py-spy, are in ``benchmarks/test_smoke.py``
+(``nox -s bench_smoke``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import sys
-from pathlib import Path
+import types
 
 import pytest
 from benchmarks import __main__ as bench
-from benchmarks import micro, peers
+from benchmarks import apps, peers, report
+from benchmarks._timing import Timing, time_loop
 from benchmarks.load import Answer, ResponseReader
+from benchmarks.micro import FAST, FLOOR, PEER, TYPED, Group, Memory, Row
 from benchmarks.payloads import SECRET, SIZES, TOKEN, momentum_batch, padded
+from benchmarks.web import ASGI_ENDPOINTS, ENDPOINTS, Load, ServerResult
 from hypothesis import given
 from hypothesis import strategies as st
 
+import hookshield
 from hookshield import WebhookHandler
 
 
@@ -37,75 +47,6 @@ def test_every_installed_peer_accepts_its_signature_and_refuses_a_tampered_body(
             peers.check(peer, payload)  # raises if the setup verifies nothing
 
 
-def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
-    output = tmp_path / "benchmarks.md"
-    text = bench.main(["--tiny", "--output", str(output)])
-    assert output.read_text(encoding="utf-8") == text
-    for heading in (
-        "## Machine and versions",
-        "## Targets (issue 5)",
-        "## Where the time goes at 1 KB",
-        "## HTTP",
-    ):
-        assert heading in text
-    breakdown = text.partition("## Where the time goes at 1 KB")[2].partition("\n## ")[0]
-    assert "| step | MindPeeker | MOCO | Moonsense |" in breakdown
-    steps = [micro.STEP_FLOOR_AUTH, micro.STEP_HEADERS, micro.STEP_AUTH, micro.STEP_DECODE]
-    steps += [micro.STEP_READ, micro.STEP_WHOLE]
-    for step in steps:
-        # A row of the step with a time for each of the three senders.
-        (row,) = [line for line in breakdown.splitlines() if step in line]
-        assert len([cell for cell in row.split("|")[2:-1] if float(cell)]) == 3, row
-    assert "MindPeeker, 1 KB" in text
-    assert "Momentum batch, 100 records" in text
-    http = text.partition("## HTTP")[2]
-    assert "| server CPU µs/req | switches/req |" in http
-    loaded = [
-        line.split("|")[1:-1]
-        for line in http.splitlines()
-        if line.startswith("| ") and ("/floor/" in line or "| /hook/ |" in line)
-    ]
-    assert len(loaded) >= 2 * 4  # the two endpoints of Flask, Django, Starlette, FastAPI
-    if sys.platform == "linux":  # read from /proc
-        for cells in loaded:
-            float(cells[-2].split()[0])  # the server CPU per request
-            assert float(cells[-1]) >= 0, cells  # the context switches per request
-
-
-def test_profiles_tiny_run_writes_the_report(tmp_path: Path) -> None:
-    from benchmarks import profiles
-
-    why = profiles.can_profile()
-    if why is not None:
-        pytest.skip(why)
-    output = tmp_path / "profiles.md"
-    text = profiles.main(["--tiny", "--output", str(output)])
-    assert output.read_text(encoding="utf-8") == text
-    singles = text.partition("## Single deliveries")[2].partition("\n## ")[0]
-    for sender in ("MindPeeker", "MOCO", "Moonsense"):
-        profile = singles.partition(f"{sender}, 1 KB")[2].partition("####")[0]
-        shares = {
-            cells[0].strip(" `"): float(cells[1].strip(" %"))
-            for cells in (line.split("|")[1:-1] for line in profile.splitlines())
-            if len(cells) == 3 and cells[1].strip().endswith("%")
-        }
-        # py-spy saw the decoder at work, and the shares cover every sample.
-        assert "decode_json (hookshield/_json.py)" in shares, profile
-        assert sum(shares.values()) == pytest.approx(100, abs=1), profile
-    server = text.partition("## The plain ASGI route")[2]
-    rows = {
-        tuple(cell.strip(" *") for cell in line.split("|")[1:3]): line.split("|")[3:-1]
-        for line in server.splitlines()
-        if line.startswith("| ") and "CPU" in line
-    }
-    loop, workers = rows["event loop", "CPU, µs"], rows["worker threads", "CPU, µs"]
-    floor, hook = (profiles.ENDPOINTS.index(e) for e in ("/floor/", "/hook/"))
-    # Both endpoints cost the loop thread something; only the plain route's handler
-    # runs in worker threads.
-    assert float(loop[floor]) > 0 and float(loop[hook]) > 0
-    assert float(workers[floor]) == 0 < float(workers[hook])
-
-
 def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
     # The HTTP benchmark compares these endpoints; each must do the same work: accept
     # the signed delivery and refuse a tampered one.
@@ -116,7 +57,7 @@ def test_the_asgi_apps_serve_every_measured_endpoint_alike() -> None:
     tampered = payload.body.replace(b"completed", b"c0mpleted", 1)
     for factory in (apps.starlette_app, apps.fastapi_app):
         with TestClient(factory()) as client:
-            for path in ("/floor/", "/floor-thread/", "/hook/", "/hook-async/"):
+            for path in (*ENDPOINTS, *ASGI_ENDPOINTS):
                 good = client.post(path, content=payload.body, headers=payload.headers)
                 bad = client.post(path, content=tampered, headers=payload.headers)
                 assert (path, good.status_code, bad.status_code) == (path, 200, 401)
@@ -176,3 +117,218 @@ def test_the_load_generator_reads_every_response_however_it_arrives(
     if unframed is not None:
         expected.append(Answer(200, close=True))
     assert got == expected
+
+
+def _group(label: str, **best_us: float) -> Group:
+    kinds = {"floor": FLOOR, "typed": TYPED, "fast": FAST}
+    group = Group(f"MindPeeker, {label}", "mindpeeker", label, 1024)
+    for name, us in best_us.items():
+        timing = Timing(best=us / 1e6, median=us / 1e6, loops=1, rounds=1)
+        group.rows.append(Row(f"{name}: case", kinds.get(name, PEER), timing))
+    return group
+
+
+def _server(framework: str, ratio: float, server: str = "gunicorn") -> ServerResult:
+    result = ServerResult(framework, server)
+    result.loads = [
+        Load("/floor/", 4000, 1000.0, 1.0, 2.0, {"200": 4000}),
+        Load("/hook/", 4000, 1000.0 * ratio, 1.0, 2.0, {"200": 4000}, ratio=ratio),
+    ]
+    result.rps_ratio = ratio
+    return result
+
+
+def _met(found: list[report.Target], words: str) -> bool | None:
+    (target,) = [t for t in found if words in t.goal]
+    return target.met
+
+
+def test_the_targets_are_judged_from_the_run_s_numbers() -> None:
+    groups = [
+        _group("1 KB", floor=10, typed=12, fast=8, peerA=9, peerB=20),
+        _group("1 MB", floor=1000, typed=990, fast=400, peerA=450),
+    ]
+    servers = [_server("Flask", 0.96), _server("Django", 0.94)]
+    servers[0].round_ratios = [0.91, 0.96, 0.93]
+    baseline = {
+        ("Flask", "gunicorn", "/hook/"): (900.0, 1.00),  # 0.96 now: 4 % lower, within 5 %
+        ("Django", "gunicorn", "/hook/"): (900.0, 1.00),  # 0.94 now: 6 % lower
+    }
+    found = report.targets(groups, servers, baseline=baseline, missing_peers=[])
+    assert _met(found, "Flask:") is True
+    assert _met(found, "Django:") is False
+    flask = next(t for t in found if "Flask:" in t.goal)
+    assert flask.measured == "0.96x (round by round: 0.91-0.96x)"
+    # hookshield[speedups] takes 8 µs beside peerA's 9 at 1 KB, 400 beside 450 at 1 MB.
+    assert _met(found, "every peer at 1 KB") is True
+    assert _met(found, "every peer at 1 MB") is True
+    regression = next(t for t in found if "baseline" in t.goal)
+    assert regression.met is False
+    assert "Django /hook/ 1.00x → 0.94x (-6%" in regression.measured
+    assert "Flask" not in regression.measured
+
+
+def test_a_peer_faster_than_speedups_fails_the_target_and_is_named() -> None:
+    groups = [_group("1 KB", floor=10, typed=12, fast=8, githubkit=7.5, peerB=20)]
+    found = report.targets(groups, [], baseline={}, missing_peers=[])
+    (target,) = [t for t in found if "every peer at 1 KB" in t.goal]
+    assert target.met is False
+    assert "githubkit at MindPeeker 1.07x" in target.measured
+    # Not measured is neither met nor missed.
+    assert _met(found, "every peer at 1 MB") is None
+    assert _met(found, "every adapter") is None
+
+
+def test_beating_the_peers_that_ran_is_not_beating_every_peer() -> None:
+    groups = [_group("1 KB", floor=10, typed=12, fast=8, peerA=9)]
+    found = report.targets(groups, [], baseline={}, missing_peers=["svix", "stripe"])
+    (target,) = [t for t in found if "every peer at 1 KB" in t.goal]
+    assert target.met is None
+    assert "not installed: svix, stripe" in target.measured
+
+
+def test_a_hand_written_endpoint_s_regression_is_not_hookshield_s() -> None:
+    server = _server("Starlette", 0.9, server="uvicorn")
+    server.loads.append(Load("/floor-thread/", 4000, 500.0, 1.0, 2.0, {"200": 4000}, ratio=0.5))
+    baseline = {
+        ("Starlette", "uvicorn", "/hook/"): (900.0, 0.90),
+        ("Starlette", "uvicorn", "/floor-thread/"): (900.0, 0.80),
+    }
+    (regression,) = [
+        t for t in report.targets([], [server], baseline=baseline) if "baseline" in t.goal
+    ]
+    assert regression.met is True
+    assert "hookshield rows compared: 1;" in regression.measured
+
+
+def test_a_tiny_run_judges_no_http_target() -> None:
+    servers = [_server("Flask", 1.5)]
+    baseline = {("Flask", "gunicorn", "/hook/"): (900.0, 1.00)}
+    found = report.targets([], servers, http_judged=False, baseline=baseline)
+    assert _met(found, "Flask:") is None
+    assert next(t for t in found if "baseline" in t.goal).met is None
+
+
+def test_the_committed_baseline_holds_every_served_row() -> None:
+    rows = report.parse_http_rows(report.BASELINE.read_text(encoding="utf-8"))
+    # Flask and Django: /floor/, /hook/ and the acknowledgements; the four ASGI servers
+    # besides: /hook-async/ and /floor-thread/.
+    assert len(rows) == 2 * 3 + 4 * 5
+    assert rows["Starlette", "uvicorn", "/hook/"] == (4123.0, 0.76)
+    assert rows["FastAPI", "uvicorn[standard]", "/floor/"] == (7421.0, None)
+
+
+def test_a_1_mb_row_under_the_floor_is_explained_as_noise() -> None:
+    note = report.noise_note(_group("1 MB", floor=1000, typed=970))
+    assert note is not None
+    assert "0.97x" in note
+    assert "noise, not a win" in note
+    assert report.noise_note(_group("1 MB", floor=1000, typed=1010)) is None
+    assert report.noise_note(_group("1 KB", floor=10, typed=9)) is None
+
+
+def test_memory_is_judged_against_the_floor_s_own_peak() -> None:
+    measured = Memory("handle", peak=2_000, body_size=1_000, floor_peak=4_000)
+    assert (measured.multiple, measured.over_floor) == (2.0, 0.5)
+
+
+def test_the_stores_section_takes_its_rows_from_benchmarks_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "benchmarks.stores", None)  # not written yet
+    rows, note = bench.stores_section(quick=True)
+    assert (rows, "not written yet" in note) == ([], True)
+    module = types.ModuleType("benchmarks.stores")
+    asked: list[bool] = []
+
+    def measure(quick: bool) -> list[dict[str, object]]:
+        asked.append(quick)
+        return [{"store": "sqlite", "claim + complete, µs": 41.5, "note": "a|b"}]
+
+    module.measure = measure  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "benchmarks.stores", module)
+    rows, note = bench.stores_section(quick=False)
+    assert (asked, note) == ([False], "")
+    text = report.render(
+        quick=True,
+        groups=[],
+        breakdown=[],
+        batch=None,
+        stream=None,
+        memory=[],
+        servers=[],
+        http_notes=[],
+        settings="none",
+        stores=rows,
+    )
+    section = text.partition("## De-duplication stores")[2].partition("\n## ")[0]
+    assert "| store | claim + complete, µs | note |" in section
+    assert "| sqlite | 41.50 | a\\|b |" in section
+
+
+def test_the_bench_store_variable_names_a_store_or_fails_loudly() -> None:
+    assert isinstance(apps.store_from("memory"), hookshield.MemoryDedupeStore)
+    with pytest.raises(ValueError, match="expected memory"):
+        apps.store_from("postgres://x")
+    if not hasattr(hookshield, "SQLiteDedupeStore"):
+        with pytest.raises(RuntimeError, match="SQLiteDedupeStore"):
+            apps.store_from("sqlite:/tmp/never-made.db")
+
+
+@pytest.mark.parametrize("make", [apps.BatchedThread, apps.CoalescingPool])
+def test_the_batched_hand_offs_return_each_result_and_error_to_its_caller(
+    make: type[apps.BatchedThread | apps.CoalescingPool],
+) -> None:
+    worker = make()
+
+    def fail() -> None:
+        raise LookupError("from the worker")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(worker.run(pow, n, 2) for n in range(20)),
+            worker.run(fail),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(main())
+    assert results[:20] == [n * n for n in range(20)]
+    assert isinstance(results[20], LookupError)
+
+
+def test_timing_leaves_the_garbage_collector_running() -> None:
+    seen: list[bool] = []
+    time_loop(lambda: seen.append(gc.isenabled()), 3)
+    assert seen == [True, True, True]
+
+
+def _render(servers: list[ServerResult]) -> str:
+    return report.render(
+        quick=True,
+        groups=[],
+        breakdown=[],
+        batch=None,
+        stream=None,
+        memory=[],
+        servers=servers,
+        http_notes=[],
+        settings="none",
+    )
+
+
+def test_the_hand_off_section_subtracts_the_loop_s_cost_from_the_thread_s() -> None:
+    server = ServerResult("Starlette", "uvicorn")
+    server.loads = [
+        Load("/floor/", 4000, 1000.0, 1.0, 2.0, {"200": 4000}, cpu_us=100.0, switches=0.1),
+        Load("/hook/", 4000, 800.0, 1.0, 2.0, {"200": 4000}, 0.8, 130.0, 0.77, 2.5),
+        Load("/hook-inline/", 4000, 950.0, 1.0, 2.0, {"200": 4000}, 0.95, 105.0, 0.95, 0.2),
+    ]
+    section = _render([server]).partition("## The plain ASGI route")[2].partition("\n## ")[0]
+    assert (
+        "| Starlette | (a) hookshield, plain route in its worker thread (today) | 0.80 | +30.0 | 2.50 |"
+        in section
+    )
+    assert "| Starlette | *(a) less (c): the hand-off* | | +25.0 | |" in section
+    # An endpoint the server did not serve gets no row.
+    assert "/hook-batched/" not in section
+    assert "(f) prototype" not in section
