@@ -24,6 +24,7 @@ from ._dedupe import (
 from ._errors import (
     AuthenticationError,
     BodyTooLarge,
+    DeliveryInProgress,
     EmptyBody,
     ForbiddenSource,
     HeaderTooLarge,
@@ -72,6 +73,7 @@ __all__ = [
     "Coordinates",
     "DedupeStore",
     "Delivery",
+    "DeliveryInProgress",
     "EmptyBody",
     "Event",
     "ForbiddenSource",

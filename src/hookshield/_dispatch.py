@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from ._claims import Claims, Kind, Step, Steps, bounded
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
-from ._errors import WebhookError
+from ._errors import DeliveryInProgress, WebhookError
 from ._events import Delivery, Event
 from ._outcome import Outcome
 from ._routing import Router
@@ -177,7 +177,8 @@ class Dispatcher:
     def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
         """The outcome of a retry that arrives while another attempt still runs."""
         logger.info("hookshield: %s delivery %s is in progress", self.sender.name, delivery.id)
-        return Outcome(409, IN_PROGRESS_REASON, delivery, dispatched=dispatched)
+        error = DeliveryInProgress(IN_PROGRESS_REASON)
+        return Outcome(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
     # -- internals -------------------------------------------------------------------
 

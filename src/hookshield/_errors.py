@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BodyTooLarge",
+    "DeliveryInProgress",
     "EmptyBody",
     "ForbiddenSource",
     "HeaderTooLarge",
@@ -115,6 +116,15 @@ class UnsupportedContentType(WebhookError):
     """The ``Content-Type`` is not one the sender uses (415)."""
 
     status = 415
+
+
+class DeliveryInProgress(WebhookError):
+    """Another attempt at the same delivery is still running (409): the sender retries later.
+
+    Not a 2xx: if that first attempt fails, the retry is what runs the delivery.
+    """
+
+    status = 409
 
 
 class StoreUnavailable(WebhookError):
