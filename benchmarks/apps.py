@@ -102,8 +102,10 @@ def store_from(spec: str) -> DedupeStore:
     raise ValueError(f"{STORE_VARIABLE}={spec[:60]!r}: expected memory, sqlite:PATH or redis://...")
 
 
-def _handlers() -> tuple[WebhookHandler, WebhookHandler]:
-    fast = WebhookHandler("mindpeeker", secret=SECRET)
+def _handlers(dedupe: Any = None) -> tuple[WebhookHandler, WebhookHandler]:
+    """The handler of ``/hook/`` (on ``dedupe`` when given) and of the slow route."""
+    options = {} if dedupe is None else {"dedupe": dedupe}
+    fast = WebhookHandler("mindpeeker", secret=SECRET, **options)
     fast.on("session.completed")(_read)
     slow = WebhookHandler("mindpeeker", secret=SECRET)
     slow.on("session.completed")(_sleep)
@@ -127,10 +129,8 @@ def flask_app() -> Any:
     """The Flask app, for ``gunicorn 'benchmarks.apps:flask_app()'``."""
     flask = importlib.import_module("flask")
     adapter = importlib.import_module("hookshield.flask")
-    fast, slow = _handlers()
     spec = os.environ.get(STORE_VARIABLE, "").strip()
-    if spec:
-        fast.dedupe = store_from(spec)
+    fast, slow = _handlers(store_from(spec) if spec else None)
     app = flask.Flask("hookshield_bench")
 
     def hand_written() -> Any:

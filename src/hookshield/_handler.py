@@ -122,10 +122,6 @@ class WebhookHandler:
                 "methods (see hookshield.DedupeStore), or be None"
             )
         self.unsigned = credentials.empty
-        self.max_body_size = max_body_size
-        self.dedupe = store
-        self.dedupe_ttl = ttl
-        self.dedupe_lease = dedupe_lease
         self.sync_handlers_in_thread = sync_handlers_in_thread
         self.stream_batches = stream_batches
         #: Where deliveries may come from; ``None`` for anywhere.
@@ -137,6 +133,28 @@ class WebhookHandler:
         self.dispatcher = Dispatcher(sender, self.router, store, dedupe_lease, ttl)
 
     # -- configuration -------------------------------------------------------------
+    # Read-only: the verifier and the dispatcher hold them, and a value set on the
+    # handler afterwards would silently not reach them.
+
+    @property
+    def max_body_size(self) -> int:
+        """The largest body accepted, in bytes."""
+        return self.verifier.max_body_size
+
+    @property
+    def dedupe(self) -> DedupeStore | AsyncDedupeStore | None:
+        """The de-duplication store, or ``None``."""
+        return self.dispatcher.store
+
+    @property
+    def dedupe_ttl(self) -> float:
+        """How long a handled delivery is remembered, in seconds."""
+        return self.dispatcher.ttl
+
+    @property
+    def dedupe_lease(self) -> float:
+        """How long an attempt in progress holds its delivery, in seconds."""
+        return self.dispatcher.lease
 
     @property
     def provider(self) -> str:
