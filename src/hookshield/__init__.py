@@ -13,6 +13,8 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -39,9 +41,11 @@ from ._errors import (
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
+from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
 from ._version import __version__
+from ._worker import Retry, run_worker
 from .providers.mindpeeker import Coordinates, MindPeekerEvent
 from .providers.moco import MocoEvent
 from .providers.momentum import MomentumEvent
@@ -70,6 +74,7 @@ __all__ = [
     "FrozenObject",
     "HeaderTooLarge",
     "Headers",
+    "Inbox",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedPayload",
@@ -83,10 +88,27 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "Retry",
+    "SQLiteInbox",
     "StoreUnavailable",
+    "StoredDelivery",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",
+    "WorkerInbox",
     "__version__",
     "json_backend",
+    "run_worker",
 ]
+
+if TYPE_CHECKING:
+    from ._sqlite_inbox import SQLiteInbox
+
+
+def __getattr__(name: str) -> object:
+    # SQLiteInbox is imported on first use: most processes never load sqlite3.
+    if name == "SQLiteInbox":
+        from ._sqlite_inbox import SQLiteInbox
+
+        return SQLiteInbox
+    raise AttributeError(f"module 'hookshield' has no attribute {name!r}")

@@ -24,7 +24,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from ._adapt import JSON, Reply, check_length, method_not_allowed, reply, route_key, too_large
+from ._adapt import (
+    JSON,
+    Inbox,
+    Reply,
+    check_length,
+    method_not_allowed,
+    reply,
+    route_key,
+    store_async,
+    too_large,
+)
 from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._handler import WebhookHandler
 from ._headers import Headers
@@ -45,10 +55,12 @@ class WebhookApp:
     within this request's ASGI call (as Starlette's background tasks do): a server
     shutting down gracefully waits for them, but the work is lost if the process
     dies first.  A route that fails then cannot make the sender retry; use
-    ``@handler.on_error`` to record it.
+    ``@handler.on_error`` to record it.  With ``background=inbox``
+    (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``) the delivery is stored
+    durably before the 200, and a worker runs the routes.
     """
 
-    def __init__(self, handler: WebhookHandler, *, background: bool = False) -> None:
+    def __init__(self, handler: WebhookHandler, *, background: bool | Inbox = False) -> None:
         if not isinstance(handler, WebhookHandler):
             raise TypeError(f"WebhookApp takes a WebhookHandler, not {type(handler).__name__}")
         self.handler = handler
@@ -84,7 +96,7 @@ class WebhookMiddleware:
         app: ASGIApp,
         *,
         endpoints: Mapping[str, WebhookHandler],
-        background: bool = False,
+        background: bool | Inbox = False,
     ) -> None:
         self.app = app
         self.background = background
@@ -108,7 +120,7 @@ class WebhookMiddleware:
 
 
 async def _serve(
-    handler: WebhookHandler, scope: Scope, receive: Receive, send: Send, *, background: bool
+    handler: WebhookHandler, scope: Scope, receive: Receive, send: Send, *, background: bool | Inbox
 ) -> None:
     """Answer one HTTP request with ``handler``."""
     # Reading the request is written out here rather than in a coroutine of its own:
@@ -141,6 +153,9 @@ async def _serve(
     body = b"".join(parts)
     if not background:
         await _send(send, reply(await handler.handle_async(body, headers)))
+        return
+    if background is not True:
+        await _send(send, reply(await store_async(handler, background, body, headers)))
         return
     outcome = await handler.accept_async(body, headers)
     try:
