@@ -53,6 +53,8 @@ from ._cli_server import Received, Receiver
 from ._errors import WebhookError
 from ._events import Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
+from ._inbox_cli import add_commands as add_inbox_commands
+from ._inbox_cli import cmd_inbox, cmd_worker
 from ._outcome import Outcome
 from .providers import get_provider
 
@@ -290,6 +292,7 @@ examples:
   hookshield demo --json""",
     )
     _add_json(demo)
+    add_inbox_commands(commands)
     return parser
 
 
@@ -855,6 +858,8 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Printer], int]]] = {
     "send": cmd_send,
     "listen": cmd_listen,
     "demo": cmd_demo,
+    "worker": cmd_worker,
+    "inbox": cmd_inbox,
 }
 
 
