@@ -98,7 +98,7 @@ class Worker:
             return False
         handler = self.handlers[stored.handler]
         try:
-            delivery = _events_to_run(handler, stored)
+            delivery = select_events(handler, stored)
         except WebhookError as exc:
             # The stored bytes were changed, or the handler's credentials were: never run.
             self._dead(stored, f"the stored delivery does not verify: {exc}")
@@ -152,7 +152,7 @@ class Worker:
         setattr(self.stats, what, getattr(self.stats, what) + 1)
 
 
-def _events_to_run(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
+def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
     """The stored delivery, verified again, with only the events still to run."""
     delivery = handler.verify(stored.body, stored.headers)
     if stored.events is None:
