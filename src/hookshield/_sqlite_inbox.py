@@ -20,6 +20,7 @@ it never runs a route.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -115,7 +116,7 @@ class SQLiteInbox:
         marks = ",".join("?" * len(handlers))
         pick = (
             "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
-            f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt LIMIT 1"
+            f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
         )
         take = (
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
@@ -230,6 +231,11 @@ class SQLiteInbox:
             return db
         # After fork the parent's connection belongs to the parent: open another and
         # leave that one alone (closing it here could disturb the parent's locks).
+        if self._ready_pid != pid and not self.path.exists():
+            # Created owner-only: the rows hold request headers, tokens included.
+            # SQLite gives its -wal and -shm files the same permissions.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         db = sqlite3.connect(
             self.path,
             timeout=self.timeout,  # the busy timeout: how long a write waits for a lock
@@ -251,10 +257,6 @@ class SQLiteInbox:
         with self._setup_lock:
             if self._ready_pid == pid:
                 return
-            if not self.path.exists():
-                # Created owner-only: the rows hold request headers, tokens included.
-                # SQLite gives its -wal and -shm files the same permissions.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             # WAL: the web side's writes and the workers' reads do not block each other,
             # and a commit is one append to the log.
             db.execute("PRAGMA journal_mode = WAL")
