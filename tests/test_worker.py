@@ -170,7 +170,7 @@ def test_only_the_new_events_of_a_batch_run(inbox: SQLiteInbox) -> None:
     stored = put_signed(inbox, body, headers, sender="momentum")
     inbox.requeue([stored.id])
     # As the adapter stores it when the first event was handled before.
-    with_events = dataclasses.replace(stored, id=new_id(NOW + 1), events=tuple(ids[1:]))
+    with_events = dataclasses.replace(stored, id=new_id(NOW + 1), events=tuple(map(str, ids[1:])))
     inbox.put(with_events)
     run_worker(inbox, handler, burst=True)
     assert sorted(map(str, seen)) == sorted(map(str, [*ids, *ids[1:]]))
@@ -213,7 +213,7 @@ def test_the_worker_waits_when_nothing_is_due_and_stops_when_told(inbox: SQLiteI
 
 def test_sigterm_stops_the_worker_after_the_current_delivery(inbox: SQLiteInbox) -> None:
     handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
-    seen: list[str] = []
+    seen: list[str | None] = []
 
     @handler.on("*")
     def record(event: Event) -> None:
