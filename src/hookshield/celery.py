@@ -75,9 +75,13 @@ class CeleryInbox:
         self.app = app
         self.handlers = handler_map(handlers)
         self.send_options = dict(send_options or {})
+
+        def deliver(data: dict[str, Any]) -> int:
+            # A plain function: Celery reads the task's signature from it.
+            return self.run(data)
+
         self.task = app.task(
             name=name,
-            bind=True,
             serializer="json",
             # Acknowledged after it ran, and given back if its worker dies: a delivery
             # runs again rather than being lost.
@@ -89,7 +93,7 @@ class CeleryInbox:
             retry_backoff_max=retry_backoff_max,
             retry_jitter=True,
             max_retries=max_retries,
-        )(self._run)
+        )(deliver)
 
     def put(self, delivery: StoredDelivery) -> None:
         """Send ``delivery`` to the broker; return once the broker has taken it."""
@@ -100,8 +104,8 @@ class CeleryInbox:
             )
         self.task.apply_async(args=(payload(delivery),), serializer="json", **self.send_options)
 
-    def _run(self, _task: Any, data: dict[str, Any]) -> int:
-        """The task: verify the stored delivery again and run its routes."""
+    def run(self, data: dict[str, Any]) -> int:
+        """The task's body: verify the stored delivery again and run its routes."""
         stored = stored_from(data)
         handler = self.handlers.get(stored.handler)
         if handler is None:
