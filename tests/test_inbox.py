@@ -175,6 +175,7 @@ def test_threads_each_get_a_connection_and_lease_distinct_rows(inbox: SQLiteInbo
                 taken.append(delivery.id)
             assert inbox.done(delivery)
         inbox.close()
+        inbox.close()  # closing again is harmless
 
     threads = [threading.Thread(target=take) for _ in range(4)]
     for thread in threads:

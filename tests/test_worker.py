@@ -395,3 +395,17 @@ def test_cli_ages() -> None:
         5400,
     ]
     assert [age(s) for s in (5, 300, 7200, 3 * 86400, -1)] == ["5s", "5m", "2h", "3d", "0s"]
+
+
+def test_a_worker_in_another_thread_leaves_signals_alone(inbox: SQLiteInbox) -> None:
+    handler, seen = mindpeeker()
+    put_sample(inbox, "evt_thread")
+    before = signal.getsignal(signal.SIGTERM)
+    results: list[int] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run_worker(inbox, handler, burst=True).done)
+    )
+    thread.start()
+    thread.join(10)
+    assert results == [1] and seen == ["evt_thread"]
+    assert signal.getsignal(signal.SIGTERM) is before
