@@ -101,6 +101,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=8)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -235,6 +237,7 @@ def _worker(quick: bool, workdir: str) -> dict[str, Any]:
     start = time.perf_counter()
     stats = run_worker(inbox, handler, burst=True, handle_signals=False)
     seconds = time.perf_counter() - start
+    inbox.close()
     if stats.done != count:
         raise RuntimeError(f"the worker ran {stats.done} of {count}")
     rate = count / seconds
@@ -255,6 +258,7 @@ def _per_delivery(quick: bool, workdir: str) -> list[dict[str, Any]]:
         payloads = [padded("mindpeeker", label, size) for _ in range(rounds)]
         inbox = SQLiteInbox(os.path.join(workdir, f"cost-{size}.db"))
         timings = _costs(handler, inbox, payloads)
+        inbox.close()
         floor = timings["HMAC only"]
         for step, micros in timings.items():
             rows.append({"name": f"{step}, {label}", "us": micros, "x_floor": micros / floor})

@@ -24,12 +24,16 @@ import contextlib
 import json
 import os
 import sqlite3
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from ._inbox import STATES, State, StoredDelivery
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["SQLiteInbox"]
 
@@ -57,7 +61,7 @@ CREATE TABLE IF NOT EXISTS hookshield_inbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS hookshield_inbox_due
-    ON hookshield_inbox (state, next_attempt);
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
 """
 
 
@@ -83,29 +87,34 @@ class SQLiteInbox:
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()
+        self._thread_write_lock = threading.Lock()
         self._ready_pid = 0
+        self._lock_pid = 0
+        self._lock_file = -1
 
     # -- the web side ------------------------------------------------------------
 
     def put(self, delivery: StoredDelivery) -> None:
         """Store ``delivery``; on disk (fsync'd) when this returns."""
-        self._connection().execute(
-            f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                delivery.id,
-                delivery.sender,
-                delivery.handler,
-                delivery.body,
-                json.dumps(delivery.headers),
-                delivery.received,
-                json.dumps(delivery.event_types),
-                None if delivery.events is None else json.dumps(delivery.events),
-                delivery.attempts,
-                delivery.state,
-                delivery.next_attempt,
-                delivery.last_error,
-            ),
+        row = (
+            delivery.id,
+            delivery.sender,
+            delivery.handler,
+            delivery.body,
+            json.dumps(delivery.headers),
+            delivery.received,
+            json.dumps(delivery.event_types),
+            None if delivery.events is None else json.dumps(delivery.events),
+            delivery.attempts,
+            delivery.state,
+            delivery.next_attempt,
+            delivery.last_error,
         )
+        db = self._connection()
+        with self._writing():
+            db.execute(
+                f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
+            )
 
     # -- the worker side -----------------------------------------------------------
 
@@ -125,9 +134,10 @@ class SQLiteInbox:
         args = (now + self.lease_seconds, now, *handlers)
         db = self._connection()
         if self._returning:
-            row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
+            with self._writing():
+                row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
             return None if row is None else _delivery(row)
-        with _immediate(db):
+        with self._writing(), _immediate(db):
             found = db.execute(pick, args[1:]).fetchone()
             if found is None:
                 return None
@@ -181,7 +191,7 @@ class SQLiteInbox:
         """Make these deliveries pending, due now, attempts reset; how many there were."""
         db = self._connection()
         count = 0
-        with _immediate(db):
+        with self._writing(), _immediate(db):
             for delivery_id in delivery_ids:
                 count += db.execute(
                     "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
@@ -192,15 +202,14 @@ class SQLiteInbox:
 
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
-        return (
-            self._connection()
-            .execute(
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
                 "DELETE FROM hookshield_inbox WHERE id IN (SELECT id FROM hookshield_inbox "
                 "WHERE state = ? AND received < ? LIMIT ?)",
                 (_state(state), before, limit),
             )
-            .rowcount
-        )
+        return cursor.rowcount
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
@@ -217,12 +226,45 @@ class SQLiteInbox:
     def _settle(self, delivery: StoredDelivery, state: str, due: float, error: str | None) -> bool:
         # The attempt number fences the write: a worker whose lease ran out, and whose
         # delivery another worker has leased since, changes nothing.
-        cursor = self._connection().execute(
-            "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ? "
-            "WHERE id = ? AND state = 'leased' AND attempts = ?",
-            (state, due, error, delivery.id, delivery.attempts),
-        )
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ? "
+                "WHERE id = ? AND state = 'leased' AND attempts = ?",
+                (state, due, error, delivery.id, delivery.attempts),
+            )
         return cursor.rowcount > 0
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this inbox's writer lock: one writer at a time, queued by the kernel.
+
+        SQLite makes a writer that finds the file locked sleep and try again (1 ms,
+        then 2, 5, 10 ... up to 100 ms), so under load from several processes a
+        put waits far longer than the write it waits for.  An ``flock`` on a file
+        beside the database queues the writers instead, each woken the moment the
+        one before is done.  A thread lock first: threads of one process share the
+        file descriptor, which ``flock`` does not tell apart.
+        """
+        if sys.platform == "win32":  # pragma: no cover - SQLite's own waiting only
+            yield
+            return
+        with self._thread_write_lock:
+            fd = self._lock_fd()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self) -> int:
+        pid = os.getpid()
+        if self._lock_pid != pid:
+            # A descriptor inherited over fork shares its lock with the parent's.
+            path = self.path.with_name(self.path.name + "-writer")
+            self._lock_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_pid = pid
+        return self._lock_file
 
     def _connection(self) -> sqlite3.Connection:
         pid = os.getpid()
