@@ -73,7 +73,7 @@ class SQLiteInbox:
     than your slowest route.  ``timeout`` is how long a write waits for another
     process's lock before failing (the web side then answers 503).  The file holds
     the request headers, a sender's token included, so it is created readable by
-    its owner only.
+    its owner only; beside it, ``<name>-writer`` queues the processes that write.
     """
 
     def __init__(

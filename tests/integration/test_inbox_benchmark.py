@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from benchmarks import inbox as bench
 
 pytestmark = pytest.mark.integration
