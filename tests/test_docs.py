@@ -264,7 +264,7 @@ def test_the_documentation_shows_the_command_line() -> None:
 @pytest.mark.parametrize("words", SHELL_COMMANDS)
 def test_shell_samples_are_valid_commands(words: list[str]) -> None:
     args = build_parser().parse_args(words)
-    assert args.command in ("sign", "verify", "send", "listen", "demo")
+    assert args.command in ("sign", "verify", "send", "listen", "demo", "worker", "inbox")
 
 
 def _nox_sessions() -> set[str]:

@@ -13,6 +13,8 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -43,10 +45,12 @@ from ._errors import (
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
+from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
+from ._worker import Retry, run_worker
 from .providers._hmac import HmacSender
 from .providers.github import GitHubEvent
 from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
@@ -83,6 +87,7 @@ __all__ = [
     "HeaderTooLarge",
     "Headers",
     "HmacSender",
+    "Inbox",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
@@ -97,13 +102,30 @@ __all__ = [
     "Outcome",
     "PayloadTooDeep",
     "PetalEvent",
+    "Retry",
     "SQLiteDedupeStore",
+    "SQLiteInbox",
     "StandardWebhooksEvent",
     "StoreUnavailable",
+    "StoredDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
     "WebhookHandler",
+    "WorkerInbox",
     "__version__",
     "json_backend",
+    "run_worker",
 ]
+
+if TYPE_CHECKING:
+    from ._sqlite_inbox import SQLiteInbox
+
+
+def __getattr__(name: str) -> object:
+    # SQLiteInbox is imported on first use: most processes never load sqlite3.
+    if name == "SQLiteInbox":
+        from ._sqlite_inbox import SQLiteInbox
+
+        return SQLiteInbox
+    raise AttributeError(f"module 'hookshield' has no attribute {name!r}")

@@ -16,19 +16,21 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from ._dedupe import MemoryDedupeStore
-from ._errors import BodyTooLarge, MalformedPayload, WebhookError
+from ._errors import BodyTooLarge, MalformedPayload, StoreUnavailable, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike, lowercase_headers
+from ._inbox import Inbox, stored_delivery
 from ._outcome import Outcome
 
-__all__ = ["BackgroundPool"]
+__all__ = ["BackgroundPool", "Inbox"]
 
 logger = logging.getLogger("hookshield")
 
@@ -326,11 +328,11 @@ class BackgroundPool:
         return f"BackgroundPool(max_workers={self.max_workers}, max_pending={self.max_pending})"
 
 
-def background_pool(background: bool | BackgroundPool) -> BackgroundPool | None:
-    """The pool an adapter's ``background=`` option asks for, if any."""
+def background_pool(background: bool | BackgroundPool | Inbox) -> BackgroundPool | None:
+    """The pool an adapter's ``background=`` option asks for, if any (not an inbox)."""
     if isinstance(background, BackgroundPool):
         return background
-    return BackgroundPool() if background else None
+    return BackgroundPool() if background and not isinstance(background, Inbox) else None
 
 
 BUSY_REASON: Final = "too many deliveries in progress (background pool full); retry later"
@@ -369,3 +371,72 @@ def accept_in_background(
         handler.release(outcome)
         return Outcome(status=503, reason="the background pool is shut down; retry later")
     return outcome
+
+
+# -- durable background work: an inbox -------------------------------------------------
+
+STORE_FAILED_REASON: Final = "the delivery could not be stored; retry later"
+STORED_REASON: Final = "stored in the inbox"
+
+
+def inbox_of(background: object) -> Inbox | None:
+    """The inbox an adapter's ``background=`` names (anything with ``put``), if any."""
+    return background if isinstance(background, Inbox) else None
+
+
+def store(handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLike) -> Outcome:
+    """Verify and claim now, store the new events in ``inbox``, and only then answer.
+
+    Once stored, the delivery's claims are completed: a retry from the sender is a
+    duplicate, since the inbox has it.  If ``put`` fails, the claims are released and
+    the answer is 503, so that the sender retries and the retry is run.
+    """
+    outcome = handler.accept(body, headers)
+    if not outcome.pending:
+        return outcome  # refused, a duplicate, another attempt running, or no events
+    try:
+        inbox.put(stored_delivery(handler, outcome, now=time.time()))
+    except BaseException as exc:
+        handler.release(outcome)
+        if not isinstance(exc, Exception):
+            raise
+        return _not_stored(handler, inbox, exc)
+    handler.complete(outcome)
+    return _stored(outcome)
+
+
+async def store_async(
+    handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLike
+) -> Outcome:
+    """:func:`store` for ASGI: the blocking ``put`` runs in one of hookshield's threads."""
+    from ._async import run_in_thread
+
+    outcome = await handler.accept_async(body, headers)
+    if not outcome.pending:
+        return outcome
+    try:
+        await run_in_thread(inbox.put, stored_delivery(handler, outcome, now=time.time()))
+    except BaseException as exc:  # a cancelled request included: the retry must run
+        await handler.release_async(outcome)
+        if not isinstance(exc, Exception):
+            raise
+        return _not_stored(handler, inbox, exc)
+    await handler.complete_async(outcome)
+    return _stored(outcome)
+
+
+def _stored(outcome: Outcome) -> Outcome:
+    # ``pending`` stays: the events stored, which a ``verified`` view is handed.
+    return dataclasses.replace(outcome, reason=STORED_REASON, claims=None)
+
+
+def _not_stored(handler: WebhookHandler, inbox: Inbox, exc: Exception) -> Outcome:
+    logger.error(
+        "hookshield: could not store a %s delivery in %r (%s); answering 503 so the sender retries",
+        handler.provider,
+        inbox,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    error = StoreUnavailable(STORE_FAILED_REASON)
+    return Outcome(status=503, reason=STORE_FAILED_REASON, error=error)

@@ -26,12 +26,14 @@ from collections.abc import Iterable, Mapping
 
 from ._adapt import (
     JSON,
+    Inbox,
     Reply,
     check_length,
     check_source,
     method_not_allowed,
     reply,
     route_key,
+    store_async,
     too_large,
 )
 from ._asgi_types import ASGIApp, Receive, Scope, Send
@@ -54,10 +56,12 @@ class WebhookApp:
     within this request's ASGI call (as Starlette's background tasks do): a server
     shutting down gracefully waits for them, but the work is lost if the process
     dies first.  A route that fails then cannot make the sender retry; use
-    ``@handler.on_error`` to record it.
+    ``@handler.on_error`` to record it.  With ``background=inbox``
+    (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``) the delivery is stored
+    durably before the 200, and a worker runs the routes.
     """
 
-    def __init__(self, handler: WebhookHandler, *, background: bool = False) -> None:
+    def __init__(self, handler: WebhookHandler, *, background: bool | Inbox = False) -> None:
         if not isinstance(handler, WebhookHandler):
             raise TypeError(f"WebhookApp takes a WebhookHandler, not {type(handler).__name__}")
         self.handler = handler
@@ -93,7 +97,7 @@ class WebhookMiddleware:
         app: ASGIApp,
         *,
         endpoints: Mapping[str, WebhookHandler],
-        background: bool = False,
+        background: bool | Inbox = False,
     ) -> None:
         self.app = app
         self.background = background
@@ -117,7 +121,7 @@ class WebhookMiddleware:
 
 
 async def _serve(
-    handler: WebhookHandler, scope: Scope, receive: Receive, send: Send, *, background: bool
+    handler: WebhookHandler, scope: Scope, receive: Receive, send: Send, *, background: bool | Inbox
 ) -> None:
     """Answer one HTTP request with ``handler``."""
     # Reading the request is written out here rather than in a coroutine of its own:
@@ -154,6 +158,9 @@ async def _serve(
     body = b"".join(parts)
     if not background:
         await _send(send, reply(await handler.handle_async(body, headers)))
+        return
+    if background is not True:
+        await _send(send, reply(await store_async(handler, background, body, headers)))
         return
     outcome = await handler.accept_async(body, headers)
     try:

@@ -34,6 +34,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ._adapt import (
     JSON,
     BackgroundPool,
+    Inbox,
     Reply,
     accept_in_background,
     background_pool,
@@ -42,12 +43,14 @@ from ._adapt import (
     check_source,
     declared_length,
     for_view,
+    inbox_of,
     method_not_allowed,
     missing,
     read_limited,
     reply,
     route_key,
     run_view,
+    store,
     too_large,
     warn_if_per_process,
     wsgi_headers,
@@ -76,7 +79,7 @@ RV = TypeVar("RV")
 
 
 def webhook_view(
-    handler: WebhookHandler, *, background: bool | BackgroundPool = False
+    handler: WebhookHandler, *, background: bool | BackgroundPool | Inbox = False
 ) -> Callable[..., HttpResponse]:
     """A Django view that verifies each delivery and dispatches it to ``handler``'s routes.
 
@@ -85,8 +88,10 @@ def webhook_view(
     run afterwards in a bounded pool of threads, each of which closes its database
     connections when done; when the pool is full the sender gets 503 and retries.
     Background work is lost if the process dies before it is done.
+    With ``background=inbox`` (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``)
+    the delivery is stored durably before the 200, and a worker runs the routes.
     """
-    pool = background_pool(background)
+    pool, inbox = background_pool(background), inbox_of(background)
 
     @csrf_exempt
     def view(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:
@@ -94,7 +99,9 @@ def webhook_view(
         if isinstance(received, Outcome):
             return _response(reply(received))
         body, headers = received
-        if pool is None:
+        if inbox is not None:
+            outcome = store(handler, inbox, body, headers)
+        elif pool is None:
             outcome = handler.handle(body, headers)
         else:
             outcome = accept_in_background(handler, pool, body, headers, _closing_connections)
@@ -155,7 +162,9 @@ class WebhookMiddleware:
     signed delivery does not need) and the URL resolver; every other request passes
     through.
     ``HOOKSHIELD_BACKGROUND = True`` runs the routes after the response, as
-    ``webhook_view(..., background=True)`` does, in one pool for all endpoints.
+    ``webhook_view(..., background=True)`` does, in one pool for all endpoints;
+    ``HOOKSHIELD_INBOX`` (an inbox, or the dotted path of one) stores every delivery
+    in it for a worker instead, as ``background=inbox`` does.
     A wrong setting raises ``ImproperlyConfigured`` when Django loads the middleware.
     """
 
@@ -170,6 +179,7 @@ class WebhookMiddleware:
                 '{"/hooks/moco/": "myapp.webhooks.moco"}'
             )
         pool = BackgroundPool() if getattr(settings, "HOOKSHIELD_BACKGROUND", False) else None
+        inbox = _inbox_setting()
         self.views: dict[str, Callable[..., HttpResponse]] = {}
         for path, target in endpoints.items():
             if not isinstance(path, str) or not path.startswith("/"):
@@ -178,7 +188,7 @@ class WebhookMiddleware:
                 )
             handler = _load(path, target)
             self.views[route_key(path)] = webhook_view(
-                handler, background=pool if pool is not None else False
+                handler, background=inbox if inbox is not None else pool or False
             )
 
     def __call__(self, request: HttpRequest) -> Any:
@@ -199,6 +209,20 @@ def _load(path: str, target: object) -> WebhookHandler:
             f"HOOKSHIELD_ENDPOINTS[{path!r}] is {type(target).__name__}, not a WebhookHandler"
         )
     return target
+
+
+def _inbox_setting() -> Inbox | None:
+    target = getattr(settings, "HOOKSHIELD_INBOX", None)
+    if isinstance(target, str):
+        try:
+            target = import_string(target)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"HOOKSHIELD_INBOX: {exc}") from exc
+    if target is not None and inbox_of(target) is None:
+        raise ImproperlyConfigured(
+            f"HOOKSHIELD_INBOX is {type(target).__name__}, not an inbox (with a put method)"
+        )
+    return inbox_of(target)
 
 
 def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ._adapt import check_length, check_source, for_view, method_not_allowed, missing, too_large
+from ._adapt import (
+    Inbox,
+    check_length,
+    check_source,
+    for_view,
+    method_not_allowed,
+    missing,
+    store_async,
+    too_large,
+)
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._outcome import Outcome
@@ -31,7 +40,9 @@ except ImportError as exc:
 __all__ = ["verified"]
 
 
-def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Delivery]]:
+def verified(
+    handler: WebhookHandler, *, background: Inbox | None = None
+) -> Callable[[Request], AsyncIterator[Delivery]]:
     """A dependency that verifies the request body and yields the Delivery.
 
     A forged, malformed or oversized delivery, or another method than POST, ends the
@@ -41,6 +52,10 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
     route is the handler.  If the route raises, the delivery is forgotten by the
     de-duplication store, so that the sender's retry runs it again.  Read the raw
     body from ``delivery.body``: the request stream has been consumed.
+
+    With ``background=inbox`` the delivery is stored in the inbox before the route
+    runs, and the handler's ``@handler.on`` routes run later in a worker; the route
+    gets the stored delivery (to answer, or log) and a duplicate ends with 200.
     """
 
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
@@ -61,6 +76,13 @@ def verified(handler: WebhookHandler) -> Callable[[Request], AsyncIterator[Deliv
             if size > limit:
                 raise _refusal(too_large(handler))
             parts.append(chunk)
+        if background is not None:
+            kept = await store_async(handler, background, b"".join(parts), headers)
+            stored = for_view(kept)
+            if stored is None:
+                raise _refusal(kept)
+            yield stored
+            return
         outcome = await handler.accept_async(b"".join(parts), headers)
         delivery = for_view(outcome)
         if delivery is None:

@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from ._adapt import (
     JSON,
     BackgroundPool,
+    Inbox,
     Reply,
     accept_in_background,
     background_pool,
@@ -33,11 +34,13 @@ from ._adapt import (
     check_source,
     declared_length,
     for_view,
+    inbox_of,
     method_not_allowed,
     missing,
     read_limited,
     reply,
     run_view,
+    store,
     too_large,
     warn_if_per_process,
     wsgi_headers,
@@ -61,7 +64,7 @@ RV = TypeVar("RV")
 
 
 def webhook_view(
-    handler: WebhookHandler, *, background: bool | BackgroundPool = False
+    handler: WebhookHandler, *, background: bool | BackgroundPool | Inbox = False
 ) -> Callable[..., flask.Response]:
     """A Flask view that verifies each delivery and dispatches it to ``handler``'s routes.
 
@@ -72,15 +75,19 @@ def webhook_view(
     is verified and de-duplicated, and the routes run afterwards in a bounded pool of
     threads, inside the app context; when the pool is full the sender gets 503 and
     retries.  Background work is lost if the process dies before it is done.
+    With ``background=inbox`` (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``)
+    the delivery is stored durably before the 200, and a worker runs the routes.
     """
-    pool = background_pool(background)
+    pool, inbox = background_pool(background), inbox_of(background)
 
     def view(**_url_values: Any) -> flask.Response:
         received = _receive(handler)
         if isinstance(received, Outcome):
             return _response(reply(received))
         body, headers = received
-        if pool is None:
+        if inbox is not None:
+            outcome = store(handler, inbox, body, headers)
+        elif pool is None:
             outcome = handler.handle(body, headers)
         else:
             outcome = accept_in_background(handler, pool, body, headers, _in_app_context())

@@ -171,7 +171,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:{tmp_path / 'claims.db'}"
     url: str = request.getfixturevalue("redis_url")
     # A database of its own per test, so that no test sees another's keys.
-    return f"{url.rstrip('/')}/{random.randrange(1, 16)}"
+    return f"{url.rstrip('/')}/{random.randrange(1, 15)}"
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ and ``send`` imitate a sender with :mod:`hookshield.testing`; ``verify`` and
 application does.  One module per concern: the arguments (``_parser``), what the
 commands share (``_common``), the HTTP client (``_client``: ``send``), ``sign`` and
 ``verify`` (``_offline``), the local receiver (``_server``, ``_listen``), the demo
-(``_demo``) and the output (``_output``).  No module here names a sender: what a
+(``_demo``), the durable inbox's ``worker`` and ``inbox`` (``_inbox``) and the output
+(``_output``).  No module here names a sender: what a
 sender takes and sends is read from its provider module.
 
 Output is for people by default (aligned columns fitted to the terminal; colour only
@@ -26,6 +27,7 @@ from typing import Final
 from ._client import cmd_send
 from ._common import EXIT_FAILED, EXIT_IO, EXIT_OK, EXIT_USAGE, CLIError
 from ._demo import cmd_demo
+from ._inbox import cmd_inbox, cmd_worker
 from ._listen import cmd_listen
 from ._offline import cmd_sign, cmd_verify
 from ._output import Printer
@@ -39,6 +41,8 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Printer], int]]] = {
     "send": cmd_send,
     "listen": cmd_listen,
     "demo": cmd_demo,
+    "worker": cmd_worker,
+    "inbox": cmd_inbox,
 }
 
 

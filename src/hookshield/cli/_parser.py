@@ -14,6 +14,7 @@ from .._handler import DEFAULT_MAX_BODY_SIZE
 from .._version import __version__
 from ..providers import PROVIDERS
 from ._common import flags
+from ._inbox import add_commands as add_inbox_commands
 
 __all__ = ["build_parser"]
 
@@ -272,4 +273,5 @@ Colour is used on a terminal only, and never when NO_COLOR is set.""",
     _add_send(commands)
     _add_listen(commands)
     _add_demo(commands)
+    add_inbox_commands(commands)
     return parser

@@ -1,0 +1,130 @@
+"""The inbox: where an acknowledged delivery waits, durably, until its routes have run.
+
+Theory of operation: with ``background=inbox`` an adapter verifies and claims a
+delivery as usual, :meth:`Inbox.put` stores it, and only then is the sender answered
+2xx; a worker (``hookshield worker``, :func:`~hookshield.run_worker`) later leases
+it, verifies the stored bytes again with the same handler and runs its routes.
+
+* :class:`Inbox` is all an adapter needs: ``put``, durable once it returns.  A queue
+  of your own (Celery, RQ, Dramatiq) is an inbox when it has that one method.
+* :class:`WorkerInbox` adds what ``hookshield worker`` and ``hookshield inbox`` need:
+  lease the next due delivery to one worker, mark it done, retry it later, move it
+  to dead-letter, and list or inspect what is stored.
+
+This module owns the stored form of a delivery and building it from an accepted
+outcome; it touches no store and starts no thread.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._handler import WebhookHandler
+    from ._outcome import Outcome
+
+__all__ = ["Inbox", "State", "StoredDelivery", "WorkerInbox", "new_id", "stored_delivery"]
+
+#: pending: waits for its next attempt; leased: a worker runs it (until its lease
+#: ends); done: its routes ran; dead: it failed every attempt, or its bytes no longer
+#: verify, and waits for a person (``hookshield inbox retry``).
+State = Literal["pending", "leased", "done", "dead"]
+STATES: Final[tuple[State, ...]] = ("pending", "leased", "done", "dead")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredDelivery:
+    """One delivery as an inbox keeps it: the exact bytes and headers received.
+
+    ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
+    it (its provider's name); ``events`` holds the keys of the events still to run
+    when only some of a batch's were new (Momentum), ``None`` for all of them.
+    ``attempts`` counts the leases taken so far; ``next_attempt`` is when a pending
+    delivery is due, or when a leased one's lease ends.
+    """
+
+    id: str
+    sender: str
+    handler: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    received: float
+    event_types: tuple[str, ...] = ()
+    events: tuple[str, ...] | None = None
+    attempts: int = 0
+    state: State = "pending"
+    next_attempt: float = 0.0
+    last_error: str | None = None
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """Where ``background=inbox`` stores a verified delivery before answering 2xx."""
+
+    def put(self, delivery: StoredDelivery) -> None:
+        """Store ``delivery``; once this returns it must survive a crash of this process."""
+
+
+@runtime_checkable
+class WorkerInbox(Inbox, Protocol):
+    """An inbox that ``hookshield worker`` runs deliveries from (see SQLiteInbox)."""
+
+    def lease(self, now: float, handlers: Sequence[str]) -> StoredDelivery | None:
+        """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``."""
+
+    def done(self, delivery: StoredDelivery) -> bool:
+        """Mark a leased delivery done; ``False`` if its lease was lost to another worker."""
+
+    def retry(self, delivery: StoredDelivery, at: float, error: str) -> bool:
+        """Make a leased delivery due again at ``at``, noting ``error``."""
+
+    def dead(self, delivery: StoredDelivery, error: str) -> bool:
+        """Move a leased delivery to dead-letter, noting ``error``."""
+
+    def get(self, delivery_id: str) -> StoredDelivery | None:
+        """The stored delivery ``delivery_id``, or ``None``."""
+
+    def list(self, state: State | None = None, limit: int = 100) -> list[StoredDelivery]:
+        """Up to ``limit`` deliveries, oldest first, in ``state`` or any."""
+
+    def requeue(self, delivery_ids: Iterable[str]) -> int:
+        """Make these deliveries pending and due now, attempts reset; how many were."""
+
+    def purge(self, state: State, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
+
+
+def new_id(now: float | None = None) -> str:
+    """A new delivery id: sortable by time received, unique across processes."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:012x}{os.getpid() & 0xFFFF:04x}{secrets.token_hex(4)}"
+
+
+def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) -> StoredDelivery:
+    """The stored form of an accepted outcome: its bytes, headers and pending events."""
+    delivery = outcome.delivery
+    if delivery is None:  # pragma: no cover - an accepted outcome always has one
+        raise ValueError("only an accepted delivery can be stored")
+    events: tuple[str, ...] | None = None
+    if outcome.pending != delivery.events:
+        # Some events of a batch were seen before: only the new ones may run.
+        sender = handler.verifier.sender
+        events = tuple(key for key in (sender.event_key(event) for event in outcome.pending) if key)
+    headers = delivery.headers
+    types = tuple(dict.fromkeys(event.type[:64] for event in outcome.pending))[:16]
+    return StoredDelivery(
+        id=new_id(now),
+        sender=handler.provider,
+        handler=handler.provider,
+        body=delivery.body,
+        headers=tuple((name, value) for name in headers for value in headers.getall(name)),
+        received=now,
+        event_types=types,
+        events=events,
+        next_attempt=now,
+    )

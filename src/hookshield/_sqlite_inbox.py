@@ -1,0 +1,346 @@
+"""``SQLiteInbox``: a durable inbox in one SQLite file, for one machine.
+
+Theory of operation: one table, one row per delivery.  A row is *pending* until it
+is due (``next_attempt``), then *leased* to one worker until ``next_attempt``, which
+is then the end of the lease, and finally *done* or *dead*.  A leased row whose lease
+has ended is due again: its worker died, and another one takes it (at-least-once).
+
+Every write is one statement in autocommit mode, except the lease, which is one
+``UPDATE ... RETURNING`` (SQLite 3.35+) or, on an older SQLite, a ``SELECT`` and an
+``UPDATE`` inside one ``BEGIN IMMEDIATE`` transaction, which takes the write lock
+first: either way two workers can never lease the same row.  A worker's settling
+write names the attempt it leased, so that a worker whose lease ran out and was
+taken over cannot settle the newer attempt's row.
+
+Safe across processes (the web server's workers, several ``hookshield worker``s),
+threads (a connection per thread) and ``fork`` (a child opens its own connection:
+SQLite connections must not cross a fork).  This module owns the file and its SQL;
+it never runs a route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from ._inbox import STATES, State, StoredDelivery
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["SQLiteInbox"]
+
+#: SQLite 3.35 added ``RETURNING``.
+_HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
+
+_COLUMNS: Final = (
+    "id, sender, handler, body, headers, received, event_types, events, attempts, "
+    "state, next_attempt, last_error"
+)
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS hookshield_inbox (
+    id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    received REAL NOT NULL,
+    event_types TEXT NOT NULL,
+    events TEXT,
+    attempts INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    next_attempt REAL NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS hookshield_inbox_due
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
+"""
+
+
+class SQLiteInbox:
+    """A durable inbox in the SQLite file at ``path``: ``background=SQLiteInbox(path)``.
+
+    ``put`` returns once the delivery is on disk.  ``lease`` is how long a worker
+    holds a delivery before another may run it (its process may have died): longer
+    than your slowest route.  ``timeout`` is how long a write waits for another
+    process's lock before failing (the web side then answers 503).  The file holds
+    the request headers, a sender's token included, so it is created readable by
+    its owner only; beside it, ``<name>-writer`` queues the processes that write.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, lease: float = 300.0, timeout: float = 5.0
+    ) -> None:
+        if lease <= 0 or timeout < 0:
+            raise ValueError("lease must be positive and timeout not negative (seconds)")
+        self.path = Path(path)
+        self.lease_seconds = lease
+        self.timeout = timeout
+        self._returning = _HAS_RETURNING
+        self._local = threading.local()
+        self._setup_lock = threading.Lock()
+        self._thread_write_lock = threading.Lock()
+        self._ready_pid = 0
+        self._lock_pid = 0
+        self._lock_file = -1
+
+    # -- the web side ------------------------------------------------------------
+
+    def put(self, delivery: StoredDelivery) -> None:
+        """Store ``delivery``; on disk (fsync'd) when this returns."""
+        row = (
+            delivery.id,
+            delivery.sender,
+            delivery.handler,
+            delivery.body,
+            json.dumps(delivery.headers),
+            delivery.received,
+            json.dumps(delivery.event_types),
+            None if delivery.events is None else json.dumps(delivery.events),
+            delivery.attempts,
+            delivery.state,
+            delivery.next_attempt,
+            delivery.last_error,
+        )
+        db = self._connection()
+        with self._writing():
+            db.execute(
+                f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
+            )
+
+    # -- the worker side -----------------------------------------------------------
+
+    def lease(self, now: float, handlers: Sequence[str]) -> StoredDelivery | None:
+        """Lease the next due delivery of one of ``handlers`` until ``now + lease``."""
+        if not handlers:
+            return None
+        marks = ",".join("?" * len(handlers))
+        pick = (
+            "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
+            f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
+        )
+        take = (
+            "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
+            "next_attempt = ? WHERE id = "
+        )
+        args = (now + self.lease_seconds, now, *handlers)
+        db = self._connection()
+        if self._returning:
+            with self._writing():
+                row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
+            return None if row is None else _delivery(row)
+        with self._writing(), _immediate(db):
+            found = db.execute(pick, args[1:]).fetchone()
+            if found is None:
+                return None
+            db.execute(f"{take}?", (args[0], found[0]))
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", found
+            ).fetchone()
+        return _delivery(row)
+
+    def done(self, delivery: StoredDelivery) -> bool:
+        """Mark a leased delivery done; ``False`` if another worker has leased it since."""
+        return self._settle(delivery, "done", delivery.next_attempt, None)
+
+    def retry(self, delivery: StoredDelivery, at: float, error: str) -> bool:
+        """Make a leased delivery pending again, due at ``at``."""
+        return self._settle(delivery, "pending", at, error)
+
+    def dead(self, delivery: StoredDelivery, error: str) -> bool:
+        """Move a leased delivery to dead-letter."""
+        return self._settle(delivery, "dead", delivery.next_attempt, error)
+
+    # -- inspection, for ``hookshield inbox`` -----------------------------------------
+
+    def get(self, delivery_id: str) -> StoredDelivery | None:
+        """The stored delivery ``delivery_id``, or ``None``."""
+        row = (
+            self._connection()
+            .execute(f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", (delivery_id,))
+            .fetchone()
+        )
+        return None if row is None else _delivery(row)
+
+    def list(self, state: State | None = None, limit: int = 100) -> list[StoredDelivery]:
+        """Up to ``limit`` deliveries, oldest first, in ``state`` or any."""
+        where, args = ("", ()) if state is None else ("WHERE state = ?", (_state(state),))
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM hookshield_inbox {where} ORDER BY received, id LIMIT ?",
+            (*args, limit),
+        )
+        return [_delivery(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each state."""
+        rows = self._connection().execute(
+            "SELECT state, count(*) FROM hookshield_inbox GROUP BY state"
+        )
+        found = dict(rows.fetchall())
+        return {state: found.get(state, 0) for state in STATES}
+
+    def requeue(self, delivery_ids: Iterable[str]) -> int:
+        """Make these deliveries pending, due now, attempts reset; how many there were."""
+        db = self._connection()
+        count = 0
+        with self._writing(), _immediate(db):
+            for delivery_id in delivery_ids:
+                count += db.execute(
+                    "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
+                    "next_attempt = 0, last_error = NULL WHERE id = ?",
+                    (delivery_id,),
+                ).rowcount
+        return count
+
+    def purge(self, state: State, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "DELETE FROM hookshield_inbox WHERE id IN (SELECT id FROM hookshield_inbox "
+                "WHERE state = ? AND received < ? LIMIT ?)",
+                (_state(state), before, limit),
+            )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            db.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteInbox({str(self.path)!r}, lease={self.lease_seconds})"
+
+    # -- internals ------------------------------------------------------------------
+
+    def _settle(self, delivery: StoredDelivery, state: str, due: float, error: str | None) -> bool:
+        # The attempt number fences the write: a worker whose lease ran out, and whose
+        # delivery another worker has leased since, changes nothing.
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ? "
+                "WHERE id = ? AND state = 'leased' AND attempts = ?",
+                (state, due, error, delivery.id, delivery.attempts),
+            )
+        return cursor.rowcount > 0
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold this inbox's writer lock: one writer at a time, queued by the kernel.
+
+        SQLite makes a writer that finds the file locked sleep and try again (1 ms,
+        then 2, 5, 10 ... up to 100 ms), so under load from several processes a
+        put waits far longer than the write it waits for.  An ``flock`` on a file
+        beside the database queues the writers instead, each woken the moment the
+        one before is done.  A thread lock first: threads of one process share the
+        file descriptor, which ``flock`` does not tell apart.
+        """
+        if sys.platform == "win32":  # pragma: no cover - SQLite's own waiting only
+            yield
+            return
+        with self._thread_write_lock:
+            fd = self._lock_fd()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_fd(self) -> int:
+        pid = os.getpid()
+        if self._lock_pid != pid:
+            # A descriptor inherited over fork shares its lock with the parent's.
+            path = self.path.with_name(self.path.name + "-writer")
+            self._lock_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_pid = pid
+        return self._lock_file
+
+    def _connection(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "pid", 0) == pid:
+            return db
+        # After fork the parent's connection belongs to the parent: open another and
+        # leave that one alone (closing it here could disturb the parent's locks).
+        if self._ready_pid != pid and not self.path.exists():
+            # Created owner-only: the rows hold request headers, tokens included.
+            # SQLite gives its -wal and -shm files the same permissions.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,  # the busy timeout: how long a write waits for a lock
+            isolation_level=None,  # autocommit: each statement is its own transaction
+            check_same_thread=True,
+        )
+        # synchronous=FULL: in WAL mode SQLite then fsyncs the log at every commit, so
+        # a delivery acknowledged to its sender survives kill -9 *and* power loss.
+        # (NORMAL syncs only at checkpoints: it survives a killed process, but a power
+        # cut may lose the last deliveries acknowledged.)
+        db.execute("PRAGMA synchronous = FULL")
+        if self._ready_pid != pid:
+            self._setup(db, pid)
+        self._local.db = db
+        self._local.pid = pid
+        return db
+
+    def _setup(self, db: sqlite3.Connection, pid: int) -> None:
+        with self._setup_lock:
+            if self._ready_pid == pid:
+                return
+            # WAL: the web side's writes and the workers' reads do not block each other,
+            # and a commit is one append to the log.
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(_SCHEMA)
+            self._ready_pid = pid
+
+
+class _immediate:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on an error)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        # IMMEDIATE takes the write lock now: no other writer can slip in between
+        # this transaction's reads and its writes.
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+
+
+def _state(state: str) -> str:
+    if state not in STATES:
+        raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+    return state
+
+
+def _delivery(row: tuple[Any, ...]) -> StoredDelivery:
+    headers = tuple((str(name), str(value)) for name, value in json.loads(row[4]))
+    events = None if row[7] is None else tuple(json.loads(row[7]))
+    return StoredDelivery(
+        id=row[0],
+        sender=row[1],
+        handler=row[2],
+        body=bytes(row[3]),
+        headers=headers,
+        received=row[5],
+        event_types=tuple(json.loads(row[6])),
+        events=events,
+        attempts=row[8],
+        state=row[9],
+        next_attempt=row[10],
+        last_error=row[11],
+    )

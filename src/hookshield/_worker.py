@@ -1,0 +1,232 @@
+"""The worker: run the deliveries an inbox holds, at least once each.
+
+Theory of operation: a worker leases one due delivery at a time from a
+:class:`~hookshield.WorkerInbox`, verifies its stored bytes again with the same
+handler (a row changed in the inbox no longer verifies, and is not run), and
+dispatches its events to the handler's routes.  Then it settles the lease:
+
+* the routes returned: **done**;
+* a route raised: **retried** later, after an exponential backoff with full jitter
+  (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
+  so that many failures do not come back all at once;
+* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged.
+
+A worker that dies mid-route settles nothing: its lease ends, and another worker (or
+the same one, restarted) runs the delivery again.  So a delivery may run twice, never
+zero times, and routes should be idempotent by the event's ``id``.
+
+This module owns the retry policy and the loop; it never stores anything itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from types import FrameType
+from typing import Final
+
+from ._errors import WebhookError
+from ._events import Delivery
+from ._handler import WebhookHandler
+from ._inbox import StoredDelivery, WorkerInbox
+
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
+
+logger = logging.getLogger("hookshield")
+
+#: With the default delays, 18 attempts span about a day on average (the expected
+#: wait before attempt n is half its backoff: 15 s, 30 s, ... then 3 h each).
+DEFAULT_MAX_ATTEMPTS: Final = 18
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """When to try a failed delivery again, and when to give up on it."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    base_delay: float = 30.0
+    max_delay: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.base_delay <= 0 or self.max_delay < self.base_delay:
+            raise ValueError("max_attempts >= 1 and 0 < base_delay <= max_delay are required")
+
+    def ceiling(self, attempts: int) -> float:
+        """The longest wait after the ``attempts``-th failed attempt."""
+        return min(self.max_delay, self.base_delay * 2.0 ** min(attempts - 1, 64))
+
+    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
+        """The wait after the ``attempts``-th failure: full jitter over the ceiling."""
+        return rand() * self.ceiling(attempts)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What a worker did: deliveries done, retried, dead-lettered."""
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0  #: settles refused because the lease had ended and been taken over
+
+    @property
+    def total(self) -> int:
+        """Every delivery the worker leased."""
+        return self.done + self.retried + self.dead + self.lost
+
+
+@dataclass
+class Worker:
+    """Runs one inbox's deliveries with the named handlers; see :func:`run_worker`."""
+
+    inbox: WorkerInbox
+    handlers: dict[str, WebhookHandler]
+    retry: Retry = field(default_factory=Retry)
+    clock: Callable[[], float] = time.time
+    rand: Callable[[], float] = random.random
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def run_once(self) -> bool:
+        """Lease and run one due delivery; ``False`` when none is due."""
+        stored = self.inbox.lease(self.clock(), tuple(self.handlers))
+        if stored is None:
+            return False
+        handler = self.handlers[stored.handler]
+        try:
+            delivery = select_events(handler, stored)
+        except WebhookError as exc:
+            # The stored bytes were changed, or the handler's credentials were: never run.
+            self._dead(stored, f"the stored delivery does not verify: {exc}")
+            return True
+        try:
+            handler.dispatch(delivery)
+        except Exception as exc:
+            self._failed(stored, exc)
+            return True
+        self._count(self.inbox.done(stored), "done", stored)
+        return True
+
+    def _failed(self, stored: StoredDelivery, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if stored.attempts >= self.retry.max_attempts:
+            self._dead(stored, error)
+            return
+        at = self.clock() + self.retry.delay(stored.attempts, self.rand)
+        logger.warning(
+            "hookshield: %s delivery %s failed (attempt %d of %d), retrying in %.0f s: %s",
+            stored.sender,
+            stored.id,
+            stored.attempts,
+            self.retry.max_attempts,
+            at - self.clock(),
+            error,
+        )
+        self._count(self.inbox.retry(stored, at, error), "retried", stored)
+
+    def _dead(self, stored: StoredDelivery, error: str) -> None:
+        logger.error(
+            "hookshield: %s delivery %s moved to dead-letter after %d attempts: %s "
+            "(hookshield inbox retry %s runs it again)",
+            stored.sender,
+            stored.id,
+            stored.attempts,
+            error,
+            stored.id,
+        )
+        self._count(self.inbox.dead(stored, error), "dead", stored)
+
+    def _count(self, settled: bool, what: str, stored: StoredDelivery) -> None:
+        if not settled:
+            logger.warning(
+                "hookshield: the lease on delivery %s ended before it was %s; "
+                "another worker has it now",
+                stored.id,
+                what,
+            )
+            what = "lost"
+        setattr(self.stats, what, getattr(self.stats, what) + 1)
+
+
+def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
+    """The stored delivery, verified again, with only the events still to run."""
+    delivery = handler.verify(stored.body, stored.headers)
+    if stored.events is None:
+        return delivery
+    keep = set(stored.events)
+    key = handler.verifier.sender.event_key
+    return replace(delivery, events=tuple(e for e in delivery.events if key(e) in keep))
+
+
+def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]:
+    """The handlers by the name their stored deliveries carry (the provider's name)."""
+    named: dict[str, WebhookHandler] = {}
+    for handler in handlers:
+        if not isinstance(handler, WebhookHandler):
+            raise TypeError(f"expected a WebhookHandler, not {type(handler).__name__}")
+        if handler.provider in named:
+            raise ValueError(
+                f"two handlers for {handler.provider!r}: an inbox tells a delivery's "
+                "handler by its provider, so run one handler per sender"
+            )
+        named[handler.provider] = handler
+    if not named:
+        raise ValueError("run_worker needs at least one handler")
+    return named
+
+
+def run_worker(
+    inbox: WorkerInbox,
+    *handlers: WebhookHandler,
+    retry: Retry | None = None,
+    poll: float = 0.5,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], object] | None = None,
+    burst: bool = False,
+    handle_signals: bool = True,
+) -> WorkerStats:
+    """Run ``inbox``'s deliveries with ``handlers`` until stopped; blocks.
+
+    Deliveries are leased one at a time (run several workers, or processes, for
+    more at once).  When none is due the worker waits ``poll`` seconds.  SIGTERM and
+    SIGINT (when called in the main thread and ``handle_signals``) or setting
+    ``stop`` end it after the delivery in hand; ``burst=True`` ends it once nothing
+    is due.  ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
+    """
+    worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
+    stopping = stop if stop is not None else threading.Event()
+    wait = sleep if sleep is not None else stopping.wait
+    restore = _on_signals(stopping) if handle_signals else {}
+    logger.info("hookshield: worker started on %r for %s", inbox, ", ".join(worker.handlers))
+    try:
+        while not stopping.is_set():
+            if worker.run_once():
+                continue
+            if burst:
+                break
+            wait(poll)
+    finally:
+        for signum, previous in restore.items():
+            signal.signal(signum, previous)
+    logger.info("hookshield: worker stopped: %s", worker.stats)
+    return worker.stats
+
+
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+
+def _on_signals(stopping: threading.Event) -> dict[int, _Handler]:
+    """Make SIGTERM and SIGINT set ``stopping``; the handlers they replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("hookshield: signal %d: stopping after the current delivery", signum)
+        stopping.set()
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}

@@ -1,0 +1,154 @@
+"""Hand acknowledged deliveries to Celery: ``background=CeleryInbox(app, handler, ...)``.
+
+    from hookshield.celery import CeleryInbox
+
+    inbox = CeleryInbox(celery_app, mindpeeker, moco)
+    app.add_url_rule("/hooks/moco", view_func=webhook_view(moco, background=inbox))
+
+Theory of operation: :class:`CeleryInbox` registers one task on the Celery app.
+``put`` sends the stored delivery as JSON-safe data (the body in base64, the headers
+as name/value pairs; never a pickled object) and returns once the broker has taken
+the message; the adapter answers 2xx only then.  The task, in a Celery worker,
+verifies the bytes again with the same handler and runs its routes.  A route that
+raises is retried by Celery with exponential backoff and jitter; a verification
+failure is not retried.  The task acknowledges its message only once it has
+finished (``acks_late``), and a worker process killed mid-task gives its message
+back (``reject_on_worker_lost``): at-least-once, as with
+:class:`~hookshield.SQLiteInbox`.
+
+Durability of ``put`` depends on the broker.  With RabbitMQ, set
+``broker_transport_options = {"confirm_publish": True}``: the publish then waits for
+the broker's confirmation.  Redis answers a push once it is in memory; it is on disk
+after the next fsync of its append-only file (``appendonly yes``, ``appendfsync
+always`` for every write, ``everysec`` to lose at most a second).  On Redis, set
+``broker_transport_options = {"visibility_timeout": ...}`` longer than the slowest
+task: a message not acknowledged by then is delivered again.
+
+Install with ``python -m pip install -e '.[celery]'`` from a checkout.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._adapt import missing
+from ._errors import WebhookError
+from ._handler import WebhookHandler
+from ._inbox import StoredDelivery
+from ._worker import DEFAULT_MAX_ATTEMPTS, handler_map, select_events
+
+try:
+    import celery
+except ImportError as exc:
+    raise missing("Celery", extra="celery", adapter="hookshield.celery") from exc
+
+__all__ = ["CeleryInbox", "payload", "stored_from"]
+
+logger = logging.getLogger("hookshield")
+
+#: The task's name on the Celery app.
+TASK_NAME: Final = "hookshield.deliver"
+
+
+class CeleryInbox:
+    """An inbox whose deliveries Celery runs: one task, registered on ``app``.
+
+    ``handlers`` are the handlers the task runs deliveries with (one per sender, as
+    with ``hookshield worker``); create the ``CeleryInbox`` in a module that both the
+    web app and the Celery worker import.  ``max_retries`` is how often a failing
+    delivery is retried, ``retry_backoff_max`` the longest wait in seconds; options
+    for the task's messages (``queue``, ``priority``) go in ``send_options``.
+    """
+
+    def __init__(
+        self,
+        app: celery.Celery,
+        *handlers: WebhookHandler,
+        name: str = TASK_NAME,
+        max_retries: int = DEFAULT_MAX_ATTEMPTS - 1,
+        retry_backoff_max: int = 6 * 3600,
+        send_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.handlers = handler_map(handlers)
+        self.send_options = dict(send_options or {})
+
+        def deliver(data: dict[str, Any]) -> int:
+            # A plain function: Celery reads the task's signature from it.
+            return self.run(data)
+
+        self.task = app.task(
+            name=name,
+            serializer="json",
+            # Acknowledged after it ran, and given back if its worker dies: a delivery
+            # runs again rather than being lost.
+            acks_late=True,
+            reject_on_worker_lost=True,
+            autoretry_for=(Exception,),
+            dont_autoretry_for=(WebhookError,),
+            retry_backoff=True,
+            retry_backoff_max=retry_backoff_max,
+            retry_jitter=True,
+            max_retries=max_retries,
+        )(deliver)
+
+    def put(self, delivery: StoredDelivery) -> None:
+        """Send ``delivery`` to the broker; return once the broker has taken it."""
+        if delivery.handler not in self.handlers:
+            raise ValueError(
+                f"no handler for {delivery.handler!r} in this CeleryInbox: pass it to "
+                "CeleryInbox(app, *handlers) so that the task can run the delivery"
+            )
+        self.task.apply_async(args=(payload(delivery),), serializer="json", **self.send_options)
+
+    def run(self, data: dict[str, Any]) -> int:
+        """The task's body: verify the stored delivery again and run its routes."""
+        stored = stored_from(data)
+        handler = self.handlers.get(stored.handler)
+        if handler is None:
+            raise ValueError(f"this worker has no handler for {stored.handler!r}")
+        try:
+            delivery = select_events(handler, stored)
+        except WebhookError:
+            logger.error(
+                "hookshield: %s delivery %s does not verify; it is not run",
+                stored.sender,
+                stored.id,
+            )
+            raise
+        return handler.dispatch(delivery)
+
+    def __repr__(self) -> str:
+        return f"CeleryInbox({self.app.main!r}, task={self.task.name!r})"
+
+
+def payload(delivery: StoredDelivery) -> dict[str, Any]:
+    """The JSON-safe message for ``delivery``: the body in base64."""
+    return {
+        "id": delivery.id,
+        "sender": delivery.sender,
+        "handler": delivery.handler,
+        "body": base64.b64encode(delivery.body).decode("ascii"),
+        "headers": [list(pair) for pair in delivery.headers],
+        "received": delivery.received,
+        "event_types": list(delivery.event_types),
+        "events": None if delivery.events is None else list(delivery.events),
+    }
+
+
+def stored_from(data: Mapping[str, Any]) -> StoredDelivery:
+    """The delivery a message made by :func:`payload` carries."""
+    events = data.get("events")
+    return StoredDelivery(
+        id=str(data["id"]),
+        sender=str(data["sender"]),
+        handler=str(data["handler"]),
+        body=base64.b64decode(data["body"], validate=True),
+        headers=tuple((str(name), str(value)) for name, value in data["headers"]),
+        received=float(data["received"]),
+        event_types=tuple(str(t) for t in data.get("event_types", ())),
+        events=None if events is None else tuple(str(e) for e in events),
+    )

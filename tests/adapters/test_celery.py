@@ -1,0 +1,99 @@
+"""hookshield.celery in one process: the message it sends, and the task run eagerly.
+
+The real worker on a real Redis is in tests/integration/test_durable.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import re
+import sys
+
+import celery
+import pytest
+
+from hookshield import Inbox, StoredDelivery, WebhookHandler
+from hookshield._inbox import new_id
+from hookshield.celery import CeleryInbox, payload, stored_from
+from hookshield.testing import sample_body, sign
+
+from .support import CREDENTIALS
+
+
+def stored(event_id: str = "evt_1", **changes: object) -> StoredDelivery:
+    data = json.loads(sample_body("mindpeeker", "session.completed"))
+    data["id"] = event_id
+    body = json.dumps(data).encode()
+    headers = sign("mindpeeker", body, **CREDENTIALS["mindpeeker"])
+    made = StoredDelivery(
+        id=new_id(),
+        sender="mindpeeker",
+        handler="mindpeeker",
+        body=body + b"\x00\xff" if changes.pop("binary", False) else body,
+        headers=tuple(headers.items()),
+        received=1.5,
+        event_types=("session.completed",),
+    )
+    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def recorded() -> tuple[CeleryInbox, list[str | None]]:
+    app = celery.Celery("hookshield_unit", broker="memory://")
+    app.conf.task_always_eager = True  # apply_async runs the task here, now
+    app.conf.task_eager_propagates = True
+    handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    seen: list[str | None] = []
+    handler.on("*")(lambda event: seen.append(event.id))
+    return CeleryInbox(app, handler), seen
+
+
+def test_the_message_is_json_with_the_body_in_base64() -> None:
+    delivery = stored(binary=True, events=("a", "b"))
+    message = payload(delivery)
+    assert json.loads(json.dumps(message)) == message  # JSON-safe, nothing pickled
+    assert isinstance(message["body"], str)
+    back = stored_from(message)
+    assert back == dataclasses.replace(delivery, next_attempt=0.0)
+    assert stored_from(payload(stored())).events is None
+
+
+def test_put_runs_the_routes_in_the_task(recorded: tuple[CeleryInbox, list[str | None]]) -> None:
+    inbox, seen = recorded
+    assert isinstance(inbox, Inbox)
+    inbox.put(stored("evt_celery"))
+    assert seen == ["evt_celery"]
+    assert repr(inbox) == "CeleryInbox('hookshield_unit', task='hookshield.deliver')"
+    assert inbox.task.acks_late and inbox.task.reject_on_worker_lost
+
+
+def test_a_delivery_that_no_longer_verifies_is_refused_and_not_retried(
+    recorded: tuple[CeleryInbox, list[str | None]], caplog: pytest.LogCaptureFixture
+) -> None:
+    from hookshield import InvalidSignature
+
+    inbox, seen = recorded
+    good = stored("evt_x")
+    with pytest.raises(InvalidSignature):
+        inbox.put(dataclasses.replace(good, body=good.body.replace(b"evt_x", b"evt_y")))
+    assert seen == []
+    assert "does not verify" in caplog.text
+
+
+def test_put_refuses_a_delivery_for_a_handler_it_cannot_run(
+    recorded: tuple[CeleryInbox, list[str | None]],
+) -> None:
+    inbox, _ = recorded
+    with pytest.raises(ValueError, match="no handler for 'moco'"):
+        inbox.put(stored(handler="moco"))
+    with pytest.raises(ValueError, match="no handler for 'moco'"):
+        inbox.run(payload(stored(handler="moco")))
+
+
+def test_a_missing_celery_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "celery", None)
+    monkeypatch.delitem(sys.modules, "hookshield.celery", raising=False)
+    with pytest.raises(ImportError, match=re.escape("python -m pip install -e '.[celery]'")):
+        importlib.import_module("hookshield.celery")

@@ -1,0 +1,229 @@
+"""SQLiteInbox: what it stores, leasing one delivery to one worker, and settling it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+import hookshield
+from hookshield import Inbox, SQLiteInbox, StoredDelivery, WorkerInbox
+from hookshield._inbox import new_id
+
+NOW = 1_800_000_000.0
+
+
+def stored(index: int = 0, *, handler: str = "mindpeeker", at: float = NOW) -> StoredDelivery:
+    return StoredDelivery(
+        id=new_id(at + index / 1000),
+        sender=handler,
+        handler=handler,
+        body=b'{"n": %d}' % index,
+        headers=(("content-type", "application/json"), ("x-repeated", "a"), ("x-repeated", "b")),
+        received=at + index / 1000,
+        event_types=("session.completed",),
+        next_attempt=at,
+    )
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> SQLiteInbox:
+    return SQLiteInbox(tmp_path / "inbox.db", lease=60.0)
+
+
+def test_is_an_inbox_and_a_worker_inbox(inbox: SQLiteInbox) -> None:
+    assert isinstance(inbox, Inbox)
+    assert isinstance(inbox, WorkerInbox)
+    assert repr(inbox).startswith("SQLiteInbox(")
+
+
+def test_a_stored_delivery_reads_back_exactly(inbox: SQLiteInbox) -> None:
+    delivery = stored()
+    inbox.put(delivery)
+    assert inbox.get(delivery.id) == delivery
+    assert inbox.get("missing") is None
+
+
+def test_the_file_is_readable_by_its_owner_only(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    assert stat.S_IMODE(os.stat(inbox.path).st_mode) == 0o600
+
+
+def test_the_file_is_in_wal_mode_with_full_sync(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    db = sqlite3.connect(inbox.path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        db.close()
+    own = inbox._connection()
+    assert own.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+@pytest.mark.parametrize("returning", [True, False])
+def test_lease_takes_the_oldest_due_delivery_once(tmp_path: Path, returning: bool) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", lease=60.0)
+    inbox._returning = returning  # both ways of leasing: RETURNING, and BEGIN IMMEDIATE
+    first, second = stored(0), stored(1)
+    inbox.put(second)
+    inbox.put(first)
+    taken = inbox.lease(NOW, ["mindpeeker"])
+    assert taken is not None
+    assert (taken.id, taken.state, taken.attempts) == (first.id, "leased", 1)
+    assert taken.next_attempt == NOW + 60.0
+    again = inbox.lease(NOW, ["mindpeeker"])
+    assert again is not None and again.id == second.id
+    assert inbox.lease(NOW, ["mindpeeker"]) is None
+
+
+def test_lease_skips_deliveries_not_yet_due_and_other_handlers(inbox: SQLiteInbox) -> None:
+    inbox.put(stored(0, handler="moco"))
+    later = stored(1, at=NOW + 100)
+    inbox.put(later)
+    assert inbox.lease(NOW, ["mindpeeker"]) is None
+    assert inbox.lease(NOW, []) is None
+    taken = inbox.lease(NOW + 100, ["mindpeeker"])
+    assert taken is not None and taken.id == later.id
+
+
+def test_an_ended_lease_is_taken_again_and_fences_the_first_worker(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None
+    assert inbox.lease(NOW + 59, ["mindpeeker"]) is None  # still held
+    second = inbox.lease(NOW + 61, ["mindpeeker"])
+    assert second is not None and second.attempts == 2
+    # The first worker was presumed dead; its late answers change nothing.
+    assert not inbox.done(first)
+    assert not inbox.retry(first, NOW + 500, "late")
+    assert not inbox.dead(first, "late")
+    assert inbox.done(second)
+    got = inbox.get(second.id)
+    assert got is not None and got.state == "done"
+
+
+def test_retry_makes_it_due_later_with_the_error(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    taken = inbox.lease(NOW, ["mindpeeker"])
+    assert taken is not None
+    assert inbox.retry(taken, NOW + 30, "RuntimeError: down")
+    got = inbox.get(taken.id)
+    assert got is not None
+    assert (got.state, got.next_attempt, got.last_error) == (
+        "pending",
+        NOW + 30,
+        "RuntimeError: down",
+    )
+    assert inbox.lease(NOW + 29, ["mindpeeker"]) is None
+    assert inbox.lease(NOW + 30, ["mindpeeker"]) is not None
+
+
+def test_dead_then_requeue(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    taken = inbox.lease(NOW, ["mindpeeker"])
+    assert taken is not None
+    assert inbox.dead(taken, "gave up")
+    assert inbox.lease(NOW + 10**6, ["mindpeeker"]) is None  # never due again by itself
+    assert [d.id for d in inbox.list("dead")] == [taken.id]
+    assert inbox.counts() == {"pending": 0, "leased": 0, "done": 0, "dead": 1}
+    assert inbox.requeue([taken.id, "missing"]) == 1
+    got = inbox.get(taken.id)
+    assert got is not None
+    assert (got.state, got.attempts, got.last_error) == ("pending", 0, None)
+
+
+def test_list_filters_by_state_and_limits(inbox: SQLiteInbox) -> None:
+    for index in range(5):
+        inbox.put(stored(index))
+    assert len(inbox.list(limit=3)) == 3
+    assert len(inbox.list("pending")) == 5
+    assert inbox.list("done") == []
+    with pytest.raises(ValueError, match="state must be one of"):
+        inbox.list("finished")  # type: ignore[arg-type]
+
+
+def test_purge_deletes_old_deliveries_in_one_state_in_batches(inbox: SQLiteInbox) -> None:
+    for index in range(5):
+        inbox.put(stored(index))
+        taken = inbox.lease(NOW, ["mindpeeker"])
+        assert taken is not None and inbox.done(taken)
+    inbox.put(stored(9))
+    assert inbox.purge("done", NOW + 1, limit=2) == 2
+    assert inbox.purge("done", NOW + 1) == 3
+    assert inbox.purge("done", NOW + 1) == 0
+    assert inbox.counts()["pending"] == 1
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="lease"):
+        SQLiteInbox(tmp_path / "x.db", lease=0)
+
+
+def test_threads_each_get_a_connection_and_lease_distinct_rows(inbox: SQLiteInbox) -> None:
+    for index in range(60):
+        inbox.put(stored(index))
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        while (delivery := inbox.lease(NOW, ["mindpeeker"])) is not None:
+            with lock:
+                taken.append(delivery.id)
+            assert inbox.done(delivery)
+        inbox.close()
+        inbox.close()  # closing again is harmless
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == 60 == len(set(taken))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_connection(inbox: SQLiteInbox) -> None:
+    inbox.put(stored(0))
+    child_row = stored(1)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child, whose coverage is not collected
+        code = 1
+        try:
+            inbox.put(child_row)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert inbox.get(child_row.id) == child_row
+    inbox.put(stored(2))  # the parent's connection still works
+
+
+def test_a_locked_file_makes_put_fail_within_the_timeout(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.05)
+    inbox.put(stored(0))
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            inbox.put(stored(1))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_import_hookshield_does_not_load_sqlite3() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, hookshield; print('sqlite3' in sys.modules); hookshield.SQLiteInbox"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        hookshield.Nope  # noqa: B018
