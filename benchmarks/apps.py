@@ -8,10 +8,9 @@ compare, ``json.loads`` and the same fields); and ``/hook-background/``, the ada
 (10 by default).  The ASGI apps also have ``/hook-async/``, whose route is ``async def``,
 and ``/floor-thread/``, the hand-written endpoint doing its work in the framework's
 thread pool (``run_in_threadpool``), as a plain-function route of its own would: the
-like-for-like of ``/hook/``; ``/hook-inline/``, the plain route run on the event loop
-(``sync_handlers_in_thread=False``); ``/hook-batched/`` and ``/hook-coalesced/``,
-prototypes of batched hand-offs (:class:`BatchedThread`, :class:`CoalescingPool`).  gunicorn serves ``flask_app()`` and ``django_app()``;
-uvicorn ``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
+like-for-like of ``/hook/``; and ``/hook-inline/``, the plain route registered with
+``inline=True``, run on the event loop.  gunicorn serves ``flask_app()`` and
+``django_app()``; uvicorn ``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
 name, so that this module type-checks without them.
 
 ``HOOKSHIELD_BENCH_STORE`` chooses the Flask app's de-duplication store for ``/hook/``:
@@ -22,28 +21,21 @@ which the HTTP benchmark reports as a skipped row.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import importlib
 import json
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 import hookshield
-from hookshield import DedupeStore, Event, MindPeekerEvent, Outcome, WebhookHandler
+from hookshield import DedupeStore, Event, MindPeekerEvent, WebhookHandler
 
 from .payloads import SECRET
 
 __all__ = [
     "STORE_VARIABLE",
-    "BatchedThread",
-    "CoalescingPool",
     "django_app",
     "fastapi_app",
     "flask_app",
@@ -196,144 +188,6 @@ async def _asgi_floor_thread(request: Any) -> Any:
     return responses.Response(answer, status_code=status, media_type="application/json")
 
 
-class BatchedThread:
-    """A prototype hand-off to one worker thread that settles its results in batches.
-
-    Each call is one tuple on a :class:`queue.SimpleQueue`, as in hookshield's own
-    pool; the difference is on the way back.  The worker runs every call it finds
-    queued, then wakes the loop once (one ``call_soon_threadsafe``) to settle them
-    all, so that under load several deliveries share one wake-up of each thread.
-    A benchmark prototype only: one thread, no context variables, no shutdown.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[
-            tuple[
-                asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]
-            ]
-        ] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(*args)`` in the worker thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, daemon=True, name="bench-batched")
-            self._thread.start()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((loop, future, func, args))
-        return await future
-
-    def _work(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
-            while batch:
-                loop, future, func, args = batch.pop()
-                try:
-                    settled.append((future, True, func(*args)))
-                except Exception as exc:  # handed back to the awaiting coroutine
-                    settled.append((future, False, exc))
-                with contextlib.suppress(queue.Empty):
-                    batch.append(self._queue.get_nowait())
-            loop.call_soon_threadsafe(_settle, settled)
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in settled:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-class CoalescingPool:
-    """A prototype pool whose workers wake the loop once for every result that is ready.
-
-    Several threads, started on demand up to ``max_workers``, as in hookshield's own
-    pool, so that one blocking route does not hold up the others.  A finished call's
-    result goes on a list; only the worker that finds no wake-up of the loop pending
-    schedules one (``call_soon_threadsafe``), and the loop then settles every result
-    on the list.  A benchmark prototype only: one loop, no context variables.
-    """
-
-    def __init__(self, max_workers: int = 6) -> None:
-        self._calls: queue.SimpleQueue[
-            tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]]
-        ] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        self._scheduled = False
-        self._threads = 0
-        self._idle = 0
-        self._max = max_workers
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(*args)`` in a worker thread."""
-        loop = self._loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            start = not self._idle and self._threads < self._max
-            if start:
-                self._threads += 1
-            elif self._idle:
-                self._idle -= 1
-        if start:
-            threading.Thread(target=self._work, daemon=True, name="bench-coalescing").start()
-        self._calls.put((future, func, args))
-        return await future
-
-    def _work(self) -> None:
-        while True:
-            future, func, args = self._calls.get()
-            try:
-                result: tuple[asyncio.Future[Any], bool, Any] = (future, True, func(*args))
-            except Exception as exc:  # handed back to the awaiting coroutine
-                result = (future, False, exc)
-            with self._lock:
-                self._done.append(result)
-                wake, self._scheduled = not self._scheduled, True
-                self._idle += 1
-            if wake and self._loop is not None:
-                self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        with self._lock:
-            done, self._done, self._scheduled = self._done, [], False
-        _settle(done)
-
-
-class _BatchedApp:
-    """A raw ASGI endpoint: verify on the loop, the plain routes through a prototype pool.
-
-    It reads the request as :class:`hookshield.asgi.WebhookApp` does (through its
-    private helpers, so that only the hand-off differs); a benchmark prototype only.
-    A class, not a function, so that Starlette's ``Route`` serves it as an ASGI app.
-    """
-
-    def __init__(self, handler: WebhookHandler, worker: BatchedThread | CoalescingPool) -> None:
-        self.handler = handler
-        self.worker = worker
-        self._asgi = importlib.import_module("hookshield.asgi")
-        self._reply = importlib.import_module("hookshield._adapt").reply
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = self._asgi._headers(scope["headers"])
-        parts = []
-        while True:
-            message = await receive()
-            parts.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        outcome: Outcome = self.handler.accept(b"".join(parts), headers)
-        if outcome.pending:
-            outcome = await self.worker.run(self.handler.finish, outcome)
-        await self._asgi._send(send, self._reply(outcome))
-
-
 def _asgi_routes() -> list[Any]:
     routing = importlib.import_module("starlette.routing")
     asgi = importlib.import_module("hookshield.asgi")
@@ -343,17 +197,13 @@ def _asgi_routes() -> list[Any]:
     awaiting = WebhookHandler("mindpeeker", secret=SECRET)
     awaiting.on("session.completed")(_read_async)
     # The same plain route, run on the event loop.
-    inline = WebhookHandler("mindpeeker", secret=SECRET, sync_handlers_in_thread=False)
-    inline.on("session.completed")(_read)
-    batched = WebhookHandler("mindpeeker", secret=SECRET)
-    batched.on("session.completed")(_read)
+    inline = WebhookHandler("mindpeeker", secret=SECRET)
+    inline.on("session.completed", inline=True)(_read)
     return [
         routing.Route("/floor-thread/", _asgi_floor_thread, methods=["POST"]),
         routing.Route("/hook/", asgi.WebhookApp(fast), methods=["POST"]),
         routing.Route("/hook-async/", asgi.WebhookApp(awaiting), methods=["POST"]),
         routing.Route("/hook-inline/", asgi.WebhookApp(inline), methods=["POST"]),
-        routing.Route("/hook-batched/", _BatchedApp(batched, BatchedThread()), methods=["POST"]),
-        routing.Route("/hook-coalesced/", _BatchedApp(batched, CoalescingPool()), methods=["POST"]),
         routing.Route(
             "/hook-background/", asgi.WebhookApp(slow, background=True), methods=["POST"]
         ),

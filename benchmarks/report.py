@@ -445,12 +445,7 @@ def render(
             "endpoint doing its work on the event loop.  On ASGI, hookshield runs a plain "
             "route in a thread, so that a blocking handler cannot stall the server; "
             "`/hook-async/` is the same route written `async def`, `/hook-inline/` the "
-            "plain route run on the loop (`sync_handlers_in_thread=False`), "
-            "`/hook-batched/` a prototype that verifies on the loop and hands the plain "
-            "route to one worker thread that settles what it ran in batches, one wake-up "
-            "of the loop for all the deliveries it found queued, `/hook-coalesced/` the "
-            "same with a pool of threads whose results share one wake-up of the loop "
-            "(both in `benchmarks/apps.py`), "
+            "plain route registered with `inline=True`, which runs it on the loop, "
             "and `/floor-thread/` "
             "the hand-written endpoint handing its work to the framework's thread pool "
             "(`run_in_threadpool`), as a plain-function route of its own would.  Flask is "
@@ -523,9 +518,7 @@ HAND_OFFS = (
     ("/floor-thread/", "(e) hand-written, work in Starlette's thread pool"),
     ("/hook/", "(a) hookshield, plain route in its worker thread (today)"),
     ("/hook-async/", "(b) hookshield, `async def` route"),
-    ("/hook-inline/", "(c) hookshield, plain route on the loop (`sync_handlers_in_thread=False`)"),
-    ("/hook-batched/", "(f) prototype: plain route in one thread, results settled in batches"),
-    ("/hook-coalesced/", "(g) prototype: plain route in a pool, the loop woken once per batch"),
+    ("/hook-inline/", "(c) hookshield, plain route on the loop (`inline=True`)"),
 )
 
 
@@ -565,7 +558,22 @@ def _asgi_section(servers: Sequence[ServerResult]) -> list[str]:
                 f"| {server.label} | *(a) less (c): the hand-off* | "
                 f"| {spent[0] - spent[1]:+.1f} | |"
             )
-    return lines
+    return [*lines, "", *ASGI_DESIGN]
+
+
+#: What the rows above mean for the design; the numbers are in the table.
+ASGI_DESIGN = (
+    "Why the plain route trails the floor, and what hookshield does about it.  Verifying "
+    "a body of up to 64 KB already happens on the loop; what a plain route adds is one "
+    "hand-off to a worker thread and back, (a) less (c).  That is the price of a "
+    "server that a blocking route (a database call, an HTTP request) cannot stall, and "
+    "it stays the default.  Two other hand-offs were tried and dropped: one thread "
+    "that settles its results in batches saved 0-10 µs but let one slow route hold up "
+    "every other, and a pool woken once per batch saved nothing measurable.  Gating on "
+    "the body's size was rejected too: size does not tell whether a route blocks.  A "
+    "route that only computes can run on the loop instead: write it `async def`, or "
+    "register it with `@handler.on(..., inline=True)`; (b) and (c) are those.",
+)
 
 
 def _stores_section(rows: Sequence[dict[str, object]] | None, note: str) -> list[str]:

@@ -100,8 +100,6 @@ ENDPOINTS = ("/floor/", "/hook/")
 ASGI_ENDPOINTS = (
     "/hook-async/",
     "/hook-inline/",
-    "/hook-batched/",
-    "/hook-coalesced/",
     "/floor-thread/",
 )
 #: The modules each server needs, besides the framework and the adapter.
@@ -471,8 +469,8 @@ def _serve_in(
         best: dict[str, Load] = {}
         endpoints = list(ENDPOINTS)
         if server.startswith("uvicorn"):
-            # The same route as `async def` and on the loop, a prototype of batched
-            # hand-offs, and the hand-written work in a thread.
+            # The same route as `async def` and on the loop, and the hand-written
+            # work in a thread.
             endpoints += ASGI_ENDPOINTS
         cpu: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
         switches: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}

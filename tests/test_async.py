@@ -323,6 +323,38 @@ def test_plain_routes_run_on_the_loop_when_asked() -> None:
     assert threads == [loop_thread, loop_thread]
 
 
+def test_a_route_registered_inline_runs_on_the_loop_and_the_others_in_a_thread() -> None:
+    handler = make_handler("mindpeeker")
+    where: dict[str, list[int]] = {"inline": [], "threaded": []}
+    handler.on("session.completed", inline=True)(
+        lambda event: where["inline"].append(threading.get_ident())
+    )
+    handler.on("session.created")(lambda event: where["threaded"].append(threading.get_ident()))
+    completed = sample_delivery("mindpeeker", "session.completed", **CREDENTIALS["mindpeeker"])
+    created = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+
+    async def main() -> int:
+        assert (await handler.handle_async(*completed)).dispatched == 1
+        assert (await handler.handle_async(*created)).dispatched == 1
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert where["inline"] == [loop_thread]
+    assert len(where["threaded"]) == 1 and where["threaded"] != [loop_thread]
+
+
+def test_an_inline_route_beside_a_threaded_one_runs_where_it_is_safe() -> None:
+    # With one route that must leave the loop, the delivery goes to one thread whole:
+    # running the inline route there too is harmless, and saves a second hop.
+    handler = make_handler("mindpeeker")
+    ran: list[str] = []
+    handler.on("*", inline=True)(lambda event: ran.append("inline"))
+    handler.on("*")(lambda event: ran.append("threaded"))
+    ((body, headers),) = _deliveries(1)
+    assert asyncio.run(handler.handle_async(body, headers)).dispatched == 2
+    assert ran == ["inline", "threaded"]
+
+
 def test_a_plain_function_returning_a_coroutine_is_awaited() -> None:
     handler = make_handler("mindpeeker")
     seen: list[str] = []

@@ -6,7 +6,6 @@ The smoke runs, which start servers and py-spy, are in ``benchmarks/test_smoke.p
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import sys
 import types
@@ -275,27 +274,6 @@ def test_the_bench_store_variable_names_a_store_or_fails_loudly() -> None:
             apps.store_from("sqlite:/tmp/never-made.db")
 
 
-@pytest.mark.parametrize("make", [apps.BatchedThread, apps.CoalescingPool])
-def test_the_batched_hand_offs_return_each_result_and_error_to_its_caller(
-    make: type[apps.BatchedThread | apps.CoalescingPool],
-) -> None:
-    worker = make()
-
-    def fail() -> None:
-        raise LookupError("from the worker")
-
-    async def main() -> list[object]:
-        return await asyncio.gather(
-            *(worker.run(pow, n, 2) for n in range(20)),
-            worker.run(fail),
-            return_exceptions=True,
-        )
-
-    results = asyncio.run(main())
-    assert results[:20] == [n * n for n in range(20)]
-    assert isinstance(results[20], LookupError)
-
-
 def test_timing_leaves_the_garbage_collector_running() -> None:
     seen: list[bool] = []
     time_loop(lambda: seen.append(gc.isenabled()), 3)
@@ -330,5 +308,4 @@ def test_the_hand_off_section_subtracts_the_loop_s_cost_from_the_thread_s() -> N
     )
     assert "| Starlette | *(a) less (c): the hand-off* | | +25.0 | |" in section
     # An endpoint the server did not serve gets no row.
-    assert "/hook-batched/" not in section
-    assert "(f) prototype" not in section
+    assert "(b) hookshield" not in section

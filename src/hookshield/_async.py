@@ -219,9 +219,10 @@ async def _store_call(handler: WebhookHandler, func: Callable[..., Any], args: A
 
 
 async def _route_call(handler: WebhookHandler, func: Callable[..., Any], args: Any) -> Any:
-    if handler.router.is_async(func):
+    router = handler.router
+    if router.is_async(func):
         return await func(*args)
-    if handler.sync_handlers_in_thread:
+    if handler.sync_handlers_in_thread and router.wants_thread(func):
         result = await run_in_thread(func, *args)
     else:
         result = func(*args)
@@ -283,8 +284,12 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
         and not handler.store_is_async
         and router.all_plain(outcome.pending)
     ):
-        routed = any(router.routes_for(event.type) for event in outcome.pending)
-        if routed:  # one hop for the whole delivery, rather than one per route
+        threaded = any(
+            router.wants_thread(route)
+            for event in outcome.pending
+            for route in router.routes_for(event.type)
+        )
+        if threaded:  # one hop for the whole delivery, rather than one per route
             return await run_in_thread(handler.finish, outcome)
     result: Outcome = await drive(handler, handler.dispatcher.finish(outcome))
     return result

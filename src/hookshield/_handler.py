@@ -171,14 +171,17 @@ class WebhookHandler:
         """Whether :meth:`handle` dispatches a batch record by record as it decodes it."""
         return self.stream_batches and self.verifier.sender.dedupe_events
 
-    def on(self, *event_types: str) -> Callable[[R], R]:
+    def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
 
         A type is a name (``"session.completed"``), a prefix wildcard
         (``"session.*"``), or ``"*"`` for every event.  The function takes the
-        :class:`~hookshield.Event`; it may be ``async def``.
+        :class:`~hookshield.Event`; it may be ``async def``.  Under asyncio a plain
+        function runs in a worker thread, so that one that blocks cannot stall the
+        server; ``inline=True`` runs it on the event loop instead, saving the
+        hand-off, for a route that only computes.
         """
-        return self.router.on(*event_types)
+        return self.router.on(*event_types, inline=inline)
 
     def on_error(self, hook: H) -> H:
         """Register ``hook(error, event)``, called when a route raises (plain or async)."""

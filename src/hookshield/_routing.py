@@ -2,7 +2,8 @@
 
 Theory of operation: a route is registered for an event type (``"session.completed"``),
 a prefix wildcard (``"session.*"``) or ``"*"``, and an error hook for every failure.
-Whether a function is ``async def`` is decided once, here, at registration, so that
+Whether a function is ``async def``, and whether a plain route asked to run on the
+event loop (``inline=True``), is decided once, here, at registration, so that
 dispatching never inspects a function.  A name the sender does not document, but
 close to one it does, is warned about at registration: a typo would otherwise leave
 the route silently unused.
@@ -40,12 +41,18 @@ class Router:
         self._known = known
         self._routes: list[tuple[str, Route]] = []
         self.error_hooks: list[ErrorHook] = []
-        # ids of the async ones; the lists above keep each function, and so its id, alive
+        # ids of the async ones, and of the plain routes registered inline=True; the
+        # lists above keep each function, and so its id, alive
         self._coroutines: set[int] = set()
+        self._inline: set[int] = set()
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
 
-    def on(self, *event_types: str) -> Callable[[R], R]:
-        """Register the decorated function for events of these types."""
+    def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
+        """Register the decorated function for events of these types.
+
+        ``inline=True`` runs a plain function on the event loop under asyncio, rather
+        than in a worker thread: for routes that only compute, never block.
+        """
         if not event_types:
             raise TypeError("on() needs at least one event type, for example on('*')")
         for name in event_types:
@@ -56,6 +63,8 @@ class Router:
                 raise TypeError(f"on() decorates a function, not {func!r}")
             self._routes.extend((name, func) for name in event_types)
             self._remember_kind(func)
+            if inline:
+                self._inline.add(id(func))
             self._cached.cache_clear()
             return func
 
@@ -78,6 +87,11 @@ class Router:
     def is_async(self, func: Callable[..., Any]) -> bool:
         """Whether a registered route or hook is ``async def``."""
         return id(func) in self._coroutines
+
+    def wants_thread(self, func: Callable[..., Any]) -> bool:
+        """Whether a route is a plain function that must not run on the event loop."""
+        key = id(func)
+        return key not in self._coroutines and key not in self._inline
 
     def all_plain(self, events: tuple[Event, ...] | None = None) -> bool:
         """Whether no route (of these events, or at all) nor error hook is ``async def``."""
