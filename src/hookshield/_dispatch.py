@@ -225,7 +225,7 @@ class Dispatcher:
 
     def _failed(self, delivery: Delivery, event: Event, exc: Exception, calls: int) -> Outcome:
         logger.error(
-            "hookshield: a %s route raised %s on %s event; answering 500 so the sender retries",
+            "hookshield: a %s route raised %s on a %s event; released, so that it runs again",
             self.sender.name,
             type(exc).__name__,
             event.type,
