@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -157,12 +158,9 @@ def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
     ``CONTENT_TYPE`` and ``CONTENT_LENGTH`` count when they are not empty.  A WSGI
     server has already joined a repeated header into one value.
     """
-    names = _WSGI_NAMES
     items: dict[str, str] = {}
     for key, value in environ.items():
-        name = names.get(key)
-        if name is None:
-            name = _wsgi_name(key)
+        name = _wsgi_name(key) if len(key) <= 64 else _header_name(key)
         # An empty HTTP_* header was sent empty; an empty CONTENT_* is the server's
         # placeholder for none.
         if name and (value or key[0] == "H"):
@@ -171,20 +169,18 @@ def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
 
 
 _UNPREFIXED: Final = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
-# Environ key -> header name ("" for keys that are not headers).  Every request
-# carries the same few dozen keys, so their names are worked out once; the keys are
-# partly the sender's choice, so the cache is bounded in entries and in key length.
-_WSGI_NAMES: dict[str, str] = {}
 
 
-def _wsgi_name(key: str) -> str:
+def _header_name(key: str) -> str:
+    """The header name of an environ key (``HTTP_X_MOCO_SIGNATURE``), or ``""``."""
     if key.startswith("HTTP_"):
-        name = key[5:].replace("_", "-").lower()
-    else:
-        name = _UNPREFIXED.get(key, "")
-    if len(_WSGI_NAMES) < 1024 and len(key) <= 64:
-        _WSGI_NAMES[key] = name
-    return name
+        return key[5:].replace("_", "-").lower()
+    return _UNPREFIXED.get(key, "")
+
+
+# Every request carries the same few dozen keys; the keys are partly the sender's
+# choice, so only short ones are remembered (above), and at most this many.
+_wsgi_name = functools.lru_cache(maxsize=1024)(_header_name)
 
 
 def read_limited(
