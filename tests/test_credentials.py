@@ -15,7 +15,7 @@ import pytest
 from hookshield import WebhookHandler
 from hookshield.testing import sample_delivery
 
-from .conftest import make_handler
+from .conftest import CREDENTIALS, make_handler
 
 
 @pytest.mark.parametrize("provider", ["moco", "mindpeeker"])
@@ -137,15 +137,40 @@ def test_ttl_and_lease_must_be_positive(option: dict[str, float]) -> None:
         make_handler("mindpeeker", **option)
 
 
-def test_an_object_without_the_three_store_steps_is_not_a_store() -> None:
+def test_an_object_without_the_store_steps_is_not_a_store() -> None:
+    with pytest.raises(TypeError, match="complete"):
+        make_handler("moco", dedupe=object())
+
+
+def test_a_store_of_the_old_protocol_still_works_for_a_release_with_a_warning() -> None:
     class OldStore:
+        """claim(key, ttl) -> bool and release(key), as hookshield 0.1 asked."""
+
+        def __init__(self) -> None:
+            self.keys: dict[str, float] = {}
+
         def claim(self, key: str, ttl: float) -> bool:
+            if key in self.keys:
+                return False
+            self.keys[key] = ttl
             return True
 
         def release(self, key: str) -> None:
-            pass
+            self.keys.pop(key, None)
 
-    with pytest.raises(TypeError, match="complete"):
-        make_handler("mindpeeker", dedupe=OldStore())
-    with pytest.raises(TypeError, match="claim"):
-        make_handler("moco", dedupe=object())
+    old = OldStore()
+    with pytest.warns(DeprecationWarning, match="protocol of hookshield 0.1"):
+        handler = make_handler("mindpeeker", dedupe=old, dedupe_ttl=3600)
+    failures = [RuntimeError("once")]
+
+    @handler.on("session.completed")
+    def route(event: object) -> None:
+        if failures:
+            raise failures.pop()
+
+    body, headers = sample_delivery("mindpeeker", "session.completed", **CREDENTIALS["mindpeeker"])
+    assert handler.handle(body, headers).status == 500  # released for the retry ...
+    assert handler.handle(body, headers).dispatched == 1  # ... which runs
+    assert handler.handle(body, headers).duplicate
+    assert list(old.keys.values()) == [3600]  # claimed for the TTL, not the lease
+    assert repr(old) in repr(handler)

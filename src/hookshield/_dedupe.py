@@ -26,6 +26,7 @@ import enum
 import logging
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
@@ -174,3 +175,57 @@ class MemoryDedupeStore:
 
     def __repr__(self) -> str:
         return f"MemoryDedupeStore(max_entries={self.max_entries})"
+
+
+class _TwoStepStore(Protocol):
+    """The protocol of hookshield 0.1: ``claim(key, ttl) -> bool`` and ``release(key)``."""
+
+    def claim(self, key: str, ttl: float) -> bool: ...
+
+    def release(self, key: str) -> None: ...
+
+
+def adapt_store(store: object, ttl: float) -> DedupeStore | AsyncDedupeStore:
+    """``store`` as a :class:`DedupeStore`; a store of the 0.1 protocol is wrapped, with a warning.
+
+    A store with only ``claim(key, ttl) -> bool`` and ``release(key)`` keeps working
+    for this release: its claim lasts the whole TTL (it cannot tell an attempt in
+    progress from one done), and a retry during an attempt is taken for a duplicate,
+    as in 0.1.  Anything else is a ``TypeError``.
+    """
+    if isinstance(store, (DedupeStore, AsyncDedupeStore)):
+        return store
+    if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None)):
+        warnings.warn(
+            f"{type(store).__name__} has claim(key, ttl) -> bool and release(key), the "
+            "de-duplication protocol of hookshield 0.1; add complete(key, ttl) and make "
+            "claim return a hookshield.Claim (see hookshield.DedupeStore). This support "
+            "will be removed in the next release.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return _LegacyStore(store, ttl)  # type: ignore[arg-type]
+    raise TypeError(
+        "dedupe must have claim(key, lease), complete(key, ttl) and release(key) "
+        "methods (see hookshield.DedupeStore), or be None"
+    )
+
+
+class _LegacyStore:
+    """A 0.1 store behind the current protocol: claims are kept for the TTL."""
+
+    def __init__(self, store: _TwoStepStore, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    def claim(self, key: str, lease: float) -> Claim:
+        return Claim.NEW if self.store.claim(key, self.ttl) else Claim.DONE
+
+    def complete(self, key: str, ttl: float) -> None:
+        """Nothing to do: the claim was recorded for the TTL."""
+
+    def release(self, key: str) -> None:
+        self.store.release(key)
+
+    def __repr__(self) -> str:
+        return repr(self.store)

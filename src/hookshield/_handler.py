@@ -20,7 +20,13 @@ from typing import Final
 
 from ._auth import SecretLike
 from ._credentials import BasicAuth, prepare_credentials
-from ._dedupe import DEFAULT_LEASE, AsyncDedupeStore, DedupeStore, MemoryDedupeStore
+from ._dedupe import (
+    DEFAULT_LEASE,
+    AsyncDedupeStore,
+    DedupeStore,
+    MemoryDedupeStore,
+    adapt_store,
+)
 from ._dispatch import Dispatcher, drive
 from ._errors import WebhookError
 from ._events import Delivery, Event
@@ -116,11 +122,8 @@ class WebhookHandler:
         if ttl <= 0 or dedupe_lease <= 0:
             raise ValueError("dedupe_ttl and dedupe_lease must be positive numbers of seconds")
         store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
-        if store is not None and not isinstance(store, (DedupeStore, AsyncDedupeStore)):
-            raise TypeError(
-                "dedupe must have claim(key, lease), complete(key, ttl) and release(key) "
-                "methods (see hookshield.DedupeStore), or be None"
-            )
+        if store is not None:
+            store = adapt_store(store, ttl)
         self.unsigned = credentials.empty
         self.sync_handlers_in_thread = sync_handlers_in_thread
         self.stream_batches = stream_batches
