@@ -33,11 +33,17 @@ __all__ = ["BackgroundPool"]
 logger = logging.getLogger("hookshield")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: How much of a body is read at a time.
 CHUNK_SIZE: Final = 64 * 1024
 
 JSON: Final = "application/json"
+
+#: What a WSGI adapter read from a request: its body and headers, or the refusal.
+Received = tuple[bytes, Headers] | Outcome
+#: Sets the framework up around a background job (an app context, database connections).
+Wrap = Callable[[Callable[[], Outcome]], Callable[[], object]]
 
 
 def missing(package: str, *, extra: str, adapter: str) -> ImportError:
@@ -229,15 +235,26 @@ def for_view(outcome: Outcome) -> Delivery | None:
     return delivery
 
 
-def run_view(handler: WebhookHandler, outcome: Outcome, view: Callable[[], T]) -> T:
-    """Run a ``@verified`` view for an accepted delivery, then settle its claims.
+def serve_view(
+    handler: WebhookHandler,
+    received: Received,
+    view: Callable[[Delivery], T],
+    respond: Callable[[Reply], R],
+) -> T | R:
+    """A ``@verified`` view's result for a new delivery, else ``respond``'s response.
 
     A view that returns has handled the delivery: its claims are completed, and a
     retry is a duplicate.  One that raises (anything, ``SystemExit`` from a worker
     timeout included) has not: its claims are released, so the retry runs it again.
     """
+    if isinstance(received, Outcome):
+        return respond(reply(received))
+    outcome = handler.accept(*received)
+    delivery = for_view(outcome)
+    if delivery is None:
+        return respond(reply(outcome))
     try:
-        result = view()
+        result = view(delivery)
     except BaseException:
         handler.release(outcome)
         raise
@@ -341,7 +358,7 @@ def accept_in_background(
     pool: BackgroundPool,
     body: bytes,
     headers: HeadersLike,
-    wrap: Callable[[Callable[[], Outcome]], Callable[[], object]] = lambda job: job,
+    wrap: Wrap = lambda job: job,
 ) -> Outcome:
     """Verify and de-duplicate now; hand the dispatch to ``pool``.
 
@@ -369,3 +386,15 @@ def accept_in_background(
         handler.release(outcome)
         return Outcome(status=503, reason="the background pool is shut down; retry later")
     return outcome
+
+
+def serve(
+    handler: WebhookHandler, received: Received, pool: BackgroundPool | None, wrap: Wrap
+) -> Reply:
+    """The reply of a ``webhook_view``: the routes run now, or in ``pool`` after it."""
+    if isinstance(received, Outcome):
+        return reply(received)
+    body, headers = received
+    if pool is None:
+        return reply(handler.handle(body, headers))
+    return reply(accept_in_background(handler, pool, body, headers, wrap))
