@@ -203,7 +203,7 @@ _LABELS = {"memory": "True (in memory)", "sqlite": "SQLiteInbox", "celery": "Cel
 
 def _stored(inbox: Any, count: int) -> None:
     from hookshield import WebhookHandler
-    from hookshield._adapt import store
+    from hookshield._background import store
 
     handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None)
     for _ in range(count):
@@ -255,7 +255,7 @@ def _per_delivery(quick: bool, workdir: str) -> list[dict[str, Any]]:
 def _costs(handler: Any, inbox: Any, payloads: Sequence[Any]) -> dict[str, float]:
     """Microseconds per delivery of each way the web side may take it in."""
     from hookshield import StoredDelivery
-    from hookshield._adapt import store
+    from hookshield._background import store
     from hookshield._inbox import new_id
 
     def undecoded(p: Any) -> None:

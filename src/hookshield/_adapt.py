@@ -1,4 +1,4 @@
-"""What every framework adapter shares: bounded body reads, replies and background work.
+"""What every framework adapter shares: bounded body reads, replies, verified views.
 
 Theory of operation: an adapter takes the exact raw body and the headers out of the
 framework's request, asks the core for an :class:`~hookshield.Outcome`, and turns it
@@ -6,41 +6,42 @@ into a :class:`Reply` (status, small JSON body, headers) that the framework send
 The body is read with ``max_body_size`` enforced while reading: a ``Content-Length``
 over the limit is refused before a byte is read, and a body without one (chunked) is
 read no further than one byte (WSGI) or one received piece (ASGI) past the limit.
-This module imports no framework.
+Background work (a pool, an inbox) lives in ``_background.py``.  This module imports
+no framework.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import logging
-import os
-import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from ._background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from ._dedupe import MemoryDedupeStore
-from ._errors import BodyTooLarge, MalformedPayload, StoreUnavailable, WebhookError
+from ._errors import BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike, lowercase_headers
-from ._inbox import Inbox, stored_delivery
 from ._outcome import Outcome
 
-__all__ = ["BackgroundPool", "Inbox"]
+__all__ = ["Received", "Reply", "reply", "serve", "serve_view"]
 
 logger = logging.getLogger("hookshield")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: How much of a body is read at a time.
 CHUNK_SIZE: Final = 64 * 1024
 
 JSON: Final = "application/json"
+
+#: What a WSGI adapter read from a request: its body and headers, or the refusal.
+Received = tuple[bytes, Headers] | Outcome
 
 
 def missing(package: str, *, extra: str, adapter: str) -> ImportError:
@@ -227,15 +228,26 @@ def for_view(outcome: Outcome) -> Delivery | None:
     return delivery
 
 
-def run_view(handler: WebhookHandler, outcome: Outcome, view: Callable[[], T]) -> T:
-    """Run a ``@verified`` view for an accepted delivery, then settle its claims.
+def serve_view(
+    handler: WebhookHandler,
+    received: Received,
+    view: Callable[[Delivery], T],
+    respond: Callable[[Reply], R],
+) -> T | R:
+    """A ``@verified`` view's result for a new delivery, else ``respond``'s response.
 
     A view that returns has handled the delivery: its claims are completed, and a
     retry is a duplicate.  One that raises (anything, ``SystemExit`` from a worker
     timeout included) has not: its claims are released, so the retry runs it again.
     """
+    if isinstance(received, Outcome):
+        return respond(reply(received))
+    outcome = handler.accept(*received)
+    delivery = for_view(outcome)
+    if delivery is None:
+        return respond(reply(outcome))
     try:
-        result = view()
+        result = view(delivery)
     except BaseException:
         handler.release(outcome)
         raise
@@ -243,196 +255,20 @@ def run_view(handler: WebhookHandler, outcome: Outcome, view: Callable[[], T]) -
     return result
 
 
-# -- background work on WSGI ------------------------------------------------------------
-
-
-class BackgroundPool:
-    """A bounded pool of threads that runs handlers after a WSGI response is sent.
-
-    At most ``max_workers`` deliveries are handled at once and ``max_pending`` more
-    wait.  When both are taken, a new delivery is answered ``503`` and not accepted,
-    so that the sender retries it later rather than it piling up in memory.  The
-    threads start on first use, in the process that serves requests (after a
-    pre-forking server such as gunicorn has forked).
-
-    The work is in memory only: deliveries acknowledged but not yet handled are lost
-    if the process dies (a crash, a kill, a worker timeout).  A graceful shutdown
-    waits for them.  If a delivery must never be lost, store it durably in the
-    handler and process it from there, or do not use background mode.
-    """
-
-    def __init__(self, max_workers: int = 4, max_pending: int = 64) -> None:
-        if max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
-        if max_pending < 0:
-            raise ValueError("max_pending cannot be negative")
-        self.max_workers = max_workers
-        self.max_pending = max_pending
-        self._slots = threading.BoundedSemaphore(max_workers + max_pending)
-        self._lock = threading.Lock()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def reserve(self) -> bool:
-        """Take a slot for one delivery; ``False`` when the pool is full."""
-        return self._slots.acquire(blocking=False)
-
-    def unreserve(self) -> None:
-        """Give back a slot taken by :meth:`reserve` that :meth:`start` will not use."""
-        self._slots.release()
-
-    def start(self, job: Callable[[], object]) -> bool:
-        """Run ``job`` in the pool on a reserved slot; ``False`` if the pool is shut down."""
-
-        def run() -> None:
-            try:
-                job()
-            except Exception:
-                logger.exception("hookshield: background work failed")
-            finally:
-                self._slots.release()
-
-        try:
-            self._pool().submit(run)
-        except RuntimeError:  # shut down, or the interpreter is exiting
-            self._slots.release()
-            return False
-        return True
-
-    def shutdown(self, *, wait: bool = True) -> None:
-        """Stop taking work; with ``wait``, return once the work taken is done."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-            self._pid = -1
-        if executor is not None:
-            executor.shutdown(wait=wait)
-
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pid == -1:
-                raise RuntimeError("the background pool is shut down")
-            pid = os.getpid()
-            # Threads do not survive fork(): a pool made in a parent is useless in a child.
-            if self._executor is None or self._pid != pid:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="hookshield"
-                )
-                self._pid = pid
-            return self._executor
-
-    def __repr__(self) -> str:
-        return f"BackgroundPool(max_workers={self.max_workers}, max_pending={self.max_pending})"
-
-
-def background_pool(background: bool | BackgroundPool | Inbox) -> BackgroundPool | None:
-    """The pool an adapter's ``background=`` option asks for, if any (not an inbox)."""
-    if isinstance(background, BackgroundPool):
-        return background
-    return BackgroundPool() if background and not isinstance(background, Inbox) else None
-
-
-BUSY_REASON: Final = "too many deliveries in progress (background pool full); retry later"
-
-
-def accept_in_background(
+def serve(
     handler: WebhookHandler,
-    pool: BackgroundPool,
-    body: bytes,
-    headers: HeadersLike,
-    wrap: Callable[[Callable[[], Outcome]], Callable[[], object]] = lambda job: job,
-) -> Outcome:
-    """Verify and de-duplicate now; hand the dispatch to ``pool``.
-
-    The slot is taken before the delivery is claimed, so a delivery refused for a
-    full pool leaves no claim behind and its retry is processed.  A forged delivery
-    still gets its 4xx when the pool is full.  ``wrap`` lets an adapter set up the
-    framework around the job (an app context, database connections).
-    """
-    if not pool.reserve():
-        try:
-            handler.authenticate(body, headers)
-        except WebhookError as exc:
-            return Outcome(status=exc.status, reason=str(exc), error=exc)
-        logger.warning("hookshield: %s delivery refused: %s", handler.provider, BUSY_REASON)
-        return Outcome(status=503, reason=BUSY_REASON)
-    try:
-        outcome = handler.accept(body, headers)
-    except BaseException:
-        pool.unreserve()
-        raise
-    if not outcome.pending:
-        pool.unreserve()
-        return outcome
-    if not pool.start(wrap(lambda: handler.finish(outcome))):
-        handler.release(outcome)
-        return Outcome(status=503, reason="the background pool is shut down; retry later")
-    return outcome
-
-
-# -- durable background work: an inbox -------------------------------------------------
-
-STORE_FAILED_REASON: Final = "the delivery could not be stored; retry later"
-STORED_REASON: Final = "stored in the inbox"
-
-
-def inbox_of(background: object) -> Inbox | None:
-    """The inbox an adapter's ``background=`` names (anything with ``put``), if any."""
-    return background if isinstance(background, Inbox) else None
-
-
-def store(handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLike) -> Outcome:
-    """Verify and claim now, store the new events in ``inbox``, and only then answer.
-
-    Once stored, the delivery's claims are completed: a retry from the sender is a
-    duplicate, since the inbox has it.  If ``put`` fails, the claims are released and
-    the answer is 503, so that the sender retries and the retry is run.
-    """
-    outcome = handler.accept(body, headers)
-    if not outcome.pending:
-        return outcome  # refused, a duplicate, another attempt running, or no events
-    try:
-        inbox.put(stored_delivery(handler, outcome, now=time.time()))
-    except BaseException as exc:
-        handler.release(outcome)
-        if not isinstance(exc, Exception):
-            raise
-        return _not_stored(handler, inbox, exc)
-    handler.complete(outcome)
-    return _stored(outcome)
-
-
-async def store_async(
-    handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLike
-) -> Outcome:
-    """:func:`store` for ASGI: the blocking ``put`` runs in one of hookshield's threads."""
-    from ._async import run_in_thread
-
-    outcome = await handler.accept_async(body, headers)
-    if not outcome.pending:
-        return outcome
-    try:
-        await run_in_thread(inbox.put, stored_delivery(handler, outcome, now=time.time()))
-    except BaseException as exc:  # a cancelled request included: the retry must run
-        await handler.release_async(outcome)
-        if not isinstance(exc, Exception):
-            raise
-        return _not_stored(handler, inbox, exc)
-    await handler.complete_async(outcome)
-    return _stored(outcome)
-
-
-def _stored(outcome: Outcome) -> Outcome:
-    # ``pending`` stays: the events stored, which a ``verified`` view is handed.
-    return dataclasses.replace(outcome, reason=STORED_REASON, claims=None)
-
-
-def _not_stored(handler: WebhookHandler, inbox: Inbox, exc: Exception) -> Outcome:
-    logger.error(
-        "hookshield: could not store a %s delivery in %r (%s); answering 503 so the sender retries",
-        handler.provider,
-        inbox,
-        type(exc).__name__,
-        exc_info=exc,
-    )
-    error = StoreUnavailable(STORE_FAILED_REASON)
-    return Outcome(status=503, reason=STORE_FAILED_REASON, error=error)
+    received: Received,
+    pool: BackgroundPool | None,
+    wrap: Wrap,
+    inbox: Inbox | None = None,
+) -> Reply:
+    """The reply of a ``webhook_view``: the routes run now, in ``pool`` after it, or
+    from ``inbox`` in a worker."""
+    if isinstance(received, Outcome):
+        return reply(received)
+    body, headers = received
+    if inbox is not None:
+        return reply(store(handler, inbox, body, headers))
+    if pool is None:
+        return reply(handler.handle(body, headers))
+    return reply(accept_in_background(handler, pool, body, headers, wrap))

@@ -48,6 +48,10 @@ class Event:
         value = unwrap(self.data).get(key)
         return value if isinstance(value, str) else None
 
+    def _object(self, key: str) -> FrozenObject | None:
+        value = unwrap(self.data).get(key)
+        return FrozenObject(value) if isinstance(value, dict) else None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:

@@ -26,17 +26,16 @@ from collections.abc import Iterable, Mapping
 
 from ._adapt import (
     JSON,
-    Inbox,
     Reply,
     check_length,
     check_source,
     method_not_allowed,
     reply,
     route_key,
-    store_async,
     too_large,
 )
 from ._asgi_types import ASGIApp, Receive, Scope, Send
+from ._background import Inbox, store_async
 from ._handler import WebhookHandler
 from ._headers import Headers
 

@@ -33,28 +33,22 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ._adapt import (
     JSON,
-    BackgroundPool,
-    Inbox,
     Reply,
-    accept_in_background,
-    background_pool,
     bad_request,
     check_length,
     check_source,
     declared_length,
-    for_view,
-    inbox_of,
     method_not_allowed,
     missing,
     read_limited,
-    reply,
     route_key,
-    run_view,
-    store,
+    serve,
+    serve_view,
     too_large,
     warn_if_per_process,
     wsgi_headers,
 )
+from ._background import BackgroundPool, Inbox, background_pool, inbox_of
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
@@ -96,16 +90,7 @@ def webhook_view(
     @csrf_exempt
     def view(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:
         received = _receive(request, handler)
-        if isinstance(received, Outcome):
-            return _response(reply(received))
-        body, headers = received
-        if inbox is not None:
-            outcome = store(handler, inbox, body, headers)
-        elif pool is None:
-            outcome = handler.handle(body, headers)
-        else:
-            outcome = accept_in_background(handler, pool, body, headers, _closing_connections)
-        return _response(reply(outcome))
+        return _response(serve(handler, received, pool, _closing_connections, inbox))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
@@ -137,14 +122,10 @@ def verified(
         def wrapper(
             request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs
         ) -> RV | HttpResponse:
-            received = _receive(request, handler)
-            if isinstance(received, Outcome):
-                return _response(reply(received))
-            outcome = handler.accept(*received)
-            delivery = for_view(outcome)
-            if delivery is None:
-                return _response(reply(outcome))
-            return run_view(handler, outcome, lambda: view(request, delivery, *args, **kwargs))
+            def call(delivery: Delivery) -> RV:
+                return view(request, delivery, *args, **kwargs)
+
+            return serve_view(handler, _receive(request, handler), call, _response)
 
         return csrf_exempt(wrapper)
 

@@ -19,15 +19,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from ._adapt import (
-    Inbox,
     check_length,
     check_source,
     for_view,
     method_not_allowed,
     missing,
-    store_async,
     too_large,
 )
+from ._background import Inbox, store_async
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._outcome import Outcome

@@ -24,27 +24,21 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ._adapt import (
     JSON,
-    BackgroundPool,
-    Inbox,
     Reply,
-    accept_in_background,
-    background_pool,
     bad_request,
     check_length,
     check_source,
     declared_length,
-    for_view,
-    inbox_of,
     method_not_allowed,
     missing,
     read_limited,
-    reply,
-    run_view,
-    store,
+    serve,
+    serve_view,
     too_large,
     warn_if_per_process,
     wsgi_headers,
 )
+from ._background import BackgroundPool, Inbox, background_pool, inbox_of
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
@@ -81,17 +75,7 @@ def webhook_view(
     pool, inbox = background_pool(background), inbox_of(background)
 
     def view(**_url_values: Any) -> flask.Response:
-        received = _receive(handler)
-        if isinstance(received, Outcome):
-            return _response(reply(received))
-        body, headers = received
-        if inbox is not None:
-            outcome = store(handler, inbox, body, headers)
-        elif pool is None:
-            outcome = handler.handle(body, headers)
-        else:
-            outcome = accept_in_background(handler, pool, body, headers, _in_app_context())
-        return _response(reply(outcome))
+        return _response(serve(handler, _receive(handler), pool, _in_app_context, inbox))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
@@ -117,14 +101,10 @@ def verified(
     def decorate(view: Callable[Concatenate[Delivery, P], RV]) -> Callable[P, RV | flask.Response]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> RV | flask.Response:
-            received = _receive(handler)
-            if isinstance(received, Outcome):
-                return _response(reply(received))
-            outcome = handler.accept(*received)
-            delivery = for_view(outcome)
-            if delivery is None:
-                return _response(reply(outcome))
-            return run_view(handler, outcome, lambda: view(delivery, *args, **kwargs))
+            def call(delivery: Delivery) -> RV:
+                return view(delivery, *args, **kwargs)
+
+            return serve_view(handler, _receive(handler), call, _response)
 
         return wrapper
 
@@ -158,19 +138,17 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     return body, headers
 
 
-def _in_app_context() -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
+def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     """Run a background job inside this app's context, as the routes would in a request."""
-    # The proxy means nothing in another thread; the app object itself does.
+    # Called in the request's thread: the proxy means nothing in another thread; the
+    # app object itself does.
     app = app_ctx.app
 
-    def wrap(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
-        def run() -> Outcome:
-            with app.app_context():
-                return job()
+    def run() -> Outcome:
+        with app.app_context():
+            return job()
 
-        return run
-
-    return wrap
+    return run
 
 
 def _response(answer: Reply) -> flask.Response:

@@ -108,8 +108,7 @@ class MindPeekerEvent(Event):
     @property
     def results(self) -> FrozenObject | None:
         """The ``results`` object of a completed session or analysis."""
-        value = self._get("results")
-        return FrozenObject(value) if isinstance(value, dict) else None
+        return self._object("results")
 
     @property
     def coordinates(self) -> Coordinates | None:
@@ -178,8 +177,7 @@ class MindPeekerEvent(Event):
     @property
     def chart_data(self) -> FrozenObject | None:
         """A dowsing query's ``chart_data``."""
-        value = self._get("chart_data")
-        return FrozenObject(value) if isinstance(value, dict) else None
+        return self._object("chart_data")
 
     @property
     def error(self) -> str | None:

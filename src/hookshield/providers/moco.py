@@ -168,6 +168,18 @@ _STAMPS = {"created_at": "2018-05-24T13:53:29Z", "updated_at": "2018-05-24T13:53
 _USER = {"id": 933613686, "firstname": "Ada", "lastname": "Lovelace"}
 _CUSTOMER = {"id": 760253573, "name": "Beispiel AG"}
 _PROJECT_REF = {"id": 944504145, "name": "Website Relaunch", "billable": True}
+# A "Customer" target delivers the same entity as "Company": MOCO's companies of
+# type "customer".
+_COMPANY = {
+    "id": 760253573,
+    "type": "customer",
+    "name": "Beispiel AG",
+    "website": "https://www.beispiel.ch",
+    "currency": "CHF",
+    "identifier": "36",
+    "tags": ["Netzwerk"],
+    **_STAMPS,
+}
 
 # Entities in the shape of MOCO's REST API, which webhooks deliver unchanged.
 _SAMPLE_ENTITIES: dict[str, dict[str, Any]] = {
@@ -188,26 +200,8 @@ _SAMPLE_ENTITIES: dict[str, dict[str, Any]] = {
         "timer_started_at": None,
         **_STAMPS,
     },
-    "customer": {
-        "id": 760253573,
-        "type": "customer",
-        "name": "Beispiel AG",
-        "website": "https://www.beispiel.ch",
-        "currency": "CHF",
-        "identifier": "36",
-        "tags": ["Netzwerk"],
-        **_STAMPS,
-    },
-    "company": {
-        "id": 760253573,
-        "type": "customer",
-        "name": "Beispiel AG",
-        "website": "https://www.beispiel.ch",
-        "currency": "CHF",
-        "identifier": "36",
-        "tags": ["Netzwerk"],
-        **_STAMPS,
-    },
+    "customer": _COMPANY,
+    "company": _COMPANY,
     "contact": {
         "id": 123456,
         "gender": "F",

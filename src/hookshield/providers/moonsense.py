@@ -102,8 +102,7 @@ class MoonsenseEvent(Event):
     @property
     def bundle(self) -> FrozenObject | None:
         """The bundle wrapper of a ``bundle.received`` event (``bundle.bundle`` is the data)."""
-        value = self._get("bundle")
-        return FrozenObject(value) if isinstance(value, dict) else None
+        return self._object("bundle")
 
     @property
     def credential_id(self) -> str | None:

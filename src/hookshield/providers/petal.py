@@ -40,6 +40,7 @@ from ._base import (
     first_credential,
     unique_clock,
 )
+from ._petal_samples import SAMPLES, STREAM_FIELDS
 
 __all__ = [
     "BAD_DATA",
@@ -55,7 +56,6 @@ __all__ = [
 CHANNELS: Final = ("ch1", "ch2", "ch3", "ch4")
 #: The electrode behind each channel: Muse's layout, not stated on the webhook page.
 CHANNEL_NAMES: Final = {"ch1": "TP9", "ch2": "AF7", "ch3": "AF8", "ch4": "TP10"}
-_BANDS_ORDER = ("alpha", "beta", "theta", "delta")  # order in the flat metrics array
 _JSON_CHANNELS = ("channel1", "channel2", "channel3", "channel4")
 
 
@@ -365,8 +365,8 @@ class PetalProvider(Provider):
         unique to the millisecond: Petal's messages differ by their times, and a
         receiver de-duplicating on the body must not drop a second sample.
         """
-        action_value, own = _SAMPLES.get(event_type, (0, {}))
-        data: dict[str, Any] = {**own, **_STREAM_FIELDS}
+        action_value, own = SAMPLES.get(event_type, (0, {}))
+        data: dict[str, Any] = {**own, **STREAM_FIELDS}
         # Milliseconds modulo about 11.5 days, read as seconds: a clock of the size of
         # the page's example (1257.78), unique for as long as a duplicate is remembered.
         data["lsl_api_recv_ts"] = unique_clock() // 1_000_000 % 1_000_000_000 / 1000
@@ -384,46 +384,3 @@ def _timestamp(explicit: Any, unix_ts: Any) -> datetime | None:
         seconds = as_float(explicit)
         return from_unix(seconds) if seconds is not None else from_iso(explicit)
     return from_unix(as_float(unix_ts))
-
-
-_STREAM_FIELDS = {
-    "id": 21,
-    "lsl_ts": 1214.697467542195,
-    "unix_ts": 1633343930.865,
-    "lsl_eeg_fill_ts": 1214.7459047,
-    "lsl_api_call_ts": 1257.6010982,
-    "lsl_api_recv_ts": 1257.7840578,
-    "last_eeg_id": 2895,
-}
-_BANDS = {
-    ch: {"delta": 0.51 + i, "theta": 0.42 + i, "alpha": 0.93 + i, "beta": 0.27 + i}
-    for i, ch in enumerate(CHANNELS)
-}
-_METRICS: list[Any] = [0, 0, 1, 1, 0, 1]
-for _ch in CHANNELS:
-    _METRICS += [_BANDS[_ch][band] for band in _BANDS_ORDER]
-_METRICS[-4:] = ["bad_data"] * 4  # Petal's own example is full of bad_data
-_METRICS_JSON = {
-    "artifact_detect": {
-        f"channel{i + 1}": "good" if v == 1 else "artifact" for i, v in enumerate(_METRICS[2:6])
-    },
-    "bandpower": {
-        f"channel{i + 1}": {str(n): _METRICS[6 + 4 * i + n] for n in range(4)} for i in range(4)
-    },
-    "blink": {"blink": 0},
-    "eye": {"eye": 0},
-}
-_SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
-    "blink": (1, {"blink": {"blink": 1}}),
-    "eye": (0, {"eye": {"eye": 0}}),
-    "bandpower": (
-        [v for ch in CHANNELS for v in _BANDS[ch].values()],
-        {"bandpower": _BANDS},
-    ),
-    "artifact-detect": (
-        [1, 1, 0, 1],
-        {"artifact_detect": dict(zip(CHANNELS, [1, 1, 0, 1], strict=True))},
-    ),
-    "metricsJson": (_METRICS_JSON, {"metrics": _METRICS_JSON}),
-    "metrics": (_METRICS, {"metrics": _METRICS}),
-}
