@@ -101,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         settings += f"; HTTP: {http_rounds} rounds of {requests:,} requests per endpoint"
     _say("de-duplication stores ...")
     store_rows, store_note = stores_section(quick)
+    inbox_tables = ""
+    if not args.no_http:
+        _say("durable inbox ...")
+        durable = importlib.import_module("benchmarks.inbox")
+        inbox_tables = durable.report(durable.measure(quick))
     text = report.render(
         quick=quick,
         groups=groups,
@@ -114,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         http_judged=mode != "tiny",
         stores=store_rows,
         stores_note=store_note,
+        inbox=inbox_tables,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
