@@ -1,4 +1,10 @@
-"""The senders hookshield knows, one module each, by the name ``WebhookHandler`` takes."""
+"""The senders hookshield knows, one module each, by the name ``WebhookHandler`` takes.
+
+Public: a sender that needs code of its own (not just an :class:`HmacSender`
+description) is a :class:`Provider` subclass in a module, registered in
+:data:`PROVIDERS`; see the Architecture page.  The leading-underscore modules here
+are the senders' shared plumbing and stay private.
+"""
 
 from __future__ import annotations
 
