@@ -211,13 +211,13 @@ def profile_server(*, requests: int, env: dict[str, str]) -> ServerProfile:
     result = ServerProfile(server, requests)
     sent = requests + web._WARMUP
     try:
-        if not web._wait_ready(process, port):
+        if not web.wait_ready(process, port):
             raise RuntimeError(f"the {server} server did not start")
         url = f"http://127.0.0.1:{port}"
         for endpoint in ENDPOINTS:
-            web._load(url + endpoint, requests, 4, ack=False, env=env)  # warm up
+            web.run_load(url + endpoint, requests, 4, ack=False, env=env)  # warm up
             before = _schedstat(process.pid)
-            web._load(url + endpoint, requests, 4, ack=False, env=env)
+            web.run_load(url + endpoint, requests, 4, ack=False, env=env)
             after = _schedstat(process.pid)
             cpu, slices = {"loop": 0.0, "workers": 0.0}, {"loop": 0.0, "workers": 0.0}
             for tid, (ran, times) in after.items():
@@ -227,7 +227,7 @@ def profile_server(*, requests: int, env: dict[str, str]) -> ServerProfile:
                 slices[group] += (times - times_before) / sent
             result.cpu[endpoint], result.slices[endpoint] = cpu, slices
     finally:
-        web._stop(process)
+        web.stop_server(process)
         if process.stderr is not None:
             process.stderr.close()
     return result
@@ -380,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     why = can_profile()
     if why is not None:
         raise SystemExit(why)
-    env = web._environment(sleep=10.0)
+    env = web.bench_environment(sleep=10.0)
     plain = {**env, "HOOKSHIELD_NO_SPEEDUPS": "1"}
     fast = {k: v for k, v in env.items() if k != "HOOKSHIELD_NO_SPEEDUPS"}
     seconds = 1.0 if args.tiny else 5.0

@@ -69,7 +69,7 @@ class Served:
     @property
     def label(self) -> str:
         """How the report names this server."""
-        label = _label(self.name, self.server)
+        label = server_label(self.name, self.server)
         if self.workers > 1:
             label += f" -w {self.workers}"
         return label + (f", {self.store} store" if self.store else "")
@@ -180,14 +180,20 @@ class ServerResult:
     @property
     def label(self) -> str:
         """The framework's name, with the server where the framework is served twice."""
-        return self.name or _label(self.framework, self.server)
+        return self.name or server_label(self.framework, self.server)
 
 
-def _label(name: str, server: str) -> str:
+def server_label(name: str, server: str) -> str:
     return f"{name} on {server}" if server == "uvicorn[standard]" else name
 
 
-def _installed(module: str) -> bool:
+def can_serve(server: str, framework: str) -> bool:
+    """Whether ``server`` and ``framework`` (the report's name) are installed here."""
+    modules = (*_SERVER_MODULES.get(server, (server,)), framework.lower())
+    return all(installed(module) for module in modules)
+
+
+def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
@@ -290,7 +296,7 @@ def _command(server: str, target: str, port: int, workers: int = 1) -> list[str]
     ]  # fmt: skip
 
 
-def _environment(sleep: float) -> dict[str, str]:
+def bench_environment(sleep: float) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["HOOKSHIELD_BENCH_SLEEP"] = str(sleep)
@@ -301,7 +307,7 @@ def _environment(sleep: float) -> dict[str, str]:
 
 
 def start_server(
-    server: str, target: str, env: dict[str, str], workers: int = 1
+    server: str, target: str, env: dict[str, str], workers: int = 1, cwd: Path = ROOT
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``server`` serving ``target`` on a free port of 127.0.0.1, and that port.
 
@@ -312,7 +318,7 @@ def start_server(
     process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
         _command(server, target, port, workers),
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -320,7 +326,7 @@ def start_server(
     return process, port
 
 
-def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> bool:
+def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -333,7 +339,7 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 30
     return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_server(process: subprocess.Popen[bytes]) -> None:
     # The server was started in a session of its own: stop its whole group (the
     # master and its worker), politely first.
     if process.poll() is None:
@@ -348,7 +354,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 _WARMUP = 20  # requests sent before each timed run, on one connection
 
 
-def _load(
+def run_load(
     url: str, requests: int, concurrency: int, *, ack: bool, env: dict[str, str]
 ) -> dict[str, object]:
     command = [
@@ -405,11 +411,11 @@ def _store_environment(store: str | None, env: dict[str, str]) -> Iterator[dict[
             start_new_session=True,
         )  # fmt: skip
         try:
-            if not _wait_ready(redis, port):
+            if not wait_ready(redis, port):
                 raise RuntimeError("redis-server did not start")
             yield {**env, "HOOKSHIELD_BENCH_STORE": f"redis://127.0.0.1:{port}/0"}
         finally:
-            _stop(redis)
+            stop_server(redis)
 
 
 _REDIS_SERVER = shutil.which("redis-server")
@@ -430,7 +436,7 @@ def _serve(
     notes: list[str],
 ) -> ServerResult | None:
     try:
-        with _store_environment(served.store, _environment(sleep)) as env:
+        with _store_environment(served.store, bench_environment(sleep)) as env:
             return _serve_in(
                 served,
                 env,
@@ -458,8 +464,8 @@ def _serve_in(
     name, server = served.name, served.server
     process, port = start_server(server, served.target, env, served.workers)
     try:
-        if not _wait_ready(process, port):
-            _stop(process)
+        if not wait_ready(process, port):
+            stop_server(process)
             error = process.stderr.read().decode(errors="replace") if process.stderr else ""
             notes.append(
                 f"{served.label}: the {server} server did not start: {error.strip()[-300:]}"
@@ -478,7 +484,7 @@ def _serve_in(
         for _ in range(rounds):
             for endpoint in endpoints:
                 before = _group_usage(process.pid)
-                summary = _load(base + endpoint, requests, concurrency, ack=False, env=env)
+                summary = run_load(base + endpoint, requests, concurrency, ack=False, env=env)
                 after = _group_usage(process.pid)
                 load = _as_load(endpoint, summary)
                 if before is not None and after is not None:
@@ -525,7 +531,7 @@ def _serve_in(
         if served.store is None:  # the acknowledgement does not depend on the store
             ack = _as_load(
                 "/hook-background/ (ack)",
-                _load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),
+                run_load(base + "/hook-background/", ack_requests, 1, ack=True, env=env),
             )
             result.loads.append(ack)
             result.ack_p99_ms = ack.p99_ms
@@ -539,7 +545,7 @@ def _serve_in(
         notes.append(f"{served.label}: the load run failed: {exc}")
         return None
     finally:
-        _stop(process)
+        stop_server(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -560,7 +566,7 @@ def run_http(
         needed = (entry.adapter, entry.framework, *_SERVER_MODULES[entry.server])
         if entry.store is not None:
             needed += STORES[entry.store]
-        missing = [m for m in needed if not _installed(m)]
+        missing = [m for m in needed if not installed(m)]
         if entry.store == "redis" and _REDIS_SERVER is None:
             missing.append("redis-server")
         if entry.store == "sqlite" and not _has_sqlite_store():

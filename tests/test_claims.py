@@ -67,7 +67,8 @@ def test_a_claim_is_yielded_as_a_store_step() -> None:
     store = MemoryDedupeStore()
     steps = Claims(store, lease=60, ttl=600).claim("k")
     step = next(steps)
-    assert step.kind is Kind.STORE and step.args == ("k", 60)
+    kind, _, args = step
+    assert kind is Kind.STORE and args == ("k", 60)
 
 
 def test_complete_settles_each_held_key_done_for_the_ttl() -> None:

@@ -403,9 +403,9 @@ def test_a_cancelled_dispatch_closed_mid_route_lets_the_generator_close() -> Non
     handler, _ = mindpeeker()
     verified = handler.verify(*delivery())
     steps = handler.dispatcher.handle(verified, verified.events)
-    step = next(steps)
-    while step.func != handler.routes_for("session.completed")[0]:
-        step = steps.send(step.func(*step.args))
+    _, func, args = next(steps)
+    while func != handler.routes_for("session.completed")[0]:
+        _, func, args = steps.send(func(*args))
     steps.close()
     with pytest.raises(StopIteration):
         next(steps)

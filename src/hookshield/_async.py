@@ -40,8 +40,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._claims import Kind, Steps
-from ._dedupe import MemoryDedupeStore
-from ._dispatch import advance
 from ._errors import WebhookError
 from ._outcome import Outcome
 from ._verify import Body
@@ -197,79 +195,83 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any) -> T:
 
 
 async def drive(handler: WebhookHandler, steps: Steps) -> Any:
-    """Run a generator of steps on the event loop, awaiting what must be awaited."""
-    going, step = advance(steps, None, None)
-    while going:
-        call = _store_call if step.kind is Kind.STORE else _route_call
+    """Run a generator of steps on the event loop, awaiting what must be awaited.
+
+    Every decision is made here, in one coroutine: under a server, each coroutine
+    layer per step costs more than the in-memory store's step itself.
+    """
+    router, threads = handler.router, handler.sync_handlers_in_thread
+    store_is_async, store_inline = handler.store_is_async, handler.store_inline
+    result: Any = None
+    error: BaseException | None = None
+    while True:
         try:
-            result = await call(handler, step.func, step.args)
+            kind, func, args = steps.throw(error) if error is not None else steps.send(result)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            if kind is Kind.STORE:
+                if store_is_async:
+                    result = await func(*args)
+                elif store_inline:
+                    result = func(*args)  # a dict and a lock: cheaper than a thread hop
+                else:
+                    result = await run_in_thread(func, *args)  # SQLite, a sync Redis
+            elif router.is_async(func):
+                result = await func(*args)
+            elif threads and router.wants_thread(func):
+                result = await run_in_thread(func, *args)
+            else:
+                result = func(*args)  # inline=True, or sync_handlers_in_thread=False
+                if inspect.isawaitable(result):  # a plain function returning a coroutine
+                    result = await result
+            error = None
         except BaseException as exc:  # cancellation included: the generator releases
-            going, step = advance(steps, None, exc)
-        else:
-            going, step = advance(steps, result, None)
-    return step
-
-
-async def _store_call(handler: WebhookHandler, func: Callable[..., Any], args: Any) -> Any:
-    if handler.store_is_async:
-        return await func(*args)
-    if isinstance(handler.dedupe, MemoryDedupeStore):
-        return func(*args)  # a dict and a lock: cheaper than any thread hop
-    return await run_in_thread(func, *args)  # a blocking client (SQLite, sync Redis)
-
-
-async def _route_call(handler: WebhookHandler, func: Callable[..., Any], args: Any) -> Any:
-    router = handler.router
-    if router.is_async(func):
-        return await func(*args)
-    if handler.sync_handlers_in_thread and router.wants_thread(func):
-        result = await run_in_thread(func, *args)
-    else:
-        result = func(*args)
-    if inspect.isawaitable(result):  # a plain function that returned a coroutine
-        result = await result
-    return result
-
-
-def _one_hop(handler: WebhookHandler) -> bool:
-    """Whether a whole delivery may go to one worker thread: no async route, hook or store."""
-    return (
-        handler.sync_handlers_in_thread
-        and not handler.store_is_async
-        and handler.router.all_plain()
-    )
+            result, error = None, exc
 
 
 def _verifies_inline(handler: WebhookHandler, body: Body) -> bool:
     # A small body with the in-memory store (or none): the hop would cost more than the work.
-    return len(body) <= INLINE_BODY_LIMIT and isinstance(
-        handler.dedupe, (MemoryDedupeStore, type(None))
-    )
+    return len(body) <= INLINE_BODY_LIMIT and handler.store_inline
 
 
 async def handle(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
     """``handler.handle_async``: see there."""
-    if _one_hop(handler) and (handler.streams or not _verifies_inline(handler, body)):
-        # Large or streamed, with plain routes: all of it in the thread they run in.
+    router = handler.router
+    if handler.store_is_async or router.any_async:
+        # Async routes or an async store: on the loop, but for a large body's
+        # verification and each plain route's call.
+        try:
+            if _verifies_inline(handler, body):
+                delivery = handler.verify(body, headers)
+            else:
+                delivery = await run_in_thread(handler.verify, body, headers)
+        except WebhookError as exc:
+            return handler.dispatcher.rejected(exc)
+        outcome: Outcome = await drive(
+            handler, handler.dispatcher.handle(delivery, delivery.events)
+        )
+        return outcome
+    if handler.streams or not _verifies_inline(handler, body):
+        # A batch, decoded as it is dispatched, a large body or a blocking store: all
+        # of it in one worker thread, one hop.
         return await run_in_thread(handler.handle, body, headers)
-    outcome = await accept(handler, body, headers)
-    return await finish(handler, outcome)
+    # Verified and claimed on the loop: a refusal or a duplicate is answered without
+    # a hop; a new delivery's plain routes then run in one worker thread, rather than
+    # one hop per route.
+    return await finish(handler, handler.accept(body, headers))
 
 
 async def accept(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
     """``handler.accept_async``: see there."""
-    if not _verifies_inline(handler, body):
-        if not handler.store_is_async:
-            return await run_in_thread(handler.accept, body, headers)
-        try:
-            delivery = await run_in_thread(handler.verify, body, headers)
-        except WebhookError as exc:
-            return handler.dispatcher.rejected(exc)
-    else:
-        try:
-            delivery = handler.verify(body, headers)
-        except WebhookError as exc:
-            return handler.dispatcher.rejected(exc)
+    if _verifies_inline(handler, body):
+        return handler.accept(body, headers)  # small, and no store call to wait for
+    if not handler.store_is_async:
+        return await run_in_thread(handler.accept, body, headers)
+    try:
+        delivery = await run_in_thread(handler.verify, body, headers)
+    except WebhookError as exc:
+        return handler.dispatcher.rejected(exc)
     outcome: Outcome = await drive(handler, handler.dispatcher.accept(delivery))
     return outcome
 
@@ -291,6 +293,8 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
         )
         if threaded:  # one hop for the whole delivery, rather than one per route
             return await run_in_thread(handler.finish, outcome)
+        if handler.store_inline:
+            return handler.finish(outcome)  # inline routes and an in-memory store
     result: Outcome = await drive(handler, handler.dispatcher.finish(outcome))
     return result
 

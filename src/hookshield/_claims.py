@@ -7,7 +7,7 @@ either *completed* (its routes ran: retries are duplicates from now on) or
 nothing held, whichever way it ends, a ``BaseException`` included; a key still held
 after a crash is freed by its lease.
 
-Store calls are not made here but yielded as :class:`Step` values, so that one piece
+Store calls are not made here but yielded as steps, so that one piece
 of bookkeeping serves the plain driver (which calls them) and the async one (which
 awaits an async store, or runs a blocking client in a thread).  A store that fails
 becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from it, a
@@ -20,7 +20,7 @@ import enum
 import hashlib
 import logging
 from collections.abc import Callable, Generator
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
 from ._errors import StoreUnavailable
@@ -37,13 +37,10 @@ class Kind(enum.Enum):
     STORE = "store"
 
 
-class Step(NamedTuple):
-    """One call for a driver to make: ``func(*args)``, and send back its result."""
-
-    kind: Kind
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-
+#: One call for a driver to make, ``(kind, func, args)``: it calls ``func(*args)`` and
+#: sends back the result (a plain tuple: a named one costs more to build than some of
+#: the calls it carries).
+Step: TypeAlias = tuple[Kind, Callable[..., Any], tuple[Any, ...]]
 
 #: A generator of steps that returns a ``T`` when it is driven to its end.
 Steps: TypeAlias = Generator[Step, Any, Any]
@@ -77,7 +74,7 @@ class Claims:
     def claim(self, key: str) -> Generator[Step, Any, Claim]:
         """Claim ``key``; a NEW claim is held from now on."""
         try:
-            state = yield Step(Kind.STORE, self.store.claim, (key, self.lease))
+            state = yield (Kind.STORE, self.store.claim, (key, self.lease))
         except Exception as exc:
             raise StoreUnavailable(
                 f"the de-duplication store failed ({type(exc).__name__}); retry later"
@@ -96,14 +93,19 @@ class Claims:
         """
         del self._held[key]
         try:
-            yield Step(Kind.STORE, self.store.complete, (key, self.ttl))
+            yield (Kind.STORE, self.store.complete, (key, self.ttl))
         except Exception:
             logger.exception("hookshield: could not mark a delivery done in %r", self.store)
 
     def complete_all(self) -> Steps:
-        """Mark every held key done."""
-        for key in list(self._held):
-            yield from self.complete(key)
+        """Mark every held key done (as :meth:`complete` does each)."""
+        keys = list(self._held)
+        self._held.clear()
+        for key in keys:
+            try:
+                yield (Kind.STORE, self.store.complete, (key, self.ttl))
+            except Exception:
+                logger.exception("hookshield: could not mark a delivery done in %r", self.store)
 
     def release_all(self) -> Steps:
         """Forget every held key, newest first, so that the sender's retry runs them.
@@ -115,7 +117,7 @@ class Claims:
         self._held.clear()
         for key in reversed(keys):
             try:
-                yield Step(Kind.STORE, self.store.release, (key,))
+                yield (Kind.STORE, self.store.release, (key,))
             except Exception:
                 logger.exception("hookshield: could not release a claim in %r", self.store)
 

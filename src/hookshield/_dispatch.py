@@ -12,7 +12,7 @@ Theory of operation.  The words, used the same way everywhere (docs included):
   **handle** = all of it: the three entry points of ``WebhookHandler``.
 
 The loop is written once, as generators that *yield* each call to make (a route, an
-error hook, a store step) as a :class:`~hookshield._claims.Step` and get its result
+error hook, a store step) as a ``(kind, func, args)`` step and get its result
 back.  :func:`drive` makes the calls in plain code; ``_async.drive`` awaits async
 routes and async stores and runs the rest in threads.  So the sync and async paths,
 streamed batches or whole ones, share every decision, and every way out of a failed
@@ -35,7 +35,7 @@ from ._outcome import Outcome
 from ._routing import Router
 from .providers import Provider
 
-__all__ = ["Dispatcher", "advance", "drive"]
+__all__ = ["Dispatcher", "drive"]
 
 logger = logging.getLogger("hookshield")
 
@@ -210,7 +210,7 @@ class Dispatcher:
             unrouted[bounded(event.type)] = event.type[:64]
         for ran, route in enumerate(routes):
             try:
-                yield Step(Kind.ROUTE, route, (event,))
+                yield (Kind.ROUTE, route, (event,))
             except Exception as exc:
                 yield from self._run_error_hooks(exc, event)
                 return ran, exc
@@ -219,7 +219,7 @@ class Dispatcher:
     def _run_error_hooks(self, exc: Exception, event: Event) -> Steps:
         for hook in self.router.error_hooks:
             try:
-                yield Step(Kind.ROUTE, hook, (exc, event))
+                yield (Kind.ROUTE, hook, (exc, event))
             except Exception:
                 logger.exception("hookshield: an on_error hook raised")
 
@@ -245,30 +245,23 @@ def _dispatched_reason(calls: int, unrouted: Iterable[str]) -> str:
     return "no handler for " + ", ".join(repr(name) for name in names[:5]) + more
 
 
-def advance(steps: Steps, value: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Hand the last call's result (or exception) to ``steps``.
-
-    Returns ``(True, next step)``, or ``(False, the generator's return value)``.
-    """
-    try:
-        return True, (steps.throw(error) if error is not None else steps.send(value))
-    except StopIteration as stop:
-        return False, stop.value
-
-
 def drive(steps: Steps) -> Any:
     """Run a generator of steps in plain code, making each call it yields."""
-    going, step = advance(steps, None, None)
-    while going:
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        # The generator decides what an error means; written out rather than in a
+        # helper, as the async driver is, since this runs for every step.
         try:
-            result = step.func(*step.args)
-            if step.kind is Kind.ROUTE and result is not None and inspect.isawaitable(result):
+            kind, func, args = steps.throw(error) if error is not None else steps.send(result)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            result, error = func(*args), None
+            if kind is Kind.ROUTE and result is not None and inspect.isawaitable(result):
                 result = _finish_awaitable(result)
-        except BaseException as exc:  # handed to the generator, which decides
-            going, step = advance(steps, None, exc)
-        else:
-            going, step = advance(steps, result, None)
-    return step
+        except BaseException as exc:  # handed to the generator
+            result, error = None, exc
 
 
 def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:

@@ -15,8 +15,9 @@ Every entry point has an async twin in ``_async.py``, imported on first use.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from ._auth import SecretLike
 from ._credentials import BasicAuth, prepare_credentials
@@ -131,6 +132,8 @@ class WebhookHandler:
         self.peers = peers
         #: Whether the store's steps are awaited (``redis.asyncio``): async paths only.
         self.store_is_async = store is not None and inspect.iscoroutinefunction(store.claim)
+        #: Whether the store's steps are quick enough to make on an event loop.
+        self.store_inline = store is None or isinstance(store, MemoryDedupeStore)
         self.verifier = Verifier(sender, credentials, max_body_size)
         self.router = Router(sender.title, sender.event_types)
         self.dispatcher = Dispatcher(sender, self.router, store, dedupe_lease, ttl)
@@ -305,48 +308,38 @@ class WebhookHandler:
         Plain routes run in hookshield's worker threads, in the caller's context; a
         large body is verified in one too, so the loop keeps serving.
         """
-        from . import _async
-
-        return await _async.handle(self, body, headers)
+        outcome: Outcome = await _twins().handle(self, body, headers)
+        return outcome
 
     async def process_async(self, delivery: Delivery) -> Outcome:
         """:meth:`process` for async code."""
-        from . import _async
-
-        outcome: Outcome = await _async.drive(
+        outcome: Outcome = await _twins().drive(
             self, self.dispatcher.handle(delivery, delivery.events)
         )
         return outcome
 
     async def accept_async(self, body: Body, headers: HeadersLike) -> Outcome:
         """:meth:`accept` for async code, keeping the event loop free."""
-        from . import _async
-
-        return await _async.accept(self, body, headers)
+        outcome: Outcome = await _twins().accept(self, body, headers)
+        return outcome
 
     async def finish_async(self, outcome: Outcome) -> Outcome:
         """:meth:`finish` for async code, awaiting async routes; plain ones in a thread."""
-        from . import _async
-
-        return await _async.finish(self, outcome)
+        finished: Outcome = await _twins().finish(self, outcome)
+        return finished
 
     async def complete_async(self, outcome: Outcome) -> None:
         """:meth:`complete` for async code."""
-        from . import _async
-
-        await _async.settle(self, outcome, done=True)
+        await _twins().settle(self, outcome, done=True)
 
     async def release_async(self, outcome: Outcome) -> None:
         """:meth:`release` for async code."""
-        from . import _async
-
-        await _async.settle(self, outcome, done=False)
+        await _twins().settle(self, outcome, done=False)
 
     async def dispatch_async(self, delivery: Delivery) -> int:
         """:meth:`dispatch` for async code."""
-        from . import _async
-
-        return await _async.dispatch(self, delivery)
+        calls: int = await _twins().dispatch(self, delivery)
+        return calls
 
     # -- internals ---------------------------------------------------------------------
 
@@ -366,3 +359,13 @@ class WebhookHandler:
             parts += self.peers.describe()
         parts.append(f"dedupe={self.dedupe!r}")
         return f"WebhookHandler({', '.join(parts)})"
+
+
+def _twins() -> Any:
+    """The async twins' module, imported on first async use: it loads asyncio."""
+    # sys.modules first: a ``from . import`` statement costs more per delivery than
+    # the in-memory store's whole claim.
+    module = sys.modules.get("hookshield._async")
+    if module is None:
+        from . import _async as module
+    return module

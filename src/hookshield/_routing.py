@@ -45,6 +45,10 @@ class Router:
         # lists above keep each function, and so its id, alive
         self._coroutines: set[int] = set()
         self._inline: set[int] = set()
+        #: Whether any route or error hook is ``async def``.
+        self.any_async = False
+        #: Whether any route is a plain function that must leave the event loop.
+        self.any_threaded = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
@@ -65,6 +69,7 @@ class Router:
             self._remember_kind(func)
             if inline:
                 self._inline.add(id(func))
+            self.any_threaded = self.any_threaded or self.wants_thread(func)
             self._cached.cache_clear()
             return func
 
@@ -110,6 +115,7 @@ class Router:
     def _remember_kind(self, func: Callable[..., Any]) -> None:
         if inspect.iscoroutinefunction(func):
             self._coroutines.add(id(func))
+            self.any_async = True
 
     def _match(self, event_type: str) -> tuple[Route, ...]:
         return tuple(func for pattern, func in self._routes if _matches(pattern, event_type))

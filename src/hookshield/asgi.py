@@ -37,7 +37,7 @@ from ._adapt import (
 from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._background import Inbox, store_async
 from ._handler import WebhookHandler
-from ._headers import Headers
+from ._headers import Headers, lowercase_headers
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -179,11 +179,11 @@ def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         raw = list(raw)  # read twice when a name repeats
     items: dict[str, str] = {}
     for name, value in raw:
-        key = name.decode("latin-1")
+        key = name.decode("latin-1").lower()  # servers send them lower-case; not all do
         if key in items:
             return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
         items[key] = value.decode("latin-1")
-    return Headers(items)
+    return lowercase_headers(items)
 
 
 async def _send(send: Send, answer: Reply) -> None:
