@@ -102,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> str:
     _say("de-duplication stores ...")
     store_rows, store_note = stores_section(quick)
     inbox_tables = ""
+    side_by_side: list[dict[str, object]] = []
+    side_by_side_table = ""
+    if not args.no_http and not args.tiny:
+        _say("against the code before the redesign ...")
+        regression = importlib.import_module("benchmarks.regression")
+        side_by_side = regression.measure(quick)
+        side_by_side_table = regression.render(side_by_side)
     if not args.no_http:
         _say("durable inbox ...")
         durable = importlib.import_module("benchmarks.inbox")
@@ -120,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         stores=store_rows,
         stores_note=store_note,
         inbox=inbox_tables,
+        side_by_side=side_by_side,
+        side_by_side_table=side_by_side_table,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")

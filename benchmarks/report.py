@@ -9,6 +9,7 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import micro, peers
 from .micro import FAST, FAST_FLOOR, FLOOR, JUDGED, PEER, TYPED, Group, Memory, Row
@@ -195,16 +196,44 @@ def targets(
     http_judged: bool = True,
     baseline: Baseline | None = None,
     missing_peers: Sequence[str] | None = None,
+    side_by_side: Sequence[dict[str, Any]] = (),
 ) -> list[Target]:
-    """Evaluate the targets against this run's numbers."""
+    """Evaluate the targets against this run's numbers.
+
+    The regression target is judged on ``side_by_side`` rows (the earlier code served
+    in the same run, ``benchmarks.regression``) when there are any, else against the
+    report the redesign started from (``benchmarks/baseline.md``).
+    """
     if baseline is None:
         baseline = parse_http_rows(BASELINE.read_text(encoding="utf-8"))
     result = _adapter_targets(servers, judged=http_judged)
     if missing_peers is None:
         missing_peers = [peer.name for peer in peers.PEERS if not peer.available()]
     result += [_peer_target(groups, label, missing_peers) for label in PEER_SIZES]
-    result.append(_regression_target(servers, baseline, judged=http_judged))
+    if side_by_side:
+        result.append(_side_by_side_target(side_by_side, judged=http_judged))
+    else:
+        result.append(_regression_target(servers, baseline, judged=http_judged))
     return result
+
+
+def _side_by_side_target(rows: Sequence[dict[str, Any]], *, judged: bool) -> Target:
+    goal = (
+        f"no served-request row more than {REGRESSION_LIMIT:.0%} below the code before the "
+        "redesign, served side by side (`/hook/` x `/floor/`)"
+    )
+    measured_rows = sorted((row["change"], row) for row in rows if "change" in row)
+    if not measured_rows:
+        return Target(goal, "no row to compare (see the side-by-side table)", None)
+    worse = [row for change, row in measured_rows if change < -REGRESSION_LIMIT]
+    shown = worse or [measured_rows[0][1]]
+    measured = ("regressed: " if worse else "the worst: ") + "; ".join(
+        f"{row['server']} {row['before']:.2f}x → {row['now']:.2f}x ({row['change']:+.1%})"
+        for row in shown
+    )
+    if not judged:
+        return Target(goal, measured + "; too few requests to judge", None)
+    return Target(goal, measured, not worse)
 
 
 def _us(seconds: float) -> str:
@@ -348,6 +377,8 @@ def render(
     stores: Sequence[dict[str, object]] | None = None,
     stores_note: str = "",
     inbox: str = "",
+    side_by_side: Sequence[dict[str, Any]] = (),
+    side_by_side_table: str = "",
 ) -> str:
     """The whole report as Markdown; it ends with the targets, met or not, from these numbers."""
     when = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -490,6 +521,19 @@ def render(
     lines += ["", *_asgi_section(servers)]
     lines += ["", *_stores_section(stores, stores_note)]
     lines += ["", *_inbox_section(inbox)]
+    if side_by_side_table:
+        lines += [
+            "",
+            "## Against the code before the redesign, side by side",
+            "",
+            "Each framework served twice in this run, by the code before the redesign "
+            "(exported from git) and by this code, on the same server, their `/floor/` and "
+            "`/hook/` loaded in turn round after round (`python -m benchmarks.regression`). "
+            "A row's share is `/hook/`'s best req/s over `/floor/`'s; the change compares "
+            "the two shares, which the machine's load moves far less than req/s.",
+            "",
+            side_by_side_table,
+        ]
     lines += [
         "",
         "## Targets: met or not",
@@ -499,16 +543,16 @@ def render(
         "on the best round of each endpoint; *round by round* is `/hook/` over `/floor/` "
         "in each round, the two loaded one after the other: where that range straddles "
         "the target, the machine's other load decides the verdict, and the run should be "
-        "repeated on a quieter machine.  The regression target "
-        "compares each row's share of its own hand-written endpoint's req/s, measured in "
-        "the same run, with the same share in the baseline (`benchmarks/baseline.md`, the "
-        "report the redesign started from); absolute req/s move with the machine's load "
-        "between runs and are shown beside it.",
+        "repeated on a quieter machine.  The regression target compares each row's share "
+        "of its own hand-written endpoint's req/s with the same share of the code before "
+        "the redesign, served side by side in this run (the table above); without that "
+        "table, with the share in `benchmarks/baseline.md`, the report the redesign "
+        "started from.",
         "",
         "| target | measured | met |",
         "| --- | --- | --- |",
     ]
-    for target in targets(groups, servers, http_judged=http_judged):
+    for target in targets(groups, servers, http_judged=http_judged, side_by_side=side_by_side):
         met = "n/a" if target.met is None else ("yes" if target.met else "**no**")
         lines.append(f"| {target.goal} | {target.measured} | {met} |")
     return "\n".join(lines).rstrip() + "\n"

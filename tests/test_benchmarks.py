@@ -309,3 +309,16 @@ def test_the_hand_off_section_subtracts_the_loop_s_cost_from_the_thread_s() -> N
     assert "| Starlette | *(a) less (c): the hand-off* | | +25.0 | |" in section
     # An endpoint the server did not serve gets no row.
     assert "(b) hookshield" not in section
+
+
+def test_the_regression_target_is_judged_side_by_side_when_measured() -> None:
+    rows = [
+        {"server": "Flask", "before": 0.92, "now": 0.90, "change": 0.90 / 0.92 - 1},
+        {"server": "Starlette", "before": 0.80, "now": 0.70, "change": 0.70 / 0.80 - 1},
+    ]
+    [target] = [t for t in report.targets([], [], side_by_side=rows) if "side by side" in t.goal]
+    assert target.met is False
+    assert "Starlette 0.80x → 0.70x (-12.5%)" in target.measured
+    assert "Flask" not in target.measured  # within 5 %: not listed as a regression
+    [fine] = [t for t in report.targets([], [], side_by_side=rows[:1]) if "side by side" in t.goal]
+    assert fine.met is True and "the worst: Flask" in fine.measured
