@@ -337,8 +337,8 @@ def test_signed_json_values_keep_their_exact_types(value: Any) -> None:
 
 # The in-memory de-duplication store against a plain model of its rules: a key is
 # in progress until its lease ends or done until its TTL ends; keys are kept in the
-# order they were last written; after each write the front is dropped while it has
-# expired or the store holds more than its bound.
+# order they were last written; after each write of a new key the front is dropped
+# while it has expired or the store holds more than its bound.
 dedupe_steps = st.lists(
     st.one_of(
         st.tuples(st.just("claim"), st.sampled_from("abcdefg"), st.sampled_from([1.0, 5.0, 50.0])),
@@ -376,7 +376,11 @@ def test_the_memory_dedupe_store_follows_its_rules(
             model.pop(key, None)
         elif action == "complete":
             store.complete(key, amount)
-            write(key, True, now[0] + amount)
+            if key in model:  # completing a claimed key: moved to the back, nothing dropped
+                model.pop(key)
+                model[key] = (True, now[0] + amount)
+            else:
+                write(key, True, now[0] + amount)
         else:
             entry = model.get(key)
             live = entry is not None and entry[1] > now[0]

@@ -141,7 +141,12 @@ class MemoryDedupeStore:
         """Mark ``key`` done for ``ttl`` seconds."""
         now = self._clock()
         with self._lock:
-            self._write(key, True, now + ttl, now)
+            entries = self._entries
+            if key in entries:  # the usual case, just claimed: the store does not grow
+                entries[key] = (True, now + ttl)
+                entries.move_to_end(key)
+            else:
+                self._write(key, True, now + ttl, now)
 
     def release(self, key: str) -> None:
         """Forget ``key``."""
