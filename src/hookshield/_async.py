@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._claims import Kind, Steps
+from ._dispatch import advance
 from ._errors import WebhookError
 from ._outcome import Outcome
 from ._verify import Body
@@ -202,13 +203,9 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
     """
     router, threads = handler.router, handler.sync_handlers_in_thread
     store_is_async, store_inline = handler.store_is_async, handler.store_inline
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            kind, func, args = steps.throw(error) if error is not None else steps.send(result)
-        except StopIteration as stop:
-            return stop.value
+    going, step = advance(steps, None, None)
+    while going:
+        kind, func, args = step
         try:
             if kind is Kind.STORE:
                 if store_is_async:
@@ -225,9 +222,11 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
                 result = func(*args)  # inline=True, or sync_handlers_in_thread=False
                 if inspect.isawaitable(result):  # a plain function returning a coroutine
                     result = await result
-            error = None
         except BaseException as exc:  # cancellation included: the generator releases
-            result, error = None, exc
+            going, step = advance(steps, None, exc)
+        else:
+            going, step = advance(steps, result, None)
+    return step
 
 
 def _verifies_inline(handler: WebhookHandler, body: Body) -> bool:

@@ -35,7 +35,7 @@ from ._outcome import Outcome
 from ._routing import Router
 from .providers import Provider
 
-__all__ = ["Dispatcher", "drive"]
+__all__ = ["Dispatcher", "advance", "drive"]
 
 logger = logging.getLogger("hookshield")
 
@@ -245,23 +245,32 @@ def _dispatched_reason(calls: int, unrouted: Iterable[str]) -> str:
     return "no handler for " + ", ".join(repr(name) for name in names[:5]) + more
 
 
+def advance(steps: Steps, result: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Hand the last call's result (or exception) to ``steps``.
+
+    Returns ``(True, the next step)``, or ``(False, the generator's return value)``.
+    The generator decides what an exception means.
+    """
+    try:
+        return True, (steps.throw(error) if error is not None else steps.send(result))
+    except StopIteration as stop:
+        return False, stop.value
+
+
 def drive(steps: Steps) -> Any:
     """Run a generator of steps in plain code, making each call it yields."""
-    result: Any = None
-    error: BaseException | None = None
-    while True:
-        # The generator decides what an error means; written out rather than in a
-        # helper, as the async driver is, since this runs for every step.
+    going, step = advance(steps, None, None)
+    while going:
+        kind, func, args = step
         try:
-            kind, func, args = steps.throw(error) if error is not None else steps.send(result)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            result, error = func(*args), None
+            result = func(*args)
             if kind is Kind.ROUTE and result is not None and inspect.isawaitable(result):
                 result = _finish_awaitable(result)
         except BaseException as exc:  # handed to the generator
-            result, error = None, exc
+            going, step = advance(steps, None, exc)
+        else:
+            going, step = advance(steps, result, None)
+    return step
 
 
 def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:
