@@ -18,6 +18,7 @@ from hookshield._async import max_workers
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
+from .doubles import AsyncStore, NetworkStore
 
 MAX_WORKERS = max_workers()
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
@@ -410,24 +411,6 @@ def test_finish_async_of_a_mixed_delivery_awaits_async_routes_on_the_loop() -> N
     assert seen == ["async", "plain"]
 
 
-class _NetworkStore:
-    """A store like a Redis or SQL client: blocking, and not the in-memory one."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryDedupeStore()
-        self.threads: list[int] = []
-
-    def claim(self, key: str, lease: float) -> Claim:
-        self.threads.append(threading.get_ident())
-        return self.inner.claim(key, lease)
-
-    def complete(self, key: str, ttl: float) -> None:
-        self.inner.complete(key, ttl)
-
-    def release(self, key: str) -> None:
-        self.inner.release(key)
-
-
 class _RecordingMemoryStore(MemoryDedupeStore):
     def __init__(self) -> None:
         super().__init__()
@@ -438,22 +421,6 @@ class _RecordingMemoryStore(MemoryDedupeStore):
         return super().claim(key, lease)
 
 
-class _AsyncStore:
-    """A store of the async kind, as ``redis.asyncio`` gives."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryDedupeStore()
-
-    async def claim(self, key: str, lease: float) -> Claim:
-        return self.inner.claim(key, lease)
-
-    async def complete(self, key: str, ttl: float) -> None:
-        self.inner.complete(key, ttl)
-
-    async def release(self, key: str) -> None:
-        self.inner.release(key)
-
-
 SMALL = sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
 BIG = sample_delivery(
     "mindpeeker", "session.created", {"notes": ["x" * 100] * 1000}, **CREDENTIALS["mindpeeker"]
@@ -462,7 +429,7 @@ BIG = sample_delivery(
 
 def test_large_bodies_and_blocking_stores_are_verified_off_the_loop() -> None:
     assert len(BIG.body) > 64 * 1024
-    network = _NetworkStore()
+    network = NetworkStore()
     memory = _RecordingMemoryStore()
     on_network = make_handler("mindpeeker", dedupe=network)
     in_memory = make_handler("mindpeeker", dedupe=memory)
@@ -480,7 +447,7 @@ def test_large_bodies_and_blocking_stores_are_verified_off_the_loop() -> None:
 
 
 def test_a_large_body_with_an_async_store_is_verified_in_a_thread_and_claimed_on_the_loop() -> None:
-    handler = make_handler("mindpeeker", dedupe=_AsyncStore())
+    handler = make_handler("mindpeeker", dedupe=AsyncStore())
     seen: list[str] = []
     handler.on("*")(lambda event: seen.append(event.type))
     forged = (BIG.body, {**BIG.headers, "X-MindPeeker-Signature": "sha256=" + "0" * 64})
@@ -499,7 +466,7 @@ def test_a_large_body_with_an_async_store_is_verified_in_a_thread_and_claimed_on
 
 def test_a_large_body_with_plain_routes_is_handled_in_one_worker_thread() -> None:
     threads: list[int] = []
-    handler = make_handler("mindpeeker", dedupe=_NetworkStore())
+    handler = make_handler("mindpeeker", dedupe=NetworkStore())
     handler.on("*")(lambda event: threads.append(threading.get_ident()))
 
     async def main() -> tuple[Outcome, int]:

@@ -29,6 +29,7 @@ from hookshield._dispatch import drive
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, a_type, make_handler
+from .doubles import AsyncStore
 
 
 class Clock:
@@ -343,26 +344,6 @@ def test_a_cancelled_async_route_releases_its_claim() -> None:
 
     accepted = run(main())
     assert accepted.status == 200 and len(accepted.pending) == 1
-
-
-class AsyncStore:
-    """A store of the async kind (as redis.asyncio gives), recording the loop thread."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryDedupeStore()
-        self.threads: set[int] = set()
-
-    async def claim(self, key: str, lease: float) -> Claim:
-        self.threads.add(threading.get_ident())
-        return self.inner.claim(key, lease)
-
-    async def complete(self, key: str, ttl: float) -> None:
-        self.threads.add(threading.get_ident())
-        self.inner.complete(key, ttl)
-
-    async def release(self, key: str) -> None:
-        self.threads.add(threading.get_ident())
-        self.inner.release(key)
 
 
 def test_an_async_store_is_awaited_on_the_loop_and_refused_by_plain_code() -> None:

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from hookshield import Claim, Event, MemoryDedupeStore, WebhookHandler
+from hookshield import Event, MemoryDedupeStore, WebhookHandler
 from hookshield.providers import get_provider
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
+from .doubles import AsyncStore
 
 
 def mindpeeker_delivery(kind: str = "session.created") -> tuple[bytes, dict[str, str]]:
@@ -170,22 +171,6 @@ def test_dispatch_runs_routes_without_dedupe_and_raises_the_routes_error() -> No
     handler.on("*")(lambda event: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         handler.dispatch(delivery)
-
-
-class AsyncStore:
-    """A store of the async kind, as ``redis.asyncio`` gives."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryDedupeStore()
-
-    async def claim(self, key: str, lease: float) -> Claim:
-        return self.inner.claim(key, lease)
-
-    async def complete(self, key: str, ttl: float) -> None:
-        self.inner.complete(key, ttl)
-
-    async def release(self, key: str) -> None:
-        self.inner.release(key)
 
 
 PLAIN_ENTRY_POINTS: dict[str, Callable[[WebhookHandler, Any], object]] = {

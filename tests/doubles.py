@@ -1,0 +1,61 @@
+"""Store test doubles that several test modules share: stores that are not the in-memory one."""
+
+from __future__ import annotations
+
+import threading
+
+from hookshield import Claim, MemoryDedupeStore
+
+
+class NetworkStore:
+    """A store like a Redis or SQL client: blocking, and not the in-memory one.
+
+    It records the thread of each claim, to show where the handler calls it from.
+    """
+
+    def __init__(self) -> None:
+        self.inner = MemoryDedupeStore()
+        self.threads: list[int] = []
+
+    def claim(self, key: str, lease: float) -> Claim:
+        self.threads.append(threading.get_ident())
+        return self.inner.claim(key, lease)
+
+    def complete(self, key: str, ttl: float) -> None:
+        self.inner.complete(key, ttl)
+
+    def release(self, key: str) -> None:
+        self.inner.release(key)
+
+
+class AsyncStore:
+    """A store of the async kind (as ``redis.asyncio`` gives), recording the threads it ran on."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDedupeStore()
+        self.threads: set[int] = set()
+
+    async def claim(self, key: str, lease: float) -> Claim:
+        self.threads.add(threading.get_ident())
+        return self.inner.claim(key, lease)
+
+    async def complete(self, key: str, ttl: float) -> None:
+        self.threads.add(threading.get_ident())
+        self.inner.complete(key, ttl)
+
+    async def release(self, key: str) -> None:
+        self.threads.add(threading.get_ident())
+        self.inner.release(key)
+
+
+class BrokenStore:
+    """A de-duplication store whose backend is down."""
+
+    def claim(self, key: str, lease: float) -> Claim:
+        raise ConnectionError("store unreachable")
+
+    def complete(self, key: str, ttl: float) -> None:
+        raise ConnectionError("store unreachable")
+
+    def release(self, key: str) -> None:
+        raise ConnectionError("store unreachable")
