@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -98,6 +99,30 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+class EndlessStream(io.RawIOBase):
+    """A WSGI input that never ends, as a chunked upload that goes on and on."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        buffer[:] = b"x" * len(buffer)
+        self.served += len(buffer)
+        return len(buffer)
+
+
+def chunked(stream: io.RawIOBase | io.BytesIO) -> dict[str, Any]:
+    """The environ of a chunked upload: no Content-Length, a stream the server ends.
+
+    A WSGI server that decodes chunked bodies (gunicorn) says so with
+    ``wsgi.input_terminated``.
+    """
+    return {"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
 
 
 def configure_django() -> None:

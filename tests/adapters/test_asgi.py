@@ -20,6 +20,7 @@ from hookshield import Event
 from hookshield._asgi_types import Message, Scope
 from hookshield.asgi import WebhookApp, WebhookMiddleware
 
+from ..doubles import BrokenStore
 from .support import (
     CREDENTIALS,
     SIGNING,
@@ -413,19 +414,6 @@ def test_a_background_async_route_that_raises_calls_the_error_hooks_after_the_an
     assert errors == ["database is down"]
     # The failed attempt let its claim go: the sender's own retry would run it again.
     assert rec.handler.accept(body, headers).pending
-
-
-class BrokenStore:
-    """A de-duplication store whose backend is down."""
-
-    def claim(self, key: str, lease: float) -> Any:
-        raise ConnectionError("store unreachable")
-
-    def complete(self, key: str, ttl: float) -> None:
-        raise ConnectionError("store unreachable")
-
-    def release(self, key: str) -> None:
-        raise ConnectionError("store unreachable")
 
 
 @pytest.mark.parametrize("background", [False, True])

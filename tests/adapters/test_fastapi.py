@@ -12,10 +12,11 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 
-from hookshield import Claim, Delivery, WebhookHandler
+from hookshield import Delivery, WebhookHandler
 from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified
 
+from ..doubles import BrokenStore
 from .support import CREDENTIALS, SIGNING, SMALL_LIMIT, delivery, forged, recorder, tampered
 
 
@@ -140,19 +141,6 @@ def test_a_route_that_returns_completes_the_delivery() -> None:
     assert client.post("/hooks/acme", content=body, headers=headers).status_code == 200
     # Completed, not merely held: the retry is a duplicate, not "still running".
     assert handler.accept(body, headers).duplicate
-
-
-class BrokenStore:
-    """A de-duplication store whose backend is down."""
-
-    def claim(self, key: str, lease: float) -> Claim:
-        raise ConnectionError("store unreachable")
-
-    def complete(self, key: str, ttl: float) -> None:
-        raise ConnectionError("store unreachable")
-
-    def release(self, key: str) -> None:
-        raise ConnectionError("store unreachable")
 
 
 def test_409_and_503_carry_retry_after() -> None:

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from hookshield import Delivery
 from hookshield.flask import BackgroundPool, verified, webhook_view
 
-from .support import Recorder, delivery, recorder
+from .support import EndlessStream, Recorder, chunked, delivery, recorder
 
 
 def app_for(view: object, path: str = "/hooks", **options: object) -> FlaskClient:
@@ -42,30 +42,6 @@ def test_the_view_is_registered_for_post_only_by_default(
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"] and "GET" not in response.headers["Allow"]
     assert rec.events == []
-
-
-class EndlessStream(io.RawIOBase):
-    """A WSGI input that never ends, as a chunked upload that goes on and on."""
-
-    def __init__(self) -> None:
-        self.served = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        buffer[:] = b"x" * len(buffer)
-        self.served += len(buffer)
-        return len(buffer)
-
-
-def chunked(stream: io.RawIOBase | io.BytesIO) -> dict[str, object]:
-    """The environ of a chunked upload: no Content-Length, a stream the server ends.
-
-    A WSGI server that decodes chunked bodies (gunicorn) says so with
-    ``wsgi.input_terminated``.
-    """
-    return {"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
 
 
 def test_a_body_shorter_than_its_content_length_gets_400() -> None:

@@ -20,13 +20,16 @@ from typing import Any, Protocol
 
 import pytest
 
-from hookshield import Claim, Delivery, Event, MemoryDedupeStore, WebhookHandler
+from hookshield import Delivery, Event, WebhookHandler
 from hookshield.testing import sample_batch, sign
 
+from ..doubles import BrokenStore, NetworkStore
 from .support import (
     CREDENTIALS,
     SIGNING,
     SMALL_LIMIT,
+    EndlessStream,
+    chunked,
     configure_django,
     delivery,
     forged,
@@ -174,59 +177,6 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     django_site = DjangoSite()
     yield django_site
     django_site.close()
-
-
-class EndlessStream(io.RawIOBase):
-    """A WSGI input that never ends, as a chunked upload that goes on and on."""
-
-    def __init__(self) -> None:
-        self.served = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        buffer[:] = b"x" * len(buffer)
-        self.served += len(buffer)
-        return len(buffer)
-
-
-def chunked(stream: io.RawIOBase | io.BytesIO) -> dict[str, Any]:
-    """The environ of a chunked upload: no Content-Length, a stream the server ends.
-
-    A WSGI server that decodes chunked bodies (gunicorn) says so with
-    ``wsgi.input_terminated``.
-    """
-    return {"wsgi.input": stream, "wsgi.input_terminated": True, "CONTENT_LENGTH": ""}
-
-
-class SharedStore:
-    """A store that is not the in-memory one (as SQLite or Redis would be)."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryDedupeStore()
-
-    def claim(self, key: str, lease: float) -> Claim:
-        return self.inner.claim(key, lease)
-
-    def complete(self, key: str, ttl: float) -> None:
-        self.inner.complete(key, ttl)
-
-    def release(self, key: str) -> None:
-        self.inner.release(key)
-
-
-class BrokenStore:
-    """A de-duplication store whose backend is down."""
-
-    def claim(self, key: str, lease: float) -> Claim:
-        raise ConnectionError("store unreachable")
-
-    def complete(self, key: str, ttl: float) -> None:
-        raise ConnectionError("store unreachable")
-
-    def release(self, key: str) -> None:
-        raise ConnectionError("store unreachable")
 
 
 # -- webhook_view ------------------------------------------------------------------------
@@ -396,7 +346,7 @@ def test_several_processes_with_the_memory_store_warn_once(
 def test_one_process_or_another_store_gives_no_warning(
     site: Site, caplog: pytest.LogCaptureFixture, store: str, multiprocess: bool
 ) -> None:
-    stores: dict[str, Any] = {"shared": SharedStore(), "none": None}
+    stores: dict[str, Any] = {"shared": NetworkStore(), "none": None}
     options: dict[str, Any] = {"dedupe": stores[store]} if store in stores else {}
     rec = recorder("moco", **options)
     body, headers, _ = delivery("moco")
