@@ -22,12 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import web
 from .payloads import SECRET, padded
 
 __all__ = ["flask_app", "main", "measure"]
@@ -72,38 +68,6 @@ def flask_app(mode: str) -> Any:
 # -- processes -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _ready(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stderr and process.stderr.read()!r}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the server did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=8)
-    if process.stderr is not None:
-        process.stderr.close()
-
-
 def _environment(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
@@ -114,24 +78,18 @@ def _environment(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def _gunicorn(mode: str, env: dict[str, str], workers: int = 4) -> Iterator[int]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--log-level", "warning",
-        "--graceful-timeout", "2",
-        f"benchmarks.inbox:flask_app({mode!r})",
-    ]  # fmt: skip
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
+    target = f"benchmarks.inbox:flask_app({mode!r})"
+    process, port = web.start_server("gunicorn", target, env, workers)
     try:
-        _ready(port, process)
+        if not web.wait_ready(process, port):
+            web.stop_server(process)
+            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"the server did not start: {error.strip()[-500:]}")
         yield port
     finally:
-        _stop(process)
+        web.stop_server(process)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @contextmanager
@@ -151,23 +109,6 @@ def _redis(workdir: str) -> Iterator[int | None]:
         server.stop()
 
 
-def _load(port: int, requests: int, concurrency: int, env: dict[str, str]) -> dict[str, Any]:
-    command = [
-        sys.executable, "-m", "benchmarks.load",
-        "--url", f"http://127.0.0.1:{port}/hooks",
-        "--requests", str(requests),
-        "--concurrency", str(concurrency),
-        "--warmup", "40",
-    ]  # fmt: skip
-    done = subprocess.run(  # noqa: S603 - this interpreter, arguments built here
-        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the load generator failed: {done.stderr.strip()[-500:]}")
-    summary: dict[str, Any] = json.loads(done.stdout)
-    return summary
-
-
 # -- the measurements ----------------------------------------------------------------------
 
 
@@ -182,7 +123,14 @@ def _web(quick: bool, workdir: str) -> list[dict[str, Any]]:
                 HOOKSHIELD_BENCH_BROKER=f"redis://127.0.0.1:{redis_port}/0",
             )
             with _gunicorn(mode, env) as port:
-                summary = _load(port, requests, concurrency, env)
+                summary = web.run_load(
+                    f"http://127.0.0.1:{port}/hooks",
+                    requests,
+                    concurrency,
+                    ack=False,
+                    env=env,
+                    warmup=40,
+                )
             rows.append(
                 {
                     "name": f"Flask + gunicorn -w 4, background={_LABELS[mode]}",

@@ -42,7 +42,10 @@ __all__ = [
     "Served",
     "ServerResult",
     "run_http",
+    "run_load",
     "start_server",
+    "stop_server",
+    "wait_ready",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,14 +358,27 @@ _WARMUP = 20  # requests sent before each timed run, on one connection
 
 
 def run_load(
-    url: str, requests: int, concurrency: int, *, ack: bool, env: dict[str, str]
+    url: str,
+    requests: int,
+    concurrency: int,
+    *,
+    ack: bool,
+    env: dict[str, str],
+    warmup: int | None = None,
 ) -> dict[str, object]:
+    """The summary of :mod:`benchmarks.load` run against ``url``.
+
+    ``warmup`` requests (by default a few when timing the acknowledgement, more
+    otherwise) go before the timed run, on one connection.
+    """
+    if warmup is None:
+        warmup = 5 if ack else _WARMUP
     command = [
         sys.executable, "-m", "benchmarks.load",
         "--url", url,
         "--requests", str(requests),
         "--concurrency", str(concurrency),
-        "--warmup", "5" if ack else str(_WARMUP),
+        "--warmup", str(warmup),
     ]  # fmt: skip
     if ack:
         command.append("--ack")
