@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -66,10 +67,10 @@ def parse_headers(text: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def listening(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``hookshield listen --json`` on a free loopback port; its URL and process."""
+def receiver_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``hookshield listen --port 0 ARGS`` in a subprocess; the line it starts with, and it."""
     with subprocess.Popen(
-        [*PY, "listen", "--port", "0", "--json", *args],
+        [*PY, "listen", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -79,12 +80,19 @@ def listening(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
             assert ready, "the receiver did not start"
-            url = json.loads(proc.stdout.readline())["listening"]
-            assert url.startswith("http://127.0.0.1:")
-            yield url, proc
+            yield proc.stdout.readline(), proc
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@contextlib.contextmanager
+def listening(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``hookshield listen --json`` on a free loopback port; its URL and process."""
+    with receiver_process("--json", *args) as (first, proc):
+        url = json.loads(first)["listening"]
+        assert url.startswith("http://127.0.0.1:")
+        yield url, proc
 
 
 def records(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
@@ -95,15 +103,14 @@ def records(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def serving(
+def receiver_thread(
     capsys: pytest.CaptureFixture[str], *args: str
-) -> Iterator[tuple[str, Callable[[], list[dict[str, Any]]]]]:
-    """``main(["listen", "--json", ...])`` in a thread; its URL and a function that waits
-    for it to stop by itself (``--count``) and returns the JSON lines it printed."""
+) -> Iterator[tuple[str, Callable[[], str]]]:
+    """``main(["listen", "--port", "0", ...])`` in a thread; the line it starts with, and a
+    function that waits for it to stop by itself (``--count``) and returns what it printed
+    after that line."""
     codes: list[int] = []
-    thread = threading.Thread(
-        target=lambda: codes.append(main(["listen", "--port", "0", "--json", *args]))
-    )
+    thread = threading.Thread(target=lambda: codes.append(main(["listen", "--port", "0", *args])))
     thread.start()
     text = ""
     deadline = time.monotonic() + TIMEOUT
@@ -111,24 +118,39 @@ def serving(
         time.sleep(0.01)
         text += capsys.readouterr().out
     first, _, text = text.partition("\n")
-    url = json.loads(first)["listening"]
+    address = re.search(r"http://127\.0\.0\.1:\d+", first)
+    assert address is not None, f"the receiver did not start: {first!r}"
 
-    def finish() -> list[dict[str, Any]]:
+    def finish() -> str:
         thread.join(TIMEOUT)
         assert not thread.is_alive(), "the receiver did not stop after --count deliveries"
         assert codes == [0]
-        return [json.loads(line) for line in (text + capsys.readouterr().out).splitlines()]
+        return text + capsys.readouterr().out
 
     try:
-        yield url, finish
+        yield first, finish
     finally:
         # If the test failed early, feed the receiver its remaining deliveries so it stops.
         for _ in range(100):
             if not thread.is_alive():
                 break
             with contextlib.suppress(OSError):
-                post_to(url, b"{}", {})
+                post_to(address.group(), b"{}", {})
         thread.join(TIMEOUT)
+
+
+@contextlib.contextmanager
+def serving(
+    capsys: pytest.CaptureFixture[str], *args: str
+) -> Iterator[tuple[str, Callable[[], list[dict[str, Any]]]]]:
+    """``main(["listen", "--json", ...])`` in a thread; its URL and a function that waits
+    for it to stop by itself (``--count``) and returns the JSON lines it printed."""
+    with receiver_thread(capsys, "--json", *args) as (first, finish_text):
+
+        def finish() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in finish_text().splitlines()]
+
+        yield json.loads(first)["listening"], finish
 
 
 def post_to(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:

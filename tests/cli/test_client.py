@@ -22,48 +22,16 @@ from tests.cli.helpers import MOCO_KEY, listening, parse_headers, records, servi
 
 def test_send_to_a_real_listen_receiver(capsys: pytest.CaptureFixture[str]) -> None:
     with listening("-p", "mindpeeker", "--secret", "whsec", "--count", "3") as (url, proc):
-        assert (
-            main(["send", url, "-p", "mindpeeker", "-e", "session.completed", "--secret", "whsec"])
-            == 0
-        )
+        send = ["send", url, "-p", "mindpeeker"]
+        assert main([*send, "-e", "session.completed", "--secret", "whsec"]) == 0
         out = capsys.readouterr().out
         assert "200 OK" in out
         assert '{"ok":true}' in out
-        assert (
-            main(
-                [
-                    "send",
-                    url,
-                    "-p",
-                    "mindpeeker",
-                    "-e",
-                    "analysis.failed",
-                    "--secret",
-                    "bad",
-                    "--json",
-                ]
-            )
-            == 1
-        )
+        assert main([*send, "-e", "analysis.failed", "--secret", "bad", "--json"]) == 1
         answer = json.loads(capsys.readouterr().out)
         assert answer["status"] == 401
         assert "does not match" in json.loads(answer["response"])["error"]
-        assert (
-            main(
-                [
-                    "send",
-                    url,
-                    "-p",
-                    "mindpeeker",
-                    "-e",
-                    "dowsing.query_completed",
-                    "--secret",
-                    "whsec",
-                    "--json",
-                ]
-            )
-            == 0
-        )
+        assert main([*send, "-e", "dowsing.query_completed", "--secret", "whsec", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["ok"] is True
         seen = records(proc)
     assert [r["status"] for r in seen] == [200, 401, 200]

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import http.client
-import select
 import socket
-import subprocess
-import threading
-import time
 import urllib.parse
 
 import pytest
@@ -16,11 +12,11 @@ from hookshield import testing
 from hookshield.cli import main
 from tests.cli.helpers import (
     MOCO_KEY,
-    PY,
     TIMEOUT,
-    clean_env,
     post_to,
     raw_post,
+    receiver_process,
+    receiver_thread,
     serving,
 )
 
@@ -40,23 +36,11 @@ def test_listen_answers_a_replay_as_a_duplicate_and_says_so(
 
 def test_listen_prints_deliveries_readably(capsys: pytest.CaptureFixture[str]) -> None:
     body, headers = testing.sample_delivery("petal", "metrics", token="t")
-    codes: list[int] = []
-    args = ["listen", "-p", "petal", "--token", "t", "--port", "0", "--count", "2"]
-    thread = threading.Thread(target=lambda: codes.append(main(args)))
-    thread.start()
-    text = ""
-    deadline = time.monotonic() + TIMEOUT
-    while "\n" not in text and time.monotonic() < deadline:
-        time.sleep(0.01)
-        text += capsys.readouterr().out
-    url = text.split()[2]
-    try:
+    with receiver_thread(capsys, "-p", "petal", "--token", "t", "--count", "2") as (first, finish):
+        url = first.split()[2]
         assert post_to(url, body, headers)[0] == 200
         assert post_to(url, body, {})[0] == 401
-    finally:
-        thread.join(TIMEOUT)
-    assert codes == [0]
-    out = text + capsys.readouterr().out
+        out = first + "\n" + finish()
     assert "for Petal Metrics deliveries" in out
     assert "POST /  200" in out
     assert "metrics" in out
@@ -108,25 +92,11 @@ def test_listen_human_output_and_port_in_use(capsys: pytest.CaptureFixture[str])
         port = taken.getsockname()[1]
         assert main(["listen", "-p", "moco", "--secret", "s", "--port", str(port)]) == 3
     assert "cannot listen" in capsys.readouterr().err
-    with subprocess.Popen(
-        [*PY, "listen", "-p", "petal", "--token", "t", "--port", "0", "--count", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
-            assert ready
-            first = proc.stdout.readline()
-            assert first.startswith("listening on http://127.0.0.1:")
-            url = first.split()[2]
-            assert main(["send", url, "-p", "petal", "-e", "bandpower", "--token", "t"]) == 0
-            out, _ = proc.communicate(timeout=TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with receiver_process("-p", "petal", "--token", "t", "--count", "1") as (first, proc):
+        assert first.startswith("listening on http://127.0.0.1:")
+        url = first.split()[2]
+        assert main(["send", url, "-p", "petal", "-e", "bandpower", "--token", "t"]) == 0
+        out, _ = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0
     assert "POST /  200" in out
     assert "bandpower" in out
