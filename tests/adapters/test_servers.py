@@ -8,9 +8,7 @@ upload that never ends.  The apps are in ``servers/``.
 from __future__ import annotations
 
 import http.client
-import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,29 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from ..servers import gunicorn_has_control_socket, listening_socket
 from .support import SENDERS, SMALL_LIMIT, delivery, forged
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
-
-
-def listening_socket() -> socket.socket:
-    """A socket on a free port of 127.0.0.1, handed to the server as an open descriptor.
-
-    Passing the socket itself, rather than a port number, leaves no moment in which
-    another process could take the port.
-    """
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.set_inheritable(True)
-    return sock
-
-
-def gunicorn_has_control_socket() -> bool:
-    """Whether this gunicorn opens a control socket (in $HOME) unless told not to."""
-    config = importlib.import_module("gunicorn.config")  # gunicorn ships no type hints
-    return "control_socket_disable" in config.Config().settings
 
 
 def command(kind: str, fd: int) -> list[str]:

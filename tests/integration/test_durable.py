@@ -9,11 +9,9 @@ what these tests read.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from hookshield import SQLiteInbox, StoredDelivery
 from hookshield._inbox import new_id
 from hookshield.testing import sample_body, sign
 
+from .. import servers
 from .apps import SECRET, hooks
 
 pytestmark = pytest.mark.integration
@@ -142,25 +141,15 @@ def started(tmp_path: Path) -> Counter[str]:
 
 
 def post(port: int, body: bytes, headers: dict[str, str]) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", "/hooks", body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
+    return servers.post(port, "/hooks", body, headers, timeout=10)
 
 
 def gunicorn(processes: Processes, env: dict[str, str]) -> int:
     """Serve apps.flask_app() with ``gunicorn -w 2`` on a free port; its port, once ready."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.set_inheritable(True)
+    sock = servers.listening_socket()
     port: int = sock.getsockname()[1]
     argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"fd://{sock.fileno()}"]
-    argv += ["--no-control-socket"] if _gunicorn_has_control_socket() else []
+    argv += ["--no-control-socket"] if servers.gunicorn_has_control_socket() else []
     argv.append("tests.integration.apps:flask_app()")
     process = processes.start(argv, env, "gunicorn", pass_fds=(sock.fileno(),))
     sock.close()
@@ -175,13 +164,6 @@ def gunicorn(processes: Processes, env: dict[str, str]) -> int:
 
     wait_for(ready, 30, "gunicorn to serve")
     return port
-
-
-def _gunicorn_has_control_socket() -> bool:
-    import importlib
-
-    config = importlib.import_module("gunicorn.config")
-    return "control_socket_disable" in config.Config().settings
 
 
 def test_acknowledged_deliveries_survive_a_killed_server_and_a_killed_worker(

@@ -27,7 +27,7 @@ import pytest
 
 from hookshield.testing import sample_delivery
 
-from ..adapters.test_servers import gunicorn_has_control_socket
+from ..servers import gunicorn_has_control_socket, listening_socket, post
 from . import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,7 @@ class Server:
     output: Path
 
     def post(self, body: bytes, headers: dict[str, str]) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
-        try:
-            conn.request("POST", "/hooks/mindpeeker", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            return response.status
-        finally:
-            conn.close()
+        return post(self.port, "/hooks/mindpeeker", body, headers, timeout=TIMEOUT)
 
     def deliver(self, body: bytes, headers: dict[str, str], *, until: float) -> int:
         """Post as a sender does: again, after a pause, while the answer is not 2xx."""
@@ -89,7 +82,9 @@ class Server:
 def start(kind: str, store: str, workdir: Path, *, lease: float, timeout: int = 30) -> Server:
     """Start ``kind`` (gunicorn or uvicorn) on a free port; return once it answers."""
     log, output = workdir / "dispatched.log", workdir / "server.out"
-    with socket_on_free_port() as (sock, port):
+    listening = listening_socket(backlog=256)
+    sock, port = listening.fileno(), listening.getsockname()[1]
+    with listening:
         if kind == "gunicorn":
             cmd = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"fd://{sock}"]
             cmd += ["--timeout", str(timeout), "--graceful-timeout", "3"]
@@ -129,22 +124,6 @@ def start(kind: str, store: str, workdir: Path, *, lease: float, timeout: int = 
             time.sleep(0.1)
     stop(server)
     pytest.fail(f"{kind} did not answer in 30 s:\n{output.read_text()}")
-
-
-class socket_on_free_port:
-    """A listening socket on a free port, handed to the server as an open descriptor."""
-
-    def __enter__(self) -> tuple[int, int]:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.sock.set_inheritable(True)
-        return self.sock.fileno(), self.sock.getsockname()[1]
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
 
 
 def stop(server: Server) -> None:
