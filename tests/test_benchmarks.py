@@ -248,18 +248,7 @@ def test_the_stores_section_takes_its_rows_from_benchmarks_stores(
     monkeypatch.setitem(sys.modules, "benchmarks.stores", module)
     rows, note = bench.stores_section(quick=False)
     assert (asked, note) == ([False], "")
-    text = report.render(
-        quick=True,
-        groups=[],
-        breakdown=[],
-        batch=None,
-        stream=None,
-        memory=[],
-        servers=[],
-        http_notes=[],
-        settings="none",
-        stores=rows,
-    )
+    text = _render([], stores=rows)
     section = text.partition("## De-duplication stores")[2].partition("\n## ")[0]
     assert "| store | claim + complete, µs | note |" in section
     assert "| sqlite | 41.50 | a\\|b |" in section
@@ -280,7 +269,8 @@ def test_timing_leaves_the_garbage_collector_running() -> None:
     assert seen == [True, True, True]
 
 
-def _render(servers: list[ServerResult]) -> str:
+def _render(servers: list[ServerResult], stores: list[dict[str, object]] | None = None) -> str:
+    """The report of a quick run with only these servers and stores measured."""
     return report.render(
         quick=True,
         groups=[],
@@ -291,6 +281,7 @@ def _render(servers: list[ServerResult]) -> str:
         servers=servers,
         http_notes=[],
         settings="none",
+        stores=stores,
     )
 
 
