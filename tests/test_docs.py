@@ -286,7 +286,7 @@ def test_the_nox_sessions_the_documentation_names_exist() -> None:
 def test_the_readme_says_what_the_full_run_costs_and_how_to_read_the_docs() -> None:
     text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert re.search(r"about \d+ minutes", text)
-    assert re.search(r"`\.nox/` take about \d+ MB", text)
+    assert re.search(r"`\.nox/` take about [\d.]+ (MB|GB)", text)
     assert "python -m mkdocs serve" in text
     assert "python -m http.server -d site" in text
 
