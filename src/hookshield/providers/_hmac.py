@@ -271,6 +271,11 @@ class HmacSender:
         return (names,) if isinstance(names, str) else names or ()
 
     @property
+    def signed_parts(self) -> tuple[Part, ...]:
+        """``signed_content`` parsed into its pieces: text, ``{body}``, the timestamp, headers."""
+        return self._parts
+
+    @property
     def signed_headers(self) -> tuple[str, ...]:
         """The (lower-case) headers the signature covers."""
         return tuple(value for kind, value in self._parts if kind == "header")

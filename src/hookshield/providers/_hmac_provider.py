@@ -4,8 +4,8 @@ Theory of operation: :func:`provider_of` makes, once per description, a subclass
 :class:`HmacProvider` whose ``sender`` is that description; the class verifies, parses
 and signs by it.  ``_hmac`` owns the description and its validation (every
 misconfiguration is refused there, at construction); this module owns what a delivery
-meets, and reads the description's parsed ``signed_content`` (``HmacSender._parts``),
-the one private it shares with ``_hmac``, its other half.
+meets, reading the description only through its public attributes (the parsed
+``signed_content`` is ``HmacSender.signed_parts``).
 
 Rules this module owns:
 
@@ -197,7 +197,7 @@ class HmacProvider(Provider):
 
     def _message(self, body: bytes, headers: Headers, stamp: str | None) -> bytes:
         """The bytes the sender signed, from the ``signed_content`` template."""
-        parts = self.sender._parts
+        parts = self.sender.signed_parts
         if len(parts) == 1:
             return body  # "{body}": no copy
         stamp_header = (self.sender.timestamp_header or "").lower()
