@@ -80,3 +80,11 @@ def test_a_header_of_the_wrong_type_is_a_400_outcome_not_a_crash() -> None:
     handler = WebhookHandler("petal", allow_unsigned=True, dedupe=None)
     with pytest.raises(MalformedHeader):
         handler.verify(b"{}", {"Content-Type": 1.5})
+
+
+def test_bytes_names_in_a_mapping_are_decoded_like_bytes_pairs() -> None:
+    # A dict with bytes names (as some ASGI glue builds) must not keep them as bytes:
+    # the signature header would then read as missing.
+    headers = Headers({b"X-Moco-Signature": "abc"})
+    assert headers.get("x-moco-signature") == "abc"
+    assert "abc" not in repr(headers)

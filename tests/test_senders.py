@@ -11,15 +11,19 @@ from hookshield import (
     BAD_DATA,
     FrozenArray,
     FrozenObject,
+    Headers,
     MalformedPayload,
     MocoEvent,
     MoonsenseEvent,
     PetalEvent,
 )
+from hookshield.providers import get_provider
 from hookshield.providers.moco import API_TARGETS, SEED_TARGETS
 from hookshield.testing import event_types, sample_body, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
+
+FORM = "application/x-www-form-urlencoded"
 
 
 class TestMocoTargets:
@@ -143,3 +147,13 @@ class TestMomentumBareRecord:
         with pytest.raises(MalformedPayload, match="JSON array") as caught:
             handler.verify(body, sign("momentum", body, **CREDENTIALS["momentum"]))
         assert caught.value.status == 400
+
+
+def test_a_moonsense_form_is_decoded_for_its_signature_only_when_the_raw_body_fails() -> None:
+    # Nothing is decoded before a signature has matched, where the raw body matches.
+    provider = get_provider("moonsense")
+    body = sample_body("moonsense", "session.created", content_type=FORM)
+    headers = Headers({"Content-Type": FORM})
+    candidates = iter(provider.signed_messages(body, headers))
+    assert next(candidates) == body
+    assert next(candidates) != body  # the payload field, decoded only now

@@ -20,7 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._errors import (
     HeaderTooLarge,
@@ -139,7 +139,7 @@ class HmacSha256Key:
 
 def check_hex_hmac(
     value: str,
-    messages: Sequence[bytes],
+    messages: Iterable[bytes],
     keys: Sequence[HmacSha256Key],
     *,
     header: str,
@@ -148,8 +148,9 @@ def check_hex_hmac(
 ) -> str:
     """Check a hex HMAC-SHA256 ``value`` against each message under each key.
 
-    ``messages`` holds the byte strings the sender may have signed, most likely first
-    (the raw body, then, for a form post, the decoded payload).  Raises
+    ``messages`` yields the byte strings the sender may have signed, most likely first
+    (the raw body, then, for a form post, the decoded payload); it is read once, and
+    only as far as the first match.  Raises
     :class:`MalformedSignature` or :class:`InvalidSignature` when nothing matches;
     returns the verified lower-case hex digest.
     """

@@ -161,7 +161,13 @@ def accept_in_background(
     if not outcome.pending:
         pool.unreserve()
         return outcome
-    if not pool.start(wrap(lambda: handler.finish(outcome))):
+    try:
+        started = pool.start(wrap(lambda: handler.finish(outcome)))
+    except BaseException:  # the framework's set-up failed: nothing will run the job
+        pool.unreserve()
+        handler.release(outcome)
+        raise
+    if not started:
         handler.release(outcome)
         return Outcome(status=503, reason="the background pool is shut down; retry later")
     return outcome

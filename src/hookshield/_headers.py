@@ -62,7 +62,7 @@ class Headers(Mapping[str, str]):
             if (
                 items
                 and len(items) == len(headers)
-                and all(type(value) is str for value in items.values())
+                and all(type(name) is str is type(value) for name, value in items.items())
             ):
                 self._items = items
                 self._repeated = _NO_REPEATS
@@ -99,10 +99,13 @@ class Headers(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def redacted(self) -> dict[str, str]:
+        """The headers with every credential's value replaced by ``<redacted>``."""
+        return {k: ("<redacted>" if _is_secret(k) else v) for k, v in self._items.items()}
+
     def __repr__(self) -> str:
         # A delivery ends up in logs; its credentials must not.
-        shown = {k: ("<redacted>" if _is_secret(k) else v) for k, v in self._items.items()}
-        return f"Headers({shown!r})"
+        return f"Headers({self.redacted()!r})"
 
 
 def lowercase_headers(items: dict[str, str]) -> Headers:

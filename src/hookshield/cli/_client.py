@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .. import testing
+from .._headers import Headers
 from .._version import __version__
 from ..providers import get_provider
 from ._common import (
@@ -183,7 +184,8 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
             "response": text,
             "duplicate": answer.duplicate,
             "seconds": round(elapsed, 4),
-            "request_headers": headers,
+            # Credentials stay out of logs, as in every hookshield repr.
+            "request_headers": Headers(headers).redacted(),
         }
         if redirected:
             report["location"] = answer.location

@@ -20,7 +20,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -295,8 +295,12 @@ class Provider:
         """
         return secrets
 
-    def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
-        """The byte strings the sender may have signed, the raw body first."""
+    def signed_messages(self, body: bytes, headers: Headers) -> Iterable[bytes]:
+        """The byte strings the sender may have signed, the raw body first.
+
+        Read lazily by the compare: a candidate after the first is only worked out
+        (decoded) when the raw body did not match.
+        """
         return (body,)
 
     def _check_shared_credentials(self, headers: Headers, credentials: Credentials) -> None:

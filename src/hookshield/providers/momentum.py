@@ -253,17 +253,9 @@ class MomentumProvider(Provider):
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event per record; none for the validation batch ``[{"msys": {}}]``."""
-        payload = self.payload(body, headers)
-        if isinstance(payload, dict) and "msys" in payload:
-            payload = [payload]  # a bare record: a batch of one
-        if not isinstance(payload, list):
-            raise MalformedPayload(_NOT_A_BATCH)
+        delivery_id, events = self.stream(body, headers, signature)
         return Delivery(
-            provider="momentum",
-            id=self._delivery_id(body, headers),
-            events=tuple(_events(payload)),
-            headers=headers,
-            body=body,
+            provider="momentum", id=delivery_id, events=tuple(events), headers=headers, body=body
         )
 
     def stream(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -169,18 +169,21 @@ class MoonsenseProvider(Provider):
         attacks=("replayed",),
     )
 
-    def signed_messages(self, body: bytes, headers: Headers) -> tuple[bytes, ...]:
-        """The raw body, and for a form post also its decoded ``payload`` field."""
+    def signed_messages(self, body: bytes, headers: Headers) -> Iterator[bytes]:
+        """The raw body, then, for a form post, its decoded ``payload`` field.
+
+        A generator: the form is decoded only once the raw body has failed to match.
+        """
+        yield body
         if is_json(headers):
-            return (body,)  # the common case, without a second look at the header
+            return  # the common case, without a second look at the header
         try:
             if media_type(headers) == FORM_TYPE:
-                return (body, form_field(body, "payload", sender=self.title))
+                yield form_field(body, "payload", sender=self.title)
         except WebhookError:
             # Unreadable as a form: only the raw body can have been signed.  Being
             # unauthenticated, it is rejected as such, not as a bad form.
-            pass
-        return (body,)
+            return
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from the session payload."""
