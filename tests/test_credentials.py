@@ -174,3 +174,9 @@ def test_a_store_of_the_old_protocol_still_works_for_a_release_with_a_warning() 
     assert handler.handle(body, headers).duplicate
     assert list(old.keys.values()) == [3600]  # claimed for the TTL, not the lease
     assert repr(old) in repr(handler)
+
+
+def test_a_basic_auth_of_the_wrong_shape_is_refused_without_showing_the_password() -> None:
+    with pytest.raises(TypeError, match="not list") as refused:
+        WebhookHandler("petal", basic_auth=[["admin", "s3cret-pw"]])  # type: ignore[list-item]
+    assert "s3cret-pw" not in str(refused.value)

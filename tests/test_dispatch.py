@@ -690,3 +690,16 @@ def test_an_interrupt_while_accepting_a_batch_releases_what_it_claimed() -> None
         handler.accept(body, headers)
     store.claim = real_claim  # type: ignore[method-assign]
     assert len(handler.accept(body, headers).pending) == 2
+
+
+def test_a_record_twice_in_one_batch_is_accepted_once_not_taken_for_another_attempt() -> None:
+    # accept claims every record before any runs: the repeat must not find its own
+    # claim "in progress" and turn the whole batch into a 409 on every retry.
+    handler = make_handler("momentum")
+    record = json.loads(sample_batch(["open"]))[0]
+    body = json.dumps([record, record]).encode()
+    headers = sign("momentum", body, batch_id="b-twice", **CREDENTIALS["momentum"])
+    accepted = handler.accept(body, headers)
+    assert accepted.status == 200 and len(accepted.pending) == 1
+    assert handler.finish(accepted).dispatched == 0  # no route: accepted, settled
+    assert handler.accept(body, headers).duplicate

@@ -4,8 +4,9 @@ Theory of operation: a delivery claims its own key, and a batch each event's key
 (see ``_dedupe.py`` for what a claim is).  Every key claimed is *held* until it is
 either *completed* (its routes ran: retries are duplicates from now on) or
 *released* (the attempt failed: the retry must run).  A delivery's attempt ends with
-nothing held, whichever way it ends, a ``BaseException`` included; a key still held
-after a crash is freed by its lease.
+nothing held, whichever way it ends, a ``BaseException`` or a cancellation included.
+Two ways out cannot release: a crash, and a driver closed mid-step (a generator
+cannot make store calls while it is being closed); the lease frees those keys.
 
 Store calls are not made here but yielded as steps, so that one piece
 of bookkeeping serves the plain driver (which calls them) and the async one (which
@@ -98,14 +99,9 @@ class Claims:
             logger.exception("hookshield: could not mark a delivery done in %r", self.store)
 
     def complete_all(self) -> Steps:
-        """Mark every held key done (as :meth:`complete` does each)."""
-        keys = list(self._held)
-        self._held.clear()
-        for key in keys:
-            try:
-                yield (Kind.STORE, self.store.complete, (key, self.ttl))
-            except Exception:
-                logger.exception("hookshield: could not mark a delivery done in %r", self.store)
+        """Mark every held key done."""
+        for key in list(self._held):
+            yield from self.complete(key)
 
     def release_all(self) -> Steps:
         """Forget every held key, newest first, so that the sender's retry runs them.

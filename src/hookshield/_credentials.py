@@ -132,7 +132,10 @@ def _basic_pairs(value: BasicAuth | None) -> tuple[bytes, ...]:
         if not (
             isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
         ):
-            raise TypeError(f"basic_auth takes (user, password) string pairs, not {pair!r}")
+            # The type only: the value would put a password in the startup log.
+            raise TypeError(
+                f"basic_auth takes (user, password) string pairs, not {type(pair).__name__}"
+            )
         user, password = pair
         if ":" in user or not password:
             raise ValueError(

@@ -35,7 +35,7 @@ from ._outcome import Outcome
 from ._routing import Router
 from .providers import Provider
 
-__all__ = ["Dispatcher", "advance", "drive"]
+__all__ = ["Dispatcher", "advance", "dispatched_reason", "drive"]
 
 logger = logging.getLogger("hookshield")
 
@@ -75,6 +75,8 @@ class Dispatcher:
         try:
             for event in events:
                 key = self._event_key(event)
+                if key is not None and claims.holds(key):
+                    continue  # the same record twice in one batch: run it once
                 state = Claim.NEW if key is None else (yield from claims.claim(key))
                 if state is Claim.IN_PROGRESS:
                     yield from claims.release_all()
@@ -83,7 +85,7 @@ class Dispatcher:
                     pending.append(event)
         except WebhookError as exc:  # the store failed
             yield from claims.release_all()
-            return self.rejected(exc)
+            return self.rejected(exc, delivery)
         except GeneratorExit:
             raise
         except BaseException:
@@ -160,9 +162,7 @@ class Dispatcher:
             return Outcome(200, "duplicate events", delivery, duplicate=True)
         if not seen:
             return Outcome(200, "accepted", delivery)  # a batch of none (Momentum's test post)
-        return Outcome(
-            200, _dispatched_reason(calls, unrouted.values()), delivery, dispatched=calls
-        )
+        return Outcome(200, dispatched_reason(calls, unrouted.values()), delivery, dispatched=calls)
 
     # -- answers -------------------------------------------------------------------
 
@@ -235,7 +235,8 @@ class Dispatcher:
         return Outcome(500, reason, delivery, error=exc, dispatched=calls)
 
 
-def _dispatched_reason(calls: int, unrouted: Iterable[str]) -> str:
+def dispatched_reason(calls: int, unrouted: Iterable[str] = ()) -> str:
+    """The reason of a delivery dispatched to ``calls`` route calls (or to none)."""
     if calls == 1:
         return "dispatched to 1 handler call"
     if calls:

@@ -15,9 +15,8 @@ Every entry point has an async twin in ``_async.py``, imported on first use.
 from __future__ import annotations
 
 import inspect
-import sys
-from collections.abc import Callable, Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final
 
 from ._auth import SecretLike
 from ._credentials import BasicAuth, prepare_credentials
@@ -175,7 +174,7 @@ class WebhookHandler:
     @property
     def streams(self) -> bool:
         """Whether :meth:`handle` dispatches a batch record by record as it decodes it."""
-        return self.stream_batches and self.verifier.sender.dedupe_events
+        return self.stream_batches and self.verifier.sender.sends_batches
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
@@ -238,12 +237,13 @@ class WebhookHandler:
     def handle(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify, de-duplicate and dispatch one delivery; never raises a WebhookError."""
         self._require_plain_store("handle")
+        events: Iterable[Event]
         try:
             if self.streams:
                 delivery, events = self.verifier.open(body, headers)
             else:
                 delivery = self.verifier.verify(body, headers)
-                events = iter(delivery.events)
+                events = delivery.events
         except WebhookError as exc:
             return self.dispatcher.rejected(exc)
         outcome: Outcome = drive(self.dispatcher.handle(delivery, events))
@@ -308,38 +308,48 @@ class WebhookHandler:
         Plain routes run in hookshield's worker threads, in the caller's context; a
         large body is verified in one too, so the loop keeps serving.
         """
-        outcome: Outcome = await _twins().handle(self, body, headers)
-        return outcome
+        from . import _async
+
+        return await _async.handle(self, body, headers)
 
     async def process_async(self, delivery: Delivery) -> Outcome:
         """:meth:`process` for async code."""
-        outcome: Outcome = await _twins().drive(
+        from . import _async
+
+        outcome: Outcome = await _async.drive(
             self, self.dispatcher.handle(delivery, delivery.events)
         )
         return outcome
 
     async def accept_async(self, body: Body, headers: HeadersLike) -> Outcome:
         """:meth:`accept` for async code, keeping the event loop free."""
-        outcome: Outcome = await _twins().accept(self, body, headers)
-        return outcome
+        from . import _async
+
+        return await _async.accept(self, body, headers)
 
     async def finish_async(self, outcome: Outcome) -> Outcome:
         """:meth:`finish` for async code, awaiting async routes; plain ones in a thread."""
-        finished: Outcome = await _twins().finish(self, outcome)
-        return finished
+        from . import _async
+
+        return await _async.finish(self, outcome)
 
     async def complete_async(self, outcome: Outcome) -> None:
         """:meth:`complete` for async code."""
-        await _twins().settle(self, outcome, done=True)
+        from . import _async
+
+        await _async.settle(self, outcome, done=True)
 
     async def release_async(self, outcome: Outcome) -> None:
         """:meth:`release` for async code."""
-        await _twins().settle(self, outcome, done=False)
+        from . import _async
+
+        await _async.settle(self, outcome, done=False)
 
     async def dispatch_async(self, delivery: Delivery) -> int:
         """:meth:`dispatch` for async code."""
-        calls: int = await _twins().dispatch(self, delivery)
-        return calls
+        from . import _async
+
+        return await _async.dispatch(self, delivery)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -359,13 +369,3 @@ class WebhookHandler:
             parts += self.peers.describe()
         parts.append(f"dedupe={self.dedupe!r}")
         return f"WebhookHandler({', '.join(parts)})"
-
-
-def _twins() -> Any:
-    """The async twins' module, imported on first async use: it loads asyncio."""
-    # sys.modules first: a ``from . import`` statement costs more per delivery than
-    # the in-memory store's whole claim.
-    module = sys.modules.get("hookshield._async")
-    if module is None:
-        from . import _async as module
-    return module

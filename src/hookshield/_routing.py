@@ -47,8 +47,6 @@ class Router:
         self._inline: set[int] = set()
         #: Whether any route or error hook is ``async def``.
         self.any_async = False
-        #: Whether any route is a plain function that must leave the event loop.
-        self.any_threaded = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
@@ -69,7 +67,6 @@ class Router:
             self._remember_kind(func)
             if inline:
                 self._inline.add(id(func))
-            self.any_threaded = self.any_threaded or self.wants_thread(func)
             self._cached.cache_clear()
             return func
 
@@ -98,13 +95,11 @@ class Router:
         key = id(func)
         return key not in self._coroutines and key not in self._inline
 
-    def all_plain(self, events: tuple[Event, ...] | None = None) -> bool:
-        """Whether no route (of these events, or at all) nor error hook is ``async def``."""
+    def all_plain(self, events: tuple[Event, ...]) -> bool:
+        """Whether no route of these events, nor any error hook, is ``async def``."""
         if not self._coroutines:
             return True
         if any(id(hook) in self._coroutines for hook in self.error_hooks):
-            return False
-        if events is None:
             return False
         return not any(
             id(route) in self._coroutines

@@ -64,7 +64,7 @@ class WebhookApp:
         if not isinstance(handler, WebhookHandler):
             raise TypeError(f"WebhookApp takes a WebhookHandler, not {type(handler).__name__}")
         self.handler = handler
-        self.background = background
+        self.background = _checked_background(background)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -99,7 +99,7 @@ class WebhookMiddleware:
         background: bool | Inbox = False,
     ) -> None:
         self.app = app
-        self.background = background
+        self.background = _checked_background(background)
         self.endpoints: dict[str, WebhookHandler] = {}
         for path, handler in endpoints.items():
             if not isinstance(path, str) or not path.startswith("/"):
@@ -169,6 +169,16 @@ async def _serve(
         # be taken for a duplicate, so the work must happen now.
         if outcome.pending:
             await handler.finish_async(outcome)
+
+
+def _checked_background(background: object) -> bool | Inbox:
+    """``background=`` as given, if it is ``True``, ``False`` or an inbox."""
+    if isinstance(background, (bool, Inbox)):
+        return background
+    raise TypeError(
+        "background= takes True, False or an inbox (SQLiteInbox, CeleryInbox), "
+        f"not {type(background).__name__}"
+    )
 
 
 def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:

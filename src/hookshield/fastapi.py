@@ -108,4 +108,9 @@ def _refusal(outcome: Outcome) -> HTTPException:
     through this dependency, so that they all refuse alike.
     """
     headers = dict(outcome.response_headers()) or None
-    return HTTPException(status_code=outcome.status, detail=outcome.reason, headers=headers)
+    # A 5xx says nothing of our side (a store's error, say), as Outcome.response_body.
+    detail = SERVER_SIDE if outcome.status >= 500 else outcome.reason
+    return HTTPException(status_code=outcome.status, detail=detail, headers=headers)
+
+
+SERVER_SIDE = "the delivery could not be processed; please retry"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._auth import SecretLike
+from ._dispatch import dispatched_reason
 from ._errors import MalformedPayload
 from ._events import Delivery
 from ._handler import WebhookHandler as _CoreHandler
@@ -93,7 +94,7 @@ class WebhookHandler:
         delivery_id = event_delivery_id(event.id)
         if delivery_id is None:  # no signed id to de-duplicate by: run it as it is
             calls = self.handler.dispatch(_delivery_of(event, "unkeyed"))
-            return Outcome(200, f"dispatched to {calls} handler calls", dispatched=calls)
+            return Outcome(200, dispatched_reason(calls), dispatched=calls)
         outcome = self.handler.process(_delivery_of(event, delivery_id))
         if self.debug:
             logger.info("hookshield: processed MindPeeker event %s: %s", event.id, outcome.reason)

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hookshield import Event
 from hookshield._asgi_types import Message, Scope
+from hookshield._background import BackgroundPool
 from hookshield.asgi import WebhookApp, WebhookMiddleware
 
 from ..doubles import BrokenStore
@@ -429,3 +430,15 @@ def test_409_and_503_carry_retry_after(background: bool) -> None:
     unavailable = down.post("/hooks", content=body, headers=headers)
     assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")
     assert rec.events == []
+
+
+def test_background_takes_true_false_or_an_inbox_and_says_so_at_once() -> None:
+    rec = recorder("moco")
+    with pytest.raises(TypeError, match="True, False or an inbox"):
+        WebhookApp(rec.handler, background=BackgroundPool())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not str"):
+        WebhookMiddleware(
+            WebhookApp(rec.handler),
+            endpoints={"/x": rec.handler},
+            background="yes",  # type: ignore[arg-type]
+        )

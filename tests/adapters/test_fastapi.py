@@ -154,4 +154,6 @@ def test_409_and_503_carry_retry_after() -> None:
     down = app_for(recorder("moco", dedupe=BrokenStore()).handler, seen)
     unavailable = down.post("/hooks/acme", content=body, headers=headers)
     assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")
+    # Our side's trouble (the store's error) is not the sender's to read.
+    assert unavailable.json() == {"detail": "the delivery could not be processed; please retry"}
     assert seen == []
