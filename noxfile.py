@@ -115,6 +115,7 @@ def docs(session: nox.Session) -> None:
 CORE_TESTS = (
     "tests/test_async.py",
     "tests/test_auth.py",
+    "tests/test_background.py",
     "tests/test_batches.py",
     "tests/test_claims.py",
     "tests/test_credentials.py",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from hookshield import Claim, MemoryDedupeStore
 
@@ -59,3 +60,15 @@ class BrokenStore:
 
     def release(self, key: str) -> None:
         raise ConnectionError("store unreachable")
+
+
+class SlowStore(NetworkStore):
+    """A blocking store whose claims take ``delay`` seconds, to cancel a caller mid-claim."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def claim(self, key: str, lease: float) -> Claim:
+        time.sleep(self.delay)
+        return super().claim(key, lease)

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from hookshield._async import max_workers
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
-from .doubles import AsyncStore, NetworkStore
+from .doubles import AsyncStore, NetworkStore, SlowStore
 
 MAX_WORKERS = max_workers()
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
@@ -505,3 +506,41 @@ def test_a_bad_hookshield_threads_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HOOKSHIELD_THREADS", "0")
     with pytest.raises(ValueError, match="whole number from 1 to 1024"):
         max_workers()
+
+
+async def _cancel_after(coroutine: Any, seconds: float) -> None:
+    task = asyncio.ensure_future(coroutine)
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("routes", ["plain", "async"])
+def test_a_caller_cancelled_while_a_blocking_store_claims_leaves_nothing_held(
+    routes: str,
+) -> None:
+    # The claim goes on in its thread after the cancel; it must still be released,
+    # or every retry would be told "in progress" for the whole lease.
+    store = SlowStore(0.3)
+    handler = make_handler("mindpeeker", dedupe=store)
+    seen: list[str] = []
+    if routes == "plain":
+        handler.on("*")(lambda event: seen.append(event.type))
+    else:
+
+        async def record(event: Event) -> None:
+            seen.append(event.type)
+
+        handler.on("*")(record)
+    ((body, headers),) = _deliveries(1)
+    call = handler.accept_async if routes == "plain" else handler.handle_async
+    store.delay = 0.3
+
+    async def main() -> Outcome:
+        await _cancel_after(call(body, headers), 0.1)
+        store.delay = 0
+        return await handler.handle_async(body, headers)
+
+    retry = asyncio.run(main())
+    assert (retry.status, retry.dispatched, seen) == (200, 1, ["session.completed"])

@@ -192,6 +192,23 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any) -> T:
     return await future
 
 
+async def run_to_the_end(
+    func: Callable[..., T], /, *args: Any
+) -> tuple[T, asyncio.CancelledError | None]:
+    """``func(*args)`` in a worker thread, waited for even if the caller is cancelled.
+
+    For calls whose effect the caller must settle (a store's claim, an inbox's
+    ``put``): the thread goes on whatever the caller does, so on a cancellation this
+    waits for the call's result and returns it with the cancellation, for the caller
+    to release or complete by what the call did, and then re-raise.
+    """
+    call = asyncio.ensure_future(run_in_thread(func, *args))
+    try:
+        return await asyncio.shield(call), None
+    except asyncio.CancelledError as cancelled:
+        return await call, cancelled
+
+
 # -- the async driver and entry points -------------------------------------------------
 
 
@@ -206,14 +223,15 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
     going, step = advance(steps, None, None)
     while going:
         kind, func, args = step
+        cancelled: asyncio.CancelledError | None = None
         try:
             if kind is Kind.STORE:
                 if store_is_async:
                     result = await func(*args)
                 elif store_inline:
                     result = func(*args)  # a dict and a lock: cheaper than a thread hop
-                else:
-                    result = await run_in_thread(func, *args)  # SQLite, a sync Redis
+                else:  # SQLite, a sync Redis: its answer must be known, even now
+                    result, cancelled = await run_to_the_end(func, *args)
             elif router.is_async(func):
                 result = await func(*args)
             elif threads and router.wants_thread(func):
@@ -226,6 +244,13 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
             going, step = advance(steps, None, exc)
         else:
             going, step = advance(steps, result, None)
+        if cancelled is not None:
+            # The store's answer is in (a claim now held, say): only now does the
+            # generator hear of the cancellation; the loop goes on to make the
+            # releases it yields, and the cancellation comes out of it at the end.
+            if not going:
+                raise cancelled
+            going, step = advance(steps, None, cancelled)
     return step
 
 
@@ -266,13 +291,17 @@ async def accept(handler: WebhookHandler, body: Body, headers: HeadersLike) -> O
     if _verifies_inline(handler, body):
         return handler.accept(body, headers)  # small, and no store call to wait for
     if not handler.store_is_async:
-        return await run_in_thread(handler.accept, body, headers)
+        outcome, cancelled = await run_to_the_end(handler.accept, body, headers)
+        if cancelled is not None:  # claimed in the thread, for a caller now gone
+            await handler.release_async(outcome)
+            raise cancelled
+        return outcome
     try:
         delivery = await run_in_thread(handler.verify, body, headers)
     except WebhookError as exc:
         return handler.dispatcher.rejected(exc)
-    outcome: Outcome = await drive(handler, handler.dispatcher.accept(delivery))
-    return outcome
+    accepted: Outcome = await drive(handler, handler.dispatcher.accept(delivery))
+    return accepted
 
 
 async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
@@ -291,7 +320,11 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
             for route in router.routes_for(event.type)
         )
         if threaded:  # one hop for the whole delivery, rather than one per route
-            return await run_in_thread(handler.finish, outcome)
+            try:
+                return await run_in_thread(handler.finish, outcome)
+            except Exception:  # no thread could take it (once there, finish settles)
+                await handler.release_async(outcome)
+                raise
         if handler.store_inline:
             return handler.finish(outcome)  # inline routes and an in-memory store
     result: Outcome = await drive(handler, handler.dispatcher.finish(outcome))

@@ -209,19 +209,24 @@ async def store_async(
     handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLike
 ) -> Outcome:
     """:func:`store` for ASGI: the blocking ``put`` runs in one of hookshield's threads."""
-    from ._async import run_in_thread
+    from ._async import run_to_the_end
 
     outcome = await handler.accept_async(body, headers)
     if not outcome.pending:
         return outcome
+    stored = stored_delivery(handler, outcome, now=time.time())
     try:
-        await run_in_thread(inbox.put, stored_delivery(handler, outcome, now=time.time()))
-    except BaseException as exc:  # a cancelled request included: the retry must run
+        # Waited for even if the request is cancelled: once the put has succeeded the
+        # delivery is the inbox's, and releasing its claim would store it twice.
+        _, cancelled = await run_to_the_end(inbox.put, stored)
+    except BaseException as exc:
         await handler.release_async(outcome)
         if not isinstance(exc, Exception):
             raise
         return _not_stored(handler, inbox, exc)
     await handler.complete_async(outcome)
+    if cancelled is not None:
+        raise cancelled
     return _stored(outcome)
 
 
