@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -284,3 +285,22 @@ def test_the_provider_describes_itself() -> None:
     assert provider.accepts == frozenset({"secret"})
     assert STANDARD_WEBHOOKS.id_is_signed
     assert STANDARD_WEBHOOKS.signed_headers == ("webhook-id", "webhook-timestamp")
+
+
+def test_a_stored_delivery_verified_later_is_judged_by_when_it_arrived() -> None:
+    # A worker runs a delivery from an inbox an hour on: its signature still holds,
+    # and its timestamp is judged against its arrival, not the worker's clock.
+    arrived = time.time()
+    body, headers = sample_delivery("standard-webhooks", "invoice.paid", secret=SPEC_SECRET)
+    later = dataclasses.replace(STANDARD_WEBHOOKS, clock=lambda: arrived + 3600)
+    handler = WebhookHandler(later, secret=SPEC_SECRET)
+    with pytest.raises(TimestampOutOfRange):
+        handler.verify(body, headers)
+    delivery = handler.verify(body, headers, received_at=arrived)
+    assert delivery.events[0].id == headers["webhook-id"]
+    # A forgery is refused whenever it arrived, and arriving late is still too late.
+    forged = {**headers, "webhook-signature": "v1," + base64.b64encode(bytes(32)).decode()}
+    with pytest.raises(InvalidSignature):
+        handler.verify(body, forged, received_at=arrived)
+    with pytest.raises(TimestampOutOfRange):
+        handler.verify(body, headers, received_at=arrived + 301)

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 
 from ._errors import (
     HeaderTooLarge,
@@ -46,6 +47,11 @@ SecretLike = str | bytes | Sequence[str | bytes]
 
 #: The largest value of a header that authentication reads, in bytes; larger ones get 431.
 MAX_HEADER_SIZE = 8192
+
+#: When the delivery being verified arrived (Unix seconds), if it is verified later
+#: than it arrived: a delivery run from an inbox is verified again by its worker, and
+#: its signed timestamp must be judged against its arrival, not the worker's clock.
+RECEIVED_AT: ContextVar[float | None] = ContextVar("hookshield_received_at", default=None)
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
 

@@ -214,13 +214,17 @@ class WebhookHandler:
         """Check only the size and credentials of a delivery; raise a WebhookError if bad."""
         self.verifier.authenticate(body, headers)
 
-    def verify(self, body: Body, headers: HeadersLike) -> Delivery:
+    def verify(
+        self, body: Body, headers: HeadersLike, *, received_at: float | None = None
+    ) -> Delivery:
         """Authenticate ``body`` (the raw request body) and parse it into a Delivery.
 
         Raises a :class:`~hookshield.WebhookError` subclass, whose ``status`` is the
-        HTTP status to answer, if the delivery must be rejected.
+        HTTP status to answer, if the delivery must be rejected.  ``received_at``
+        (Unix seconds) is for a delivery verified again after it was stored: a sender
+        that signs a timestamp (Standard Webhooks) is judged by when it arrived.
         """
-        return self.verifier.verify(body, headers)
+        return self.verifier.verify(body, headers, received_at=received_at)
 
     def iter_events(self, body: Body, headers: HeadersLike) -> Iterator[Event]:
         """Verify a delivery, and return its events to be read one at a time.

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._auth import RECEIVED_AT
 from ._credentials import Credentials
 from ._errors import BodyTooLarge
 from ._events import Delivery, Event
@@ -48,9 +49,22 @@ class Verifier:
         checked = headers if isinstance(headers, Headers) else Headers(headers)
         return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
 
-    def verify(self, body: Body, headers: HeadersLike) -> Delivery:
-        """Authenticate, then parse the whole body into a Delivery of typed events."""
-        raw, checked, signature = self.authenticate(body, headers)
+    def verify(
+        self, body: Body, headers: HeadersLike, *, received_at: float | None = None
+    ) -> Delivery:
+        """Authenticate, then parse the whole body into a Delivery of typed events.
+
+        ``received_at`` (Unix seconds) is when a delivery verified later arrived: a
+        signed timestamp is judged against it rather than against now.
+        """
+        if received_at is None:
+            raw, checked, signature = self.authenticate(body, headers)
+        else:
+            token = RECEIVED_AT.set(received_at)
+            try:
+                raw, checked, signature = self.authenticate(body, headers)
+            finally:
+                RECEIVED_AT.reset(token)
         return self.sender.parse(raw, checked, signature)
 
     def open(self, body: Body, headers: HeadersLike) -> tuple[Delivery, Iterator[Event]]:

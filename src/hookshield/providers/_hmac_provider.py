@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._auth import normalize_secrets, read_header
+from .._auth import RECEIVED_AT, normalize_secrets, read_header
 from .._errors import (
     InvalidSignature,
     MalformedPayload,
@@ -225,7 +225,8 @@ class HmacProvider(Provider):
 
     def _check_window(self, stamp: str) -> None:
         sender = self.sender
-        age = sender.clock() - int(stamp)
+        received = RECEIVED_AT.get()
+        age = (sender.clock() if received is None else received) - int(stamp)
         if abs(age) > sender.tolerance:
             when = f"{age:.0f} s ago" if age > 0 else f"{-age:.0f} s in the future"
             raise TimestampOutOfRange(
