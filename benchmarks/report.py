@@ -399,7 +399,7 @@ def render(
         "library's time (below 1: hookshield is faster).  hookshield's rows use the "
         "standard library's JSON decoder, as the core ships; the *hookshield[speedups]* "
         "rows, and *with speedups is x*, the same calls with the optional msgspec "
-        "decoder installed by `pip install 'hookshield[speedups]'`; they are set beside a "
+        "decoder installed by `python -m pip install -e '.[speedups]'`; they are set beside a "
         "like-for-like floor that decodes with msgspec too (*x msgspec floor*), since a "
         "hand-written receiver can install msgspec as well.  The targets, met or not, are "
         "at the end.",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.required import unavailable
 
 from benchmarks import __main__ as bench
 from benchmarks import micro, profiles
@@ -76,7 +77,7 @@ def test_quick_tiny_run_writes_the_report(tmp_path: Path) -> None:
 def test_profiles_tiny_run_writes_the_report(tmp_path: Path) -> None:
     why = profiles.can_profile()
     if why is not None:
-        pytest.skip(why)
+        unavailable(why)
     output = tmp_path / "profiles.md"
     text = profiles.main(["--tiny", "--output", str(output)])
     assert output.read_text(encoding="utf-8") == text

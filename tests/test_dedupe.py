@@ -99,6 +99,18 @@ def django_caches(redis_url: str) -> Iterator[None]:
 STORES = ["memory", "sqlite", "redis", "redis-async", "django-locmem", "django-redis"]
 
 
+#: The lease and TTL of the Redis stores, which run on real time. The checks that a key
+#: is still held come a tenth of a lease after it was taken, or a tenth past the lease for
+#: a done key, so a pause of over a second (not a 150 ms scheduling hiccup on a loaded
+#: machine) is needed to flip them; each driver costs about twice the TTL of real sleep.
+REAL_LEASE = 1.5
+REAL_TTL = 2 * REAL_LEASE
+
+#: How far into a lease the claim is still held, and how far past it the lease has run out.
+EARLY = 0.1
+PAST = 1.1
+
+
 def make_driver(kind: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Driver:
     """The store ``kind`` behind the contract's steps."""
     if kind in ("memory", "sqlite"):
@@ -111,7 +123,7 @@ def make_driver(kind: str, request: pytest.FixtureRequest, sqlite_path: Path) ->
         return _sync(store, lease=10.0, ttl=100.0, advance=clock.advance)
     if kind == "redis":
         client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
-        made = _sync(RedisDedupeStore(client), lease=0.3, ttl=0.6)
+        made = _sync(RedisDedupeStore(client), lease=REAL_LEASE, ttl=REAL_TTL)
         made.closers.append(client.close)
         return made
     if kind == "redis-async":
@@ -143,7 +155,9 @@ def _async_driver(url: str) -> Driver:
         loop.run_until_complete(client.aclose())
         loop.close()
 
-    made = Driver(run(store.claim), run(store.complete), run(store.release), lease=0.3, ttl=0.6)
+    made = Driver(
+        run(store.claim), run(store.complete), run(store.release), lease=REAL_LEASE, ttl=REAL_TTL
+    )
     made.closers.append(close)
     return made
 
@@ -185,9 +199,9 @@ def test_complete_marks_a_key_done_whatever_its_state(driver: Driver) -> None:
 def test_a_lease_runs_out_so_that_a_later_retry_runs(driver: Driver) -> None:
     key = _key()
     assert driver.claim(key, driver.lease) is Claim.NEW
-    driver.advance(driver.lease * 0.5)
+    driver.advance(driver.lease * EARLY)
     assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
-    driver.advance(driver.lease * 0.7)
+    driver.advance(driver.lease * (PAST - EARLY))  # the lease ran out a tenth ago
     assert driver.claim(key, driver.lease) is Claim.NEW
     assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
 
@@ -196,9 +210,9 @@ def test_a_done_key_outlives_the_lease_and_expires_with_its_ttl(driver: Driver) 
     key = _key()
     assert driver.claim(key, driver.lease) is Claim.NEW
     driver.complete(key, driver.ttl)
-    driver.advance(driver.lease * 1.2)  # past the lease, within the TTL
+    driver.advance(driver.lease * PAST)  # past the lease, well within the TTL
     assert driver.claim(key, driver.lease) is Claim.DONE
-    driver.advance(driver.ttl - driver.lease * 1.2 + driver.lease * 0.2)
+    driver.advance(driver.ttl - driver.lease * PAST + driver.lease * (PAST - 1))
     assert driver.claim(key, driver.lease) is Claim.NEW
 
 

@@ -82,14 +82,6 @@ def blocks(page: Path, language: str) -> list[Block]:
 PYTHON_BLOCKS = [block for page in PAGES for block in blocks(page, "python")]
 RUNNABLE = [block for block in PYTHON_BLOCKS if block.not_run is None]
 
-#: Samples on pages rewritten elsewhere that still use a name from the sample above
-#: them. Strict: each must still fail, and still exist, so that this set empties as
-#: those pages are rewritten (and is deleted then).
-#: Pages generated elsewhere that still say `pip install 'hookshield[...]'`
-#: (docs/benchmarks.md is written by benchmarks/report.py).
-STILL_FROM_THE_INDEX = {"docs/benchmarks.md"}
-
-
 NOT_RUN = [block for block in PYTHON_BLOCKS if block.not_run is not None]
 
 
@@ -171,16 +163,7 @@ _FROM_THE_INDEX = re.compile(
 _FROM_A_CHECKOUT = re.compile(
     r"pip install (?:[^\n]*\s)?-e\s+(['\"]?)\.(?:\[(?P<extras>[^\]]*)\])?\1"
 )
-INSTALL_TEXTS = [
-    pytest.param(
-        path,
-        id=_name(path),
-        marks=[pytest.mark.xfail(strict=True, reason="generated elsewhere")]
-        if _name(path) in STILL_FROM_THE_INDEX
-        else [],
-    )
-    for path in [*PAGES, *EXAMPLES]
-]
+INSTALL_TEXTS = [pytest.param(path, id=_name(path)) for path in [*PAGES, *EXAMPLES]]
 
 
 def _extras() -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -13,9 +12,7 @@ from tests.cli.helpers import run
 
 
 def test_demo_passes_in_process(capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.monotonic()
     assert main(["demo"]) == 0
-    assert time.monotonic() - started < 5
     out = capsys.readouterr().out
     assert "all 11 cases behaved as they should" in out
     for sender in ("Moonsense", "Petal Metrics", "MOCO", "MindPeeker", "Momentum"):

@@ -7,7 +7,6 @@ import hmac
 import io
 import json
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.cli.helpers import (
     run,
     write,
 )
+from tests.required import tool
 
 
 def test_sign_matches_mocos_documented_test_vector(
@@ -44,9 +44,6 @@ def test_sign_matches_mocos_documented_test_vector(
     assert headers["X-Moco-Event"] == "create"
 
 
-@pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="openssl is not installed on this machine"
-)
 @pytest.mark.parametrize(
     ("provider", "header", "prefix"),
     [
@@ -61,7 +58,7 @@ def test_sign_matches_openssl_hmac(tmp_path: Path, provider: str, header: str, p
         tmp_path, "body.json", testing.sample_body(provider, testing.event_types(provider)[0])
     )
     openssl = subprocess.run(
-        ["openssl", "dgst", "-sha256", "-hmac", key, body],
+        [tool("openssl"), "dgst", "-sha256", "-hmac", key, body],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -137,10 +134,10 @@ def test_sign_curl_with_a_body_on_stdin(
     assert f"X-Moco-Signature: {result['headers']['X-Moco-Signature']}" in command
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed on this machine")
 def test_the_printed_curl_command_is_accepted_by_a_receiver(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    tool("curl")
     body = write(
         tmp_path, "body with space.json", testing.sample_body("moco", "deal.create") + b"\n"
     )

@@ -199,7 +199,9 @@ def test_acknowledged_deliveries_survive_a_killed_server_and_a_killed_worker(
 
 
 def test_two_workers_never_run_one_delivery_at_once(tmp_path: Path, processes: Processes) -> None:
-    env = environment(tmp_path, HOOKSHIELD_TEST_ROUTE_SECONDS="0.04")
+    # Each route waits until both workers have started one, so a worker that is slow
+    # to come up still takes part (see apps.py).
+    env = environment(tmp_path, HOOKSHIELD_TEST_ROUTE_SECONDS="0.04", HOOKSHIELD_TEST_WORKERS="2")
     inbox = SQLiteInbox(env["HOOKSHIELD_TEST_INBOX"])
     ids = [f"evt-{n:02d}" for n in range(60)]
     now = time.time()
