@@ -6,6 +6,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,57 @@ def test_a_locked_file_makes_put_fail_within_the_timeout(tmp_path: Path) -> None
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock is POSIX")
+def test_a_writer_queued_behind_another_process_fails_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.5)
+    inbox.put(stored(0))
+    later = stored(1)
+    # Another open file description of the writer lock is what another process holds.
+    other = os.open(f"{inbox.path}-writer", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            inbox.put(later)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        os.close(other)
+    inbox.put(later)  # the lock released, writing works again
+    assert inbox.get(later.id) == later
+
+
+def test_a_writer_queued_behind_another_thread_fails_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.5)
+    inbox.put(stored(0))
+    later = stored(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with inbox._writing():  # a thread in the middle of a long write
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            inbox.put(later)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        release.set()
+        thread.join(10)
+    inbox.put(later)
+    assert inbox.get(later.id) == later
 
 
 def test_import_hookshield_does_not_load_sqlite3() -> None:

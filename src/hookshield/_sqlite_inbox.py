@@ -26,6 +26,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -245,17 +246,27 @@ class SQLiteInbox:
         beside the database queues the writers instead, each woken the moment the
         one before is done.  A thread lock first: threads of one process share the
         file descriptor, which ``flock`` does not tell apart.
+
+        Neither lock is waited for longer than ``timeout``: then this raises
+        :class:`sqlite3.OperationalError` as SQLite would, and the web side answers
+        503.  The ``flock`` is polled (a blocking one cannot time out), every few
+        milliseconds: still far more often than SQLite's own waits.
         """
         if sys.platform == "win32":  # pragma: no cover - SQLite's own waiting only
             yield
             return
-        with self._thread_write_lock:
+        deadline = time.monotonic() + self.timeout
+        if not self._thread_write_lock.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")
+        try:
             fd = self._lock_fd()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock_until(fd, deadline)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_write_lock.release()
 
     def _lock_fd(self) -> int:
         pid = os.getpid()
@@ -304,6 +315,21 @@ class SQLiteInbox:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(_SCHEMA)
             self._ready_pid = pid
+
+
+def _flock_until(fd: int, deadline: float) -> None:
+    """Take the exclusive ``flock`` on ``fd``, or raise once ``deadline`` has passed."""
+    pause = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.005)
 
 
 class _immediate:
