@@ -121,6 +121,28 @@ def test_a_raising_route_is_retried_with_backoff_then_dead_lettered(
     assert "moved to dead-letter after 4 attempts" in caplog.text
 
 
+def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, seen = mindpeeker()
+    stored = put_sample(inbox, "evt_oom")
+    clock = Clock()
+    # Two workers leased it and died mid-route: nothing settled, each lease ran out.
+    for _ in range(2):
+        assert inbox.lease(clock(), ["mindpeeker"]) is not None
+        clock.sleep(61.0)
+    worker = Worker(inbox, {"mindpeeker": handler}, Retry(max_attempts=2), clock)
+    assert worker.run_once()
+    assert seen == []  # not run a third time
+    assert worker.stats.dead == 1
+    got = inbox.get(stored.id)
+    assert got is not None and (got.state, got.attempts) == ("dead", 3)
+    assert got.last_error is not None
+    assert "the worker died running it, or outran its lease, 2 times" in got.last_error
+    assert "moved to dead-letter" in caplog.text
+    assert not worker.run_once()  # and it stays there
+
+
 def test_full_jitter_is_uniform_below_the_ceiling() -> None:
     retry = Retry(base_delay=30.0, max_delay=3600.0)
     assert retry.ceiling(1) == 30.0

@@ -9,7 +9,10 @@ dispatches its events to the handler's routes.  Then it settles the lease:
 * a route raised: **retried** later, after an exponential backoff with full jitter
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
-* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged.
+* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
+* leased more than ``max_attempts`` times: **dead** without running again, since the
+  attempts before ended unsettled (the worker died running it, or the route outran
+  its lease), and another would only do the same.
 
 A worker that dies mid-route settles nothing: its lease ends, and another worker (or
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
@@ -96,6 +99,16 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        if stored.attempts > self.retry.max_attempts:
+            # Every attempt before this one ended without settling: the leases ran
+            # out because the worker died running it (killed, out of memory) or the
+            # route outran the lease.  Running it again would only repeat that.
+            self._dead(
+                stored,
+                f"the worker died running it, or outran its lease, "
+                f"{stored.attempts - 1} times (last error: {stored.last_error or 'none'})",
+            )
+            return True
         handler = self.handlers[stored.handler]
         try:
             delivery = select_events(handler, stored)
