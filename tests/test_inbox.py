@@ -137,6 +137,16 @@ def test_dead_then_requeue(inbox: SQLiteInbox) -> None:
     assert (got.state, got.attempts, got.last_error) == ("pending", 0, None)
 
 
+def test_requeue_leaves_a_leased_delivery_to_its_worker(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    taken = inbox.lease(NOW, ["mindpeeker"])
+    assert taken is not None
+    assert inbox.requeue([taken.id]) == 0
+    got = inbox.get(taken.id)
+    assert got is not None and (got.state, got.attempts) == ("leased", 1)
+    assert inbox.done(taken)  # the worker's settle still matches its own lease
+
+
 def test_list_filters_by_state_and_limits(inbox: SQLiteInbox) -> None:
     for index in range(5):
         inbox.put(stored(index))

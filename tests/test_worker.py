@@ -371,6 +371,11 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0 and f"{stored.id}: pending, due now" in out
     code, _, err = cli(capsys, "inbox", "retry", "nope", "--inbox", db)
     assert code == 1 and "no delivery" in err
+    leased = inbox.lease(NOW, ["mindpeeker"])
+    assert leased is not None
+    code, _, err = cli(capsys, "inbox", "retry", leased.id, "--inbox", db)
+    assert code == 1 and "is leased to a worker now" in err
+    assert inbox.retry(leased, 0.0, "let the next worker have it")  # its fence held
 
     run_worker(inbox, handler, burst=True)
     code, out, _ = cli(capsys, "inbox", "purge", "--done", "--older-than", "7d", "--inbox", db)

@@ -189,14 +189,19 @@ class SQLiteInbox:
         return {state: found.get(state, 0) for state in STATES}
 
     def requeue(self, delivery_ids: Iterable[str]) -> int:
-        """Make these deliveries pending, due now, attempts reset; how many there were."""
+        """Make these deliveries pending, due now, attempts reset; how many there were.
+
+        A leased delivery is left alone (and not counted): a worker is running it,
+        and resetting its attempts would let that worker's settle match a row that
+        another worker may lease again meanwhile.
+        """
         db = self._connection()
         count = 0
         with self._writing(), _immediate(db):
             for delivery_id in delivery_ids:
                 count += db.execute(
                     "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
-                    "next_attempt = 0, last_error = NULL WHERE id = ?",
+                    "next_attempt = 0, last_error = NULL WHERE id = ? AND state != 'leased'",
                     (delivery_id,),
                 ).rowcount
         return count

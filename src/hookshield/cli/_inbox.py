@@ -241,7 +241,15 @@ def _shown(name: str, value: str) -> str:
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     if not args.dead:
         if inbox.requeue([args.id]) == 0:
-            print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
+            row = inbox.get(args.id)
+            if row is None:
+                print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
+            else:  # leased: a worker runs it now, and settles it when done
+                print(
+                    f"hookshield: delivery {args.id!r} is leased to a worker now; retry it "
+                    "once it is done, dead or pending again",
+                    file=sys.stderr,
+                )
             return EXIT_NONE
         out.line(f"{args.id}: pending, due now")
         return EXIT_OK
