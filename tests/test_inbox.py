@@ -147,6 +147,22 @@ def test_requeue_leaves_a_leased_delivery_to_its_worker(inbox: SQLiteInbox) -> N
     assert inbox.done(taken)  # the worker's settle still matches its own lease
 
 
+def test_requeue_dead_walks_the_ids_forward_in_batches(inbox: SQLiteInbox) -> None:
+    for index in range(5):
+        inbox.put(stored(index))
+    taken = [inbox.lease(NOW, ["mindpeeker"]) for _ in range(5)]
+    for delivery in taken[:4]:
+        assert delivery is not None and inbox.dead(delivery, "gave up")
+    ids = sorted(d.id for d in taken[:4] if d is not None)
+    assert inbox.requeue_dead(limit=3) == (3, ids[2])
+    # One requeued delivery is dead-lettered again meanwhile: the walk goes on past it.
+    again = inbox.lease(NOW, ["mindpeeker"])
+    assert again is not None and again.id in ids[:3] and inbox.dead(again, "again")
+    assert inbox.requeue_dead(ids[2], limit=3) == (1, ids[3])
+    assert inbox.requeue_dead(ids[3], limit=3) == (0, None)
+    assert inbox.counts() == {"pending": 3, "leased": 1, "done": 0, "dead": 1}
+
+
 def test_list_filters_by_state_and_limits(inbox: SQLiteInbox) -> None:
     for index in range(5):
         inbox.put(stored(index))

@@ -206,6 +206,33 @@ class SQLiteInbox:
                 ).rowcount
         return count
 
+    def requeue_dead(self, after: str = "", limit: int = 1000) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` dead deliveries whose id sorts after ``after``.
+
+        Returns how many, and the id to pass as ``after`` next (``None`` when no
+        dead delivery is left past it).  Walking the ids forward ends even while
+        workers dead-letter the requeued deliveries again behind the walk.
+        """
+        db = self._connection()
+        with self._writing(), _immediate(db):
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM hookshield_inbox WHERE state = 'dead' AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (after, limit),
+                )
+            ]
+            if not ids:
+                return 0, None
+            marks = ",".join("?" * len(ids))
+            count = db.execute(
+                "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
+                f"next_attempt = 0, last_error = NULL WHERE id IN ({marks})",
+                ids,
+            ).rowcount
+        return count, ids[-1]
+
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
         db = self._connection()

@@ -255,11 +255,10 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         return EXIT_OK
     total = inbox.counts()["dead"]
     done = 0
-    while True:
-        batch = [row.id for row in inbox.list("dead", limit=_BATCH)]
-        if not batch:
-            break
-        done += inbox.requeue(batch)
+    after: str | None = ""
+    while after is not None:  # ids forward: ends though requeued rows may die again
+        count, after = inbox.requeue_dead(after, limit=_BATCH)
+        done += count
         _progress("requeued", done, total)
     out.line(f"{done} dead-letter deliveries are pending again, due now")
     return EXIT_OK
