@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import stat
@@ -188,6 +189,26 @@ def test_purge_deletes_old_deliveries_in_one_state_in_batches(inbox: SQLiteInbox
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lease"):
         SQLiteInbox(tmp_path / "x.db", lease=0)
+    for lease in (math.inf, math.nan, -1.0):
+        with pytest.raises(ValueError, match="lease must be a positive, finite"):
+            SQLiteInbox(tmp_path / "x.db", lease=lease)
+    with pytest.raises(TypeError, match="lease is a number of seconds"):
+        SQLiteInbox(tmp_path / "x.db", lease="60")  # type: ignore[arg-type]
+    for timeout in (math.inf, math.nan, -0.5):
+        with pytest.raises(ValueError, match="timeout"):
+            SQLiteInbox(tmp_path / "x.db", timeout=timeout)
+    assert SQLiteInbox(tmp_path / "x.db", timeout=0).timeout == 0.0  # fail at once
+    with pytest.raises(ValueError, match="a file that every worker opens, not ':memory:'"):
+        SQLiteInbox(":memory:")
+    with pytest.raises(ValueError, match="not ''"):
+        SQLiteInbox("")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        SQLiteInbox(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SQLiteInbox(tmp_path / "missing" / "x.db")
+    with pytest.raises(TypeError, match="file path"):
+        SQLiteInbox(42)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())  # nothing was created
 
 
 def test_threads_each_get_a_connection_and_lease_distinct_rows(inbox: SQLiteInbox) -> None:

@@ -256,10 +256,9 @@ def test_sigterm_stops_the_worker_after_the_current_delivery(inbox: SQLiteInbox)
     assert signal.getsignal(signal.SIGTERM) is before  # put back
 
 
-def test_handlers_are_named_by_provider_once() -> None:
+def test_handlers_are_named_by_provider_once(inbox: SQLiteInbox) -> None:
     handler, _ = mindpeeker()
     other, _ = mindpeeker()
-    inbox = SQLiteInbox(":memory:")
     with pytest.raises(ValueError, match="two handlers"):
         run_worker(inbox, handler, other, burst=True)
     with pytest.raises(ValueError, match="at least one"):
@@ -396,6 +395,12 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
         (["worker", "hooks_for_cli:missing", "--inbox", "x.db"], "missing"),
         (["worker", "hooks_for_cli:not_a_handler", "--inbox", "x.db"], "not a WebhookHandler"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "0"], "positive"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "inf"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "nan"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--poll", "nan"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", ":memory:"], "--inbox: SQLiteInbox"),
+        (["inbox", "ls", "--inbox", "no/such/dir/x.db"], "does not exist"),
+        (["inbox", "ls", "--inbox", "."], "is a directory"),
         (
             ["worker", "hooks_for_cli:mindpeeker", "hooks_for_cli:mindpeeker", "--inbox", "x.db"],
             "two handlers",

@@ -39,7 +39,12 @@ from ._stores import key_bytes, seconds
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["PURGE_BATCH", "PURGE_EVERY", "SQLiteDedupeStore"]
+__all__ = [
+    "PURGE_BATCH",
+    "PURGE_EVERY",
+    "SQLiteDedupeStore",
+    "file_path",
+]
 
 #: Writes between two purges of expired rows.
 PURGE_EVERY = 256
@@ -85,6 +90,30 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def file_path(owner: str, path: str | os.PathLike[str], instead: str) -> Path:
+    """``path`` as the :class:`Path` of a file every process opens; else a clear error.
+
+    Refused: ``""`` and ``":memory:"`` (each connection would have a database of its
+    own; ``instead`` names what to use then), a directory, and a file whose
+    directory does not exist.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path is a file path, not {type(path).__name__}")
+    text = os.fspath(path)
+    if not text or text == ":memory:":
+        raise ValueError(
+            f"{owner} needs the path of a file that every worker opens, not {text!r}; {instead}"
+        )
+    file = Path(text)
+    if file.is_dir():
+        raise IsADirectoryError(f"{owner} path {text!r} is a directory, not a file")
+    if not file.parent.is_dir():
+        raise FileNotFoundError(
+            f"{owner} path {text!r}: the directory {str(file.parent)!r} does not exist"
+        )
+    return file
+
+
 class SQLiteDedupeStore:
     """A store in an SQLite file that every process of one machine opens.
 
@@ -103,22 +132,9 @@ class SQLiteDedupeStore:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path is a file path, not {type(path).__name__}")
-        text = os.fspath(path)
-        if not text or text == ":memory:":
-            raise ValueError(
-                f"SQLiteDedupeStore needs the path of a file that every worker opens, "
-                f"not {text!r}; within one process, use MemoryDedupeStore"
-            )
-        file = Path(text)
-        if file.is_dir():
-            raise IsADirectoryError(f"SQLiteDedupeStore path {text!r} is a directory, not a file")
-        if not file.parent.is_dir():
-            raise FileNotFoundError(
-                f"SQLiteDedupeStore path {text!r}: the directory {str(file.parent)!r} does not exist"
-            )
-        self.path = file
+        self.path = file_path(
+            "SQLiteDedupeStore", path, "within one process, use MemoryDedupeStore"
+        )
         self.timeout = seconds("timeout", timeout)
         self._clock = clock
         self._lock = threading.Lock()

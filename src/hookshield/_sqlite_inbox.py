@@ -28,10 +28,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 from ._inbox import STATES, State, StoredDelivery
+from ._sqlite import file_path
+from ._stores import seconds
 
 if sys.platform != "win32":
     import fcntl
@@ -80,11 +81,12 @@ class SQLiteInbox:
     def __init__(
         self, path: str | os.PathLike[str], *, lease: float = 300.0, timeout: float = 5.0
     ) -> None:
-        if lease <= 0 or timeout < 0:
-            raise ValueError("lease must be positive and timeout not negative (seconds)")
-        self.path = Path(path)
-        self.lease_seconds = lease
-        self.timeout = timeout
+        self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
+        self.lease_seconds = seconds("lease", lease)
+        # 0 is a timeout: fail at once when another writer holds the file.
+        if timeout != 0:
+            timeout = seconds("timeout", timeout)
+        self.timeout = float(timeout)
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()

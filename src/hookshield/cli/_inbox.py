@@ -14,6 +14,7 @@ import argparse
 import datetime
 import importlib
 import logging
+import math
 import os
 import re
 import sys
@@ -95,7 +96,10 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
 def _open(args: argparse.Namespace, **options: float) -> SQLiteInbox:
     if not args.inbox:
         raise _Usage("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
-    return SQLiteInbox(args.inbox, **options)
+    try:
+        return SQLiteInbox(args.inbox, **options)
+    except (OSError, ValueError) as exc:  # ":memory:", a directory, a missing folder
+        raise _Usage(f"--inbox: {exc}") from exc
 
 
 def _guarded(command: Callable[[argparse.Namespace, Printer], int]) -> Any:
@@ -135,8 +139,8 @@ def load_handler(target: str) -> WebhookHandler:
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
-    if args.max_attempts < 1 or args.lease <= 0 or args.poll <= 0:
-        raise _Usage("--max-attempts, --lease and --poll must be positive")
+    if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
+        raise _Usage("--max-attempts, --lease and --poll must be positive (and finite)")
     inbox = _open(args, lease=args.lease)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
