@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sqlite3
 import stat
 import threading
@@ -249,6 +250,34 @@ def test_a_forked_child_opens_its_own_connection(inbox: SQLiteInbox) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert inbox.get(child_row.id) == child_row
     inbox.put(stored(2))  # the parent's connection still works
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_while_a_thread_writes_can_write(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=2.0)
+    inbox.put(stored(0))
+    child_row = stored(1)
+    # As if another thread were inside a write at the fork: that thread does not
+    # exist in the child, and would never release the lock there.
+    with inbox._thread_write_lock, inbox._setup_lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                inbox.put(child_row)
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 10
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = ended[1]
+    if ended[0] == 0:  # pragma: no cover - the child hangs: the failure
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on a lock taken before the fork")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert inbox.get(child_row.id) == child_row
 
 
 def test_a_locked_file_makes_put_fail_within_the_timeout(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._dedupe import Claim
 from ._stores import key_bytes, seconds
@@ -44,6 +44,7 @@ __all__ = [
     "PURGE_EVERY",
     "SQLiteDedupeStore",
     "file_path",
+    "reset_locks_after_fork",
 ]
 
 #: Writes between two purges of expired rows.
@@ -75,15 +76,27 @@ _PURGE = (
 )
 
 
-# Every store of this process, for the hook that runs in a forked child.
-_STORES: weakref.WeakSet[SQLiteDedupeStore] = weakref.WeakSet()
+class _ForkSafe(Protocol):
+    def _after_fork(self) -> None: ...
+
+
+# Every SQLite store and inbox of this process, for the hook that runs in a forked child.
+_STORES: weakref.WeakSet[_ForkSafe] = weakref.WeakSet()
+
+
+def reset_locks_after_fork(owner: _ForkSafe) -> None:
+    """Call ``owner._after_fork()`` in every child this process forks from now on.
+
+    A thread of the parent may hold one of the owner's locks at the fork; in the
+    child that thread does not exist and the lock would stay taken forever, so the
+    owner makes new ones there.
+    """
+    _STORES.add(owner)
 
 
 def _after_fork_in_child() -> None:
-    # A thread of the parent may have held a store's lock at the fork; in the child
-    # that thread does not exist and the lock would stay taken forever.
-    for store in _STORES:
-        store._lock = threading.Lock()
+    for owner in list(_STORES):
+        owner._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
@@ -141,7 +154,7 @@ class SQLiteDedupeStore:
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = None
         self._writes = 0
-        _STORES.add(self)
+        reset_locks_after_fork(self)
 
     def claim(self, key: str, lease: float) -> Claim:
         """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
@@ -182,6 +195,9 @@ class SQLiteDedupeStore:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteDedupeStore({str(self.path)!r})"

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from ._inbox import STATES, State, StoredDelivery
-from ._sqlite import file_path
+from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
 
 if sys.platform != "win32":
@@ -94,6 +94,7 @@ class SQLiteInbox:
         self._ready_pid = 0
         self._lock_pid = 0
         self._lock_file = -1
+        reset_locks_after_fork(self)
 
     # -- the web side ------------------------------------------------------------
 
@@ -301,6 +302,11 @@ class SQLiteInbox:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             self._thread_write_lock.release()
+
+    def _after_fork(self) -> None:
+        # In a forked child, a lock held by a thread of the parent would never be let go.
+        self._setup_lock = threading.Lock()
+        self._thread_write_lock = threading.Lock()
 
     def _lock_fd(self) -> int:
         pid = os.getpid()
