@@ -350,6 +350,17 @@ def test_cli_worker_runs_the_inbox_and_the_inbox_commands_show_it(
     assert "state:        dead, 1 attempt(s)" in out
     assert "x-mindpeeker-signature: <hidden>" in out.lower()
     assert "evt_fail" in out  # the body
+    row = put_signed(
+        inbox,
+        b"{}",
+        {"Cookie": "session=abc", "Set-Cookie": "id=def", "X-Api-Key": "k", "X-Trace": "t1"},
+    )
+    code, out, _ = cli(capsys, "inbox", "show", row.id, "--inbox", db)
+    assert code == 0
+    for name in ("Cookie", "Set-Cookie", "X-Api-Key"):
+        assert f"  {name}: <hidden>" in out
+    assert "  X-Trace: t1" in out
+    assert "session=abc" not in out and "id=def" not in out
     code, _, err = cli(capsys, "inbox", "show", "nope", "--inbox", db)
     assert code == 1 and "no delivery 'nope'" in err
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._handler import WebhookHandler
+from .._headers import Headers
 from .._inbox import STATES, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
 from .._worker import Retry, run_worker
@@ -233,13 +234,13 @@ def describe(row: StoredDelivery) -> list[str]:
     return lines
 
 
-_SECRET_HEADER: Final = re.compile(r"authorization|token|signature|secret|key", re.IGNORECASE)
-
-
 def _shown(name: str, value: str) -> str:
     # A token in a header is a credential: the inbox keeps it to verify again, but
-    # a terminal (and its scrollback) need not show it.
-    return "<hidden>" if _SECRET_HEADER.search(name) else value
+    # a terminal (and its scrollback) need not show it.  Headers decides what is a
+    # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
+    # asked about an empty value, it answers a non-empty one only for a credential.
+    (redacted,) = Headers({name: ""}).redacted().values()
+    return "<hidden>" if redacted else value
 
 
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
