@@ -233,6 +233,33 @@ def test_the_worker_waits_when_nothing_is_due_and_stops_when_told(inbox: SQLiteI
     assert stats.total == 0
 
 
+def test_an_inbox_error_is_logged_and_the_worker_backs_off_then_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db", lease=60.0, timeout=0.05)
+    handler, seen = mindpeeker()
+    put_sample(inbox, "evt_after_lock")
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the file: leasing fails
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            holder.execute("ROLLBACK")
+
+    try:
+        stats = run_worker(inbox, handler, poll=10.0, sleep=sleep, burst=True)
+    finally:
+        holder.close()
+    assert slept == [20.0, 30.0, 30.0]  # doubling, bounded by MAX_PAUSE
+    assert seen == ["evt_after_lock"] and stats.done == 1
+    assert "the inbox failed (3 in a row), trying again in 30.0 s" in caplog.text
+    assert "database is locked" in caplog.text
+
+
 def test_sigterm_stops_the_worker_after_the_current_delivery(inbox: SQLiteInbox) -> None:
     handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
     seen: list[str | None] = []

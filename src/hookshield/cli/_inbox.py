@@ -26,7 +26,7 @@ from .._handler import WebhookHandler
 from .._headers import Headers
 from .._inbox import STATES, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
-from .._worker import Retry, run_worker
+from .._worker import Retry, handler_map, run_worker
 from ._output import Printer, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -140,21 +140,22 @@ def load_handler(target: str) -> WebhookHandler:
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
+    try:
+        handler_map(handlers)
+    except ValueError as exc:  # two handlers for one sender
+        raise _Usage(str(exc)) from exc
     if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
         raise _Usage("--max-attempts, --lease and --poll must be positive (and finite)")
     inbox = _open(args, lease=args.lease)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        stats = run_worker(
-            inbox,
-            *handlers,
-            retry=Retry(max_attempts=args.max_attempts),
-            poll=args.poll,
-            burst=args.burst,
-        )
-    except ValueError as exc:  # two handlers for one sender
-        raise _Usage(str(exc)) from exc
+    stats = run_worker(
+        inbox,
+        *handlers,
+        retry=Retry(max_attempts=args.max_attempts),
+        poll=args.poll,
+        burst=args.burst,
+    )
     out.line(
         f"hookshield worker: {stats.done} done, {stats.retried} retried, {stats.dead} dead-lettered"
     )
