@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
+import signal
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +139,32 @@ def test_dead_then_requeue(inbox: SQLiteInbox) -> None:
     assert (got.state, got.attempts, got.last_error) == ("pending", 0, None)
 
 
+def test_requeue_leaves_a_leased_delivery_to_its_worker(inbox: SQLiteInbox) -> None:
+    inbox.put(stored())
+    taken = inbox.lease(NOW, ["mindpeeker"])
+    assert taken is not None
+    assert inbox.requeue([taken.id]) == 0
+    got = inbox.get(taken.id)
+    assert got is not None and (got.state, got.attempts) == ("leased", 1)
+    assert inbox.done(taken)  # the worker's settle still matches its own lease
+
+
+def test_requeue_dead_walks_the_ids_forward_in_batches(inbox: SQLiteInbox) -> None:
+    for index in range(5):
+        inbox.put(stored(index))
+    taken = [inbox.lease(NOW, ["mindpeeker"]) for _ in range(5)]
+    for delivery in taken[:4]:
+        assert delivery is not None and inbox.dead(delivery, "gave up")
+    ids = sorted(d.id for d in taken[:4] if d is not None)
+    assert inbox.requeue_dead(limit=3) == (3, ids[2])
+    # One requeued delivery is dead-lettered again meanwhile: the walk goes on past it.
+    again = inbox.lease(NOW, ["mindpeeker"])
+    assert again is not None and again.id in ids[:3] and inbox.dead(again, "again")
+    assert inbox.requeue_dead(ids[2], limit=3) == (1, ids[3])
+    assert inbox.requeue_dead(ids[3], limit=3) == (0, None)
+    assert inbox.counts() == {"pending": 3, "leased": 1, "done": 0, "dead": 1}
+
+
 def test_list_filters_by_state_and_limits(inbox: SQLiteInbox) -> None:
     for index in range(5):
         inbox.put(stored(index))
@@ -161,6 +190,26 @@ def test_purge_deletes_old_deliveries_in_one_state_in_batches(inbox: SQLiteInbox
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lease"):
         SQLiteInbox(tmp_path / "x.db", lease=0)
+    for lease in (math.inf, math.nan, -1.0):
+        with pytest.raises(ValueError, match="lease must be a positive, finite"):
+            SQLiteInbox(tmp_path / "x.db", lease=lease)
+    with pytest.raises(TypeError, match="lease is a number of seconds"):
+        SQLiteInbox(tmp_path / "x.db", lease="60")  # type: ignore[arg-type]
+    for timeout in (math.inf, math.nan, -0.5):
+        with pytest.raises(ValueError, match="timeout"):
+            SQLiteInbox(tmp_path / "x.db", timeout=timeout)
+    assert SQLiteInbox(tmp_path / "x.db", timeout=0).timeout == 0.0  # fail at once
+    with pytest.raises(ValueError, match="a file that every worker opens, not ':memory:'"):
+        SQLiteInbox(":memory:")
+    with pytest.raises(ValueError, match="not ''"):
+        SQLiteInbox("")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        SQLiteInbox(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SQLiteInbox(tmp_path / "missing" / "x.db")
+    with pytest.raises(TypeError, match="file path"):
+        SQLiteInbox(42)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())  # nothing was created
 
 
 def test_threads_each_get_a_connection_and_lease_distinct_rows(inbox: SQLiteInbox) -> None:
@@ -203,6 +252,34 @@ def test_a_forked_child_opens_its_own_connection(inbox: SQLiteInbox) -> None:
     inbox.put(stored(2))  # the parent's connection still works
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_while_a_thread_writes_can_write(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=2.0)
+    inbox.put(stored(0))
+    child_row = stored(1)
+    # As if another thread were inside a write at the fork: that thread does not
+    # exist in the child, and would never release the lock there.
+    with inbox._thread_write_lock, inbox._setup_lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                inbox.put(child_row)
+                code = 0
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 10
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = ended[1]
+    if ended[0] == 0:  # pragma: no cover - the child hangs: the failure
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on a lock taken before the fork")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert inbox.get(child_row.id) == child_row
+
+
 def test_a_locked_file_makes_put_fail_within_the_timeout(tmp_path: Path) -> None:
     inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.05)
     inbox.put(stored(0))
@@ -214,6 +291,57 @@ def test_a_locked_file_makes_put_fail_within_the_timeout(tmp_path: Path) -> None
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock is POSIX")
+def test_a_writer_queued_behind_another_process_fails_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.5)
+    inbox.put(stored(0))
+    later = stored(1)
+    # Another open file description of the writer lock is what another process holds.
+    other = os.open(f"{inbox.path}-writer", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            inbox.put(later)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        os.close(other)
+    inbox.put(later)  # the lock released, writing works again
+    assert inbox.get(later.id) == later
+
+
+def test_a_writer_queued_behind_another_thread_fails_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.5)
+    inbox.put(stored(0))
+    later = stored(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with inbox._writing():  # a thread in the middle of a long write
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            inbox.put(later)
+        assert 0.5 <= time.monotonic() - started < 1.5
+    finally:
+        release.set()
+        thread.join(10)
+    inbox.put(later)
+    assert inbox.get(later.id) == later
 
 
 def test_import_hookshield_does_not_load_sqlite3() -> None:

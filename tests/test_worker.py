@@ -121,6 +121,28 @@ def test_a_raising_route_is_retried_with_backoff_then_dead_lettered(
     assert "moved to dead-letter after 4 attempts" in caplog.text
 
 
+def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, seen = mindpeeker()
+    stored = put_sample(inbox, "evt_oom")
+    clock = Clock()
+    # Two workers leased it and died mid-route: nothing settled, each lease ran out.
+    for _ in range(2):
+        assert inbox.lease(clock(), ["mindpeeker"]) is not None
+        clock.sleep(61.0)
+    worker = Worker(inbox, {"mindpeeker": handler}, Retry(max_attempts=2), clock)
+    assert worker.run_once()
+    assert seen == []  # not run a third time
+    assert worker.stats.dead == 1
+    got = inbox.get(stored.id)
+    assert got is not None and (got.state, got.attempts) == ("dead", 3)
+    assert got.last_error is not None
+    assert "the worker died running it, or outran its lease, 2 times" in got.last_error
+    assert "moved to dead-letter" in caplog.text
+    assert not worker.run_once()  # and it stays there
+
+
 def test_full_jitter_is_uniform_below_the_ceiling() -> None:
     retry = Retry(base_delay=30.0, max_delay=3600.0)
     assert retry.ceiling(1) == 30.0
@@ -211,6 +233,33 @@ def test_the_worker_waits_when_nothing_is_due_and_stops_when_told(inbox: SQLiteI
     assert stats.total == 0
 
 
+def test_an_inbox_error_is_logged_and_the_worker_backs_off_then_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db", lease=60.0, timeout=0.05)
+    handler, seen = mindpeeker()
+    put_sample(inbox, "evt_after_lock")
+    holder = sqlite3.connect(inbox.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the file: leasing fails
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            holder.execute("ROLLBACK")
+
+    try:
+        stats = run_worker(inbox, handler, poll=10.0, sleep=sleep, burst=True)
+    finally:
+        holder.close()
+    assert slept == [20.0, 30.0, 30.0]  # doubling, bounded by MAX_PAUSE
+    assert seen == ["evt_after_lock"] and stats.done == 1
+    assert "the inbox failed (3 in a row), trying again in 30.0 s" in caplog.text
+    assert "database is locked" in caplog.text
+
+
 def test_sigterm_stops_the_worker_after_the_current_delivery(inbox: SQLiteInbox) -> None:
     handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
     seen: list[str | None] = []
@@ -234,10 +283,9 @@ def test_sigterm_stops_the_worker_after_the_current_delivery(inbox: SQLiteInbox)
     assert signal.getsignal(signal.SIGTERM) is before  # put back
 
 
-def test_handlers_are_named_by_provider_once() -> None:
+def test_handlers_are_named_by_provider_once(inbox: SQLiteInbox) -> None:
     handler, _ = mindpeeker()
     other, _ = mindpeeker()
-    inbox = SQLiteInbox(":memory:")
     with pytest.raises(ValueError, match="two handlers"):
         run_worker(inbox, handler, other, burst=True)
     with pytest.raises(ValueError, match="at least one"):
@@ -329,6 +377,17 @@ def test_cli_worker_runs_the_inbox_and_the_inbox_commands_show_it(
     assert "state:        dead, 1 attempt(s)" in out
     assert "x-mindpeeker-signature: <hidden>" in out.lower()
     assert "evt_fail" in out  # the body
+    row = put_signed(
+        inbox,
+        b"{}",
+        {"Cookie": "session=abc", "Set-Cookie": "id=def", "X-Api-Key": "k", "X-Trace": "t1"},
+    )
+    code, out, _ = cli(capsys, "inbox", "show", row.id, "--inbox", db)
+    assert code == 0
+    for name in ("Cookie", "Set-Cookie", "X-Api-Key"):
+        assert f"  {name}: <hidden>" in out
+    assert "  X-Trace: t1" in out
+    assert "session=abc" not in out and "id=def" not in out
     code, _, err = cli(capsys, "inbox", "show", "nope", "--inbox", db)
     assert code == 1 and "no delivery 'nope'" in err
 
@@ -349,6 +408,11 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0 and f"{stored.id}: pending, due now" in out
     code, _, err = cli(capsys, "inbox", "retry", "nope", "--inbox", db)
     assert code == 1 and "no delivery" in err
+    leased = inbox.lease(NOW, ["mindpeeker"])
+    assert leased is not None
+    code, _, err = cli(capsys, "inbox", "retry", leased.id, "--inbox", db)
+    assert code == 1 and "is leased to a worker now" in err
+    assert inbox.retry(leased, 0.0, "let the next worker have it")  # its fence held
 
     run_worker(inbox, handler, burst=True)
     code, out, _ = cli(capsys, "inbox", "purge", "--done", "--older-than", "7d", "--inbox", db)
@@ -369,6 +433,12 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
         (["worker", "hooks_for_cli:missing", "--inbox", "x.db"], "missing"),
         (["worker", "hooks_for_cli:not_a_handler", "--inbox", "x.db"], "not a WebhookHandler"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "0"], "positive"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "inf"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "nan"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--poll", "nan"], "finite"),
+        (["worker", "hooks_for_cli:mindpeeker", "--inbox", ":memory:"], "--inbox: SQLiteInbox"),
+        (["inbox", "ls", "--inbox", "no/such/dir/x.db"], "does not exist"),
+        (["inbox", "ls", "--inbox", "."], "is a directory"),
         (
             ["worker", "hooks_for_cli:mindpeeker", "hooks_for_cli:mindpeeker", "--inbox", "x.db"],
             "two handlers",

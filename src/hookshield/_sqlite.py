@@ -31,7 +31,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._dedupe import Claim
 from ._stores import key_bytes, seconds
@@ -39,7 +39,13 @@ from ._stores import key_bytes, seconds
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["PURGE_BATCH", "PURGE_EVERY", "SQLiteDedupeStore"]
+__all__ = [
+    "PURGE_BATCH",
+    "PURGE_EVERY",
+    "SQLiteDedupeStore",
+    "file_path",
+    "reset_locks_after_fork",
+]
 
 #: Writes between two purges of expired rows.
 PURGE_EVERY = 256
@@ -70,19 +76,55 @@ _PURGE = (
 )
 
 
-# Every store of this process, for the hook that runs in a forked child.
-_STORES: weakref.WeakSet[SQLiteDedupeStore] = weakref.WeakSet()
+class _ForkSafe(Protocol):
+    def _after_fork(self) -> None: ...
+
+
+# Every SQLite store and inbox of this process, for the hook that runs in a forked child.
+_STORES: weakref.WeakSet[_ForkSafe] = weakref.WeakSet()
+
+
+def reset_locks_after_fork(owner: _ForkSafe) -> None:
+    """Call ``owner._after_fork()`` in every child this process forks from now on.
+
+    A thread of the parent may hold one of the owner's locks at the fork; in the
+    child that thread does not exist and the lock would stay taken forever, so the
+    owner makes new ones there.
+    """
+    _STORES.add(owner)
 
 
 def _after_fork_in_child() -> None:
-    # A thread of the parent may have held a store's lock at the fork; in the child
-    # that thread does not exist and the lock would stay taken forever.
-    for store in _STORES:
-        store._lock = threading.Lock()
+    for owner in list(_STORES):
+        owner._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def file_path(owner: str, path: str | os.PathLike[str], instead: str) -> Path:
+    """``path`` as the :class:`Path` of a file every process opens; else a clear error.
+
+    Refused: ``""`` and ``":memory:"`` (each connection would have a database of its
+    own; ``instead`` names what to use then), a directory, and a file whose
+    directory does not exist.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path is a file path, not {type(path).__name__}")
+    text = os.fspath(path)
+    if not text or text == ":memory:":
+        raise ValueError(
+            f"{owner} needs the path of a file that every worker opens, not {text!r}; {instead}"
+        )
+    file = Path(text)
+    if file.is_dir():
+        raise IsADirectoryError(f"{owner} path {text!r} is a directory, not a file")
+    if not file.parent.is_dir():
+        raise FileNotFoundError(
+            f"{owner} path {text!r}: the directory {str(file.parent)!r} does not exist"
+        )
+    return file
 
 
 class SQLiteDedupeStore:
@@ -103,29 +145,16 @@ class SQLiteDedupeStore:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path is a file path, not {type(path).__name__}")
-        text = os.fspath(path)
-        if not text or text == ":memory:":
-            raise ValueError(
-                f"SQLiteDedupeStore needs the path of a file that every worker opens, "
-                f"not {text!r}; within one process, use MemoryDedupeStore"
-            )
-        file = Path(text)
-        if file.is_dir():
-            raise IsADirectoryError(f"SQLiteDedupeStore path {text!r} is a directory, not a file")
-        if not file.parent.is_dir():
-            raise FileNotFoundError(
-                f"SQLiteDedupeStore path {text!r}: the directory {str(file.parent)!r} does not exist"
-            )
-        self.path = file
+        self.path = file_path(
+            "SQLiteDedupeStore", path, "within one process, use MemoryDedupeStore"
+        )
         self.timeout = seconds("timeout", timeout)
         self._clock = clock
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = None
         self._writes = 0
-        _STORES.add(self)
+        reset_locks_after_fork(self)
 
     def claim(self, key: str, lease: float) -> Claim:
         """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
@@ -166,6 +195,9 @@ class SQLiteDedupeStore:
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SQLiteDedupeStore({str(self.path)!r})"

@@ -26,11 +26,13 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Final
 
 from ._inbox import STATES, State, StoredDelivery
+from ._sqlite import file_path, reset_locks_after_fork
+from ._stores import seconds
 
 if sys.platform != "win32":
     import fcntl
@@ -79,11 +81,12 @@ class SQLiteInbox:
     def __init__(
         self, path: str | os.PathLike[str], *, lease: float = 300.0, timeout: float = 5.0
     ) -> None:
-        if lease <= 0 or timeout < 0:
-            raise ValueError("lease must be positive and timeout not negative (seconds)")
-        self.path = Path(path)
-        self.lease_seconds = lease
-        self.timeout = timeout
+        self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
+        self.lease_seconds = seconds("lease", lease)
+        # 0 is a timeout: fail at once when another writer holds the file.
+        if timeout != 0:
+            timeout = seconds("timeout", timeout)
+        self.timeout = float(timeout)
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()
@@ -91,6 +94,7 @@ class SQLiteInbox:
         self._ready_pid = 0
         self._lock_pid = 0
         self._lock_file = -1
+        reset_locks_after_fork(self)
 
     # -- the web side ------------------------------------------------------------
 
@@ -188,17 +192,49 @@ class SQLiteInbox:
         return {state: found.get(state, 0) for state in STATES}
 
     def requeue(self, delivery_ids: Iterable[str]) -> int:
-        """Make these deliveries pending, due now, attempts reset; how many there were."""
+        """Make these deliveries pending, due now, attempts reset; how many there were.
+
+        A leased delivery is left alone (and not counted): a worker is running it,
+        and resetting its attempts would let that worker's settle match a row that
+        another worker may lease again meanwhile.
+        """
         db = self._connection()
         count = 0
         with self._writing(), _immediate(db):
             for delivery_id in delivery_ids:
                 count += db.execute(
                     "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
-                    "next_attempt = 0, last_error = NULL WHERE id = ?",
+                    "next_attempt = 0, last_error = NULL WHERE id = ? AND state != 'leased'",
                     (delivery_id,),
                 ).rowcount
         return count
+
+    def requeue_dead(self, after: str = "", limit: int = 1000) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` dead deliveries whose id sorts after ``after``.
+
+        Returns how many, and the id to pass as ``after`` next (``None`` when no
+        dead delivery is left past it).  Walking the ids forward ends even while
+        workers dead-letter the requeued deliveries again behind the walk.
+        """
+        db = self._connection()
+        with self._writing(), _immediate(db):
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM hookshield_inbox WHERE state = 'dead' AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (after, limit),
+                )
+            ]
+            if not ids:
+                return 0, None
+            marks = ",".join("?" * len(ids))
+            count = db.execute(
+                "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
+                f"next_attempt = 0, last_error = NULL WHERE id IN ({marks})",
+                ids,
+            ).rowcount
+        return count, ids[-1]
 
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
@@ -245,17 +281,32 @@ class SQLiteInbox:
         beside the database queues the writers instead, each woken the moment the
         one before is done.  A thread lock first: threads of one process share the
         file descriptor, which ``flock`` does not tell apart.
+
+        Neither lock is waited for longer than ``timeout``: then this raises
+        :class:`sqlite3.OperationalError` as SQLite would, and the web side answers
+        503.  The ``flock`` is polled (a blocking one cannot time out), every few
+        milliseconds: still far more often than SQLite's own waits.
         """
         if sys.platform == "win32":  # pragma: no cover - SQLite's own waiting only
             yield
             return
-        with self._thread_write_lock:
+        deadline = time.monotonic() + self.timeout
+        if not self._thread_write_lock.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")
+        try:
             fd = self._lock_fd()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock_until(fd, deadline)
             try:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_write_lock.release()
+
+    def _after_fork(self) -> None:
+        # In a forked child, a lock held by a thread of the parent would never be let go.
+        self._setup_lock = threading.Lock()
+        self._thread_write_lock = threading.Lock()
 
     def _lock_fd(self) -> int:
         pid = os.getpid()
@@ -304,6 +355,21 @@ class SQLiteInbox:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(_SCHEMA)
             self._ready_pid = pid
+
+
+def _flock_until(fd: int, deadline: float) -> None:
+    """Take the exclusive ``flock`` on ``fd``, or raise once ``deadline`` has passed."""
+    pause = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.005)
 
 
 class _immediate:

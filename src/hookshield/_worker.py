@@ -9,7 +9,10 @@ dispatches its events to the handler's routes.  Then it settles the lease:
 * a route raised: **retried** later, after an exponential backoff with full jitter
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
-* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged.
+* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
+* leased more than ``max_attempts`` times: **dead** without running again, since the
+  attempts before ended unsettled (the worker died running it, or the route outran
+  its lease), and another would only do the same.
 
 A worker that dies mid-route settles nothing: its lease ends, and another worker (or
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
@@ -42,6 +45,8 @@ logger = logging.getLogger("hookshield")
 #: With the default delays, 18 attempts span about a day on average (the expected
 #: wait before attempt n is half its backoff: 15 s, 30 s, ... then 3 h each).
 DEFAULT_MAX_ATTEMPTS: Final = 18
+#: The longest wait after the inbox has failed several times in a row.
+MAX_PAUSE: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,16 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        if stored.attempts > self.retry.max_attempts:
+            # Every attempt before this one ended without settling: the leases ran
+            # out because the worker died running it (killed, out of memory) or the
+            # route outran the lease.  Running it again would only repeat that.
+            self._dead(
+                stored,
+                f"the worker died running it, or outran its lease, "
+                f"{stored.attempts - 1} times (last error: {stored.last_error or 'none'})",
+            )
+            return True
         handler = self.handlers[stored.handler]
         try:
             delivery = select_events(handler, stored)
@@ -196,16 +211,35 @@ def run_worker(
     more at once).  When none is due the worker waits ``poll`` seconds.  SIGTERM and
     SIGINT (when called in the main thread and ``handle_signals``) or setting
     ``stop`` end it after the delivery in hand; ``burst=True`` ends it once nothing
-    is due.  ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
+    is due.  An error from the inbox is logged and the worker tries again after a
+    pause that doubles with each failure in a row, up to :data:`MAX_PAUSE` seconds.
+    ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
     """
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
     wait = sleep if sleep is not None else stopping.wait
     restore = _on_signals(stopping) if handle_signals else {}
     logger.info("hookshield: worker started on %r for %s", inbox, ", ".join(worker.handlers))
+    failures = 0
     try:
         while not stopping.is_set():
-            if worker.run_once():
+            try:
+                ran = worker.run_once()
+            except Exception:
+                # The inbox failed (a locked or full disk, a broker gone): whatever
+                # was leased is run again when its lease ends.  Wait longer after
+                # each failure in a row, up to a bound, and keep going.
+                failures += 1
+                pause = min(MAX_PAUSE, poll * 2.0 ** min(failures, 16))
+                logger.exception(
+                    "hookshield: the inbox failed (%d in a row), trying again in %.1f s",
+                    failures,
+                    pause,
+                )
+                wait(pause)
+                continue
+            failures = 0
+            if ran:
                 continue
             if burst:
                 break

@@ -14,6 +14,7 @@ import argparse
 import datetime
 import importlib
 import logging
+import math
 import os
 import re
 import sys
@@ -22,9 +23,10 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._handler import WebhookHandler
+from .._headers import Headers
 from .._inbox import STATES, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
-from .._worker import Retry, run_worker
+from .._worker import Retry, handler_map, run_worker
 from ._output import Printer, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -95,7 +97,10 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
 def _open(args: argparse.Namespace, **options: float) -> SQLiteInbox:
     if not args.inbox:
         raise _Usage("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
-    return SQLiteInbox(args.inbox, **options)
+    try:
+        return SQLiteInbox(args.inbox, **options)
+    except (OSError, ValueError) as exc:  # ":memory:", a directory, a missing folder
+        raise _Usage(f"--inbox: {exc}") from exc
 
 
 def _guarded(command: Callable[[argparse.Namespace, Printer], int]) -> Any:
@@ -135,21 +140,22 @@ def load_handler(target: str) -> WebhookHandler:
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
-    if args.max_attempts < 1 or args.lease <= 0 or args.poll <= 0:
-        raise _Usage("--max-attempts, --lease and --poll must be positive")
+    try:
+        handler_map(handlers)
+    except ValueError as exc:  # two handlers for one sender
+        raise _Usage(str(exc)) from exc
+    if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
+        raise _Usage("--max-attempts, --lease and --poll must be positive (and finite)")
     inbox = _open(args, lease=args.lease)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        stats = run_worker(
-            inbox,
-            *handlers,
-            retry=Retry(max_attempts=args.max_attempts),
-            poll=args.poll,
-            burst=args.burst,
-        )
-    except ValueError as exc:  # two handlers for one sender
-        raise _Usage(str(exc)) from exc
+    stats = run_worker(
+        inbox,
+        *handlers,
+        retry=Retry(max_attempts=args.max_attempts),
+        poll=args.poll,
+        burst=args.burst,
+    )
     out.line(
         f"hookshield worker: {stats.done} done, {stats.retried} retried, {stats.dead} dead-lettered"
     )
@@ -229,29 +235,36 @@ def describe(row: StoredDelivery) -> list[str]:
     return lines
 
 
-_SECRET_HEADER: Final = re.compile(r"authorization|token|signature|secret|key", re.IGNORECASE)
-
-
 def _shown(name: str, value: str) -> str:
     # A token in a header is a credential: the inbox keeps it to verify again, but
-    # a terminal (and its scrollback) need not show it.
-    return "<hidden>" if _SECRET_HEADER.search(name) else value
+    # a terminal (and its scrollback) need not show it.  Headers decides what is a
+    # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
+    # asked about an empty value, it answers a non-empty one only for a credential.
+    (redacted,) = Headers({name: ""}).redacted().values()
+    return "<hidden>" if redacted else value
 
 
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     if not args.dead:
         if inbox.requeue([args.id]) == 0:
-            print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
+            row = inbox.get(args.id)
+            if row is None:
+                print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
+            else:  # leased: a worker runs it now, and settles it when done
+                print(
+                    f"hookshield: delivery {args.id!r} is leased to a worker now; retry it "
+                    "once it is done, dead or pending again",
+                    file=sys.stderr,
+                )
             return EXIT_NONE
         out.line(f"{args.id}: pending, due now")
         return EXIT_OK
     total = inbox.counts()["dead"]
     done = 0
-    while True:
-        batch = [row.id for row in inbox.list("dead", limit=_BATCH)]
-        if not batch:
-            break
-        done += inbox.requeue(batch)
+    after: str | None = ""
+    while after is not None:  # ids forward: ends though requeued rows may die again
+        count, after = inbox.requeue_dead(after, limit=_BATCH)
+        done += count
         _progress("requeued", done, total)
     out.line(f"{done} dead-letter deliveries are pending again, due now")
     return EXIT_OK
