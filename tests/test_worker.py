@@ -479,3 +479,31 @@ def test_a_worker_in_another_thread_leaves_signals_alone(inbox: SQLiteInbox) -> 
     thread.join(10)
     assert results == [1] and seen == ["evt_thread"]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_timestamp_signed_delivery_that_waited_in_the_inbox_still_runs(
+    inbox: SQLiteInbox,
+) -> None:
+    # Standard Webhooks refuses a signature more than five minutes old; the worker
+    # judges it by when the delivery arrived, not by its own clock an hour on.
+    secret = "whsec_" + "c2VjcmV0LWZvci10aGUtd29ya2Vy"
+    handler = WebhookHandler("standard-webhooks", secret=secret)
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    arrived = time.time() - 3600
+    body = b'{"type": "invoice.paid", "timestamp": "2026-01-01T00:00:00Z", "data": {}}'
+    headers = sign("standard-webhooks", body, secret=secret, timestamp=int(arrived))
+    inbox.put(
+        StoredDelivery(
+            id=new_id(arrived),
+            sender="standard-webhooks",
+            handler="standard-webhooks",
+            body=body,
+            headers=tuple(headers.items()),
+            received=arrived,
+            event_types=("invoice.paid",),
+            next_attempt=arrived,
+        )
+    )
+    stats = run_worker(inbox, handler, burst=True)
+    assert (stats.done, seen) == (1, ["invoice.paid"])

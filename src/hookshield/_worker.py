@@ -168,8 +168,12 @@ class Worker:
 
 
 def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
-    """The stored delivery, verified again, with only the events still to run."""
-    delivery = handler.verify(stored.body, stored.headers)
+    """The stored delivery, verified again, with only the events still to run.
+
+    A signed timestamp is judged by when the delivery arrived: it may have waited in
+    the inbox, or for a retry, far longer than the sender's window.
+    """
+    delivery = handler.verify(stored.body, stored.headers, received_at=stored.received)
     if stored.events is None:
         return delivery
     keep = set(stored.events)
