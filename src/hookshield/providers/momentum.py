@@ -252,10 +252,22 @@ class MomentumProvider(Provider):
     default_dedupe_ttl = 8 * 3600.0  # twice that, and SparkPost cloud's eight hours
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
-        """One event per record; none for the validation batch ``[{"msys": {}}]``."""
-        delivery_id, events = self.stream(body, headers, signature)
+        """One event per record; none for the validation batch ``[{"msys": {}}]``.
+
+        Decoded whole rather than through :meth:`stream`, so that a malformed batch is
+        refused in the standard library's own words (Python 3.13 names a trailing comma).
+        """
+        payload = self.payload(body, headers)
+        if isinstance(payload, dict) and "msys" in payload:
+            payload = [payload]  # a bare record: a batch of one
+        if not isinstance(payload, list):
+            raise MalformedPayload(_NOT_A_BATCH)
         return Delivery(
-            provider="momentum", id=delivery_id, events=tuple(events), headers=headers, body=body
+            provider="momentum",
+            id=self._delivery_id(body, headers),
+            events=tuple(_events(payload)),
+            headers=headers,
+            body=body,
         )
 
     def stream(
