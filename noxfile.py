@@ -66,17 +66,41 @@ if OTHER_PYTHONS:
     nox.options.sessions.append("tests_versions")
 
 
+LOCKS = "requirements"
+#: Every dependency group that a session installs, compiled into a lock of its own.
+LOCKED_GROUPS = (
+    "test",
+    "lint",
+    "typecheck",
+    "docs",
+    "bench",
+    "bench-smoke",
+    "adapters-oldest",
+    "nox",
+)
+
+
 def install_groups(session: nox.Session, *groups: str) -> None:
-    """Install PEP 735 dependency groups (the pip in a fresh venv may predate --group)."""
+    """Install dependency groups from their locks, exactly as pinned there.
+
+    The locks are compiled for every supported Python at once (`nox -s lock`), so the
+    same command gives the same packages next month; `nox -s latest` is the session
+    that installs the newest releases instead.
+    """
     for group in groups:
-        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+        session.install("-r", f"{LOCKS}/{group}.txt")
+
+
+def install_project(session: nox.Session) -> None:
+    """The checkout, editable, built by the hatchling its group's lock installed."""
+    session.install("--no-build-isolation", "--no-deps", "-e", ".")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite with branch coverage, gated at 95%."""
     install_groups(session, "test")
-    session.install("-e", ".")
+    install_project(session)
     session.run(
         "pytest",
         "--cov=hookshield",
@@ -99,7 +123,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src and tests."""
     install_groups(session, "typecheck")
-    session.install("-e", ".")
+    install_project(session)
     session.run("mypy", "--strict")
 
 
@@ -107,7 +131,7 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site, built with warnings as errors (mkdocs build --strict)."""
     install_groups(session, "docs")
-    session.install("-e", ".")
+    install_project(session)
     # The variable silences mkdocs-material's end-of-life banner in CI logs.
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
@@ -144,7 +168,7 @@ CORE_TESTS = (
 def tests_pure(session: nox.Session) -> None:
     """The core's tests with the standard library's JSON decoder (no hookshield[speedups])."""
     install_groups(session, "test")
-    session.install("-e", ".")
+    install_project(session)
     session.run(
         "pytest", "-p", "no:cacheprovider", *CORE_TESTS, *session.posargs,
         env={"HOOKSHIELD_NO_SPEEDUPS": "1"},
@@ -155,7 +179,7 @@ def tests_pure(session: nox.Session) -> None:
 def tests_versions(session: nox.Session) -> None:
     """The core's tests on the other supported Pythons found here (no coverage gate)."""
     install_groups(session, "test")
-    session.install("-e", ".")
+    install_project(session)
     session.run(
         "pytest",
         "-p",
@@ -173,7 +197,7 @@ def bench(session: nox.Session) -> None:
     (`bench_smoke` checks that the harness works).
     """
     install_groups(session, "bench")
-    session.install("-e", ".")
+    install_project(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
@@ -184,7 +208,7 @@ def bench_smoke(session: nox.Session) -> None:
     Kept out of `tests` (they take a minute and need py-spy); CI runs them here.
     """
     install_groups(session, "bench-smoke")
-    session.install("-e", ".")
+    install_project(session)
     session.run("pytest", "-p", "no:cacheprovider", "benchmarks/test_smoke.py", *session.posargs)
 
 
@@ -195,21 +219,8 @@ def profile(session: nox.Session) -> None:
     Not in the default sessions, like `bench`; `-- --tiny` for a smoke run.
     """
     install_groups(session, "bench")
-    session.install("-e", ".")
+    install_project(session)
     session.run("python", "-m", "benchmarks.profiles", *session.posargs)
-
-
-#: The oldest release of each framework that pyproject's extras allow, with the
-#: anyio and httpx of their time (newer ones warn inside Starlette 0.37's TestClient).
-OLDEST_FRAMEWORKS = (
-    "flask==2.3.*",
-    "werkzeug==2.3.*",
-    "django==4.2.*",
-    "starlette==0.37.*",
-    "fastapi==0.110.1",  # the first FastAPI on Starlette 0.37
-    "anyio==4.3.*",
-    "httpx==0.27.*",
-)
 
 
 @nox.session
@@ -218,8 +229,8 @@ def adapters_oldest(session: nox.Session) -> None:
 
     The default `tests` session runs the same tests on the newest releases.
     """
-    session.install("pytest>=8", "uvicorn>=0.30", "gunicorn>=22", *OLDEST_FRAMEWORKS)
-    session.install("-e", ".")
+    install_groups(session, "adapters-oldest")
+    install_project(session)
     session.run(
         "pytest",
         "-p",
@@ -230,3 +241,33 @@ def adapters_oldest(session: nox.Session) -> None:
         "--ignore=tests/adapters/test_celery.py",
         *session.posargs,
     )
+
+
+@nox.session
+def latest(session: nox.Session) -> None:
+    """The tests on the newest releases of everything, not the locks (not in the default run).
+
+    Run it on purpose to find what a new release breaks before a newcomer does; when
+    it passes, `nox -s lock` moves the locks forward.
+    """
+    session.install("--upgrade", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install("--upgrade", "-e", ".")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Compile every dependency group into requirements/GROUP.txt for Python 3.10 and up.
+
+    `nox -s lock` keeps the pins the locks have and adds what pyproject newly asks for;
+    `nox -s lock -- --upgrade` moves everything to today's newest releases that
+    pyproject allows; `nox -s lock -- --upgrade-package django` moves one package.
+    """
+    session.install("uv>=0.5")
+    for group in LOCKED_GROUPS:
+        session.run(
+            "uv", "pip", "compile", "--quiet", "--universal", "--python-version", "3.10",
+            "--group", f"pyproject.toml:{group}", "--output-file", f"{LOCKS}/{group}.txt",
+            "--custom-compile-command", "nox -s lock", "--annotation-style", "line",
+            *session.posargs,
+        )  # fmt: skip

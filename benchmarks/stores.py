@@ -89,6 +89,7 @@ def _round_trips(client: Any, counting: Any, store: DedupeStore) -> dict[str, fl
         store.complete(key, DEFAULT_TTL)
     completes = counting.replies - before - claims
     stats = client.info("commandstats")
+    # Redis 7 names subcommands (cmdstat_config|resetstat); only whole commands count here.
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
     # Each claim's script runs one SET NX inside the server, which commandstats
     # counts as a SET: the completions' SETs are the rest.

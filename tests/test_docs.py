@@ -277,7 +277,10 @@ def test_the_readme_says_what_the_full_run_costs_and_how_to_read_the_docs() -> N
 def test_the_readme_gives_the_two_set_up_commands() -> None:
     shell = [block.code for block in blocks(ROOT / "README.md", "sh")]
     assert "python -m pip install -e . && python -m hookshield demo\n" in shell
-    assert "python -m pip install nox && python -m nox\n" in shell
+    test_command = "python -m pip install -r requirements/nox.txt && python -m nox\n"
+    assert test_command in shell
+    # CI runs exactly the README's command, so what a newcomer runs is what is tested.
+    assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").endswith(test_command)
 
 
 def test_the_demo_transcript_in_the_docs_is_current(

@@ -227,27 +227,30 @@ def test_hookshield_verifies_reference_library_deliveries() -> None:
     "signature",
     ["v1", "v1,abc,def", "v1,%%%%", "garbage", "v1,YWJj"],
 )
-def test_where_the_reference_library_raises_a_bare_error_hookshield_is_typed(
+def test_a_malformed_signature_is_refused_by_both_and_typed_by_hookshield(
     signature: str,
 ) -> None:
     now = int(datetime.now(timezone.utc).timestamp())
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": signature}
-    with pytest.raises(Exception) as reference_error:  # noqa: PT011 - whatever it raises
+    # What the reference library raises differs between its releases; that it refuses
+    # does not.
+    with pytest.raises(Exception):  # noqa: PT011, B017
         Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)
-    with pytest.raises(WebhookError) as ours:
+    with pytest.raises(MalformedSignature) as ours:
         WebhookHandler("standard-webhooks", secret=SPEC_SECRET).authenticate(SPEC_BODY, headers)
     assert ours.value.status == 401
-    assert isinstance(ours.value, MalformedSignature)
-    assert isinstance(reference_error.value, (ValueError, binascii.Error, WebhookVerificationError))
 
 
-def test_a_non_utf8_body_is_refused_by_signature_not_a_decode_error() -> None:
+def test_a_non_utf8_body_is_refused_by_both_as_a_bad_signature() -> None:
     body = b"\xff\xfe not utf-8"
-    headers = spec_headers()
-    with pytest.raises(UnicodeDecodeError):
+    now = int(time.time())
+    # Signed over other bytes, at the current time, so only the body can be at fault.
+    headers = sign("standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now)
+    Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)  # the same headers over their own body
+    with pytest.raises(Exception):  # noqa: PT011, B017
         Webhook(SPEC_SECRET).verify(body, headers)
     with pytest.raises(InvalidSignature):
-        at(SPEC_TIMESTAMP).authenticate(body, headers)
+        WebhookHandler("standard-webhooks", secret=SPEC_SECRET).authenticate(body, headers)
 
 
 _HEADER_TEXT = st.text(

@@ -64,8 +64,8 @@ _SCHEMA = (
 # Insert the key in progress, or take over its row if that row has expired; the
 # row count (1 or 0) says which happened.
 _CLAIM = (
-    "INSERT INTO hookshield_dedupe (key, done, expiry) VALUES (?1, 0, ?2)"
-    " ON CONFLICT (key) DO UPDATE SET done = 0, expiry = ?2 WHERE expiry <= ?3"
+    "INSERT INTO hookshield_dedupe (key, done, expiry) VALUES (:key, 0, :expiry)"
+    " ON CONFLICT (key) DO UPDATE SET done = 0, expiry = :expiry WHERE expiry <= :now"
 )
 _STATE = "SELECT done FROM hookshield_dedupe WHERE key = ?"
 _COMPLETE = "INSERT OR REPLACE INTO hookshield_dedupe (key, done, expiry) VALUES (?, 1, ?)"
@@ -165,7 +165,9 @@ class SQLiteDedupeStore:
             # The connection as a context manager commits, or rolls back on an error.
             with connection:
                 connection.execute("BEGIN IMMEDIATE")
-                if connection.execute(_CLAIM, (name, now + lease, now)).rowcount:
+                if connection.execute(
+                    _CLAIM, {"key": name, "expiry": now + lease, "now": now}
+                ).rowcount:
                     answer = Claim.NEW
                 else:
                     (done,) = connection.execute(_STATE, (name,)).fetchone()
