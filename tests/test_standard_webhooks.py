@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import time
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
 
 from hookshield import (
     InvalidSignature,
@@ -245,7 +244,9 @@ def test_a_non_utf8_body_is_refused_by_both_as_a_bad_signature() -> None:
     body = b"\xff\xfe not utf-8"
     now = int(time.time())
     # Signed over other bytes, at the current time, so only the body can be at fault.
-    headers = sign("standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now)
+    headers = sign(
+        "standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now
+    )
     Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)  # the same headers over their own body
     with pytest.raises(Exception):  # noqa: PT011, B017
         Webhook(SPEC_SECRET).verify(body, headers)
