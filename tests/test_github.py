@@ -10,6 +10,7 @@ from hookshield import (
     Event,
     GitHubEvent,
     InvalidSignature,
+    MalformedHeader,
     MalformedSignature,
     MissingCredentials,
     WebhookHandler,
@@ -66,6 +67,19 @@ def test_a_repeated_signature_header_is_refused(github: WebhookHandler) -> None:
         github.authenticate(
             EXAMPLE_BODY, [("X-Hub-Signature-256", value), ("X-Hub-Signature-256", value)]
         )
+
+
+def test_a_repeated_delivery_guid_is_a_malformed_header_not_a_bad_credential(
+    github: WebhookHandler,
+) -> None:
+    # X-GitHub-Delivery is no credential: the signature checked out, so a 401 would
+    # tell the operator to look at the secret.  GitHub sends the GUID once.
+    body, headers = sample_delivery("github", "issues.opened", secret=SECRET)
+    pairs = [*headers.items(), ("X-GitHub-Delivery", "00000000-0000-0000-0000-000000000000")]
+    with pytest.raises(MalformedHeader, match="X-GitHub-Delivery header was sent more than once"):
+        github.verify(body, pairs)
+    outcome = github.handle(body, pairs)
+    assert (outcome.status, outcome.dispatched) == (400, 0)
 
 
 def test_the_type_joins_the_event_header_and_the_action(github: WebhookHandler) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import time
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
 
 from hookshield import (
     InvalidSignature,
@@ -101,6 +100,28 @@ def test_each_header_is_required(missing: str) -> None:
     headers = {k: v for k, v in spec_headers().items() if k != missing}
     with pytest.raises(MissingCredentials, match=missing):
         at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, headers)
+
+
+@pytest.mark.parametrize("empty", ["", " ", "\t"])
+def test_an_empty_webhook_id_is_refused_as_malformed(empty: str) -> None:
+    # The specification requires a message id, and the reference library refuses a
+    # delivery without one; signed over an empty id, it would still match, and key
+    # the delivery on nothing the sender chose.
+    now = datetime.now(timezone.utc)
+    body = '{"type": "invoice.paid", "timestamp": "2025-01-01T00:00:00Z", "data": {}}'
+    headers = {
+        "webhook-id": empty,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SPEC_SECRET).sign("", now, body),
+    }
+    with pytest.raises(Exception):  # noqa: PT011, B017 - its error type varies by release
+        Webhook(SPEC_SECRET).verify(body, {**headers, "webhook-id": ""})
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    with pytest.raises(MalformedSignature, match="webhook-id header is empty") as caught:
+        handler.verify(body.encode(), headers)
+    assert caught.value.status == 401  # as a missing webhook-id is: a signed header
+    outcome = handler.handle(body.encode(), headers)
+    assert (outcome.status, outcome.dispatched) == (401, 0)
 
 
 def test_a_changed_body_is_refused() -> None:
@@ -245,7 +266,9 @@ def test_a_non_utf8_body_is_refused_by_both_as_a_bad_signature() -> None:
     body = b"\xff\xfe not utf-8"
     now = int(time.time())
     # Signed over other bytes, at the current time, so only the body can be at fault.
-    headers = sign("standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now)
+    headers = sign(
+        "standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now
+    )
     Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)  # the same headers over their own body
     with pytest.raises(Exception):  # noqa: PT011, B017
         Webhook(SPEC_SECRET).verify(body, headers)

@@ -201,6 +201,7 @@ class HmacProvider(Provider):
         if len(parts) == 1:
             return body  # "{body}": no copy
         stamp_header = (self.sender.timestamp_header or "").lower()
+        id_header = (self.sender.id_header or "").lower()
         chunks: list[bytes] = []
         for kind, value in parts:
             if kind == "body":
@@ -217,6 +218,14 @@ class HmacProvider(Provider):
                         f"the delivery has no {value} header; {self.title} signs one"
                     )
                 text = found.strip()
+                if not text and value == id_header:
+                    # The signed id is the de-duplication key: an empty one would key
+                    # the delivery on nothing the sender chose (and the Standard
+                    # Webhooks specification requires one).
+                    raise MalformedSignature(
+                        f"the {self.sender.id_header} header is empty; {self.title} "
+                        "signs the message's id there"
+                    )
             try:
                 chunks.append(text.encode("utf-8"))
             except UnicodeEncodeError:
@@ -301,7 +310,9 @@ class HmacProvider(Provider):
         if sender.id_field is not None:
             return as_str(_at(payload, sender.id_field))
         if sender.id_header is not None:
-            value = read_header(headers, sender.id_header)
+            # An unsigned id (GitHub's delivery GUID) is no credential: sent twice, it
+            # is a malformed header (400), not a failed authentication.
+            value = read_header(headers, sender.id_header, credential=sender.id_is_signed)
             return (value.strip() or None) if value is not None else None
         return None
 
