@@ -555,7 +555,7 @@ class TestMomentum:
         delivery = make_handler("momentum").verify(
             body, sign("momentum", body, batch_id="b-7", **CREDENTIALS["momentum"])
         )
-        assert delivery.id == "batch:b-7"
+        assert delivery.id == "batch:b-7:sha256:" + hashlib.sha256(body).hexdigest()
         classes = [e.event_class for e in delivery.events if isinstance(e, MomentumEvent)]
         assert classes == [
             "message_event",
