@@ -15,8 +15,9 @@ Rules this module owns:
   Every bad input is a typed :class:`WebhookError`; the timestamp window is judged
   only once the signature matched, and in both directions (PROVIDERS.md, "Replay").
 * The de-duplication key is the event id when the signature covers it, otherwise the
-  body's SHA-256 plus the event type: an unsigned id (a delivery GUID) would let a
-  replay through with a fresh one.
+  body's SHA-256 plus the event type (but for a type from a header when the
+  description says ``type_in_key=False``): an unsigned id (a delivery GUID) would let
+  a replay through with a fresh one.
 
 Nothing here logs, awaits, touches a store or starts a thread.
 """
@@ -293,6 +294,8 @@ class HmacProvider(Provider):
         )
         if event_id is not None and sender.id_is_signed:
             key = "event:" + event_id
+        elif sender.type_field is None and not sender.type_in_key:
+            key = f"sha256:{hashlib.sha256(body).hexdigest()}"  # the type is unsigned
         else:
             key = f"sha256:{hashlib.sha256(body).hexdigest()}:{kind}"
         return Delivery(provider=self.name, id=key, events=(event,), headers=headers, body=body)
