@@ -215,7 +215,7 @@ class MoonsenseProvider(Provider):
                 raise InvalidSignature(
                     "the X-Moonsense-Signature-256 signature does not match the raw form "
                     "body; a signature over the 'payload' field alone covers only a form "
-                    "of exactly one 'payload' field, and this one has other fields"
+                    "of exactly one 'payload' field, which this form is not"
                 ) from None
             raise
 
