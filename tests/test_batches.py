@@ -108,6 +108,22 @@ class TestHandle:
         assert (again.status, again.reason, again.duplicate) == (200, "duplicate events", True)
         assert len(seen) == 2
 
+    @pytest.mark.parametrize("stream_batches", [True, False])
+    def test_two_different_batches_under_one_batch_id_are_both_run(
+        self, stream_batches: bool
+    ) -> None:
+        # The batch id is an unsigned header: a sender's reuse, or a forger's, must not
+        # make a new batch read as a duplicate, which would answer 200 and drop it.
+        handler, seen = _recording(stream_batches=stream_batches)
+        first, second = _records("delivery", "click"), _records("bounce", "open")
+        assert handler.handle(*_signed(first, batch_id="b-5")).dispatched == 2
+        outcome = handler.handle(*_signed(second, batch_id="b-5"))
+        assert (outcome.status, outcome.dispatched, outcome.duplicate) == (200, 2, False)
+        assert seen == [r["msys"][next(iter(r["msys"]))]["event_id"] for r in first + second]
+        # The same batch again, under its id, is still answered as a duplicate.
+        again = handler.handle(*_signed(second, batch_id="b-5"))
+        assert (again.reason, again.dispatched) == ("duplicate delivery", 0)
+
     def test_records_without_a_route_are_named_in_the_reason(self) -> None:
         handler = make_handler("momentum")
         handler.on("click")(lambda event: None)

@@ -471,16 +471,18 @@ def test_a_failing_record_without_an_id_is_released_for_the_retry() -> None:
     assert handler.handle(body, headers).status == 500  # released: retried, not a duplicate
 
 
-def test_a_repeated_batch_id_is_a_duplicate() -> None:
+def test_a_repeated_batch_is_a_duplicate_but_not_another_batch_under_its_id() -> None:
     handler = make_handler("momentum")
     body = sample_batch(["delivery"])
     headers = sign("momentum", body, batch_id="batch-1", **CREDENTIALS["momentum"])
     handler.handle(body, headers)
+    outcome = handler.handle(body, headers)
+    assert outcome.duplicate and outcome.reason == "duplicate delivery"
     other = sample_batch(["bounce"])
     outcome = handler.handle(
         other, sign("momentum", other, batch_id="batch-1", **CREDENTIALS["momentum"])
     )
-    assert outcome.duplicate and outcome.reason == "duplicate delivery"
+    assert not outcome.duplicate and outcome.dispatched == 0  # no route, but run
 
 
 def test_a_store_shared_between_handlers_dedupes_across_them() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import urllib.parse
 
 import pytest
@@ -10,6 +11,7 @@ from hookshield import (
     Event,
     GitHubEvent,
     InvalidSignature,
+    MalformedHeader,
     MalformedSignature,
     MissingCredentials,
     WebhookHandler,
@@ -68,6 +70,19 @@ def test_a_repeated_signature_header_is_refused(github: WebhookHandler) -> None:
         )
 
 
+def test_a_repeated_delivery_guid_is_a_malformed_header_not_a_bad_credential(
+    github: WebhookHandler,
+) -> None:
+    # X-GitHub-Delivery is no credential: the signature checked out, so a 401 would
+    # tell the operator to look at the secret.  GitHub sends the GUID once.
+    body, headers = sample_delivery("github", "issues.opened", secret=SECRET)
+    pairs = [*headers.items(), ("X-GitHub-Delivery", "00000000-0000-0000-0000-000000000000")]
+    with pytest.raises(MalformedHeader, match="X-GitHub-Delivery header was sent more than once"):
+        github.verify(body, pairs)
+    outcome = github.handle(body, pairs)
+    assert (outcome.status, outcome.dispatched) == (400, 0)
+
+
 def test_the_type_joins_the_event_header_and_the_action(github: WebhookHandler) -> None:
     seen: list[str] = []
 
@@ -122,12 +137,27 @@ def test_the_unsigned_delivery_guid_is_not_the_dedupe_key(github: WebhookHandler
     first, second = github.verify(body, headers), github.verify(body, replayed)
     assert first.id == second.id
     assert headers["X-GitHub-Delivery"] not in first.id
-    assert first.id.endswith(":issues.opened")
+    assert first.id == "sha256:" + hashlib.sha256(body).hexdigest()
     assert github.handle(body, headers).duplicate is False
     assert github.handle(body, replayed).duplicate is True
-    # The same body under another event header is another event, and another key.
-    other = {**headers, "X-GitHub-Event": "pull_request"}
-    assert github.verify(body, other).id != first.id
+
+
+def test_a_body_replayed_under_another_event_header_runs_nothing(
+    github: WebhookHandler,
+) -> None:
+    # X-GitHub-Event is unsigned: keyed on it, a captured body re-sent as "push",
+    # "pull_request", ... was a new delivery each time, and a route on "*" (or one on
+    # several of those types) ran once per header.  Every GitHub event has a body of
+    # its own, so the body alone is the key.
+    seen: list[str] = []
+    github.on("*")(lambda event: seen.append(event.type))
+    body, headers = sample_delivery("github", "issues.opened", secret=SECRET)
+    assert github.handle(body, headers).dispatched == 1
+    for other in ("pull_request", "push", "Issues", "ping", "x"):
+        replayed = {**headers, "X-GitHub-Event": other}
+        assert github.verify(body, replayed).id == github.verify(body, headers).id
+        assert github.handle(body, replayed).duplicate
+    assert seen == ["issues.opened"]
 
 
 def test_a_form_encoded_delivery(github: WebhookHandler) -> None:

@@ -8,13 +8,14 @@ The pieces have their own specifications (``test_credentials``, ``test_verify``,
 from __future__ import annotations
 
 import asyncio
+import email.message
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from hookshield import Event, MemoryDedupeStore, WebhookHandler
+from hookshield import Event, Headers, MemoryDedupeStore, WebhookHandler
 from hookshield.providers import get_provider
 from hookshield.testing import sample_batch, sample_delivery, sign
 
@@ -203,3 +204,134 @@ def test_an_async_route_called_from_plain_code_is_run_to_its_end() -> None:
 
     assert handler.handle(*mindpeeker_delivery()).dispatched == 1
     assert seen == ["session.created"]
+
+
+# -- the caller's arguments: a wrong type is a TypeError, never an answer ------------------
+
+ENTRY_POINTS: dict[str, Callable[[WebhookHandler, bytes, Any], object]] = {
+    "verify": lambda handler, body, headers: handler.verify(body, headers),
+    "handle": lambda handler, body, headers: handler.handle(body, headers),
+    "accept": lambda handler, body, headers: handler.accept(body, headers),
+    "authenticate": lambda handler, body, headers: handler.authenticate(body, headers),
+    "iter_events": lambda handler, body, headers: handler.iter_events(body, headers),
+    "handle_async": lambda handler, body, headers: asyncio.run(handler.handle_async(body, headers)),
+    "accept_async": lambda handler, body, headers: asyncio.run(handler.accept_async(body, headers)),
+}
+
+
+def _message(headers: dict[str, str] | None = None) -> email.message.Message:
+    message = email.message.Message()
+    for name, value in (headers or mindpeeker_delivery()[1]).items():
+        message[name] = value
+    return message
+
+
+NOT_HEADERS: dict[str, Callable[[], object]] = {
+    "None": lambda: None,
+    "str": lambda: "X-MindPeeker-Signature: sha256=00",
+    "empty str": lambda: "",
+    "bytes": lambda: b"Content-Type: application/json",
+    "empty bytes": lambda: b"",
+    "int": lambda: 5,
+    "email.message.Message": _message,
+    "an empty email.message.Message": email.message.Message,
+    "an iterable of names": lambda: ["Content-Type"],
+    "three-item tuples": lambda: [("Content-Type", "application/json", "x")],
+    "an int value": lambda: {"Content-Type": 1.5},
+    "an int name": lambda: {5: "application/json"},
+    "an object value in a pair": lambda: [("X-MindPeeker-Signature", object())],
+}
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("headers", NOT_HEADERS)
+def test_headers_of_the_wrong_type_are_a_type_error_at_every_entry_point(
+    entry_point: str, headers: str
+) -> None:
+    # A 400 would be final for the sender: every delivery lost to a bug in the caller.
+    handler = make_handler("mindpeeker")
+    seen: list[Event] = []
+    handler.on("*")(seen.append)
+    body, _ = mindpeeker_delivery()
+    with pytest.raises(TypeError, match="header"):
+        ENTRY_POINTS[entry_point](handler, body, NOT_HEADERS[headers]())
+    assert seen == []
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+@pytest.mark.parametrize("body", [None, "{}", 5, ["{}"]])
+def test_a_body_of_the_wrong_type_is_a_type_error_at_every_entry_point(
+    entry_point: str, body: Any
+) -> None:
+    handler = make_handler("mindpeeker")
+    with pytest.raises(TypeError, match="raw request body"):
+        ENTRY_POINTS[entry_point](handler, body, mindpeeker_delivery()[1])
+
+
+def test_check_peer_refuses_headers_of_the_wrong_type_with_a_type_error() -> None:
+    # Read when the peer is a trusted proxy, whose forwarding headers count.
+    handler = make_handler("mindpeeker", allowed_ips=["10.0.0.0/8"], trusted_proxies=["127.0.0.1"])
+    for headers in (None, "X-Forwarded-For: 127.0.0.1", _message()):
+        with pytest.raises(TypeError):
+            handler.check_peer("127.0.0.1", headers)  # type: ignore[arg-type]
+
+
+def _werkzeug_environ_headers(headers: dict[str, str]) -> object:
+    from werkzeug.test import EnvironBuilder
+
+    return EnvironBuilder(method="POST", headers=list(headers.items())).get_request().headers
+
+
+def _werkzeug_headers(headers: dict[str, str]) -> object:
+    from werkzeug.datastructures import Headers as WerkzeugHeaders
+
+    return WerkzeugHeaders(list(headers.items()))
+
+
+def _django_headers(headers: dict[str, str]) -> object:
+    from .adapters.support import configure_django
+
+    configure_django()
+    from django.test import RequestFactory
+
+    rest = {name: value for name, value in headers.items() if name != "Content-Type"}
+    request = RequestFactory().post("/hooks", content_type=headers["Content-Type"], headers=rest)
+    return request.headers
+
+
+def _starlette_headers(headers: dict[str, str]) -> object:
+    from starlette.datastructures import Headers as StarletteHeaders
+
+    return StarletteHeaders(headers)
+
+
+HEADER_SHAPES: dict[str, Callable[[dict[str, str]], object]] = {
+    "dict": dict,
+    "hookshield.Headers": Headers,
+    "ASGI byte pairs": lambda h: [(n.lower().encode(), v.encode("latin-1")) for n, v in h.items()],
+    "ASGI byte lists": lambda h: [[n.lower().encode(), v.encode()] for n, v in h.items()],
+    "a generator of pairs": lambda h: ((n, v) for n, v in h.items()),
+    "list(email.message.Message.items())": lambda h: list(_message(h).items()),
+    "a dict with a value given as None": lambda h: {**h, "X-Request-Id": None},
+    "Werkzeug's request.headers": _werkzeug_environ_headers,
+    "Werkzeug's Headers": _werkzeug_headers,
+    "Django's request.headers": _django_headers,
+    "Starlette's Headers": _starlette_headers,
+}
+
+
+@pytest.mark.parametrize("shape", HEADER_SHAPES)
+def test_every_shape_of_headers_that_frameworks_hand_over_is_verified(shape: str) -> None:
+    body, headers = mindpeeker_delivery()
+    delivery = make_handler("mindpeeker").verify(body, HEADER_SHAPES[shape](headers))  # type: ignore[arg-type]
+    assert delivery.events[0].type == "session.created"
+    assert delivery.headers.get("x-mindpeeker-signature") == headers["X-MindPeeker-Signature"]
+
+
+def test_a_header_given_as_none_is_absent() -> None:
+    # What a caller that copies request.headers.get(name) passes for a header the
+    # request did not carry: a refusal for that, not a crash.
+    body, headers = mindpeeker_delivery()
+    outcome = make_handler("mindpeeker").handle(body, {**headers, "X-MindPeeker-Signature": None})
+    assert outcome.status == 401
+    assert "no X-MindPeeker-Signature header" in outcome.reason

@@ -200,6 +200,25 @@ def test_an_unsigned_id_is_not_the_dedupe_key() -> None:
     assert handler.verify(body, {**headers, "X-Id": "two"}).id == key
 
 
+def test_a_type_header_is_in_the_key_unless_the_description_leaves_it_out() -> None:
+    body = b'{"id": 7}'
+    keys: dict[bool, set[str]] = {}
+    for type_in_key in (True, False):
+        sender = dataclasses.replace(
+            MOCO, name=f"moco-{type_in_key}".lower(), type_in_key=type_in_key
+        )
+        handler = WebhookHandler(sender, secret=MOCO_KEY)
+        keys[type_in_key] = {
+            handler.verify(body, get_provider(sender).sign(body, secret=MOCO_KEY, event=event)).id
+            for event in ("activity.update", "activity.delete")
+        }
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    # By default one body under two types is two events (MOCO's update and delete).
+    assert keys[True] == {digest + ":activity.update", digest + ":activity.delete"}
+    # Left out, the body alone is the key: a replay under another type is a duplicate.
+    assert keys[False] == {digest}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderEvent(Event):
     """A typed event of a described sender."""
@@ -292,6 +311,7 @@ BASE: dict[str, Any] = {"name": "acme", "signature_header": "X-Sig", "type_field
         ({"event_types": "a.b"}, TypeError, "sequence"),
         ({"event_types": ["a", ""]}, ValueError, "must not be empty"),
         ({"accepts_form": "yes"}, TypeError, "True or False"),
+        ({"type_in_key": 0}, TypeError, "True or False"),
     ],
 )
 def test_a_misconfiguration_is_refused_at_construction(

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hookshield import DEFAULT_TTL, Delivery, FrozenObject, MomentumEvent, WebhookHandler
 from hookshield.providers import PROVIDERS, get_provider
 from hookshield.testing import sample_batch, sample_body, sign
 
-from .conftest import CREDENTIALS, PROVIDER_NAMES, make_handler
+from .conftest import CREDENTIALS, PROVIDER_NAMES, a_type, make_handler
 
 
 def _sha(body: bytes) -> str:
@@ -204,3 +211,138 @@ class TestRetryWindows:
     def test_the_ttl_outlasts_the_retries(self, provider: str) -> None:
         sender = get_provider(provider)
         assert sender.default_dedupe_ttl > sender.retry_window
+
+
+# -- one signed event, one key: whatever may vary between two accepted copies of it ------
+
+#: Two secrets (a key rotation) per signing sender; two credentials per token sender.
+ROTATING: dict[str, list[str]] = {
+    "moonsense": ["moonsense-old", "moonsense-new"],
+    "moco": ["1d608b9d72219b90ff2393a1d3ee0ac0", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"],
+    "mindpeeker": ["whsec_mindpeeker_old", "whsec_mindpeeker_new"],
+    "github": ["It's a Secret to Everybody", "another secret"],
+    "standard-webhooks": [
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_c2Vjb25kLXN0YW5kYXJkLXNlY3JldA==",
+    ],
+}
+SHARED: dict[str, Any] = {
+    "token": "shared-token",
+    "basic_auth": ("hookshield", "basic-password"),
+    "bearer_token": "bearer-token",
+}
+KEY_HANDLERS = {
+    name: WebhookHandler(name, secret=ROTATING[name], dedupe=None)
+    if name in ROTATING
+    else WebhookHandler(name, **SHARED, dedupe=None)
+    for name in PROVIDER_NAMES
+}
+#: One event of each sender, fixed: its copies differ only where the sender (or a
+#: replay of it) may make them differ.
+EVENTS = {name: sample_body(name, a_type(name), {"n": 1}) for name in PROVIDER_NAMES}
+FORM = "application/x-www-form-urlencoded"
+_TEXT = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=24)
+_JSON_TYPES = ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+
+
+def _case(data: st.DataObject) -> Callable[[str], str]:
+    change: Callable[[str], str] = data.draw(
+        st.sampled_from([str.lower, str.upper, str.title, lambda name: name]), label="name case"
+    )
+    return change
+
+
+def _copy_of(provider: str, data: st.DataObject) -> tuple[bytes, list[tuple[str, str]]]:
+    """An accepted copy of ``provider``'s one event, as it may come off the wire.
+
+    What may differ between copies: the secret that signed it (a key rotation) or the
+    credential that came with it, every header no signature covers (their names'
+    case, a Content-Type's spelling, delivery GUIDs, MOCO's timestamp, user and the
+    case of its target and action, GitHub's event header, Momentum's batch id), the
+    case of a hex signature, Standard Webhooks' timestamp (a retry is signed again)
+    and the other signatures beside the one that matches, Momentum's spacing, and
+    Moonsense's JSON sent as a form, percent-encoded either way, under the signature
+    of the JSON.
+    """
+    body = EVENTS[provider]
+    wire = body
+    options: dict[str, Any] = {}
+    if provider in ROTATING:
+        options["secret"] = data.draw(st.sampled_from(ROTATING[provider]), label="secret")
+    else:
+        method = data.draw(st.sampled_from(sorted(SHARED)), label="credential")
+        options[method] = SHARED[method]
+    content_type = data.draw(st.sampled_from(_JSON_TYPES), label="content type")
+    if provider == "moonsense":
+        # The body names its type: the unsigned X-Moonsense-Event is only a label.
+        names = [*PROVIDERS["moonsense"].event_types, "anything"]
+        options["event"] = data.draw(st.sampled_from(names), label="X-Moonsense-Event")
+        if data.draw(st.booleans(), label="as a form"):
+            # Signed over the payload: the same signature as the JSON body's.
+            quote = data.draw(st.sampled_from([urllib.parse.quote_plus, urllib.parse.quote]))
+            wire = b"payload=" + quote(body.decode(), safe="").encode()
+            wire += data.draw(st.sampled_from([b"", b"&", b"&&"]), label="empty fields")
+            content_type = data.draw(st.sampled_from([FORM, FORM + "; charset=utf-8"]))
+    elif provider == "moco":
+        options["timestamp"] = data.draw(st.integers(0, 2**41), label="X-Moco-Timestamp")
+        options["user_id"] = data.draw(st.integers(0, 2**40), label="X-Moco-User-Id")
+        options["account_url"] = "https://" + data.draw(_TEXT, label="account") + ".example"
+        options["event"] = "project.update"
+    elif provider == "github":
+        # Neither the delivery GUID nor the event header is signed.
+        options["event_id"] = str(uuid.UUID(int=data.draw(st.integers(0, 2**128 - 1))))
+        options["event"] = data.draw(
+            st.sampled_from(["ping", "issues", "Issues", "pull_request", "push", "x"]),
+            label="X-GitHub-Event",
+        )
+    elif provider == "standard-webhooks":
+        # A retry is signed again, at its own time, with the same message id.
+        options["event_id"] = "msg_2KWPBgLlAfxdpx2AI54pPJ85f1W"
+        options["timestamp"] = int(time.time()) - data.draw(st.integers(0, 240))
+    elif provider == "momentum":
+        options["batch_id"] = data.draw(_TEXT, label="batch id") or None
+        indent = data.draw(st.sampled_from([None, 0, 2]), label="spacing")
+        wire = json.dumps(json.loads(body), indent=indent).encode()
+        body = wire
+    headers = sign(provider, body, **options)
+    headers["Content-Type"] = content_type
+    if provider == "moco":
+        for name in ("X-Moco-Target", "X-Moco-Event"):
+            spelled = data.draw(st.sampled_from([str.lower, str.upper, str.title]))
+            headers[name] = spelled(headers[name]) + data.draw(st.sampled_from(["", " "]))
+    if provider == "standard-webhooks" and data.draw(st.booleans(), label="more signatures"):
+        other = "v1," + base64.b64encode(bytes(32)).decode()
+        headers["webhook-signature"] = f"{other} {headers['webhook-signature']} v1a,xyz"
+    if provider in ("mindpeeker", "github", "moco", "moonsense") and data.draw(st.booleans()):
+        name = PROVIDERS[provider].signature_header or ""
+        headers[name] = headers[name].upper()  # hex digits, compared in lower case
+    extra = data.draw(
+        st.dictionaries(st.sampled_from(["User-Agent", "X-Request-Id", "Via", "Date"]), _TEXT),
+        label="other headers",
+    )
+    case = _case(data)
+    return wire, [(case(name), value) for name, value in {**headers, **extra}.items()]
+
+
+def _what_runs_once(provider: str, delivery: Delivery) -> tuple[str | None, ...]:
+    """The keys that decide whether a delivery's routes run: the delivery's, or, for a
+    sender of batches, each record's (the batch key only saves the work)."""
+    sender = get_provider(provider)
+    if sender.dedupe_events:
+        return tuple(sender.event_key(event) for event in delivery.events)
+    return (delivery.id,)
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_two_accepted_copies_of_one_signed_event_have_one_key(
+    provider: str, data: st.DataObject
+) -> None:
+    handler = KEY_HANDLERS[provider]
+    first = handler.verify(*_copy_of(provider, data))
+    second = handler.verify(*_copy_of(provider, data))
+    # One event: the same signed data (the unsigned headers around it may differ).
+    assert [e.data for e in first.events] == [e.data for e in second.events]
+    assert _what_runs_once(provider, first) == _what_runs_once(provider, second)
+    assert None not in _what_runs_once(provider, first)

@@ -16,6 +16,7 @@ from hookshield import (
     EmptyBody,
     GitHubEvent,
     InvalidEncoding,
+    InvalidSignature,
     MalformedPayload,
     MindPeekerEvent,
     MocoEvent,
@@ -403,6 +404,52 @@ class TestMoonsense:
         delivery = make_handler("moonsense").verify(body, headers)
         assert delivery.events[0].type == "session.created"
 
+    def test_a_json_delivery_and_its_form_twin_are_one_delivery(self) -> None:
+        # The payload-only signature of a JSON body also verifies the same JSON sent
+        # as a form: both are one signed event, so both get one key.
+        body, headers = sample_delivery("moonsense", "session.created", **CREDENTIALS["moonsense"])
+        twin = urllib.parse.urlencode({"payload": body.decode()}).encode()
+        form_headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        handler = make_handler("moonsense")
+        assert handler.verify(twin, form_headers).id == handler.verify(body, headers).id
+        assert handler.verify(body, headers).id == "sha256:" + hashlib.sha256(body).hexdigest()
+        seen: list[object] = []
+        handler.on("*")(seen.append)
+        assert handler.handle(body, headers).dispatched == 1
+        assert handler.handle(twin, form_headers).duplicate
+        assert len(seen) == 1
+
+    @pytest.mark.parametrize(
+        "extra",
+        [b"&n=1", b"&n=2", b"&payload=%7B%7D", b"&=", b"&n", b"&signature=x"],
+    )
+    def test_a_payload_signature_covers_only_a_form_of_that_field_alone(self, extra: bytes) -> None:
+        # A captured JSON delivery re-sent as payload=<the JSON>&n=1, &n=2...: each one
+        # verified over its payload, and each got a new key from its other bytes.
+        body, headers = sample_delivery("moonsense", "session.created", **CREDENTIALS["moonsense"])
+        form_headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        replay = urllib.parse.urlencode({"payload": body.decode()}).encode() + extra
+        handler = make_handler("moonsense")
+        seen: list[object] = []
+        handler.on("*")(seen.append)
+        assert handler.handle(body, headers).dispatched == 1
+        with pytest.raises(InvalidSignature, match="exactly one 'payload' field") as caught:
+            handler.verify(replay, form_headers)
+        assert caught.value.status == 401
+        assert handler.handle(replay, form_headers).status == 401
+        assert len(seen) == 1
+
+    def test_a_form_signed_whole_may_carry_other_fields_and_is_keyed_on_its_payload(
+        self,
+    ) -> None:
+        payload = sample_body("moonsense", "session.created")
+        body = urllib.parse.urlencode({"payload": payload.decode(), "n": "1"}).encode()
+        form = "application/x-www-form-urlencoded"
+        headers = sign("moonsense", body, content_type=form, **CREDENTIALS["moonsense"])
+        delivery = make_handler("moonsense").verify(body, headers)
+        assert delivery.events[0].type == "session.created"
+        assert delivery.id == "sha256:" + hashlib.sha256(payload).hexdigest()
+
     @pytest.mark.parametrize("body", [b"other=1", b"payload=1&payload=2", b"payload=%ff"])
     def test_bad_forms(self, body: bytes) -> None:
         headers = sign(
@@ -555,7 +602,7 @@ class TestMomentum:
         delivery = make_handler("momentum").verify(
             body, sign("momentum", body, batch_id="b-7", **CREDENTIALS["momentum"])
         )
-        assert delivery.id == "batch:b-7"
+        assert delivery.id == "batch:b-7:sha256:" + hashlib.sha256(body).hexdigest()
         classes = [e.event_class for e in delivery.events if isinstance(e, MomentumEvent)]
         assert classes == [
             "message_event",

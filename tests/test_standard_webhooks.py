@@ -102,6 +102,28 @@ def test_each_header_is_required(missing: str) -> None:
         at(SPEC_TIMESTAMP).authenticate(SPEC_BODY, headers)
 
 
+@pytest.mark.parametrize("empty", ["", " ", "\t"])
+def test_an_empty_webhook_id_is_refused_as_malformed(empty: str) -> None:
+    # The specification requires a message id, and the reference library refuses a
+    # delivery without one; signed over an empty id, it would still match, and key
+    # the delivery on nothing the sender chose.
+    now = datetime.now(timezone.utc)
+    body = '{"type": "invoice.paid", "timestamp": "2025-01-01T00:00:00Z", "data": {}}'
+    headers = {
+        "webhook-id": empty,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SPEC_SECRET).sign("", now, body),
+    }
+    with pytest.raises(Exception):  # noqa: PT011, B017 - its error type varies by release
+        Webhook(SPEC_SECRET).verify(body, {**headers, "webhook-id": ""})
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    with pytest.raises(MalformedSignature, match="webhook-id header is empty") as caught:
+        handler.verify(body.encode(), headers)
+    assert caught.value.status == 401  # as a missing webhook-id is: a signed header
+    outcome = handler.handle(body.encode(), headers)
+    assert (outcome.status, outcome.dispatched) == (401, 0)
+
+
 def test_a_changed_body_is_refused() -> None:
     with pytest.raises(InvalidSignature, match=r"raw\s+request body"):
         at(SPEC_TIMESTAMP).authenticate(b'{"test": 2432232315}', spec_headers())

@@ -43,7 +43,7 @@ from ._claims import Kind, Steps
 from ._dispatch import advance
 from ._errors import WebhookError
 from ._outcome import Outcome
-from ._verify import Body
+from ._verify import Body, as_bytes
 
 if TYPE_CHECKING:
     from ._events import Delivery
@@ -261,6 +261,7 @@ def _verifies_inline(handler: WebhookHandler, body: Body) -> bool:
 
 async def handle(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
     """``handler.handle_async``: see there."""
+    body = as_bytes(body)  # a caller's wrong type raises here, before its size is judged
     router = handler.router
     if handler.store_is_async or router.any_async:
         # Async routes or an async store: on the loop, but for a large body's
@@ -288,6 +289,7 @@ async def handle(handler: WebhookHandler, body: Body, headers: HeadersLike) -> O
 
 async def accept(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
     """``handler.accept_async``: see there."""
+    body = as_bytes(body)
     if _verifies_inline(handler, body):
         return handler.accept(body, headers)  # small, and no store call to wait for
     if not handler.store_is_async:

@@ -26,6 +26,7 @@ from contextvars import ContextVar
 from ._errors import (
     HeaderTooLarge,
     InvalidSignature,
+    MalformedHeader,
     MalformedSignature,
 )
 from ._headers import Headers
@@ -93,8 +94,15 @@ def hmac_hex(key: bytes, message: bytes) -> str:
     return hmac.digest(key, message, "sha256").hex()
 
 
-def read_header(headers: Headers, name: str, *, max_size: int = MAX_HEADER_SIZE) -> str | None:
-    """The value of a credential header, refusing a repeated or oversized one."""
+def read_header(
+    headers: Headers, name: str, *, max_size: int = MAX_HEADER_SIZE, credential: bool = True
+) -> str | None:
+    """The value of a header the sender sends once, refusing a repeated or oversized one.
+
+    A repeated credential (a signature, or a header the signature covers) is a
+    :class:`MalformedSignature` (401); a repeated header that is no credential (an
+    unsigned delivery GUID), with ``credential=False``, a :class:`MalformedHeader` (400).
+    """
     value = headers.get(name)
     if value is None:
         return None
@@ -103,9 +111,8 @@ def read_header(headers: Headers, name: str, *, max_size: int = MAX_HEADER_SIZE)
             f"the {name} header is {len(value)} bytes long; at most {max_size} are accepted"
         )
     if headers.is_repeated(name):
-        raise MalformedSignature(
-            f"the {name} header was sent more than once; a delivery must carry exactly one"
-        )
+        error = MalformedSignature if credential else MalformedHeader
+        raise error(f"the {name} header was sent more than once; a delivery must carry exactly one")
     return value
 
 

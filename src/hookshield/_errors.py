@@ -71,7 +71,12 @@ class InvalidSignature(AuthenticationError):
 
 
 class MalformedHeader(WebhookError):
-    """A header's name or value is of no type a header can have (400)."""
+    """A header that is no credential is not as the sender sends it: given twice (400).
+
+    A credential header (a signature, or a header the signature covers) that is
+    malformed is a :class:`MalformedSignature` (401) instead.  Headers of a wrong
+    Python type are the calling code's mistake, a ``TypeError``.
+    """
 
     status = 400
 

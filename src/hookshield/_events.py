@@ -57,15 +57,18 @@ class Event:
 class Delivery:
     """A verified HTTP delivery: who sent it, its de-duplication key and its events.
 
-    ``id`` is the de-duplication key, derived from the body so that a replay with
-    fresh unsigned headers keeps the same ``id``: ``"event:<id>"`` for the signed
-    event id in the body (MindPeeker); ``"sha256:<hex>"``, the SHA-256 of the raw
-    body, otherwise, followed by ``":<type>"`` where the event type comes from an
-    unsigned header (MOCO always, Moonsense when the body has no ``event_type``), so
-    that one body sent as two events is two deliveries; and ``"batch:<id>"`` for
-    Momentum's batch header, whose records are each de-duplicated as well.  The key
-    does not depend on which secret signed the body, so a body signed under the old
-    and the new secret during a key rotation is one delivery.
+    ``id`` is the de-duplication key, derived from the signed content so that a replay
+    with fresh unsigned headers keeps the same ``id``: ``"event:<id>"`` for a signed
+    event id (MindPeeker's ``id``, Standard Webhooks' ``webhook-id``);
+    ``"sha256:<hex>"`` otherwise, the SHA-256 of the body (of the JSON text for
+    Moonsense, so that a form carrying it is the same delivery), followed by
+    ``":<type>"`` where the event type comes from an unsigned header and one body may
+    be two events (MOCO always, Moonsense when the body has no ``event_type``; not
+    GitHub, whose every event has a body of its own); and
+    ``"batch:<id>:sha256:<hex>"`` for a Momentum batch, whose records are each
+    de-duplicated as well.  The key does not depend on which secret signed the body,
+    so a body signed under the old and the new secret during a key rotation is one
+    delivery.
     """
 
     provider: str

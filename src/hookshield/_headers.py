@@ -6,14 +6,18 @@ pairs, Django as a case-insensitive dict.  The core only ever sees this one type
 
 A header given more than once is remembered, so that a sender's authentication can
 refuse a repeated signature rather than pick one of them.
+
+What the caller hands over is the caller's: a wrong type there (``None``, a string,
+an ``email.message.Message``, a header value that is a number) is a bug in the
+calling code, and raises ``TypeError``.  Answering it with a 400 would be final for
+the sender, and every delivery would be lost to that bug.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-
-from ._errors import MalformedHeader
 
 __all__ = ["Headers", "HeadersLike", "lowercase_headers"]
 
@@ -26,12 +30,15 @@ HeadersLike = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
 class Headers(Mapping[str, str]):
     """Headers keyed by lower-case name.
 
-    Build it from a mapping or from ``(name, value)`` pairs; with pairs, a name given
-    more than once keeps all its values (:meth:`getall`), and ``headers[name]`` joins
-    them with ``", "`` as RFC 9110 section 5.3 allows.  Names and values given as
-    ``bytes`` are decoded as Latin-1, as ASGI servers send them; a value given as a
-    list or tuple counts as the header repeated.  Anything else raises
-    :class:`~hookshield.MalformedHeader`.
+    Build it from a mapping (a dict, Django's or Starlette's ``request.headers``) or
+    from an iterable of ``(name, value)`` pairs (ASGI's ``scope["headers"]``,
+    Werkzeug's ``request.headers``, ``list(message.items())`` of an
+    ``email.message.Message``); with pairs, a name given more than once keeps all its
+    values (:meth:`getall`), and ``headers[name]`` joins them with ``", "`` as RFC 9110
+    section 5.3 allows.  Names and values given as ``bytes`` are decoded as Latin-1,
+    as ASGI servers send them; a value given as a list or tuple counts as the header
+    repeated, and a value of ``None`` as the header absent (what ``.get(name)`` gives
+    for a header the request did not carry).  Anything else raises ``TypeError``.
     """
 
     __slots__ = ("_items", "_repeated")
@@ -52,6 +59,8 @@ class Headers(Mapping[str, str]):
             self._items = headers._items
             self._repeated = headers._repeated
             return
+        if type(headers) is not dict:
+            _check_container(headers)
         if type(headers) is dict or isinstance(headers, Mapping):
             # One str value per str name, lower-cased in a single pass; names that
             # differ only in case collapse, and then the general path below keeps both.
@@ -68,7 +77,7 @@ class Headers(Mapping[str, str]):
                 self._repeated = _NO_REPEATS
                 return
         self._items, self._repeated = _collect(
-            headers.items() if isinstance(headers, Mapping) else headers
+            headers.items() if isinstance(headers, Mapping) else headers, headers
         )
 
     def __getitem__(self, name: str) -> str:
@@ -117,23 +126,42 @@ def lowercase_headers(items: dict[str, str]) -> Headers:
     return Headers(items, _lowercase=True)
 
 
-def _collect(pairs: Iterable[Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+_EXPECTED = "headers must be a mapping or an iterable of (name, value) pairs"
+
+
+def _check_container(headers: object) -> None:
+    """Refuse what iterates but holds no headers: text, bytes, an email message."""
+    if headers is None or isinstance(headers, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"{_EXPECTED}, not {type(headers).__name__}")
+    # Loaded already if the caller holds a Message (or http.server's HTTPMessage); it
+    # iterates over its names only, and an empty one would read as no headers at all.
+    message = sys.modules.get("email.message")
+    if message is not None and isinstance(headers, message.Message):
+        raise TypeError(
+            f"{_EXPECTED}, not {type(headers).__name__}: pass list(message.items()), "
+            "which keeps a repeated header repeated"
+        )
+
+
+def _collect(pairs: Iterable[Any], given: object) -> tuple[dict[str, str], dict[str, list[str]]]:
     """The values by lower-case name, and every value of the names given repeatedly."""
     items: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
     try:
         iterator = iter(pairs)
     except TypeError:
-        raise MalformedHeader(
-            f"headers must be a mapping or (name, value) pairs, not {type(pairs).__name__}"
-        ) from None
+        raise TypeError(f"{_EXPECTED}, not {type(given).__name__}") from None
     for pair in iterator:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise MalformedHeader("each header must be a (name, value) pair")
-        key = _text(pair[0], "name").lower()
+            raise TypeError(
+                f"{_EXPECTED}; this {type(given).__name__} holds a {type(pair).__name__}"
+            )
+        key = _text(pair[0], "a header name").lower()
         raw = pair[1]
         for value in raw if isinstance(raw, (list, tuple)) else (raw,):
-            text = _text(value, f"{key!r} value")
+            if value is None:
+                continue  # a header the request did not carry
+            text = _text(value, f"the value of the header {key!r}")
             if key in items:
                 repeated.setdefault(key, [items[key]]).append(text)
                 items[key] = items[key] + ", " + text
@@ -148,7 +176,7 @@ def _text(value: object, what: str) -> str:
     if isinstance(value, (bytes, bytearray)):
         # ASGI servers send header bytes; HTTP allows only Latin-1 (RFC 9110, 5.5).
         return bytes(value).decode("latin-1")
-    raise MalformedHeader(f"a header {what} must be text or bytes, not {type(value).__name__}")
+    raise TypeError(f"{what} must be text or bytes, not {type(value).__name__}")
 
 
 _SECRET_WORDS = ("authorization", "token", "signature", "secret", "cookie", "key")

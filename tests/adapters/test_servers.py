@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,22 @@ def test_a_forged_delivery_is_refused(server: Server, sender: str) -> None:
     assert status == 401
     assert b"Traceback" not in answer
     assert server.handled(marker) == 0
+
+
+def test_a_moonsense_delivery_replayed_as_forms_runs_once(server: Server) -> None:
+    # A captured JSON delivery re-sent as payload=<the JSON> plus any other field: its
+    # signature is over the JSON, so each verified, and each got a key of its own.
+    body, headers, marker = delivery("moonsense")
+    assert server.request("POST", "/hooks/moonsense", body, headers)[0] == 200
+    form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    twin = urllib.parse.urlencode({"payload": body.decode()}).encode()
+    assert server.request("POST", "/hooks/moonsense", twin, form)[0] == 200  # a duplicate
+    for number in range(1, 6):
+        replay = twin + f"&n={number}".encode()
+        status, answer = server.request("POST", "/hooks/moonsense", replay, form)
+        assert status == 401
+        assert b"exactly one 'payload' field" in answer
+    assert server.handled(marker) == 1
 
 
 def test_another_method_gets_405(server: Server) -> None:

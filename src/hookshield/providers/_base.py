@@ -199,10 +199,10 @@ def content_sha256(value: Any) -> str | None:
     return "content:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def form_field(body: bytes, field: str, *, sender: str) -> bytes:
-    """The value of ``field`` in an urlencoded body, as bytes; a typed error otherwise."""
+def form_fields(body: bytes) -> list[tuple[str, str]]:
+    """The ``(name, value)`` fields of an urlencoded body, decoded; a typed error otherwise."""
     try:
-        pairs = urllib.parse.parse_qsl(
+        return urllib.parse.parse_qsl(
             body.decode("ascii"),
             keep_blank_values=True,
             encoding="utf-8",
@@ -213,7 +213,11 @@ def form_field(body: bytes, field: str, *, sender: str) -> bytes:
         raise InvalidEncoding("the form body is not valid URL-encoded UTF-8") from None
     except ValueError:
         raise MalformedPayload(f"the form body has more than {_FORM_MAX_FIELDS} fields") from None
-    values = [value for name, value in pairs if name == field]
+
+
+def form_field(body: bytes, field: str, *, sender: str) -> bytes:
+    """The value of ``field`` in an urlencoded body, as bytes; a typed error otherwise."""
+    values = [value for name, value in form_fields(body) if name == field]
     if len(values) != 1:
         found = "no" if not values else "more than one"
         raise MalformedPayload(
@@ -326,13 +330,17 @@ class Provider:
 
     def payload(self, body: bytes, headers: Headers) -> Any:
         """Decode the body (JSON, or the ``payload`` field of a form) after authentication."""
+        return decode_json(self.payload_text(body, headers))
+
+    def payload_text(self, body: bytes, headers: Headers) -> bytes:
+        """The JSON text the body carries: the body itself, or a form's ``payload`` field."""
         if not is_json(headers):
             if self.accepts_form and media_type(headers) == FORM_TYPE:
                 if not body:
                     raise EmptyBody("the body is empty: expected a form with a 'payload' field")
-                return decode_json(form_field(body, "payload", sender=self.title))
+                return form_field(body, "payload", sender=self.title)
             self.check_json(headers)  # raises: neither JSON nor a form
-        return decode_json(body)
+        return body
 
     def check_json(self, headers: Headers) -> None:
         """Refuse a ``Content-Type`` other than JSON with :class:`UnsupportedContentType`."""

@@ -68,7 +68,12 @@ class HmacSender:
       ``"unknown"``), optionally ``type_lowercase``, and ``type_detail_field`` whose
       value, where there is one, is appended after a dot (GitHub's ``action``).
     * The event id from ``id_field`` or ``id_header``: it is the de-duplication key if
-      the signature covers it; otherwise the key is the body's SHA-256 plus the type.
+      the signature covers it (a signed id header that is empty is refused); otherwise
+      the key is the body's SHA-256 plus the type.  ``type_in_key=False`` leaves a type
+      read from ``type_header`` out of that key, for a sender whose every event has a
+      body of its own (GitHub): a captured body replayed under another type header is
+      then a duplicate rather than a new delivery.  Keep the default where one body
+      may be sent as two events (MOCO's update and delete of an unchanged entity).
     * ``data_field`` (the event's data; the whole payload by default), ``time_field``
       (ISO 8601 or epoch; the signed timestamp by default), ``event_class``,
       ``event_types`` (the documented ones) and ``accepts_form`` (a form body with the
@@ -93,6 +98,7 @@ class HmacSender:
     type_header: str | tuple[str, ...] | None = None
     type_lowercase: bool = False
     type_detail_field: str | None = None
+    type_in_key: bool = True
     id_field: str | None = None
     id_header: str | None = None
     data_field: str | None = None
@@ -148,8 +154,9 @@ class HmacSender:
         object.__setattr__(self, "event_types", tuple(kinds))
         for kind in self.event_types:
             _check_str(kind, "each of event_types")
-        if not isinstance(self.accepts_form, bool) or not isinstance(self.type_lowercase, bool):
-            raise TypeError("accepts_form and type_lowercase are True or False")
+        flags = (self.accepts_form, self.type_lowercase, self.type_in_key)
+        if not all(isinstance(flag, bool) for flag in flags):
+            raise TypeError("accepts_form, type_lowercase and type_in_key are True or False")
 
     def _check_separator(self) -> None:
         separator = self.signature_separator

@@ -15,8 +15,9 @@ Rules this module owns:
   Every bad input is a typed :class:`WebhookError`; the timestamp window is judged
   only once the signature matched, and in both directions (PROVIDERS.md, "Replay").
 * The de-duplication key is the event id when the signature covers it, otherwise the
-  body's SHA-256 plus the event type: an unsigned id (a delivery GUID) would let a
-  replay through with a fresh one.
+  body's SHA-256 plus the event type (but for a type from a header when the
+  description says ``type_in_key=False``): an unsigned id (a delivery GUID) would let
+  a replay through with a fresh one.
 
 Nothing here logs, awaits, touches a store or starts a thread.
 """
@@ -201,6 +202,7 @@ class HmacProvider(Provider):
         if len(parts) == 1:
             return body  # "{body}": no copy
         stamp_header = (self.sender.timestamp_header or "").lower()
+        id_header = (self.sender.id_header or "").lower()
         chunks: list[bytes] = []
         for kind, value in parts:
             if kind == "body":
@@ -217,6 +219,14 @@ class HmacProvider(Provider):
                         f"the delivery has no {value} header; {self.title} signs one"
                     )
                 text = found.strip()
+                if not text and value == id_header:
+                    # The signed id is the de-duplication key: an empty one would key
+                    # the delivery on nothing the sender chose (and the Standard
+                    # Webhooks specification requires one).
+                    raise MalformedSignature(
+                        f"the {self.sender.id_header} header is empty; {self.title} "
+                        "signs the message's id there"
+                    )
             try:
                 chunks.append(text.encode("utf-8"))
             except UnicodeEncodeError:
@@ -284,6 +294,8 @@ class HmacProvider(Provider):
         )
         if event_id is not None and sender.id_is_signed:
             key = "event:" + event_id
+        elif sender.type_field is None and not sender.type_in_key:
+            key = f"sha256:{hashlib.sha256(body).hexdigest()}"  # the type is unsigned
         else:
             key = f"sha256:{hashlib.sha256(body).hexdigest()}:{kind}"
         return Delivery(provider=self.name, id=key, events=(event,), headers=headers, body=body)
@@ -301,7 +313,9 @@ class HmacProvider(Provider):
         if sender.id_field is not None:
             return as_str(_at(payload, sender.id_field))
         if sender.id_header is not None:
-            value = read_header(headers, sender.id_header)
+            # An unsigned id (GitHub's delivery GUID) is no credential: sent twice, it
+            # is a malformed header (400), not a failed authentication.
+            value = read_header(headers, sender.id_header, credential=sender.id_is_signed)
             return (value.strip() or None) if value is not None else None
         return None
 

@@ -9,9 +9,13 @@ Rules (GitHub's "Validating webhook deliveries" and "Webhook events and payloads
   change (``opened``): the type is ``issues.opened``, or ``ping`` for the ping sent
   when the hook is created.  Bodies are JSON, or a form with the JSON in ``payload``.
 * ``X-GitHub-Delivery`` is a GUID per delivery and is **not** signed, so it cannot be
-  the de-duplication key (PROVIDERS.md, "Replay"): the key is the body's SHA-256 plus
-  the event type.  A captured body replayed under another ``X-GitHub-Event`` gets
-  another type, and so another key: route on what the body says too.
+  the de-duplication key (PROVIDERS.md, "Replay"); sent twice, it is a malformed header
+  (400), not a failed credential.  ``X-GitHub-Event`` is not signed either, so it is
+  left out of the key too: the key is the body's SHA-256 alone.  Every GitHub event
+  has a body of its own (its ``action``, the object it is about, the repository's
+  state at that moment), so no two events share one; a captured body replayed under
+  another ``X-GitHub-Event`` is a duplicate of the delivery it was captured from, and
+  runs no route a second time, for as long as that key is kept.
 * GitHub signs no timestamp, so there is no window to check.
 """
 
@@ -85,6 +89,7 @@ GITHUB = HmacSender(
     type_header="X-GitHub-Event",
     type_detail_field="action",
     id_header="X-GitHub-Delivery",
+    type_in_key=False,
     accepts_form=True,
     event_class=GitHubEvent,
     event_types=(

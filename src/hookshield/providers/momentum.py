@@ -10,10 +10,11 @@ Rules (PROVIDERS.md, "Momentum / SparkPost"; seeds/004_902cffec63e822a9.txt):
   a 200: it yields no events.  The page also prints a single record as a bare
   ``{"msys": {...}}`` object; that is read as a batch of one, not refused (a refusal
   would be retried for four hours).
-* ``X-MessageSystems-Batch-ID`` names the batch (a batch seen before is acknowledged and
-  not dispatched again), and each record is also de-duplicated by its ``event_id``, or
-  by its content where it has none: the batch id is unsigned, so a replay under a
-  fresh one must still not dispatch the same records again.
+* ``X-MessageSystems-Batch-ID`` names the batch: the batch is keyed on it and on its
+  body's SHA-256 (a batch seen before is acknowledged and not dispatched again, but
+  another batch under the same id is run), and each record is also de-duplicated by
+  its ``event_id``, or by its content where it has none: the batch id is unsigned, so a
+  replay under a fresh one must still not dispatch the same records again.
 * A failed batch is retried for four hours, then dropped (the page); SparkPost's
   cloud retries for eight, which the default de-duplication time covers.
 """
@@ -291,10 +292,14 @@ class MomentumProvider(Provider):
         return content_sha256({event_class: unwrap(event.data)})
 
     def _delivery_id(self, body: bytes, headers: Headers) -> str:
+        # The batch id is unsigned and the sender's (or a forger's) to reuse: alone, it
+        # would make another batch under the same id a duplicate, dropped with a 200.
+        # With the body's hash, only the same batch again is one.
+        content = body_sha256(body)
         batch_id = headers.get(BATCH_HEADER)
         if batch_id and batch_id.strip() and len(batch_id) <= _MAX_BATCH_ID:
-            return "batch:" + batch_id.strip()
-        return body_sha256(body)
+            return f"batch:{batch_id.strip()}:{content}"
+        return content
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
         """Momentum's headers with the configured credential (token, Basic or Bearer)."""

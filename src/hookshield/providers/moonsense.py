@@ -7,7 +7,13 @@ Rules (PROVIDERS.md, "Moonsense"; seeds/000_d548982f7c79bba6.txt):
   an unsigned Moonsense handler is allowed (with ``allow_unsigned=True``).
 * The body is JSON, or a form whose ``payload`` field holds the JSON.  The page does
   not say which bytes are signed in the form case, so both readings are accepted: the
-  raw body first, then the decoded ``payload`` value.
+  raw body first, then the decoded ``payload`` value, but the latter only for a form
+  that is that one field alone.  A signature over the payload says nothing of other
+  fields, and a captured JSON delivery re-sent as ``payload=<the JSON>&n=1``, ``&n=2``
+  ... would verify again and again.
+* The de-duplication key is the SHA-256 of the JSON text (the body, or the form's
+  decoded ``payload``): what every accepted signature covers, so that a JSON delivery
+  and its form twin, however percent-encoded, are one delivery.
 * ``event_type`` may be the enum number (1 Session Created, 2 Bundle Received,
   3 Chunk Persisted, 4 Session Inactive) or its protobuf enum name; 64-bit integers may
   come as strings.  ``X-Moonsense-Delivery`` and ``X-Moonsense-Event`` are unsigned.
@@ -23,11 +29,20 @@ from datetime import datetime
 from typing import Any
 
 from .._auth import hmac_hex, normalize_secrets
-from .._errors import MalformedPayload, WebhookError
+from .._errors import InvalidSignature, MalformedPayload, WebhookError
 from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
 from .._headers import Headers
-from .._json import FrozenArray, FrozenObject, freeze
-from ._base import FORM_TYPE, DemoScript, Provider, body_sha256, form_field, is_json, media_type
+from .._json import FrozenArray, FrozenObject, decode_json, freeze
+from ._base import (
+    FORM_TYPE,
+    Credentials,
+    DemoScript,
+    Provider,
+    body_sha256,
+    form_fields,
+    is_json,
+    media_type,
+)
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -149,6 +164,28 @@ class MoonsenseEvent(Event):
         return bundle.get(key) if isinstance(bundle, dict) else None
 
 
+def _form(headers: Headers) -> bool:
+    if is_json(headers):
+        return False  # the common case, without a second look at the header
+    try:
+        return media_type(headers) == FORM_TYPE
+    except WebhookError:
+        return False  # a charset other than UTF-8: refused once authenticated
+
+
+def _sole_payload(body: bytes) -> bytes | None:
+    """The ``payload`` value of a form that is that one field alone, else ``None``."""
+    try:
+        fields = form_fields(body)
+    except WebhookError:
+        # Unreadable as a form: only the raw body can have been signed.  Being
+        # unauthenticated, it is rejected as such, not as a bad form.
+        return None
+    if len(fields) != 1 or fields[0][0] != "payload":
+        return None
+    return fields[0][1].encode("utf-8")
+
+
 class MoonsenseProvider(Provider):
     """Moonsense Cloud's webhooks."""
 
@@ -169,28 +206,39 @@ class MoonsenseProvider(Provider):
         attacks=("replayed",),
     )
 
+    def authenticate(self, body: bytes, headers: Headers, credentials: Credentials) -> str | None:
+        """Check the signature over the raw body, or over a lone ``payload`` field."""
+        try:
+            return super().authenticate(body, headers, credentials)
+        except InvalidSignature:
+            if _form(headers) and _sole_payload(body) is None:
+                raise InvalidSignature(
+                    "the X-Moonsense-Signature-256 signature does not match the raw form "
+                    "body; a signature over the 'payload' field alone covers only a form "
+                    "of exactly one 'payload' field, which this form is not"
+                ) from None
+            raise
+
     def signed_messages(self, body: bytes, headers: Headers) -> Iterator[bytes]:
-        """The raw body, then, for a form post, its decoded ``payload`` field.
+        """The raw body, then, for a form of one ``payload`` field, that field decoded.
 
         A generator: the form is decoded only once the raw body has failed to match.
         """
         yield body
-        if is_json(headers):
-            return  # the common case, without a second look at the header
-        try:
-            if media_type(headers) == FORM_TYPE:
-                yield form_field(body, "payload", sender=self.title)
-        except WebhookError:
-            # Unreadable as a form: only the raw body can have been signed.  Being
-            # unauthenticated, it is rejected as such, not as a bad form.
+        if not _form(headers):
             return
+        payload = _sole_payload(body)
+        if payload is not None:
+            yield payload
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from the session payload."""
-        payload = self.payload(body, headers)
+        text = self.payload_text(body, headers)
+        payload = decode_json(text)
         if not isinstance(payload, dict):
             raise MalformedPayload("a Moonsense payload is a JSON object")
-        delivery_id = body_sha256(body)
+        # The JSON text, which every accepted signature covers (see the docstring).
+        delivery_id = body_sha256(text)
         kind = event_type_name(payload.get("event_type"))
         if kind is None:
             # The signed body is authoritative; the unsigned header only fills a gap,
