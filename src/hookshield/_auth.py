@@ -22,6 +22,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from ._errors import (
     HeaderTooLarge,
@@ -33,6 +34,7 @@ from ._headers import Headers
 
 __all__ = [
     "MAX_HEADER_SIZE",
+    "Credentials",
     "HmacSha256Key",
     "SecretLike",
     "check_authorization",
@@ -148,6 +150,36 @@ class HmacSha256Key:
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A handler's credentials, prepared once at construction.
+
+    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and
+    ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
+    """
+
+    hmac_keys: tuple[HmacSha256Key, ...] = ()
+    tokens: tuple[bytes, ...] = ()
+    token_header: str | None = None
+    basic: tuple[bytes, ...] = ()
+    bearer: tuple[bytes, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no credential at all is configured."""
+        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
+
+    def describe(self) -> list[str]:
+        """How many of each credential there are, for a repr: never the values."""
+        counts = (
+            ("secrets", self.hmac_keys),
+            ("tokens", self.tokens),
+            ("basic_auth", self.basic),
+            ("bearer_tokens", self.bearer),
+        )
+        return [f"{label}={len(values)}" for label, values in counts if values]
 
 
 def check_hex_hmac(

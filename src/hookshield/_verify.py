@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._auth import RECEIVED_AT
-from ._credentials import Credentials
+from ._auth import RECEIVED_AT, Credentials
 from ._errors import BodyTooLarge
 from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike

@@ -30,7 +30,7 @@ from .._auth import (
     check_token,
     read_header,
 )
-from .._credentials import Credentials
+from .._auth import Credentials
 from .._dedupe import DEFAULT_TTL
 from .._errors import (
     EmptyBody,
