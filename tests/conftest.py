@@ -9,20 +9,14 @@ import pytest
 
 from hookshield import WebhookHandler
 from hookshield.providers import get_provider
+from hookshield.testing import credentials, providers
 
 from .redis_server import RedisServer, redis_server_binary
 from .required import unavailable
 
-#: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
-CREDENTIALS: dict[str, dict[str, Any]] = {
-    "moonsense": {"secret": "moonsense-secret"},
-    "petal": {"token": "petal-token"},
-    "moco": {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
-    "mindpeeker": {"secret": "whsec_mindpeeker"},
-    "momentum": {"token": "momentum-token"},
-    "github": {"secret": "It's a Secret to Everybody"},
-    "standard-webhooks": {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-}
+#: The keyword arguments a sender's handler (and hookshield.testing) takes, with a
+#: test value: each registered sender's own ``test_credentials``, from its module.
+CREDENTIALS: dict[str, dict[str, Any]] = {name: credentials(name) for name in providers()}
 PROVIDER_NAMES = tuple(CREDENTIALS)
 
 

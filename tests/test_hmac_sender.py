@@ -196,8 +196,25 @@ def test_an_unsigned_id_is_not_the_dedupe_key() -> None:
     body = b'{"t": "x"}'
     headers = get_provider(sender).sign(body, secret="k", event_id="one")
     key = handler.verify(body, headers).id
-    assert key == f"sha256:{hashlib.sha256(body).hexdigest()}:x"
+    # The type is read from the signed body, which the body's hash covers already.
+    assert key == f"sha256:{hashlib.sha256(body).hexdigest()}"
     assert handler.verify(body, {**headers, "X-Id": "two"}).id == key
+
+
+def test_an_empty_signed_id_is_no_key() -> None:
+    sender = HmacSender(name="hooks", signature_header="X-Sig", type_field="t", id_field="id")
+    handler = WebhookHandler(sender, secret="k")
+    keys = set()
+    for body in (b'{"t": "x", "id": "", "n": 1}', b'{"t": "x", "id": "", "n": 2}'):
+        headers = get_provider(sender).sign(body, secret="k")
+        delivery = handler.verify(body, headers)
+        assert delivery.events[0].id == ""
+        keys.add(delivery.id)
+    # Keyed on "event:" alone, the second would be dropped as a duplicate of the first.
+    assert keys == {
+        f"sha256:{hashlib.sha256(body).hexdigest()}"
+        for body in (b'{"t": "x", "id": "", "n": 1}', b'{"t": "x", "id": "", "n": 2}')
+    }
 
 
 def test_a_type_header_is_in_the_key_unless_the_description_leaves_it_out() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hookshield import WebhookHandler
 from hookshield.providers import PROVIDERS, get_provider
 from hookshield.testing import (
+    credentials,
     event_types,
     providers,
     sample_batch,
@@ -20,7 +21,7 @@ from hookshield.testing import (
 
 from .conftest import a_type
 
-CREDENTIALS = {name: dict(p.demo.credentials) for name, p in PROVIDERS.items() if p.demo}
+CREDENTIALS = {name: credentials(name) for name in providers()}
 
 
 @pytest.mark.parametrize("provider", providers())

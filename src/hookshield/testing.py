@@ -24,6 +24,7 @@ from .providers import PROVIDERS, Provider, get_provider
 
 __all__ = [
     "SampleDelivery",
+    "credentials",
     "event_types",
     "providers",
     "sample_batch",
@@ -43,6 +44,16 @@ class SampleDelivery(NamedTuple):
 def providers() -> tuple[str, ...]:
     """The names of every sender hookshield knows."""
     return tuple(PROVIDERS)
+
+
+def credentials(provider: str) -> dict[str, Any]:
+    """Credentials to test ``provider`` with, as its module declares them.
+
+    Keyword arguments of both ``WebhookHandler`` and :func:`sign`:
+    ``WebhookHandler(provider, **credentials(provider))`` verifies what
+    ``sample_delivery(provider, event_type, **credentials(provider))`` sends.
+    """
+    return dict(get_provider(provider).test_credentials)
 
 
 def event_types(provider: str) -> tuple[str, ...]:
