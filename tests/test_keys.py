@@ -242,10 +242,22 @@ SHARED: dict[str, Any] = {
     "basic_auth": ("hookshield", "basic-password"),
     "bearer_token": "bearer-token",
 }
+
+
+def _secrets(name: str) -> list[str]:
+    """The secrets a signing sender's handler rotates between (its test one by default)."""
+    return ROTATING.get(name) or [CREDENTIALS[name]["secret"]]
+
+
+def _shared(name: str) -> dict[str, Any]:
+    """The shared credentials of :data:`SHARED` that a sender without a scheme accepts."""
+    return {k: v for k, v in SHARED.items() if k in get_provider(name).accepts}
+
+
 KEY_HANDLERS = {
-    name: WebhookHandler(name, secret=ROTATING[name], dedupe=None)
-    if name in ROTATING
-    else WebhookHandler(name, **SHARED, dedupe=None)
+    name: WebhookHandler(name, secret=_secrets(name), dedupe=None)
+    if get_provider(name).scheme is not None
+    else WebhookHandler(name, **_shared(name), dedupe=None)
     for name in PROVIDER_NAMES
 }
 #: One event of each sender, fixed: its copies differ only where the sender (or a
@@ -278,10 +290,10 @@ def _copy_of(provider: str, data: st.DataObject) -> tuple[bytes, list[tuple[str,
     body = EVENTS[provider]
     wire = body
     options: dict[str, Any] = {}
-    if provider in ROTATING:
-        options["secret"] = data.draw(st.sampled_from(ROTATING[provider]), label="secret")
+    if get_provider(provider).scheme is not None:
+        options["secret"] = data.draw(st.sampled_from(_secrets(provider)), label="secret")
     else:
-        method = data.draw(st.sampled_from(sorted(SHARED)), label="credential")
+        method = data.draw(st.sampled_from(sorted(_shared(provider))), label="credential")
         options[method] = SHARED[method]
     content_type = data.draw(st.sampled_from(_JSON_TYPES), label="content type")
     if provider == "moonsense":

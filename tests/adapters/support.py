@@ -11,19 +11,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hookshield import Event, WebhookHandler
-from hookshield.testing import event_types, sample_delivery
+from hookshield.providers import get_provider
+from hookshield.testing import (
+    credentials,
+    event_types,
+    forged_credentials,
+    providers,
+    sample_delivery,
+)
 
-#: The credential a handler is built with (and hookshield.testing signs with).
-CREDENTIALS: dict[str, dict[str, Any]] = {
-    "moonsense": {"secret": "moonsense-adapter-secret"},
-    "petal": {"token": "petal-adapter-token"},
-    "moco": {"secret": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
-    "mindpeeker": {"secret": "whsec_adapter_mindpeeker"},
-    "momentum": {"token": "momentum-adapter-token"},
-}
+#: The credential a handler is built with (and hookshield.testing signs with): each
+#: registered sender's own test credentials.
+CREDENTIALS: dict[str, dict[str, Any]] = {name: credentials(name) for name in providers()}
 SENDERS = tuple(CREDENTIALS)
 #: Senders whose credential covers the body, so that a changed body fails.
-SIGNING = ("moonsense", "moco", "mindpeeker")
+SIGNING = tuple(name for name in SENDERS if get_provider(name).scheme is not None)
 #: The largest body of the "small" handlers that the size tests use.
 SMALL_LIMIT = 1024
 
@@ -53,7 +55,8 @@ def recorder(sender: str, **options: Any) -> Recorder:
 
 
 def first_event_type(sender: str) -> str:
-    return event_types(sender)[0]
+    """The sender's first documented type, or any for a sender that documents none."""
+    return (*event_types(sender), "invoice.paid")[0]
 
 
 def delivery(
@@ -74,7 +77,7 @@ def delivery(
 def forged(sender: str) -> tuple[bytes, dict[str, str], str]:
     """A delivery signed with the wrong credential."""
     marker = uuid.uuid4().hex
-    wrong = {key: "not-" + str(value) for key, value in CREDENTIALS[sender].items()}
+    wrong = forged_credentials(sender)
     body, headers = sample_delivery(sender, first_event_type(sender), {"marker": marker}, **wrong)
     return body, headers, marker
 

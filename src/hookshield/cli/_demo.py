@@ -68,15 +68,8 @@ def _valid(name: str, script: DemoScript) -> DemoCase:
     return DemoCase("valid", name, body, headers, 200, True)
 
 
-def _wrong(value: Any) -> Any:
-    """A credential of the same shape as ``value`` that is not it: the forger's guess."""
-    if isinstance(value, tuple):
-        return (value[0], "not-" + str(value[1]))
-    return "not-" + str(value)
-
-
 def _forged(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
-    guess = {option: _wrong(value) for option, value in _credentials(script).items()}
+    guess = testing.forged_credentials(name, _credentials(script))
     body = testing.sample_batch(script.event_types, provider=name)
     headers = testing.sign(name, body, event=script.event_types[0], **guess)
     story = "signed with a wrong secret"

@@ -243,6 +243,20 @@ class HmacScheme:
             raise ValueError(f"{shown} is empty once decoded: an empty key authenticates anyone")
         return key
 
+    def write_secret(self, key: bytes) -> str:
+        """The secret whose HMAC key is ``key``, written as the sender writes its secrets.
+
+        With ``key_prefix`` and in ``key_encoding`` (a ``"text"`` key must be UTF-8):
+        what :meth:`keys` reads back as ``key``.
+        """
+        if self.key_encoding == "hex":
+            text = key.hex()
+        elif self.key_encoding == "base64":
+            text = base64.b64encode(key).decode("ascii")
+        else:
+            text = key.decode("utf-8")
+        return self.key_prefix + text
+
     def encode(self, digest: bytes) -> str:
         """A raw HMAC digest as the header carries it, without the prefix."""
         if self.encoding == "hex":
