@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -72,3 +73,65 @@ def test_every_public_name_is_in_the_reference_page() -> None:
     reference = (Path(__file__).parents[1] / "docs" / "reference.md").read_text("utf-8")
     mentioned = {name for name in hookshield.__all__ if re.search(rf"\b{name}\b", reference)}
     assert set(hookshield.__all__) - mentioned == set()
+
+
+# -- the import graph -----------------------------------------------------------------
+
+SRC = Path(__file__).parents[1] / "src"
+#: The handler side, which the senders' modules never import.
+HANDLER_SIDE = ("_handler", "_credentials", "_dedupe", "_dispatch", "_verify", "_routing")
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each hookshield module, and the hookshield modules it imports anywhere in it
+    (under ``TYPE_CHECKING`` or inside a function too: a cycle there is one still)."""
+    modules: dict[str, tuple[Path, bool]] = {}
+    for path in (SRC / "hookshield").rglob("*.py"):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        package = parts[-1] == "__init__"
+        modules[".".join(parts[:-1] if package else parts)] = (path, package)
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, (path, package) in modules.items():
+        here = name if package else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = here.split(".")[: len(here.split(".")) - node.level + 1]
+                target = (
+                    ".".join([*base, *([node.module] if node.module else [])])
+                    if node.level
+                    else node.module or ""
+                )
+                names = [target, *(f"{target}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            graph[name] |= {n for n in names if n in modules and n != name}
+    return graph
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph[name])
+    return seen
+
+
+def test_no_senders_module_is_in_an_import_cycle() -> None:
+    graph = _imports()
+    senders = [name for name in graph if name.startswith("hookshield.providers")]
+    assert len(senders) >= 10
+    in_cycles = [name for name in senders if name in _reaches(graph, name)]
+    assert in_cycles == []
+
+
+def test_the_senders_modules_never_import_the_handler_side() -> None:
+    graph = _imports()
+    forbidden = {f"hookshield.{name}" for name in HANDLER_SIDE}
+    for name in graph:
+        if name.startswith("hookshield.providers"):
+            assert not graph[name] & forbidden, name
