@@ -22,7 +22,7 @@ from hookshield import (
     WebhookHandler,
 )
 from hookshield.providers import get_provider
-from hookshield.testing import event_types, sample_delivery
+from hookshield.testing import credentials, event_types, sample_delivery, sign
 
 MOCO_KEY = "1d608b9d72219b90ff2393a1d3ee0ac0"
 MINDPEEKER_SECRET = "whsec_mindpeeker"
@@ -420,3 +420,20 @@ def test_a_subclass_keeps_the_attributes_it_sets() -> None:
         "MOCO, described",
         "X-Moco-Signature",
     )
+
+
+@pytest.mark.parametrize("name", ["mindpeeker", "moco", "github", "standard-webhooks"])
+def test_the_built_in_descriptions_verify_and_sign_with_their_one_scheme(name: str) -> None:
+    from hookshield.providers import HmacProvider
+
+    provider = get_provider(name)
+    assert isinstance(provider, HmacProvider)
+    assert provider.scheme is provider.sender.scheme
+    secret = credentials(name)["secret"]
+    body = provider.sample((*provider.event_types, "invoice.paid")[0], {})
+    signed = sign(name, body, secret=secret)
+    header = provider.sender.signature_header
+    stamp = signed.get("webhook-timestamp")  # the one of them that signs a time
+    scheme = provider.sender.scheme
+    expected = scheme.sign(body, secret, signed, timestamp=None if stamp is None else int(stamp))
+    assert signed[header] == expected[header]

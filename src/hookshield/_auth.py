@@ -1,4 +1,4 @@
-"""Constant-time checks of signatures, tokens and HTTP Basic/Bearer credentials.
+"""Keys prepared for HMAC, and constant-time checks of tokens and HTTP Basic/Bearer credentials.
 
 Theory of operation:
 
@@ -38,7 +38,6 @@ __all__ = [
     "check_authorization",
     "check_token",
     "digest_secrets",
-    "hmac_hex",
     "normalize_secrets",
     "read_header",
 ]
@@ -84,11 +83,6 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
 def digest_secrets(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
     """SHA-256 digests of ``secrets``, for fixed-length constant-time compares."""
     return tuple(hashlib.sha256(secret).digest() for secret in secrets)
-
-
-def hmac_hex(key: bytes, message: bytes) -> str:
-    """The lower-case hex HMAC-SHA256 of ``message`` under ``key``."""
-    return hmac.digest(key, message, "sha256").hex()
 
 
 def read_header(
@@ -142,10 +136,6 @@ class HmacSha256Key:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-    def hexdigest(self, message: bytes) -> str:
-        """The lower-case hex HMAC-SHA256 of ``message``."""
-        return self.digest(message).hex()
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"
