@@ -131,11 +131,18 @@ class HmacSha256Key:
 
     def digest(self, message: bytes) -> bytes:
         """The HMAC-SHA256 of ``message``."""
+        return self._outer_of(message).digest()
+
+    def hexdigest(self, message: bytes) -> str:
+        """The lower-case hex HMAC-SHA256 of ``message``."""
+        return self._outer_of(message).hexdigest()
+
+    def _outer_of(self, message: bytes) -> hashlib._Hash:
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.digest()
+        return outer
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -256,6 +256,13 @@ def _is_form(headers: Headers) -> bool:
         return False  # a charset other than UTF-8: refused once authenticated
 
 
+def _body_then_payload(body: bytes) -> Iterator[bytes]:
+    yield body
+    payload = sole_payload(body)
+    if payload is not None:
+        yield payload
+
+
 def sole_payload(body: bytes) -> bytes | None:
     """The ``payload`` value of a form that is that one field alone, else ``None``."""
     try:
@@ -375,7 +382,7 @@ class Provider:
             return secrets
         return self.scheme.keys(secrets, sender=self.title)
 
-    def signed_messages(self, body: bytes, headers: Headers) -> Iterator[bytes]:
+    def signed_messages(self, body: bytes, headers: Headers) -> Iterable[bytes]:
         """The byte strings the sender may have signed as its body, the raw body first.
 
         With ``signs_form_payload``, a form of one ``payload`` field alone may be
@@ -384,11 +391,9 @@ class Provider:
         ``&n=2`` ... would verify again and again.  A generator: the form is decoded
         only once the raw body has failed to match.
         """
-        yield body
         if self.signs_form_payload and _is_form(headers):
-            payload = sole_payload(body)
-            if payload is not None:
-                yield payload
+            return _body_then_payload(body)
+        return (body,)
 
     def _check_shared_credentials(self, headers: Headers, credentials: Credentials) -> None:
         # Any one configured method that the delivery uses must match; a delivery

@@ -297,15 +297,19 @@ class HmacScheme:
         for body in bodies:
             message = self._message(body, headers, stamp, sender)
             for key in keys:
-                digest = key.digest(message)
-                expected = (prefix + self.encode(digest)).encode("ascii")
+                if hexed:
+                    matched = hexdigest = key.hexdigest(message)
+                else:
+                    digest = key.digest(message)
+                    matched, hexdigest = self.encode(digest), digest.hex()
+                expected = (prefix + matched).encode("ascii")
                 # Every candidate goes through the constant-time compare, prefix
                 # included, before anything about its form is judged.
                 for candidate in received:
                     if hmac.compare_digest(expected, candidate):
                         if stamp is not None:
                             self._check_window(stamp)
-                        return digest.hex()
+                        return hexdigest
         raise self._mismatch(received, prefix.encode("utf-8"))
 
     def _split(self, value: str, headers: Headers, sender: str) -> tuple[list[str], str | None]:
