@@ -1,11 +1,12 @@
-"""A sender is one module: two senders written here pass the whole contract once registered.
+"""A sender is one module: three senders written here pass the whole contract once registered.
 
-Both are written as a sender's module would write them, with the public names of
-:mod:`hookshield.providers` only: Parcel as an ``HmacSender`` description (a signed
-timestamp, a signed id in the body), Beacon as a ``Provider`` of its own (a shared
-token, its own payload).  Registering one with :func:`register_provider` is all that
-``WebhookHandler``, :mod:`hookshield.testing`, the adapters, the command line and
-``hookshield demo`` need: no other file names them.
+Each is written as a sender's module would write it, with the public names of
+:mod:`hookshield.providers` only: Parcel, an ``HmacSender`` description (a signed
+timestamp, a signed id in the body) with samples of its own; Beacon, a ``Provider``
+of its own (a shared token, its own payload); Relay, a bare description.
+Registering one with :func:`register_provider` is all that ``WebhookHandler``,
+:mod:`hookshield.testing`, the adapters, the command line and ``hookshield demo``
+need: no other file names them.
 """
 
 from __future__ import annotations
@@ -137,13 +138,27 @@ class BeaconProvider(Provider):
         return json.dumps({"kind": event_type, "ref": secrets.token_hex(6), **overrides}).encode()
 
 
+# -- Relay: a bare description, registered as it is -----------------------------------
+
+RELAY = HmacSender(
+    name="relay",
+    signature_header="X-Relay-Signature",
+    signature_prefix="sha256=",
+    type_field="event",
+    id_field="id",
+    event_types=("thing.made", "thing.gone"),
+)
+
+
 # -- registered for the contract, and only for it ----------------------------------------
 
 
-@pytest.fixture(params=[ParcelProvider, BeaconProvider], ids=["parcel", "beacon"])
+@pytest.fixture(
+    params=[ParcelProvider(), BeaconProvider(), RELAY], ids=["parcel", "beacon", "relay"]
+)
 def sender(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Parcel or Beacon, registered while the test runs."""
-    registered = register_provider(request.param())
+    """Parcel, Beacon or Relay, registered while the test runs."""
+    registered = register_provider(request.param)
     try:
         yield registered.name
     finally:
@@ -160,7 +175,7 @@ def test_a_registered_sender_is_known_everywhere_until_unregistered(sender: str)
 
 
 def test_the_registry_is_left_as_it_was() -> None:
-    assert "parcel" not in PROVIDERS and "beacon" not in PROVIDERS
+    assert not {"parcel", "beacon", "relay"} & set(PROVIDERS)
 
 
 def test_parcels_typed_event_and_window() -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
 
 from .._events import Delivery, Event
@@ -230,6 +231,10 @@ class HmacProvider(Provider):
                 "event_types": sender.event_types,
                 "accepts_form": sender.accepts_form,
                 "scheme": sender.scheme,
+                # A key the scheme reads, written as the sender writes its secrets.
+                "test_credentials": MappingProxyType(
+                    {"secret": sender.scheme.write_secret(f"{sender.name}-test-key".encode())}
+                ),
             }
             for attribute, value in defaults.items():
                 if attribute not in cls.__dict__:
