@@ -29,6 +29,7 @@ from ._errors import (
     MalformedSignature,
 )
 from ._headers import Headers
+from ._options import type_name
 
 __all__ = [
     "MAX_HEADER_SIZE",
@@ -66,7 +67,9 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
     elif isinstance(value, Sequence):
         items = [*value]
     else:
-        raise TypeError(f"{name} must be a str, bytes or a sequence of them, not {type(value)!r}")
+        raise TypeError(
+            f"{name} must be a str, bytes or a sequence of them, not {type_name(value)}"
+        )
     if not items:
         raise ValueError(f"{name} is an empty sequence: pass at least one secret")
     secrets: list[bytes] = []
@@ -76,7 +79,7 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
         elif isinstance(item, (bytes, bytearray)):
             encoded = bytes(item)
         else:
-            raise TypeError(f"each {name} must be a str or bytes, not {type(item)!r}")
+            raise TypeError(f"each {name} must be a str or bytes, not {type_name(item)}")
         if not encoded:
             raise ValueError(f"{name} must not be empty: an empty key authenticates anyone")
         secrets.append(encoded)
