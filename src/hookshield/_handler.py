@@ -194,7 +194,9 @@ class WebhookHandler:
 
         A type is a name (``"session.completed"``), a prefix wildcard
         (``"session.*"``), or ``"*"`` for every event.  The function takes the
-        :class:`~hookshield.Event`; it may be ``async def``.  Under asyncio a plain
+        event, and may be annotated with the sender's event class
+        (:class:`~hookshield.MindPeekerEvent`...) or :class:`~hookshield.Event`; it is
+        returned unchanged, its type too.  It may be ``async def``.  Under asyncio a plain
         function runs in a worker thread, so that one that blocks cannot stall the
         server; ``inline=True`` runs it on the event loop instead, saving the
         hand-off, for a route that only computes.
