@@ -191,7 +191,7 @@ def _extras_distributions() -> set[str]:
 def _unsaid_needs(block: Block) -> list[str]:
     """What ``block`` needs beyond hookshield and its extras that its prose does not name."""
     provided = {"hookshield", *sys.stdlib_module_names, *_extras_distributions()}
-    needs = [
+    needs: list[tuple[str, ...]] = [
         (module,)
         for module in sorted({name.split(".")[0] for name in _imports(block.code)} - provided)
     ]
