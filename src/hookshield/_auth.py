@@ -4,7 +4,7 @@ Theory of operation:
 
 * Every secret is held as bytes; a ``str`` is UTF-8 encoded, as every one of our
   senders does when it keys its HMAC (MOCO's 32-character hex key is used as its ASCII
-  text, not hex-decoded: the test vector in PROVIDERS.md proves it).
+  text, not hex-decoded: the test vector of MOCO's WebHooks documentation proves it).
 * A signature is compared as lower-case hex bytes with :func:`hmac.compare_digest`
   *before* anything about its form is judged, so that no early return on a wrong
   length or prefix happens ahead of the constant-time compare.  Only once it has not

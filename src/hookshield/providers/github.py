@@ -9,9 +9,10 @@ Rules (GitHub's "Validating webhook deliveries" and "Webhook events and payloads
   change (``opened``): the type is ``issues.opened``, or ``ping`` for the ping sent
   when the hook is created.  Bodies are JSON, or a form with the JSON in ``payload``.
 * ``X-GitHub-Delivery`` is a GUID per delivery and is **not** signed, so it cannot be
-  the de-duplication key (PROVIDERS.md, "Replay"): the key is the body's SHA-256 plus
-  the event type.  A captured body replayed under another ``X-GitHub-Event`` gets
-  another type, and so another key: route on what the body says too.
+  the de-duplication key (docs/security.md, "Replay and de-duplication"): the key is
+  the body's SHA-256 plus the event type.  A captured body replayed under another
+  ``X-GitHub-Event`` gets another type, and so another key: route on what the body
+  says too.
 * GitHub signs no timestamp, so there is no window to check.
 """
 
