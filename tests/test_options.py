@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hookshield import MemoryDedupeStore, SQLiteDedupeStore, SQLiteInbox, WebhookHandler
 from hookshield.celery import CeleryInbox
 from hookshield.django import CacheDedupeStore
+from hookshield.mindpeeker import WebhookHandler as MindPeekerSDK
 from hookshield.redis import AsyncRedisDedupeStore, RedisDedupeStore
 
 #: Values of many types, each option's own type filtered out per case below.
@@ -132,6 +133,12 @@ OPTIONS = [
     handler("stream_batches", lambda v: isinstance(v, bool)),
     handler("allowed_ips", optional(is_addresses)),
     handler("trusted_proxies", optional(is_addresses)),
+    Option(
+        "hookshield.mindpeeker.WebhookHandler",
+        "debug",
+        lambda v: MindPeekerSDK("s", debug=v),
+        lambda v: isinstance(v, bool),
+    ),
     Option("MemoryDedupeStore", "max_entries", lambda v: MemoryDedupeStore(max_entries=v), is_int),
     Option("MemoryDedupeStore", "clock", lambda v: MemoryDedupeStore(clock=v), callable),
     Option(
