@@ -636,7 +636,7 @@ def test_the_cache_store_rounds_timeouts_up_to_whole_seconds() -> None:
     assert store.claim("a", 0.2) is Claim.IN_PROGRESS  # a 1 s timeout, not 0
     assert repr(store) == "CacheDedupeStore('default')"
     assert store.cache.get("p:" + "a") is None  # keys are hashed, prefix first
-    with pytest.raises(TypeError, match="alias"):
+    with pytest.raises(ValueError, match="alias"):
         CacheDedupeStore("")
     with pytest.raises(TypeError, match="prefix"):
         CacheDedupeStore(prefix=None)  # type: ignore[arg-type]

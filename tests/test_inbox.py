@@ -193,7 +193,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     for lease in (math.inf, math.nan, -1.0):
         with pytest.raises(ValueError, match="lease must be a positive, finite"):
             SQLiteInbox(tmp_path / "x.db", lease=lease)
-    with pytest.raises(TypeError, match="lease is a number of seconds"):
+    with pytest.raises(TypeError, match="lease must be a number \\(seconds\\), not str"):
         SQLiteInbox(tmp_path / "x.db", lease="60")  # type: ignore[arg-type]
     for timeout in (math.inf, math.nan, -0.5):
         with pytest.raises(ValueError, match="timeout"):

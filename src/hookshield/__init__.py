@@ -25,6 +25,7 @@ from ._dedupe import (
 )
 from ._errors import (
     AuthenticationError,
+    BodyAlreadyRead,
     BodyTooLarge,
     DeliveryInProgress,
     EmptyBody,
@@ -72,6 +73,7 @@ __all__ = [
     "AuthenticationError",
     "BadData",
     "BandPower",
+    "BodyAlreadyRead",
     "BodyTooLarge",
     "Claim",
     "Coordinates",

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 
 from ._background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from ._dedupe import MemoryDedupeStore
-from ._errors import BodyTooLarge, MalformedPayload, WebhookError
+from ._errors import BodyAlreadyRead, BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike, lowercase_headers
@@ -79,6 +79,47 @@ def too_large(handler: WebhookHandler, limit: int | None = None, setting: str = 
         f"the body is larger than this endpoint accepts ({limit} bytes, {setting})"
     )
     return Outcome(status=error.status, reason=str(error), error=error)
+
+
+def already_read(handler: WebhookHandler, advice: str) -> Outcome:
+    """The outcome of a body that code of the app read before hookshield, and did not keep.
+
+    Logged at ERROR: it is a mistake in the app that fails every delivery until it is
+    fixed.  ``advice`` says, in the framework's words, how to avoid it.
+    """
+    error = BodyAlreadyRead(
+        "the request body was read before hookshield and not kept, so the bytes the "
+        f"signature covers are gone; {advice}"
+    )
+    logger.error("hookshield: %s delivery refused (%d): %s", handler.provider, error.status, error)
+    return Outcome(status=error.status, reason=str(error), error=error)
+
+
+def kept_body(
+    handler: WebhookHandler,
+    body: bytes,
+    length: int | None,
+    kept: Callable[[], bytes | None],
+    advice: str,
+) -> bytes | Outcome:
+    """The body to verify: the one read from the stream, or the framework's kept copy.
+
+    A body shorter than its ``Content-Length`` (or an empty one without a length)
+    means code of the app read the stream first.  The frameworks keep what some
+    reads took (Werkzeug's ``get_data()``, Django's ``request.body``): ``kept()``
+    returns that copy, or ``None``; the exact bytes are verified then, and anything
+    else is refused with :class:`~hookshield.BodyAlreadyRead`.
+    """
+    if (len(body) >= length) if length is not None else bool(body):
+        return body
+    copy = kept()
+    if length is None:
+        if not copy:  # an empty body; or one read and not kept, which looks the same
+            return body
+        return too_large(handler) if len(copy) > handler.max_body_size else copy
+    if copy is None or len(copy) != length:
+        return already_read(handler, advice)
+    return copy
 
 
 def bad_request(message: str) -> Outcome:

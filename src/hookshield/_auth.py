@@ -4,7 +4,7 @@ Theory of operation:
 
 * Every secret is held as bytes; a ``str`` is UTF-8 encoded, as every one of our
   senders does when it keys its HMAC (MOCO's 32-character hex key is used as its ASCII
-  text, not hex-decoded: the test vector in PROVIDERS.md proves it).
+  text, not hex-decoded: the test vector of MOCO's WebHooks documentation proves it).
 * A signature is compared as lower-case hex bytes with :func:`hmac.compare_digest`
   *before* anything about its form is judged, so that no early return on a wrong
   length or prefix happens ahead of the constant-time compare.  Only once it has not
@@ -30,6 +30,7 @@ from ._errors import (
     MalformedSignature,
 )
 from ._headers import Headers
+from ._options import type_name
 
 __all__ = [
     "MAX_HEADER_SIZE",
@@ -67,7 +68,9 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
     elif isinstance(value, Sequence):
         items = [*value]
     else:
-        raise TypeError(f"{name} must be a str, bytes or a sequence of them, not {type(value)!r}")
+        raise TypeError(
+            f"{name} must be a str, bytes or a sequence of them, not {type_name(value)}"
+        )
     if not items:
         raise ValueError(f"{name} is an empty sequence: pass at least one secret")
     secrets: list[bytes] = []
@@ -77,7 +80,7 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
         elif isinstance(item, (bytes, bytearray)):
             encoded = bytes(item)
         else:
-            raise TypeError(f"each {name} must be a str or bytes, not {type(item)!r}")
+            raise TypeError(f"each {name} must be a str or bytes, not {type_name(item)}")
         if not encoded:
             raise ValueError(f"{name} must not be empty: an empty key authenticates anyone")
         secrets.append(encoded)

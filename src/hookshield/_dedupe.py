@@ -31,6 +31,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+from ._options import function, integer
+
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_TTL",
@@ -117,14 +119,14 @@ class MemoryDedupeStore:
     def __init__(
         self, max_entries: int = 1_000_000, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_entries < 1:
+        if integer("max_entries", max_entries, "a count of keys") < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         # key -> (done, expiry); kept in the order keys were last written, which with
         # one lease and one TTL is close to expiry order.
         self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
         self._lock = threading.Lock()
-        self._clock = clock
+        self._clock = function("clock", clock)
         self._warned = False
 
     def claim(self, key: str, lease: float) -> Claim:

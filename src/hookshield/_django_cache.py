@@ -27,6 +27,7 @@ from typing import Final
 from django.core.cache import BaseCache, caches
 
 from ._dedupe import Claim
+from ._options import text
 from ._stores import key_bytes, seconds, whole_seconds
 
 __all__ = ["CacheDedupeStore"]
@@ -44,12 +45,10 @@ class CacheDedupeStore:
     """
 
     def __init__(self, alias: str = "default", *, prefix: str = "hookshield:") -> None:
-        if not isinstance(alias, str) or not alias:
-            raise TypeError(f"alias is the name of a cache in settings.CACHES, not {alias!r}")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
+        if not text("alias", alias, "the name of a cache in settings.CACHES (a str)"):
+            raise ValueError("alias must name a cache in settings.CACHES, not ''")
         self.alias = alias
-        self.prefix = prefix
+        self.prefix = text("prefix", prefix)
 
     @property
     def cache(self) -> BaseCache:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BodyAlreadyRead",
     "BodyTooLarge",
     "DeliveryInProgress",
     "EmptyBody",
@@ -103,6 +104,19 @@ class BodyTooLarge(WebhookError):
     """The body is larger than the handler's ``max_body_size`` (413)."""
 
     status = 413
+
+
+class BodyAlreadyRead(WebhookError):
+    """Code of the app read the request body before hookshield and did not keep it (500).
+
+    A ``before_request`` function, a middleware or a parser consumed the stream, so
+    the bytes the signature covers are gone.  The fault is the receiving app's, not
+    the sender's, and the delivery is sound: a 5xx makes the sender retry within its
+    retry window (every sender retries any non-2xx alike), so once the app is fixed
+    its retries are received rather than lost.  Adapters log it at ERROR.
+    """
+
+    status = 500
 
 
 class HeaderTooLarge(WebhookError):

@@ -31,9 +31,11 @@ from ._dispatch import Dispatcher, drive
 from ._errors import WebhookError
 from ._events import Delivery, Event
 from ._headers import HeadersLike
+from ._options import flag, integer, text
 from ._outcome import Outcome
 from ._peers import AddressesLike, PeerPolicy
 from ._routing import H, R, Route, Router
+from ._stores import seconds
 from ._verify import Body, Verifier
 from .providers import ProviderLike, get_provider
 
@@ -105,7 +107,27 @@ class WebhookHandler:
         allowed_ips: AddressesLike | None = None,
         trusted_proxies: AddressesLike | None = None,
     ) -> None:
+        # The options that only need a type and a value come first, then the ones
+        # checked against the sender, and the credentials last: a wrong type is named
+        # before a missing secret could hide it.
+        max_body_size = integer("max_body_size", max_body_size, "bytes")
+        if max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes")
+        lease = seconds("dedupe_lease", dedupe_lease)
+        for option, value in (
+            ("allow_unsigned", allow_unsigned),
+            ("sync_handlers_in_thread", sync_handlers_in_thread),
+            ("stream_batches", stream_batches),
+        ):
+            flag(option, value)
+        if token_header is not None:
+            text("token_header", token_header, "a header name (str)")
         sender = get_provider(provider)
+        ttl = sender.default_dedupe_ttl if dedupe_ttl is None else seconds("dedupe_ttl", dedupe_ttl)
+        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
+        store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
+        if store is not None:
+            store = adapt_store(store, ttl)
         credentials = prepare_credentials(
             sender,
             secret=secret,
@@ -115,15 +137,6 @@ class WebhookHandler:
             bearer_token=bearer_token,
             allow_unsigned=allow_unsigned,
         )
-        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
-        if max_body_size < 1:
-            raise ValueError("max_body_size must be a positive number of bytes")
-        ttl = sender.default_dedupe_ttl if dedupe_ttl is None else dedupe_ttl
-        if ttl <= 0 or dedupe_lease <= 0:
-            raise ValueError("dedupe_ttl and dedupe_lease must be positive numbers of seconds")
-        store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
-        if store is not None:
-            store = adapt_store(store, ttl)
         self.unsigned = credentials.empty
         self.sync_handlers_in_thread = sync_handlers_in_thread
         self.stream_batches = stream_batches
@@ -135,7 +148,7 @@ class WebhookHandler:
         self.store_inline = store is None or isinstance(store, MemoryDedupeStore)
         self.verifier = Verifier(sender, credentials, max_body_size)
         self.router = Router(sender.title, sender.event_types)
-        self.dispatcher = Dispatcher(sender, self.router, store, dedupe_lease, ttl)
+        self.dispatcher = Dispatcher(sender, self.router, store, lease, ttl)
 
     # -- configuration -------------------------------------------------------------
     # Read-only: the verifier and the dispatcher hold them, and a value set on the
@@ -181,7 +194,9 @@ class WebhookHandler:
 
         A type is a name (``"session.completed"``), a prefix wildcard
         (``"session.*"``), or ``"*"`` for every event.  The function takes the
-        :class:`~hookshield.Event`; it may be ``async def``.  Under asyncio a plain
+        event, and may be annotated with the sender's event class
+        (:class:`~hookshield.MindPeekerEvent`...) or :class:`~hookshield.Event`; it is
+        returned unchanged, its type too.  It may be ``async def``.  Under asyncio a plain
         function runs in a worker thread, so that one that blocks cannot stall the
         server; ``inline=True`` runs it on the event loop instead, saving the
         hand-off, for a route that only computes.

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ._dedupe import Claim
+from ._options import function, type_name
 from ._stores import key_bytes, seconds
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def file_path(owner: str, path: str | os.PathLike[str], instead: str) -> Path:
     directory does not exist.
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path is a file path, not {type(path).__name__}")
+        raise TypeError(f"path must be a file path (a str or os.PathLike), not {type_name(path)}")
     text = os.fspath(path)
     if not text or text == ":memory:":
         raise ValueError(
@@ -149,7 +150,7 @@ class SQLiteDedupeStore:
             "SQLiteDedupeStore", path, "within one process, use MemoryDedupeStore"
         )
         self.timeout = seconds("timeout", timeout)
-        self._clock = clock
+        self._clock = function("clock", clock)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._connection: sqlite3.Connection | None = None

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from ._inbox import STATES, State, StoredDelivery
+from ._options import number
 from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
 
@@ -84,9 +85,8 @@ class SQLiteInbox:
         self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
         self.lease_seconds = seconds("lease", lease)
         # 0 is a timeout: fail at once when another writer holds the file.
-        if timeout != 0:
-            timeout = seconds("timeout", timeout)
-        self.timeout = float(timeout)
+        timeout = number("timeout", timeout)
+        self.timeout = 0.0 if timeout == 0 else seconds("timeout", timeout)
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()

@@ -186,7 +186,7 @@ def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]
     named: dict[str, WebhookHandler] = {}
     for handler in handlers:
         if not isinstance(handler, WebhookHandler):
-            raise TypeError(f"expected a WebhookHandler, not {type(handler).__name__}")
+            raise TypeError(f"handlers must be WebhookHandlers, not {type(handler).__name__}")
         if handler.provider in named:
             raise ValueError(
                 f"two handlers for {handler.provider!r}: an inbox tells a delivery's "

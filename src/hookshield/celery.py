@@ -38,6 +38,7 @@ from ._adapt import missing
 from ._errors import WebhookError
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery
+from ._options import integer, text, type_name
 from ._worker import DEFAULT_MAX_ATTEMPTS, handler_map, select_events
 
 try:
@@ -72,6 +73,17 @@ class CeleryInbox:
         retry_backoff_max: int = 6 * 3600,
         send_options: Mapping[str, Any] | None = None,
     ) -> None:
+        if not isinstance(app, celery.Celery):
+            raise TypeError(f"app must be a celery.Celery app, not {type_name(app)}")
+        text("name", name, "a task name (str)")
+        if integer("max_retries", max_retries, "a count of retries") < 0:
+            raise ValueError("max_retries must be 0 or more")
+        if integer("retry_backoff_max", retry_backoff_max, "seconds") < 1:
+            raise ValueError("retry_backoff_max must be at least 1 second")
+        if send_options is not None and not isinstance(send_options, Mapping):
+            raise TypeError(
+                f"send_options must be a mapping of apply_async options, not {type_name(send_options)}"
+            )
         self.app = app
         self.handlers = handler_map(handlers)
         self.send_options = dict(send_options or {})

@@ -32,6 +32,7 @@ from ._errors import MalformedPayload
 from ._events import Delivery
 from ._handler import WebhookHandler as _CoreHandler
 from ._headers import Headers
+from ._options import flag
 from ._outcome import Outcome
 from ._routing import H, R
 from .providers.mindpeeker import MindPeekerEvent, event_delivery_id
@@ -55,7 +56,7 @@ class WebhookHandler:
     def __init__(self, secret: SecretLike, *, debug: bool = False, **options: Any) -> None:
         #: The hookshield handler underneath, for the framework adapters.
         self.handler = _CoreHandler("mindpeeker", secret=secret, **options)
-        self.debug = debug
+        self.debug = flag("debug", debug)
 
     def on(self, *event_types: str) -> Callable[[R], R]:
         """Register the decorated function for these event types (``"session.*"`` too)."""

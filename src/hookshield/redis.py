@@ -31,6 +31,7 @@ from typing import Final
 
 from ._adapt import missing
 from ._dedupe import Claim
+from ._options import text, type_name
 from ._stores import key_bytes, milliseconds, seconds
 
 try:
@@ -64,9 +65,7 @@ AsyncClient = redis.asyncio.Redis | redis.asyncio.RedisCluster
 
 
 def _prefix(prefix: str) -> bytes:
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix is a str, not {type(prefix).__name__}")
-    return prefix.encode("utf-8")
+    return text("prefix", prefix).encode("utf-8")
 
 
 class RedisDedupeStore:
@@ -80,12 +79,12 @@ class RedisDedupeStore:
     def __init__(self, client: SyncClient, *, prefix: str = "hookshield:") -> None:
         if isinstance(client, AsyncClient):
             raise TypeError(
-                "RedisDedupeStore takes a synchronous client; "
-                "for a redis.asyncio client, use AsyncRedisDedupeStore"
+                "client must be a synchronous redis.Redis or RedisCluster for "
+                "RedisDedupeStore; for a redis.asyncio client, use AsyncRedisDedupeStore"
             )
         if not isinstance(client, SyncClient):
             raise TypeError(
-                f"RedisDedupeStore takes a redis.Redis or RedisCluster, not {type(client).__name__}"
+                f"client must be a redis.Redis or RedisCluster, not {type_name(client)}"
             )
         self.client = client
         self.prefix = prefix
@@ -116,8 +115,9 @@ class AsyncRedisDedupeStore:
     def __init__(self, client: AsyncClient, *, prefix: str = "hookshield:") -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(
-                "AsyncRedisDedupeStore takes a redis.asyncio.Redis or RedisCluster, "
-                f"not {type(client).__name__}; for a synchronous client, use RedisDedupeStore"
+                "client must be a redis.asyncio.Redis or RedisCluster for "
+                f"AsyncRedisDedupeStore, not {type_name(client)}; for a synchronous client, "
+                "use RedisDedupeStore"
             )
         self.client = client
         self.prefix = prefix

@@ -59,12 +59,17 @@ class Processes:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, argv: list[str], env: dict[str, str], name: str, pass_fds: tuple[int, ...] = ()
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        name: str,
+        pass_fds: tuple[int, ...] = (),
+        cwd: Path = ROOT,
     ) -> subprocess.Popen[bytes]:
         output = (self.tmp_path / f"{name}.out").open("ab")
         process = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ are the senders' shared plumbing and stay private.
 
 from __future__ import annotations
 
+from .._options import type_name
 from ._base import Credentials, DemoScript, Provider
 from ._hmac import HmacSender
 from .github import GitHubProvider
@@ -39,13 +40,22 @@ PROVIDERS: dict[str, Provider] = {
 
 
 def get_provider(provider: ProviderLike) -> Provider:
-    """The sender ``provider`` names or describes; a ``ValueError`` for an unknown name."""
+    """The sender ``provider`` names or describes.
+
+    A ``ValueError`` for an unknown name, a ``TypeError`` for anything but a name, an
+    :class:`HmacSender` or a :class:`Provider`.
+    """
     if isinstance(provider, Provider):
         return provider
     if isinstance(provider, HmacSender):
         return provider.provider()
+    known = ", ".join(repr(n) for n in PROVIDERS)
+    if not isinstance(provider, str):
+        raise TypeError(
+            "provider must be a sender's name (a str such as 'mindpeeker') or an "
+            f"HmacSender, not {type_name(provider)}; hookshield knows {known}"
+        )
     try:
         return PROVIDERS[provider]
-    except (KeyError, TypeError):
-        known = ", ".join(repr(n) for n in PROVIDERS)
+    except KeyError:
         raise ValueError(f"unknown provider {provider!r}; hookshield knows {known}") from None

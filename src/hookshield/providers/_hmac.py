@@ -10,7 +10,7 @@ Rules this module owns:
 * Every misconfiguration is refused when the description is built (``ValueError`` or
   ``TypeError``), never at the first delivery.  A timestamp window is refused unless
   the signature covers the timestamp: an unsigned timestamp stops no replay
-  (PROVIDERS.md, "Replay").
+  (docs/security.md, "Replay and de-duplication").
 
 The :class:`Provider` that a description drives lives in ``_hmac_provider``.
 

@@ -13,7 +13,8 @@ Rules this module owns:
   ``max_signatures`` signatures per header, and compares each one with
   :func:`hmac.compare_digest` on its normalised bytes *before* judging its form.
   Every bad input is a typed :class:`WebhookError`; the timestamp window is judged
-  only once the signature matched, and in both directions (PROVIDERS.md, "Replay").
+  only once the signature matched, and in both directions (docs/security.md, "Replay
+  and de-duplication").
 * The de-duplication key is the event id when the signature covers it, otherwise the
   body's SHA-256 plus the event type (but for a type from a header when the
   description says ``type_in_key=False``): an unsigned id (a delivery GUID) would let

@@ -9,7 +9,7 @@ Rules (GitHub's "Validating webhook deliveries" and "Webhook events and payloads
   change (``opened``): the type is ``issues.opened``, or ``ping`` for the ping sent
   when the hook is created.  Bodies are JSON, or a form with the JSON in ``payload``.
 * ``X-GitHub-Delivery`` is a GUID per delivery and is **not** signed, so it cannot be
-  the de-duplication key (PROVIDERS.md, "Replay"); sent twice, it is a malformed header
+  the de-duplication key (docs/security.md, "Replay and de-duplication"); sent twice, it is a malformed header
   (400), not a failed credential.  ``X-GitHub-Event`` is not signed either, so it is
   left out of the key too: the key is the body's SHA-256 alone.  Every GitHub event
   has a body of its own (its ``action``, the object it is about, the repository's

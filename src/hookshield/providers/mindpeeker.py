@@ -1,6 +1,6 @@
 """MindPeeker: ``X-MindPeeker-Signature: sha256=<hex>`` over the raw body.
 
-Rules (PROVIDERS.md, "MindPeeker"; seeds/003_4627364cb9635518.txt):
+Rules (from MindPeeker's documentation, "Webhooks"):
 
 * HMAC-SHA256 of the raw body, keyed with the secret's UTF-8 bytes, sent as
   ``sha256=`` and lower-case hex.
@@ -293,7 +293,8 @@ _SESSION = {"session_id": "sess_123456789", "type": "remote_viewing", "status": 
 _ANALYSIS = {"analysis_id": "anal_123456789", "target_type": "location", "status": "queued"}
 _QUERY = {"query_id": "dowse_123456789", "query_type": "location", "status": "pending"}
 
-# Shapes from the page's own examples (seeds/003), filled in for the undocumented types.
+# Shapes from the examples of MindPeeker's "Webhooks" page, filled in for the
+# undocumented types.
 _SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "session": _SESSION,
     "analysis": _ANALYSIS,

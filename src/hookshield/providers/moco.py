@@ -1,6 +1,6 @@
 """MOCO: ``X-Moco-Signature`` is the hex HMAC-SHA256 of the raw body.
 
-Rules (PROVIDERS.md, "MOCO"; seeds/002_c02c209ccffd768a.txt):
+Rules (from MOCO's API documentation, "WebHooks"):
 
 * The key is the 32-character hex string MOCO's UI shows, used as its ASCII text.  The
   page's own test vector signs ``{id: 111, description: "a description"}``, which is
@@ -94,7 +94,7 @@ class MocoProvider(Provider):
     event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
     accepts = frozenset({"secret"})
     signature_header = "X-Moco-Signature"
-    # The key is the test vector of MOCO's own documentation (PROVIDERS.md); changing
+    # The key is the test vector of MOCO's own WebHooks documentation; changing
     # the hours of a signed activity is the tampering a receiver must catch.
     demo = DemoScript(
         credentials={"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},

@@ -1,6 +1,6 @@
 """Momentum / SparkPost: batches of event records, authenticated by token or HTTP auth.
 
-Rules (PROVIDERS.md, "Momentum / SparkPost"; seeds/004_902cffec63e822a9.txt):
+Rules (from Momentum's documentation, "Using Webhooks for Event Data"):
 
 * No HMAC exists.  The credential is the (deprecated) ``X-MessageSystems-Webhook-Token``
   header, HTTP Basic, or an OAuth2 Bearer token the receiver issued.

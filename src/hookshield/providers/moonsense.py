@@ -1,6 +1,6 @@
 """Moonsense: ``X-Moonsense-Signature-256`` is the hex HMAC-SHA256 of the raw body.
 
-Rules (PROVIDERS.md, "Moonsense"; seeds/000_d548982f7c79bba6.txt):
+Rules (from Moonsense's documentation, "Webhooks"):
 
 * Lower-case hex, no ``sha256=`` prefix, keyed with the secret's UTF-8 bytes, sent only
   when a secret is set at Moonsense: without one the sender cannot sign, which is why

@@ -1,6 +1,6 @@
 """Petal Metrics: EEG stream messages from Muse headbands, posted unsigned to ``/``.
 
-Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
+Rules (from Petal Metrics' documentation, "Receive Webhooks"):
 
 * Petal does not sign.  Its newer app adds custom headers, so a shared token in a
   header of the user's choosing (``token=``, ``token_header=``), a Basic or a Bearer
