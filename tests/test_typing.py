@@ -2,13 +2,12 @@
 
 Two checks of one promise.  The routes at the top of this module are checked by
 ``mypy --strict`` with the rest of the tests (the typecheck session); the tests below
-run mypy itself on small programs, so that a regression fails here, by name, wherever
-mypy is installed (skipped where it is not).
+run mypy itself on small programs (mypy is in the test group), so that a regression
+fails here, by name.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from pathlib import Path
@@ -58,8 +57,6 @@ def test_typed_routes_are_registered_and_called_unchanged() -> None:
 
 # -- mypy itself ---------------------------------------------------------------------
 
-HAS_MYPY = importlib.util.find_spec("mypy") is not None
-needs_mypy = pytest.mark.skipif(not HAS_MYPY, reason="mypy is not installed")
 
 TYPED = """
 from typing import Any
@@ -195,7 +192,6 @@ def mypy_strict(tmp_path: Path, source: str, cache: Path) -> tuple[int, str]:
     return status, out + err
 
 
-@needs_mypy
 def test_routes_typed_with_each_senders_event_class_pass_mypy_strict(
     tmp_path: Path, mypy_cache: Path
 ) -> None:
@@ -216,7 +212,6 @@ def test_routes_typed_with_each_senders_event_class_pass_mypy_strict(
     ], report
 
 
-@needs_mypy
 def test_what_is_not_a_route_is_a_type_error(tmp_path: Path, mypy_cache: Path) -> None:
     status, report = mypy_strict(tmp_path, WRONG, mypy_cache)
     assert status == 1
@@ -224,7 +219,6 @@ def test_what_is_not_a_route_is_a_type_error(tmp_path: Path, mypy_cache: Path) -
     assert [int(line.split(":")[1]) for line in lines] == [5, 8, 12, 16], report
 
 
-@needs_mypy
 def test_the_typing_page_passes_mypy_strict(tmp_path: Path, mypy_cache: Path) -> None:
     text = TYPING_PAGE.read_text(encoding="utf-8")
     blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
