@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from hookshield import Delivery
 from hookshield.flask import BackgroundPool, verified, webhook_view
 
-from .support import EndlessStream, Recorder, chunked, delivery, recorder
+from .support import MOCO_SIGNATURE, EndlessStream, Recorder, chunked, delivery, recorder
 
 
 def app_for(view: object, path: str = "/hooks", **options: object) -> FlaskClient:
@@ -65,7 +65,7 @@ def test_the_apps_own_max_content_length_gives_a_json_413() -> None:
     app.add_url_rule("/hooks", view_func=webhook_view(rec.handler))
     response = app.test_client().post(
         "/hooks",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **MOCO_SIGNATURE},
         environ_overrides=chunked(EndlessStream()),
     )
     assert response.status_code == 413

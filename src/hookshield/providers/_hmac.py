@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .._events import Event
+from ._base import MIB
 from ._hmac_provider import HmacProvider, provider_of
 
 __all__ = ["HmacProvider", "HmacSender"]
@@ -73,6 +74,10 @@ class HmacSender:
       (ISO 8601 or epoch; the signed timestamp by default), ``event_class``,
       ``event_types`` (the documented ones) and ``accepts_form`` (a form body with the
       JSON in its ``payload`` field).
+    * ``max_body_size``: the largest body the sender sends, in bytes, the default of a
+      handler's ``max_body_size=`` (1 MiB, fifty times what the Standard Webhooks
+      specification recommends a payload stays under; set the sender's documented cap
+      where it has one).
     """
 
     name: str
@@ -100,6 +105,7 @@ class HmacSender:
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
     accepts_form: bool = False
+    max_body_size: int = MIB
     # Derived once from the fields above.
     _parts: tuple[Part, ...] = field(init=False, repr=False, compare=False)
 
@@ -150,6 +156,8 @@ class HmacSender:
             _check_str(kind, "each of event_types")
         if not isinstance(self.accepts_form, bool) or not isinstance(self.type_lowercase, bool):
             raise TypeError("accepts_form and type_lowercase are True or False")
+        if type(self.max_body_size) is not int or self.max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes (an int)")
 
     def _check_separator(self) -> None:
         separator = self.signature_separator

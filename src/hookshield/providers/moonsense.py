@@ -27,7 +27,16 @@ from .._errors import MalformedPayload, WebhookError
 from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, freeze
-from ._base import FORM_TYPE, DemoScript, Provider, body_sha256, form_field, is_json, media_type
+from ._base import (
+    FORM_TYPE,
+    MIB,
+    DemoScript,
+    Provider,
+    body_sha256,
+    form_field,
+    is_json,
+    media_type,
+)
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -160,6 +169,10 @@ class MoonsenseProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     signature_header = "X-Moonsense-Signature-256"
+    # Bundle Received carries a bundle, "a collection of data points" (pointer, text
+    # and focus changes; page 000, PROVIDERS.md), of a size the page does not give;
+    # form encoding up to triples its JSON.  4 MiB, four times a single-event sender's.
+    default_max_body_size = 4 * MIB
     # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
     # The GUID is not signed, so the receiver recognises the body, not the GUID.
     demo = DemoScript(
