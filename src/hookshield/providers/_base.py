@@ -295,7 +295,8 @@ class Provider:
         by :meth:`authenticate`.
         """
         if credentials.hmac_keys:
-            self._signature(headers)
+            if self.signature_header is not None:
+                self._signature(headers)
         elif not credentials.empty:
             self._check_shared_credentials(headers, credentials)
 
