@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import web
-from .payloads import SECRET, padded
+from .payloads import MAX_BODY_SIZE, SECRET, padded
 
 __all__ = ["flask_app", "main", "measure"]
 
@@ -186,7 +186,7 @@ def _worker(quick: bool, workdir: str) -> dict[str, Any]:
 def _per_delivery(quick: bool, workdir: str) -> list[dict[str, Any]]:
     from hookshield import SQLiteInbox, WebhookHandler
 
-    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None)
+    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE)
     rows = []
     for label, size in (("1 KB", 1024), ("1 MB", 1024 * 1024)):
         rounds = (50 if size > 1024 else 500) if quick else (200 if size > 1024 else 3000)

@@ -30,7 +30,16 @@ from hookshield._headers import Headers
 
 from . import peers
 from ._timing import Timing, measure_group
-from .payloads import SECRET, SIZES, TOKEN, Payload, momentum_batch, padded, petal_stream
+from .payloads import (
+    MAX_BODY_SIZE,
+    SECRET,
+    SIZES,
+    TOKEN,
+    Payload,
+    momentum_batch,
+    padded,
+    petal_stream,
+)
 
 __all__ = [
     "STEPS",
@@ -194,7 +203,9 @@ def _payload_cases(
     payload: Payload, *, with_peers: bool, notes: list[str]
 ) -> list[tuple[str, str, Call]]:
     body, headers = payload.body, payload.headers
-    handler = WebhookHandler(payload.provider, secret=SECRET, dedupe=None)
+    handler = WebhookHandler(
+        payload.provider, secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE
+    )
     floor, auth_floor = _floor(body, payload.signature)
     read = _typed_reader(payload.provider)
     authenticate, verify = handler.authenticate, handler.verify

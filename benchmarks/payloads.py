@@ -22,6 +22,7 @@ from hookshield import testing
 
 __all__ = [
     "BATCH_TYPES",
+    "MAX_BODY_SIZE",
     "SECRET",
     "SIZES",
     "TOKEN",
@@ -37,6 +38,9 @@ SECRET = "bench-signing-secret-5f1e0c9a2b7d"  # noqa: S105 - a benchmark fixture
 TOKEN = "bench-shared-token-8c41d2"  # noqa: S105 - a benchmark fixture
 
 SIZES: dict[str, int] = {"1 KB": 1024, "64 KB": 64 * 1024, "1 MB": 1024 * 1024}
+#: The ``max_body_size`` of the handlers that verify padded bodies: the largest, "1 MB",
+#: is a little over MindPeeker's and MOCO's own default of 1 MiB.
+MAX_BODY_SIZE = 2 * SIZES["1 MB"]
 
 #: The mix of record types in the Momentum batch: mostly deliveries and engagement.
 BATCH_TYPES = ("injection", "delivery", "delivery", "open", "click", "bounce", "delay")

@@ -45,7 +45,7 @@ from hookshield import WebhookHandler
 from . import peers, web
 from ._timing import measure_group, time_loop
 from .micro import _typed_reader
-from .payloads import SECRET, SIZES, padded
+from .payloads import MAX_BODY_SIZE, SECRET, SIZES, padded
 
 __all__ = ["Profile", "ServerProfile", "main", "parse_raw"]
 
@@ -73,7 +73,7 @@ def _call(kind: str, provider: str, label: str) -> Callable[[], object]:
         return peer.prepare(payload, payload.body)
     read = _typed_reader(provider)
     verify, body, headers = (
-        WebhookHandler(provider, secret=SECRET, dedupe=None).verify,
+        WebhookHandler(provider, secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE).verify,
         payload.body,
         payload.headers,
     )

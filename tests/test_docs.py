@@ -32,6 +32,7 @@ import pytest
 
 import hookshield
 from hookshield.cli import build_parser, main
+from hookshield.providers import PROVIDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -404,3 +405,10 @@ def test_the_demo_transcript_in_the_docs_is_current(
     assert main(["demo"]) == 0
     out = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", capsys.readouterr().out)
     assert out == shown
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_each_sender_page_states_its_default_body_limit(provider: str) -> None:
+    text = " ".join((ROOT / "docs" / "senders" / f"{provider}.md").read_text().split())
+    mib = PROVIDERS[provider].default_max_body_size / (1024 * 1024)
+    assert f"default `max_body_size` is {mib:g} MiB" in text

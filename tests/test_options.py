@@ -125,7 +125,7 @@ OPTIONS = [
     handler("basic_auth", optional(is_basic_auth), provider="petal", token="t"),
     handler("bearer_token", optional(is_secret), provider="petal", token="t"),
     handler("allow_unsigned", lambda v: isinstance(v, bool)),
-    handler("max_body_size", is_int),
+    handler("max_body_size", optional(is_int)),  # None: the sender's own default
     handler("dedupe", lambda v: v is None),
     handler("dedupe_ttl", optional(is_number)),
     handler("dedupe_lease", is_number),

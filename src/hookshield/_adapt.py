@@ -3,9 +3,12 @@
 Theory of operation: an adapter takes the exact raw body and the headers out of the
 framework's request, asks the core for an :class:`~hookshield.Outcome`, and turns it
 into a :class:`Reply` (status, small JSON body, headers) that the framework sends.
-The body is read with ``max_body_size`` enforced while reading: a ``Content-Length``
-over the limit is refused before a byte is read, and a body without one (chunked) is
-read no further than one byte (WSGI) or one received piece (ASGI) past the limit.
+Before a byte of the body is read, :func:`refuse_before_body` refuses what the peer
+and the headers settle (an address outside ``allowed_ips``, a missing signature, a
+wrong token, a ``Content-Length`` over ``max_body_size``): every adapter calls it, and
+nothing else, so that a stranger costs no buffer.  The body is then read with
+``max_body_size`` enforced while reading: a body without a length (chunked) is read no
+further than one byte (WSGI) or one received piece (ASGI) past the limit.
 Background work (a pool, an inbox) lives in ``_background.py``.  This module imports
 no framework.
 """
@@ -133,37 +136,21 @@ def route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def declared_length(value: str | None) -> int | None:
-    """The ``Content-Length`` as an int; ``None`` when absent; ``-1`` when malformed."""
-    if value is None or value == "":
-        return None
-    value = value.strip()
-    # RFC 9110 section 8.6: 1*DIGIT.  int() alone would accept "+5", "1_0" or " 5 ".
-    if not value.isascii() or not value.isdigit():
-        return -1
-    return int(value)
+def refuse_before_body(
+    handler: WebhookHandler, peer: str | None, headers: HeadersLike
+) -> Outcome | None:
+    """The refusal of a request that the peer and headers condemn, or ``None``.
 
-
-def check_source(handler: WebhookHandler, peer: str | None, headers: HeadersLike) -> Outcome | None:
-    """Refuse, before reading, a delivery from outside the handler's ``allowed_ips``."""
-    if handler.peers is None:
-        return None
+    Every adapter calls this before it reads a byte of the body: the peer against
+    ``allowed_ips`` (403), then :meth:`WebhookHandler.check_headers` (401 without the
+    sender's credential or with a wrong header credential, 413 for a ``Content-Length``
+    over ``max_body_size``).  The refusal is logged as any other.
+    """
     try:
         handler.check_peer(peer, headers)
+        handler.check_headers(headers)
     except WebhookError as error:
-        return Outcome(status=error.status, reason=str(error), error=error)
-    return None
-
-
-def check_length(handler: WebhookHandler, value: str | None) -> Outcome | None:
-    """Refuse, before reading, a declared body over the limit or a malformed length."""
-    length = declared_length(value)
-    if length is None:
-        return None
-    if length < 0:
-        return bad_request("the Content-Length header is not a number")
-    if length > handler.max_body_size:
-        return too_large(handler)
+        return handler.dispatcher.rejected(error)
     return None
 
 

@@ -33,6 +33,7 @@ from ._errors import DeliveryInProgress, WebhookError
 from ._events import Delivery, Event
 from ._outcome import Outcome
 from ._routing import Router
+from ._text import printable
 from .providers import Provider
 
 __all__ = ["Dispatcher", "advance", "dispatched_reason", "drive"]
@@ -171,12 +172,19 @@ class Dispatcher:
     ) -> Outcome:
         """The outcome of a delivery refused with ``exc``."""
         log = logger.warning if exc.status >= 500 else logger.info
-        log("hookshield: %s delivery refused (%d): %s", self.sender.name, exc.status, exc)
+        log(
+            "hookshield: %s delivery refused (%d): %s",
+            self.sender.name,
+            exc.status,
+            printable(exc),
+        )
         return Outcome(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
 
     def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
         """The outcome of a retry that arrives while another attempt still runs."""
-        logger.info("hookshield: %s delivery %s is in progress", self.sender.name, delivery.id)
+        logger.info(
+            "hookshield: %s delivery %s is in progress", self.sender.name, printable(delivery.id)
+        )
         error = DeliveryInProgress(IN_PROGRESS_REASON)
         return Outcome(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
@@ -191,7 +199,9 @@ class Dispatcher:
         except WebhookError as exc:
             return None, self.rejected(exc, delivery)
         if state is Claim.DONE:
-            logger.info("hookshield: duplicate %s delivery %s", self.sender.name, delivery.id)
+            logger.info(
+                "hookshield: duplicate %s delivery %s", self.sender.name, printable(delivery.id)
+            )
             return None, Outcome(200, "duplicate delivery", delivery, duplicate=True)
         if state is Claim.IN_PROGRESS:
             return None, self.in_progress(delivery)
@@ -228,7 +238,7 @@ class Dispatcher:
             "hookshield: a %s route raised %s on a %s event; released, so that it runs again",
             self.sender.name,
             type(exc).__name__,
-            event.type,
+            printable(event.type),
             exc_info=exc,
         )
         reason = f"a handler raised {type(exc).__name__}"

@@ -6,9 +6,12 @@ de-duplication store or starts a thread.  It takes bytes and headers and returns
 ``status`` is the answer; so it can be called from any framework, any thread and any
 event loop, and tested with nothing but bytes.
 
-The order is the security property: the size bound first (a flood costs nothing),
-then the sender's authentication over the exact bytes received (nothing has been
-decoded that a forger could aim at), and only then the decoder.
+The order is the security property: what the headers alone settle first, before a
+byte of the body is read (:meth:`Verifier.check_headers`: a missing signature, a
+wrong token, a declared length over the bound), so that a stranger costs no buffer;
+then the size bound on the body read; then the sender's authentication over the exact
+bytes received (nothing has been decoded that a forger could aim at), and only then
+the decoder.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from typing import Any
 
 from ._auth import RECEIVED_AT
 from ._credentials import Credentials
-from ._errors import BodyTooLarge
+from ._errors import BodyTooLarge, MalformedPayload
 from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike
 from .providers import Provider
 
-__all__ = ["Body", "Verifier", "as_bytes"]
+__all__ = ["Body", "Verifier", "as_bytes", "declared_length"]
 
 #: The raw request body; bytearray and memoryview are copied to bytes.
 Body = bytes | bytearray | memoryview
@@ -37,6 +40,25 @@ class Verifier:
     sender: Provider
     credentials: Credentials
     max_body_size: int
+
+    def check_headers(self, headers: HeadersLike) -> Headers:
+        """Refuse, from the headers alone, a delivery whose body need not be read.
+
+        The sender's credential as far as the headers settle it (see
+        :meth:`Provider.check_headers`), then a ``Content-Length`` that is malformed
+        (400) or over ``max_body_size`` (413).  Returns the headers as checked.
+        """
+        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        self.sender.check_headers(checked, self.credentials)
+        length = declared_length(checked.get("content-length"))
+        if length is not None and length < 0:
+            raise MalformedPayload("the Content-Length header is not a number")
+        if length is not None and length > self.max_body_size:
+            raise BodyTooLarge(
+                f"the body is {length} bytes (Content-Length); this handler accepts at "
+                f"most {self.max_body_size} (max_body_size)"
+            )
+        return checked
 
     def authenticate(self, body: Body, headers: HeadersLike) -> tuple[bytes, Headers, str | None]:
         """Check the size and the credentials; return the body, headers and signature."""
@@ -80,6 +102,17 @@ class Verifier:
             provider=self.sender.name, id=delivery_id, events=(), headers=checked, body=raw
         )
         return shell, events
+
+
+def declared_length(value: str | None) -> int | None:
+    """The ``Content-Length`` as an int; ``None`` when absent; ``-1`` when malformed."""
+    if value is None or value == "":
+        return None
+    value = value.strip()
+    # RFC 9110 section 8.6: 1*DIGIT.  int() alone would accept "+5", "1_0" or " 5 ".
+    if not value.isascii() or not value.isdigit():
+        return -1
+    return int(value)
 
 
 def as_bytes(body: Any) -> bytes:

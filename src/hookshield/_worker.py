@@ -37,6 +37,7 @@ from ._errors import WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery, WorkerInbox
+from ._text import printable
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
 
@@ -135,11 +136,11 @@ class Worker:
         logger.warning(
             "hookshield: %s delivery %s failed (attempt %d of %d), retrying in %.0f s: %s",
             stored.sender,
-            stored.id,
+            printable(stored.id),
             stored.attempts,
             self.retry.max_attempts,
             at - self.clock(),
-            error,
+            printable(error),
         )
         self._count(self.inbox.retry(stored, at, error), "retried", stored)
 
@@ -148,10 +149,10 @@ class Worker:
             "hookshield: %s delivery %s moved to dead-letter after %d attempts: %s "
             "(hookshield inbox retry %s runs it again)",
             stored.sender,
-            stored.id,
+            printable(stored.id),
             stored.attempts,
-            error,
-            stored.id,
+            printable(error),
+            printable(stored.id),
         )
         self._count(self.inbox.dead(stored, error), "dead", stored)
 
@@ -160,7 +161,7 @@ class Worker:
             logger.warning(
                 "hookshield: the lease on delivery %s ended before it was %s; "
                 "another worker has it now",
-                stored.id,
+                printable(stored.id),
                 what,
             )
             what = "lost"

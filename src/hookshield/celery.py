@@ -39,6 +39,7 @@ from ._errors import WebhookError
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery
 from ._options import integer, text, type_name
+from ._text import printable
 from ._worker import DEFAULT_MAX_ATTEMPTS, handler_map, select_events
 
 try:
@@ -128,7 +129,7 @@ class CeleryInbox:
             logger.error(
                 "hookshield: %s delivery %s does not verify; it is not run",
                 stored.sender,
-                stored.id,
+                printable(stored.id),
             )
             raise
         return handler.dispatch(delivery)

@@ -37,13 +37,11 @@ from ._adapt import (
     JSON,
     Reply,
     bad_request,
-    check_length,
-    check_source,
-    declared_length,
     kept_body,
     method_not_allowed,
     missing,
     read_limited,
+    refuse_before_body,
     route_key,
     serve,
     serve_view,
@@ -56,6 +54,7 @@ from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
 from ._outcome import Outcome
+from ._verify import declared_length
 
 try:
     from django.conf import settings
@@ -216,13 +215,10 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
     meta = request.META
     warn_if_per_process(handler, meta)
     headers = wsgi_headers(meta)
-    refused = check_source(handler, meta.get("REMOTE_ADDR"), headers)
+    refused = refuse_before_body(handler, meta.get("REMOTE_ADDR"), headers)
     if refused is not None:
         return refused
     length = meta.get("CONTENT_LENGTH")
-    refused = check_length(handler, length)
-    if refused is not None:
-        return refused
     if declared_length(length) is None and meta.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
         # server that decodes chunked bodies says so with wsgi.input_terminated (PEP

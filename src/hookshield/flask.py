@@ -29,13 +29,11 @@ from ._adapt import (
     JSON,
     Reply,
     bad_request,
-    check_length,
-    check_source,
-    declared_length,
     kept_body,
     method_not_allowed,
     missing,
     read_limited,
+    refuse_before_body,
     serve,
     serve_view,
     too_large,
@@ -47,6 +45,7 @@ from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
 from ._outcome import Outcome
+from ._verify import declared_length
 
 try:
     import flask
@@ -124,13 +123,10 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
         return method_not_allowed(method)
     warn_if_per_process(handler, environ)
     headers = wsgi_headers(environ)
-    refused = check_source(handler, environ.get("REMOTE_ADDR"), headers)
+    refused = refuse_before_body(handler, environ.get("REMOTE_ADDR"), headers)
     if refused is not None:
         return refused
     declared = headers.get("content-length")
-    refused = check_length(handler, declared)
-    if refused is not None:
-        return refused
     length = declared_length(declared)
     try:
         body = read_limited(request.stream.read, handler.max_body_size, length)

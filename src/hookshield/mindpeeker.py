@@ -35,6 +35,7 @@ from ._headers import Headers
 from ._options import flag
 from ._outcome import Outcome
 from ._routing import H, R
+from ._text import printable
 from .providers.mindpeeker import MindPeekerEvent, event_delivery_id
 
 __all__ = ["WebhookHandler"]
@@ -80,7 +81,11 @@ class WebhookHandler:
         if not isinstance(event, MindPeekerEvent):  # pragma: no cover - the sender's parser
             raise MalformedPayload("not a MindPeeker event")
         if self.debug:
-            logger.info("hookshield: constructed MindPeeker %s event %s", event.type, event.id)
+            logger.info(
+                "hookshield: constructed MindPeeker %s event %s",
+                printable(event.type),
+                printable(event.id),
+            )
         return event
 
     def process_event(self, event: MindPeekerEvent) -> Outcome:
@@ -98,7 +103,11 @@ class WebhookHandler:
             return Outcome(200, dispatched_reason(calls), dispatched=calls)
         outcome = self.handler.process(_delivery_of(event, delivery_id))
         if self.debug:
-            logger.info("hookshield: processed MindPeeker event %s: %s", event.id, outcome.reason)
+            logger.info(
+                "hookshield: processed MindPeeker event %s: %s",
+                printable(event.id),
+                printable(outcome.reason),
+            )
         if outcome.error is not None:
             raise outcome.error
         return outcome

@@ -19,6 +19,7 @@ from hookshield.testing import sample_delivery
 
 from .support import (
     CREDENTIALS,
+    MOCO_SIGNATURE,
     SIGNING,
     EndlessStream,
     Recorder,
@@ -77,7 +78,7 @@ def test_the_apps_own_max_content_length_gives_a_json_413() -> None:
     app.add_url_rule("/hooks", view_func=webhook_view(rec.handler))
     response = app.test_client().post(
         "/hooks",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **MOCO_SIGNATURE},
         environ_overrides=chunked(EndlessStream()),
     )
     assert response.status_code == 413

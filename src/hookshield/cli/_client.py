@@ -36,7 +36,7 @@ from ._common import (
     read_file,
     signing_credentials,
 )
-from ._output import Printer
+from ._output import Printer, printable
 
 __all__ = ["MAX_RESPONSE", "Answer", "cmd_send", "post"]
 
@@ -196,9 +196,9 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
     colour = "green" if answer.ok else "red"
     lines = [
         f"sent      {title} {label} ({len(body)} bytes) to {args.url}",
-        f"answered  {out.style(f'{answer.status} {answer.reason}', colour, 'bold')} "
+        f"answered  {out.style(f'{answer.status} {printable(answer.reason)}', colour, 'bold')} "
         f"in {elapsed * 1000:.0f} ms",
-        f"body      {text or '(empty)'}",
+        f"body      {printable(text) or '(empty)'}",
     ]
     if answer.duplicate:
         lines.append(
@@ -207,7 +207,9 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
         )
     if redirected:
         lines.append(
-            out.style("redirect", "red", "bold") + "  " + redirect_hint(args.url, answer.location)
+            out.style("redirect", "red", "bold")
+            + "  "
+            + printable(redirect_hint(args.url, answer.location))
         )
     out.lines(lines)
     return EXIT_OK if answer.ok else EXIT_FAILED

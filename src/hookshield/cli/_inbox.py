@@ -27,7 +27,7 @@ from .._headers import Headers
 from .._inbox import STATES, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
 from .._worker import Retry, handler_map, run_worker
-from ._output import Printer, table
+from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
 
@@ -189,10 +189,10 @@ def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         (
             row.id,
             row.sender,
-            _cut(",".join(row.event_types) or "-", 40),
+            _cut(printable(",".join(row.event_types)) or "-", 40),
             row.state,
             str(row.attempts),
-            _cut(row.last_error or "-", 48),
+            _cut(printable(row.last_error or "-"), 48),
             age(now - row.received),
         )
         for row in rows
@@ -218,20 +218,20 @@ def describe(row: StoredDelivery) -> list[str]:
     """A stored delivery as lines of text; a credential header's value is hidden."""
     when = datetime.datetime.fromtimestamp(row.received, datetime.timezone.utc)
     lines = [
-        f"id:           {row.id}",
+        f"id:           {printable(row.id)}",
         f"sender:       {row.sender} (handler {row.handler})",
         f"received:     {when.isoformat(timespec='seconds')}",
         f"state:        {row.state}, {row.attempts} attempt(s)",
-        f"events:       {', '.join(row.event_types) or '-'}",
+        f"events:       {printable(', '.join(row.event_types)) or '-'}",
     ]
     if row.events is not None:
         lines.append(f"to run:       {len(row.events)} event(s) of the batch")
     if row.last_error:
-        lines.append(f"last error:   {row.last_error}")
+        lines.append(f"last error:   {printable(row.last_error)}")
     lines.append("headers:")
-    lines += [f"  {name}: {_shown(name, value)}" for name, value in row.headers]
+    lines += [f"  {printable(name)}: {_shown(name, value)}" for name, value in row.headers]
     lines.append(f"body ({len(row.body)} bytes):")
-    lines.append(_cut(row.body.decode("utf-8", "replace"), 4000))
+    lines.append(printable(_cut(row.body.decode("utf-8", "replace"), 4000), lines=True))
     return lines
 
 
@@ -241,7 +241,7 @@ def _shown(name: str, value: str) -> str:
     # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
     # asked about an empty value, it answers a non-empty one only for a credential.
     (redacted,) = Headers({name: ""}).redacted().values()
-    return "<hidden>" if redacted else value
+    return "<hidden>" if redacted else printable(value)
 
 
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:

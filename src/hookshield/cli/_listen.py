@@ -42,7 +42,7 @@ def cmd_listen(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield listen``."""
     if args.count is not None and args.count < 1:
         raise CLIError("--count must be at least 1")
-    if args.max_body_size < 1:
+    if args.max_body_size is not None and args.max_body_size < 1:
         raise CLIError("--max-body-size must be a positive number of bytes")
     handler = make_handler(args, max_body_size=args.max_body_size)
 

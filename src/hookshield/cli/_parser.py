@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from typing import Final, TypeAlias
 
-from .._handler import DEFAULT_MAX_BODY_SIZE
 from .._version import __version__
 from ..providers import PROVIDERS
 from ._common import flags
@@ -215,9 +214,8 @@ examples:
     listen.add_argument(
         "--max-body-size",
         type=int,
-        default=DEFAULT_MAX_BODY_SIZE,
         metavar="BYTES",
-        help=f"the largest body accepted (default: {DEFAULT_MAX_BODY_SIZE})",
+        help="the largest body accepted (default: the sender's, 1 MiB to 25 MiB)",
     )
     listen.add_argument("--count", type=int, metavar="N", help="stop after N deliveries")
     _add_json(listen)

@@ -44,6 +44,7 @@ from .._headers import Headers
 from .._json import decode_json
 
 __all__ = [
+    "MIB",
     "Credentials",
     "DemoScript",
     "Provider",
@@ -63,6 +64,8 @@ _FORM_MAX_FIELDS = 64
 #: Petal Metrics, MOCO): two hours, within the library's default de-duplication
 #: time (``DEFAULT_TTL``, 2.5 hours), like MindPeeker's published 1 h 42 min.
 UNDOCUMENTED_RETRY_WINDOW = 2 * 3600.0
+#: One mebibyte: the unit of the senders' default ``max_body_size``.
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +262,11 @@ class Provider:
     #: How long, in seconds, a de-duplication key should be kept: the retry window
     #: with a margin, so that the last retry is still recognised.
     default_dedupe_ttl: ClassVar[float] = DEFAULT_TTL
+    #: The largest body a handler accepts unless given ``max_body_size=``: what the
+    #: sender's largest delivery needs, with margin, so that an authenticated sender
+    #: never buffers more than its deliveries can weigh.  Each sender sets its own,
+    #: citing its documentation; this one is for a sender that does not.
+    default_max_body_size: ClassVar[int] = MIB
 
     # -- receiving -------------------------------------------------------------
 
@@ -269,26 +277,45 @@ class Provider:
         """
         keys = credentials.hmac_keys
         if keys:
-            header = self.signature_header
-            if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
-                raise TypeError(f"{self.title} does not sign its deliveries")
-            value = read_header(headers, header)
-            if value is None:
-                raise MissingCredentials(
-                    f"the delivery has no {header} header, but this handler has a secret: "
-                    f"{self.title} signs every delivery once a secret is set on its side"
-                )
             return check_hex_hmac(
-                value,
+                self._signature(headers),
                 self.signed_messages(body, headers),
                 keys,
-                header=header,
+                header=self.signature_header or "",
                 prefix=self.signature_prefix,
             )
         if credentials.empty:
             return None  # allowed only with allow_unsigned=True, checked at construction
         self._check_shared_credentials(headers, credentials)
         return None
+
+    def check_headers(self, headers: Headers, credentials: Credentials) -> None:
+        """Check, before the body is read, what of the credentials the headers settle.
+
+        A credential that travels in a header alone (a token, Basic, Bearer) is
+        checked completely; a signature must be present (and well formed, where that
+        can be told without the body).  Raises what :meth:`authenticate` would raise
+        for these headers, so that a delivery it lets through is judged again, whole,
+        by :meth:`authenticate`.
+        """
+        if credentials.hmac_keys:
+            if self.signature_header is not None:
+                self._signature(headers)
+        elif not credentials.empty:
+            self._check_shared_credentials(headers, credentials)
+
+    def _signature(self, headers: Headers) -> str:
+        """The signature header's value; :class:`MissingCredentials` without one."""
+        header = self.signature_header
+        if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
+            raise TypeError(f"{self.title} does not sign its deliveries")
+        value = read_header(headers, header)
+        if value is None:
+            raise MissingCredentials(
+                f"the delivery has no {header} header, but this handler has a secret: "
+                f"{self.title} signs every delivery once a secret is set on its side"
+            )
+        return value
 
     def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The HMAC keys of the configured ``secret=`` values: their UTF-8 bytes by default.

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .._events import Event
+from ._base import MIB
 from ._hmac_provider import HmacProvider, provider_of
 
 __all__ = ["HmacProvider", "HmacSender"]
@@ -78,6 +79,10 @@ class HmacSender:
       (ISO 8601 or epoch; the signed timestamp by default), ``event_class``,
       ``event_types`` (the documented ones) and ``accepts_form`` (a form body with the
       JSON in its ``payload`` field).
+    * ``max_body_size``: the largest body the sender sends, in bytes, the default of a
+      handler's ``max_body_size=`` (1 MiB, fifty times what the Standard Webhooks
+      specification recommends a payload stays under; set the sender's documented cap
+      where it has one).
     """
 
     name: str
@@ -106,6 +111,7 @@ class HmacSender:
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
     accepts_form: bool = False
+    max_body_size: int = MIB
     # Derived once from the fields above.
     _parts: tuple[Part, ...] = field(init=False, repr=False, compare=False)
 
@@ -157,6 +163,8 @@ class HmacSender:
         flags = (self.accepts_form, self.type_lowercase, self.type_in_key)
         if not all(isinstance(flag, bool) for flag in flags):
             raise TypeError("accepts_form, type_lowercase and type_in_key are True or False")
+        if type(self.max_body_size) is not int or self.max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes (an int)")
 
     def _check_separator(self) -> None:
         separator = self.signature_separator

@@ -111,6 +111,7 @@ class HmacProvider(Provider):
                 "signature_header": sender.signature_header,
                 "signature_prefix": sender.signature_prefix,
                 "accepts_form": sender.accepts_form,
+                "default_max_body_size": sender.max_body_size,
             }
             for attribute, value in defaults.items():
                 if attribute not in cls.__dict__:
@@ -129,14 +130,7 @@ class HmacProvider(Provider):
         keys = credentials.hmac_keys
         if not keys:  # pragma: no cover - WebhookHandler refuses a handler with no secret
             raise MissingCredentials(f"a {self.title} handler needs secret=")
-        header = sender.signature_header
-        value = read_header(headers, header)
-        if value is None:
-            raise MissingCredentials(
-                f"the delivery has no {header} header, but this handler has a secret: "
-                f"{self.title} signs every delivery"
-            )
-        signatures, stamp = self._split(value, headers)
+        signatures, stamp = self._split(self._signature(headers), headers)
         message = self._message(body, headers, stamp)
         prefix = sender.signature_prefix
         hexed = sender.encoding == "hex"
@@ -156,6 +150,24 @@ class HmacProvider(Provider):
                         self._check_window(stamp)
                     return digest.hex()
         raise self._mismatch(received, prefix.encode("utf-8"))
+
+    def check_headers(self, headers: Headers, credentials: Credentials) -> None:
+        """Before the body is read: the signature header is there and well formed, and
+        so are the timestamp and the other headers it signs."""
+        _, stamp = self._split(self._signature(headers), headers)
+        # The signed content of an empty body reads every signed header as
+        # authenticate() does, in the same order, with the same errors.
+        self._message(b"", headers, stamp)
+
+    def _signature(self, headers: Headers) -> str:
+        header = self.sender.signature_header
+        value = read_header(headers, header)
+        if value is None:
+            raise MissingCredentials(
+                f"the delivery has no {header} header, but this handler has a secret: "
+                f"{self.title} signs every delivery"
+            )
+        return value
 
     def _split(self, value: str, headers: Headers) -> tuple[list[str], str | None]:
         """The signatures of the header and the timestamp text (``None`` without one)."""

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._events import Event, as_int
-from ._base import DemoScript, unique_clock
+from ._base import MIB, DemoScript, unique_clock
 from ._hmac import HmacProvider, HmacSender
 
 __all__ = ["GITHUB", "GitHubEvent", "GitHubProvider"]
@@ -91,6 +91,12 @@ GITHUB = HmacSender(
     id_header="X-GitHub-Delivery",
     type_in_key=False,
     accepts_form=True,
+    # "Payloads are capped at 25 MB. If an event generates a larger payload, GitHub
+    # will not deliver a payload for that webhook event." (GitHub's "Webhook events
+    # and payloads" page.)  A push or create event of many commits, branches or tags
+    # comes close, and GitHub does not retry a refused delivery, so the cap is the
+    # default.
+    max_body_size=25 * MIB,
     event_class=GitHubEvent,
     event_types=(
         "ping",

@@ -24,7 +24,7 @@ from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso
 from .._headers import Headers
 from .._json import FrozenObject, unwrap
-from ._base import DemoScript, Provider, body_sha256
+from ._base import MIB, DemoScript, Provider, body_sha256
 
 __all__ = ["MINDPEEKER_IPS", "Coordinates", "MindPeekerEvent", "MindPeekerProvider"]
 
@@ -236,6 +236,9 @@ class MindPeekerProvider(Provider):
     # Seven attempts, the last 1 h 42 min 35 s after the first (the page's table).
     retry_window = 1 * 3600 + 42 * 60 + 35.0
     default_dedupe_ttl = 2.5 * 3600
+    # One envelope (`id`, `type`, `created_at`, `data`) per delivery, a few KB in the
+    # documentation's examples, which give no cap.  1 MiB leaves a wide margin.
+    default_max_body_size = MIB
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from MindPeeker's envelope."""

@@ -33,7 +33,7 @@ from .._auth import hmac_hex, normalize_secrets
 from .._events import Delivery, Event, as_int, from_epoch_by_magnitude, from_unix
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import DemoScript, Provider, body_sha256, unique_clock
+from ._base import MIB, DemoScript, Provider, body_sha256, unique_clock
 
 __all__ = ["MocoEvent", "MocoProvider"]
 
@@ -94,6 +94,9 @@ class MocoProvider(Provider):
     event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
     accepts = frozenset({"secret"})
     signature_header = "X-Moco-Signature"
+    # The body is one entity (an activity, an invoice with its items), a few KB; MOCO's
+    # WebHooks documentation gives no cap.  1 MiB leaves a wide margin.
+    default_max_body_size = MIB
     # The key is the test vector of MOCO's own WebHooks documentation; changing
     # the hours of a signed activity is the tampering a receiver must catch.
     demo = DemoScript(

@@ -36,6 +36,7 @@ from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_
 from .._headers import Headers
 from .._json import FrozenObject, decode_json, iter_json_array, unwrap
 from ._base import (
+    MIB,
     DemoScript,
     Provider,
     authorization_headers,
@@ -251,6 +252,9 @@ class MomentumProvider(Provider):
     )
     retry_window = 4 * 3600.0  # the page: "retry at a backoff interval for four hours"
     default_dedupe_ttl = 8 * 3600.0  # twice that, and SparkPost cloud's eight hours
+    # A batch holds up to 10,000 records (Momentum's webhooks documentation) of about 1 to 2.5 KB
+    # each (SparkPost's event samples, with recipient metadata and tags): 25 MiB.
+    default_max_body_size = 25 * MIB
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event per record; none for the validation batch ``[{"msys": {}}]``.

@@ -35,6 +35,7 @@ from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, decode_json, freeze
 from ._base import (
     FORM_TYPE,
+    MIB,
     Credentials,
     DemoScript,
     Provider,
@@ -197,6 +198,10 @@ class MoonsenseProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     signature_header = "X-Moonsense-Signature-256"
+    # Bundle Received carries a bundle, "a collection of data points" (pointer, text
+    # and focus changes, in Moonsense's webhooks documentation), of a size it does not
+    # give; form encoding up to triples its JSON.  4 MiB, four times a single-event sender's.
+    default_max_body_size = 4 * MIB
     # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
     # The GUID is not signed, so the receiver recognises the body, not the GUID.
     demo = DemoScript(

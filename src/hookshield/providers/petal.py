@@ -33,6 +33,7 @@ from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_
 from .._headers import Headers
 from .._json import FrozenObject, freeze, unwrap
 from ._base import (
+    MIB,
     DemoScript,
     Provider,
     authorization_headers,
@@ -304,6 +305,12 @@ class PetalProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
+    # A stream message is under 1 KB (Petal's streaming documentation); the newer app
+    # sends batches of them, whose length the documentation does not give.  2 MiB holds
+    # a few thousand messages.  An unsigned handler (allow_unsigned=True) has nothing but this bound
+    # and allowed_ips= to stop a stranger, so it stays well under the 25 MiB of a
+    # Momentum batch.
+    default_max_body_size = 2 * MIB
     demo = DemoScript(
         credentials={"token": "demo-petal-token"},
         event_types=("bandpower",),
