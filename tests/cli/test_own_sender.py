@@ -92,19 +92,31 @@ def test_send_to_listen_with_a_sender_from_a_module(
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("no_such_module_here:ACME", "No module named 'no_such_module_here'"),
+        ("no_such_module_here:ACME", "-p 'no_such_module_here:ACME': No module named"),
         ("{module}:MISSING", "has no attribute 'MISSING'"),
         ("{module}:not_a_sender", "is int, not an HmacSender or a WebhookHandler"),
-        (":ACME", "name it as module:attribute"),
-        ("gitlab", "unknown sender 'gitlab': choose one of moonsense"),
+        (":ACME", "-p ':ACME': name it as module:attribute"),
     ],
 )
 def test_a_bad_module_or_attribute_is_a_usage_error(
     module: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for command in (["sign"], ["verify"], ["send", "http://127.0.0.1:9/"], ["listen"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main([*command, "-p", value.format(module=module), "--secret", SECRET])
-        assert exit_info.value.code == 2
+        argv = [*command, "-p", value.format(module=module), "--secret", SECRET]
+        assert main(argv) == 2
         err = capsys.readouterr().err
-        assert "argument -p/--provider: " in err and message in err
+        assert err.startswith("hookshield: error: -p ") and message in err
+        assert len(err.splitlines()) == 1
+        assert main([*argv, "--json"]) == 2
+        assert message in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_an_unknown_name_is_refused_as_the_arguments_are_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sign", "-p", "gitlab", "--secret", SECRET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument -p/--provider: unknown sender 'gitlab': choose one of moonsense" in err
+    assert "module:attribute" in err

@@ -42,6 +42,7 @@ __all__ = [
     "provider_option",
     "read_body",
     "read_file",
+    "resolve_provider",
     "signing_credentials",
 ]
 
@@ -95,32 +96,39 @@ def import_attribute(target: str) -> object:
     return found
 
 
-def provider_option(text: str) -> ProviderLike:
-    """``-p``'s value: a sender's name, or ``module:attribute`` naming an ``HmacSender``
-    description or a ``WebhookHandler`` (whose sender it is; not its credentials).
+def provider_option(text: str) -> str:
+    """``-p``'s value, checked as argparse reads it: a sender's name, or ``module:attribute``.
 
-    For argparse's ``type=``: a mistake is an :class:`argparse.ArgumentTypeError`,
-    which argparse reports with the usage and exit code 2.
+    For argparse's ``type=``: an unknown name is an :class:`argparse.ArgumentTypeError`,
+    which argparse reports with the usage and exit code 2.  A ``module:attribute`` is
+    imported later, by :func:`resolve_provider`, not while the arguments are parsed.
+    """
+    if text in PROVIDERS or ":" in text:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown sender {text!r}: choose one of {', '.join(PROVIDERS)}, or name an "
+        "HmacSender or a WebhookHandler of your code as module:attribute"
+    )
+
+
+def resolve_provider(text: str) -> ProviderLike:
+    """The sender ``-p`` names: a registered name as it is, else the ``module:attribute``.
+
+    The attribute is an :class:`~hookshield.HmacSender` description or a
+    :class:`~hookshield.WebhookHandler`, whose sender it is (not its credentials: those
+    are the command line's).  A bad module or attribute exits 2.
     """
     if text in PROVIDERS:
         return text
-    if ":" not in text:
-        names = ", ".join(PROVIDERS)
-        raise argparse.ArgumentTypeError(
-            f"unknown sender {text!r}: choose one of {names}, or name an HmacSender "
-            "or a WebhookHandler as module:attribute"
-        )
     try:
         found = import_attribute(text)
     except CLIError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise CLIError(f"-p {exc}") from None
     if isinstance(found, HmacSender):
         return found.provider()
     if isinstance(found, WebhookHandler):
         return found.verifier.sender
-    raise argparse.ArgumentTypeError(
-        f"{text!r} is {type(found).__name__}, not an HmacSender or a WebhookHandler"
-    )
+    raise CLIError(f"-p {text!r} is {type(found).__name__}, not an HmacSender or a WebhookHandler")
 
 
 def provider_name(provider: ProviderLike) -> str:
