@@ -249,9 +249,10 @@ examples:
 exit codes:
   0  success
   1  a delivery was rejected, the receiver answered non-2xx or redirected,
-     or a demo case failed
+     a demo case failed, or no stored delivery has that id
   2  usage or configuration error
-  3  I/O error: unreadable file, unreachable receiver, port in use
+  3  I/O error: unreadable file, unreachable receiver, port in use,
+     an inbox that is missing or is not a hookshield inbox
 
 Colour is used on a terminal only, and never when NO_COLOR is set.""",
     )
