@@ -107,7 +107,7 @@ def test_the_worker_creates_a_missing_inbox_when_told(
     assert SQLiteInbox(app_dir / "new.db", read_only=True).counts()["pending"] == 0
 
 
-@pytest.mark.parametrize("argv", READERS)
+@pytest.mark.parametrize("argv", [*READERS, (*WORKER, "--create")])
 def test_the_dedupe_database_is_not_an_inbox_and_is_left_alone(
     app_dir: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
 ) -> None:

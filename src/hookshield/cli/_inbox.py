@@ -266,7 +266,10 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
         raise CLIError(str(exc)) from exc
     if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
         raise CLIError("--max-attempts, --lease and --poll must be positive (and finite)")
-    inbox = _open(args, lease=args.lease, create=args.create, hint=_NO_INBOX_HINT)
+    # --create makes a missing file only: an existing one must be an inbox already (the
+    # dedupe store's database is not to gain an inbox's table).
+    create = args.create and bool(args.inbox) and not os.path.lexists(args.inbox)
+    inbox = _open(args, lease=args.lease, create=create, hint=_NO_INBOX_HINT)
     with _inbox_errors(args.inbox):
         inbox.counts()  # a file that is no inbox is refused now, not retried for ever
     if not logging.getLogger().handlers:
