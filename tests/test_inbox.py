@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 
 import hookshield
 from hookshield import Inbox, SQLiteInbox, StoredDelivery, WorkerInbox
-from hookshield._inbox import new_id
+from hookshield._inbox import LEASE_ENDED, new_id
 
 NOW = 1_800_000_000.0
 
@@ -107,6 +108,22 @@ def test_an_ended_lease_is_taken_again_and_fences_the_first_worker(inbox: SQLite
     assert inbox.done(second)
     got = inbox.get(second.id)
     assert got is not None and got.state == "done"
+
+
+@pytest.mark.parametrize("returning", [True, False])
+def test_a_delivery_leased_again_after_its_lease_ended_says_so(
+    tmp_path: Path, returning: bool
+) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", lease=60.0)
+    inbox._returning = returning  # both ways of leasing: RETURNING, and BEGIN IMMEDIATE
+    inbox.put(stored())
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None and inbox.retry(first, NOW + 10, "RuntimeError: boom")
+    second = inbox.lease(NOW + 10, ["mindpeeker"])  # after a settled retry: its error
+    assert second is not None and second.last_error == "RuntimeError: boom"
+    third = inbox.lease(NOW + 71, ["mindpeeker"])  # the second lease ran out unsettled
+    assert third is not None and third.attempts == 3
+    assert third.last_error == LEASE_ENDED
 
 
 def test_retry_makes_it_due_later_with_the_error(inbox: SQLiteInbox) -> None:
@@ -355,3 +372,79 @@ def test_import_hookshield_does_not_load_sqlite3() -> None:
     assert result.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         hookshield.Nope  # noqa: B018
+
+
+# -- opening an inbox that exists, and only that -------------------------------------
+
+
+def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    for options in ({"create": False}, {"read_only": True}):
+        with pytest.raises(FileNotFoundError, match="no such file") as raised:
+            SQLiteInbox(tmp_path / "typo.db", **options)
+        assert raised.value.filename == str(tmp_path / "typo.db")
+    assert not any(tmp_path.iterdir())
+
+
+def test_create_false_refuses_a_file_that_is_not_an_inbox(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("these are notes, not a database\n" * 100)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    dedupe = tmp_path / "dedupe.db"
+    store = hookshield.SQLiteDedupeStore(dedupe)
+    store.claim("key", 60)
+    store.close()
+    other = tmp_path / "other.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE hookshield_inbox (id TEXT PRIMARY KEY, body BLOB)")
+    db.close()
+    cases = {
+        text: "file is not a database",
+        empty: "it has no hookshield_inbox table",
+        dedupe: "it has no hookshield_inbox table",
+        other: "it has a table of another shape",
+    }
+    for path, reason in cases.items():
+        for options in ({"create": False}, {"read_only": True}):
+            inbox = SQLiteInbox(path, **options)
+            with pytest.raises(sqlite3.DatabaseError, match="is not a hookshield inbox") as raised:
+                inbox.counts()
+            assert reason in str(raised.value)
+    # The dedupe store's file gained no inbox table.
+    db = sqlite3.connect(dedupe)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert tables == {"hookshield_dedupe"}
+    assert text.read_text().startswith("these are notes")
+
+
+def test_an_existing_inbox_opens_and_read_only_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path).put(stored(0))
+    writer = SQLiteInbox(path, create=False, lease=60.0)
+    writer.put(stored(1))
+    assert writer.lease(NOW, ["mindpeeker"]) is not None
+    reader = SQLiteInbox(path, read_only=True)
+    assert reader.counts() == {"pending": 1, "leased": 1, "done": 0, "dead": 0}
+    assert "read_only=True" in repr(reader) and "create=False" in repr(writer)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.put(stored(2))
+    assert reader.counts()["pending"] == 1
+
+
+def test_find_ids_matches_a_prefix_and_counts_the_matches(inbox: SQLiteInbox) -> None:
+    for delivery_id in ("abc1", "abc2", "abd3", "b"):
+        inbox.put(dataclasses.replace(stored(), id=delivery_id))
+    assert inbox.find_ids("abc") == (["abc1", "abc2"], 2)
+    assert inbox.find_ids("ab", limit=1) == (["abc1"], 3)
+    assert inbox.find_ids("abd3") == (["abd3"], 1)
+    assert inbox.find_ids("c") == ([], 0)
+
+
+def test_waiting_counts_pending_and_leased_deliveries_by_handler(inbox: SQLiteInbox) -> None:
+    for index, handler in enumerate(("moco", "moco", "mindpeeker", "github")):
+        inbox.put(stored(index, handler=handler))
+    taken = inbox.lease(NOW, ["github"])
+    assert taken is not None and inbox.done(taken)
+    assert inbox.lease(NOW, ["moco"]) is not None
+    assert inbox.waiting() == {"mindpeeker": 1, "moco": 2}

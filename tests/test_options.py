@@ -50,6 +50,10 @@ FILE = Path(tempfile.gettempdir()) / "hookshield-options-never-created.db"
 APP = celery.Celery("hookshield_options", broker="memory://")
 
 
+def is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
 def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -177,6 +181,8 @@ OPTIONS = [
     ),
     Option("SQLiteInbox", "lease", lambda v: SQLiteInbox(FILE, lease=v), is_number),
     Option("SQLiteInbox", "timeout", lambda v: SQLiteInbox(FILE, timeout=v), is_number),
+    Option("SQLiteInbox", "create", lambda v: SQLiteInbox(FILE, create=v), is_bool),
+    Option("SQLiteInbox", "read_only", lambda v: SQLiteInbox(FILE, read_only=v), is_bool),
     Option("CeleryInbox", "app", lambda v: CeleryInbox(v, make_handler()), lambda v: False),
     Option("CeleryInbox", "handlers", lambda v: CeleryInbox(APP, v), lambda v: False),
     Option(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import threading
@@ -138,7 +139,7 @@ def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(
     got = inbox.get(stored.id)
     assert got is not None and (got.state, got.attempts) == ("dead", 3)
     assert got.last_error is not None
-    assert "the worker died running it, or outran its lease, 2 times" in got.last_error
+    assert got.last_error.startswith("attempt 2 of at most 2 ended unsettled: the worker died")
     assert "moved to dead-letter" in caplog.text
     assert not worker.run_once()  # and it stays there
 
@@ -179,6 +180,62 @@ def test_a_tampered_row_is_refused_and_dead_lettered(
     assert got is not None and got.state == "dead"
     assert got.last_error is not None and "does not verify" in got.last_error
     assert "dead-letter" in caplog.text
+
+
+def test_a_delivery_the_worker_cannot_verify_names_a_credential_mismatch(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The web app verified it with its secret; this worker was given another one.
+    handler, seen = mindpeeker()
+    body = json.dumps({"id": "evt_k", "type": "session.completed", "data": {}}).encode()
+    stored = put_signed(inbox, body, sign("mindpeeker", body, secret="the-web-apps-secret"))
+    stats = run_worker(inbox, handler, burst=True)
+    assert (stats.dead, seen) == (1, [])
+    got = inbox.get(stored.id)
+    assert got is not None and got.last_error is not None
+    assert got.last_error.startswith("the stored delivery does not verify: ")
+    likely = "this worker's credential most likely differs from the web app's"
+    assert likely in got.last_error
+    assert likely in caplog.text
+
+
+def test_a_lowered_max_attempts_is_named_not_a_dead_worker(inbox: SQLiteInbox) -> None:
+    # Three attempts failed and were retried under the default limit; then the worker
+    # is restarted with a limit of 1.  No worker died.
+    handler, seen = mindpeeker()
+    stored = put_sample(inbox, "evt_low")
+    clock = Clock()
+    for attempt in range(3):
+        taken = inbox.lease(clock(), ["mindpeeker"])
+        assert taken is not None and inbox.retry(taken, clock(), f"RuntimeError: try {attempt}")
+    worker = Worker(inbox, {"mindpeeker": handler}, Retry(max_attempts=1), clock)
+    assert worker.run_once() and worker.stats.dead == 1
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "dead" and got.last_error is not None
+    assert "died" not in got.last_error
+    assert got.last_error == (
+        "3 attempts were made before the most allowed was lowered to 1, so it is not run "
+        "again (last error: RuntimeError: try 2)"
+    )
+    assert seen == []
+
+
+def test_the_worker_warns_of_deliveries_for_a_sender_it_has_no_handler_for(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, seen = mindpeeker()
+    put_sample(inbox, "evt_mine")
+    for _ in range(2):
+        put_signed(inbox, b"{}", {}, sender="moco")
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        stats = run_worker(inbox, handler, burst=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "hookshield: 2 deliveries for 'moco' wait in the inbox, but this worker has no "
+        "handler for 'moco' (it runs mindpeeker): they wait until a worker with one runs"
+    ]
+    assert (stats.done, seen) == (1, ["evt_mine"])  # and it ran the rest
+    assert inbox.waiting() == {"moco": 2}
 
 
 def test_only_the_new_events_of_a_batch_run(inbox: SQLiteInbox) -> None:
@@ -437,8 +494,6 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "nan"], "finite"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--poll", "nan"], "finite"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", ":memory:"], "--inbox: SQLiteInbox"),
-        (["inbox", "ls", "--inbox", "no/such/dir/x.db"], "does not exist"),
-        (["inbox", "ls", "--inbox", "."], "is a directory"),
         (
             ["worker", "hooks_for_cli:mindpeeker", "hooks_for_cli:mindpeeker", "--inbox", "x.db"],
             "two handlers",

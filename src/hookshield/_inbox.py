@@ -28,13 +28,27 @@ if TYPE_CHECKING:
     from ._handler import WebhookHandler
     from ._outcome import Outcome
 
-__all__ = ["Inbox", "State", "StoredDelivery", "WorkerInbox", "new_id", "stored_delivery"]
+__all__ = [
+    "LEASE_ENDED",
+    "Inbox",
+    "State",
+    "StoredDelivery",
+    "WorkerInbox",
+    "new_id",
+    "stored_delivery",
+]
 
 #: pending: waits for its next attempt; leased: a worker runs it (until its lease
 #: ends); done: its routes ran; dead: it failed every attempt, or its bytes no longer
 #: verify, and waits for a person (``hookshield inbox retry``).
 State = Literal["pending", "leased", "done", "dead"]
 STATES: Final[tuple[State, ...]] = ("pending", "leased", "done", "dead")
+#: The ``last_error`` of a delivery leased again after a lease that ended unsettled:
+#: the worker that held it died, or its route outran the lease.
+LEASE_ENDED: Final = (
+    "the lease ended before the attempt was settled: the worker died running it, "
+    "or the route outran its lease"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +89,11 @@ class WorkerInbox(Inbox, Protocol):
     """An inbox that ``hookshield worker`` runs deliveries from (see SQLiteInbox)."""
 
     def lease(self, now: float, handlers: Sequence[str]) -> StoredDelivery | None:
-        """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``."""
+        """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``.
+
+        A delivery whose previous lease ended unsettled comes back with ``last_error``
+        set to :data:`LEASE_ENDED`, so that the worker can tell why it gives up on it.
+        """
 
     def done(self, delivery: StoredDelivery) -> bool:
         """Mark a leased delivery done; ``False`` if its lease was lost to another worker."""

@@ -21,6 +21,7 @@ it never runs a route.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -28,10 +29,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Final
 
-from ._inbox import STATES, State, StoredDelivery
-from ._options import number
+from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery
+from ._options import flag, number
 from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
 
@@ -77,12 +79,32 @@ class SQLiteInbox:
     process's lock before failing (the web side then answers 503).  The file holds
     the request headers, a sender's token included, so it is created readable by
     its owner only; beside it, ``<name>-writer`` queues the processes that write.
+
+    The file and its table are created on first use.  ``create=False`` opens an
+    inbox that exists already, and only that: a missing file raises
+    :class:`FileNotFoundError` here, and a file that is not a hookshield inbox (another
+    database, a text file) raises :class:`sqlite3.DatabaseError` at first use, so that
+    a mistyped path is not a new, empty inbox.  ``read_only=True`` (which implies
+    ``create=False``) opens it for reading only, as ``hookshield inbox ls`` does.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, lease: float = 300.0, timeout: float = 5.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lease: float = 300.0,
+        timeout: float = 5.0,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
+        text = os.fspath(path)
+        self.read_only = flag("read_only", read_only)
+        self.create = flag("create", create) and not self.read_only
+        if not self.create and not self.path.is_file():
+            raise FileNotFoundError(
+                errno.ENOENT, "no such file, and create=False opens an existing inbox only", text
+            )
         self.lease_seconds = seconds("lease", lease)
         # 0 is a timeout: fail at once when another writer holds the file.
         timeout = number("timeout", timeout)
@@ -131,21 +153,24 @@ class SQLiteInbox:
             "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
             f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
         )
+        # A row still 'leased' is due again because its lease ended unsettled: say so in
+        # last_error (a SET reads the row as it was before the UPDATE).
         take = (
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
-            "next_attempt = ? WHERE id = "
+            "next_attempt = ?, last_error = CASE WHEN state = 'leased' THEN ? "
+            "ELSE last_error END WHERE id = "
         )
-        args = (now + self.lease_seconds, now, *handlers)
+        args = (now + self.lease_seconds, LEASE_ENDED, now, *handlers)
         db = self._connection()
         if self._returning:
             with self._writing():
                 row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
             return None if row is None else _delivery(row)
         with self._writing(), _immediate(db):
-            found = db.execute(pick, args[1:]).fetchone()
+            found = db.execute(pick, args[2:]).fetchone()
             if found is None:
                 return None
-            db.execute(f"{take}?", (args[0], found[0]))
+            db.execute(f"{take}?", (*args[:2], found[0]))
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", found
             ).fetchone()
@@ -173,6 +198,32 @@ class SQLiteInbox:
             .fetchone()
         )
         return None if row is None else _delivery(row)
+
+    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
+        """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
+        # A range over the primary key's index: every id that starts with the prefix
+        # sorts at or after it and before it followed by the highest code point.
+        bounds = (prefix, prefix + "\U0010ffff")
+        db = self._connection()
+        (count,) = db.execute(
+            "SELECT count(*) FROM hookshield_inbox WHERE id >= ? AND id < ?", bounds
+        ).fetchone()
+        ids = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM hookshield_inbox WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (*bounds, limit),
+            )
+        ]
+        return ids, count
+
+    def waiting(self) -> dict[str, int]:
+        """How many deliveries wait to run (pending or leased), by handler name."""
+        rows = self._connection().execute(
+            "SELECT handler, count(*) FROM hookshield_inbox "
+            "WHERE state IN ('pending', 'leased') GROUP BY handler ORDER BY handler"
+        )
+        return dict(rows.fetchall())
 
     def list(self, state: State | None = None, limit: int = 100) -> list[StoredDelivery]:
         """Up to ``limit`` deliveries, oldest first, in ``state`` or any."""
@@ -255,7 +306,8 @@ class SQLiteInbox:
             db.close()
 
     def __repr__(self) -> str:
-        return f"SQLiteInbox({str(self.path)!r}, lease={self.lease_seconds})"
+        mode = ", read_only=True" if self.read_only else "" if self.create else ", create=False"
+        return f"SQLiteInbox({str(self.path)!r}, lease={self.lease_seconds}{mode})"
 
     # -- internals ------------------------------------------------------------------
 
@@ -324,37 +376,67 @@ class SQLiteInbox:
             return db
         # After fork the parent's connection belongs to the parent: open another and
         # leave that one alone (closing it here could disturb the parent's locks).
-        if self._ready_pid != pid and not self.path.exists():
+        if self.create and self._ready_pid != pid and not self.path.exists():
             # Created owner-only: the rows hold request headers, tokens included.
             # SQLite gives its -wal and -shm files the same permissions.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         db = sqlite3.connect(
-            self.path,
+            self._target(),
             timeout=self.timeout,  # the busy timeout: how long a write waits for a lock
             isolation_level=None,  # autocommit: each statement is its own transaction
             check_same_thread=True,
+            uri=not self.create,
         )
-        # synchronous=FULL: in WAL mode SQLite then fsyncs the log at every commit, so
-        # a delivery acknowledged to its sender survives kill -9 *and* power loss.
-        # (NORMAL syncs only at checkpoints: it survives a killed process, but a power
-        # cut may lose the last deliveries acknowledged.)
-        db.execute("PRAGMA synchronous = FULL")
-        if self._ready_pid != pid:
-            self._setup(db, pid)
+        try:
+            if self._ready_pid != pid:
+                self._setup(db, pid)
+            # synchronous=FULL: in WAL mode SQLite then fsyncs the log at every commit,
+            # so a delivery acknowledged to its sender survives kill -9 *and* power loss.
+            # (NORMAL syncs only at checkpoints: it survives a killed process, but a
+            # power cut may lose the last deliveries acknowledged.)
+            db.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            db.close()
+            raise
         self._local.db = db
         self._local.pid = pid
         return db
+
+    def _target(self) -> str | Path:
+        """The file to connect to: a URI that never creates it, unless ``create``."""
+        if self.create:
+            return self.path
+        # mode=rw fails on a missing file where a plain path would make a new one.
+        return f"{self.path.absolute().as_uri()}?mode={'ro' if self.read_only else 'rw'}"
 
     def _setup(self, db: sqlite3.Connection, pid: int) -> None:
         with self._setup_lock:
             if self._ready_pid == pid:
                 return
-            # WAL: the web side's writes and the workers' reads do not block each other,
-            # and a commit is one append to the log.
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
+            if self.create:
+                # WAL: the web side's writes and the workers' reads do not block each
+                # other, and a commit is one append to the log.
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(_SCHEMA)
+            else:
+                self._check_schema(db)
             self._ready_pid = pid
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Raise :class:`sqlite3.DatabaseError` unless the file is a hookshield inbox."""
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(hookshield_inbox)")}
+        except sqlite3.DatabaseError as exc:  # a text file, a truncated database
+            raise sqlite3.DatabaseError(f"{self._name} is not a hookshield inbox: {exc}") from exc
+        missing = [name for name in _COLUMNS.split(", ") if name not in columns]
+        if missing:
+            what = "no hookshield_inbox table" if not columns else "a table of another shape"
+            raise sqlite3.DatabaseError(f"{self._name} is not a hookshield inbox: it has {what}")
+
+    @property
+    def _name(self) -> str:
+        return repr(str(self.path))
 
 
 def _flock_until(fd: int, deadline: float) -> None:

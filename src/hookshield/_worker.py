@@ -10,9 +10,11 @@ dispatches its events to the handler's routes.  Then it settles the lease:
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
 * the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
-* leased more than ``max_attempts`` times: **dead** without running again, since the
-  attempts before ended unsettled (the worker died running it, or the route outran
-  its lease), and another would only do the same.
+* leased more than ``max_attempts`` times: **dead** without running again.  Either the
+  last attempt ended unsettled (the worker died running it, or the route outran its
+  lease: the inbox marks it :data:`~hookshield._inbox.LEASE_ENDED`), and another would
+  only do the same; or ``max_attempts`` was lowered below the attempts already made.
+  The error recorded says which.
 
 A worker that dies mid-route settles nothing: its lease ends, and another worker (or
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
@@ -33,10 +35,10 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Final
 
-from ._errors import WebhookError
+from ._errors import AuthenticationError, TimestampOutOfRange, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
-from ._inbox import StoredDelivery, WorkerInbox
+from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox
 from ._text import printable
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
@@ -103,21 +105,14 @@ class Worker:
         if stored is None:
             return False
         if stored.attempts > self.retry.max_attempts:
-            # Every attempt before this one ended without settling: the leases ran
-            # out because the worker died running it (killed, out of memory) or the
-            # route outran the lease.  Running it again would only repeat that.
-            self._dead(
-                stored,
-                f"the worker died running it, or outran its lease, "
-                f"{stored.attempts - 1} times (last error: {stored.last_error or 'none'})",
-            )
+            self._dead(stored, self._spent(stored))
             return True
         handler = self.handlers[stored.handler]
         try:
             delivery = select_events(handler, stored)
         except WebhookError as exc:
             # The stored bytes were changed, or the handler's credentials were: never run.
-            self._dead(stored, f"the stored delivery does not verify: {exc}")
+            self._dead(stored, _unverified(exc))
             return True
         try:
             handler.dispatch(delivery)
@@ -126,6 +121,22 @@ class Worker:
             return True
         self._count(self.inbox.done(stored), "done", stored)
         return True
+
+    def _spent(self, stored: StoredDelivery) -> str:
+        """Why a delivery leased past ``max_attempts`` is not run again."""
+        made, most = stored.attempts - 1, self.retry.max_attempts
+        if stored.last_error == LEASE_ENDED:
+            # The attempt before this one never settled: running it again would only
+            # end the same way (a route that kills its worker, or outruns its lease).
+            return (
+                f"attempt {made} of at most {most} ended unsettled: the worker died running "
+                "it (killed, out of memory) or the route outran its lease"
+            )
+        # Each attempt settled as a retry, so the limit was higher when they were made.
+        return (
+            f"{made} attempts were made before the most allowed was lowered to {most}, "
+            f"so it is not run again (last error: {stored.last_error or 'none'})"
+        )
 
     def _failed(self, stored: StoredDelivery, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"[:500]
@@ -166,6 +177,19 @@ class Worker:
             )
             what = "lost"
         setattr(self.stats, what, getattr(self.stats, what) + 1)
+
+
+def _unverified(exc: WebhookError) -> str:
+    """Why a stored delivery is dead-lettered unrun, with its likely cause."""
+    reason = f"the stored delivery does not verify: {exc}"
+    if isinstance(exc, AuthenticationError) and not isinstance(exc, TimestampOutOfRange):
+        # The web app verified these very bytes before storing them.
+        reason += (
+            " (the web app accepted it, so this worker's credential most likely differs "
+            "from the web app's: give the worker's handler the same secret or token; "
+            "else the stored row was changed)"
+        )
+    return reason
 
 
 def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
@@ -215,16 +239,22 @@ def run_worker(
     Deliveries are leased one at a time (run several workers, or processes, for
     more at once).  When none is due the worker waits ``poll`` seconds.  SIGTERM and
     SIGINT (when called in the main thread and ``handle_signals``) or setting
-    ``stop`` end it after the delivery in hand; ``burst=True`` ends it once nothing
-    is due.  An error from the inbox is logged and the worker tries again after a
-    pause that doubles with each failure in a row, up to :data:`MAX_PAUSE` seconds.
-    ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
+    ``stop`` end it after the delivery in hand; a second SIGTERM or SIGINT ends it at
+    once, raising :class:`SystemExit` or :class:`KeyboardInterrupt` from the route
+    it interrupts (that delivery runs again once its lease ends).  ``burst=True``
+    ends it once nothing is due.  At start, it warns of deliveries waiting for a
+    sender it has no handler for, when the inbox can count them (``waiting()``, as
+    :class:`~hookshield.SQLiteInbox` can).  An error from the inbox is logged and the
+    worker tries again after a pause that doubles with each failure in a row, up to
+    :data:`MAX_PAUSE` seconds.  ``clock`` and ``sleep`` may be replaced for tests.
+    Returns the counts.
     """
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
     wait = sleep if sleep is not None else stopping.wait
     restore = _on_signals(stopping) if handle_signals else {}
     logger.info("hookshield: worker started on %r for %s", inbox, ", ".join(worker.handlers))
+    _warn_unhandled(inbox, worker.handlers)
     failures = 0
     try:
         while not stopping.is_set():
@@ -256,16 +286,63 @@ def run_worker(
     return worker.stats
 
 
+def _warn_unhandled(inbox: WorkerInbox, handlers: dict[str, WebhookHandler]) -> None:
+    """Warn of deliveries waiting for a sender none of ``handlers`` runs.
+
+    They would wait in silence: a worker leases only its own handlers' deliveries.
+    An inbox that can count what waits (``SQLiteInbox.waiting``) makes this possible.
+    """
+    waiting = getattr(inbox, "waiting", None)
+    if not callable(waiting):
+        return
+    try:
+        counts: dict[str, int] = waiting()
+    except Exception:  # the loop meets the same failure at once, and reports it
+        return
+    for name, count in counts.items():
+        if name not in handlers:
+            logger.warning(
+                "hookshield: %d deliveries for %r wait in the inbox, but this worker has no "
+                "handler for %r (it runs %s): they wait until a worker with one runs",
+                count,
+                name,
+                name,
+                ", ".join(handlers),
+            )
+
+
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
 def _on_signals(stopping: threading.Event) -> dict[int, _Handler]:
-    """Make SIGTERM and SIGINT set ``stopping``; the handlers they replaced."""
+    """Make SIGTERM and SIGINT set ``stopping``, and a second one stop at once.
+
+    The second signal ends the worker as the signal would by default, in the middle of
+    the delivery in hand: :class:`KeyboardInterrupt` for SIGINT, :class:`SystemExit`
+    (128 + 15) for SIGTERM.  That delivery's lease is never settled, so it runs
+    again once the lease ends.  Returns the handlers these replaced.
+    """
     if threading.current_thread() is not threading.main_thread():
         return {}
+    received: list[int] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("hookshield: signal %d: stopping after the current delivery", signum)
-        stopping.set()
+        received.append(signum)
+        if len(received) == 1:
+            logger.info(
+                "hookshield: signal %d: stopping after the current delivery "
+                "(send it again to stop at once)",
+                signum,
+            )
+            stopping.set()
+            return
+        logger.warning(
+            "hookshield: signal %d again: stopping at once; the delivery in hand stays "
+            "leased and runs again once its lease ends",
+            signum,
+        )
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}

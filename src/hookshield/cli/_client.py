@@ -33,6 +33,7 @@ from ._common import (
     EXIT_OK,
     CLIError,
     check_event_type,
+    provider_name,
     read_file,
     signing_credentials,
 )
@@ -177,7 +178,7 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
         report: dict[str, Any] = {
             "ok": answer.ok,
             "url": args.url,
-            "provider": args.provider,
+            "provider": provider_name(args.provider),
             "events": args.event or [],
             "status": answer.status,
             "reason": answer.reason,
