@@ -40,12 +40,19 @@ if TYPE_CHECKING:
     import sqlite3
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "PURGE_BATCH",
     "PURGE_EVERY",
     "SQLiteDedupeStore",
     "file_path",
     "reset_locks_after_fork",
 ]
+
+#: How long a step waits for another connection's write lock, in seconds.  Short: a
+#: step that gives up is a 503 with ``Retry-After`` (the sender retries later), while
+#: one that waits as long as the sender does (5 to 10 s) answers no one, and a server
+#: with a short worker timeout (``gunicorn --timeout 5``) kills the worker waiting.
+DEFAULT_TIMEOUT = 1.0
 
 #: Writes between two purges of expired rows.
 PURGE_EVERY = 256
@@ -133,7 +140,9 @@ class SQLiteDedupeStore:
     Use it behind several workers on one host (gunicorn ``-w 4``); across hosts, use
     ``hookshield.redis.RedisDedupeStore``.  The file and its table are created on
     first use.  ``timeout`` is how long a step waits for another process's write
-    before it raises :class:`sqlite3.OperationalError`; ``clock`` is a wall clock
+    before it raises :class:`sqlite3.OperationalError` (a claim then answers 503 with
+    ``Retry-After``); one second by default, well within what senders and servers
+    wait for an answer.  ``clock`` is a wall clock
     in seconds, the same in every process (see the module's notes).  It is safe to
     share between threads and to create before the server forks its workers.
     """
@@ -142,7 +151,7 @@ class SQLiteDedupeStore:
         self,
         path: str | os.PathLike[str],
         *,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = file_path(
