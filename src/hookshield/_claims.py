@@ -1,9 +1,11 @@
 """The de-duplication claims of one delivery: which keys it holds, and letting them go.
 
 Theory of operation: a delivery claims its own key, and a batch each event's key too
-(see ``_dedupe.py`` for what a claim is).  Every key claimed is *held* until it is
-either *completed* (its routes ran: retries are duplicates from now on) or
-*released* (the attempt failed: the retry must run).  A delivery's attempt ends with
+(see ``_dedupe.py`` for what a claim is).  Every key claimed is *held*, with the
+owner token the store gave it, until it is either *completed* (its routes ran:
+retries are duplicates from now on) or *released* (the attempt failed: the retry
+must run); the store settles it only for that token, and a key another attempt took
+over meanwhile (this one outlived its lease) is logged.  A delivery's attempt ends with
 nothing held, whichever way it ends, a ``BaseException`` or a cancellation included.
 Two ways out cannot release: a crash, and a driver closed mid-step (a generator
 cannot make store calls while it is being closed); the lease frees those keys.
@@ -66,24 +68,24 @@ class Claims:
         self.store = store
         self.lease = lease
         self.ttl = ttl
-        self._held: dict[str, None] = {}  # a dict: ordered, and O(1) to let one go
+        # key -> the claim's owner token; a dict: ordered, and O(1) to let one go
+        self._held: dict[str, str] = {}
 
     def holds(self, key: str) -> bool:
         """Whether ``key`` is claimed by this delivery and not yet settled."""
         return key in self._held
 
     def claim(self, key: str) -> Generator[Step, Any, Claim]:
-        """Claim ``key``; a NEW claim is held from now on."""
+        """Claim ``key``; a NEW claim is held, with its token, from now on."""
         try:
-            state = yield (Kind.STORE, self.store.claim, (key, self.lease))
+            answer = yield (Kind.STORE, self.store.claim, (key, self.lease))
         except Exception as exc:
             raise StoreUnavailable(
                 f"the de-duplication store failed ({type(exc).__name__}); retry later"
             ) from exc
-        if not isinstance(state, Claim):
-            raise TypeError(f"{self.store!r}.claim() returned {state!r}, not a hookshield.Claim")
-        if state is Claim.NEW:
-            self._held[key] = None
+        state, token = self._checked(answer)
+        if token is not None:  # NEW: the claim is this attempt's
+            self._held[key] = token
         return state
 
     def complete(self, key: str) -> Steps:
@@ -92,11 +94,20 @@ class Claims:
         The routes have run by now: answering an error would make the sender retry
         work that is done.  The key stays in progress until its lease ends.
         """
-        del self._held[key]
+        token = self._held.pop(key)
         try:
-            yield (Kind.STORE, self.store.complete, (key, self.ttl))
+            mine = yield (Kind.STORE, self.store.complete, (key, token, self.ttl))
         except Exception:
             logger.exception("hookshield: could not mark a delivery done in %r", self.store)
+            return
+        if mine is False:
+            logger.warning(
+                "hookshield: %r was claimed by another attempt while this one ran (its "
+                "lease of %g s ran out first); it is marked done, so that the other "
+                "attempt cannot release it. Raise dedupe_lease above the slowest route.",
+                key,
+                self.lease,
+            )
 
     def complete_all(self) -> Steps:
         """Mark every held key done."""
@@ -107,15 +118,38 @@ class Claims:
         """Forget every held key, newest first, so that the sender's retry runs them.
 
         A store failure is logged and the other keys are still released; a key that
-        could not be released is freed by its lease.
+        could not be released is freed by its lease.  A key that another attempt has
+        claimed or completed since is left to it (the store answers ``False``).
         """
-        keys = list(self._held)
+        held = list(self._held.items())
         self._held.clear()
-        for key in reversed(keys):
+        for key, token in reversed(held):
             try:
-                yield (Kind.STORE, self.store.release, (key,))
+                released = yield (Kind.STORE, self.store.release, (key, token))
             except Exception:
                 logger.exception("hookshield: could not release a claim in %r", self.store)
+                continue
+            if released is False:
+                logger.warning(
+                    "hookshield: %r was left as it is, not released: another attempt "
+                    "claimed or completed it after this one's lease of %g s ran out. "
+                    "Raise dedupe_lease above the slowest route.",
+                    key,
+                    self.lease,
+                )
+
+    def _checked(self, answer: object) -> tuple[Claim, str | None]:
+        """A store's answer to a claim, if it is ``(Claim, token)``; else a ``TypeError``."""
+        if isinstance(answer, tuple) and len(answer) == 2:
+            state, token = answer
+            if state is Claim.NEW and isinstance(token, str) and token:
+                return state, token
+            if isinstance(state, Claim) and state is not Claim.NEW:
+                return state, None
+        raise TypeError(
+            f"{self.store!r}.claim() returned {answer!r}, not (hookshield.Claim, token): "
+            "a token (a non-empty str) for NEW"
+        )
 
     def __repr__(self) -> str:
         return f"<Claims held={len(self._held)} in {self.store!r}>"
