@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from hookshield import Claim, MemoryDedupeStore, StoreUnavailable
-from hookshield._claims import Claims, Kind, bounded
+from hookshield._claims import COMPLETE_RETRY_DELAYS, Claims, Kind, bounded
 from hookshield._dispatch import drive
 
 
@@ -116,10 +116,41 @@ def test_a_store_that_cannot_complete_or_release_is_logged_and_the_rest_still_se
     with caplog.at_level(logging.ERROR, logger="hookshield"):
         drive(claims.complete("a"))
         drive(claims.release_all())
-    assert store.calls[-3:] == [("complete", "a"), ("release", "c"), ("release", "b")]
-    assert "could not mark a delivery done" in caplog.text
+    # The completion is tried three times, each release once.
+    assert store.calls[-5:] == [("complete", "a")] * 3 + [("release", "c"), ("release", "b")]
+    assert "could not mark 'a' done" in caplog.text and "(tries: 3)" in caplog.text
     assert caplog.text.count("could not release a claim") == 2
     assert not any(claims.holds(key) for key in "abc")
+
+
+def test_a_completion_the_store_refuses_is_tried_again_after_a_pause_then_settled() -> None:
+    store = MemoryDedupeStore()
+    claims = Claims(store, lease=60, ttl=600)
+    drive(claims.claim("k"))
+    steps, seen, refusals = claims.complete("k"), [], 2
+    step = next(steps)
+    while True:
+        kind, func, args = step
+        seen.append((kind, args[0]))
+        try:
+            if kind is Kind.STORE and refusals:
+                refusals -= 1
+                step = steps.throw(ConnectionError("store restarting"))
+            else:
+                step = steps.send(None if kind is Kind.WAIT else func(*args))
+        except StopIteration:
+            break
+    # Three tries, the pauses between them yielded for the driver to wait (the async
+    # one awaits them, keeping its event loop free), about a second in all.
+    assert seen == [
+        (Kind.STORE, "k"),
+        (Kind.WAIT, COMPLETE_RETRY_DELAYS[0]),
+        (Kind.STORE, "k"),
+        (Kind.WAIT, COMPLETE_RETRY_DELAYS[1]),
+        (Kind.STORE, "k"),
+    ]
+    assert sum(COMPLETE_RETRY_DELAYS) <= 1
+    assert store.claim("k", 60)[0] is Claim.DONE
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,12 @@ cannot make store calls while it is being closed); the lease frees those keys.
 Store calls are not made here but yielded as steps, so that one piece
 of bookkeeping serves the plain driver (which calls them) and the async one (which
 awaits an async store, or runs a blocking client in a thread).  A store that fails
-becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from it, a
-replay cannot be told from a new delivery, so nothing is dispatched.
+to claim becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from
+it, a replay cannot be told from a new delivery, so nothing is dispatched.  A store
+that fails to complete is tried again for about a second (a Redis restarting, an
+SQLite file locked for a moment), since a key left in progress lets the copy that
+comes after its lease run the routes again; if it still fails, the delivery is
+acknowledged all the same (its routes ran) and the key is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Generator
 from typing import Any, Final, TypeAlias
 
@@ -34,10 +39,12 @@ logger = logging.getLogger("hookshield")
 
 
 class Kind(enum.Enum):
-    """What a step calls: a route or error hook, or the de-duplication store."""
+    """What a step calls: a route or error hook, the de-duplication store, or a pause."""
 
     ROUTE = "route"
     STORE = "store"
+    #: ``(Kind.WAIT, time.sleep, (seconds,))``: the async driver awaits ``asyncio.sleep``.
+    WAIT = "wait"
 
 
 #: One call for a driver to make, ``(kind, func, args)``: it calls ``func(*args)`` and
@@ -51,6 +58,11 @@ Steps: TypeAlias = Generator[Step, Any, Any]
 #: Sender-chosen text longer than this is hashed before it becomes a store key.
 _MAX_KEY_TEXT: Final = 128
 
+#: The pauses between the tries of a completion the store did not take: three tries.
+COMPLETE_RETRY_DELAYS: Final = (0.2, 0.6)
+#: No retry of a completion starts later than this after its first try, in seconds.
+COMPLETE_RETRY_WITHIN: Final = 1.5
+
 
 def bounded(ident: str) -> str:
     """``ident``, or its SHA-256 when it is too long to keep as a key."""
@@ -62,7 +74,7 @@ def bounded(ident: str) -> str:
 class Claims:
     """The keys one delivery holds in ``store``: claimed, and not yet completed or released."""
 
-    __slots__ = ("_held", "lease", "store", "ttl")
+    __slots__ = ("_held", "_unreachable", "lease", "store", "ttl")
 
     def __init__(self, store: DedupeStore | AsyncDedupeStore, lease: float, ttl: float) -> None:
         self.store = store
@@ -70,6 +82,9 @@ class Claims:
         self.ttl = ttl
         # key -> the claim's owner token; a dict: ordered, and O(1) to let one go
         self._held: dict[str, str] = {}
+        # Set once a completion failed every retry: the delivery's later ones (a
+        # batch's records) are tried once each, so the wait stays about a second.
+        self._unreachable = False
 
     def holds(self, key: str) -> bool:
         """Whether ``key`` is claimed by this delivery and not yet settled."""
@@ -89,17 +104,15 @@ class Claims:
         return state
 
     def complete(self, key: str) -> Steps:
-        """Mark a held key done; a store failure here is logged, not raised.
+        """Mark a held key done, trying again for about a second if the store fails.
 
-        The routes have run by now: answering an error would make the sender retry
-        work that is done.  The key stays in progress until its lease ends.
+        The routes have run by now: a store that still fails is logged, not raised,
+        since answering an error would make the sender retry work that is done.  The
+        key then stays in progress until its lease ends, and a copy of the delivery
+        that arrives after that runs again.
         """
         token = self._held.pop(key)
-        try:
-            mine = yield (Kind.STORE, self.store.complete, (key, token, self.ttl))
-        except Exception:
-            logger.exception("hookshield: could not mark a delivery done in %r", self.store)
-            return
+        mine = yield from self._complete(key, token)
         if mine is False:
             logger.warning(
                 "hookshield: %r was claimed by another attempt while this one ran (its "
@@ -108,6 +121,33 @@ class Claims:
                 key,
                 self.lease,
             )
+
+    def _complete(self, key: str, token: str) -> Steps:
+        """The store's answer to completing ``key``, or ``None`` if it never took it."""
+        started = time.monotonic()
+        delays = iter(() if self._unreachable else COMPLETE_RETRY_DELAYS)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return (yield (Kind.STORE, self.store.complete, (key, token, self.ttl)))
+            except Exception as exc:
+                delay = next(delays, None)
+                late = delay is None or time.monotonic() - started + delay > COMPLETE_RETRY_WITHIN
+                if late:
+                    self._unreachable = True
+                    logger.error(
+                        "hookshield: could not mark %r done in %r (tries: %d); its routes "
+                        "ran, so the delivery is acknowledged, but a copy of it that "
+                        "arrives after its lease of %g s runs them again",
+                        key,
+                        self.store,
+                        tries,
+                        self.lease,
+                        exc_info=exc,
+                    )
+                    return None
+            yield (Kind.WAIT, time.sleep, (delay,))
 
     def complete_all(self) -> Steps:
         """Mark every held key done."""
