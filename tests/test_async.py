@@ -417,7 +417,7 @@ class _RecordingMemoryStore(MemoryDedupeStore):
         super().__init__()
         self.threads: list[int] = []
 
-    def claim(self, key: str, lease: float) -> Claim:
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         self.threads.append(threading.get_ident())
         return super().claim(key, lease)
 

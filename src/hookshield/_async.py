@@ -9,7 +9,7 @@ reported when the pool is first needed rather than at import.
 (unless ``sync_handlers_in_thread=False``), an async store (``redis.asyncio``) is
 awaited, a blocking one (SQLite, a sync Redis client) is called in a worker thread,
 and the in-memory store is called on the loop, where a thread hop would cost more
-than the call.
+than the call.  The pause before a store step is tried again is ``asyncio.sleep``.
 
 The worker threads.  :func:`asyncio.to_thread` goes through the loop's default
 executor, where each call takes a :class:`concurrent.futures.Future` (a condition and
@@ -225,7 +225,9 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
         kind, func, args = step
         cancelled: asyncio.CancelledError | None = None
         try:
-            if kind is Kind.STORE:
+            if kind is Kind.WAIT:
+                result = await asyncio.sleep(*args)  # a store's retry: the loop keeps serving
+            elif kind is Kind.STORE:
                 if store_is_async:
                     result = await func(*args)
                 elif store_inline:
