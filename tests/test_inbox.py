@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -355,3 +356,26 @@ def test_import_hookshield_does_not_load_sqlite3() -> None:
     assert result.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         hookshield.Nope  # noqa: B018
+
+
+def test_the_repr_of_a_stored_delivery_hides_credentials_and_the_body() -> None:
+    # A StoredDelivery ends up in logs and tracebacks, as a Headers does.
+    body = b'{"card": "4111-body-secret"}'
+    delivery = dataclasses.replace(
+        stored(),
+        body=body,
+        headers=(
+            ("Content-Type", "application/json"),
+            ("X-Petal-Token", "token-secret"),
+            ("Authorization", "Bearer bearer-secret"),
+            ("Cookie", "session=cookie-secret"),
+            ("X-Trace", "trace-1"),
+        ),
+    )
+    text = repr(delivery)
+    for secret in ("token-secret", "bearer-secret", "cookie-secret", "body-secret"):
+        assert secret not in text
+    assert "x-petal-token': '<redacted>'" in text
+    assert "x-trace': 'trace-1'" in text
+    assert f"body=<{len(body)} bytes>" in text
+    assert delivery.id in text and "state='pending'" in text

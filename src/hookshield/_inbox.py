@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
 
+from ._headers import Headers
+
 if TYPE_CHECKING:
     from ._handler import WebhookHandler
     from ._outcome import Outcome
@@ -60,6 +62,18 @@ class StoredDelivery:
     state: State = "pending"
     next_attempt: float = 0.0
     last_error: str | None = None
+
+    def __repr__(self) -> str:
+        # A delivery ends up in logs and tracebacks: its credential headers are
+        # redacted by the rule of Headers' own repr, and its body is left out.
+        events = "all" if self.events is None else f"<{len(self.events)} keys>"
+        return (
+            f"StoredDelivery(id={self.id!r}, sender={self.sender!r}, handler={self.handler!r}, "
+            f"state={self.state!r}, attempts={self.attempts}, received={self.received!r}, "
+            f"event_types={self.event_types!r}, events={events}, "
+            f"headers={Headers(self.headers).redacted()!r}, body=<{len(self.body)} bytes>, "
+            f"last_error={self.last_error!r})"
+        )
 
 
 @runtime_checkable
