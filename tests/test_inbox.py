@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -379,3 +380,81 @@ def test_the_repr_of_a_stored_delivery_hides_credentials_and_the_body() -> None:
     assert "x-trace': 'trace-1'" in text
     assert f"body=<{len(body)} bytes>" in text
     assert delivery.id in text and "state='pending'" in text
+
+
+@pytest.mark.parametrize("how", ["one", "every dead"])
+def test_a_lease_taken_after_a_requeue_is_fenced_from_a_worker_that_hung(
+    inbox: SQLiteInbox, how: str
+) -> None:
+    # Worker A leases attempt 1 and hangs past its lease; the delivery is run out to
+    # dead-letter by others, then requeued (attempts back to 0) and leased again:
+    # attempt 1 once more.  A's late settle must not touch the new lease.
+    delivery = stored()
+    inbox.put(delivery)
+    hung = inbox.lease(NOW, ["mindpeeker"])
+    taken_over = inbox.lease(NOW + 61, ["mindpeeker"])
+    assert hung is not None and taken_over is not None
+    assert inbox.dead(taken_over, "gave up")
+    if how == "one":
+        assert inbox.requeue([delivery.id]) == 1
+    else:
+        assert inbox.requeue_dead() == (1, delivery.id)
+    current = inbox.lease(NOW + 62, ["mindpeeker"])
+    assert current is not None and current.attempts == hung.attempts == 1
+    assert not inbox.retry(hung, NOW + 62, "late")
+    assert not inbox.done(hung)
+    assert not inbox.dead(hung, "late")
+    got = inbox.get(delivery.id)
+    assert got is not None and (got.state, got.next_attempt) == ("leased", NOW + 122)
+    assert inbox.lease(NOW + 63, ["mindpeeker"]) is None  # no second worker runs it
+    assert inbox.done(current)
+
+
+#: The schema of the inbox files that hookshield made before leases had an id.
+FIRST_SCHEMA = """
+CREATE TABLE hookshield_inbox (
+    id TEXT PRIMARY KEY, sender TEXT NOT NULL, handler TEXT NOT NULL, body BLOB NOT NULL,
+    headers TEXT NOT NULL, received REAL NOT NULL, event_types TEXT NOT NULL, events TEXT,
+    attempts INTEGER NOT NULL, state TEXT NOT NULL, next_attempt REAL NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX hookshield_inbox_due
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
+"""
+
+
+def test_an_inbox_made_before_lease_ids_is_brought_up_to_date_and_keeps_working(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inbox.db"
+    old = sqlite3.connect(path)
+    old.executescript(FIRST_SCHEMA)
+    rows = [stored(0), stored(1)]
+    for row in rows:
+        old.execute(
+            "INSERT INTO hookshield_inbox VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.id,
+                row.sender,
+                row.handler,
+                row.body,
+                json.dumps(row.headers),
+                row.received,
+                json.dumps(row.event_types),
+                None,
+                0,
+                "pending",
+                row.next_attempt,
+                None,
+            ),
+        )
+    old.commit()
+    old.close()
+    inbox = SQLiteInbox(path, lease=60.0)
+    assert [d.id for d in inbox.list()] == [row.id for row in rows]
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None and first.lease_id is not None and inbox.done(first)
+    inbox.put(stored(2))
+    assert inbox.counts() == {"pending": 2, "leased": 0, "done": 1, "dead": 0}
+    # Another process opening it later finds it up to date.
+    assert SQLiteInbox(path).counts()["pending"] == 2

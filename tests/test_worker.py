@@ -507,3 +507,43 @@ def test_a_timestamp_signed_delivery_that_waited_in_the_inbox_still_runs(
     )
     stats = run_worker(inbox, handler, burst=True)
     assert (stats.done, seen) == (1, ["invoice.paid"])
+
+
+def test_a_worker_that_hung_past_its_lease_cannot_settle_a_lease_taken_after_a_requeue(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(app_dir / "webhooks.db")
+    inbox = SQLiteInbox(db, lease=60.0)
+    clock = Clock()
+    stored = put_sample(inbox, "evt_hung")
+    hung = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    other = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    leases: list[StoredDelivery] = []
+
+    @other.on("*")
+    def fails(event: Event) -> None:
+        raise RuntimeError("down")
+
+    @hung.on("*")
+    def stalls(event: Event) -> None:
+        clock.now += 120  # the route hangs past its 60 s lease
+        # Meanwhile another worker takes the delivery over and fails it to dead-letter,
+        takeover = Worker(inbox, {"mindpeeker": other}, Retry(max_attempts=1), clock)
+        assert takeover.run_once() and takeover.stats.dead == 1
+        # someone runs `hookshield inbox retry --dead`, and a third worker leases it.
+        assert main(["inbox", "retry", "--dead", "--inbox", db]) == 0
+        again = inbox.lease(clock(), ["mindpeeker"])
+        assert again is not None and again.attempts == 1
+        leases.append(again)
+        raise RuntimeError("the hung route finally fails")
+
+    first = Worker(inbox, {"mindpeeker": hung}, Retry(), clock, rand=lambda: 0.0)
+    assert first.run_once()
+    # Its retry would have made the delivery due now, for a fourth worker to run
+    # beside the third: it is refused instead, and the third still holds it.
+    assert first.stats.lost == 1 and first.stats.retried == 0
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "leased"
+    assert inbox.lease(clock() + 1, ["mindpeeker"]) is None
+    assert inbox.done(leases[0])
+    assert "another worker has it now" in caplog.text

@@ -46,8 +46,10 @@ class StoredDelivery:
     ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
     it (its provider's name); ``events`` holds the keys of the events still to run
     when only some of a batch's were new (Momentum), ``None`` for all of them.
-    ``attempts`` counts the leases taken so far; ``next_attempt`` is when a pending
-    delivery is due, or when a leased one's lease ends.
+    ``attempts`` counts the leases taken so far (a requeue resets it); ``next_attempt``
+    is when a pending delivery is due, or when a leased one's lease ends.  ``lease_id``
+    names the lease a worker holds on a leased delivery, and is what its settle must
+    match: unlike ``attempts`` it is never the same for two leases.
     """
 
     id: str
@@ -62,6 +64,7 @@ class StoredDelivery:
     state: State = "pending"
     next_attempt: float = 0.0
     last_error: str | None = None
+    lease_id: str | None = None
 
     def __repr__(self) -> str:
         # A delivery ends up in logs and tracebacks: its credential headers are
@@ -92,7 +95,7 @@ class WorkerInbox(Inbox, Protocol):
         """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``."""
 
     def done(self, delivery: StoredDelivery) -> bool:
-        """Mark a leased delivery done; ``False`` if its lease was lost to another worker."""
+        """Mark a leased delivery done; ``False`` if its lease (``lease_id``) is no longer held."""
 
     def retry(self, delivery: StoredDelivery, at: float, error: str) -> bool:
         """Make a leased delivery due again at ``at``, noting ``error``."""

@@ -8,9 +8,14 @@ has ended is due again: its worker died, and another one takes it (at-least-once
 Every write is one statement in autocommit mode, except the lease, which is one
 ``UPDATE ... RETURNING`` (SQLite 3.35+) or, on an older SQLite, a ``SELECT`` and an
 ``UPDATE`` inside one ``BEGIN IMMEDIATE`` transaction, which takes the write lock
-first: either way two workers can never lease the same row.  A worker's settling
-write names the attempt it leased, so that a worker whose lease ran out and was
-taken over cannot settle the newer attempt's row.
+first: either way two workers can never lease the same row.  Each lease gets a
+random ``lease_id``, and a worker's settling write names it, so that a worker whose
+lease ran out and was taken over cannot settle the newer lease's row; not even after
+a requeue has reset ``attempts`` to where that worker's lease had it.
+
+The schema only grows: a column added by a later version is added to an existing
+file the first time this version opens it (see ``_setup``), so that an inbox keeps
+working across an upgrade, deliveries in it included.
 
 Safe across processes (the web server's workers, several ``hookshield worker``s),
 threads (a connection per thread) and ``fork`` (a child opens its own connection:
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -44,10 +50,11 @@ _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _COLUMNS: Final = (
     "id, sender, handler, body, headers, received, event_types, events, attempts, "
-    "state, next_attempt, last_error"
+    "state, next_attempt, last_error, lease_id"
 )
 
-_SCHEMA: Final = """
+#: The table as the first version made it; :data:`_ADDED` holds what came later.
+_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS hookshield_inbox (
     id TEXT PRIMARY KEY,
     sender TEXT NOT NULL,
@@ -61,10 +68,15 @@ CREATE TABLE IF NOT EXISTS hookshield_inbox (
     state TEXT NOT NULL,
     next_attempt REAL NOT NULL,
     last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS hookshield_inbox_due
-    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
+)
 """
+_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS hookshield_inbox_due
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased')
+"""
+#: Columns added since, each nullable, in the order they came: an existing file gets
+#: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers).
+_ADDED: Final = (("lease_id", "TEXT"),)
 
 
 class SQLiteInbox:
@@ -113,12 +125,12 @@ class SQLiteInbox:
             delivery.state,
             delivery.next_attempt,
             delivery.last_error,
+            delivery.lease_id,
         )
+        marks = ",".join("?" * len(row))
         db = self._connection()
         with self._writing():
-            db.execute(
-                f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
-            )
+            db.execute(f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES ({marks})", row)
 
     # -- the worker side -----------------------------------------------------------
 
@@ -133,19 +145,22 @@ class SQLiteInbox:
         )
         take = (
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
-            "next_attempt = ? WHERE id = "
+            "next_attempt = ?, lease_id = ? WHERE id = "
         )
-        args = (now + self.lease_seconds, now, *handlers)
+        # A new id per lease: what the worker's settle must match (see _settle).
+        lease = (now + self.lease_seconds, secrets.token_hex(16))
         db = self._connection()
         if self._returning:
             with self._writing():
-                row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
+                row = db.execute(
+                    f"{take}({pick}) RETURNING {_COLUMNS}", (*lease, now, *handlers)
+                ).fetchone()
             return None if row is None else _delivery(row)
         with self._writing(), _immediate(db):
-            found = db.execute(pick, args[1:]).fetchone()
+            found = db.execute(pick, (now, *handlers)).fetchone()
             if found is None:
                 return None
-            db.execute(f"{take}?", (args[0], found[0]))
+            db.execute(f"{take}?", (*lease, found[0]))
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", found
             ).fetchone()
@@ -260,14 +275,15 @@ class SQLiteInbox:
     # -- internals ------------------------------------------------------------------
 
     def _settle(self, delivery: StoredDelivery, state: str, due: float, error: str | None) -> bool:
-        # The attempt number fences the write: a worker whose lease ran out, and whose
-        # delivery another worker has leased since, changes nothing.
+        # The lease id fences the write: a worker whose lease ran out, and whose
+        # delivery another worker has leased since, changes nothing.  Not the attempt
+        # number: a requeue resets it, and a later lease may then have the same one.
         db = self._connection()
         with self._writing():
             cursor = db.execute(
-                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ? "
-                "WHERE id = ? AND state = 'leased' AND attempts = ?",
-                (state, due, error, delivery.id, delivery.attempts),
+                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ?, "
+                "lease_id = NULL WHERE id = ? AND state = 'leased' AND lease_id = ?",
+                (state, due, error, delivery.id, delivery.lease_id),
             )
         return cursor.rowcount > 0
 
@@ -353,7 +369,18 @@ class SQLiteInbox:
             # WAL: the web side's writes and the workers' reads do not block each other,
             # and a commit is one append to the log.
             db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
+            if _columns(db) >= {column for column, _ in _ADDED}:
+                self._ready_pid = pid  # the usual case: no write lock taken to look
+                return
+            # Created, or brought up to date, by one process at a time: the others wait
+            # for the write lock, then find nothing left to do.
+            with self._writing(), _immediate(db):
+                db.execute(_TABLE)
+                db.execute(_INDEX)
+                have = _columns(db)
+                for column, kind in _ADDED:
+                    if column not in have:
+                        db.execute(f"ALTER TABLE hookshield_inbox ADD COLUMN {column} {kind}")
             self._ready_pid = pid
 
 
@@ -387,6 +414,11 @@ class _immediate:
         self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
 
 
+def _columns(db: sqlite3.Connection) -> set[str]:
+    """The columns the inbox's table has; none before it is created."""
+    return {row[1] for row in db.execute("PRAGMA table_info(hookshield_inbox)")}
+
+
 def _state(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
@@ -409,4 +441,5 @@ def _delivery(row: tuple[Any, ...]) -> StoredDelivery:
         state=row[9],
         next_attempt=row[10],
         last_error=row[11],
+        lease_id=row[12],
     )
