@@ -38,6 +38,7 @@ from ._errors import (
     MissingCredentials,
     PayloadTooDeep,
     StoreUnavailable,
+    TamperedDelivery,
     TimestampOutOfRange,
     UnsupportedContentType,
     WebhookError,
@@ -48,9 +49,10 @@ from ._headers import Headers
 from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome
+from ._seal import InboxKey
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
-from ._worker import Retry, run_worker
+from ._worker import Retry, run_stored, run_worker
 from .providers._hmac import HmacSender
 from .providers.github import GitHubEvent
 from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
@@ -88,6 +90,7 @@ __all__ = [
     "Headers",
     "HmacSender",
     "Inbox",
+    "InboxKey",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
@@ -108,6 +111,7 @@ __all__ = [
     "StandardWebhooksEvent",
     "StoreUnavailable",
     "StoredDelivery",
+    "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
@@ -115,6 +119,7 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "json_backend",
+    "run_stored",
     "run_worker",
 ]
 

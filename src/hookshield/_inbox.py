@@ -8,8 +8,8 @@ it, verifies the stored bytes again with the same handler and runs its routes.
 * :class:`Inbox` is all an adapter needs: ``put``, durable once it returns.  A queue
   of your own (Celery, RQ, Dramatiq) is an inbox when it has that one method.
 * :class:`WorkerInbox` adds what ``hookshield worker`` and ``hookshield inbox`` need:
-  lease the next due delivery to one worker, mark it done, retry it later, move it
-  to dead-letter, and list or inspect what is stored.
+  lease the next due delivery to one worker, check its seal, mark it done, retry it
+  later, move it to dead-letter, and list or inspect what is stored.
 
 This module owns the stored form of a delivery and building it from an accepted
 outcome; it touches no store and starts no thread.
@@ -17,12 +17,13 @@ outcome; it touches no store and starts no thread.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from ._headers import Headers
 
@@ -49,7 +50,9 @@ class StoredDelivery:
     ``attempts`` counts the leases taken so far (a requeue resets it); ``next_attempt``
     is when a pending delivery is due, or when a leased one's lease ends.  ``lease_id``
     names the lease a worker holds on a leased delivery, and is what its settle must
-    match: unlike ``attempts`` it is never the same for two leases.
+    match: unlike ``attempts`` it is never the same for two leases.  ``seal`` is the
+    inbox's HMAC over what the delivery runs (see :class:`~hookshield.InboxKey`),
+    checked before a worker runs it.
     """
 
     id: str
@@ -65,6 +68,42 @@ class StoredDelivery:
     next_attempt: float = 0.0
     last_error: str | None = None
     lease_id: str | None = None
+    #: Set by the inbox that stores it; two deliveries alike but for it are equal.
+    seal: str | None = field(default=None, compare=False)
+
+    def to_message(self) -> dict[str, Any]:
+        """The delivery as JSON-safe data for a queue (the body in base64), seal included.
+
+        Only what a worker needs travels: not the schedule, which the queue keeps.
+        """
+        return {
+            "id": self.id,
+            "sender": self.sender,
+            "handler": self.handler,
+            "body": base64.b64encode(self.body).decode("ascii"),
+            "headers": [list(pair) for pair in self.headers],
+            "received": self.received,
+            "event_types": list(self.event_types),
+            "events": None if self.events is None else list(self.events),
+            "seal": self.seal,
+        }
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> StoredDelivery:
+        """The delivery a message made by :meth:`to_message` carries."""
+        events = data.get("events")
+        seal = data.get("seal")
+        return cls(
+            id=str(data["id"]),
+            sender=str(data["sender"]),
+            handler=str(data["handler"]),
+            body=base64.b64decode(data["body"], validate=True),
+            headers=tuple((str(name), str(value)) for name, value in data["headers"]),
+            received=float(data["received"]),
+            event_types=tuple(str(t) for t in data.get("event_types", ())),
+            events=None if events is None else tuple(str(e) for e in events),
+            seal=None if seal is None else str(seal),
+        )
 
     def __repr__(self) -> str:
         # A delivery ends up in logs and tracebacks: its credential headers are
@@ -102,6 +141,9 @@ class WorkerInbox(Inbox, Protocol):
 
     def dead(self, delivery: StoredDelivery, error: str) -> bool:
         """Move a leased delivery to dead-letter, noting ``error``."""
+
+    def check_seal(self, delivery: StoredDelivery) -> None:
+        """Raise :class:`~hookshield.TamperedDelivery` unless ``delivery`` is as it was put."""
 
     def get(self, delivery_id: str) -> StoredDelivery | None:
         """The stored delivery ``delivery_id``, or ``None``."""

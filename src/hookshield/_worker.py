@@ -1,15 +1,17 @@
 """The worker: run the deliveries an inbox holds, at least once each.
 
 Theory of operation: a worker leases one due delivery at a time from a
-:class:`~hookshield.WorkerInbox`, verifies its stored bytes again with the same
-handler (a row changed in the inbox no longer verifies, and is not run), and
-dispatches its events to the handler's routes.  Then it settles the lease:
+:class:`~hookshield.WorkerInbox`, checks its seal (a row changed in the inbox, or
+stored without one, is not run), verifies its stored bytes again with the same
+handler, and dispatches its events to the handler's routes.  Then it settles the
+lease:
 
 * the routes returned: **done**;
 * a route raised: **retried** later, after an exponential backoff with full jitter
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
-* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
+* the last attempt failed, or the seal or the bytes do not verify: **dead**
+  (dead-letter), logged;
 * leased more than ``max_attempts`` times: **dead** without running again, since the
   attempts before ended unsettled (the worker died running it, or the route outran
   its lease), and another would only do the same.
@@ -33,12 +35,13 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Final
 
-from ._errors import WebhookError
+from ._errors import TamperedDelivery, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery, WorkerInbox
+from ._seal import InboxKey
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_stored", "run_worker"]
 
 logger = logging.getLogger("hookshield")
 
@@ -101,6 +104,11 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        try:
+            self.inbox.check_seal(stored)
+        except TamperedDelivery as exc:
+            self._dead(stored, f"the stored delivery is refused: {exc}")
+            return True
         if stored.attempts > self.retry.max_attempts:
             # Every attempt before this one ended without settling: the leases ran
             # out because the worker died running it (killed, out of memory) or the
@@ -167,6 +175,19 @@ class Worker:
         setattr(self.stats, what, getattr(self.stats, what) + 1)
 
 
+def run_stored(handler: WebhookHandler, stored: StoredDelivery, *, key: InboxKey) -> int:
+    """Run one stored delivery as a worker does: for a queue of your own.
+
+    Checks its seal with ``key`` (the key its inbox sealed it with), verifies it again
+    with ``handler`` and calls the routes of its events still to run; returns the
+    calls made.  Raises :class:`~hookshield.TamperedDelivery` or another
+    :class:`~hookshield.WebhookError` when it must never run (do not retry it), and
+    what a route raised when it should be retried.
+    """
+    key.check(stored)
+    return handler.dispatch(select_events(handler, stored))
+
+
 def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
     """The stored delivery, verified again, with only the events still to run.
 
@@ -219,6 +240,11 @@ def run_worker(
     pause that doubles with each failure in a row, up to :data:`MAX_PAUSE` seconds.
     ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
     """
+    if not isinstance(inbox, WorkerInbox):
+        raise TypeError(
+            f"run_worker needs a WorkerInbox (such as SQLiteInbox), not {type(inbox).__name__}: "
+            "it leases, checks the seal of, and settles each delivery"
+        )
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
     wait = sleep if sleep is not None else stopping.wait

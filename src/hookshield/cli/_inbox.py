@@ -76,11 +76,19 @@ def add_commands(commands: Any) -> None:
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
+    seal = actions.add_parser(
+        "seal",
+        help="vouch for deliveries stored without a seal",
+        description="Seal deliveries as they stand now, with the inbox's key: for rows "
+        "an older hookshield stored, which a worker refuses until then.  Check them first "
+        "(inbox show); then inbox retry runs a dead-lettered one again.",
+    )
+    seal.add_argument("ids", nargs="+", metavar="ID")
     purge = actions.add_parser("purge", help="delete old deliveries")
     purge.add_argument("--done", action="store_true", help="delete done deliveries")
     purge.add_argument("--dead", action="store_true", help="delete dead-letter deliveries")
     purge.add_argument("--older-than", default="7d", help="age: 30m, 12h, 7d (default 7d)")
-    for action in (ls, show, retry, purge):
+    for action in (ls, show, retry, seal, purge):
         _inbox_option(action)
     inbox.set_defaults(run=cmd_inbox, json=False)
 
@@ -94,13 +102,15 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace, **options: float) -> SQLiteInbox:
+def _open(args: argparse.Namespace, lease: float = 300.0) -> SQLiteInbox:
     if not args.inbox:
         raise _Usage("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
     try:
-        return SQLiteInbox(args.inbox, **options)
-    except (OSError, ValueError) as exc:  # ":memory:", a directory, a missing folder
+        inbox = SQLiteInbox(args.inbox, lease=lease)
+        inbox.counts()  # opened now: a missing or wrong key is told here, not in a loop
+    except (OSError, ValueError) as exc:  # ":memory:", a directory, a missing folder or key
         raise _Usage(f"--inbox: {exc}") from exc
+    return inbox
 
 
 def _guarded(command: Callable[[argparse.Namespace, Printer], int]) -> Any:
@@ -173,6 +183,7 @@ def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
         "ls": _ls,
         "show": _show,
         "retry": _retry,
+        "seal": _seal,
         "purge": _purge,
     }[args.action]
     return action(inbox, args, out)
@@ -268,6 +279,12 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         _progress("requeued", done, total)
     out.line(f"{done} dead-letter deliveries are pending again, due now")
     return EXIT_OK
+
+
+def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+    sealed = inbox.reseal(args.ids)
+    out.line(f"sealed {sealed} of {len(args.ids)} deliveries (not found or leased: the rest)")
+    return EXIT_OK if sealed else EXIT_NONE
 
 
 def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
