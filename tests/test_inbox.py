@@ -17,7 +17,11 @@ import pytest
 
 import hookshield
 from hookshield import Inbox, SQLiteInbox, StoredDelivery, WorkerInbox
-from hookshield._inbox import new_id
+from hookshield._inbox import new_id, stored_delivery
+from hookshield._worker import select_events
+from hookshield.testing import event_types, sample_delivery
+
+from .conftest import CREDENTIALS, make_handler
 
 NOW = 1_800_000_000.0
 
@@ -458,3 +462,22 @@ def test_an_inbox_made_before_lease_ids_is_brought_up_to_date_and_keeps_working(
     assert inbox.counts() == {"pending": 2, "leased": 0, "done": 1, "dead": 0}
     # Another process opening it later finds it up to date.
     assert SQLiteInbox(path).counts()["pending"] == 2
+
+
+def test_every_sender_keeps_what_verifying_again_and_parsing_read(provider: str) -> None:
+    # Each sender declares the headers its verification and parse read: a stored
+    # delivery holds those only, and reads back as the same events.
+    handler = make_handler(provider, dedupe=None)
+    unrelated = {"Cookie": "c=1", "X-Forwarded-For": "203.0.113.9", "X-Request-Id": "r-1"}
+    if "secret" in CREDENTIALS[provider]:
+        unrelated["Authorization"] = "Bearer unrelated"
+    for kind in (*event_types(provider), "invoice.paid")[:3]:
+        body, headers = sample_delivery(provider, kind, **CREDENTIALS[provider])
+        outcome = handler.accept(body, {**headers, **unrelated})
+        assert outcome.ok, outcome.reason
+        kept = stored_delivery(handler, outcome, now=time.time())
+        names = {name.lower() for name, _ in kept.headers}
+        assert names.isdisjoint(name.lower() for name in unrelated)
+        assert names <= {name.lower() for name in headers}
+        again = select_events(handler, kept)
+        assert again.events == handler.verify(body, headers).events

@@ -165,7 +165,7 @@ def new_id(now: float | None = None) -> str:
 
 
 def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) -> StoredDelivery:
-    """The stored form of an accepted outcome: its bytes, headers and pending events."""
+    """The stored form of an accepted outcome: its bytes, the headers it needs, its new events."""
     delivery = outcome.delivery
     if delivery is None:  # pragma: no cover - an accepted outcome always has one
         raise ValueError("only an accepted delivery can be stored")
@@ -175,13 +175,18 @@ def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) ->
         sender = handler.verifier.sender
         events = tuple(key for key in (sender.event_key(event) for event in outcome.pending) if key)
     headers = delivery.headers
+    # Only what verifying again and parsing read: no cookie, proxy header or shared
+    # token is kept at rest (nor sent to a broker).
+    kept = handler.verifier.kept_headers()
     types = tuple(dict.fromkeys(event.type[:64] for event in outcome.pending))[:16]
     return StoredDelivery(
         id=new_id(now),
         sender=handler.provider,
         handler=handler.provider,
         body=delivery.body,
-        headers=tuple((name, value) for name in headers for value in headers.getall(name)),
+        headers=tuple(
+            (name, value) for name in headers if name in kept for value in headers.getall(name)
+        ),
         received=now,
         event_types=types,
         events=events,

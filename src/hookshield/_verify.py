@@ -40,14 +40,18 @@ class Verifier:
 
     def authenticate(self, body: Body, headers: HeadersLike) -> tuple[bytes, Headers, str | None]:
         """Check the size and the credentials; return the body, headers and signature."""
+        raw = self._bounded(body)
+        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
+
+    def _bounded(self, body: Body) -> bytes:
         raw = as_bytes(body)
         if len(raw) > self.max_body_size:
             raise BodyTooLarge(
                 f"the body is {len(raw)} bytes; this handler accepts at most "
                 f"{self.max_body_size} (max_body_size)"
             )
-        checked = headers if isinstance(headers, Headers) else Headers(headers)
-        return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
+        return raw
 
     def verify(
         self, body: Body, headers: HeadersLike, *, received_at: float | None = None
@@ -66,6 +70,23 @@ class Verifier:
             finally:
                 RECEIVED_AT.reset(token)
         return self.sender.parse(raw, checked, signature)
+
+    def verify_stored(self, body: Body, headers: HeadersLike, *, received_at: float) -> Delivery:
+        """Verify again a delivery an inbox stored, whose seal has been checked.
+
+        A signature is checked again, judged by when the delivery arrived
+        (``received_at``).  A shared credential (a token, Basic or Bearer) is not: an
+        inbox does not keep it (:meth:`kept_headers`), and the seal vouches for the row.
+        """
+        if self.credentials.hmac_keys:
+            return self.verify(body, headers, received_at=received_at)
+        raw = self._bounded(body)
+        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        return self.sender.parse(raw, checked, None)
+
+    def kept_headers(self) -> frozenset[str]:
+        """The headers (lower-case) an inbox keeps with a delivery; the sender says which."""
+        return self.sender.stored_headers(self.credentials)
 
     def open(self, body: Body, headers: HeadersLike) -> tuple[Delivery, Iterator[Event]]:
         """Authenticate, then return the Delivery (without events) and its events, lazily.

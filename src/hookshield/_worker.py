@@ -194,7 +194,9 @@ def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
     A signed timestamp is judged by when the delivery arrived: it may have waited in
     the inbox, or for a retry, far longer than the sender's window.
     """
-    delivery = handler.verify(stored.body, stored.headers, received_at=stored.received)
+    delivery = handler.verifier.verify_stored(
+        stored.body, stored.headers, received_at=stored.received
+    )
     if stored.events is None:
         return delivery
     keep = set(stored.events)

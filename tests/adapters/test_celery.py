@@ -18,7 +18,7 @@ import pytest
 from hookshield import Inbox, InboxKey, StoredDelivery, TamperedDelivery, WebhookHandler
 from hookshield._inbox import new_id
 from hookshield.celery import CeleryInbox, payload, stored_from
-from hookshield.testing import sample_batch, sample_body, sign
+from hookshield.testing import sample_batch, sample_body, sample_delivery, sign
 
 from .support import CREDENTIALS
 
@@ -147,3 +147,41 @@ def test_a_celery_inbox_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOKSHIELD_INBOX_KEY", KEY)
     from_env = CeleryInbox(celery.Celery("env_key", broker="memory://"), handler)
     assert from_env.key.id == InboxKey(KEY).id
+
+
+def test_the_message_holds_only_the_headers_verification_and_parsing_read() -> None:
+    import flask
+
+    from hookshield.flask import webhook_view
+
+    # Sent through the broker (in memory here), not run eagerly: what the broker holds.
+    app = celery.Celery("hookshield_broker", broker="memory://")
+    secret = "github-celery-secret"
+    handler = WebhookHandler("github", secret=secret)
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    inbox = CeleryInbox(app, handler, key=KEY)
+    web = flask.Flask(__name__)
+    web.add_url_rule("/hooks", view_func=webhook_view(handler, background=inbox))
+    body, headers = sample_delivery("github", "issues.opened", secret=secret)
+    unrelated = {
+        "Cookie": "session=cookie-in-broker",
+        "X-Forwarded-For": "203.0.113.78",
+        "Authorization": "Bearer bearer-in-broker",
+    }
+    sent = web.test_client().post("/hooks", data=body, headers={**headers, **unrelated})
+    assert sent.status_code == 200
+    with app.connection_for_read() as connection:
+        queued = connection.SimpleQueue("celery").get(timeout=5)
+        raw = queued.body if isinstance(queued.body, bytes) else str(queued.body).encode()
+        queued.ack()
+    for value in unrelated.values():
+        assert value.encode() not in raw
+    (message,), _, _ = json.loads(raw)
+    assert {name for name, _ in message["headers"]} == {
+        "content-type",
+        "x-hub-signature-256",
+        "x-github-event",
+        "x-github-delivery",
+    }
+    assert inbox.run(message) == 1 and seen == ["issues.opened"]

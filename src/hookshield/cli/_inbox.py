@@ -247,10 +247,11 @@ def describe(row: StoredDelivery) -> list[str]:
 
 
 def _shown(name: str, value: str) -> str:
-    # A token in a header is a credential: the inbox keeps it to verify again, but
-    # a terminal (and its scrollback) need not show it.  Headers decides what is a
-    # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
-    # asked about an empty value, it answers a non-empty one only for a credential.
+    # A signature is kept to verify again (and a row stored by an older version may
+    # hold a token), but a terminal and its scrollback need not show it.  Headers
+    # decides what is a credential (tokens, signatures, cookies ...), as it does for
+    # its repr in logs; asked about an empty value, it answers a non-empty one only
+    # for a credential.
     (redacted,) = Headers({name: ""}).redacted().values()
     return "<hidden>" if redacted else value
 

@@ -94,6 +94,14 @@ class MocoProvider(Provider):
     event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
     accepts = frozenset({"secret"})
     signature_header = "X-Moco-Signature"
+    # The event's name and context: none of them signed (see the module's docstring).
+    parse_headers = (
+        "X-Moco-Target",
+        "X-Moco-Event",
+        "X-Moco-Timestamp",
+        "X-Moco-User-Id",
+        "X-Moco-Account-Url",
+    )
     # The key is the test vector of MOCO's own documentation (PROVIDERS.md); changing
     # the hours of a signed activity is the tampering a receiver must catch.
     demo = DemoScript(

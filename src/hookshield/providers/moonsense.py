@@ -160,6 +160,7 @@ class MoonsenseProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     signature_header = "X-Moonsense-Signature-256"
+    parse_headers = ("X-Moonsense-Event",)  # the type, where the body has none
     # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
     # The GUID is not signed, so the receiver recognises the body, not the GUID.
     demo = DemoScript(

@@ -304,6 +304,7 @@ class PetalProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
+    parse_headers = ()  # everything is in the body
     demo = DemoScript(
         credentials={"token": "demo-petal-token"},
         event_types=("bandpower",),
