@@ -48,7 +48,7 @@ from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
 from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
-from ._outcome import Outcome
+from ._outcome import Outcome, PendingEvents
 from ._seal import InboxKey
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
@@ -104,6 +104,7 @@ __all__ = [
     "MoonsenseEvent",
     "Outcome",
     "PayloadTooDeep",
+    "PendingEvents",
     "PetalEvent",
     "Retry",
     "SQLiteDedupeStore",

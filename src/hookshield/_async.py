@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from ._claims import Kind, Steps
 from ._dispatch import advance
 from ._errors import WebhookError
-from ._outcome import Outcome
+from ._outcome import Outcome, event_types_of
 from ._verify import Body
 
 if TYPE_CHECKING:
@@ -309,15 +309,11 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
     if not outcome.pending:
         return outcome
     router = handler.router
-    if (
-        handler.sync_handlers_in_thread
-        and not handler.store_is_async
-        and router.all_plain(outcome.pending)
-    ):
+    # By type: a batch accepted record by record (PendingEvents) is not decoded for it.
+    kinds = event_types_of(outcome.pending)
+    if handler.sync_handlers_in_thread and not handler.store_is_async and router.all_plain(kinds):
         threaded = any(
-            router.wants_thread(route)
-            for event in outcome.pending
-            for route in router.routes_for(event.type)
+            router.wants_thread(route) for kind in kinds for route in router.routes_for(kind)
         )
         if threaded:  # one hop for the whole delivery, rather than one per route
             try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from ._headers import Headers
+from ._outcome import PendingEvents, event_types_of
 
 if TYPE_CHECKING:
     from ._handler import WebhookHandler
@@ -169,16 +170,20 @@ def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) ->
     delivery = outcome.delivery
     if delivery is None:  # pragma: no cover - an accepted outcome always has one
         raise ValueError("only an accepted delivery can be stored")
+    pending = outcome.pending
     events: tuple[str, ...] | None = None
-    if outcome.pending != delivery.events:
+    if isinstance(pending, PendingEvents):
+        # A batch read record by record: its new events' keys, without decoding it again.
+        events = None if pending.keys is None else tuple(sorted(pending.keys))
+    elif pending != delivery.events:
         # Some events of a batch were seen before: only the new ones may run.
         sender = handler.verifier.sender
-        events = tuple(key for key in (sender.event_key(event) for event in outcome.pending) if key)
+        events = tuple(key for key in (sender.event_key(event) for event in pending) if key)
     headers = delivery.headers
     # Only what verifying again and parsing read: no cookie, proxy header or shared
     # token is kept at rest (nor sent to a broker).
     kept = handler.verifier.kept_headers()
-    types = tuple(dict.fromkeys(event.type[:64] for event in outcome.pending))[:16]
+    types = tuple(dict.fromkeys(kind[:64] for kind in event_types_of(pending)))[:16]
     return StoredDelivery(
         id=new_id(now),
         sender=handler.provider,

@@ -30,15 +30,17 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Final
 
+from ._dispatch import drive
 from ._errors import TamperedDelivery, WebhookError
-from ._events import Delivery
+from ._events import Delivery, Event
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery, WorkerInbox
+from ._outcome import Outcome
 from ._seal import InboxKey
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_stored", "run_worker"]
@@ -121,13 +123,13 @@ class Worker:
             return True
         handler = self.handlers[stored.handler]
         try:
-            delivery = select_events(handler, stored)
-        except WebhookError as exc:
-            # The stored bytes were changed, or the handler's credentials were: never run.
-            self._dead(stored, f"the stored delivery does not verify: {exc}")
+            delivery, events = open_stored(handler, stored)
+            dispatch_stored(handler, delivery, events)
+        except NotVerified as refused:
+            # The handler's credentials changed, or (a row without a seal) its bytes:
+            # never run, never retried.
+            self._dead(stored, f"the stored delivery does not verify: {refused.error}")
             return True
-        try:
-            handler.dispatch(delivery)
         except Exception as exc:
             self._failed(stored, exc)
             return True
@@ -185,23 +187,77 @@ def run_stored(handler: WebhookHandler, stored: StoredDelivery, *, key: InboxKey
     what a route raised when it should be retried.
     """
     key.check(stored)
-    return handler.dispatch(select_events(handler, stored))
+    try:
+        delivery, events = open_stored(handler, stored)
+        return dispatch_stored(handler, delivery, events)
+    except NotVerified as refused:
+        raise refused.error from None
 
 
-def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
-    """The stored delivery, verified again, with only the events still to run.
+class NotVerified(Exception):
+    """A stored delivery that does not verify (``error`` says why), even part-way through.
 
-    A signed timestamp is judged by when the delivery arrived: it may have waited in
-    the inbox, or for a retry, far longer than the sender's window.
+    Raised apart from a route's exceptions, which may be WebhookErrors too: a delivery
+    that does not verify is dead-lettered, a route that raised is retried.
     """
-    delivery = handler.verifier.verify_stored(
-        stored.body, stored.headers, received_at=stored.received
-    )
+
+    def __init__(self, error: WebhookError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def open_stored(
+    handler: WebhookHandler, stored: StoredDelivery
+) -> tuple[Delivery, Iterator[Event]]:
+    """The stored delivery, verified again, and its events still to run, decoded lazily.
+
+    Its seal must have been checked.  A signed timestamp is judged by when the
+    delivery arrived: it may have waited in the inbox, or for a retry, far longer than
+    the sender's window.  A batch is decoded record by record as the events are read,
+    so that running it costs about its body's size.  Raises :class:`NotVerified`.
+    """
+    try:
+        delivery, events = handler.verifier.open_stored(
+            stored.body, stored.headers, received_at=stored.received
+        )
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
     if stored.events is None:
-        return delivery
-    keep = set(stored.events)
-    key = handler.verifier.sender.event_key
-    return replace(delivery, events=tuple(e for e in delivery.events if key(e) in keep))
+        return delivery, _verified(events)
+    return delivery, _verified(_only(events, frozenset(stored.events), handler))
+
+
+def dispatch_stored(handler: WebhookHandler, delivery: Delivery, events: Iterable[Event]) -> int:
+    """Run the routes of ``events``; the calls made.  What a route raised propagates."""
+    outcome: Outcome = drive(
+        handler.dispatcher.dispatch(delivery, events, None, claim_events=False)
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.dispatched
+
+
+def _only(
+    events: Iterator[Event], keys: frozenset[str], handler: WebhookHandler
+) -> Iterator[Event]:
+    """The events still to run: those whose key is in ``keys``, each once, and any without."""
+    key_of = handler.verifier.sender.event_key
+    seen: set[str] = set()
+    for event in events:
+        key = key_of(event)
+        if key is None:
+            yield event  # never claimed, so new when it was stored
+        elif key in keys and key not in seen:
+            seen.add(key)
+            yield event
+
+
+def _verified(events: Iterator[Event]) -> Iterator[Event]:
+    """``events``, a record that does not decode part-way raising :class:`NotVerified`."""
+    try:
+        yield from events
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
 
 
 def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]:

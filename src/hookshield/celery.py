@@ -35,11 +35,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ._adapt import missing
-from ._errors import WebhookError
+from ._errors import TamperedDelivery, WebhookError
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery
 from ._seal import ENV_KEY, InboxKey, inbox_key
-from ._worker import DEFAULT_MAX_ATTEMPTS, handler_map, select_events
+from ._worker import DEFAULT_MAX_ATTEMPTS, NotVerified, dispatch_stored, handler_map, open_stored
 
 try:
     import celery
@@ -127,16 +127,17 @@ class CeleryInbox:
             raise ValueError(f"this worker has no handler for {stored.handler!r}")
         try:
             self.key.check(stored)
-            delivery = select_events(handler, stored)
-        except WebhookError as exc:
+            delivery, events = open_stored(handler, stored)
+            return dispatch_stored(handler, delivery, events)
+        except (TamperedDelivery, NotVerified) as exc:
+            error = exc.error if isinstance(exc, NotVerified) else exc
             logger.error(
                 "hookshield: %s delivery %s does not verify; it is not run: %s",
                 stored.sender,
                 stored.id,
-                exc,
+                error,
             )
-            raise
-        return handler.dispatch(delivery)
+            raise error from None  # a WebhookError: not retried
 
     def __repr__(self) -> str:
         return f"CeleryInbox({self.app.main!r}, task={self.task.name!r})"
