@@ -257,6 +257,9 @@ def test_rows_of_an_inbox_made_before_seals_are_sealed_once_and_later_unsealed_o
     got = inbox.get(late.id)
     assert got is not None and got.last_error is not None
     assert "has no seal" in got.last_error and "hookshield inbox seal" in got.last_error
+    capsys.readouterr()
+    assert main(["inbox", "show", late.id, "--inbox", str(path)]) == 0
+    assert "seal:         none: a worker refuses it" in capsys.readouterr().out
     assert main(["inbox", "seal", late.id, "--inbox", str(path)]) == 0
     assert "sealed 1 of 1" in capsys.readouterr().out
     assert main(["inbox", "retry", late.id, "--inbox", str(path)]) == 0

@@ -43,9 +43,10 @@ STATES: Final[tuple[State, ...]] = ("pending", "leased", "done", "dead")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredDelivery:
-    """One delivery as an inbox keeps it: the exact bytes and headers received.
+    """One delivery as an inbox keeps it: its exact bytes, and the headers it needs.
 
-    ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
+    ``headers`` are those its sender's verification and parse read (see
+    ``Provider.stored_headers``), no other.  ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
     it (its provider's name); ``events`` holds the keys of the events still to run
     when only some of a batch's were new (Momentum), ``None`` for all of them.
     ``attempts`` counts the leases taken so far (a requeue resets it); ``next_attempt``

@@ -239,6 +239,8 @@ def describe(row: StoredDelivery) -> list[str]:
         lines.append(f"to run:       {len(row.events)} event(s) of the batch")
     if row.last_error:
         lines.append(f"last error:   {row.last_error}")
+    if row.seal is None:
+        lines.append("seal:         none: a worker refuses it (see `hookshield inbox seal`)")
     lines.append("headers:")
     lines += [f"  {name}: {_shown(name, value)}" for name, value in row.headers]
     lines.append(f"body ({len(row.body)} bytes):")
