@@ -250,8 +250,7 @@ class SQLiteInbox:
         """Make these deliveries pending, due now, attempts reset; how many there were.
 
         A leased delivery is left alone (and not counted): a worker is running it,
-        and resetting its attempts would let that worker's settle match a row that
-        another worker may lease again meanwhile.
+        and making it due would let another worker run it beside that one.
         """
         db = self._connection()
         count = 0
