@@ -59,7 +59,7 @@ def flask_app(mode: str) -> Any:
         from hookshield.celery import CeleryInbox
 
         tasks = celery.Celery("bench", broker=os.environ["HOOKSHIELD_BENCH_BROKER"])
-        background = CeleryInbox(tasks, handler)
+        background = CeleryInbox(tasks, handler, key="benchmark-inbox-key-0123456789")
     app = flask.Flask(__name__)
     app.add_url_rule("/hooks", view_func=webhook_view(handler, background=background))
     return app

@@ -46,6 +46,8 @@ ANYTHING = st.one_of(
 )
 
 # Nothing is created by a refused constructor, nor by a good one before first use.
+#: A key to seal Celery messages with: refused types are judged before a missing key.
+KEY = "k" * 32
 FILE = Path(tempfile.gettempdir()) / "hookshield-options-never-created.db"
 APP = celery.Celery("hookshield_options", broker="memory://")
 
@@ -183,30 +185,32 @@ OPTIONS = [
     Option("SQLiteInbox", "timeout", lambda v: SQLiteInbox(FILE, timeout=v), is_number),
     Option("SQLiteInbox", "create", lambda v: SQLiteInbox(FILE, create=v), is_bool),
     Option("SQLiteInbox", "read_only", lambda v: SQLiteInbox(FILE, read_only=v), is_bool),
-    Option("CeleryInbox", "app", lambda v: CeleryInbox(v, make_handler()), lambda v: False),
-    Option("CeleryInbox", "handlers", lambda v: CeleryInbox(APP, v), lambda v: False),
+    Option(
+        "CeleryInbox", "app", lambda v: CeleryInbox(v, make_handler(), key=KEY), lambda v: False
+    ),
+    Option("CeleryInbox", "handlers", lambda v: CeleryInbox(APP, v, key=KEY), lambda v: False),
     Option(
         "CeleryInbox",
         "name",
-        lambda v: CeleryInbox(APP, make_handler(), name=v),
+        lambda v: CeleryInbox(APP, make_handler(), key=KEY, name=v),
         lambda v: isinstance(v, str),
     ),
     Option(
         "CeleryInbox",
         "max_retries",
-        lambda v: CeleryInbox(APP, make_handler(), max_retries=v),
+        lambda v: CeleryInbox(APP, make_handler(), key=KEY, max_retries=v),
         is_int,
     ),
     Option(
         "CeleryInbox",
         "retry_backoff_max",
-        lambda v: CeleryInbox(APP, make_handler(), retry_backoff_max=v),
+        lambda v: CeleryInbox(APP, make_handler(), key=KEY, retry_backoff_max=v),
         is_int,
     ),
     Option(
         "CeleryInbox",
         "send_options",
-        lambda v: CeleryInbox(APP, make_handler(), send_options=v),
+        lambda v: CeleryInbox(APP, make_handler(), key=KEY, send_options=v),
         optional(lambda v: isinstance(v, Mapping)),
     ),
 ]
@@ -246,7 +250,7 @@ def test_true_is_not_a_number_anywhere_one_is_meant() -> None:
         lambda: SQLiteDedupeStore(FILE, timeout=True),
         lambda: SQLiteInbox(FILE, lease=True),
         lambda: SQLiteInbox(FILE, timeout=False),  # 0 means "fail at once"; False does not
-        lambda: CeleryInbox(APP, make_handler(), max_retries=True),
+        lambda: CeleryInbox(APP, make_handler(), key=KEY, max_retries=True),
     ]
     for refused in refusals:
         with pytest.raises(TypeError, match=r"must be an int|must be a number"):

@@ -251,8 +251,11 @@ def for_view(outcome: Outcome) -> Delivery | None:
     if not outcome.ok or outcome.duplicate or outcome.delivery is None:
         return None
     delivery = outcome.delivery
-    if outcome.pending != delivery.events:
-        delivery = dataclasses.replace(delivery, events=outcome.pending)
+    pending = outcome.pending
+    if not (isinstance(pending, tuple) and pending == delivery.events):
+        # A view is handed the events themselves: a batch accepted record by record
+        # (PendingEvents) is decoded again here.
+        delivery = dataclasses.replace(delivery, events=tuple(pending))
     return delivery
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "MissingCredentials",
     "PayloadTooDeep",
     "StoreUnavailable",
+    "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
@@ -160,4 +161,13 @@ class TimestampOutOfRange(AuthenticationError):
     """The signed timestamp is older, or further in the future, than the tolerance (401).
 
     A replay of a captured delivery is refused this way once its window has passed.
+    """
+
+
+class TamperedDelivery(AuthenticationError):
+    """A stored delivery's seal is missing or does not match (401): never run.
+
+    Raised by a worker, never for a request: the inbox row (or the queued message)
+    was changed after it was stored, was stored without a seal, or was sealed with
+    another key than the worker's.
     """

@@ -303,13 +303,22 @@ class WebhookHandler:
         A 200 outcome's ``pending`` events are new: pass the outcome to :meth:`finish`
         (or :meth:`finish_async`) to dispatch them, or, for code that handles them
         itself, to :meth:`complete` once done or :meth:`release` if it failed.
+
+        A batch (Momentum) is read and claimed record by record, and a malformed
+        record refuses it; ``pending`` is then a :class:`~hookshield.PendingEvents`,
+        which keeps only the new records' keys and decodes them again as it is read,
+        so that accepting a batch costs about its body's size.
         """
         self._require_plain_store("accept")
+        source: Callable[[], Iterator[Event]] | None = None
         try:
-            delivery = self.verifier.verify(body, headers)
+            if self.streams:
+                delivery, source = self.verifier.open_batch(body, headers)
+            else:
+                delivery = self.verifier.verify(body, headers)
         except WebhookError as exc:
             return self.dispatcher.rejected(exc)
-        outcome: Outcome = drive(self.dispatcher.accept(delivery))
+        outcome: Outcome = drive(self.dispatcher.accept(delivery, source))
         return outcome
 
     def finish(self, outcome: Outcome) -> Outcome:

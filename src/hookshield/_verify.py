@@ -16,7 +16,7 @@ the decoder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,14 +62,18 @@ class Verifier:
 
     def authenticate(self, body: Body, headers: HeadersLike) -> tuple[bytes, Headers, str | None]:
         """Check the size and the credentials; return the body, headers and signature."""
+        raw = self._bounded(body)
+        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
+
+    def _bounded(self, body: Body) -> bytes:
         raw = as_bytes(body)
         if len(raw) > self.max_body_size:
             raise BodyTooLarge(
                 f"the body is {len(raw)} bytes; this handler accepts at most "
                 f"{self.max_body_size} (max_body_size)"
             )
-        checked = headers if isinstance(headers, Headers) else Headers(headers)
-        return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
+        return raw
 
     def verify(
         self, body: Body, headers: HeadersLike, *, received_at: float | None = None
@@ -79,14 +83,7 @@ class Verifier:
         ``received_at`` (Unix seconds) is when a delivery verified later arrived: a
         signed timestamp is judged against it rather than against now.
         """
-        if received_at is None:
-            raw, checked, signature = self.authenticate(body, headers)
-        else:
-            token = RECEIVED_AT.set(received_at)
-            try:
-                raw, checked, signature = self.authenticate(body, headers)
-            finally:
-                RECEIVED_AT.reset(token)
+        raw, checked, signature = self._authenticated(body, headers, received_at)
         return self.sender.parse(raw, checked, signature)
 
     def open(self, body: Body, headers: HeadersLike) -> tuple[Delivery, Iterator[Event]]:
@@ -96,12 +93,63 @@ class Verifier:
         malformed record raises when it is reached; a single-event sender parses the
         whole body here.
         """
+        shell, events = self.open_batch(body, headers)
+        return shell, events()
+
+    def open_batch(
+        self, body: Body, headers: HeadersLike
+    ) -> tuple[Delivery, Callable[[], Iterator[Event]]]:
+        """Authenticate, then return the Delivery (without events) and a source of its events.
+
+        Each call of the source decodes the body again, record by record: an accepted
+        batch keeps its body, not its decoded events, until they are dispatched.
+        """
         raw, checked, signature = self.authenticate(body, headers)
         delivery_id, events = self.sender.stream(raw, checked, signature)
         shell = Delivery(
             provider=self.sender.name, id=delivery_id, events=(), headers=checked, body=raw
         )
+        first = [events]  # the first call reads the stream already opened
+
+        def source() -> Iterator[Event]:
+            return first.pop() if first else self.sender.stream(raw, checked, signature)[1]
+
+        return shell, source
+
+    def open_stored(
+        self, body: Body, headers: HeadersLike, *, received_at: float
+    ) -> tuple[Delivery, Iterator[Event]]:
+        """:meth:`open` for a delivery an inbox stored, once its seal has been checked.
+
+        A signature is checked again, judged by when the delivery arrived
+        (``received_at``).  A shared credential (a token, Basic or Bearer) is not: an
+        inbox does not keep it (:meth:`kept_headers`), and the seal vouches for the row.
+        """
+        if self.credentials.hmac_keys:
+            raw, checked, signature = self._authenticated(body, headers, received_at)
+        else:
+            raw, signature = self._bounded(body), None
+            checked = headers if isinstance(headers, Headers) else Headers(headers)
+        delivery_id, events = self.sender.stream(raw, checked, signature)
+        shell = Delivery(
+            provider=self.sender.name, id=delivery_id, events=(), headers=checked, body=raw
+        )
         return shell, events
+
+    def kept_headers(self) -> frozenset[str]:
+        """The headers (lower-case) an inbox keeps with a delivery; the sender says which."""
+        return self.sender.stored_headers(self.credentials)
+
+    def _authenticated(
+        self, body: Body, headers: HeadersLike, received_at: float | None
+    ) -> tuple[bytes, Headers, str | None]:
+        if received_at is None:
+            return self.authenticate(body, headers)
+        token = RECEIVED_AT.set(received_at)
+        try:
+            return self.authenticate(body, headers)
+        finally:
+            RECEIVED_AT.reset(token)
 
 
 def declared_length(value: str | None) -> int | None:

@@ -1,15 +1,17 @@
 """The worker: run the deliveries an inbox holds, at least once each.
 
 Theory of operation: a worker leases one due delivery at a time from a
-:class:`~hookshield.WorkerInbox`, verifies its stored bytes again with the same
-handler (a row changed in the inbox no longer verifies, and is not run), and
-dispatches its events to the handler's routes.  Then it settles the lease:
+:class:`~hookshield.WorkerInbox`, checks its seal (a row changed in the inbox, or
+stored without one, is not run), verifies its stored bytes again with the same
+handler, and dispatches its events to the handler's routes.  Then it settles the
+lease:
 
 * the routes returned: **done**;
 * a route raised: **retried** later, after an exponential backoff with full jitter
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
-* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
+* the last attempt failed, or the seal or the bytes do not verify: **dead**
+  (dead-letter), logged;
 * leased more than ``max_attempts`` times: **dead** without running again.  Either the
   last attempt ended unsettled (the worker died running it, or the route outran its
   lease: the inbox marks it :data:`~hookshield._inbox.LEASE_ENDED`), and another would
@@ -30,18 +32,21 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Final
 
-from ._errors import AuthenticationError, TimestampOutOfRange, WebhookError
-from ._events import Delivery
+from ._dispatch import drive
+from ._errors import AuthenticationError, TamperedDelivery, TimestampOutOfRange, WebhookError
+from ._events import Delivery, Event
 from ._handler import WebhookHandler
 from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox
+from ._outcome import Outcome
+from ._seal import InboxKey
 from ._text import printable
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_stored", "run_worker"]
 
 logger = logging.getLogger("hookshield")
 
@@ -104,18 +109,23 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        try:
+            self.inbox.check_seal(stored)
+        except TamperedDelivery as exc:
+            self._dead(stored, f"the stored delivery is refused: {exc}")
+            return True
         if stored.attempts > self.retry.max_attempts:
             self._dead(stored, self._spent(stored))
             return True
         handler = self.handlers[stored.handler]
         try:
-            delivery = select_events(handler, stored)
-        except WebhookError as exc:
-            # The stored bytes were changed, or the handler's credentials were: never run.
-            self._dead(stored, _unverified(exc))
+            delivery, events = open_stored(handler, stored)
+            dispatch_stored(handler, delivery, events)
+        except NotVerified as refused:
+            # The handler's credentials changed, or (a row without a seal) its bytes:
+            # never run, never retried.
+            self._dead(stored, _unverified(refused.error))
             return True
-        try:
-            handler.dispatch(delivery)
         except Exception as exc:
             self._failed(stored, exc)
             return True
@@ -192,18 +202,87 @@ def _unverified(exc: WebhookError) -> str:
     return reason
 
 
-def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
-    """The stored delivery, verified again, with only the events still to run.
+def run_stored(handler: WebhookHandler, stored: StoredDelivery, *, key: InboxKey) -> int:
+    """Run one stored delivery as a worker does: for a queue of your own.
 
-    A signed timestamp is judged by when the delivery arrived: it may have waited in
-    the inbox, or for a retry, far longer than the sender's window.
+    Checks its seal with ``key`` (the key its inbox sealed it with), verifies it again
+    with ``handler`` and calls the routes of its events still to run; returns the
+    calls made.  Raises :class:`~hookshield.TamperedDelivery` or another
+    :class:`~hookshield.WebhookError` when it must never run (do not retry it), and
+    what a route raised when it should be retried.
     """
-    delivery = handler.verify(stored.body, stored.headers, received_at=stored.received)
+    key.check(stored)
+    try:
+        delivery, events = open_stored(handler, stored)
+        return dispatch_stored(handler, delivery, events)
+    except NotVerified as refused:
+        raise refused.error from None
+
+
+class NotVerified(Exception):
+    """A stored delivery that does not verify (``error`` says why), even part-way through.
+
+    Raised apart from a route's exceptions, which may be WebhookErrors too: a delivery
+    that does not verify is dead-lettered, a route that raised is retried.
+    """
+
+    def __init__(self, error: WebhookError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def open_stored(
+    handler: WebhookHandler, stored: StoredDelivery
+) -> tuple[Delivery, Iterator[Event]]:
+    """The stored delivery, verified again, and its events still to run, decoded lazily.
+
+    Its seal must have been checked.  A signed timestamp is judged by when the
+    delivery arrived: it may have waited in the inbox, or for a retry, far longer than
+    the sender's window.  A batch is decoded record by record as the events are read,
+    so that running it costs about its body's size.  Raises :class:`NotVerified`.
+    """
+    try:
+        delivery, events = handler.verifier.open_stored(
+            stored.body, stored.headers, received_at=stored.received
+        )
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
     if stored.events is None:
-        return delivery
-    keep = set(stored.events)
-    key = handler.verifier.sender.event_key
-    return replace(delivery, events=tuple(e for e in delivery.events if key(e) in keep))
+        return delivery, _verified(events)
+    return delivery, _verified(_only(events, frozenset(stored.events), handler))
+
+
+def dispatch_stored(handler: WebhookHandler, delivery: Delivery, events: Iterable[Event]) -> int:
+    """Run the routes of ``events``; the calls made.  What a route raised propagates."""
+    outcome: Outcome = drive(
+        handler.dispatcher.dispatch(delivery, events, None, claim_events=False)
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.dispatched
+
+
+def _only(
+    events: Iterator[Event], keys: frozenset[str], handler: WebhookHandler
+) -> Iterator[Event]:
+    """The events still to run: those whose key is in ``keys``, each once, and any without."""
+    key_of = handler.verifier.sender.event_key
+    seen: set[str] = set()
+    for event in events:
+        key = key_of(event)
+        if key is None:
+            yield event  # never claimed, so new when it was stored
+        elif key in keys and key not in seen:
+            seen.add(key)
+            yield event
+
+
+def _verified(events: Iterator[Event]) -> Iterator[Event]:
+    """``events``, a record that does not decode part-way raising :class:`NotVerified`."""
+    try:
+        yield from events
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
 
 
 def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]:
@@ -249,6 +328,11 @@ def run_worker(
     :data:`MAX_PAUSE` seconds.  ``clock`` and ``sleep`` may be replaced for tests.
     Returns the counts.
     """
+    if not isinstance(inbox, WorkerInbox):
+        raise TypeError(
+            f"run_worker needs a WorkerInbox (such as SQLiteInbox), not {type(inbox).__name__}: "
+            "it leases, checks the seal of, and settles each delivery"
+        )
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
     wait = sleep if sleep is not None else stopping.wait

@@ -8,6 +8,7 @@ what these tests read.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from hookshield import SQLiteInbox, StoredDelivery
 from hookshield._inbox import new_id
@@ -33,11 +35,25 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: Headers a request carries that the sender's verification does not read: none of
+#: them may be kept at rest, in the inbox file or the broker.
+UNRELATED = {
+    "Cookie": "session=cookie-kept-at-rest",
+    "X-Forwarded-For": "203.0.113.99",
+    "Authorization": "Bearer bearer-kept-at-rest",
+}
+
+
 def signed(event_id: str) -> tuple[bytes, dict[str, str]]:
     payload = json.loads(sample_body("mindpeeker", "session.completed"))
     payload["id"] = event_id
     body = json.dumps(payload).encode()
-    return body, sign("mindpeeker", body, secret=SECRET)
+    return body, {**sign("mindpeeker", body, secret=SECRET), **UNRELATED}
+
+
+def kept_nowhere(data: bytes) -> bool:
+    """Whether none of the unrelated headers' values is in ``data``."""
+    return not any(value.encode() in data for value in UNRELATED.values())
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -182,6 +198,8 @@ def test_acknowledged_deliveries_survive_a_killed_server_and_a_killed_worker(
         assert post(port, *signed(event_id)) == 200
     processes.kill(processes.started[0])  # SIGKILL right after the last 2xx
     assert SQLiteInbox(env["HOOKSHIELD_TEST_INBOX"]).counts()["pending"] == 40
+    at_rest = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("inbox"))
+    assert kept_nowhere(at_rest)
     assert runs(tmp_path) == []  # nothing ran in the web process
 
     first = worker(processes, env, "--lease", "1")
@@ -277,6 +295,29 @@ def test_celery_runs_every_delivery_and_again_after_a_killed_worker(
         celery_app.app.pool.force_close_all()
     finally:
         del os.environ["HOOKSHIELD_TEST_BROKER"]
+    queue = redis.Redis.from_url(broker)
+    messages: list[bytes] = queue.lrange("celery", 0, -1)  # type: ignore[assignment]
+    assert len(messages) == 20 and all(kept_nowhere(m) for m in messages)
+    for raw in messages:
+        (message,), _, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        assert message["seal"] and {name for name, _ in message["headers"]} == {
+            "content-type",
+            "x-mindpeeker-signature",
+        }
+    # One message changed in the broker: its event id, and its signature to match.
+    changed = json.loads(sample_body("mindpeeker", "session.completed"))
+    changed["id"] = "evt-changed-in-broker"
+    body = json.dumps(changed).encode()
+    tampered_headers = sign("mindpeeker", body, secret=SECRET)
+    envelope = json.loads(messages[0])
+    (message,), kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+    message["body"] = base64.b64encode(body).decode()
+    message["headers"] = [[n.lower(), v] for n, v in tampered_headers.items()]
+    envelope["body"] = base64.b64encode(json.dumps([[message], kwargs, embed]).encode()).decode()
+    envelope["headers"]["id"] = envelope["properties"]["correlation_id"] = "tampered-task"
+    envelope["properties"]["delivery_tag"] = "tampered-tag"
+    queue.lpush("celery", json.dumps(envelope))
+    queue.close()
 
     first = celery_worker(processes, env, "first")
     wait_for(lambda: "evt-05-slow" in started(tmp_path), 30, "the slow task to start")
@@ -286,3 +327,7 @@ def test_celery_runs_every_delivery_and_again_after_a_killed_worker(
     ran = started(tmp_path)
     assert ran["evt-05-slow"] == 2
     assert {event_id for event_id, count in ran.items() if count > 1} <= {"evt-05-slow"}
+    # The changed message was refused by whichever worker took it, and never run.
+    logs = processes.output("first") + processes.output("second")
+    assert "does not verify; it is not run: the stored delivery's seal does not match" in logs
+    assert "evt-changed-in-broker" not in ran

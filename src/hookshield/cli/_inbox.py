@@ -158,6 +158,20 @@ examples:
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", help="a delivery id, or enough of its start to name one")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
+    seal = actions.add_parser(
+        "seal",
+        formatter_class=HelpFormatter,
+        help="vouch for deliveries stored without a seal",
+        description="Seal deliveries as they stand now, with the inbox's key: for rows "
+        "an older hookshield stored, which a worker refuses until then.  Check them first "
+        "(inbox show); then inbox retry runs a dead-lettered one again.",
+        epilog="""\
+examples:
+  hookshield inbox seal 01a22c2f --inbox webhooks.db""",
+    )
+    seal.add_argument(
+        "ids", nargs="+", metavar="ID", help="delivery ids, or enough of each one's start"
+    )
     purge = actions.add_parser(
         "purge",
         formatter_class=HelpFormatter,
@@ -177,6 +191,7 @@ examples:
         (ls, "print the deliveries as JSON"),
         (show, "print the delivery as JSON"),
         (retry, "print the result as JSON"),
+        (seal, "print the result as JSON"),
         (purge, "print the result as JSON"),
     ):
         _inbox_option(action)
@@ -203,9 +218,11 @@ def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> SQLiteInb
         raise CLIError("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
     with _inbox_errors(args.inbox, hint):
         try:
-            return SQLiteInbox(args.inbox, **options)
-        except ValueError as exc:  # "", ":memory:"
+            inbox = SQLiteInbox(args.inbox, **options)
+            inbox.counts()  # opened now: a missing or other key is told here, not in a loop
+        except ValueError as exc:  # "", ":memory:", a missing or other key
             raise CLIError(f"--inbox: {exc}") from exc
+        return inbox
 
 
 @contextlib.contextmanager
@@ -303,7 +320,7 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|purge``."""
+    """``hookshield inbox ls|show|retry|seal|purge``."""
     if args.action == "purge":  # mistakes on the command line first, then the file
         if not (args.done or args.dead):
             raise CLIError("say what to purge: --done, --dead or both")
@@ -314,6 +331,7 @@ def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
         "ls": _ls,
         "show": _show,
         "retry": _retry,
+        "seal": _seal,
         "purge": _purge,
     }[args.action]
     with _inbox_errors(args.inbox):
@@ -420,6 +438,8 @@ def describe(row: StoredDelivery) -> list[str]:
         lines.append(f"to run:       {len(row.events)} event(s) of the batch")
     if row.last_error:
         lines.append(f"last error:   {printable(row.last_error)}")
+    if row.seal is None:
+        lines.append("seal:         none: a worker refuses it (see `hookshield inbox seal`)")
     lines.append("headers:")
     lines += [f"  {printable(name)}: {_shown(name, value)}" for name, value in row.headers]
     lines.append(f"body ({len(row.body)} bytes):")
@@ -428,10 +448,11 @@ def describe(row: StoredDelivery) -> list[str]:
 
 
 def _shown(name: str, value: str) -> str:
-    # A token in a header is a credential: the inbox keeps it to verify again, but
-    # a terminal (and its scrollback) need not show it.  Headers decides what is a
-    # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
-    # asked about an empty value, it answers a non-empty one only for a credential.
+    # A signature is kept to verify again (and a row stored by an older version may
+    # hold a token), but a terminal and its scrollback need not show it.  Headers
+    # decides what is a credential (tokens, signatures, cookies ...), as it does for
+    # its repr in logs; asked about an empty value, it answers a non-empty one only
+    # for a credential.
     (redacted,) = Headers({name: ""}).redacted().values()
     return "<hidden>" if redacted else printable(value)
 
@@ -465,6 +486,16 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     else:
         out.line(f"{done} dead-letter deliveries are pending again, due now")
     return EXIT_OK
+
+
+def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+    ids = [_find(inbox, given).id for given in args.ids]
+    sealed = inbox.reseal(ids)
+    if args.json:
+        out.json({"sealed": sealed, "ids": ids})
+    else:
+        out.line(f"sealed {sealed} of {len(ids)} deliveries (leased or purged meanwhile: the rest)")
+    return EXIT_OK if sealed else EXIT_FAILED
 
 
 def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:

@@ -254,6 +254,9 @@ class Provider:
     signature_prefix: ClassVar[str] = ""
     #: Where a Petal-style shared token travels when no ``token_header`` is given.
     default_token_header: ClassVar[str | None] = None
+    #: The headers :meth:`parse` reads besides ``Content-Type``.  An inbox keeps these
+    #: with a stored delivery, and drops every other header of the request.
+    parse_headers: ClassVar[tuple[str, ...]] = ()
     #: How ``hookshield demo`` shows this sender; ``None`` leaves it out of the demo.
     demo: ClassVar[DemoScript | None] = None
     #: For how long, in seconds, the sender retries a delivery that failed.  Where its
@@ -316,6 +319,20 @@ class Provider:
                 f"{self.title} signs every delivery once a secret is set on its side"
             )
         return value
+
+    def stored_headers(self, credentials: Credentials) -> frozenset[str]:
+        """The headers (lower-case) an inbox keeps: what verifying again and parsing read.
+
+        ``Content-Type``, :attr:`parse_headers`, and the signature header when the
+        handler checks a signature.  Never a shared credential (a token header,
+        ``Authorization``): the inbox's seal vouches for a stored row, and a
+        long-lived secret is not kept at rest only to be compared again.  A sender
+        whose :meth:`authenticate` reads more headers adds them here.
+        """
+        names = {"content-type", *self.parse_headers}
+        if credentials.hmac_keys and self.signature_header is not None:
+            names.add(self.signature_header)
+        return frozenset(name.lower() for name in names)
 
     def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The HMAC keys of the configured ``secret=`` values: their UTF-8 bytes by default.

@@ -112,6 +112,12 @@ class HmacProvider(Provider):
                 "signature_prefix": sender.signature_prefix,
                 "accepts_form": sender.accepts_form,
                 "default_max_body_size": sender.max_body_size,
+                # What parse() reads: the type and id headers, and the signed time.
+                "parse_headers": tuple(
+                    name
+                    for name in (*sender.type_headers, sender.id_header, sender.timestamp_header)
+                    if name is not None
+                ),
             }
             for attribute, value in defaults.items():
                 if attribute not in cls.__dict__:
@@ -121,6 +127,11 @@ class HmacProvider(Provider):
     def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The secrets decoded as the description says (``whsec_`` base64, hex...)."""
         return self.sender.keys(secrets)
+
+    def stored_headers(self, credentials: Credentials) -> frozenset[str]:
+        """What :meth:`Provider.stored_headers` keeps, and every header the signature covers."""
+        signed = {self.sender.signature_header, *self.sender.signed_headers}
+        return super().stored_headers(credentials) | {name.lower() for name in signed}
 
     # -- receiving -----------------------------------------------------------------
 

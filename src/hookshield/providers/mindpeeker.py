@@ -227,6 +227,7 @@ class MindPeekerProvider(Provider):
     accepts = frozenset({"secret"})
     signature_header = "X-MindPeeker-Signature"
     signature_prefix = "sha256="
+    parse_headers = ()  # everything is in the signed envelope
     demo = DemoScript(
         credentials={"secret": "whsec_demo"},
         event_types=("session.completed",),

@@ -97,6 +97,14 @@ class MocoProvider(Provider):
     # The body is one entity (an activity, an invoice with its items), a few KB; MOCO's
     # WebHooks documentation gives no cap.  1 MiB leaves a wide margin.
     default_max_body_size = MIB
+    # The event's name and context: none of them signed (see the module's docstring).
+    parse_headers = (
+        "X-Moco-Target",
+        "X-Moco-Event",
+        "X-Moco-Timestamp",
+        "X-Moco-User-Id",
+        "X-Moco-Account-Url",
+    )
     # The key is the test vector of MOCO's own WebHooks documentation; changing
     # the hours of a signed activity is the tampering a receiver must catch.
     demo = DemoScript(

@@ -244,6 +244,7 @@ class MomentumProvider(Provider):
     can_be_unsigned = True
     dedupe_events = True
     default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
+    parse_headers = (BATCH_HEADER,)  # names the batch: its de-duplication key
     sends_batches = True
     demo = DemoScript(
         credentials={"basic_auth": ("hookshield", "demo-password")},

@@ -202,6 +202,7 @@ class MoonsenseProvider(Provider):
     # and focus changes, in Moonsense's webhooks documentation), of a size it does not
     # give; form encoding up to triples its JSON.  4 MiB, four times a single-event sender's.
     default_max_body_size = 4 * MIB
+    parse_headers = ("X-Moonsense-Event",)  # the type, where the body has none
     # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
     # The GUID is not signed, so the receiver recognises the body, not the GUID.
     demo = DemoScript(

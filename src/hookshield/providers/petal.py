@@ -311,6 +311,7 @@ class PetalProvider(Provider):
     # and allowed_ips= to stop a stranger, so it stays well under the 25 MiB of a
     # Momentum batch.
     default_max_body_size = 2 * MIB
+    parse_headers = ()  # everything is in the body
     demo = DemoScript(
         credentials={"token": "demo-petal-token"},
         event_types=("bandpower",),
