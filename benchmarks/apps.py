@@ -26,9 +26,9 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from hookshield import Delivery, MindPeekerEvent, WebhookHandler
+from hookshield import Delivery, Event, MindPeekerEvent, WebhookHandler
 
 from .payloads import SECRET
 
@@ -50,12 +50,13 @@ _KEY = SECRET.encode()
 urlpatterns: list[Any] = []  # Django's ROOT_URLCONF is this module
 
 
-def route(event: MindPeekerEvent) -> object:
+def route(event: Event) -> object:
     """hookshield's route: what a handler reads of the event."""
-    return (event.session_id, event.status, event.confidence)
+    mindpeeker = cast(MindPeekerEvent, event)
+    return (mindpeeker.session_id, mindpeeker.status, mindpeeker.confidence)
 
 
-async def async_route(event: MindPeekerEvent) -> object:
+async def async_route(event: Event) -> object:
     """The same route, written ``async def``."""
     return route(event)
 
@@ -101,13 +102,16 @@ def fastapi_app() -> Any:
     hooks, hand = handler(), HandWritten()
     app = FastAPI(openapi_url=None)
 
-    @app.post("/hookshield/")
-    async def hookshield_endpoint(delivery: Annotated[Delivery, Depends(verified(hooks))]):
+    # response_model=None: as without the return annotation, which the README's lacks.
+    @app.post("/hookshield/", response_model=None)
+    async def hookshield_endpoint(
+        delivery: Annotated[Delivery, Depends(verified(hooks))],
+    ) -> dict[str, int]:
         await hooks.dispatch_async(delivery)
         return {"received": len(delivery.events)}
 
-    @app.post("/hand-written/")
-    async def hand_written(request: Request):
+    @app.post("/hand-written/", response_model=None)
+    async def hand_written(request: Request) -> dict[str, int]:
         status, data = hand.accept(await request.body(), request.headers.get(SIGNATURE))
         if status != 200:
             raise HTTPException(status)

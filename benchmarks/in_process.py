@@ -277,11 +277,11 @@ def _batch_cases(body: bytes, headers: dict[str, str], records: int) -> dict[str
     def floor() -> object:
         if not hmac.compare_digest(hashlib.sha256(token).digest(), expected):
             raise ValueError("bad token")
-        fields = None
+        fields: list[Any] = []
         for record in json.loads(body):
             for data in record["msys"].values():
-                fields = (data["type"], data["event_id"], data.get("message_id"))
-                fields += (data.get("rcpt_to"), data.get("timestamp"))
+                fields = [data["type"], data["event_id"], data.get("message_id")]
+                fields += [data.get("rcpt_to"), data.get("timestamp")]
         return fields
 
     def handle(**options: Any) -> Call:
@@ -339,22 +339,24 @@ def redis_url() -> Iterator[str | None]:
         server.stop()
 
 
-def _store(name: str, folder: Path, redis_url: str | None) -> DedupeStore:
+def _store(name: str, folder: Path, redis_url: str | None) -> tuple[DedupeStore, Call]:
+    """The store named ``name``, and what closes it."""
     if name == "memory":
-        return MemoryDedupeStore()
+        return MemoryDedupeStore(), lambda: None
     if name == "SQLite":
-        return SQLiteDedupeStore(folder / "dedupe.sqlite3")
+        sqlite = SQLiteDedupeStore(folder / "dedupe.sqlite3")
+        return sqlite, sqlite.close
     if redis_url is None:
         pytest.skip("no redis-server here")
-    redis = pytest.importorskip("redis")
+    client = pytest.importorskip("redis").Redis.from_url(redis_url)
     from hookshield.redis import RedisDedupeStore
 
-    return RedisDedupeStore(redis.Redis.from_url(redis_url))
+    return RedisDedupeStore(client), client.close
 
 
 @pytest.mark.parametrize("name", ["memory", "SQLite", "Redis"])
 def test_store(benchmark: Any, name: str, tmp_path: Path, redis_url: str | None) -> None:
-    store = _store(name, tmp_path, redis_url)
+    store, close = _store(name, tmp_path, redis_url)
     keys = (f"moco:bench-{n}" for n in itertools.count())
 
     def deliver() -> None:  # one delivery's store work, on a key never used before
@@ -363,7 +365,10 @@ def test_store(benchmark: Any, name: str, tmp_path: Path, redis_url: str | None)
         store.complete(key, DEFAULT_TTL)
 
     label(benchmark, "stores", "claim + complete", name)
-    benchmark(deliver)
+    try:
+        benchmark(deliver)
+    finally:
+        close()
 
 
 # -- the durable inbox: the web side's own work, and the worker ----------------------------

@@ -296,7 +296,7 @@ def _served(served: dict[str, Any], labels: dict[str, str]) -> list[str]:
     if not asgi:
         return [*lines, "Not measured in this run.", ""]
     requests, rounds, concurrency = served["load"]
-    reference = asgi[0]["rps"]
+    reference = next(e["rps"] for e in asgi if e["endpoint"] == "/hand-written/")
     lines += [
         f"Starlette on uvicorn, one process on 127.0.0.1, {requests:,} distinct 1 KB "
         f"deliveries per endpoint over {concurrency} connections, each endpoint loaded in "
@@ -365,13 +365,11 @@ def _durable(found: Sequence[Row], served: dict[str, Any]) -> list[str]:
     inbox = _groups(found, "inbox")
     if inbox:
         lines += ["The web side's own work per delivery with an SQLite inbox, µs.", ""]
-        cases = [row.case for row in next(iter(inbox.values()))]
+        times = {(size, row.case): row.us for size, members in inbox.items() for row in members}
+        cases = dict.fromkeys(case for _, case in times)
         lines += _table(
             ["work", *inbox],
-            (
-                [case, *(_us(r.us) for r in inbox.values() for r in r if r.case == case)]
-                for case in cases
-            ),
+            ([case, *(_us(times[size, case]) for size in inbox)] for case in cases),
         )
     for row in _groups(found, "worker").get("SQLite inbox, no-op route", []):
         lines += [f"One `hookshield worker` runs {1e6 / row.us:,.0f} stored deliveries a second "
