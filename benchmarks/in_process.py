@@ -47,7 +47,16 @@ from hookshield import (
 )
 
 from . import apps, peers
-from .payloads import SECRET, SIZES, TOKEN, TYPED_FIELDS, Payload, momentum_batch, padded
+from .payloads import (
+    MAX_BODY_SIZE,
+    SECRET,
+    SIZES,
+    TOKEN,
+    TYPED_FIELDS,
+    Payload,
+    momentum_batch,
+    padded,
+)
 
 MODE = os.environ.get("HOOKSHIELD_BENCH_MODE", "quick")
 TITLES = {"mindpeeker": "MindPeeker", "moco": "MOCO", "moonsense": "Moonsense"}
@@ -106,7 +115,7 @@ def test_msgspec_floor(benchmark: Any, sender: str, size: str) -> None:
 def test_hookshield(benchmark: Any, sender: str, size: str) -> None:
     delivery = payload(sender, size)
     body, headers = delivery.body, delivery.headers
-    verify = WebhookHandler(sender, secret=SECRET, dedupe=None).verify
+    verify = WebhookHandler(sender, secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE).verify
     fields = TYPED_FIELDS[sender]
 
     def typed() -> object:
@@ -361,8 +370,8 @@ def test_store(benchmark: Any, name: str, tmp_path: Path, redis_url: str | None)
 
     def deliver() -> None:  # one delivery's store work, on a key never used before
         key = next(keys)
-        store.claim(key, DEFAULT_LEASE)
-        store.complete(key, DEFAULT_TTL)
+        _, token = store.claim(key, DEFAULT_LEASE)
+        store.complete(key, token, DEFAULT_TTL)
 
     label(benchmark, "stores", "claim + complete", name)
     try:
@@ -395,7 +404,7 @@ INBOX_CASES = ("HMAC only", "verify", "verify + store (fsync)", "HMAC + SHA-256 
 @pytest.mark.parametrize("case", INBOX_CASES)
 def test_inbox(benchmark: Any, case: str, size: str, tmp_path: Path) -> None:
     inbox = SQLiteInbox(tmp_path / "inbox.db")
-    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None)
+    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE)
     delivery = payload("mindpeeker", size)
     body, headers = delivery.body, delivery.headers
 
@@ -424,7 +433,7 @@ WORKER_LOAD = {"full": (2000, 3), "quick": (500, 2), "tiny": (20, 1)}
 
 def test_worker(benchmark: Any, tmp_path: Path) -> None:
     count, rounds = WORKER_LOAD[MODE]
-    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None)
+    handler = WebhookHandler("mindpeeker", secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE)
     handler.on("*")(lambda event: None)
     made = itertools.count()
 

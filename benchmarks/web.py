@@ -20,6 +20,7 @@ de-duplication drops none.
 
 from __future__ import annotations
 
+import secrets
 import selectors
 import socket
 import statistics
@@ -182,6 +183,8 @@ def inbox(mode: str, folder: Path) -> list[dict[str, Any]]:
                 HOOKSHIELD_NO_SPEEDUPS="1",
                 HOOKSHIELD_BENCH_INBOX=str(folder / f"{background}.db"),
                 HOOKSHIELD_BENCH_BROKER=broker.url if broker else "",
+                # The key that seals the inbox's rows and the Celery messages.
+                HOOKSHIELD_INBOX_KEY=secrets.token_hex(32),
             )
             argv = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}"]
             argv += ["--workers", "4", "--log-level", "warning"]
