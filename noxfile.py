@@ -191,7 +191,7 @@ def tests_versions(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks, which rewrite docs/benchmarks.md (`-- --quick` for a shorter run).
+    """The benchmarks, which rewrite docs/benchmarks.md and its charts (`-- --quick`, `-- --tiny`).
 
     Not in the default sessions: CI does not run it, timings are for a quiet machine
     (`bench_smoke` checks that the harness works).
@@ -205,7 +205,8 @@ def bench(session: nox.Session) -> None:
 def bench_smoke(session: nox.Session) -> None:
     """Smoke runs of the benchmarks and the profiles: real servers and py-spy, timings unjudged.
 
-    Kept out of `tests` (they take a minute and need py-spy); CI runs them here.
+    Kept out of `tests` (they take half a minute and need pytest-benchmark and py-spy);
+    CI runs them here.
     """
     install_groups(session, "bench-smoke")
     install_project(session)
@@ -214,7 +215,7 @@ def bench_smoke(session: nox.Session) -> None:
 
 @nox.session
 def profile(session: nox.Session) -> None:
-    """py-spy profiles of the targets the benchmarks miss, which rewrite docs/profiles.md.
+    """py-spy profiles of where the time goes, which rewrite docs/profiles.md.
 
     Not in the default sessions, like `bench`; `-- --tiny` for a smoke run.
     """

@@ -1,8 +1,10 @@
-"""hookshield's benchmark harness (issue 5): ``nox -s bench`` or ``python -m benchmarks``.
+"""hookshield's benchmarks: ``nox -s bench`` or ``python -m benchmarks [--quick | --tiny]``.
 
-It times hookshield beside the physical floor (HMAC-SHA256 of the body, a constant-time
-compare and ``json.loads``) and beside the webhook libraries we compare against, on the
-same bytes, in one run, and writes the results and the issue's targets to
-``docs/benchmarks.md``.  Timings are reported, never asserted: a slow machine fails no
-test.  ``--quick`` runs everything with few repetitions.
+Each case backs a claim of the documentation: hookshield beside the floor (HMAC-SHA256
+of the body, a constant-time compare and ``json.loads``) and the peer libraries on the
+same bytes; through each framework's stack beside a hand-written endpoint doing the
+same work; served by real servers.  pytest-benchmark times the in-process cases
+(``in_process.py``); ``web.py`` serves and loads the others; ``report.py`` writes
+``docs/benchmarks.md`` and its charts from the JSON they wrote.  Timings are reported,
+never asserted: a slow machine fails no test.
 """

@@ -1,140 +1,81 @@
-"""``python -m benchmarks [--quick] [--tiny] [--no-http] [--output PATH]``: run and report."""
+"""``python -m benchmarks [--quick | --tiny] [--no-http] [--output PATH] [--results DIR]``.
+
+Runs the in-process cases (``benchmarks/in_process.py``) under pytest-benchmark, twice:
+with the standard library's JSON decoder, then hookshield's own rows again with
+hookshield[speedups]; then the served comparisons (:mod:`benchmarks.web`).  Each
+writes JSON to ``--results`` (a temporary folder by default), from which
+:mod:`benchmarks.report` writes the page and its charts.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
+import json
+import os
+import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import micro, report, web
-from .payloads import SIZES
+from tests import servers
+
+from . import report, web
 
 __all__ = ["main"]
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DEFAULT_OUTPUT = servers.ROOT / "docs" / "benchmarks.md"
+CASES = "benchmarks/in_process.py"
+#: pytest-benchmark's rounds per mode, for the cases whose rounds it chooses.
+TIMING = {
+    "full": ["--benchmark-min-rounds=10", "--benchmark-max-time=1.0"],
+    "quick": ["--benchmark-min-rounds=3", "--benchmark-max-time=0.1"],
+    "tiny": ["--benchmark-min-rounds=1", "--benchmark-max-time=0.000001"],
+}
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-#: The HTTP load of each mode: requests per run, rounds, acknowledgements, the sleep of
-#: the background handler.  A quick run's rows must still mean something: at a few
-#: thousand requests per second, 2,000 requests take about half a second, long enough
-#: for the scheduler's noise to average out, and three rounds give the best of three.
-#: A tiny run only checks that the harness works: its HTTP rows are judged by no target.
-HTTP_LOAD = {
-    "full": (4000, 5, 200, 10.0),
-    "quick": (2000, 3, 20, 10.0),
-    "tiny": (30, 1, 5, 1.0),
-}
-
-
-def stores_section(quick: bool) -> tuple[list[dict[str, object]], str]:
-    """The de-duplication stores' rows from ``benchmarks.stores``, or why there are none."""
-    try:
-        stores = importlib.import_module("benchmarks.stores")
-    except ModuleNotFoundError as exc:
-        if exc.name != "benchmarks.stores":
-            raise
-        return [], "Not measured: `benchmarks/stores.py` is not written yet."
-    rows: list[dict[str, object]] = stores.measure(quick)
-    return rows, ""
+def run_cases(json_file: Path, mode: str, *selected: str, speedups: bool = False) -> None:
+    """Run the in-process cases (all, or ``selected``) under pytest-benchmark."""
+    env = servers.environment(HOOKSHIELD_BENCH_MODE=mode)
+    if not speedups:
+        env["HOOKSHIELD_NO_SPEEDUPS"] = "1"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header"]
+    command += [f"--benchmark-json={json_file}", "--benchmark-columns=min,median,rounds"]
+    command += [*TIMING[mode], *(selected or [CASES])]
+    subprocess.run(command, env=env, cwd=servers.ROOT, check=True)  # noqa: S603
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    """Run the benchmarks, write the Markdown report, and return it."""
+    """Measure, write the page and its charts, and return the page."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions: indicative only")
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="1 KB bodies, small batches, a few requests: checks the harness (implies --quick)",
-    )
-    parser.add_argument("--no-http", action="store_true", help="skip the HTTP servers")
-    parser.add_argument("--no-peers", action="store_true", help="skip the other libraries")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the report's path")
+    parser.add_argument("--quick", action="store_true", help="few rounds: indicative only")
+    parser.add_argument("--tiny", action="store_true", help="one round of each: a smoke run")
+    parser.add_argument("--no-http", action="store_true", help="skip the served comparisons")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the page's path")
+    parser.add_argument("--results", type=Path, help="keep the measured JSON in this folder")
     args = parser.parse_args(argv)
-    quick = args.quick or args.tiny
-    rounds, min_time = (3, 0.01) if quick else (9, 0.1)
-    sizes = ["1 KB"] if args.tiny else list(SIZES)
-    records = 100 if args.tiny else 10_000
-    messages = 100 if args.tiny else 10_000
-    settings = (
-        f"{rounds} rounds of at least {min_time * 1e3:.0f} ms per case; "
-        f"batch of {records:,} records; stream of {messages:,} messages"
-    )
-    started = time.perf_counter()
-
-    with micro.standard_json():
-        _say("single deliveries ...")
-        groups = micro.payload_groups(
-            ["mindpeeker", "moco", "moonsense"],
-            sizes,
-            rounds=rounds,
-            min_time=min_time,
-            with_peers=not args.no_peers,
-        )
-        _say("where the time goes at 1 KB ...")
-        breakdown = micro.breakdown(
-            ["mindpeeker", "moco", "moonsense"], rounds=rounds, min_time=min_time
-        )
-        _say("Momentum batch ...")
-        batch = micro.batch_group(records, rounds=rounds, min_time=min_time)
-        _say("Petal Metrics stream ...")
-        stream = micro.stream_group(messages, rounds=rounds, min_time=min_time)
-        _say("peak memory ...")
-        memory = micro.memory(records)
-    servers: list[web.ServerResult] = []
-    mode = "tiny" if args.tiny else ("quick" if quick else "full")
-    if args.no_http:
-        http_notes = ["HTTP part not run (--no-http)."]
-    else:
-        _say("HTTP ...")
-        requests, http_rounds, acks, sleep = HTTP_LOAD[mode]
-        servers, http_notes = web.run_http(
-            requests=requests, rounds=http_rounds, ack_requests=acks, sleep=sleep
-        )
-        settings += f"; HTTP: {http_rounds} rounds of {requests:,} requests per endpoint"
-    _say("de-duplication stores ...")
-    store_rows, store_note = stores_section(quick)
-    inbox_tables = ""
-    side_by_side: list[dict[str, object]] = []
-    side_by_side_table = ""
-    if not args.no_http and not args.tiny:
-        _say("against the code before the redesign ...")
-        regression = importlib.import_module("benchmarks.regression")
-        side_by_side = regression.measure(quick)
-        side_by_side_table = regression.render(side_by_side)
-    if not args.no_http:
-        _say("durable inbox ...")
-        durable = importlib.import_module("benchmarks.inbox")
-        inbox_tables = durable.report(durable.measure(quick))
-    text = report.render(
-        quick=quick,
-        groups=groups,
-        breakdown=breakdown,
-        batch=batch,
-        stream=stream,
-        memory=memory,
-        servers=servers,
-        http_notes=http_notes,
-        settings=settings,
-        http_judged=mode != "tiny",
-        stores=store_rows,
-        stores_note=store_note,
-        inbox=inbox_tables,
-        side_by_side=side_by_side,
-        side_by_side_table=side_by_side_table,
-    )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    _say(f"wrote {args.output} in {time.perf_counter() - started:.0f} s")
-    for note in http_notes:
-        _say(note)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    with tempfile.TemporaryDirectory(prefix="hookshield-bench-") as scratch:
+        results = args.results or Path(scratch)
+        results.mkdir(parents=True, exist_ok=True)
+        for stale in ("stdlib.json", "speedups.json", "served.json"):
+            (results / stale).unlink(missing_ok=True)
+        _say("in process, standard library decoder ...")
+        run_cases(results / "stdlib.json", mode)
+        if importlib.util.find_spec("msgspec") and not os.environ.get("HOOKSHIELD_NO_SPEEDUPS"):
+            _say("in process, hookshield[speedups] ...")
+            run_cases(results / "speedups.json", mode, f"{CASES}::test_hookshield", speedups=True)
+        if not args.no_http:
+            _say("served ...")
+            served = web.measure(mode)
+            (results / "served.json").write_text(json.dumps(served, indent=1), encoding="utf-8")
+        text = report.write(results, args.output, mode)
+    _say(f"wrote {args.output} and its charts")
     return text
 
 

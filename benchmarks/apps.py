@@ -1,149 +1,211 @@
-"""The web apps the HTTP benchmark serves, one factory per framework.
+"""The endpoints the benchmarks compare, per framework: hookshield's, and one written by hand.
 
-Each app has three POST endpoints for MindPeeker deliveries: ``/hook/``, hookshield's
-adapter with a handler that reads the typed fields; ``/floor/``, the same framework's
-endpoint written by hand doing the floor (HMAC-SHA256 of the raw body, a constant-time
-compare, ``json.loads`` and the same fields); and ``/hook-background/``, the adapter in
-``background=True`` mode with a handler that sleeps ``HOOKSHIELD_BENCH_SLEEP`` seconds
-(10 by default).  The ASGI apps also have ``/hook-async/``, whose route is ``async def``,
-and ``/floor-thread/``, the hand-written endpoint doing its work in the framework's
-thread pool (``run_in_threadpool``), as a plain-function route of its own would: the
-like-for-like of ``/hook/``; and ``/hook-inline/``, the plain route registered with
-``inline=True``, run on the event loop.  gunicorn serves ``flask_app()`` and
-``django_app()``; uvicorn ``--factory`` serves ``starlette_app`` and ``fastapi_app``.  Frameworks are imported by
-name, so that this module type-checks without them.
+The hand-written endpoint does for a 1 KB MindPeeker delivery what hookshield's does,
+the least any safe receiver does: read the body, compare its HMAC-SHA256 with
+:func:`hmac.compare_digest`, ``json.loads`` it, remember its id in a set (a replay is
+answered 200 and not run), and call the route.  Each framework runs both routes the
+same way:
 
-``HOOKSHIELD_BENCH_STORE`` chooses the Flask app's de-duplication store for ``/hook/``:
-``memory``, ``sqlite:PATH`` or ``redis://HOST:PORT/DB``; unset, the handler keeps its
-default (in memory).  A store whose class is not installed stops the app from starting,
-which the HTTP benchmark reports as a skipped row.
+* FastAPI: hookshield's endpoint is the README's, the ``verified`` dependency and
+  ``dispatch_async`` to a plain ``@handler.on`` route, which runs in hookshield's
+  thread; the hand-written endpoint runs its plain route in the thread pool, as
+  FastAPI runs plain code.
+* Starlette: ``WebhookApp`` with the route registered ``inline=True``, and the
+  hand-written endpoint, both calling the route on the event loop.
+* Flask and Django (WSGI): ``webhook_view``, and a view, both calling it in the
+  request's thread.
+
+Each app serves them at ``/hookshield/`` and ``/hand-written/``.  The served Starlette
+app (:func:`served_starlette`, for ``uvicorn --factory``) adds the other ways to run
+a plain route, and :func:`flask_inbox_app` is the durable inbox's web side.
+Frameworks are imported when an app is built.  (No ``from __future__ import
+annotations`` here: FastAPI reads the endpoints' annotations as objects.)
 """
-
-from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import json
 import os
-import time
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-import hookshield
-from hookshield import DedupeStore, Event, MindPeekerEvent, WebhookHandler
+from hookshield import Delivery, Event, MindPeekerEvent, WebhookHandler
 
 from .payloads import SECRET
 
 __all__ = [
-    "STORE_VARIABLE",
+    "HandWritten",
     "django_app",
     "fastapi_app",
     "flask_app",
-    "floor",
+    "flask_inbox_app",
+    "served_starlette",
     "starlette_app",
-    "store_from",
 ]
-
-#: The environment variable naming the Flask app's de-duplication store.
-STORE_VARIABLE = "HOOKSHIELD_BENCH_STORE"
 
 SIGNATURE = "X-MindPeeker-Signature"
 OK = b'{"ok":true}'
 DENIED = b'{"error":"invalid signature"}'
+_KEY = SECRET.encode()
 
 urlpatterns: list[Any] = []  # Django's ROOT_URLCONF is this module
 
 
-def _read(event: Event) -> object:
-    if isinstance(event, MindPeekerEvent):
-        return (event.session_id, event.status, event.confidence, event.completed_at)
-    return None
+def route(event: Event) -> object:
+    """hookshield's route: what a handler reads of the event."""
+    mindpeeker = cast(MindPeekerEvent, event)
+    return (mindpeeker.session_id, mindpeeker.status, mindpeeker.confidence)
 
 
-def _sleep(event: Event) -> None:
-    time.sleep(float(os.environ.get("HOOKSHIELD_BENCH_SLEEP", "10")))
+async def async_route(event: Event) -> object:
+    """The same route, written ``async def``."""
+    return route(event)
 
 
-async def _read_async(event: Event) -> object:
-    return _read(event)
+def hand_route(data: dict[str, Any]) -> object:
+    """The hand-written endpoint's route: the same fields, from the decoded dict."""
+    fields = data["data"]
+    return (fields["session_id"], fields["status"], fields["confidence_score"])
 
 
-def store_from(spec: str) -> DedupeStore:
-    """The de-duplication store that ``spec`` names: ``memory``, ``sqlite:PATH``, ``redis://...``.
+class HandWritten:
+    """The hand-written receiver's checks, and the ids it has seen."""
 
-    Raises :class:`RuntimeError` when the store's class is not there (yet), and
-    :class:`ValueError` for a spec it does not know.
-    """
-    if spec == "memory":
-        return hookshield.MemoryDedupeStore()
-    if spec.startswith("sqlite:"):
-        sqlite_store = getattr(hookshield, "SQLiteDedupeStore", None)
-        if sqlite_store is None:
-            raise RuntimeError("hookshield.SQLiteDedupeStore is not available")
-        store: DedupeStore = sqlite_store(spec.removeprefix("sqlite:"))
-        return store
-    if spec.startswith("redis://"):
-        try:
-            client = importlib.import_module("redis").Redis.from_url(spec)
-            redis_store = importlib.import_module("hookshield.redis").RedisDedupeStore
-        except (ImportError, AttributeError) as exc:
-            raise RuntimeError(
-                f"hookshield.redis.RedisDedupeStore is not available: {exc}"
-            ) from exc
-        return cast(DedupeStore, redis_store(client))
-    raise ValueError(f"{STORE_VARIABLE}={spec[:60]!r}: expected memory, sqlite:PATH or redis://...")
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def accept(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any] | None]:
+        """The status to answer, and the data to hand the route (``None``: nothing to run)."""
+        expected = "sha256=" + hmac.new(_KEY, body, hashlib.sha256).hexdigest()
+        if signature is None or not hmac.compare_digest(expected, signature):
+            return 401, None
+        data: dict[str, Any] = json.loads(body)
+        if data["id"] in self.seen:
+            return 200, None
+        self.seen.add(data["id"])
+        return 200, data
 
 
-def _handlers(dedupe: Any = None) -> tuple[WebhookHandler, WebhookHandler]:
-    """The handler of ``/hook/`` (on ``dedupe`` when given) and of the slow route."""
-    options = {} if dedupe is None else {"dedupe": dedupe}
-    fast = WebhookHandler("mindpeeker", secret=SECRET, **options)
-    fast.on("session.completed")(_read)
-    slow = WebhookHandler("mindpeeker", secret=SECRET)
-    slow.on("session.completed")(_sleep)
-    return fast, slow
+def handler(*, inline: bool = False, asynchronous: bool = False) -> WebhookHandler:
+    """hookshield's handler of the benchmarks' deliveries, with its one route."""
+    hooks = WebhookHandler("mindpeeker", secret=SECRET)
+    hooks.on("session.completed", inline=inline)(async_route if asynchronous else route)
+    return hooks
 
 
-_KEY = SECRET.encode()
+def fastapi_app() -> Any:
+    """FastAPI: the README's dependency, and a hand-written endpoint."""
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from starlette.concurrency import run_in_threadpool
+
+    from hookshield.fastapi import verified
+
+    hooks, hand = handler(), HandWritten()
+    app = FastAPI(openapi_url=None)
+
+    # response_model=None: as without the return annotation, which the README's lacks.
+    @app.post("/hookshield/", response_model=None)
+    async def hookshield_endpoint(
+        delivery: Annotated[Delivery, Depends(verified(hooks))],
+    ) -> dict[str, int]:
+        await hooks.dispatch_async(delivery)
+        return {"received": len(delivery.events)}
+
+    @app.post("/hand-written/", response_model=None)
+    async def hand_written(request: Request) -> dict[str, int]:
+        status, data = hand.accept(await request.body(), request.headers.get(SIGNATURE))
+        if status != 200:
+            raise HTTPException(status)
+        if data is not None:
+            await run_in_threadpool(hand_route, data)
+        return {"received": 0 if data is None else 1}
+
+    return app
 
 
-def floor(body: bytes, signature: str | None) -> tuple[int, bytes]:
-    """The hand-written endpoint's work: verify, parse, read the fields; status and body."""
-    expected = "sha256=" + hmac.new(_KEY, body, hashlib.sha256).hexdigest()
-    if signature is None or not hmac.compare_digest(expected, signature):
-        return 401, DENIED
-    data = json.loads(body)["data"]
-    _ = (data.get("session_id"), data.get("status"), data.get("confidence_score"))
-    return 200, OK
+def _starlette_hand_written(*, in_thread: bool) -> Any:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+
+    hand = HandWritten()
+
+    async def hand_written(request: Any) -> Any:
+        status, data = hand.accept(await request.body(), request.headers.get(SIGNATURE))
+        if data is not None:
+            if in_thread:
+                await run_in_threadpool(hand_route, data)
+            else:
+                hand_route(data)
+        body = OK if status == 200 else DENIED
+        return Response(body, status_code=status, media_type="application/json")
+
+    return hand_written
+
+
+def starlette_app() -> Any:
+    """Starlette: ``WebhookApp`` with an ``inline=True`` route, and a hand-written endpoint."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from hookshield.asgi import WebhookApp
+
+    return Starlette(
+        routes=[
+            Route("/hookshield/", WebhookApp(handler(inline=True)), methods=["POST"]),
+            Route("/hand-written/", _starlette_hand_written(in_thread=False), methods=["POST"]),
+        ]
+    )
+
+
+#: The served Starlette app's endpoints: each way of running the same plain route.
+SERVED_ENDPOINTS = {
+    "/hand-written/": "hand-written, route on the loop",
+    "/hand-written-thread/": "hand-written, route in Starlette's thread pool",
+    "/hookshield-thread/": "hookshield, plain route (in its thread)",
+    "/hookshield-async/": "hookshield, `async def` route",
+    "/hookshield/": "hookshield, plain route with `inline=True`",
+}
+
+
+def served_starlette() -> Any:
+    """The Starlette app uvicorn serves (``--factory``): :data:`SERVED_ENDPOINTS`."""
+    from starlette.routing import Route
+
+    from hookshield.asgi import WebhookApp
+
+    app = starlette_app()
+    app.router.routes += [
+        Route("/hand-written-thread/", _starlette_hand_written(in_thread=True), methods=["POST"]),
+        Route("/hookshield-thread/", WebhookApp(handler()), methods=["POST"]),
+        Route("/hookshield-async/", WebhookApp(handler(asynchronous=True)), methods=["POST"]),
+    ]
+    return app
 
 
 def flask_app() -> Any:
-    """The Flask app, for ``gunicorn 'benchmarks.apps:flask_app()'``."""
-    flask = importlib.import_module("flask")
-    adapter = importlib.import_module("hookshield.flask")
-    spec = os.environ.get(STORE_VARIABLE, "").strip()
-    fast, slow = _handlers(store_from(spec) if spec else None)
-    app = flask.Flask("hookshield_bench")
+    """Flask: ``webhook_view``, and a hand-written view."""
+    from flask import Flask, Response, request
 
-    def hand_written() -> Any:
-        request = flask.request
-        status, body = floor(request.get_data(), request.headers.get(SIGNATURE))
-        return flask.Response(body, status=status, mimetype="application/json")
+    from hookshield.flask import webhook_view
 
-    app.add_url_rule("/floor/", "floor", hand_written, methods=["POST"])
-    app.add_url_rule("/hook/", "hook", adapter.webhook_view(fast), methods=["POST"])
-    app.add_url_rule(
-        "/hook-background/",
-        "hook_background",
-        adapter.webhook_view(slow, background=True),
-        methods=["POST"],
-    )
+    hand = HandWritten()
+    app = Flask("hookshield_bench")
+
+    def hand_written() -> Response:
+        status, data = hand.accept(request.get_data(), request.headers.get(SIGNATURE))
+        if data is not None:
+            hand_route(data)
+        return Response(OK if status == 200 else DENIED, status=status, mimetype="application/json")
+
+    app.add_url_rule("/hookshield/", "hookshield", webhook_view(handler()), methods=["POST"])
+    app.add_url_rule("/hand-written/", "hand_written", hand_written, methods=["POST"])
     return app
 
 
 def django_app() -> Any:
-    """The Django app, for ``gunicorn 'benchmarks.apps:django_app()'``."""
-    settings = importlib.import_module("django.conf").settings
+    """Django: ``webhook_view``, and a hand-written view; the WSGI application."""
+    import django
+    from django.conf import settings
+
     if not settings.configured:
         settings.configure(
             DEBUG=False,
@@ -153,81 +215,54 @@ def django_app() -> Any:
             MIDDLEWARE=[],
             INSTALLED_APPS=[],
         )
-    importlib.import_module("django").setup()
-    path = importlib.import_module("django.urls").path
-    http = importlib.import_module("django.http")
-    csrf_exempt = importlib.import_module("django.views.decorators.csrf").csrf_exempt
-    adapter = importlib.import_module("hookshield.django")
-    fast, slow = _handlers()
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import path
+    from django.views.decorators.csrf import csrf_exempt
 
-    def hand_written(request: Any) -> Any:
-        if request.method != "POST":
-            return http.HttpResponseNotAllowed(["POST"])
-        status, body = floor(request.body, request.headers.get(SIGNATURE))
-        return http.HttpResponse(body, status=status, content_type="application/json")
+    from hookshield.django import webhook_view
+
+    hand = HandWritten()
+
+    @csrf_exempt
+    def hand_written(request: HttpRequest) -> HttpResponse:
+        status, data = hand.accept(request.body, request.headers.get(SIGNATURE))
+        if data is not None:
+            hand_route(data)
+        body = OK if status == 200 else DENIED
+        return HttpResponse(body, status=status, content_type="application/json")
 
     urlpatterns[:] = [
-        path("floor/", csrf_exempt(hand_written)),
-        path("hook/", adapter.webhook_view(fast)),
-        path("hook-background/", adapter.webhook_view(slow, background=True)),
+        path("hookshield/", webhook_view(handler())),
+        path("hand-written/", hand_written),
     ]
-    return importlib.import_module("django.core.wsgi").get_wsgi_application()
+    return get_wsgi_application()
 
 
-async def _asgi_floor(request: Any) -> Any:
-    responses = importlib.import_module("starlette.responses")
-    status, body = floor(await request.body(), request.headers.get(SIGNATURE))
-    return responses.Response(body, status_code=status, media_type="application/json")
+def flask_inbox_app(mode: str) -> Any:
+    """The durable inbox's web side: ``background=`` ``True``, an SQLite or a Celery inbox.
 
+    ``mode`` is ``memory``, ``sqlite`` (the file ``HOOKSHIELD_BENCH_INBOX``) or
+    ``celery`` (on the broker ``HOOKSHIELD_BENCH_BROKER``).
+    """
+    from flask import Flask
 
-async def _asgi_floor_thread(request: Any) -> Any:
-    responses = importlib.import_module("starlette.responses")
-    run_in_threadpool = importlib.import_module("starlette.concurrency").run_in_threadpool
-    body = await request.body()
-    status, answer = await run_in_threadpool(floor, body, request.headers.get(SIGNATURE))
-    return responses.Response(answer, status_code=status, media_type="application/json")
+    from hookshield import SQLiteInbox
+    from hookshield.flask import webhook_view
 
+    hooks = handler()
+    background: Any = True
+    if mode == "sqlite":
+        background = SQLiteInbox(os.environ["HOOKSHIELD_BENCH_INBOX"])
+    elif mode == "celery":
+        from celery import Celery
 
-def _asgi_routes() -> list[Any]:
-    routing = importlib.import_module("starlette.routing")
-    asgi = importlib.import_module("hookshield.asgi")
-    fast, slow = _handlers()
-    # The same work with an ``async def`` route, which runs on the event loop rather
-    # than in a thread.
-    awaiting = WebhookHandler("mindpeeker", secret=SECRET)
-    awaiting.on("session.completed")(_read_async)
-    # The same plain route, run on the event loop.
-    inline = WebhookHandler("mindpeeker", secret=SECRET)
-    inline.on("session.completed", inline=True)(_read)
-    return [
-        routing.Route("/floor-thread/", _asgi_floor_thread, methods=["POST"]),
-        routing.Route("/hook/", asgi.WebhookApp(fast), methods=["POST"]),
-        routing.Route("/hook-async/", asgi.WebhookApp(awaiting), methods=["POST"]),
-        routing.Route("/hook-inline/", asgi.WebhookApp(inline), methods=["POST"]),
-        routing.Route(
-            "/hook-background/", asgi.WebhookApp(slow, background=True), methods=["POST"]
-        ),
-    ]
+        from hookshield.celery import CeleryInbox
 
-
-def starlette_app() -> Any:
-    """The Starlette app, for ``uvicorn --factory benchmarks.apps:starlette_app``."""
-    routing = importlib.import_module("starlette.routing")
-    applications = importlib.import_module("starlette.applications")
-    routes = [routing.Route("/floor/", _asgi_floor, methods=["POST"]), *_asgi_routes()]
-    return applications.Starlette(routes=routes)
-
-
-def fastapi_app() -> Any:
-    """The FastAPI app, for ``uvicorn --factory benchmarks.apps:fastapi_app``."""
-    fastapi = importlib.import_module("fastapi")
-    app = fastapi.FastAPI(openapi_url=None)
-
-    async def hand_written(request: Any) -> Any:
-        return await _asgi_floor(request)
-
-    # FastAPI injects the request by the parameter's annotation, which must be the class.
-    hand_written.__annotations__["request"] = fastapi.Request
-    app.add_api_route("/floor/", hand_written, methods=["POST"])
-    app.router.routes.extend(_asgi_routes())
+        background = CeleryInbox(
+            Celery("bench", broker=os.environ["HOOKSHIELD_BENCH_BROKER"]), hooks
+        )
+    app = Flask("hookshield_bench_inbox")
+    app.add_url_rule("/hookshield/", view_func=webhook_view(hooks, background=background))
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,24 +22,35 @@ from hookshield import testing
 
 __all__ = [
     "BATCH_TYPES",
+    "MAX_BODY_SIZE",
     "SECRET",
     "SIZES",
     "TOKEN",
+    "TYPED_FIELDS",
     "Payload",
     "momentum_batch",
     "padded",
-    "petal_stream",
 ]
 
 #: The signing secret every HMAC sender is configured with in the benchmarks.
 SECRET = "bench-signing-secret-5f1e0c9a2b7d"  # noqa: S105 - a benchmark fixture
-#: The shared token of the token senders (Momentum, Petal Metrics).
+#: Momentum's shared token.
 TOKEN = "bench-shared-token-8c41d2"  # noqa: S105 - a benchmark fixture
 
 SIZES: dict[str, int] = {"1 KB": 1024, "64 KB": 64 * 1024, "1 MB": 1024 * 1024}
+#: The ``max_body_size`` of the handlers that verify padded bodies: the largest, "1 MB",
+#: is a little over MindPeeker's and MOCO's own default of 1 MiB.
+MAX_BODY_SIZE = 2 * SIZES["1 MB"]
 
 #: The mix of record types in the Momentum batch: mostly deliveries and engagement.
 BATCH_TYPES = ("injection", "delivery", "delivery", "open", "click", "bounce", "delay")
+
+#: The typed fields a route of each sender reads, as hookshield's events name them.
+TYPED_FIELDS = {
+    "mindpeeker": ("type", "id", "session_id", "status", "confidence", "completed_at"),
+    "moco": ("type", "entity_id", "target", "action", "user_id", "timestamp"),
+    "moonsense": ("type", "session_id", "project_id", "server_time", "bundle_index"),
+}
 
 # What a GitHub ping carries, so that githubkit parses our bodies as one.
 _PING = {"zen": "Keep it logically awesome.", "hook_id": 109948940}
@@ -109,9 +120,12 @@ def _padding_target(provider: str, payload: dict[str, Any]) -> tuple[list[Any], 
     raise ValueError(f"no padding recipe for {provider!r}")
 
 
-def padded(provider: str, label: str, size: int) -> Payload:
-    """A signed delivery of ``provider`` whose body is at least ``size`` bytes (within ~1%)."""
-    event = EVENTS[provider]
+def padded(provider: str, label: str = "1 KB") -> Payload:
+    """A signed delivery of ``provider`` whose body is at least ``SIZES[label]`` bytes (within ~1%).
+
+    Each call makes a new event id.
+    """
+    size, event = SIZES[label], EVENTS[provider]
     payload: dict[str, Any] = json.loads(testing.sample_body(provider, event))
     payload.update(_PING)
     grow, make = _padding_target(provider, payload)
@@ -133,10 +147,3 @@ def momentum_batch(records: int) -> Payload:
     body = testing.sample_batch(kinds)
     headers = testing.sign("momentum", body, token=TOKEN, batch_id=str(uuid.uuid4()))
     return Payload("momentum", f"{records:,} records", body, headers)
-
-
-def petal_stream(messages: int) -> Iterator[Payload]:
-    """``messages`` Petal ``metrics`` messages, each its own delivery with the shared token."""
-    for i in range(messages):
-        body, headers = testing.sample_delivery("petal", "metrics", {"id": i}, token=TOKEN)
-        yield Payload("petal", "metrics", body, headers)

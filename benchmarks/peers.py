@@ -169,10 +169,9 @@ def _githubkit(payload: Payload, body: bytes) -> Call:
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A library we compare against: its distribution name and how to set it up."""
+    """A library we compare against: its name, a module to find it by, how to set it up."""
 
     name: str
-    distribution: str
     probe: str
     prepare: Callable[[Payload, bytes], Call]
     what: str
@@ -186,15 +185,13 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "standardwebhooks",
         "standardwebhooks",
-        "standardwebhooks",
         _standardwebhooks,
         "`Webhook.verify` (verifies and parses)",
     ),
-    Peer("svix", "svix", "svix", _svix, "`Webhook.verify` + `json.loads`"),
-    Peer("stripe", "stripe", "stripe", _stripe, "`Webhook.construct_event` (tolerance 300 s)"),
-    Peer("gidgethub", "gidgethub", "gidgethub", _gidgethub, "`sansio.Event.from_http`"),
+    Peer("svix", "svix", _svix, "`Webhook.verify` + `json.loads`"),
+    Peer("stripe", "stripe", _stripe, "`Webhook.construct_event` (tolerance 300 s)"),
+    Peer("gidgethub", "gidgethub", _gidgethub, "`sansio.Event.from_http`"),
     Peer(
-        "githubkit",
         "githubkit",
         "githubkit.webhooks",
         _githubkit,

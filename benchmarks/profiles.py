@@ -35,17 +35,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import timeit
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import servers
+
 from hookshield import WebhookHandler
 
 from . import peers, web
-from ._timing import measure_group, time_loop
-from .micro import _typed_reader
-from .payloads import SECRET, SIZES, padded
+from .payloads import MAX_BODY_SIZE, SECRET, TYPED_FIELDS, padded
 
 __all__ = ["Profile", "ServerProfile", "main", "parse_raw"]
 
@@ -53,7 +54,7 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "profiles.md"
 SENDERS = {"mindpeeker": "MindPeeker", "moco": "MOCO", "moonsense": "Moonsense"}
 RATE = 500  # samples a second: each pauses the process, so fewer disturb it less
 TOP = 8  # functions listed per single-delivery profile
-ENDPOINTS = ("/floor/", "/hook-async/", "/hook/", "/floor-thread/")
+ENDPOINTS = ("/hand-written/", "/hookshield-async/", "/hookshield-thread/", "/hand-written-thread/")
 # The nox session's own py-spy, or the one beside this interpreter.
 _PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 _KINDS = {
@@ -67,19 +68,18 @@ _KINDS = {
 
 def _call(kind: str, provider: str, label: str) -> Callable[[], object]:
     """The call a ``--loop`` child repeats: as the benchmarks time it."""
-    payload = padded(provider, label, SIZES[label])
+    payload = padded(provider, label)
     if kind == "githubkit":
         (peer,) = [p for p in peers.PEERS if p.name == "githubkit"]
         return peer.prepare(payload, payload.body)
-    read = _typed_reader(provider)
-    verify, body, headers = (
-        WebhookHandler(provider, secret=SECRET, dedupe=None).verify,
-        payload.body,
-        payload.headers,
-    )
+    verify = WebhookHandler(
+        provider, secret=SECRET, dedupe=None, max_body_size=MAX_BODY_SIZE
+    ).verify
+    body, headers, fields = payload.body, payload.headers, TYPED_FIELDS[provider]
 
     def hookshield_typed() -> object:
-        return read(verify(body, headers).events[0])
+        event = verify(body, headers).events[0]
+        return [getattr(event, name) for name in fields]
 
     return hookshield_typed
 
@@ -87,10 +87,12 @@ def _call(kind: str, provider: str, label: str) -> Callable[[], object]:
 def _loop(kind: str, provider: str, label: str) -> None:
     """Time the call unprofiled, print the microseconds per call, then repeat it until killed."""
     call = _call(kind, provider, label)
-    (timing,) = measure_group([call], rounds=5, min_time=0.1)
-    print(json.dumps({"us": timing.best_us}), flush=True)
+    timer = timeit.Timer(call)
+    loops, _ = timer.autorange()
+    best = min(timer.repeat(5, loops)) / loops
+    print(json.dumps({"us": best * 1e6}), flush=True)
     while True:
-        time_loop(call, 1000)
+        call()
 
 
 # -- reading py-spy's raw output --------------------------------------------------------
@@ -147,7 +149,7 @@ def profile_call(
     child = subprocess.Popen(  # noqa: S603 - this interpreter, arguments built here
         [sys.executable, "-m", "benchmarks.profiles", "--loop", kind, provider, label],
         env=env,
-        cwd=web.ROOT,
+        cwd=servers.ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -205,31 +207,24 @@ def _schedstat(pid: int) -> dict[int, tuple[int, int]]:
 
 def profile_server(*, requests: int, env: dict[str, str]) -> ServerProfile:
     """Starlette's server under each endpoint's load: CPU and wake-ups, thread by thread."""
-    fast = all(importlib.util.find_spec(m) for m in ("httptools", "uvloop"))
-    server = "uvicorn[standard]" if fast else "uvicorn"
-    process, port = web.start_server(server, "benchmarks.apps:starlette_app", env)
-    result = ServerProfile(server, requests)
-    sent = requests + web._WARMUP
-    try:
-        if not web.wait_ready(process, port):
-            raise RuntimeError(f"the {server} server did not start")
-        url = f"http://127.0.0.1:{port}"
+    port = servers.free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.apps:served_starlette"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    result = ServerProfile("uvicorn", requests)
+    with servers.serving([*argv, "--no-access-log"], port=port, env=env) as process:
         for endpoint in ENDPOINTS:
-            web.run_load(url + endpoint, requests, 4, ack=False, env=env)  # warm up
+            web.drive(port, [web.request(endpoint, port) for _ in range(requests)], 4)  # warm-up
+            load = [web.request(endpoint, port) for _ in range(requests)]
             before = _schedstat(process.pid)
-            web.run_load(url + endpoint, requests, 4, ack=False, env=env)
+            web.drive(port, load, 4)
             after = _schedstat(process.pid)
             cpu, slices = {"loop": 0.0, "workers": 0.0}, {"loop": 0.0, "workers": 0.0}
             for tid, (ran, times) in after.items():
                 group = "loop" if tid == process.pid else "workers"
                 ran_before, times_before = before.get(tid, (0, 0))
-                cpu[group] += (ran - ran_before) / sent / 1e3
-                slices[group] += (times - times_before) / sent
+                cpu[group] += (ran - ran_before) / requests / 1e3
+                slices[group] += (times - times_before) / requests
             result.cpu[endpoint], result.slices[endpoint] = cpu, slices
-    finally:
-        web.stop_server(process)
-        if process.stderr is not None:
-            process.stderr.close()
     return result
 
 
@@ -298,7 +293,7 @@ def render(
         "samples with it on top of the stack: its own lines and the C functions they call "
         "(the JSON scanner under `decode_json`, OpenSSL under `hexdigest`).  The µs are "
         "that share of the unprofiled time per call.  `hookshield_typed` is the benchmark's "
-        "own call of `verify` and the typed reads, `time_loop` its timing loop.  Objects "
+        "own call of `verify` and the typed reads.  Objects "
         "are freed on the line that drops them, so `hookshield_typed`'s share grows with "
         "the body: when it returns, the delivery and every object decoded from the body "
         "are released.  githubkit's model keeps only the `ping` fields, so it builds and "
@@ -313,9 +308,10 @@ def render(
             "",
             f"Starlette on {server.server}, one process, loaded endpoint by endpoint "
             f"with {server.requests:,} requests by the HTTP benchmark's load generator "
-            "(4 connections).  `/floor/` is the hand-written endpoint doing the floor on "
-            "the loop, `/hook-async/` hookshield's `async def` route, `/hook/` its plain "
-            "route (the handler in hookshield's worker threads), `/floor-thread/` the "
+            "(4 connections).  `/hand-written/` is the hand-written endpoint calling its "
+            "route on the loop, `/hookshield-async/` hookshield's `async def` route, "
+            "`/hookshield-thread/` its plain route (in hookshield's worker threads), "
+            "`/hand-written-thread/` the "
             "hand-written work in Starlette's thread pool.",
             "",
             "*CPU* is the threads' time on a CPU over the requests sent, and *times put "
@@ -380,9 +376,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     why = can_profile()
     if why is not None:
         raise SystemExit(why)
-    env = web.bench_environment(sleep=10.0)
-    plain = {**env, "HOOKSHIELD_NO_SPEEDUPS": "1"}
-    fast = {k: v for k, v in env.items() if k != "HOOKSHIELD_NO_SPEEDUPS"}
+    fast = {k: v for k, v in servers.environment().items() if k != "HOOKSHIELD_NO_SPEEDUPS"}
+    plain = {**fast, "HOOKSHIELD_NO_SPEEDUPS": "1"}
     seconds = 1.0 if args.tiny else 5.0
     notes: list[str] = []
     calls = [

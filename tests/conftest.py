@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,29 @@ from hookshield.testing import credentials, providers
 
 from .redis_server import RedisServer, redis_server_binary
 from .required import unavailable
+
+#: Where the tests that start servers, workers or brokers live, and their markers:
+#: ``pytest -m "not integration"`` leaves them out of a quick local run (CI runs them).
+#: A new test in one of these places is marked without a word.
+MARKED_BY_PLACE: dict[str, tuple[str, ...]] = {
+    "integration": ("integration",),
+    "multiprocess": ("integration", "multiprocess"),
+    "adapters/test_servers.py": ("integration",),
+}
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by where it lives (see ``MARKED_BY_PLACE``)."""
+    for item in items:
+        if not item.path.is_relative_to(_HERE):
+            continue
+        place = item.path.relative_to(_HERE).as_posix()
+        for prefix, markers in MARKED_BY_PLACE.items():
+            if place == prefix or place.startswith(prefix + "/"):
+                for marker in markers:
+                    item.add_marker(marker)
+
 
 #: The keyword arguments a sender's handler (and hookshield.testing) takes, with a
 #: test value: each registered sender's own ``test_credentials``, from its module.

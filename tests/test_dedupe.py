@@ -2,7 +2,9 @@
 
 Every store is driven through the same steps (``Driver``): the in-memory and SQLite
 stores on a fake clock, Redis (sync and async) and Django's cache on real time with
-short leases, against a real redis-server (``redis_url`` in conftest.py).
+short leases, against a real redis-server (``redis_url`` in conftest.py).  A claim
+has an owner, its token: complete and release say whether the key was still theirs,
+and release leaves another's claim (or a done key) alone.
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ class FakeClock:
 class Driver:
     """One store behind the sync steps of the contract, with its own sense of time."""
 
-    claim: Callable[[str, float], Claim]
-    complete: Callable[[str, float], None]
-    release: Callable[[str], None]
+    claim: Callable[[str, float], tuple[Claim, str | None]]
+    complete: Callable[[str, str, float], bool]
+    release: Callable[[str, str], bool]
     #: A lease and a TTL the store resolves (Django's cache counts whole seconds).
     lease: float
     ttl: float
@@ -171,51 +173,95 @@ def _key() -> str:
 # -- the contract -------------------------------------------------------------------
 
 
+def _new(driver: Driver, key: str) -> str:
+    """Claim ``key``, which must be free: the new claim's token."""
+    state, token = driver.claim(key, driver.lease)
+    assert state is Claim.NEW and isinstance(token, str) and token
+    return token
+
+
 def test_a_key_is_new_then_in_progress_then_done(driver: Driver) -> None:
     key = _key()
-    assert driver.claim(key, driver.lease) is Claim.NEW
-    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
-    driver.complete(key, driver.ttl)
-    assert driver.claim(key, driver.lease) is Claim.DONE
-    assert driver.claim(key, driver.lease) is Claim.DONE
+    token = _new(driver, key)
+    assert driver.claim(key, driver.lease) == (Claim.IN_PROGRESS, None)
+    assert driver.complete(key, token, driver.ttl) is True
+    assert driver.claim(key, driver.lease) == (Claim.DONE, None)
+    assert driver.claim(key, driver.lease) == (Claim.DONE, None)
 
 
 def test_a_released_key_is_new_again(driver: Driver) -> None:
-    in_progress, done = _key(), _key()
-    assert driver.claim(in_progress, driver.lease) is Claim.NEW
-    assert driver.claim(done, driver.lease) is Claim.NEW
-    driver.complete(done, driver.ttl)
-    driver.release(in_progress)
-    driver.release(done)
-    driver.release(_key())  # forgetting a key never seen is no error
-    assert driver.claim(in_progress, driver.lease) is Claim.NEW
-    assert driver.claim(done, driver.lease) is Claim.NEW
+    key = _key()
+    token = _new(driver, key)
+    assert driver.release(key, token) is True
+    assert driver.release(_key(), "never-issued") is True  # a key never seen: no error
+    assert _new(driver, key) != token  # each claim has a token of its own
 
 
 def test_complete_marks_a_key_done_whatever_its_state(driver: Driver) -> None:
-    never_claimed = _key()
-    driver.complete(never_claimed, driver.ttl)
-    assert driver.claim(never_claimed, driver.lease) is Claim.DONE
+    never_claimed, done = _key(), _key()
+    assert driver.complete(never_claimed, "never-issued", driver.ttl) is True
+    assert driver.claim(never_claimed, driver.lease)[0] is Claim.DONE
+    token = _new(driver, done)
+    assert driver.complete(done, token, driver.ttl) is True
+    assert driver.complete(done, token, driver.ttl) is True  # done twice: still its own
+    assert driver.claim(done, driver.lease)[0] is Claim.DONE
+
+
+def test_only_the_owner_releases_a_claim_and_nobody_a_done_key(driver: Driver) -> None:
+    running, done = _key(), _key()
+    owner = _new(driver, running)
+    assert driver.release(running, "another-token") is False
+    assert driver.claim(running, driver.lease)[0] is Claim.IN_PROGRESS  # left as it was
+    token = _new(driver, done)
+    driver.complete(done, token, driver.ttl)
+    assert driver.release(done, token) is False
+    assert driver.claim(done, driver.lease)[0] is Claim.DONE
+    assert driver.release(running, owner) is True
+    _new(driver, running)
+
+
+def test_a_stale_claim_cannot_release_the_claim_that_took_its_key_over(driver: Driver) -> None:
+    released, completed = _key(), _key()
+    stale_r, stale_c = _new(driver, released), _new(driver, completed)
+    driver.advance(driver.lease * PAST)  # both leases ran out; two retries take the keys
+    current_r, current_c = _new(driver, released), _new(driver, completed)
+    assert driver.release(released, stale_r) is False
+    assert driver.claim(released, driver.lease)[0] is Claim.IN_PROGRESS  # still running
+    assert driver.release(released, current_r) is True
+    # The stale attempt's routes ran: its completion marks the key done, says the key
+    # was another's, and the other attempt cannot release the done mark.
+    assert driver.complete(completed, stale_c, driver.ttl) is False
+    assert driver.release(completed, current_c) is False
+    assert driver.claim(completed, driver.lease)[0] is Claim.DONE
+
+
+def test_a_lapsed_claim_nobody_took_is_still_its_owners_to_settle(driver: Driver) -> None:
+    released, completed = _key(), _key()
+    token_r, token_c = _new(driver, released), _new(driver, completed)
+    driver.advance(driver.lease * PAST)
+    assert driver.release(released, token_r) is True
+    assert driver.complete(completed, token_c, driver.ttl) is True
+    assert driver.claim(completed, driver.lease)[0] is Claim.DONE
+    _new(driver, released)
 
 
 def test_a_lease_runs_out_so_that_a_later_retry_runs(driver: Driver) -> None:
     key = _key()
-    assert driver.claim(key, driver.lease) is Claim.NEW
+    _new(driver, key)
     driver.advance(driver.lease * EARLY)
-    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
+    assert driver.claim(key, driver.lease)[0] is Claim.IN_PROGRESS
     driver.advance(driver.lease * (PAST - EARLY))  # the lease ran out a tenth ago
-    assert driver.claim(key, driver.lease) is Claim.NEW
-    assert driver.claim(key, driver.lease) is Claim.IN_PROGRESS
+    _new(driver, key)
+    assert driver.claim(key, driver.lease)[0] is Claim.IN_PROGRESS
 
 
 def test_a_done_key_outlives_the_lease_and_expires_with_its_ttl(driver: Driver) -> None:
     key = _key()
-    assert driver.claim(key, driver.lease) is Claim.NEW
-    driver.complete(key, driver.ttl)
+    driver.complete(key, _new(driver, key), driver.ttl)
     driver.advance(driver.lease * PAST)  # past the lease, well within the TTL
-    assert driver.claim(key, driver.lease) is Claim.DONE
+    assert driver.claim(key, driver.lease)[0] is Claim.DONE
     driver.advance(driver.ttl - driver.lease * PAST + driver.lease * (PAST - 1))
-    assert driver.claim(key, driver.lease) is Claim.NEW
+    _new(driver, key)
 
 
 def test_keys_are_exact_text(driver: Driver) -> None:
@@ -223,11 +269,12 @@ def test_keys_are_exact_text(driver: Driver) -> None:
     # and one that differs from it only there, are all keys of their own.
     base = _key()
     keys = [f"{base} a b", f"{base}/é/😀", f"{base}\udc80", f"{base}\udc81", "K" * 300 + base]
-    for key in keys:
-        assert driver.claim(key, driver.lease) is Claim.NEW
-    driver.complete(keys[2], driver.ttl)
-    assert driver.claim(keys[2], driver.lease) is Claim.DONE
-    assert driver.claim(keys[3], driver.lease) is Claim.IN_PROGRESS
+    tokens = [_new(driver, key) for key in keys]
+    driver.complete(keys[2], tokens[2], driver.ttl)
+    assert driver.claim(keys[2], driver.lease)[0] is Claim.DONE
+    assert driver.claim(keys[3], driver.lease)[0] is Claim.IN_PROGRESS
+    assert driver.release(keys[3], tokens[2]) is False  # a token is its key's alone
+    assert driver.release(keys[3], tokens[3]) is True
 
 
 # -- races between threads and between processes --------------------------------------
@@ -249,7 +296,7 @@ def shared(request: pytest.FixtureRequest, sqlite_path: Path) -> tuple[str, str]
 def test_threads_racing_for_the_same_keys_get_each_once(shared: tuple[str, str]) -> None:
     store = dedupe_race.open_store(*shared)
     start = threading.Barrier(8)
-    winners: list[list[str]] = [[] for _ in range(8)]
+    winners: list[dict[str, str]] = [{} for _ in range(8)]
 
     def claimer(index: int) -> None:
         start.wait(timeout=30)
@@ -262,7 +309,7 @@ def test_threads_racing_for_the_same_keys_get_each_once(shared: tuple[str, str])
         thread.join(timeout=60)
     won = [key for got in winners for key in got]
     assert sorted(won) == sorted(RACE_KEYS)  # each key NEW exactly once
-    assert all(store.claim(key, 1.0) is Claim.IN_PROGRESS for key in RACE_KEYS)
+    assert all(store.claim(key, 1.0)[0] is Claim.IN_PROGRESS for key in RACE_KEYS)
 
 
 def test_processes_racing_for_the_same_keys_get_each_once(shared: tuple[str, str]) -> None:
@@ -281,6 +328,8 @@ def test_processes_racing_for_the_same_keys_get_each_once(shared: tuple[str, str
         assert worker.exitcode == 0
     won = [key for got in winners for key in got]
     assert sorted(won) == sorted(RACE_KEYS)  # each key NEW exactly once, across processes
+    tokens = [token for got in winners for token in got.values()]
+    assert len(set(tokens)) == len(tokens)  # no two processes make the same token
 
 
 # -- the claim state machine against a reference model --------------------------------
@@ -289,9 +338,11 @@ def test_processes_racing_for_the_same_keys_get_each_once(shared: tuple[str, str
 class ClaimMachine(RuleBasedStateMachine):
     """Two clients of one store, any interleaving of steps, on a fake clock.
 
-    The reference model is a dict of key -> (done, expiry): a key is live while its
-    expiry is after now.  Every answer must be the model's: in particular a done,
-    unexpired key is never NEW, and a key is always NEW again once its lease is over.
+    The reference model is a dict of key -> (done, expiry, owner): a key is live while
+    its expiry is after now, and ``owner`` is the token of the claim in progress.
+    Every answer must be the model's: in particular a done, unexpired key is never
+    NEW, a key is always NEW again once its lease is over, and a token, the newest or
+    a stale one, settles only what the model says it may.
     """
 
     def make(self, clock: FakeClock, path: Path) -> tuple[DedupeStore, DedupeStore]:
@@ -303,28 +354,49 @@ class ClaimMachine(RuleBasedStateMachine):
         self.clock = FakeClock(0.0)
         self.directory = tempfile.TemporaryDirectory()
         self.clients = self.make(self.clock, Path(self.directory.name) / "machine.sqlite3")
-        self.model: dict[str, tuple[bool, float]] = {}
+        self.model: dict[str, tuple[bool, float, str | None]] = {}
+        self.issued: dict[str, list[str]] = {}  # key -> its tokens, oldest first
+
+    def _live(self, key: str) -> tuple[bool, float, str | None] | None:
+        entry = self.model.get(key)
+        return entry if entry is not None and entry[1] > self.clock.now else None
+
+    def _token(self, key: str, pick: int) -> str:
+        """One of the tokens ``key`` was claimed under (0: the newest), or one it never was."""
+        tokens = self.issued.get(key, [])
+        return tokens[-1 - pick] if pick < len(tokens) else "never-issued"
 
     @rule(client=st.integers(0, 1), key=st.sampled_from("abc"), lease=st.integers(1, 5))
     def claim(self, client: int, key: str, lease: int) -> None:
-        now = self.clock.now
-        entry = self.model.get(key)
-        if entry is not None and entry[1] > now:
-            expected = Claim.DONE if entry[0] else Claim.IN_PROGRESS
-        else:
-            expected = Claim.NEW
-            self.model[key] = (False, now + lease)
-        assert self.clients[client].claim(key, lease) is expected
+        entry = self._live(key)
+        state, token = self.clients[client].claim(key, lease)
+        if entry is not None:
+            assert (state, token) == ((Claim.DONE if entry[0] else Claim.IN_PROGRESS), None)
+            return
+        assert state is Claim.NEW
+        assert isinstance(token, str) and all(token not in got for got in self.issued.values())
+        self.issued.setdefault(key, []).append(token)
+        self.model[key] = (False, self.clock.now + lease, token)
 
-    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"), ttl=st.integers(1, 20))
-    def complete(self, client: int, key: str, ttl: int) -> None:
-        self.clients[client].complete(key, ttl)
-        self.model[key] = (True, self.clock.now + ttl)
+    @rule(
+        client=st.integers(0, 1),
+        key=st.sampled_from("abc"),
+        pick=st.integers(0, 3),
+        ttl=st.integers(1, 20),
+    )
+    def complete(self, client: int, key: str, pick: int, ttl: int) -> None:
+        token, entry = self._token(key, pick), self._live(key)
+        another = entry is not None and not entry[0] and entry[2] != token
+        assert self.clients[client].complete(key, token, ttl) is not another
+        self.model[key] = (True, self.clock.now + ttl, None)
 
-    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"))
-    def release(self, client: int, key: str) -> None:
-        self.clients[client].release(key)
-        self.model.pop(key, None)
+    @rule(client=st.integers(0, 1), key=st.sampled_from("abc"), pick=st.integers(0, 3))
+    def release(self, client: int, key: str, pick: int) -> None:
+        token, entry = self._token(key, pick), self._live(key)
+        kept = entry is not None and (entry[0] or entry[2] != token)
+        assert self.clients[client].release(key, token) is not kept
+        if not kept:
+            self.model.pop(key, None)
 
     @rule(seconds=st.integers(0, 8))
     def advance(self, seconds: int) -> None:
@@ -368,11 +440,11 @@ def test_the_memory_store_warns_once_when_it_forgets_a_live_key(
     store = MemoryDedupeStore(2, clock=FakeClock())
     with caplog.at_level(logging.WARNING, logger="hookshield"):
         for key in "abcd":
-            assert store.claim(key, 10) is Claim.NEW
+            assert store.claim(key, 10)[0] is Claim.NEW
     assert len(store) == 2
     [record] = caplog.records  # once, not at each eviction
     assert "forgot a delivery still within its retry window" in record.getMessage()
-    assert store.claim("a", 10) is Claim.NEW  # it was forgotten
+    assert store.claim("a", 10)[0] is Claim.NEW  # it was forgotten
 
 
 def test_the_memory_store_forgets_expired_keys_silently(caplog: pytest.LogCaptureFixture) -> None:
@@ -380,13 +452,13 @@ def test_the_memory_store_forgets_expired_keys_silently(caplog: pytest.LogCaptur
     store = MemoryDedupeStore(2, clock=clock)
     with caplog.at_level(logging.WARNING, logger="hookshield"):
         store.claim("a", 10)
-        store.complete("b", 10)
+        store.complete("b", "never-issued", 10)
         clock.advance(11)
         store.claim("c", 10)
         store.claim("d", 10)
     assert caplog.records == []
     assert len(store) == 2
-    assert store.claim("c", 10) is Claim.IN_PROGRESS
+    assert store.claim("c", 10)[0] is Claim.IN_PROGRESS
 
 
 # -- SQLite ----------------------------------------------------------------------------
@@ -405,34 +477,62 @@ def test_sqlite_purges_expired_rows_as_it_writes(sqlite_path: Path) -> None:
         store.claim(f"old-{n}", 1)
     clock.advance(2)
     for n in range(PURGE_EVERY - 1):
-        store.complete(f"new-{n}", 100)
+        store.complete(f"new-{n}", "never-issued", 100)
     assert _rows(sqlite_path) == 2 * PURGE_EVERY - 1  # no purge yet
-    store.complete("new-last", 100)  # the write that purges
+    store.complete("new-last", "never-issued", 100)  # the write that purges
     assert _rows(sqlite_path) == PURGE_EVERY
     assert PURGE_BATCH >= PURGE_EVERY  # a purge keeps up with the writes between two
 
 
 def test_sqlite_uses_wal_and_survives_close(sqlite_path: Path) -> None:
     store = SQLiteDedupeStore(sqlite_path)
-    assert store.claim("a", 60) is Claim.NEW
+    assert store.claim("a", 60)[0] is Claim.NEW
     store.close()
     store.close()  # twice is harmless
-    assert store.claim("a", 60) is Claim.IN_PROGRESS  # reopened, same file
+    assert store.claim("a", 60)[0] is Claim.IN_PROGRESS  # reopened, same file
     with sqlite3.connect(sqlite_path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert repr(store) == f"SQLiteDedupeStore({str(sqlite_path)!r})"
 
 
+def test_sqlite_a_file_of_the_earlier_release_gains_owners_and_keeps_its_keys(
+    sqlite_path: Path,
+) -> None:
+    # The table as the release before owners made it, with a key done and one running.
+    clock = FakeClock()
+    with sqlite3.connect(sqlite_path) as old:
+        old.execute(
+            "CREATE TABLE hookshield_dedupe (key BLOB PRIMARY KEY, done INTEGER NOT NULL,"
+            " expiry REAL NOT NULL) WITHOUT ROWID"
+        )
+        rows = [(b"done", 1, clock.now + 100), (b"running", 0, clock.now + 10)]
+        old.executemany("INSERT INTO hookshield_dedupe VALUES (?, ?, ?)", rows)
+    old.close()
+    stores = [SQLiteDedupeStore(sqlite_path, clock=clock) for _ in range(2)]
+    assert [store.claim("done", 10)[0] for store in stores] == [Claim.DONE, Claim.DONE]
+    assert stores[0].claim("running", 10)[0] is Claim.IN_PROGRESS
+    assert stores[1].release("running", "a-new-token") is False  # an old worker's claim
+    state, token = stores[1].claim("new", 10)
+    assert state is Claim.NEW and token is not None
+    assert stores[0].release("new", token) is True
+    clock.advance(11)
+    assert stores[0].claim("running", 10)[0] is Claim.NEW  # its lease ran out as before
+    for store in stores:
+        store.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_sqlite_a_forked_child_opens_its_own_connection(sqlite_path: Path) -> None:
     store = SQLiteDedupeStore(sqlite_path)
-    assert store.claim("parent", 60) is Claim.NEW  # the parent's connection is open
+    assert store.claim("parent", 60)[0] is Claim.NEW  # the parent's connection is open
     context = multiprocessing.get_context("fork")
     results: Any = context.Queue()
 
     def child() -> None:
-        results.put((store.claim("parent", 60), store.claim("child", 60)))
-        store.complete("child", 60)
+        (parent, _), (child, token) = store.claim("parent", 60), store.claim("child", 60)
+        results.put((parent, child))
+        assert token is not None
+        store.complete("child", token, 60)
         store.close()
 
     process = context.Process(target=child)
@@ -444,7 +544,7 @@ def test_sqlite_a_forked_child_opens_its_own_connection(sqlite_path: Path) -> No
     process.join(timeout=30)
     assert process.exitcode == 0
     assert answers == (Claim.IN_PROGRESS, Claim.NEW)
-    assert store.claim("child", 60) is Claim.DONE  # the parent's connection still works
+    assert store.claim("child", 60)[0] is Claim.DONE  # the parent's connection still works
 
 
 def _locked(path: Path) -> sqlite3.Connection:
@@ -459,7 +559,7 @@ def test_sqlite_waits_for_a_lock_that_is_released_within_its_timeout(sqlite_path
     holder = _locked(sqlite_path)
     threading.Timer(0.3, holder.execute, args=("COMMIT",)).start()
     started = time.monotonic()
-    assert SQLiteDedupeStore(sqlite_path, timeout=10).claim("a", 60) is Claim.NEW
+    assert SQLiteDedupeStore(sqlite_path, timeout=10).claim("a", 60)[0] is Claim.NEW
     assert time.monotonic() - started >= 0.25
     holder.close()
 
@@ -546,40 +646,54 @@ def each_redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_redis_takes_one_round_trip_per_step(each_redis_url: str) -> None:
     client = redis.Redis.from_url(each_redis_url, connection_class=CountingConnection)
     store = RedisDedupeStore(client, prefix="rt:")
-    store.claim("warm-up", 60)  # loads the script into the server once
+    _, token = store.claim("warm-up", 60)  # loads the scripts into the server once
+    assert token is not None
+    store.release("warm-up", token)
+    store.complete("warm-up", token, 60)
     client.config_resetstat()
     before = CountingConnection.answers
     for n in range(50):
-        assert store.claim(f"k{n}", 60) is Claim.NEW
-        assert store.claim(f"k{n}", 60) is Claim.IN_PROGRESS
-        store.complete(f"k{n}", 60)
-        store.release(f"k{n}")
-    assert CountingConnection.answers - before == 50 * 4
-    # The server's count agrees: one EVALSHA per claim, one SET per completion and
-    # one DEL per release; the script's own SET NX (each claim) and GET (each claim
-    # that found the key) run inside the server and are counted too.
+        first, token = store.claim(f"k{n}", 60)
+        assert first is Claim.NEW and token is not None
+        assert store.claim(f"k{n}", 60)[0] is Claim.IN_PROGRESS
+        assert store.release(f"k{n}", token) is True
+        again, token = store.claim(f"k{n}", 60)
+        assert again is Claim.NEW and token is not None
+        assert store.complete(f"k{n}", token, 60) is True
+    assert CountingConnection.answers - before == 50 * 5
+    # The server's count agrees: one EVALSHA per step.  The scripts' own commands
+    # run inside the server and are counted too: a SET NX per claim and a GET per
+    # claim that found the key; a GET and a DEL per release; a GET and a SET per
+    # completion.
     stats = client.info("commandstats")
-    assert _store_commands(stats) == {"evalsha": 100, "set": 100 + 50, "get": 50, "del": 50}
+    assert _store_commands(stats) == {
+        "evalsha": 50 * 5,
+        "set": 50 * 3 + 50,
+        "get": 50 + 50 + 50,
+        "del": 50,
+    }
     client.close()
 
 
 def test_redis_keys_carry_the_prefix_and_expire_with_the_lease(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = RedisDedupeStore(client, prefix="app1:")
-    assert store.claim("moco:1", 0.0001) is Claim.NEW  # rounded up to 1 ms, never 0
-    assert store.claim("moco:2", 30) is Claim.NEW
+    assert store.claim("moco:1", 0.0001)[0] is Claim.NEW  # rounded up to 1 ms, never 0
+    state, token = store.claim("moco:2", 30)
+    assert state is Claim.NEW and token is not None
     assert 29_000 < client.pttl("app1:moco:2") <= 30_000
-    assert client.get("app1:moco:2") == "in progress"
-    store.complete("moco:2", 3600)
+    assert client.get("app1:moco:2") == f"in progress:{token}"  # its owner, for a reader
+    assert store.release("moco:2", "another") is False  # with decode_responses too
+    assert store.complete("moco:2", token, 3600) is True
     assert client.get("app1:moco:2") == "done"
-    assert store.claim("moco:2", 30) is Claim.DONE  # with decode_responses too
-    assert RedisDedupeStore(client, prefix="app2:").claim("moco:2", 30) is Claim.NEW
+    assert store.claim("moco:2", 30) == (Claim.DONE, None)
+    assert RedisDedupeStore(client, prefix="app2:").claim("moco:2", 30)[0] is Claim.NEW
     assert repr(store).startswith("RedisDedupeStore(") and "prefix='app1:'" in repr(store)
     client.close()
 
 
 def test_the_async_store_steps_are_coroutine_functions(redis_url: str) -> None:
-    async def scenario() -> list[Claim]:
+    async def scenario() -> list[tuple[Claim, str | None]]:
         client = redis.asyncio.Redis.from_url(redis_url)
         store = AsyncRedisDedupeStore(client)
         assert all(
@@ -593,7 +707,9 @@ def test_the_async_store_steps_are_coroutine_functions(redis_url: str) -> None:
         return answers
 
     answers = asyncio.run(scenario())
-    assert sorted(answers, key=lambda claim: claim.value) == [Claim.IN_PROGRESS] * 9 + [Claim.NEW]
+    states = sorted(state.value for state, _ in answers)
+    assert states == [Claim.IN_PROGRESS.value] * 9 + [Claim.NEW.value]
+    assert sum(token is not None for _, token in answers) == 1  # the NEW claim's alone
     sync = RedisDedupeStore(redis.Redis())
     assert not inspect.iscoroutinefunction(sync.claim)
 
@@ -625,18 +741,18 @@ class VanishingCache(LocMemCache):
 @pytest.mark.usefixtures("django_caches")
 def test_the_cache_store_answers_in_progress_when_the_key_keeps_vanishing() -> None:
     # Fail safe: the sender retries later rather than the routes running twice.
-    assert CacheDedupeStore("flaky").claim("a", 60) is Claim.IN_PROGRESS
+    assert CacheDedupeStore("flaky").claim("a", 60) == (Claim.IN_PROGRESS, None)
 
 
 @pytest.mark.usefixtures("django_caches")
 def test_the_cache_store_rounds_timeouts_up_to_whole_seconds() -> None:
     store = CacheDedupeStore(prefix="p:")
-    assert store.claim("a", 0.2) is Claim.NEW
+    assert store.claim("a", 0.2)[0] is Claim.NEW
     time.sleep(0.3)
-    assert store.claim("a", 0.2) is Claim.IN_PROGRESS  # a 1 s timeout, not 0
+    assert store.claim("a", 0.2)[0] is Claim.IN_PROGRESS  # a 1 s timeout, not 0
     assert repr(store) == "CacheDedupeStore('default')"
     assert store.cache.get("p:" + "a") is None  # keys are hashed, prefix first
-    with pytest.raises(TypeError, match="alias"):
+    with pytest.raises(ValueError, match="alias"):
         CacheDedupeStore("")
     with pytest.raises(TypeError, match="prefix"):
         CacheDedupeStore(prefix=None)  # type: ignore[arg-type]
@@ -669,11 +785,11 @@ def test_bad_leases_ttls_and_keys_are_refused_clearly(
     with pytest.raises(error, match="lease"):
         made.claim("a", seconds)
     with pytest.raises(error, match="ttl"):
-        made.complete("a", seconds)
+        made.complete("a", "token", seconds)
     with pytest.raises(TypeError, match="key is a str"):
         made.claim(b"a", 60)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must not be empty"):
-        made.release("")
+        made.release("", "token")
     for close in made.closers:
         close()
 

@@ -1,28 +1,36 @@
-"""Every code sample in README.md and docs/ runs on its own, so the documentation cannot drift.
+"""Every code sample in README.md and docs/ runs as pasted, so the documentation cannot drift.
 
 Convention: each ``python`` block is one test (its id is the page and the line the
 code starts on) and runs in a fresh namespace, as a reader would paste it alone: it
 defines the handler it uses and, if it needs a framework, exercises the app through
-that framework's test client.  Setup that a page does not show, in an HTML comment
-opening with ``<!-- invisible-code-block: python``, is the page's setting (Django's
-settings), run before each of its blocks.  A block that cannot run says why just
-above it, in ``<!-- not run: reason -->``; such blocks are few.  A block that
-imports a framework which is not installed is skipped, with its name.  Shell samples
-of the command line are checked against its argument parser, and every install
-command against pyproject.toml.
+that framework's test client.  Nothing is run before it that the reader cannot see:
+a page has no hidden setup, and a block that imports Django runs in a process of its
+own (Django's settings are configured once per process, so in this one a block could
+lean on another's).  A block may import the standard library, hookshield and the
+frameworks of hookshield's extras; anything else it needs (``pytest``, the ``httpx2``
+under Starlette's test client) is named in the visible prose just above it, with the
+command that installs it.  A block that cannot run says why just above it, in
+``<!-- not run: reason -->``, and says the same in that visible prose; such blocks are
+few.  A block that imports a framework which is not installed is skipped, with its
+name.  Shell samples of the command line are checked against its argument parser,
+and every install command against pyproject.toml.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import hookshield
 from hookshield.cli import build_parser, main
 from hookshield.providers import PROVIDERS
 
@@ -32,12 +40,19 @@ EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
 
 _BLOCK = re.compile(
     r"(?:^<!-- not run:(?P<reason>[^\n]*?)-->[ \t]*\n(?:[ \t]*\n)*)?"
-    r"^(?P<fence>```+)(?P<lang>[\w-]*)[^\n]*\n(?P<code>.*?)^(?P=fence)[ \t]*$"
-    r"|^<!-- invisible-code-block: python[ \t]*\n(?P<hidden>.*?)^-->[ \t]*$",
+    r"^(?P<fence>```+)(?P<lang>[\w-]*)[^\n]*\n(?P<code>.*?)^(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 # The framework a sample imports, and the distribution that provides it.
 _FRAMEWORKS = {"flask": "flask", "django": "django", "fastapi": "fastapi", "starlette": "starlette"}
+#: What a sample needs beyond the modules it imports: the module whose import implies
+#: it, and the distributions any one of which provides it.  Starlette's TestClient
+#: (FastAPI's too) sends its requests through HTTPX, which neither extra installs.
+_IMPLIED = {
+    "starlette.testclient": ("httpx2", "httpx"),
+    "fastapi.testclient": ("httpx2", "httpx"),
+}
 #: At most this many blocks of python may be left out as not runnable.
 MOST_NOT_RUN = 3
 
@@ -51,6 +66,7 @@ class Block:
     language: str
     code: str
     not_run: str | None = None  # the reason given, when marked as not runnable
+    prose: str = ""  # what a reader sees between the block before and this one
 
     @property
     def id(self) -> str:
@@ -61,24 +77,23 @@ def _name(page: Path) -> str:
     return str(page.relative_to(ROOT))
 
 
-def _parse(page: Path) -> tuple[list[Block], str]:
-    """The fenced blocks of ``page``, and its hidden setup code."""
+def _parse(page: Path) -> list[Block]:
+    """The fenced blocks of ``page``, each with the visible prose just above it."""
     text = page.read_text(encoding="utf-8")
     found: list[Block] = []
-    setup: list[str] = []
+    previous = 0
     for match in _BLOCK.finditer(text):
-        if match["hidden"] is not None:
-            setup.append(match["hidden"])
-            continue
         line = text.count("\n", 0, match.start("code")) + 1
         reason = None if match["reason"] is None else match["reason"].strip()
-        found.append(Block(page, line, match["lang"], match["code"], reason))
-    return found, "".join(setup)
+        prose = _COMMENT.sub("", text[previous : match.start()])
+        found.append(Block(page, line, match["lang"], match["code"], reason, prose))
+        previous = match.end()
+    return found
 
 
 def blocks(page: Path, language: str) -> list[Block]:
     """The code blocks of ``language`` in ``page``."""
-    return [block for block in _parse(page)[0] if block.language == language]
+    return [block for block in _parse(page) if block.language == language]
 
 
 PYTHON_BLOCKS = [block for page in PAGES for block in blocks(page, "python")]
@@ -89,32 +104,49 @@ NOT_RUN = [block for block in PYTHON_BLOCKS if block.not_run is not None]
 
 def test_the_documentation_has_samples_to_check() -> None:
     names = {_name(block.page) for block in RUNNABLE}
-    assert {"README.md", "docs/quickstart.md", "docs/testing.md"} <= names
+    assert {"README.md", "docs/quickstart.md", "docs/testing.md", "docs/typing.md"} <= names
     assert {f"docs/frameworks/{name}.md" for name in ("flask", "django", "asgi")} <= names
 
 
-def test_few_samples_are_left_out_and_each_says_why() -> None:
+def test_few_samples_are_left_out_and_each_says_why_where_a_reader_sees_it() -> None:
     assert len(NOT_RUN) <= MOST_NOT_RUN, [block.id for block in NOT_RUN]
     assert all(block.not_run for block in NOT_RUN), [b.id for b in NOT_RUN if not b.not_run]
+    unsaid = [b.id for b in NOT_RUN if _said(b.not_run or "") not in _said(b.prose)]
+    assert not unsaid, f"the prose above these blocks does not say why they cannot run: {unsaid}"
 
 
-def test_the_page_reader_sees_marks_setup_and_lines(tmp_path: Path) -> None:
+def _said(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def test_no_page_hides_code_from_its_reader() -> None:
+    """A sample that works only after setup the reader cannot see fails when pasted."""
+    hidden = [_name(page) for page in PAGES if "invisible-code-block" in page.read_text("utf-8")]
+    assert not hidden
+
+
+def test_the_page_reader_sees_marks_prose_and_lines(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "# A page\n"
-        "<!-- invisible-code-block: python\nhidden = 1\n-->\n"
+        "Some prose.\n"
         "```python\nshown = 2\n```\n"
+        "It needs a live Redis.\n"
         "<!-- not run: it needs a live Redis -->\n\n"
         "```python\nredis = 3\n```\n"
         "```sh\nhookshield demo\n```\n",
         encoding="utf-8",
     )
-    found, setup = _parse(page)
-    assert setup == "hidden = 1\n"
+    found = _parse(page)
     assert [(b.language, b.line, b.code, b.not_run) for b in found] == [
-        ("python", 6, "shown = 2\n", None),
-        ("python", 11, "redis = 3\n", "it needs a live Redis"),
-        ("sh", 14, "hookshield demo\n", None),
+        ("python", 4, "shown = 2\n", None),
+        ("python", 10, "redis = 3\n", "it needs a live Redis"),
+        ("sh", 13, "hookshield demo\n", None),
+    ]
+    assert [b.prose for b in found] == [
+        "# A page\nSome prose.\n",
+        "\nIt needs a live Redis.\n",
+        "\n",
     ]
 
 
@@ -122,7 +154,7 @@ def test_a_not_run_mark_stands_right_above_a_block() -> None:
     """A mark that does not sit above a fence would leave out nothing, silently."""
     for page in PAGES:
         marks = page.read_text(encoding="utf-8").count("<!-- not run:")
-        assert marks == sum(block.not_run is not None for block in _parse(page)[0]), _name(page)
+        assert marks == sum(block.not_run is not None for block in _parse(page)), _name(page)
 
 
 def _needs(text: str) -> set[str]:
@@ -138,20 +170,100 @@ def _missing(modules: set[str]) -> list[str]:
     return sorted(_FRAMEWORKS[m] for m in modules if importlib.util.find_spec(m) is None)
 
 
+def _imports(code: str) -> set[str]:
+    """Every module a sample imports, by its full dotted name."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def _extras_distributions() -> set[str]:
+    """The distributions hookshield's extras install, as module names."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    section = text.split("[project.optional-dependencies]\n", 1)[1].split("\n[", 1)[0]
+    names = re.findall(r'"([A-Za-z][\w.-]*)', section)
+    return {name.lower().replace("-", "_") for name in names if name != "hookshield"}
+
+
+def _unsaid_needs(block: Block) -> list[str]:
+    """What ``block`` needs beyond hookshield and its extras that its prose does not name."""
+    provided = {"hookshield", *sys.stdlib_module_names, *_extras_distributions()}
+    needs: list[tuple[str, ...]] = [
+        (module,)
+        for module in sorted({name.split(".")[0] for name in _imports(block.code)} - provided)
+    ]
+    needs += [_IMPLIED[name] for name in sorted(_imports(block.code)) if name in _IMPLIED]
+    return [
+        " or ".join(options)
+        for options in needs
+        if not any(
+            re.search(rf"pip install [^\n`]*\b{re.escape(o)}\b", block.prose) for o in options
+        )
+    ]
+
+
+def test_the_needs_check_reads_imports_and_prose(tmp_path: Path) -> None:
+    def block(prose: str, code: str) -> Block:
+        return Block(tmp_path, 1, "python", code, prose=prose)
+
+    assert _unsaid_needs(block("", "import json\nfrom hookshield import Event\n")) == []
+    assert _unsaid_needs(block("", "from flask import Flask\nimport redis\n")) == []
+    assert _unsaid_needs(block("", "import pytest\n")) == ["pytest"]
+    assert _unsaid_needs(block("Run `python -m pip install pytest`.", "import pytest\n")) == []
+    client = "from starlette.testclient import TestClient\n"
+    assert _unsaid_needs(block("", client)) == ["httpx2 or httpx"]
+    assert _unsaid_needs(block("`python -m pip install httpx2`", client)) == []
+
+
+@pytest.mark.parametrize("block", [pytest.param(block, id=block.id) for block in RUNNABLE])
+def test_python_sample_says_what_it_needs_beyond_hookshield(block: Block) -> None:
+    unsaid = _unsaid_needs(block)
+    assert not unsaid, (
+        f"{block.id} needs {', '.join(unsaid)}: say so just above it, with the command "
+        "that installs it (python -m pip install ...)"
+    )
+
+
 @pytest.mark.parametrize("block", [pytest.param(block, id=block.id) for block in RUNNABLE])
 def test_python_sample_runs_on_its_own(
     block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, setup = _parse(block.page)
-    missing = _missing(_needs(setup + block.code))
+    needs = _needs(block.code)
+    missing = _missing(needs)
     if missing:
         pytest.skip(f"{block.id} needs {', '.join(missing)}, which is not installed")
     monkeypatch.chdir(tmp_path)  # samples that write files write them here
+    code = "\n" * (block.line - 1) + block.code
+    if "django" in needs:
+        _run_alone(block, code, tmp_path)
+        return
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    if setup:
-        exec(compile(setup, f"{_name(block.page)} (setup)", "exec"), namespace)  # noqa: S102
-    compiled = compile("\n" * (block.line - 1) + block.code, _name(block.page), "exec")
+    compiled = compile(code, _name(block.page), "exec")
     exec(compiled, namespace)  # noqa: S102 - the samples are this repository's docs
+
+
+def _run_alone(block: Block, code: str, tmp_path: Path) -> None:
+    """Run ``code`` in a fresh interpreter, as ``python sample.py``, warnings as errors."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(code, encoding="utf-8")
+    package_root = str(Path(hookshield.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # a reader's shell has none set
+    ran = subprocess.run(
+        [sys.executable, "-W", "error", str(sample)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, f"{block.id} fails as pasted:\n{ran.stderr[-3000:]}"
 
 
 # -- installing ---------------------------------------------------------------------
@@ -310,3 +422,10 @@ def test_the_demo_transcript_in_the_docs_is_current(
     for sender in PROVIDERS.values():
         if sender.demo is not None:
             assert re.search(rf"\bvalid +{re.escape(sender.title)} ", shown), sender.title
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_each_sender_page_states_its_default_body_limit(provider: str) -> None:
+    text = " ".join((ROOT / "docs" / "senders" / f"{provider}.md").read_text().split())
+    mib = PROVIDERS[provider].default_max_body_size / (1024 * 1024)
+    assert f"default `max_body_size` is {mib:g} MiB" in text

@@ -8,18 +8,34 @@ The pieces have their own specifications (``test_credentials``, ``test_verify``,
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.message
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hookshield import Event, Headers, MemoryDedupeStore, WebhookHandler
+from hookshield import (
+    AuthenticationError,
+    BodyTooLarge,
+    Event,
+    Headers,
+    InvalidSignature,
+    MalformedPayload,
+    MalformedSignature,
+    MemoryDedupeStore,
+    MissingCredentials,
+    WebhookError,
+    WebhookHandler,
+)
 from hookshield.providers import get_provider
-from hookshield.testing import sample_batch, sample_delivery, sign
+from hookshield.testing import forged_credentials, sample_batch, sample_delivery, sign
 
-from .conftest import CREDENTIALS, make_handler
+from .adapters.support import credential_header
+from .conftest import CREDENTIALS, PROVIDER_NAMES, a_type, make_handler
 from .doubles import AsyncStore
 
 
@@ -335,3 +351,127 @@ def test_a_header_given_as_none_is_absent() -> None:
     outcome = make_handler("mindpeeker").handle(body, {**headers, "X-MindPeeker-Signature": None})
     assert outcome.status == 401
     assert "no X-MindPeeker-Signature header" in outcome.reason
+
+
+# -- what the headers settle, before the body is read ---------------------------------
+
+#: Other credentials of the same shape as the test ones.
+WRONG = {name: forged_credentials(name) for name in PROVIDER_NAMES}
+#: The senders whose credential travels in a header alone, not over the body.
+HEADER_ONLY = tuple(name for name in PROVIDER_NAMES if get_provider(name).scheme is None)
+
+
+def signed_delivery(provider: str, **credentials: Any) -> tuple[bytes, dict[str, str]]:
+    options = credentials or CREDENTIALS[provider]
+    return sample_delivery(provider, a_type(provider), **options)
+
+
+def test_check_headers_refuses_a_delivery_without_its_credential(provider: str) -> None:
+    handler = make_handler(provider)
+    _, headers = signed_delivery(provider)
+    handler.check_headers(headers)
+    header = credential_header(provider)
+    name = header.lower()
+    with pytest.raises(MissingCredentials, match=header):
+        handler.check_headers({k: v for k, v in headers.items() if k.lower() != name})
+
+
+def test_check_headers_settles_a_header_credential_and_leaves_a_signature(provider: str) -> None:
+    handler = make_handler(provider)
+    body, headers = signed_delivery(provider, **WRONG[provider])
+    if provider in HEADER_ONLY:
+        with pytest.raises(InvalidSignature):
+            handler.check_headers(headers)
+    else:
+        handler.check_headers(headers)  # a signature over the body is judged with the body
+        with pytest.raises(AuthenticationError):
+            handler.authenticate(body, headers)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "error"),
+    [
+        (None, MissingCredentials),
+        ("Basic " + base64.b64encode(b"hooks:wrong").decode(), InvalidSignature),
+        ("Bearer right", MalformedSignature),  # this handler takes Basic only
+        ("Basic !!", MalformedSignature),
+    ],
+)
+def test_check_headers_settles_basic_credentials(
+    authorization: str | None, error: type[WebhookError]
+) -> None:
+    handler = WebhookHandler("momentum", basic_auth=("hooks", "right"))
+    _, headers = sample_delivery("momentum", "delivery", basic_auth=("hooks", "right"))
+    handler.check_headers(headers)
+    headers.pop("Authorization")
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    with pytest.raises(error):
+        handler.check_headers(headers)
+
+
+def test_check_headers_refuses_a_declared_length_over_the_limit() -> None:
+    handler = make_handler("moco", max_body_size=100)
+    _, headers = signed_delivery("moco")
+    handler.check_headers({**headers, "Content-Length": "100"})
+    with pytest.raises(BodyTooLarge, match="max_body_size"):
+        handler.check_headers({**headers, "Content-Length": "101"})
+    with pytest.raises(MalformedPayload, match="Content-Length"):
+        handler.check_headers({**headers, "Content-Length": "1_0"})
+    # The credential is judged first: a stranger learns nothing of the limit.
+    with pytest.raises(MissingCredentials):
+        handler.check_headers({"Content-Length": "101"})
+
+
+def test_an_unsigned_handler_has_nothing_to_check_but_the_length() -> None:
+    handler = WebhookHandler("petal", allow_unsigned=True, max_body_size=10)
+    handler.check_headers({})
+    with pytest.raises(BodyTooLarge):
+        handler.check_headers({"Content-Length": "11"})
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_check_headers_refuses_only_what_authenticate_refuses(
+    provider: str, data: st.DataObject
+) -> None:
+    """Whatever the headers, a refusal before the body is the refusal after it."""
+    handler = make_handler(provider)
+    body, signed = signed_delivery(provider, **data.draw(st.sampled_from([{}, WRONG[provider]])))
+    pairs = list(signed.items())
+    names = [*signed, "Authorization", "Content-Type"]
+    text = st.text(max_size=80)
+    for _ in range(data.draw(st.integers(0, 3))):
+        name = data.draw(st.sampled_from(names))
+        change = data.draw(st.sampled_from(["drop", "replace", "repeat"]))
+        if change == "drop":
+            pairs = [(k, v) for k, v in pairs if k != name]
+        elif change == "replace":
+            pairs = [(k, v) for k, v in pairs if k != name] + [(name, data.draw(text))]
+        else:
+            pairs.append((name, data.draw(text)))
+    try:
+        handler.check_headers(pairs)
+    except WebhookError as early:
+        with pytest.raises(type(early)) as late:
+            handler.authenticate(body, pairs)
+        assert str(late.value) == str(early)
+
+
+@pytest.mark.parametrize(
+    ("provider", "size"),
+    [
+        ("moco", 1024 * 1024),
+        ("mindpeeker", 1024 * 1024),
+        ("standard-webhooks", 1024 * 1024),
+        ("petal", 2 * 1024 * 1024),
+        ("moonsense", 4 * 1024 * 1024),
+        ("momentum", 25 * 1024 * 1024),
+        ("github", 25 * 1024 * 1024),
+    ],
+)
+def test_each_sender_has_its_own_default_body_limit(provider: str, size: int) -> None:
+    assert make_handler(provider).max_body_size == size
+    assert make_handler(provider, max_body_size=None).max_body_size == size
+    assert make_handler(provider, max_body_size=10).max_body_size == 10

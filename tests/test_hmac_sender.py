@@ -329,6 +329,9 @@ BASE: dict[str, Any] = {"name": "acme", "signature_header": "X-Sig", "type_field
         ({"event_types": ["a", ""]}, ValueError, "must not be empty"),
         ({"accepts_form": "yes"}, TypeError, "True or False"),
         ({"type_in_key": 0}, TypeError, "True or False"),
+        ({"max_body_size": 0}, ValueError, "max_body_size must be a positive"),
+        ({"max_body_size": True}, ValueError, "max_body_size must be a positive"),
+        ({"max_body_size": 1.5e6}, ValueError, "max_body_size must be a positive"),
     ],
 )
 def test_a_misconfiguration_is_refused_at_construction(
@@ -352,6 +355,40 @@ def test_an_undecodable_secret_is_refused_by_the_handler(
     sender = HmacSender(**BASE, key_encoding=key_encoding, key_prefix="pre_")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=match):
         WebhookHandler(sender, secret=secret)
+
+
+def test_a_description_sets_its_handlers_default_body_limit() -> None:
+    assert WebhookHandler(HmacSender(**BASE), secret="s").max_body_size == 1024 * 1024
+    small = HmacSender(**BASE, max_body_size=2048)
+    assert WebhookHandler(small, secret="s").max_body_size == 2048
+    assert WebhookHandler(small, secret="s", max_body_size=10).max_body_size == 10
+
+
+def test_a_missing_signature_or_timestamp_is_refused_from_the_headers() -> None:
+    sender = HmacSender(
+        **BASE,
+        timestamp_header="X-Time",
+        signed_content="{x-time}.{body}",
+        clock=lambda: 1_700_000_000,
+    )
+    handler = WebhookHandler(sender, secret="s")
+    body = sender.provider().sample("order.paid", {})
+    headers = sender.provider().sign(body, secret="s")
+    handler.check_headers(headers)
+    for name, error in (("X-Sig", MissingCredentials), ("X-Time", MissingCredentials)):
+        with pytest.raises(error, match=name):
+            handler.check_headers({k: v for k, v in headers.items() if k != name})
+    with pytest.raises(MalformedSignature, match="Unix seconds"):
+        handler.check_headers({**headers, "X-Time": "yesterday"})
+    with_id = WebhookHandler(
+        HmacSender(**BASE, id_header="X-Id", signed_content="{x-id}.{body}"), secret="s"
+    )
+    with pytest.raises(MissingCredentials, match="x-id"):
+        with_id.check_headers({"X-Sig": "00" * 32})
+    # A signature that does not match is judged with the body, not before it.
+    handler.check_headers({**headers, "X-Sig": "00" * 32})
+    with pytest.raises(InvalidSignature):
+        handler.authenticate(body, {**headers, "X-Sig": "00" * 32})
 
 
 def test_event_types_are_kept_as_a_tuple_and_routing_checks_them() -> None:

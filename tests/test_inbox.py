@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import signal
@@ -15,7 +17,11 @@ import pytest
 
 import hookshield
 from hookshield import Inbox, SQLiteInbox, StoredDelivery, WorkerInbox
-from hookshield._inbox import new_id
+from hookshield._inbox import LEASE_ENDED, new_id, stored_delivery
+from hookshield._worker import open_stored
+from hookshield.testing import event_types, sample_delivery
+
+from .conftest import CREDENTIALS, make_handler
 
 NOW = 1_800_000_000.0
 
@@ -109,6 +115,22 @@ def test_an_ended_lease_is_taken_again_and_fences_the_first_worker(inbox: SQLite
     assert got is not None and got.state == "done"
 
 
+@pytest.mark.parametrize("returning", [True, False])
+def test_a_delivery_leased_again_after_its_lease_ended_says_so(
+    tmp_path: Path, returning: bool
+) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db", lease=60.0)
+    inbox._returning = returning  # both ways of leasing: RETURNING, and BEGIN IMMEDIATE
+    inbox.put(stored())
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None and inbox.retry(first, NOW + 10, "RuntimeError: boom")
+    second = inbox.lease(NOW + 10, ["mindpeeker"])  # after a settled retry: its error
+    assert second is not None and second.last_error == "RuntimeError: boom"
+    third = inbox.lease(NOW + 71, ["mindpeeker"])  # the second lease ran out unsettled
+    assert third is not None and third.attempts == 3
+    assert third.last_error == LEASE_ENDED
+
+
 def test_retry_makes_it_due_later_with_the_error(inbox: SQLiteInbox) -> None:
     inbox.put(stored())
     taken = inbox.lease(NOW, ["mindpeeker"])
@@ -193,7 +215,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     for lease in (math.inf, math.nan, -1.0):
         with pytest.raises(ValueError, match="lease must be a positive, finite"):
             SQLiteInbox(tmp_path / "x.db", lease=lease)
-    with pytest.raises(TypeError, match="lease is a number of seconds"):
+    with pytest.raises(TypeError, match="lease must be a number \\(seconds\\), not str"):
         SQLiteInbox(tmp_path / "x.db", lease="60")  # type: ignore[arg-type]
     for timeout in (math.inf, math.nan, -0.5):
         with pytest.raises(ValueError, match="timeout"):
@@ -355,3 +377,199 @@ def test_import_hookshield_does_not_load_sqlite3() -> None:
     assert result.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         hookshield.Nope  # noqa: B018
+
+
+# -- opening an inbox that exists, and only that -------------------------------------
+
+
+def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    for create, read_only in ((False, False), (True, True)):
+        with pytest.raises(FileNotFoundError, match="no such file") as raised:
+            SQLiteInbox(tmp_path / "typo.db", create=create, read_only=read_only)
+        assert raised.value.filename == str(tmp_path / "typo.db")
+    assert not any(tmp_path.iterdir())
+
+
+def test_create_false_refuses_a_file_that_is_not_an_inbox(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("these are notes, not a database\n" * 100)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    dedupe = tmp_path / "dedupe.db"
+    store = hookshield.SQLiteDedupeStore(dedupe)
+    store.claim("key", 60)
+    store.close()
+    other = tmp_path / "other.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE hookshield_inbox (id TEXT PRIMARY KEY, body BLOB)")
+    db.close()
+    cases = {
+        text: "file is not a database",
+        empty: "it has no hookshield_inbox table",
+        dedupe: "it has no hookshield_inbox table",
+        other: "it has a table of another shape",
+    }
+    for path, reason in cases.items():
+        for create, read_only in ((False, False), (True, True)):
+            inbox = SQLiteInbox(path, create=create, read_only=read_only)
+            with pytest.raises(sqlite3.DatabaseError, match="is not a hookshield inbox") as raised:
+                inbox.counts()
+            assert reason in str(raised.value)
+    # The dedupe store's file gained no inbox table.
+    db = sqlite3.connect(dedupe)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert tables == {"hookshield_dedupe"}
+    assert text.read_text().startswith("these are notes")
+
+
+def test_an_existing_inbox_opens_and_read_only_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path).put(stored(0))
+    writer = SQLiteInbox(path, create=False, lease=60.0)
+    writer.put(stored(1))
+    assert writer.lease(NOW, ["mindpeeker"]) is not None
+    reader = SQLiteInbox(path, read_only=True)
+    assert reader.counts() == {"pending": 1, "leased": 1, "done": 0, "dead": 0}
+    assert "read_only=True" in repr(reader) and "create=False" in repr(writer)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.put(stored(2))
+    assert reader.counts()["pending"] == 1
+
+
+def test_find_ids_matches_a_prefix_and_counts_the_matches(inbox: SQLiteInbox) -> None:
+    for delivery_id in ("abc1", "abc2", "abd3", "b"):
+        inbox.put(dataclasses.replace(stored(), id=delivery_id))
+    assert inbox.find_ids("abc") == (["abc1", "abc2"], 2)
+    assert inbox.find_ids("ab", limit=1) == (["abc1"], 3)
+    assert inbox.find_ids("abd3") == (["abd3"], 1)
+    assert inbox.find_ids("c") == ([], 0)
+
+
+def test_waiting_counts_pending_and_leased_deliveries_by_handler(inbox: SQLiteInbox) -> None:
+    for index, handler in enumerate(("moco", "moco", "mindpeeker", "github")):
+        inbox.put(stored(index, handler=handler))
+    taken = inbox.lease(NOW, ["github"])
+    assert taken is not None and inbox.done(taken)
+    assert inbox.lease(NOW, ["moco"]) is not None
+    assert inbox.waiting() == {"mindpeeker": 1, "moco": 2}
+
+
+def test_the_repr_of_a_stored_delivery_hides_credentials_and_the_body() -> None:
+    # A StoredDelivery ends up in logs and tracebacks, as a Headers does.
+    body = b'{"card": "4111-body-secret"}'
+    delivery = dataclasses.replace(
+        stored(),
+        body=body,
+        headers=(
+            ("Content-Type", "application/json"),
+            ("X-Petal-Token", "token-secret"),
+            ("Authorization", "Bearer bearer-secret"),
+            ("Cookie", "session=cookie-secret"),
+            ("X-Trace", "trace-1"),
+        ),
+    )
+    text = repr(delivery)
+    for secret in ("token-secret", "bearer-secret", "cookie-secret", "body-secret"):
+        assert secret not in text
+    assert "x-petal-token': '<redacted>'" in text
+    assert "x-trace': 'trace-1'" in text
+    assert f"body=<{len(body)} bytes>" in text
+    assert delivery.id in text and "state='pending'" in text
+
+
+@pytest.mark.parametrize("how", ["one", "every dead"])
+def test_a_lease_taken_after_a_requeue_is_fenced_from_a_worker_that_hung(
+    inbox: SQLiteInbox, how: str
+) -> None:
+    # Worker A leases attempt 1 and hangs past its lease; the delivery is run out to
+    # dead-letter by others, then requeued (attempts back to 0) and leased again:
+    # attempt 1 once more.  A's late settle must not touch the new lease.
+    delivery = stored()
+    inbox.put(delivery)
+    hung = inbox.lease(NOW, ["mindpeeker"])
+    taken_over = inbox.lease(NOW + 61, ["mindpeeker"])
+    assert hung is not None and taken_over is not None
+    assert inbox.dead(taken_over, "gave up")
+    if how == "one":
+        assert inbox.requeue([delivery.id]) == 1
+    else:
+        assert inbox.requeue_dead() == (1, delivery.id)
+    current = inbox.lease(NOW + 62, ["mindpeeker"])
+    assert current is not None and current.attempts == hung.attempts == 1
+    assert not inbox.retry(hung, NOW + 62, "late")
+    assert not inbox.done(hung)
+    assert not inbox.dead(hung, "late")
+    got = inbox.get(delivery.id)
+    assert got is not None and (got.state, got.next_attempt) == ("leased", NOW + 122)
+    assert inbox.lease(NOW + 63, ["mindpeeker"]) is None  # no second worker runs it
+    assert inbox.done(current)
+
+
+#: The schema of the inbox files that hookshield made before leases had an id.
+FIRST_SCHEMA = """
+CREATE TABLE hookshield_inbox (
+    id TEXT PRIMARY KEY, sender TEXT NOT NULL, handler TEXT NOT NULL, body BLOB NOT NULL,
+    headers TEXT NOT NULL, received REAL NOT NULL, event_types TEXT NOT NULL, events TEXT,
+    attempts INTEGER NOT NULL, state TEXT NOT NULL, next_attempt REAL NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX hookshield_inbox_due
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
+"""
+
+
+def test_an_inbox_made_before_lease_ids_is_brought_up_to_date_and_keeps_working(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inbox.db"
+    old = sqlite3.connect(path)
+    old.executescript(FIRST_SCHEMA)
+    rows = [stored(0), stored(1)]
+    for row in rows:
+        old.execute(
+            "INSERT INTO hookshield_inbox VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.id,
+                row.sender,
+                row.handler,
+                row.body,
+                json.dumps(row.headers),
+                row.received,
+                json.dumps(row.event_types),
+                None,
+                0,
+                "pending",
+                row.next_attempt,
+                None,
+            ),
+        )
+    old.commit()
+    old.close()
+    inbox = SQLiteInbox(path, lease=60.0)
+    assert [d.id for d in inbox.list()] == [row.id for row in rows]
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None and first.lease_id is not None and inbox.done(first)
+    inbox.put(stored(2))
+    assert inbox.counts() == {"pending": 2, "leased": 0, "done": 1, "dead": 0}
+    # Another process opening it later finds it up to date.
+    assert SQLiteInbox(path).counts()["pending"] == 2
+
+
+def test_every_sender_keeps_what_verifying_again_and_parsing_read(provider: str) -> None:
+    # Each sender declares the headers its verification and parse read: a stored
+    # delivery holds those only, and reads back as the same events.
+    handler = make_handler(provider, dedupe=None)
+    unrelated = {"Cookie": "c=1", "X-Forwarded-For": "203.0.113.9", "X-Request-Id": "r-1"}
+    if "secret" in CREDENTIALS[provider]:
+        unrelated["Authorization"] = "Bearer unrelated"
+    for kind in (*event_types(provider), "invoice.paid")[:3]:
+        body, headers = sample_delivery(provider, kind, **CREDENTIALS[provider])
+        outcome = handler.accept(body, {**headers, **unrelated})
+        assert outcome.ok, outcome.reason
+        kept = stored_delivery(handler, outcome, now=time.time())
+        names = {name.lower() for name, _ in kept.headers}
+        assert names.isdisjoint(name.lower() for name in unrelated)
+        assert names <= {name.lower() for name in headers}
+        _, again = open_stored(handler, kept)
+        assert tuple(again) == handler.verify(body, headers).events

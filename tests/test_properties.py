@@ -336,9 +336,11 @@ def test_signed_json_values_keep_their_exact_types(value: Any) -> None:
 
 
 # The in-memory de-duplication store against a plain model of its rules: a key is
-# in progress until its lease ends or done until its TTL ends; keys are kept in the
-# order they were last written; after each write of a new key the front is dropped
-# while it has expired or the store holds more than its bound.
+# in progress (under its claim's token) until its lease ends or done until its TTL
+# ends; keys are kept in the order they were last written; after each write of a new
+# key the front is dropped while it has expired or the store holds more than its
+# bound.  Completions and releases use the newest token of their key, which a later
+# claim of it may have made stale.
 dedupe_steps = st.lists(
     st.one_of(
         st.tuples(st.just("claim"), st.sampled_from("abcdefg"), st.sampled_from([1.0, 5.0, 50.0])),
@@ -357,39 +359,47 @@ def test_the_memory_dedupe_store_follows_its_rules(
 ) -> None:
     now = [0.0]
     store = MemoryDedupeStore(max_entries=bound, clock=lambda: now[0])
-    model: dict[str, tuple[bool, float]] = {}  # key -> (done, expiry), in write order
+    # key -> (done, expiry, owner), in write order
+    model: dict[str, tuple[bool, float, str | None]] = {}
+    tokens: dict[str, str] = {}  # key -> the newest token it was claimed under
 
-    def write(key: str, done: bool, expiry: float) -> None:
+    def write(key: str, entry: tuple[bool, float, str | None]) -> None:
         model.pop(key, None)
-        model[key] = (done, expiry)
+        model[key] = entry
         while model:
-            _, oldest_expiry = next(iter(model.values()))
+            _, oldest_expiry, _ = next(iter(model.values()))
             if oldest_expiry > now[0] and len(model) <= bound:
                 break
             del model[next(iter(model))]
 
     for action, key, amount in steps:
+        entry = model.get(key)
+        live = entry is not None and entry[1] > now[0]
+        token = tokens.get(key, "never-issued")
         if action == "wait":
             now[0] += amount
         elif action == "release":
-            store.release(key)
-            model.pop(key, None)
+            kept = entry is not None and live and (entry[0] or entry[2] != token)
+            assert store.release(key, token) is not kept
+            if not kept:
+                model.pop(key, None)
         elif action == "complete":
-            store.complete(key, amount)
+            another = entry is not None and live and not entry[0] and entry[2] != token
+            assert store.complete(key, token, amount) is not another
             if key in model:  # completing a claimed key: moved to the back, nothing dropped
                 model.pop(key)
-                model[key] = (True, now[0] + amount)
+                model[key] = (True, now[0] + amount, None)
             else:
-                write(key, True, now[0] + amount)
+                write(key, (True, now[0] + amount, None))
         else:
-            entry = model.get(key)
-            live = entry is not None and entry[1] > now[0]
             expected = Claim.NEW
             if entry is not None and live:
                 expected = Claim.DONE if entry[0] else Claim.IN_PROGRESS
-            assert store.claim(key, amount) is expected
-            if expected is Claim.NEW:
-                write(key, False, now[0] + amount)
+            state, new = store.claim(key, amount)
+            assert state is expected
+            if new is not None:
+                tokens[key] = new
+                write(key, (False, now[0] + amount, new))
         assert len(store) == len(model)
 
 

@@ -73,6 +73,8 @@ def test_providers_and_event_types_are_the_registrys() -> None:
     assert event_types("moco") == get_provider("moco").event_types
     assert repr(get_provider("moco")) == "<provider moco>"
     with pytest.raises(ValueError, match="unknown provider"):
+        get_provider("mindpeker")
+    with pytest.raises(TypeError, match="provider must be a sender's name"):
         get_provider(None)  # type: ignore[arg-type]
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +19,7 @@ from hookshield import Event, Retry, SQLiteInbox, StoredDelivery, WebhookHandler
 from hookshield._inbox import new_id
 from hookshield._worker import Worker
 from hookshield.cli import main
-from hookshield.testing import sample_batch, sample_body, sign
+from hookshield.testing import sample_batch, sample_body, sample_delivery, sign
 
 from .conftest import CREDENTIALS
 
@@ -138,7 +141,7 @@ def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(
     got = inbox.get(stored.id)
     assert got is not None and (got.state, got.attempts) == ("dead", 3)
     assert got.last_error is not None
-    assert "the worker died running it, or outran its lease, 2 times" in got.last_error
+    assert got.last_error.startswith("attempt 2 of at most 2 ended unsettled: the worker died")
     assert "moved to dead-letter" in caplog.text
     assert not worker.run_once()  # and it stays there
 
@@ -179,6 +182,62 @@ def test_a_tampered_row_is_refused_and_dead_lettered(
     assert got is not None and got.state == "dead"
     assert got.last_error is not None and "does not verify" in got.last_error
     assert "dead-letter" in caplog.text
+
+
+def test_a_delivery_the_worker_cannot_verify_names_a_credential_mismatch(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The web app verified it with its secret; this worker was given another one.
+    handler, seen = mindpeeker()
+    body = json.dumps({"id": "evt_k", "type": "session.completed", "data": {}}).encode()
+    stored = put_signed(inbox, body, sign("mindpeeker", body, secret="the-web-apps-secret"))
+    stats = run_worker(inbox, handler, burst=True)
+    assert (stats.dead, seen) == (1, [])
+    got = inbox.get(stored.id)
+    assert got is not None and got.last_error is not None
+    assert got.last_error.startswith("the stored delivery does not verify: ")
+    likely = "this worker's credential most likely differs from the web app's"
+    assert likely in got.last_error
+    assert likely in caplog.text
+
+
+def test_a_lowered_max_attempts_is_named_not_a_dead_worker(inbox: SQLiteInbox) -> None:
+    # Three attempts failed and were retried under the default limit; then the worker
+    # is restarted with a limit of 1.  No worker died.
+    handler, seen = mindpeeker()
+    stored = put_sample(inbox, "evt_low")
+    clock = Clock()
+    for attempt in range(3):
+        taken = inbox.lease(clock(), ["mindpeeker"])
+        assert taken is not None and inbox.retry(taken, clock(), f"RuntimeError: try {attempt}")
+    worker = Worker(inbox, {"mindpeeker": handler}, Retry(max_attempts=1), clock)
+    assert worker.run_once() and worker.stats.dead == 1
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "dead" and got.last_error is not None
+    assert "died" not in got.last_error
+    assert got.last_error == (
+        "3 attempts were made before the most allowed was lowered to 1, so it is not run "
+        "again (last error: RuntimeError: try 2)"
+    )
+    assert seen == []
+
+
+def test_the_worker_warns_of_deliveries_for_a_sender_it_has_no_handler_for(
+    inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, seen = mindpeeker()
+    put_sample(inbox, "evt_mine")
+    for _ in range(2):
+        put_signed(inbox, b"{}", {}, sender="moco")
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        stats = run_worker(inbox, handler, burst=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "hookshield: 2 deliveries for 'moco' wait in the inbox, but this worker has no "
+        "handler for 'moco' (it runs mindpeeker): they wait until a worker with one runs"
+    ]
+    assert (stats.done, seen) == (1, ["evt_mine"])  # and it ran the rest
+    assert inbox.waiting() == {"moco": 2}
 
 
 def test_only_the_new_events_of_a_batch_run(inbox: SQLiteInbox) -> None:
@@ -437,8 +496,6 @@ def test_cli_retry_and_purge(app_dir: Path, capsys: pytest.CaptureFixture[str]) 
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--lease", "nan"], "finite"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", "x.db", "--poll", "nan"], "finite"),
         (["worker", "hooks_for_cli:mindpeeker", "--inbox", ":memory:"], "--inbox: SQLiteInbox"),
-        (["inbox", "ls", "--inbox", "no/such/dir/x.db"], "does not exist"),
-        (["inbox", "ls", "--inbox", "."], "is a directory"),
         (
             ["worker", "hooks_for_cli:mindpeeker", "hooks_for_cli:mindpeeker", "--inbox", "x.db"],
             "two handlers",
@@ -507,3 +564,104 @@ def test_a_timestamp_signed_delivery_that_waited_in_the_inbox_still_runs(
     )
     stats = run_worker(inbox, handler, burst=True)
     assert (stats.done, seen) == (1, ["invoice.paid"])
+
+
+def test_a_worker_that_hung_past_its_lease_cannot_settle_a_lease_taken_after_a_requeue(
+    app_dir: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(app_dir / "webhooks.db")
+    inbox = SQLiteInbox(db, lease=60.0)
+    clock = Clock()
+    stored = put_sample(inbox, "evt_hung")
+    hung = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    other = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    leases: list[StoredDelivery] = []
+
+    @other.on("*")
+    def fails(event: Event) -> None:
+        raise RuntimeError("down")
+
+    @hung.on("*")
+    def stalls(event: Event) -> None:
+        clock.now += 120  # the route hangs past its 60 s lease
+        # Meanwhile another worker takes the delivery over and fails it to dead-letter,
+        takeover = Worker(inbox, {"mindpeeker": other}, Retry(max_attempts=1), clock)
+        assert takeover.run_once() and takeover.stats.dead == 1
+        # someone runs `hookshield inbox retry --dead`, and a third worker leases it.
+        assert main(["inbox", "retry", "--dead", "--inbox", db]) == 0
+        again = inbox.lease(clock(), ["mindpeeker"])
+        assert again is not None and again.attempts == 1
+        leases.append(again)
+        raise RuntimeError("the hung route finally fails")
+
+    first = Worker(inbox, {"mindpeeker": hung}, Retry(), clock, rand=lambda: 0.0)
+    assert first.run_once()
+    # Its retry would have made the delivery due now, for a fourth worker to run
+    # beside the third: it is refused instead, and the third still holds it.
+    assert first.stats.lost == 1 and first.stats.retried == 0
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "leased"
+    assert inbox.lease(clock() + 1, ["mindpeeker"]) is None
+    assert inbox.done(leases[0])
+    assert "another worker has it now" in caplog.text
+
+
+def _edit_row(path: str | Path, delivery_id: str, column: str, old: bytes, new: bytes) -> None:
+    """Change ``old`` to ``new`` in one column of a stored row, as a person with the file could."""
+    db = sqlite3.connect(path)
+    try:
+        (value,) = db.execute(
+            f"SELECT {column} FROM hookshield_inbox WHERE id = ?",  # noqa: S608 - a test's column
+            (delivery_id,),
+        ).fetchone()
+        raw = value if isinstance(value, bytes) else value.encode()
+        assert old in raw
+        changed = raw.replace(old, new)
+        db.execute(
+            f"UPDATE hookshield_inbox SET {column} = ? WHERE id = ?",  # noqa: S608
+            (changed if isinstance(value, bytes) else changed.decode(), delivery_id),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+#: For each sender, a change to its stored row that its own credential does not catch:
+#: a token or Basic credential does not cover the body; an event type read from an
+#: unsigned header is not covered by the signature over the body.
+EDITS: dict[str, tuple[dict[str, Any], str, bytes, bytes]] = {
+    "momentum": ({"token": "momentum-token"}, "body", b'"bounce"', b'"delivery"'),
+    "petal": ({"basic_auth": ("petal", "pw")}, "body", b'"blink"', b'"eye"'),
+    "github": ({"secret": "github-secret"}, "headers", b'"issues"', b'"release"'),
+    "moco": ({"secret": "0123456789abcdef0123456789abcdef"}, "headers", b'"create"', b'"delete"'),
+}
+
+
+@pytest.mark.parametrize("sender", list(EDITS))
+def test_a_row_changed_in_the_inbox_file_is_dead_lettered_never_run(
+    tmp_path: Path, sender: str
+) -> None:
+    import flask
+
+    from hookshield.flask import webhook_view
+
+    credentials, column, old, new = EDITS[sender]
+    handler = WebhookHandler(sender, **credentials)
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    app = flask.Flask(__name__)
+    app.add_url_rule("/hooks", view_func=webhook_view(handler, background=inbox))
+    kind = {"momentum": "bounce", "petal": "blink", "github": "issues.opened"}.get(
+        sender, "activity.create"
+    )
+    body, headers = sample_delivery(sender, kind, **credentials)
+    assert app.test_client().post("/hooks", data=body, headers=headers).status_code == 200
+    [row] = inbox.list()
+    _edit_row(inbox.path, row.id, column, old, new)
+    stats = run_worker(inbox, handler, burst=True)
+    assert seen == []
+    assert stats.dead == 1
+    got = inbox.get(row.id)
+    assert got is not None and got.state == "dead"
+    assert got.last_error is not None and "seal" in got.last_error

@@ -25,6 +25,7 @@ from ._dedupe import (
 )
 from ._errors import (
     AuthenticationError,
+    BodyAlreadyRead,
     BodyTooLarge,
     DeliveryInProgress,
     EmptyBody,
@@ -38,6 +39,7 @@ from ._errors import (
     MissingCredentials,
     PayloadTooDeep,
     StoreUnavailable,
+    TamperedDelivery,
     TimestampOutOfRange,
     UnsupportedContentType,
     WebhookError,
@@ -47,10 +49,11 @@ from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
 from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
-from ._outcome import Outcome
+from ._outcome import Outcome, PendingEvents
+from ._seal import InboxKey
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
-from ._worker import Retry, run_worker
+from ._worker import Retry, run_stored, run_worker
 from .providers._hmac import HmacSender
 from .providers.github import GitHubEvent
 from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
@@ -72,6 +75,7 @@ __all__ = [
     "AuthenticationError",
     "BadData",
     "BandPower",
+    "BodyAlreadyRead",
     "BodyTooLarge",
     "Claim",
     "Coordinates",
@@ -88,6 +92,7 @@ __all__ = [
     "Headers",
     "HmacSender",
     "Inbox",
+    "InboxKey",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
@@ -101,6 +106,7 @@ __all__ = [
     "MoonsenseEvent",
     "Outcome",
     "PayloadTooDeep",
+    "PendingEvents",
     "PetalEvent",
     "Retry",
     "SQLiteDedupeStore",
@@ -108,6 +114,7 @@ __all__ = [
     "StandardWebhooksEvent",
     "StoreUnavailable",
     "StoredDelivery",
+    "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
@@ -115,6 +122,7 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "json_backend",
+    "run_stored",
     "run_worker",
 ]
 

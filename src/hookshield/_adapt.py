@@ -3,9 +3,12 @@
 Theory of operation: an adapter takes the exact raw body and the headers out of the
 framework's request, asks the core for an :class:`~hookshield.Outcome`, and turns it
 into a :class:`Reply` (status, small JSON body, headers) that the framework sends.
-The body is read with ``max_body_size`` enforced while reading: a ``Content-Length``
-over the limit is refused before a byte is read, and a body without one (chunked) is
-read no further than one byte (WSGI) or one received piece (ASGI) past the limit.
+Before a byte of the body is read, :func:`refuse_before_body` refuses what the peer
+and the headers settle (an address outside ``allowed_ips``, a missing signature, a
+wrong token, a ``Content-Length`` over ``max_body_size``): every adapter calls it, and
+nothing else, so that a stranger costs no buffer.  The body is then read with
+``max_body_size`` enforced while reading: a body without a length (chunked) is read no
+further than one byte (WSGI) or one received piece (ASGI) past the limit.
 Background work (a pool, an inbox) lives in ``_background.py``.  This module imports
 no framework.
 """
@@ -22,7 +25,7 @@ from typing import Any, Final, TypeVar
 
 from ._background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from ._dedupe import MemoryDedupeStore
-from ._errors import BodyTooLarge, MalformedPayload, WebhookError
+from ._errors import BodyAlreadyRead, BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike, lowercase_headers
@@ -81,6 +84,47 @@ def too_large(handler: WebhookHandler, limit: int | None = None, setting: str = 
     return Outcome(status=error.status, reason=str(error), error=error)
 
 
+def already_read(handler: WebhookHandler, advice: str) -> Outcome:
+    """The outcome of a body that code of the app read before hookshield, and did not keep.
+
+    Logged at ERROR: it is a mistake in the app that fails every delivery until it is
+    fixed.  ``advice`` says, in the framework's words, how to avoid it.
+    """
+    error = BodyAlreadyRead(
+        "the request body was read before hookshield and not kept, so the bytes the "
+        f"signature covers are gone; {advice}"
+    )
+    logger.error("hookshield: %s delivery refused (%d): %s", handler.provider, error.status, error)
+    return Outcome(status=error.status, reason=str(error), error=error)
+
+
+def kept_body(
+    handler: WebhookHandler,
+    body: bytes,
+    length: int | None,
+    kept: Callable[[], bytes | None],
+    advice: str,
+) -> bytes | Outcome:
+    """The body to verify: the one read from the stream, or the framework's kept copy.
+
+    A body shorter than its ``Content-Length`` (or an empty one without a length)
+    means code of the app read the stream first.  The frameworks keep what some
+    reads took (Werkzeug's ``get_data()``, Django's ``request.body``): ``kept()``
+    returns that copy, or ``None``; the exact bytes are verified then, and anything
+    else is refused with :class:`~hookshield.BodyAlreadyRead`.
+    """
+    if (len(body) >= length) if length is not None else bool(body):
+        return body
+    copy = kept()
+    if length is None:
+        if not copy:  # an empty body; or one read and not kept, which looks the same
+            return body
+        return too_large(handler) if len(copy) > handler.max_body_size else copy
+    if copy is None or len(copy) != length:
+        return already_read(handler, advice)
+    return copy
+
+
 def bad_request(message: str) -> Outcome:
     """The outcome of a request whose body could not be read as sent."""
     error = MalformedPayload(message)
@@ -92,37 +136,21 @@ def route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def declared_length(value: str | None) -> int | None:
-    """The ``Content-Length`` as an int; ``None`` when absent; ``-1`` when malformed."""
-    if value is None or value == "":
-        return None
-    value = value.strip()
-    # RFC 9110 section 8.6: 1*DIGIT.  int() alone would accept "+5", "1_0" or " 5 ".
-    if not value.isascii() or not value.isdigit():
-        return -1
-    return int(value)
+def refuse_before_body(
+    handler: WebhookHandler, peer: str | None, headers: HeadersLike
+) -> Outcome | None:
+    """The refusal of a request that the peer and headers condemn, or ``None``.
 
-
-def check_source(handler: WebhookHandler, peer: str | None, headers: HeadersLike) -> Outcome | None:
-    """Refuse, before reading, a delivery from outside the handler's ``allowed_ips``."""
-    if handler.peers is None:
-        return None
+    Every adapter calls this before it reads a byte of the body: the peer against
+    ``allowed_ips`` (403), then :meth:`WebhookHandler.check_headers` (401 without the
+    sender's credential or with a wrong header credential, 413 for a ``Content-Length``
+    over ``max_body_size``).  The refusal is logged as any other.
+    """
     try:
         handler.check_peer(peer, headers)
+        handler.check_headers(headers)
     except WebhookError as error:
-        return Outcome(status=error.status, reason=str(error), error=error)
-    return None
-
-
-def check_length(handler: WebhookHandler, value: str | None) -> Outcome | None:
-    """Refuse, before reading, a declared body over the limit or a malformed length."""
-    length = declared_length(value)
-    if length is None:
-        return None
-    if length < 0:
-        return bad_request("the Content-Length header is not a number")
-    if length > handler.max_body_size:
-        return too_large(handler)
+        return handler.dispatcher.rejected(error)
     return None
 
 
@@ -223,8 +251,11 @@ def for_view(outcome: Outcome) -> Delivery | None:
     if not outcome.ok or outcome.duplicate or outcome.delivery is None:
         return None
     delivery = outcome.delivery
-    if outcome.pending != delivery.events:
-        delivery = dataclasses.replace(delivery, events=outcome.pending)
+    pending = outcome.pending
+    if not (isinstance(pending, tuple) and pending == delivery.events):
+        # A view is handed the events themselves: a batch accepted record by record
+        # (PendingEvents) is decoded again here.
+        delivery = dataclasses.replace(delivery, events=tuple(pending))
     return delivery
 
 

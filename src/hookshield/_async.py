@@ -9,7 +9,7 @@ reported when the pool is first needed rather than at import.
 (unless ``sync_handlers_in_thread=False``), an async store (``redis.asyncio``) is
 awaited, a blocking one (SQLite, a sync Redis client) is called in a worker thread,
 and the in-memory store is called on the loop, where a thread hop would cost more
-than the call.
+than the call.  The pause before a store step is tried again is ``asyncio.sleep``.
 
 The worker threads.  :func:`asyncio.to_thread` goes through the loop's default
 executor, where each call takes a :class:`concurrent.futures.Future` (a condition and
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import dataclasses
 import inspect
 import os
 import queue
@@ -42,11 +43,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from ._claims import Kind, Steps
 from ._dispatch import advance
 from ._errors import WebhookError
-from ._outcome import Outcome
+from ._outcome import Outcome, PendingEvents, event_types_of
 from ._verify import Body, as_bytes
 
 if TYPE_CHECKING:
-    from ._events import Delivery
+    from ._events import Delivery, Event
     from ._handler import WebhookHandler
     from ._headers import HeadersLike
 
@@ -225,7 +226,9 @@ async def drive(handler: WebhookHandler, steps: Steps) -> Any:
         kind, func, args = step
         cancelled: asyncio.CancelledError | None = None
         try:
-            if kind is Kind.STORE:
+            if kind is Kind.WAIT:
+                result = await asyncio.sleep(*args)  # a store's retry: the loop keeps serving
+            elif kind is Kind.STORE:
                 if store_is_async:
                     result = await func(*args)
                 elif store_inline:
@@ -311,15 +314,11 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
     if not outcome.pending:
         return outcome
     router = handler.router
-    if (
-        handler.sync_handlers_in_thread
-        and not handler.store_is_async
-        and router.all_plain(outcome.pending)
-    ):
+    # By type: a batch accepted record by record (PendingEvents) is not decoded for it.
+    kinds = event_types_of(outcome.pending)
+    if handler.sync_handlers_in_thread and not handler.store_is_async and router.all_plain(kinds):
         threaded = any(
-            router.wants_thread(route)
-            for event in outcome.pending
-            for route in router.routes_for(event.type)
+            router.wants_thread(route) for kind in kinds for route in router.routes_for(kind)
         )
         if threaded:  # one hop for the whole delivery, rather than one per route
             try:
@@ -327,8 +326,18 @@ async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
             except Exception:  # no thread could take it (once there, finish settles)
                 await handler.release_async(outcome)
                 raise
-        if handler.store_inline:
-            return handler.finish(outcome)  # inline routes and an in-memory store
+        if handler.store_inline:  # inline routes and an in-memory store
+            pending = outcome.pending
+            body = outcome.delivery.body if outcome.delivery is not None else b""
+            if isinstance(pending, PendingEvents) and len(body) > INLINE_BODY_LIMIT:
+                # A large batch is decoded again off the loop; its routes then run on it.
+                try:
+                    events: tuple[Event, ...] = await run_in_thread(tuple, pending)
+                except Exception:
+                    await handler.release_async(outcome)
+                    raise
+                outcome = dataclasses.replace(outcome, pending=events)
+            return handler.finish(outcome)
     result: Outcome = await drive(handler, handler.dispatcher.finish(outcome))
     return result
 

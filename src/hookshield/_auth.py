@@ -4,7 +4,7 @@ Theory of operation:
 
 * Every secret is held as bytes; a ``str`` is UTF-8 encoded, as every one of our
   senders does when it keys its HMAC (MOCO's 32-character hex key is used as its ASCII
-  text, not hex-decoded: the test vector in PROVIDERS.md proves it).
+  text, not hex-decoded: the test vector of MOCO's WebHooks documentation proves it).
 * Signatures are compared in one place, ``providers/_scheme.py`` (``HmacScheme``),
   with the keys prepared here (:class:`HmacSha256Key`, in :class:`Credentials`).
 * Tokens and passwords are compared as SHA-256 digests of both sides, so the compare
@@ -29,6 +29,7 @@ from ._errors import (
     MalformedSignature,
 )
 from ._headers import Headers
+from ._options import type_name
 
 __all__ = [
     "MAX_HEADER_SIZE",
@@ -63,7 +64,9 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
     elif isinstance(value, Sequence):
         items = [*value]
     else:
-        raise TypeError(f"{name} must be a str, bytes or a sequence of them, not {type(value)!r}")
+        raise TypeError(
+            f"{name} must be a str, bytes or a sequence of them, not {type_name(value)}"
+        )
     if not items:
         raise ValueError(f"{name} is an empty sequence: pass at least one secret")
     secrets: list[bytes] = []
@@ -73,7 +76,7 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
         elif isinstance(item, (bytes, bytearray)):
             encoded = bytes(item)
         else:
-            raise TypeError(f"each {name} must be a str or bytes, not {type(item)!r}")
+            raise TypeError(f"each {name} must be a str or bytes, not {type_name(item)}")
         if not encoded:
             raise ValueError(f"{name} must not be empty: an empty key authenticates anyone")
         secrets.append(encoded)

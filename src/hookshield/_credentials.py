@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._auth import Credentials, HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
+from ._options import type_name
 
 if TYPE_CHECKING:
     from .providers import Provider
@@ -42,6 +43,12 @@ def prepare_credentials(
     allow_unsigned: bool,
 ) -> Credentials:
     """Check the options against what ``sender`` can carry, and prepare them."""
+    # Each option's type is judged first, whatever the sender: a wrong one is named
+    # as such rather than as an option the sender cannot carry.
+    secrets = normalize_secrets(secret, name="secret")
+    tokens = normalize_secrets(token, name="token")
+    pairs = _basic_pairs(basic_auth)
+    bearers = normalize_secrets(bearer_token, name="bearer_token")
     given = {
         "secret": secret,
         "token": token,
@@ -55,14 +62,11 @@ def prepare_credentials(
     if token_header is not None and token is None:
         raise ValueError("token_header= names where the token travels; pass token= too")
     credentials = Credentials(
-        hmac_keys=tuple(
-            HmacSha256Key(key)
-            for key in sender.signing_keys(normalize_secrets(secret, name="secret"))
-        ),
-        tokens=digest_secrets(normalize_secrets(token, name="token")),
+        hmac_keys=tuple(HmacSha256Key(key) for key in sender.signing_keys(secrets)),
+        tokens=digest_secrets(tokens),
         token_header=token_header,
-        basic=digest_secrets(_basic_pairs(basic_auth)),
-        bearer=digest_secrets(normalize_secrets(bearer_token, name="bearer_token")),
+        basic=digest_secrets(pairs),
+        bearer=digest_secrets(bearers),
     )
     if credentials.empty:
         _check_unsigned(sender, allow_unsigned, can)
@@ -93,8 +97,13 @@ def _basic_pairs(value: BasicAuth | None) -> tuple[bytes, ...]:
         return ()
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
         pairs: Sequence[object] = [value]
-    else:
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         pairs = value
+    else:
+        raise TypeError(
+            "basic_auth must be a (user, password) pair of strings, or a sequence of "
+            f"them, not {type_name(value)}"
+        )
     if not pairs:
         raise ValueError("basic_auth is an empty sequence: pass (user, password)")
     result = []
@@ -104,7 +113,7 @@ def _basic_pairs(value: BasicAuth | None) -> tuple[bytes, ...]:
         ):
             # The type only: the value would put a password in the startup log.
             raise TypeError(
-                f"basic_auth takes (user, password) string pairs, not {type(pair).__name__}"
+                f"basic_auth takes (user, password) string pairs, not {type_name(pair)}"
             )
         user, password = pair
         if ":" in user or not password:

@@ -11,25 +11,38 @@ A key is in one of two states:
   finds the key done is acknowledged 200 and not dispatched again.
 
 An attempt that fails *releases* its key, so that the retry runs.  Each step is one
-atomic call on the store, so that Redis (``SET NX PX``, a script) or an SQL unique
-insert implements it without a race between processes.
+atomic call on the store, so that Redis (a script) or an SQL transaction implements
+it without a race between processes.
+
+A claim has an *owner*: a NEW claim comes with a random token, kept with the key
+while it is in progress.  An attempt whose routes outlive its lease may find that a
+retry has claimed the key since; the token keeps the two apart.  The stale attempt's
+``release`` leaves the other's claim alone (else a third copy would run beside the
+second), and its ``complete`` marks the key done anyway (the routes ran), after which
+the other attempt's ``release`` cannot erase that (else the delivery would succeed a
+second time).  Each step answers whether the key was still the token's, for the
+handler to log.
 
 This module owns the protocol and the in-process store.  The bookkeeping of one
-delivery's claims (which keys, released from which event on) lives in
-``_claims.py``; the shared stores live beside the libraries they need
+delivery's claims (which keys, with which tokens, released from which event on)
+lives in ``_claims.py``; the shared stores live beside the libraries they need
 (``hookshield.redis``, ``hookshield.django``) and in ``_sqlite.py``.
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
+import secrets
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
+
+from ._options import function, integer
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -38,6 +51,7 @@ __all__ = [
     "Claim",
     "DedupeStore",
     "MemoryDedupeStore",
+    "new_token",
 ]
 
 logger = logging.getLogger("hookshield")
@@ -62,23 +76,45 @@ class Claim(enum.Enum):
     DONE = "done"
 
 
+def new_token() -> str:
+    """A new claim's owner token: random, so that no two processes ever make the same."""
+    return secrets.token_hex(16)
+
+
 @runtime_checkable
 class DedupeStore(Protocol):
     """A store shared by every process that receives a sender's deliveries.
 
-    Each method is one atomic step.  ``lease`` and ``ttl`` are in seconds.
+    Each method is one atomic step; ``lease`` and ``ttl`` are in seconds.  A key is
+    *live* until its lease or TTL runs out, and *free* when it is not live (never
+    seen, expired, or released).  A NEW claim's *token* (:func:`new_token`, or any
+    text unique to that claim) is kept with the key while it is in progress: it names
+    the attempt that owns the claim.
     """
 
-    def claim(self, key: str, lease: float) -> Claim:
-        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
+        """Mark a free ``key`` in progress for ``lease`` seconds under a new token.
+
+        Answers ``(Claim.NEW, token)`` for a key that was free, else
+        ``(Claim.IN_PROGRESS, None)`` or ``(Claim.DONE, None)``.
+        """
         ...
 
-    def complete(self, key: str, ttl: float) -> None:
-        """Mark ``key`` done for ``ttl`` seconds: its routes ran."""
+    def complete(self, key: str, token: str, ttl: float) -> bool:
+        """Mark ``key`` done for ``ttl`` seconds, whatever its state: its routes ran.
+
+        Answers ``False`` if the key was in progress under another token (this
+        attempt's lease ran out and another claimed the key), else ``True``.
+        """
         ...
 
-    def release(self, key: str) -> None:
-        """Forget ``key``, so that the sender's retry runs."""
+    def release(self, key: str, token: str) -> bool:
+        """Forget ``key``, so that the sender's retry runs, unless it is another's.
+
+        A key that is live and done, or in progress under another token, is left as
+        it is and the answer is ``False``; otherwise (the claim of ``token``, or a
+        free key) it is forgotten and the answer is ``True``.
+        """
         ...
 
 
@@ -90,16 +126,16 @@ class AsyncDedupeStore(Protocol):
     ASGI adapters); its sync ``handle`` raises ``TypeError``.
     """
 
-    def claim(self, key: str, lease: float) -> Awaitable[Claim]:
-        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+    def claim(self, key: str, lease: float) -> Awaitable[tuple[Claim, str | None]]:
+        """Mark a free ``key`` in progress under a new token; say what it was."""
         ...
 
-    def complete(self, key: str, ttl: float) -> Awaitable[None]:
-        """Mark ``key`` done for ``ttl`` seconds."""
+    def complete(self, key: str, token: str, ttl: float) -> Awaitable[bool]:
+        """Mark ``key`` done for ``ttl`` seconds; ``False`` if another token held it."""
         ...
 
-    def release(self, key: str) -> Awaitable[None]:
-        """Forget ``key``."""
+    def release(self, key: str, token: str) -> Awaitable[bool]:
+        """Forget ``key`` unless it is done or another token's; ``False`` if so."""
         ...
 
 
@@ -117,54 +153,62 @@ class MemoryDedupeStore:
     def __init__(
         self, max_entries: int = 1_000_000, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_entries < 1:
+        if integer("max_entries", max_entries, "a count of keys") < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
-        # key -> (done, expiry); kept in the order keys were last written, which with
-        # one lease and one TTL is close to expiry order.
-        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        # key -> (done, expiry, owner token or None); kept in the order keys were last
+        # written, which with one lease and one TTL is close to expiry order.
+        self._entries: OrderedDict[str, tuple[bool, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
-        self._clock = clock
+        self._clock = function("clock", clock)
         self._warned = False
 
-    def claim(self, key: str, lease: float) -> Claim:
-        """Mark ``key`` in progress for ``lease`` seconds if it is free; say what it was."""
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
+        """Mark a free ``key`` in progress for ``lease`` seconds under a new token."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[1] > now:
-                return Claim.DONE if entry[0] else Claim.IN_PROGRESS
-            self._write(key, False, now + lease, now)
-            return Claim.NEW
+                return (Claim.DONE if entry[0] else Claim.IN_PROGRESS), None
+            token = new_token()
+            self._write(key, (False, now + lease, token), now)
+            return Claim.NEW, token
 
-    def complete(self, key: str, ttl: float) -> None:
-        """Mark ``key`` done for ``ttl`` seconds."""
+    def complete(self, key: str, token: str, ttl: float) -> bool:
+        """Mark ``key`` done for ``ttl`` seconds; ``False`` if another token held it."""
         now = self._clock()
         with self._lock:
             entries = self._entries
-            if key in entries:  # the usual case, just claimed: the store does not grow
-                entries[key] = (True, now + ttl)
+            entry = entries.get(key)
+            if entry is not None:  # the usual case, just claimed: the store does not grow
+                entries[key] = (True, now + ttl, None)
                 entries.move_to_end(key)
             else:
-                self._write(key, True, now + ttl, now)
+                self._write(key, (True, now + ttl, None), now)
+            return not _held_by_another(entry, token, now)
 
-    def release(self, key: str) -> None:
-        """Forget ``key``."""
+    def release(self, key: str, token: str) -> bool:
+        """Forget ``key`` unless it is done or another token's; ``False`` if so."""
+        now = self._clock()
         with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] > now and (entry[0] or entry[2] != token):
+                return False
             self._entries.pop(key, None)
+            return True
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def _write(self, key: str, done: bool, expiry: float, now: float) -> None:
+    def _write(self, key: str, entry: tuple[bool, float, str | None], now: float) -> None:
         entries = self._entries
-        entries[key] = (done, expiry)
+        entries[key] = entry
         entries.move_to_end(key)
         # Expired entries sit at the front (written longest ago); drop them, then as
         # many of the oldest live ones as the bound requires.
         while entries:
-            oldest, (_, oldest_expiry) = next(iter(entries.items()))
+            oldest, (_, oldest_expiry, _) = next(iter(entries.items()))
             if oldest_expiry > now and len(entries) <= self.max_entries:
                 break
             del entries[oldest]
@@ -182,6 +226,17 @@ class MemoryDedupeStore:
         return f"MemoryDedupeStore(max_entries={self.max_entries})"
 
 
+def _held_by_another(entry: tuple[bool, float, str | None] | None, token: str, now: float) -> bool:
+    """Whether ``entry`` is a live claim in progress under a token other than ``token``."""
+    return entry is not None and entry[1] > now and not entry[0] and entry[2] != token
+
+
+# -- the protocols of earlier releases -----------------------------------------------------
+
+#: The token the wrappers below hand out: their stores keep none.
+_UNOWNED = "unowned"
+
+
 class _TwoStepStore(Protocol):
     """The protocol of hookshield 0.1: ``claim(key, ttl) -> bool`` and ``release(key)``."""
 
@@ -190,30 +245,131 @@ class _TwoStepStore(Protocol):
     def release(self, key: str) -> None: ...
 
 
-def adapt_store(store: object, ttl: float) -> DedupeStore | AsyncDedupeStore:
-    """``store`` as a :class:`DedupeStore`; a store of the 0.1 protocol is wrapped, with a warning.
+class _OwnerlessStore(Protocol):
+    """The protocol before claims had owners: no token in or out."""
 
-    A store with only ``claim(key, ttl) -> bool`` and ``release(key)`` keeps working
-    for this release: its claim lasts the whole TTL (it cannot tell an attempt in
-    progress from one done), and a retry during an attempt is taken for a duplicate,
-    as in 0.1.  Anything else is a ``TypeError``.
+    def claim(self, key: str, lease: float) -> Claim: ...
+
+    def complete(self, key: str, ttl: float) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+
+class _AsyncOwnerlessStore(Protocol):
+    """:class:`_OwnerlessStore`, awaited."""
+
+    def claim(self, key: str, lease: float) -> Awaitable[Claim]: ...
+
+    def complete(self, key: str, ttl: float) -> Awaitable[None]: ...
+
+    def release(self, key: str) -> Awaitable[None]: ...
+
+
+_PROTOCOL = (
+    "claim(key, lease) -> (Claim, token), complete(key, token, ttl) -> bool and "
+    "release(key, token) -> bool (see hookshield.DedupeStore)"
+)
+
+
+def adapt_store(store: object, ttl: float) -> DedupeStore | AsyncDedupeStore:
+    """``store`` as a :class:`DedupeStore`; a store of an earlier protocol is wrapped, with a warning.
+
+    Each earlier protocol keeps working for one release:
+
+    * ``claim(key, lease) -> Claim``, ``complete(key, ttl)`` and ``release(key)``, with
+      no owner token: a stale attempt can still release or overwrite the claim of the
+      attempt that took its key over, as before;
+    * hookshield 0.1's ``claim(key, ttl) -> bool`` and ``release(key)``: its claim lasts
+      the whole TTL (it cannot tell an attempt in progress from one done), and a retry
+      during an attempt is taken for a duplicate, as in 0.1.
+
+    Anything else is a ``TypeError``.
     """
-    if isinstance(store, (DedupeStore, AsyncDedupeStore)):
-        return store
-    if callable(getattr(store, "claim", None)) and callable(getattr(store, "release", None)):
+    steps = [getattr(store, name, None) for name in ("claim", "complete", "release")]
+    claim, complete, release = steps
+    if all(callable(step) for step in steps):
+        if _accepts(complete, "key", "token", 1.0) and _accepts(release, "key", "token"):
+            return store  # type: ignore[return-value]
+        warnings.warn(
+            f"{type(store).__name__} has claim(key, lease) -> Claim, complete(key, ttl) "
+            "and release(key), a de-duplication protocol without owner tokens: an "
+            "attempt that outlives its lease can release or overwrite the claim of the "
+            f"attempt that took its key over. Implement {_PROTOCOL}. This support will "
+            "be removed in the next release.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if inspect.iscoroutinefunction(claim):
+            return _AsyncOwnerlessWrapper(store)  # type: ignore[arg-type]
+        return _OwnerlessWrapper(store)  # type: ignore[arg-type]
+    if callable(claim) and callable(release):
         warnings.warn(
             f"{type(store).__name__} has claim(key, ttl) -> bool and release(key), the "
-            "de-duplication protocol of hookshield 0.1; add complete(key, ttl) and make "
-            "claim return a hookshield.Claim (see hookshield.DedupeStore). This support "
-            "will be removed in the next release.",
+            f"de-duplication protocol of hookshield 0.1; implement {_PROTOCOL}. This "
+            "support will be removed in the next release.",
             DeprecationWarning,
             stacklevel=3,
         )
         return _LegacyStore(store, ttl)  # type: ignore[arg-type]
     raise TypeError(
-        "dedupe must have claim(key, lease), complete(key, ttl) and release(key) "
-        "methods (see hookshield.DedupeStore), or be None"
+        "dedupe must have claim(key, lease), complete(key, token, ttl) and "
+        "release(key, token) methods (see hookshield.DedupeStore), or be None"
     )
+
+
+def _accepts(method: object, *args: object) -> bool:
+    """Whether ``method`` can be called with ``args`` (a method with no signature: yes)."""
+    try:
+        inspect.signature(method).bind(*args)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    except ValueError:  # a built-in without a signature: trusted to be current
+        return True
+    return True
+
+
+class _OwnerlessWrapper:
+    """A store without owner tokens behind the current protocol: it cannot tell owners apart."""
+
+    def __init__(self, store: _OwnerlessStore) -> None:
+        self.store = store
+
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
+        state = self.store.claim(key, lease)
+        return state, (_UNOWNED if state is Claim.NEW else None)
+
+    def complete(self, key: str, token: str, ttl: float) -> bool:
+        self.store.complete(key, ttl)
+        return True
+
+    def release(self, key: str, token: str) -> bool:
+        self.store.release(key)
+        return True
+
+    def __repr__(self) -> str:
+        return repr(self.store)
+
+
+class _AsyncOwnerlessWrapper:
+    """:class:`_OwnerlessWrapper` for an async store."""
+
+    def __init__(self, store: _AsyncOwnerlessStore) -> None:
+        self.store = store
+
+    async def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
+        state = await self.store.claim(key, lease)
+        return state, (_UNOWNED if state is Claim.NEW else None)
+
+    async def complete(self, key: str, token: str, ttl: float) -> bool:
+        await self.store.complete(key, ttl)
+        return True
+
+    async def release(self, key: str, token: str) -> bool:
+        await self.store.release(key)
+        return True
+
+    def __repr__(self) -> str:
+        return repr(self.store)
 
 
 class _LegacyStore:
@@ -223,14 +379,18 @@ class _LegacyStore:
         self.store = store
         self.ttl = ttl
 
-    def claim(self, key: str, lease: float) -> Claim:
-        return Claim.NEW if self.store.claim(key, self.ttl) else Claim.DONE
+    def claim(self, key: str, lease: float) -> tuple[Claim, str | None]:
+        if self.store.claim(key, self.ttl):
+            return Claim.NEW, _UNOWNED
+        return Claim.DONE, None
 
-    def complete(self, key: str, ttl: float) -> None:
+    def complete(self, key: str, token: str, ttl: float) -> bool:
         """Nothing to do: the claim was recorded for the TTL."""
+        return True
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, token: str) -> bool:
         self.store.release(key)
+        return True
 
     def __repr__(self) -> str:
         return repr(self.store)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,8 +31,9 @@ from ._claims import Claims, Kind, Step, Steps, bounded
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
 from ._errors import DeliveryInProgress, WebhookError
 from ._events import Delivery, Event
-from ._outcome import Outcome
+from ._outcome import Outcome, PendingEvents
 from ._routing import Router
+from ._text import printable
 from .providers import Provider
 
 __all__ = ["Dispatcher", "advance", "dispatched_reason", "drive"]
@@ -63,18 +64,33 @@ class Dispatcher:
             return refused
         return (yield from self.dispatch(delivery, events, claims, claim_events=True))
 
-    def accept(self, delivery: Delivery) -> Steps:
-        """Claim a delivery and its events; the outcome's ``pending`` are the new ones."""
+    def accept(
+        self, delivery: Delivery, source: Callable[[], Iterator[Event]] | None = None
+    ) -> Steps:
+        """Claim a delivery and its events; the outcome's ``pending`` are the new ones.
+
+        With ``source`` (a batch read record by record) each event is decoded, claimed
+        and let go: the outcome's ``pending`` is a :class:`PendingEvents` that keeps
+        only the new events' keys and decodes them again from ``source`` when read.
+        The whole batch is read here either way, so that a malformed record is
+        refused before the delivery is answered 2xx.
+        """
         claims, refused = yield from self._claim_delivery(delivery)
         if refused is not None:
             return refused
-        events = delivery.events
-        if claims is None or not self.sender.dedupe_events:
-            return Outcome(200, "accepted", delivery, pending=events, claims=claims)
-        pending: list[Event] = []
+        per_event = claims is not None and self.sender.dedupe_events
+        if source is None and not per_event:
+            return Outcome(200, "accepted", delivery, pending=delivery.events, claims=claims)
+        events = delivery.events if source is None else source()
+        kept: list[Event] = []  # the new events, when not streamed
+        keys: set[str] = set()  # their keys, when streamed
+        types: dict[str, None] = {}
+        seen = new = 0
         try:
             for event in events:
-                key = self._event_key(event)
+                seen += 1
+                ident = self.sender.event_key(event) if per_event else None
+                key = None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
                 if key is not None and claims.holds(key):
                     continue  # the same record twice in one batch: run it once
                 state = Claim.NEW if key is None else (yield from claims.claim(key))
@@ -82,21 +98,40 @@ class Dispatcher:
                     yield from claims.release_all()
                     return self.in_progress(delivery)
                 if state is Claim.NEW:
-                    pending.append(event)
-        except WebhookError as exc:  # the store failed
-            yield from claims.release_all()
+                    new += 1
+                    if source is None:
+                        kept.append(event)
+                    else:
+                        types.setdefault(event.type)
+                        if ident is not None:
+                            keys.add(ident)
+        except WebhookError as exc:  # a malformed record, or the store failed
+            if claims is not None:
+                yield from claims.release_all()
             return self.rejected(exc, delivery)
         except GeneratorExit:
             raise
         except BaseException:
-            yield from claims.release_all()
+            if claims is not None:
+                yield from claims.release_all()
             raise
-        if not pending:
-            yield from claims.complete_all()
-            duplicate = bool(events)
+        if not new:
+            if claims is not None:
+                yield from claims.complete_all()
+            duplicate = seen > 0
             reason = "duplicate events" if duplicate else "accepted"
             return Outcome(200, reason, delivery, duplicate=duplicate)
-        return Outcome(200, "accepted", delivery, pending=tuple(pending), claims=claims)
+        if source is None:
+            return Outcome(200, "accepted", delivery, pending=tuple(kept), claims=claims)
+        pending = PendingEvents(
+            source,
+            count=new,
+            # Every record new: no keys to keep (nor to store in an inbox row).
+            keys=None if new == seen else frozenset(keys),
+            key=self.sender.event_key,
+            types=tuple(types),
+        )
+        return Outcome(200, "accepted", delivery, pending=pending, claims=claims)
 
     def finish(self, outcome: Outcome) -> Steps:
         """Dispatch an accepted outcome's pending events, then complete or release."""
@@ -171,12 +206,19 @@ class Dispatcher:
     ) -> Outcome:
         """The outcome of a delivery refused with ``exc``."""
         log = logger.warning if exc.status >= 500 else logger.info
-        log("hookshield: %s delivery refused (%d): %s", self.sender.name, exc.status, exc)
+        log(
+            "hookshield: %s delivery refused (%d): %s",
+            self.sender.name,
+            exc.status,
+            printable(exc),
+        )
         return Outcome(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
 
     def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
         """The outcome of a retry that arrives while another attempt still runs."""
-        logger.info("hookshield: %s delivery %s is in progress", self.sender.name, delivery.id)
+        logger.info(
+            "hookshield: %s delivery %s is in progress", self.sender.name, printable(delivery.id)
+        )
         error = DeliveryInProgress(IN_PROGRESS_REASON)
         return Outcome(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
@@ -191,7 +233,9 @@ class Dispatcher:
         except WebhookError as exc:
             return None, self.rejected(exc, delivery)
         if state is Claim.DONE:
-            logger.info("hookshield: duplicate %s delivery %s", self.sender.name, delivery.id)
+            logger.info(
+                "hookshield: duplicate %s delivery %s", self.sender.name, printable(delivery.id)
+            )
             return None, Outcome(200, "duplicate delivery", delivery, duplicate=True)
         if state is Claim.IN_PROGRESS:
             return None, self.in_progress(delivery)
@@ -228,7 +272,7 @@ class Dispatcher:
             "hookshield: a %s route raised %s on a %s event; released, so that it runs again",
             self.sender.name,
             type(exc).__name__,
-            event.type,
+            printable(event.type),
             exc_info=exc,
         )
         reason = f"a handler raised {type(exc).__name__}"

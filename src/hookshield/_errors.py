@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BodyAlreadyRead",
     "BodyTooLarge",
     "DeliveryInProgress",
     "EmptyBody",
@@ -27,6 +28,7 @@ __all__ = [
     "MissingCredentials",
     "PayloadTooDeep",
     "StoreUnavailable",
+    "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
     "WebhookError",
@@ -105,6 +107,19 @@ class BodyTooLarge(WebhookError):
     status = 413
 
 
+class BodyAlreadyRead(WebhookError):
+    """Code of the app read the request body before hookshield and did not keep it (500).
+
+    A ``before_request`` function, a middleware or a parser consumed the stream, so
+    the bytes the signature covers are gone.  The fault is the receiving app's, not
+    the sender's, and the delivery is sound: a 5xx makes the sender retry within its
+    retry window (every sender retries any non-2xx alike), so once the app is fixed
+    its retries are received rather than lost.  Adapters log it at ERROR.
+    """
+
+    status = 500
+
+
 class HeaderTooLarge(WebhookError):
     """A header the sender's authentication reads is larger than allowed (431)."""
 
@@ -146,4 +161,13 @@ class TimestampOutOfRange(AuthenticationError):
     """The signed timestamp is older, or further in the future, than the tolerance (401).
 
     A replay of a captured delivery is refused this way once its window has passed.
+    """
+
+
+class TamperedDelivery(AuthenticationError):
+    """A stored delivery's seal is missing or does not match (401): never run.
+
+    Raised by a worker, never for a request: the inbox row (or the queued message)
+    was changed after it was stored, was stored without a seal, or was sealed with
+    another key than the worker's.
     """

@@ -31,15 +31,19 @@ from ._dispatch import Dispatcher, drive
 from ._errors import WebhookError
 from ._events import Delivery, Event
 from ._headers import HeadersLike
+from ._options import flag, integer, text
 from ._outcome import Outcome
 from ._peers import AddressesLike, PeerPolicy
 from ._routing import H, R, Route, Router
+from ._stores import seconds
 from ._verify import Body, Verifier
 from .providers import ProviderLike, get_provider
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "WebhookHandler"]
 
-#: 25 MiB: a Momentum batch of 10,000 records is several MB.
+#: 25 MiB: the largest of the senders' own defaults (a 10,000-record Momentum batch,
+#: GitHub's 25 MB cap), and the one every sender had before each got its own
+#: (``Provider.default_max_body_size``, ``HmacSender(max_body_size=...)``).
 DEFAULT_MAX_BODY_SIZE: Final = 25 * 1024 * 1024
 
 
@@ -70,7 +74,9 @@ class WebhookHandler:
     several workers, ``None`` for none.  ``dedupe_ttl`` is how long a handled delivery
     is remembered (by default the sender's retry window with margin), and
     ``dedupe_lease`` how long an attempt in progress holds it before a retry may run
-    it (the process may have died).  ``max_body_size`` is the largest body accepted.
+    it (the process may have died).  ``max_body_size`` is the largest body accepted,
+    by default the sender's own (1 MiB for MOCO, MindPeeker and Standard Webhooks,
+    25 MiB for Momentum and GitHub; see each sender's page).
 
     A batch (Momentum) is dispatched record by record as it is decoded, needing about
     its body's size in memory; a malformed record part-way is found after the records
@@ -81,9 +87,11 @@ class WebhookHandler:
     ``allowed_ips`` (addresses and ranges, IPv4 or IPv6) restricts where deliveries
     may come from: the adapters answer 403 to any other before reading the body.
     ``trusted_proxies`` names the proxies in front of the app whose
-    ``X-Forwarded-For`` or ``Forwarded`` header is believed; none by default.  Code
-    that calls :meth:`handle` (or :meth:`verify`, :meth:`accept`) itself calls
-    :meth:`check_peer` first.
+    ``X-Forwarded-For`` or ``Forwarded`` header is believed; none by default.  The
+    adapters also refuse, before reading the body, a delivery without its signature
+    or with a wrong header credential (:meth:`check_headers`).  Code that calls
+    :meth:`handle` (or :meth:`verify`, :meth:`accept`) itself calls :meth:`check_peer`
+    and :meth:`check_headers` first, before it reads the body.
     """
 
     def __init__(
@@ -96,7 +104,7 @@ class WebhookHandler:
         basic_auth: BasicAuth | None = None,
         bearer_token: SecretLike | None = None,
         allow_unsigned: bool = False,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_body_size: int | None = None,
         dedupe: DedupeStore | AsyncDedupeStore | _Default | None = _DEFAULT,
         dedupe_ttl: float | None = None,
         dedupe_lease: float = DEFAULT_LEASE,
@@ -105,7 +113,30 @@ class WebhookHandler:
         allowed_ips: AddressesLike | None = None,
         trusted_proxies: AddressesLike | None = None,
     ) -> None:
+        # The options that only need a type and a value come first, then the ones
+        # checked against the sender, and the credentials last: a wrong type is named
+        # before a missing secret could hide it.
+        if max_body_size is not None:
+            max_body_size = integer("max_body_size", max_body_size, "bytes")
+            if max_body_size < 1:
+                raise ValueError("max_body_size must be a positive number of bytes")
+        lease = seconds("dedupe_lease", dedupe_lease)
+        for option, value in (
+            ("allow_unsigned", allow_unsigned),
+            ("sync_handlers_in_thread", sync_handlers_in_thread),
+            ("stream_batches", stream_batches),
+        ):
+            flag(option, value)
+        if token_header is not None:
+            text("token_header", token_header, "a header name (str)")
         sender = get_provider(provider)
+        if max_body_size is None:
+            max_body_size = sender.default_max_body_size
+        ttl = sender.default_dedupe_ttl if dedupe_ttl is None else seconds("dedupe_ttl", dedupe_ttl)
+        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
+        store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
+        if store is not None:
+            store = adapt_store(store, ttl)
         credentials = prepare_credentials(
             sender,
             secret=secret,
@@ -115,15 +146,6 @@ class WebhookHandler:
             bearer_token=bearer_token,
             allow_unsigned=allow_unsigned,
         )
-        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
-        if max_body_size < 1:
-            raise ValueError("max_body_size must be a positive number of bytes")
-        ttl = sender.default_dedupe_ttl if dedupe_ttl is None else dedupe_ttl
-        if ttl <= 0 or dedupe_lease <= 0:
-            raise ValueError("dedupe_ttl and dedupe_lease must be positive numbers of seconds")
-        store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
-        if store is not None:
-            store = adapt_store(store, ttl)
         self.unsigned = credentials.empty
         self.sync_handlers_in_thread = sync_handlers_in_thread
         self.stream_batches = stream_batches
@@ -135,7 +157,7 @@ class WebhookHandler:
         self.store_inline = store is None or isinstance(store, MemoryDedupeStore)
         self.verifier = Verifier(sender, credentials, max_body_size)
         self.router = Router(sender.title, sender.event_types)
-        self.dispatcher = Dispatcher(sender, self.router, store, dedupe_lease, ttl)
+        self.dispatcher = Dispatcher(sender, self.router, store, lease, ttl)
 
     # -- configuration -------------------------------------------------------------
     # Read-only: the verifier and the dispatcher hold them, and a value set on the
@@ -181,7 +203,9 @@ class WebhookHandler:
 
         A type is a name (``"session.completed"``), a prefix wildcard
         (``"session.*"``), or ``"*"`` for every event.  The function takes the
-        :class:`~hookshield.Event`; it may be ``async def``.  Under asyncio a plain
+        event, and may be annotated with the sender's event class
+        (:class:`~hookshield.MindPeekerEvent`...) or :class:`~hookshield.Event`; it is
+        returned unchanged, its type too.  It may be ``async def``.  Under asyncio a plain
         function runs in a worker thread, so that one that blocks cannot stall the
         server; ``inline=True`` runs it on the event loop instead, saving the
         hand-off, for a route that only computes.
@@ -209,6 +233,20 @@ class WebhookHandler:
         """
         if self.peers is not None:
             self.peers.check(peer, headers)
+
+    def check_headers(self, headers: HeadersLike) -> None:
+        """Refuse, from the headers alone, a delivery whose body need not be read.
+
+        Raises :class:`~hookshield.MissingCredentials` (401) without the sender's
+        signature or credential header; checks a credential that travels in a header
+        alone (``token``, ``basic_auth``, ``bearer_token``) completely
+        (:class:`~hookshield.InvalidSignature`, 401); refuses a ``Content-Length``
+        over ``max_body_size`` (:class:`~hookshield.BodyTooLarge`, 413).  The adapters
+        call this before reading a byte of the body, so that a stranger costs no
+        buffer; call it yourself (after :meth:`check_peer`) before reading the body
+        for :meth:`handle`.  A signature over the body is checked by :meth:`handle`.
+        """
+        self.verifier.check_headers(headers)
 
     def authenticate(self, body: Body, headers: HeadersLike) -> None:
         """Check only the size and credentials of a delivery; raise a WebhookError if bad."""
@@ -265,13 +303,22 @@ class WebhookHandler:
         A 200 outcome's ``pending`` events are new: pass the outcome to :meth:`finish`
         (or :meth:`finish_async`) to dispatch them, or, for code that handles them
         itself, to :meth:`complete` once done or :meth:`release` if it failed.
+
+        A batch (Momentum) is read and claimed record by record, and a malformed
+        record refuses it; ``pending`` is then a :class:`~hookshield.PendingEvents`,
+        which keeps only the new records' keys and decodes them again as it is read,
+        so that accepting a batch costs about its body's size.
         """
         self._require_plain_store("accept")
+        source: Callable[[], Iterator[Event]] | None = None
         try:
-            delivery = self.verifier.verify(body, headers)
+            if self.streams:
+                delivery, source = self.verifier.open_batch(body, headers)
+            else:
+                delivery = self.verifier.verify(body, headers)
         except WebhookError as exc:
             return self.dispatcher.rejected(exc)
-        outcome: Outcome = drive(self.dispatcher.accept(delivery))
+        outcome: Outcome = drive(self.dispatcher.accept(delivery, source))
         return outcome
 
     def finish(self, outcome: Outcome) -> Outcome:

@@ -8,8 +8,8 @@ it, verifies the stored bytes again with the same handler and runs its routes.
 * :class:`Inbox` is all an adapter needs: ``put``, durable once it returns.  A queue
   of your own (Celery, RQ, Dramatiq) is an inbox when it has that one method.
 * :class:`WorkerInbox` adds what ``hookshield worker`` and ``hookshield inbox`` need:
-  lease the next due delivery to one worker, mark it done, retry it later, move it
-  to dead-letter, and list or inspect what is stored.
+  lease the next due delivery to one worker, check its seal, mark it done, retry it
+  later, move it to dead-letter, and list or inspect what is stored.
 
 This module owns the stored form of a delivery and building it from an accepted
 outcome; it touches no store and starts no thread.
@@ -17,35 +17,58 @@ outcome; it touches no store and starts no thread.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
+
+from ._headers import Headers
+from ._outcome import PendingEvents, event_types_of
 
 if TYPE_CHECKING:
     from ._handler import WebhookHandler
     from ._outcome import Outcome
 
-__all__ = ["Inbox", "State", "StoredDelivery", "WorkerInbox", "new_id", "stored_delivery"]
+__all__ = [
+    "LEASE_ENDED",
+    "Inbox",
+    "State",
+    "StoredDelivery",
+    "WorkerInbox",
+    "new_id",
+    "stored_delivery",
+]
 
 #: pending: waits for its next attempt; leased: a worker runs it (until its lease
 #: ends); done: its routes ran; dead: it failed every attempt, or its bytes no longer
 #: verify, and waits for a person (``hookshield inbox retry``).
 State = Literal["pending", "leased", "done", "dead"]
 STATES: Final[tuple[State, ...]] = ("pending", "leased", "done", "dead")
+#: The ``last_error`` of a delivery leased again after a lease that ended unsettled:
+#: the worker that held it died, or its route outran the lease.
+LEASE_ENDED: Final = (
+    "the lease ended before the attempt was settled: the worker died running it, "
+    "or the route outran its lease"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredDelivery:
-    """One delivery as an inbox keeps it: the exact bytes and headers received.
+    """One delivery as an inbox keeps it: its exact bytes, and the headers it needs.
 
-    ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
+    ``headers`` are those its sender's verification and parse read (see
+    ``Provider.stored_headers``), no other.  ``handler`` names the :class:`~hookshield.WebhookHandler` that verifies and runs
     it (its provider's name); ``events`` holds the keys of the events still to run
     when only some of a batch's were new (Momentum), ``None`` for all of them.
-    ``attempts`` counts the leases taken so far; ``next_attempt`` is when a pending
-    delivery is due, or when a leased one's lease ends.
+    ``attempts`` counts the leases taken so far (a requeue resets it); ``next_attempt``
+    is when a pending delivery is due, or when a leased one's lease ends.  ``lease_id``
+    names the lease a worker holds on a leased delivery, and is what its settle must
+    match: unlike ``attempts`` it is never the same for two leases.  ``seal`` is the
+    inbox's HMAC over what the delivery runs (see :class:`~hookshield.InboxKey`),
+    checked before a worker runs it.
     """
 
     id: str
@@ -60,6 +83,55 @@ class StoredDelivery:
     state: State = "pending"
     next_attempt: float = 0.0
     last_error: str | None = None
+    lease_id: str | None = None
+    #: Set by the inbox that stores it; two deliveries alike but for it are equal.
+    seal: str | None = field(default=None, compare=False)
+
+    def to_message(self) -> dict[str, Any]:
+        """The delivery as JSON-safe data for a queue (the body in base64), seal included.
+
+        Only what a worker needs travels: not the schedule, which the queue keeps.
+        """
+        return {
+            "id": self.id,
+            "sender": self.sender,
+            "handler": self.handler,
+            "body": base64.b64encode(self.body).decode("ascii"),
+            "headers": [list(pair) for pair in self.headers],
+            "received": self.received,
+            "event_types": list(self.event_types),
+            "events": None if self.events is None else list(self.events),
+            "seal": self.seal,
+        }
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> StoredDelivery:
+        """The delivery a message made by :meth:`to_message` carries."""
+        events = data.get("events")
+        seal = data.get("seal")
+        return cls(
+            id=str(data["id"]),
+            sender=str(data["sender"]),
+            handler=str(data["handler"]),
+            body=base64.b64decode(data["body"], validate=True),
+            headers=tuple((str(name), str(value)) for name, value in data["headers"]),
+            received=float(data["received"]),
+            event_types=tuple(str(t) for t in data.get("event_types", ())),
+            events=None if events is None else tuple(str(e) for e in events),
+            seal=None if seal is None else str(seal),
+        )
+
+    def __repr__(self) -> str:
+        # A delivery ends up in logs and tracebacks: its credential headers are
+        # redacted by the rule of Headers' own repr, and its body is left out.
+        events = "all" if self.events is None else f"<{len(self.events)} keys>"
+        return (
+            f"StoredDelivery(id={self.id!r}, sender={self.sender!r}, handler={self.handler!r}, "
+            f"state={self.state!r}, attempts={self.attempts}, received={self.received!r}, "
+            f"event_types={self.event_types!r}, events={events}, "
+            f"headers={Headers(self.headers).redacted()!r}, body=<{len(self.body)} bytes>, "
+            f"last_error={self.last_error!r})"
+        )
 
 
 @runtime_checkable
@@ -75,16 +147,23 @@ class WorkerInbox(Inbox, Protocol):
     """An inbox that ``hookshield worker`` runs deliveries from (see SQLiteInbox)."""
 
     def lease(self, now: float, handlers: Sequence[str]) -> StoredDelivery | None:
-        """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``."""
+        """Lease the next due delivery of one of ``handlers`` to this worker, or ``None``.
+
+        A delivery whose previous lease ended unsettled comes back with ``last_error``
+        set to :data:`LEASE_ENDED`, so that the worker can tell why it gives up on it.
+        """
 
     def done(self, delivery: StoredDelivery) -> bool:
-        """Mark a leased delivery done; ``False`` if its lease was lost to another worker."""
+        """Mark a leased delivery done; ``False`` if its lease (``lease_id``) is no longer held."""
 
     def retry(self, delivery: StoredDelivery, at: float, error: str) -> bool:
         """Make a leased delivery due again at ``at``, noting ``error``."""
 
     def dead(self, delivery: StoredDelivery, error: str) -> bool:
         """Move a leased delivery to dead-letter, noting ``error``."""
+
+    def check_seal(self, delivery: StoredDelivery) -> None:
+        """Raise :class:`~hookshield.TamperedDelivery` unless ``delivery`` is as it was put."""
 
     def get(self, delivery_id: str) -> StoredDelivery | None:
         """The stored delivery ``delivery_id``, or ``None``."""
@@ -106,23 +185,32 @@ def new_id(now: float | None = None) -> str:
 
 
 def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) -> StoredDelivery:
-    """The stored form of an accepted outcome: its bytes, headers and pending events."""
+    """The stored form of an accepted outcome: its bytes, the headers it needs, its new events."""
     delivery = outcome.delivery
     if delivery is None:  # pragma: no cover - an accepted outcome always has one
         raise ValueError("only an accepted delivery can be stored")
+    pending = outcome.pending
     events: tuple[str, ...] | None = None
-    if outcome.pending != delivery.events:
+    if isinstance(pending, PendingEvents):
+        # A batch read record by record: its new events' keys, without decoding it again.
+        events = None if pending.keys is None else tuple(sorted(pending.keys))
+    elif pending != delivery.events:
         # Some events of a batch were seen before: only the new ones may run.
         sender = handler.verifier.sender
-        events = tuple(key for key in (sender.event_key(event) for event in outcome.pending) if key)
+        events = tuple(key for key in (sender.event_key(event) for event in pending) if key)
     headers = delivery.headers
-    types = tuple(dict.fromkeys(event.type[:64] for event in outcome.pending))[:16]
+    # Only what verifying again and parsing read: no cookie, proxy header or shared
+    # token is kept at rest (nor sent to a broker).
+    kept = handler.verifier.kept_headers()
+    types = tuple(dict.fromkeys(kind[:64] for kind in event_types_of(pending)))[:16]
     return StoredDelivery(
         id=new_id(now),
         sender=handler.provider,
         handler=handler.provider,
         body=delivery.body,
-        headers=tuple((name, value) for name in headers for value in headers.getall(name)),
+        headers=tuple(
+            (name, value) for name in headers if name in kept for value in headers.getall(name)
+        ),
         received=now,
         event_types=types,
         events=events,

@@ -14,15 +14,16 @@ This module owns the result type and the wording of the answers; it decides noth
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, overload
 
 from ._events import Delivery, Event
 
 if TYPE_CHECKING:
     from ._claims import Claims
 
-__all__ = ["Outcome"]
+__all__ = ["Outcome", "PendingEvents", "event_types_of"]
 
 #: The statuses an adapter answers with a ``Retry-After`` header, and its value.
 RETRY_AFTER: Final = {409: "30", 503: "30"}
@@ -47,8 +48,9 @@ class Outcome:
     duplicate: bool = False
     #: How many route calls ran.
     dispatched: int = 0
-    #: The events accepted and not yet dispatched (see ``WebhookHandler.accept``).
-    pending: tuple[Event, ...] = field(default=(), repr=False)
+    #: The events accepted and not yet dispatched (see ``WebhookHandler.accept``): a
+    #: tuple, or for a batch read record by record a :class:`PendingEvents`.
+    pending: Sequence[Event] = field(default=(), repr=False)
     #: The de-duplication keys an accepted outcome holds until it is finished,
     #: completed or released; ``None`` once they are settled or with no store.
     claims: Claims | None = field(default=None, repr=False, compare=False)
@@ -72,3 +74,72 @@ class Outcome:
             return (("Allow", "POST"),)
         retry_after = RETRY_AFTER.get(self.status)
         return () if retry_after is None else (("Retry-After", retry_after),)
+
+
+class PendingEvents(Sequence[Event]):
+    """The new events of a batch accepted record by record, decoded again when read.
+
+    :meth:`~hookshield.WebhookHandler.accept` claims a batch's records one at a time
+    and lets each go, keeping only the keys of the new ones: so accepting a batch
+    costs about its body's size, not that of all its decoded events.  Iterating
+    decodes the body again, record by record, and yields the new events in order;
+    ``len()`` and truth need no decoding.  Indexing decodes the batch up to the index
+    each time: iterate instead.
+    """
+
+    __slots__ = ("_count", "_key", "_source", "keys", "types")
+
+    def __init__(
+        self,
+        source: Callable[[], Iterator[Event]],
+        *,
+        count: int,
+        keys: frozenset[str] | None,
+        key: Callable[[Event], str | None],
+        types: tuple[str, ...],
+    ) -> None:
+        self._source = source
+        self._key = key
+        self._count = count
+        #: The keys (the sender's ``event_key``) of the new events; ``None`` for all.
+        self.keys = keys
+        #: The distinct types of the new events, in the order they first come.
+        self.types = types
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Event]:
+        keys = self.keys
+        if keys is None:
+            yield from self._source()
+            return
+        seen: set[str] = set()
+        for event in self._source():
+            key = self._key(event)
+            if key is None:
+                yield event  # no key to claim: new every time, as accept() found it
+            elif key in keys and key not in seen:
+                seen.add(key)  # the same record twice in one batch runs once
+                yield event
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Event]: ...
+    def __getitem__(self, index: int | slice) -> Event | Sequence[Event]:
+        return tuple(self)[index]
+
+    def __reversed__(self) -> Iterator[Event]:
+        return reversed(tuple(self))
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(self.types[:5]) + (", ..." if len(self.types) > 5 else "")
+        return f"<PendingEvents: {self._count} new events of types {kinds}>"
+
+
+def event_types_of(events: Sequence[Event]) -> tuple[str, ...]:
+    """The distinct types of ``events``, without decoding a :class:`PendingEvents` again."""
+    if isinstance(events, PendingEvents):
+        return events.types
+    return tuple(dict.fromkeys(event.type for event in events))

@@ -72,6 +72,8 @@ class PeerPolicy:
         cls, allowed_ips: AddressesLike | None, trusted_proxies: AddressesLike | None
     ) -> PeerPolicy | None:
         """The policy of a handler's options; ``None`` when there is no allow-list."""
+        # Parsed before the two are judged together, so a wrong type is named first.
+        trusted = () if trusted_proxies is None else networks(trusted_proxies, "trusted_proxies")
         if allowed_ips is None:
             if trusted_proxies is not None:
                 raise ValueError(
@@ -79,7 +81,6 @@ class PeerPolicy:
                     "allowed_ips: pass allowed_ips=... as well"
                 )
             return None
-        trusted = () if trusted_proxies is None else networks(trusted_proxies, "trusted_proxies")
         return cls(networks(allowed_ips, "allowed_ips"), trusted)
 
     def check(self, peer: str | None, headers: HeadersLike) -> None:

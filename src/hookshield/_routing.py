@@ -17,7 +17,7 @@ import difflib
 import functools
 import inspect
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from ._events import Event
@@ -26,8 +26,12 @@ __all__ = ["ErrorHook", "Route", "Router"]
 
 Route = Callable[[Event], Awaitable[None] | Any | None]
 ErrorHook = Callable[[Exception, Event], Awaitable[None] | Any | None]
-R = TypeVar("R", bound=Route)
-H = TypeVar("H", bound=ErrorHook)
+# What the decorators take and give back unchanged.  A route annotated with its
+# sender's event class (``def done(event: MindPeekerEvent) -> None``) takes a narrower
+# argument than ``Route`` promises, which a bound of ``Route`` would refuse; a route
+# is therefore bound only to take one argument (``Any``), and keeps its own type.
+R = TypeVar("R", bound=Callable[[Any], object])
+H = TypeVar("H", bound=Callable[[Exception, Any], object])
 
 #: Event types longer than this (the sender's choice) are matched without caching.
 _MAX_CACHED_TYPE: Final = 128
@@ -95,16 +99,14 @@ class Router:
         key = id(func)
         return key not in self._coroutines and key not in self._inline
 
-    def all_plain(self, events: tuple[Event, ...]) -> bool:
-        """Whether no route of these events, nor any error hook, is ``async def``."""
+    def all_plain(self, event_types: Iterable[str]) -> bool:
+        """Whether no route of these event types, nor any error hook, is ``async def``."""
         if not self._coroutines:
             return True
         if any(id(hook) in self._coroutines for hook in self.error_hooks):
             return False
         return not any(
-            id(route) in self._coroutines
-            for event in events
-            for route in self.routes_for(event.type)
+            id(route) in self._coroutines for kind in event_types for route in self.routes_for(kind)
         )
 
     def _remember_kind(self, func: Callable[..., Any]) -> None:

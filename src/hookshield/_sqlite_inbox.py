@@ -8,9 +8,23 @@ has ended is due again: its worker died, and another one takes it (at-least-once
 Every write is one statement in autocommit mode, except the lease, which is one
 ``UPDATE ... RETURNING`` (SQLite 3.35+) or, on an older SQLite, a ``SELECT`` and an
 ``UPDATE`` inside one ``BEGIN IMMEDIATE`` transaction, which takes the write lock
-first: either way two workers can never lease the same row.  A worker's settling
-write names the attempt it leased, so that a worker whose lease ran out and was
-taken over cannot settle the newer attempt's row.
+first: either way two workers can never lease the same row.  Each lease gets a
+random ``lease_id``, and a worker's settling write names it, so that a worker whose
+lease ran out and was taken over cannot settle the newer lease's row; not even after
+a requeue has reset ``attempts`` to where that worker's lease had it.
+
+Each row is sealed with the inbox's key (see ``_seal.py``) when it is put, and a
+worker checks the seal before it runs the row.  The key is never in the file: it is
+passed (``key=``), in ``HOOKSHIELD_INBOX_KEY``, or in the key file beside the
+database, ``<name>-key``, which is made only together with the database (or when an
+inbox made before seals is first opened): an inbox whose key has gone missing refuses
+to open rather than make a new one.  The file records the key's public id, so that
+a process given another key is refused at once, not row by row.
+
+The schema only grows: a column added by a later version is added to an existing
+file the first time this version opens it (see ``_setup``), so that an inbox keeps
+working across an upgrade, deliveries in it included.  Rows already there when seals
+came are sealed then, once: they were trusted as they stood before.
 
 Safe across processes (the web server's workers, several ``hookshield worker``s),
 threads (a connection per thread) and ``fork`` (a child opens its own connection:
@@ -21,16 +35,21 @@ it never runs a route.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Final
 
-from ._inbox import STATES, State, StoredDelivery
+from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery
+from ._options import flag, number
+from ._seal import InboxKey, inbox_key
 from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
 
@@ -44,10 +63,11 @@ _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _COLUMNS: Final = (
     "id, sender, handler, body, headers, received, event_types, events, attempts, "
-    "state, next_attempt, last_error"
+    "state, next_attempt, last_error, lease_id, seal"
 )
 
-_SCHEMA: Final = """
+#: The table as the first version made it; :data:`_ADDED` holds what came later.
+_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS hookshield_inbox (
     id TEXT PRIMARY KEY,
     sender TEXT NOT NULL,
@@ -61,9 +81,19 @@ CREATE TABLE IF NOT EXISTS hookshield_inbox (
     state TEXT NOT NULL,
     next_attempt REAL NOT NULL,
     last_error TEXT
-);
+)
+"""
+_INDEX: Final = """
 CREATE INDEX IF NOT EXISTS hookshield_inbox_due
-    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased');
+    ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased')
+"""
+#: Columns added since, each nullable, in the order they came: an existing file gets
+#: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
+#: ``seal``: the row's HMAC with the inbox's key.
+_ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"))
+#: Facts about the inbox itself: ``key_id``, the public id of the key that seals it.
+_META: Final = """
+CREATE TABLE IF NOT EXISTS hookshield_inbox_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 
 
@@ -73,20 +103,52 @@ class SQLiteInbox:
     ``put`` returns once the delivery is on disk.  ``lease`` is how long a worker
     holds a delivery before another may run it (its process may have died): longer
     than your slowest route.  ``timeout`` is how long a write waits for another
-    process's lock before failing (the web side then answers 503).  The file holds
-    the request headers, a sender's token included, so it is created readable by
-    its owner only; beside it, ``<name>-writer`` queues the processes that write.
+    process's lock before failing (the web side then answers 503).
+
+    ``key`` seals each row, so that a worker runs only rows as they were stored
+    (:class:`~hookshield.InboxKey`, or its text or bytes).  Without one, the
+    ``HOOKSHIELD_INBOX_KEY`` environment variable is used, and failing that the key
+    file ``<name>-key`` beside the database, made with it: then every process that
+    opens the file shares the key with nothing to configure.  An inbox whose key is
+    missing, or is another, refuses to open with a ``ValueError`` that says which.
+
+    The file and its table are created on first use.  ``create=False`` opens an
+    inbox that exists already, and only that: a missing file raises
+    :class:`FileNotFoundError` here, and a file that is not a hookshield inbox (another
+    database, a text file) raises :class:`sqlite3.DatabaseError` at first use, so that
+    a mistyped path is not a new, empty inbox.  ``read_only=True`` (which implies
+    ``create=False``) opens it for reading only, as ``hookshield inbox ls`` does.
+
+    The files are created readable by their owner only; beside the database,
+    ``<name>-writer`` queues the processes that write.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, lease: float = 300.0, timeout: float = 5.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: InboxKey | str | bytes | None = None,
+        lease: float = 300.0,
+        timeout: float = 5.0,
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
+        text = os.fspath(path)
+        self.read_only = flag("read_only", read_only)
+        self.create = flag("create", create) and not self.read_only
+        if not self.create and not self.path.is_file():
+            raise FileNotFoundError(
+                errno.ENOENT, "no such file, and create=False opens an existing inbox only", text
+            )
+        #: The key file, used when no key is given (``key=`` or ``HOOKSHIELD_INBOX_KEY``).
+        self.key_path = self.path.with_name(self.path.name + "-key")
+        self._given_key = inbox_key(key)
+        self._key: InboxKey | None = None
         self.lease_seconds = seconds("lease", lease)
         # 0 is a timeout: fail at once when another writer holds the file.
-        if timeout != 0:
-            timeout = seconds("timeout", timeout)
-        self.timeout = float(timeout)
+        timeout = number("timeout", timeout)
+        self.timeout = 0.0 if timeout == 0 else seconds("timeout", timeout)
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()
@@ -99,7 +161,9 @@ class SQLiteInbox:
     # -- the web side ------------------------------------------------------------
 
     def put(self, delivery: StoredDelivery) -> None:
-        """Store ``delivery``; on disk (fsync'd) when this returns."""
+        """Store ``delivery``, sealed with this inbox's key; on disk (fsync'd) when this returns."""
+        db = self._connection()
+        delivery = self._sealer().seal(delivery)
         row = (
             delivery.id,
             delivery.sender,
@@ -113,12 +177,12 @@ class SQLiteInbox:
             delivery.state,
             delivery.next_attempt,
             delivery.last_error,
+            delivery.lease_id,
+            delivery.seal,
         )
-        db = self._connection()
+        marks = ",".join("?" * len(row))
         with self._writing():
-            db.execute(
-                f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row
-            )
+            db.execute(f"INSERT INTO hookshield_inbox ({_COLUMNS}) VALUES ({marks})", row)
 
     # -- the worker side -----------------------------------------------------------
 
@@ -131,21 +195,27 @@ class SQLiteInbox:
             "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
             f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
         )
+        # A row still 'leased' is due again because its lease ended unsettled: say so in
+        # last_error (a SET reads the row as it was before the UPDATE).
         take = (
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
-            "next_attempt = ? WHERE id = "
+            "next_attempt = ?, last_error = CASE WHEN state = 'leased' THEN ? "
+            "ELSE last_error END, lease_id = ? WHERE id = "
         )
-        args = (now + self.lease_seconds, now, *handlers)
+        # A new id per lease: what the worker's settle must match (see _settle).
+        lease = (now + self.lease_seconds, LEASE_ENDED, secrets.token_hex(16))
         db = self._connection()
         if self._returning:
             with self._writing():
-                row = db.execute(f"{take}({pick}) RETURNING {_COLUMNS}", args).fetchone()
+                row = db.execute(
+                    f"{take}({pick}) RETURNING {_COLUMNS}", (*lease, now, *handlers)
+                ).fetchone()
             return None if row is None else _delivery(row)
         with self._writing(), _immediate(db):
-            found = db.execute(pick, args[1:]).fetchone()
+            found = db.execute(pick, (now, *handlers)).fetchone()
             if found is None:
                 return None
-            db.execute(f"{take}?", (args[0], found[0]))
+            db.execute(f"{take}?", (*lease, found[0]))
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", found
             ).fetchone()
@@ -163,6 +233,11 @@ class SQLiteInbox:
         """Move a leased delivery to dead-letter."""
         return self._settle(delivery, "dead", delivery.next_attempt, error)
 
+    def check_seal(self, delivery: StoredDelivery) -> None:
+        """Raise :class:`~hookshield.TamperedDelivery` unless ``delivery``'s seal matches."""
+        self._connection()
+        self._sealer().check(delivery)
+
     # -- inspection, for ``hookshield inbox`` -----------------------------------------
 
     def get(self, delivery_id: str) -> StoredDelivery | None:
@@ -173,6 +248,32 @@ class SQLiteInbox:
             .fetchone()
         )
         return None if row is None else _delivery(row)
+
+    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
+        """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
+        # A range over the primary key's index: every id that starts with the prefix
+        # sorts at or after it and before it followed by the highest code point.
+        bounds = (prefix, prefix + "\U0010ffff")
+        db = self._connection()
+        (count,) = db.execute(
+            "SELECT count(*) FROM hookshield_inbox WHERE id >= ? AND id < ?", bounds
+        ).fetchone()
+        ids = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM hookshield_inbox WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (*bounds, limit),
+            )
+        ]
+        return ids, count
+
+    def waiting(self) -> dict[str, int]:
+        """How many deliveries wait to run (pending or leased), by handler name."""
+        rows = self._connection().execute(
+            "SELECT handler, count(*) FROM hookshield_inbox "
+            "WHERE state IN ('pending', 'leased') GROUP BY handler ORDER BY handler"
+        )
+        return dict(rows.fetchall())
 
     def list(self, state: State | None = None, limit: int = 100) -> list[StoredDelivery]:
         """Up to ``limit`` deliveries, oldest first, in ``state`` or any."""
@@ -195,8 +296,7 @@ class SQLiteInbox:
         """Make these deliveries pending, due now, attempts reset; how many there were.
 
         A leased delivery is left alone (and not counted): a worker is running it,
-        and resetting its attempts would let that worker's settle match a row that
-        another worker may lease again meanwhile.
+        and making it due would let another worker run it beside that one.
         """
         db = self._connection()
         count = 0
@@ -236,6 +336,29 @@ class SQLiteInbox:
             ).rowcount
         return count, ids[-1]
 
+    def reseal(self, delivery_ids: Iterable[str]) -> int:
+        """Seal these deliveries as they stand now, vouching for them; how many there were.
+
+        For a row stored without a seal (by an older hookshield still running beside
+        this one) that a person has checked.  A leased delivery is left alone.
+        """
+        db = self._connection()
+        key = self._sealer()
+        count = 0
+        with self._writing(), _immediate(db):
+            for delivery_id in delivery_ids:
+                row = db.execute(
+                    f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ? AND state != 'leased'",
+                    (delivery_id,),
+                ).fetchone()
+                if row is not None:
+                    seal = key.seal_of(_delivery(row))
+                    db.execute(
+                        "UPDATE hookshield_inbox SET seal = ? WHERE id = ?", (seal, delivery_id)
+                    )
+                    count += 1
+        return count
+
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
         db = self._connection()
@@ -255,19 +378,21 @@ class SQLiteInbox:
             db.close()
 
     def __repr__(self) -> str:
-        return f"SQLiteInbox({str(self.path)!r}, lease={self.lease_seconds})"
+        mode = ", read_only=True" if self.read_only else "" if self.create else ", create=False"
+        return f"SQLiteInbox({str(self.path)!r}, lease={self.lease_seconds}{mode})"
 
     # -- internals ------------------------------------------------------------------
 
     def _settle(self, delivery: StoredDelivery, state: str, due: float, error: str | None) -> bool:
-        # The attempt number fences the write: a worker whose lease ran out, and whose
-        # delivery another worker has leased since, changes nothing.
+        # The lease id fences the write: a worker whose lease ran out, and whose
+        # delivery another worker has leased since, changes nothing.  Not the attempt
+        # number: a requeue resets it, and a later lease may then have the same one.
         db = self._connection()
         with self._writing():
             cursor = db.execute(
-                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ? "
-                "WHERE id = ? AND state = 'leased' AND attempts = ?",
-                (state, due, error, delivery.id, delivery.attempts),
+                "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ?, "
+                "lease_id = NULL WHERE id = ? AND state = 'leased' AND lease_id = ?",
+                (state, due, error, delivery.id, delivery.lease_id),
             )
         return cursor.rowcount > 0
 
@@ -324,37 +449,110 @@ class SQLiteInbox:
             return db
         # After fork the parent's connection belongs to the parent: open another and
         # leave that one alone (closing it here could disturb the parent's locks).
-        if self._ready_pid != pid and not self.path.exists():
+        if self.create and self._ready_pid != pid and not self.path.exists():
             # Created owner-only: the rows hold request headers, tokens included.
             # SQLite gives its -wal and -shm files the same permissions.
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         db = sqlite3.connect(
-            self.path,
+            self._target(),
             timeout=self.timeout,  # the busy timeout: how long a write waits for a lock
             isolation_level=None,  # autocommit: each statement is its own transaction
             check_same_thread=True,
+            uri=not self.create,
         )
-        # synchronous=FULL: in WAL mode SQLite then fsyncs the log at every commit, so
-        # a delivery acknowledged to its sender survives kill -9 *and* power loss.
-        # (NORMAL syncs only at checkpoints: it survives a killed process, but a power
-        # cut may lose the last deliveries acknowledged.)
-        db.execute("PRAGMA synchronous = FULL")
-        if self._ready_pid != pid:
-            self._setup(db, pid)
+        try:
+            if self._ready_pid != pid:
+                self._setup(db, pid)
+            # synchronous=FULL: in WAL mode SQLite then fsyncs the log at every commit,
+            # so a delivery acknowledged to its sender survives kill -9 *and* power loss.
+            # (NORMAL syncs only at checkpoints: it survives a killed process, but a
+            # power cut may lose the last deliveries acknowledged.)
+            db.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            db.close()
+            raise
         self._local.db = db
         self._local.pid = pid
         return db
+
+    def _target(self) -> str | Path:
+        """The file to connect to: a URI that never creates it, unless ``create``."""
+        if self.create:
+            return self.path
+        # mode=rw fails on a missing file where a plain path would make a new one.
+        return f"{self.path.absolute().as_uri()}?mode={'ro' if self.read_only else 'rw'}"
 
     def _setup(self, db: sqlite3.Connection, pid: int) -> None:
         with self._setup_lock:
             if self._ready_pid == pid:
                 return
-            # WAL: the web side's writes and the workers' reads do not block each other,
-            # and a commit is one append to the log.
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
+            if self.create:
+                # WAL: the web side's writes and the workers' reads do not block each
+                # other, and a commit is one append to the log.
+                db.execute("PRAGMA journal_mode = WAL")
+            else:
+                self._check_schema(db)
+            key_id = _key_id(db)
+            if key_id is not None and _columns(db) >= {column for column, _ in _ADDED}:
+                # The usual case: up to date, and no write lock taken to look.
+                self._key = self._existing_key(key_id)
+                self._ready_pid = pid
+                return
+            # Created, or brought up to date, by one process at a time: the others wait
+            # for the write lock, then find nothing left to do.
+            with self._writing(), _immediate(db):
+                if self.create:
+                    db.execute(_TABLE)
+                    db.execute(_INDEX)
+                db.execute(_META)
+                have = _columns(db)
+                for column, kind in _ADDED:
+                    if column not in have:
+                        db.execute(f"ALTER TABLE hookshield_inbox ADD COLUMN {column} {kind}")
+                key_id = _key_id(db)
+                if key_id is None:
+                    # A new inbox, or one made before seals: its key is chosen now, and
+                    # the rows an older version stored are sealed, once, as they stand.
+                    key = self._given_key or _key_file(self.key_path, create=True)
+                    db.execute("INSERT INTO hookshield_inbox_meta VALUES ('key_id', ?)", (key.id,))
+                    _seal_unsealed(db, key)
+                else:
+                    key = self._existing_key(key_id)
+            self._key = key
             self._ready_pid = pid
+
+    def _existing_key(self, key_id: str) -> InboxKey:
+        """This process's key for an inbox sealed with the key ``key_id``; else a clear error."""
+        key = self._given_key or _key_file(self.key_path, create=False)
+        if key.id != key_id:
+            raise ValueError(
+                f"the inbox {str(self.path)!r} is sealed with another key (id {key_id}) than "
+                f"this one (id {key.id}): give every process the key it was made with "
+                f"(key=, HOOKSHIELD_INBOX_KEY or the file {str(self.key_path)!r})"
+            )
+        return key
+
+    def _sealer(self) -> InboxKey:
+        if self._key is None:  # pragma: no cover - _connection() sets it up first
+            raise RuntimeError("the inbox is not open")
+        return self._key
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Raise :class:`sqlite3.DatabaseError` unless the file is a hookshield inbox."""
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(hookshield_inbox)")}
+        except sqlite3.DatabaseError as exc:  # a text file, a truncated database
+            raise sqlite3.DatabaseError(f"{self._name} is not a hookshield inbox: {exc}") from exc
+        added = {name for name, _ in _ADDED}  # an older inbox gains these when opened
+        missing = [n for n in _COLUMNS.split(", ") if n not in columns and n not in added]
+        if missing:
+            what = "no hookshield_inbox table" if not columns else "a table of another shape"
+            raise sqlite3.DatabaseError(f"{self._name} is not a hookshield inbox: it has {what}")
+
+    @property
+    def _name(self) -> str:
+        return repr(str(self.path))
 
 
 def _flock_until(fd: int, deadline: float) -> None:
@@ -387,6 +585,78 @@ class _immediate:
         self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
 
 
+def _key_id(db: sqlite3.Connection) -> str | None:
+    """The public id of the key the inbox is sealed with; ``None`` before it has one."""
+    try:
+        row = db.execute("SELECT value FROM hookshield_inbox_meta WHERE name = 'key_id'")
+    except sqlite3.OperationalError:  # no such table: made before seals, or new
+        return None
+    found = row.fetchone()
+    return None if found is None else str(found[0])
+
+
+def _seal_unsealed(db: sqlite3.Connection, key: InboxKey) -> None:
+    """Seal each row that has no seal (in the caller's transaction)."""
+    ids = [row[0] for row in db.execute("SELECT id FROM hookshield_inbox WHERE seal IS NULL")]
+    for delivery_id in ids:  # one row in memory at a time: bodies may be large
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", (delivery_id,)
+        ).fetchone()
+        seal = key.seal_of(_delivery(row))
+        db.execute("UPDATE hookshield_inbox SET seal = ? WHERE id = ?", (seal, delivery_id))
+
+
+def _key_file(path: Path, *, create: bool) -> InboxKey:
+    """The key in the key file ``path``; with ``create``, made first if there is none."""
+    if create and not path.exists():
+        _make_key_file(path)
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise ValueError(
+            f"the inbox's key is missing: {str(path)!r} does not exist.  Its rows are sealed "
+            "with the key that was there, and nothing is stored or run without it: restore "
+            "the file, or give the key it held (key=, HOOKSHIELD_INBOX_KEY)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the inbox key file {str(path)!r} is not a key") from None
+    try:
+        return InboxKey(text)
+    except ValueError as exc:
+        raise ValueError(f"the inbox key file {str(path)!r}: {exc}") from None
+
+
+def _make_key_file(path: Path) -> None:
+    """Write a new random key to ``path``, owner-only, unless another process just did."""
+    # Written whole under another name, fsync'd, then linked into place: a process
+    # that finds the file finds all of it, and a link never replaces a key already
+    # there.  The key must outlive a power cut as the rows sealed with it do.
+    temporary = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process made it first: that one is the key
+    finally:
+        os.unlink(temporary)
+    if sys.platform != "win32":
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _columns(db: sqlite3.Connection) -> set[str]:
+    """The columns the inbox's table has; none before it is created."""
+    return {row[1] for row in db.execute("PRAGMA table_info(hookshield_inbox)")}
+
+
 def _state(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
@@ -409,4 +679,6 @@ def _delivery(row: tuple[Any, ...]) -> StoredDelivery:
         state=row[9],
         next_attempt=row[10],
         last_error=row[11],
+        lease_id=row[12],
+        seal=row[13],
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from ._options import number
+
 __all__ = ["key_bytes", "milliseconds", "seconds", "whole_seconds"]
 
 
@@ -25,11 +27,10 @@ def key_bytes(key: str) -> bytes:
 
 def seconds(name: str, value: float) -> float:
     """``value`` if it is a positive, finite number of seconds; else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} is a number of seconds, not {type(value).__name__}")
-    if not (0 < value < math.inf):
+    checked = number(name, value)
+    if not (0 < checked < math.inf):
         raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
-    return float(value)
+    return checked
 
 
 def milliseconds(value: float) -> int:

@@ -1,18 +1,22 @@
 """The worker: run the deliveries an inbox holds, at least once each.
 
 Theory of operation: a worker leases one due delivery at a time from a
-:class:`~hookshield.WorkerInbox`, verifies its stored bytes again with the same
-handler (a row changed in the inbox no longer verifies, and is not run), and
-dispatches its events to the handler's routes.  Then it settles the lease:
+:class:`~hookshield.WorkerInbox`, checks its seal (a row changed in the inbox, or
+stored without one, is not run), verifies its stored bytes again with the same
+handler, and dispatches its events to the handler's routes.  Then it settles the
+lease:
 
 * the routes returned: **done**;
 * a route raised: **retried** later, after an exponential backoff with full jitter
   (a random delay between 0 and ``base * 2**(attempt - 1)``, at most ``max_delay``),
   so that many failures do not come back all at once;
-* the last attempt failed, or the bytes do not verify: **dead** (dead-letter), logged;
-* leased more than ``max_attempts`` times: **dead** without running again, since the
-  attempts before ended unsettled (the worker died running it, or the route outran
-  its lease), and another would only do the same.
+* the last attempt failed, or the seal or the bytes do not verify: **dead**
+  (dead-letter), logged;
+* leased more than ``max_attempts`` times: **dead** without running again.  Either the
+  last attempt ended unsettled (the worker died running it, or the route outran its
+  lease: the inbox marks it :data:`~hookshield._inbox.LEASE_ENDED`), and another would
+  only do the same; or ``max_attempts`` was lowered below the attempts already made.
+  The error recorded says which.
 
 A worker that dies mid-route settles nothing: its lease ends, and another worker (or
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
@@ -28,17 +32,21 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Final
 
-from ._errors import WebhookError
-from ._events import Delivery
+from ._dispatch import drive
+from ._errors import AuthenticationError, TamperedDelivery, TimestampOutOfRange, WebhookError
+from ._events import Delivery, Event
 from ._handler import WebhookHandler
-from ._inbox import StoredDelivery, WorkerInbox
+from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox
+from ._outcome import Outcome
+from ._seal import InboxKey
+from ._text import printable
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_worker"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Retry", "Worker", "WorkerStats", "run_stored", "run_worker"]
 
 logger = logging.getLogger("hookshield")
 
@@ -101,30 +109,44 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        try:
+            self.inbox.check_seal(stored)
+        except TamperedDelivery as exc:
+            self._dead(stored, f"the stored delivery is refused: {exc}")
+            return True
         if stored.attempts > self.retry.max_attempts:
-            # Every attempt before this one ended without settling: the leases ran
-            # out because the worker died running it (killed, out of memory) or the
-            # route outran the lease.  Running it again would only repeat that.
-            self._dead(
-                stored,
-                f"the worker died running it, or outran its lease, "
-                f"{stored.attempts - 1} times (last error: {stored.last_error or 'none'})",
-            )
+            self._dead(stored, self._spent(stored))
             return True
         handler = self.handlers[stored.handler]
         try:
-            delivery = select_events(handler, stored)
-        except WebhookError as exc:
-            # The stored bytes were changed, or the handler's credentials were: never run.
-            self._dead(stored, f"the stored delivery does not verify: {exc}")
+            delivery, events = open_stored(handler, stored)
+            dispatch_stored(handler, delivery, events)
+        except NotVerified as refused:
+            # The handler's credentials changed, or (a row without a seal) its bytes:
+            # never run, never retried.
+            self._dead(stored, _unverified(refused.error))
             return True
-        try:
-            handler.dispatch(delivery)
         except Exception as exc:
             self._failed(stored, exc)
             return True
         self._count(self.inbox.done(stored), "done", stored)
         return True
+
+    def _spent(self, stored: StoredDelivery) -> str:
+        """Why a delivery leased past ``max_attempts`` is not run again."""
+        made, most = stored.attempts - 1, self.retry.max_attempts
+        if stored.last_error == LEASE_ENDED:
+            # The attempt before this one never settled: running it again would only
+            # end the same way (a route that kills its worker, or outruns its lease).
+            return (
+                f"attempt {made} of at most {most} ended unsettled: the worker died running "
+                "it (killed, out of memory) or the route outran its lease"
+            )
+        # Each attempt settled as a retry, so the limit was higher when they were made.
+        return (
+            f"{made} attempts were made before the most allowed was lowered to {most}, "
+            f"so it is not run again (last error: {stored.last_error or 'none'})"
+        )
 
     def _failed(self, stored: StoredDelivery, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"[:500]
@@ -135,11 +157,11 @@ class Worker:
         logger.warning(
             "hookshield: %s delivery %s failed (attempt %d of %d), retrying in %.0f s: %s",
             stored.sender,
-            stored.id,
+            printable(stored.id),
             stored.attempts,
             self.retry.max_attempts,
             at - self.clock(),
-            error,
+            printable(error),
         )
         self._count(self.inbox.retry(stored, at, error), "retried", stored)
 
@@ -148,10 +170,10 @@ class Worker:
             "hookshield: %s delivery %s moved to dead-letter after %d attempts: %s "
             "(hookshield inbox retry %s runs it again)",
             stored.sender,
-            stored.id,
+            printable(stored.id),
             stored.attempts,
-            error,
-            stored.id,
+            printable(error),
+            printable(stored.id),
         )
         self._count(self.inbox.dead(stored, error), "dead", stored)
 
@@ -160,25 +182,107 @@ class Worker:
             logger.warning(
                 "hookshield: the lease on delivery %s ended before it was %s; "
                 "another worker has it now",
-                stored.id,
+                printable(stored.id),
                 what,
             )
             what = "lost"
         setattr(self.stats, what, getattr(self.stats, what) + 1)
 
 
-def select_events(handler: WebhookHandler, stored: StoredDelivery) -> Delivery:
-    """The stored delivery, verified again, with only the events still to run.
+def _unverified(exc: WebhookError) -> str:
+    """Why a stored delivery is dead-lettered unrun, with its likely cause."""
+    reason = f"the stored delivery does not verify: {exc}"
+    if isinstance(exc, AuthenticationError) and not isinstance(exc, TimestampOutOfRange):
+        # The web app verified these very bytes before storing them.
+        reason += (
+            " (the web app accepted it, so this worker's credential most likely differs "
+            "from the web app's: give the worker's handler the same secret or token; "
+            "else the stored row was changed)"
+        )
+    return reason
 
-    A signed timestamp is judged by when the delivery arrived: it may have waited in
-    the inbox, or for a retry, far longer than the sender's window.
+
+def run_stored(handler: WebhookHandler, stored: StoredDelivery, *, key: InboxKey) -> int:
+    """Run one stored delivery as a worker does: for a queue of your own.
+
+    Checks its seal with ``key`` (the key its inbox sealed it with), verifies it again
+    with ``handler`` and calls the routes of its events still to run; returns the
+    calls made.  Raises :class:`~hookshield.TamperedDelivery` or another
+    :class:`~hookshield.WebhookError` when it must never run (do not retry it), and
+    what a route raised when it should be retried.
     """
-    delivery = handler.verify(stored.body, stored.headers, received_at=stored.received)
+    key.check(stored)
+    try:
+        delivery, events = open_stored(handler, stored)
+        return dispatch_stored(handler, delivery, events)
+    except NotVerified as refused:
+        raise refused.error from None
+
+
+class NotVerified(Exception):
+    """A stored delivery that does not verify (``error`` says why), even part-way through.
+
+    Raised apart from a route's exceptions, which may be WebhookErrors too: a delivery
+    that does not verify is dead-lettered, a route that raised is retried.
+    """
+
+    def __init__(self, error: WebhookError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def open_stored(
+    handler: WebhookHandler, stored: StoredDelivery
+) -> tuple[Delivery, Iterator[Event]]:
+    """The stored delivery, verified again, and its events still to run, decoded lazily.
+
+    Its seal must have been checked.  A signed timestamp is judged by when the
+    delivery arrived: it may have waited in the inbox, or for a retry, far longer than
+    the sender's window.  A batch is decoded record by record as the events are read,
+    so that running it costs about its body's size.  Raises :class:`NotVerified`.
+    """
+    try:
+        delivery, events = handler.verifier.open_stored(
+            stored.body, stored.headers, received_at=stored.received
+        )
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
     if stored.events is None:
-        return delivery
-    keep = set(stored.events)
-    key = handler.verifier.sender.event_key
-    return replace(delivery, events=tuple(e for e in delivery.events if key(e) in keep))
+        return delivery, _verified(events)
+    return delivery, _verified(_only(events, frozenset(stored.events), handler))
+
+
+def dispatch_stored(handler: WebhookHandler, delivery: Delivery, events: Iterable[Event]) -> int:
+    """Run the routes of ``events``; the calls made.  What a route raised propagates."""
+    outcome: Outcome = drive(
+        handler.dispatcher.dispatch(delivery, events, None, claim_events=False)
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.dispatched
+
+
+def _only(
+    events: Iterator[Event], keys: frozenset[str], handler: WebhookHandler
+) -> Iterator[Event]:
+    """The events still to run: those whose key is in ``keys``, each once, and any without."""
+    key_of = handler.verifier.sender.event_key
+    seen: set[str] = set()
+    for event in events:
+        key = key_of(event)
+        if key is None:
+            yield event  # never claimed, so new when it was stored
+        elif key in keys and key not in seen:
+            seen.add(key)
+            yield event
+
+
+def _verified(events: Iterator[Event]) -> Iterator[Event]:
+    """``events``, a record that does not decode part-way raising :class:`NotVerified`."""
+    try:
+        yield from events
+    except WebhookError as exc:
+        raise NotVerified(exc) from exc
 
 
 def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]:
@@ -186,7 +290,7 @@ def handler_map(handlers: Iterable[WebhookHandler]) -> dict[str, WebhookHandler]
     named: dict[str, WebhookHandler] = {}
     for handler in handlers:
         if not isinstance(handler, WebhookHandler):
-            raise TypeError(f"expected a WebhookHandler, not {type(handler).__name__}")
+            raise TypeError(f"handlers must be WebhookHandlers, not {type(handler).__name__}")
         if handler.provider in named:
             raise ValueError(
                 f"two handlers for {handler.provider!r}: an inbox tells a delivery's "
@@ -214,16 +318,27 @@ def run_worker(
     Deliveries are leased one at a time (run several workers, or processes, for
     more at once).  When none is due the worker waits ``poll`` seconds.  SIGTERM and
     SIGINT (when called in the main thread and ``handle_signals``) or setting
-    ``stop`` end it after the delivery in hand; ``burst=True`` ends it once nothing
-    is due.  An error from the inbox is logged and the worker tries again after a
-    pause that doubles with each failure in a row, up to :data:`MAX_PAUSE` seconds.
-    ``clock`` and ``sleep`` may be replaced for tests.  Returns the counts.
+    ``stop`` end it after the delivery in hand; a second SIGTERM or SIGINT ends it at
+    once, raising :class:`SystemExit` or :class:`KeyboardInterrupt` from the route
+    it interrupts (that delivery runs again once its lease ends).  ``burst=True``
+    ends it once nothing is due.  At start, it warns of deliveries waiting for a
+    sender it has no handler for, when the inbox can count them (``waiting()``, as
+    :class:`~hookshield.SQLiteInbox` can).  An error from the inbox is logged and the
+    worker tries again after a pause that doubles with each failure in a row, up to
+    :data:`MAX_PAUSE` seconds.  ``clock`` and ``sleep`` may be replaced for tests.
+    Returns the counts.
     """
+    if not isinstance(inbox, WorkerInbox):
+        raise TypeError(
+            f"run_worker needs a WorkerInbox (such as SQLiteInbox), not {type(inbox).__name__}: "
+            "it leases, checks the seal of, and settles each delivery"
+        )
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
     wait = sleep if sleep is not None else stopping.wait
     restore = _on_signals(stopping) if handle_signals else {}
     logger.info("hookshield: worker started on %r for %s", inbox, ", ".join(worker.handlers))
+    _warn_unhandled(inbox, worker.handlers)
     failures = 0
     try:
         while not stopping.is_set():
@@ -255,16 +370,63 @@ def run_worker(
     return worker.stats
 
 
+def _warn_unhandled(inbox: WorkerInbox, handlers: dict[str, WebhookHandler]) -> None:
+    """Warn of deliveries waiting for a sender none of ``handlers`` runs.
+
+    They would wait in silence: a worker leases only its own handlers' deliveries.
+    An inbox that can count what waits (``SQLiteInbox.waiting``) makes this possible.
+    """
+    waiting = getattr(inbox, "waiting", None)
+    if not callable(waiting):
+        return
+    try:
+        counts: dict[str, int] = waiting()
+    except Exception:  # the loop meets the same failure at once, and reports it
+        return
+    for name, count in counts.items():
+        if name not in handlers:
+            logger.warning(
+                "hookshield: %d deliveries for %r wait in the inbox, but this worker has no "
+                "handler for %r (it runs %s): they wait until a worker with one runs",
+                count,
+                name,
+                name,
+                ", ".join(handlers),
+            )
+
+
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
 def _on_signals(stopping: threading.Event) -> dict[int, _Handler]:
-    """Make SIGTERM and SIGINT set ``stopping``; the handlers they replaced."""
+    """Make SIGTERM and SIGINT set ``stopping``, and a second one stop at once.
+
+    The second signal ends the worker as the signal would by default, in the middle of
+    the delivery in hand: :class:`KeyboardInterrupt` for SIGINT, :class:`SystemExit`
+    (128 + 15) for SIGTERM.  That delivery's lease is never settled, so it runs
+    again once the lease ends.  Returns the handlers these replaced.
+    """
     if threading.current_thread() is not threading.main_thread():
         return {}
+    received: list[int] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("hookshield: signal %d: stopping after the current delivery", signum)
-        stopping.set()
+        received.append(signum)
+        if len(received) == 1:
+            logger.info(
+                "hookshield: signal %d: stopping after the current delivery "
+                "(send it again to stop at once)",
+                signum,
+            )
+            stopping.set()
+            return
+        logger.warning(
+            "hookshield: signal %d again: stopping at once; the delivery in hand stays "
+            "leased and runs again once its lease ends",
+            signum,
+        )
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}

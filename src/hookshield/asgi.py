@@ -27,9 +27,8 @@ from collections.abc import Iterable, Mapping
 from ._adapt import (
     JSON,
     Reply,
-    check_length,
-    check_source,
     method_not_allowed,
+    refuse_before_body,
     reply,
     route_key,
     too_large,
@@ -132,9 +131,7 @@ async def _serve(
     headers = _headers(scope["headers"])
     client = scope.get("client")  # None when the server has no address (a unix socket)
     peer = None if client is None else client[0]
-    refused = check_source(handler, peer, headers) or check_length(
-        handler, headers.get("content-length")
-    )
+    refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
         await _send(send, reply(refused))
         return

@@ -6,12 +6,13 @@
     app.add_url_rule("/hooks/moco", view_func=webhook_view(moco, background=inbox))
 
 Theory of operation: :class:`CeleryInbox` registers one task on the Celery app.
-``put`` sends the stored delivery as JSON-safe data (the body in base64, the headers
-as name/value pairs; never a pickled object) and returns once the broker has taken
-the message; the adapter answers 2xx only then.  The task, in a Celery worker,
-verifies the bytes again with the same handler and runs its routes.  A route that
-raises is retried by Celery with exponential backoff and jitter; a verification
-failure is not retried.  The task acknowledges its message only once it has
+``put`` seals the stored delivery with the inbox's key and sends it as JSON-safe
+data (the body in base64, the headers as name/value pairs, the seal; never a pickled
+object) and returns once the broker has taken the message; the adapter answers 2xx
+only then.  The task, in a Celery worker, checks the seal (a message changed in the
+broker, or sent without one, is refused), verifies the bytes again with the same
+handler and runs its routes.  A route that raises is retried by Celery with
+exponential backoff and jitter; a refusal is not retried.  The task acknowledges its message only once it has
 finished (``acks_late``), and a worker process killed mid-task gives its message
 back (``reject_on_worker_lost``): at-least-once, as with
 :class:`~hookshield.SQLiteInbox`.
@@ -29,16 +30,18 @@ Install with ``python -m pip install -e '.[celery]'`` from a checkout.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
 from ._adapt import missing
-from ._errors import WebhookError
+from ._errors import TamperedDelivery, WebhookError
 from ._handler import WebhookHandler
 from ._inbox import StoredDelivery
-from ._worker import DEFAULT_MAX_ATTEMPTS, handler_map, select_events
+from ._options import integer, text, type_name
+from ._seal import ENV_KEY, InboxKey, inbox_key
+from ._text import printable
+from ._worker import DEFAULT_MAX_ATTEMPTS, NotVerified, dispatch_stored, handler_map, open_stored
 
 try:
     import celery
@@ -58,22 +61,46 @@ class CeleryInbox:
 
     ``handlers`` are the handlers the task runs deliveries with (one per sender, as
     with ``hookshield worker``); create the ``CeleryInbox`` in a module that both the
-    web app and the Celery worker import.  ``max_retries`` is how often a failing
-    delivery is retried, ``retry_backoff_max`` the longest wait in seconds; options
-    for the task's messages (``queue``, ``priority``) go in ``send_options``.
+    web app and the Celery worker import.  ``key`` seals each message, so that the
+    task runs only messages as the web app sent them (:class:`~hookshield.InboxKey`,
+    or its text or bytes); without it the ``HOOKSHIELD_INBOX_KEY`` environment
+    variable is used, and without either the inbox is refused (``ValueError``): the
+    web app and the workers need the same key.  ``max_retries`` is how often a
+    failing delivery is retried, ``retry_backoff_max`` the longest wait in seconds;
+    options for the task's messages (``queue``, ``priority``) go in ``send_options``.
     """
 
     def __init__(
         self,
         app: celery.Celery,
         *handlers: WebhookHandler,
+        key: InboxKey | str | bytes | None = None,
         name: str = TASK_NAME,
         max_retries: int = DEFAULT_MAX_ATTEMPTS - 1,
         retry_backoff_max: int = 6 * 3600,
         send_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.app = app
+        if not isinstance(app, celery.Celery):
+            raise TypeError(f"app must be a celery.Celery app, not {type_name(app)}")
+        text("name", name, "a task name (str)")
+        if integer("max_retries", max_retries, "a count of retries") < 0:
+            raise ValueError("max_retries must be 0 or more")
+        if integer("retry_backoff_max", retry_backoff_max, "seconds") < 1:
+            raise ValueError("retry_backoff_max must be at least 1 second")
+        if send_options is not None and not isinstance(send_options, Mapping):
+            raise TypeError(
+                f"send_options must be a mapping of apply_async options, not {type_name(send_options)}"
+            )
         self.handlers = handler_map(handlers)
+        found = inbox_key(key)
+        if found is None:
+            raise ValueError(
+                f"CeleryInbox needs the key that seals its messages: pass key= or set {ENV_KEY}, "
+                "the same in the web app and in every Celery worker (at least 16 bytes; make "
+                'one with python -c "import secrets; print(secrets.token_hex(32))")'
+            )
+        self.app = app
+        self.key = found
         self.send_options = dict(send_options or {})
 
         def deliver(data: dict[str, Any]) -> int:
@@ -102,53 +129,38 @@ class CeleryInbox:
                 f"no handler for {delivery.handler!r} in this CeleryInbox: pass it to "
                 "CeleryInbox(app, *handlers) so that the task can run the delivery"
             )
-        self.task.apply_async(args=(payload(delivery),), serializer="json", **self.send_options)
+        message = payload(self.key.seal(delivery))
+        self.task.apply_async(args=(message,), serializer="json", **self.send_options)
 
     def run(self, data: dict[str, Any]) -> int:
-        """The task's body: verify the stored delivery again and run its routes."""
+        """The task's body: check the seal, verify the delivery again and run its routes."""
         stored = stored_from(data)
         handler = self.handlers.get(stored.handler)
         if handler is None:
             raise ValueError(f"this worker has no handler for {stored.handler!r}")
         try:
-            delivery = select_events(handler, stored)
-        except WebhookError:
+            self.key.check(stored)
+            delivery, events = open_stored(handler, stored)
+            return dispatch_stored(handler, delivery, events)
+        except (TamperedDelivery, NotVerified) as exc:
+            error = exc.error if isinstance(exc, NotVerified) else exc
             logger.error(
-                "hookshield: %s delivery %s does not verify; it is not run",
+                "hookshield: %s delivery %s does not verify; it is not run: %s",
                 stored.sender,
-                stored.id,
+                printable(stored.id),
+                printable(str(error)),
             )
-            raise
-        return handler.dispatch(delivery)
+            raise error from None  # a WebhookError: not retried
 
     def __repr__(self) -> str:
         return f"CeleryInbox({self.app.main!r}, task={self.task.name!r})"
 
 
 def payload(delivery: StoredDelivery) -> dict[str, Any]:
-    """The JSON-safe message for ``delivery``: the body in base64."""
-    return {
-        "id": delivery.id,
-        "sender": delivery.sender,
-        "handler": delivery.handler,
-        "body": base64.b64encode(delivery.body).decode("ascii"),
-        "headers": [list(pair) for pair in delivery.headers],
-        "received": delivery.received,
-        "event_types": list(delivery.event_types),
-        "events": None if delivery.events is None else list(delivery.events),
-    }
+    """The JSON-safe message for ``delivery``: the body in base64, the seal as it has it."""
+    return delivery.to_message()
 
 
 def stored_from(data: Mapping[str, Any]) -> StoredDelivery:
     """The delivery a message made by :func:`payload` carries."""
-    events = data.get("events")
-    return StoredDelivery(
-        id=str(data["id"]),
-        sender=str(data["sender"]),
-        handler=str(data["handler"]),
-        body=base64.b64decode(data["body"], validate=True),
-        headers=tuple((str(name), str(value)) for name, value in data["headers"]),
-        received=float(data["received"]),
-        event_types=tuple(str(t) for t in data.get("event_types", ())),
-        events=None if events is None else tuple(str(e) for e in events),
-    )
+    return StoredDelivery.from_message(data)

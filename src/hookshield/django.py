@@ -20,7 +20,9 @@ Every view is CSRF-exempt (a sender has no CSRF token; the signature is the chec
 and answers 405 to anything but POST.  The raw body is read from the request
 stream, never through ``request.POST`` or ``request.body``, and reading stops at the
 handler's ``max_body_size`` (not Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: a
-Momentum batch is often larger).  The views are synchronous; under ASGI, Django
+Momentum batch is often larger).  When a middleware read ``request.body`` first, those
+kept bytes are verified; when it read the stream itself, nothing was kept, and the
+delivery is refused with :class:`~hookshield.BodyAlreadyRead` (500, logged at ERROR).  The views are synchronous; under ASGI, Django
 runs them in a thread.  Install with ``python -m pip install -e '.[django]'``
 from a checkout.
 """
@@ -35,12 +37,11 @@ from ._adapt import (
     JSON,
     Reply,
     bad_request,
-    check_length,
-    check_source,
-    declared_length,
+    kept_body,
     method_not_allowed,
     missing,
     read_limited,
+    refuse_before_body,
     route_key,
     serve,
     serve_view,
@@ -53,12 +54,13 @@ from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
 from ._outcome import Outcome
+from ._verify import declared_length
 
 try:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
     from django.db import connections
-    from django.http import HttpRequest, HttpResponse
+    from django.http import HttpRequest, HttpResponse, RawPostDataException
     from django.utils.module_loading import import_string
     from django.views.decorators.csrf import csrf_exempt
 except ImportError as exc:
@@ -213,13 +215,10 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
     meta = request.META
     warn_if_per_process(handler, meta)
     headers = wsgi_headers(meta)
-    refused = check_source(handler, meta.get("REMOTE_ADDR"), headers)
+    refused = refuse_before_body(handler, meta.get("REMOTE_ADDR"), headers)
     if refused is not None:
         return refused
     length = meta.get("CONTENT_LENGTH")
-    refused = check_length(handler, length)
-    if refused is not None:
-        return refused
     if declared_length(length) is None and meta.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
         # server that decodes chunked bodies says so with wsgi.input_terminated (PEP
@@ -234,7 +233,26 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
         return bad_request("the body ended before its Content-Length")
     if body is None:
         return too_large(handler)
-    return body, headers
+
+    def kept() -> bytes | None:
+        # Django keeps the body once request.body was read; a read of the stream
+        # itself (request.read(), a multipart request.POST) keeps nothing, and
+        # request.body then raises.
+        try:
+            return request.body
+        except RawPostDataException:
+            return None
+
+    checked = kept_body(handler, body, declared_length(length), kept, _ADVICE)
+    return checked if isinstance(checked, Outcome) else (checked, headers)
+
+
+_ADVICE = (
+    "a middleware or code before the view read the request's stream (request.read(), "
+    "json.load(request), request.POST on a multipart body), which Django does not keep; "
+    "read request.body there instead (Django keeps it, and hookshield verifies those "
+    "bytes), or put hookshield.django.WebhookMiddleware above that middleware"
+)
 
 
 def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:

@@ -19,16 +19,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from ._adapt import (
-    check_length,
-    check_source,
     for_view,
     method_not_allowed,
     missing,
+    refuse_before_body,
     too_large,
 )
 from ._background import Inbox, store_async
 from ._events import Delivery
 from ._handler import WebhookHandler
+from ._headers import Headers
 from ._outcome import Outcome
 
 try:
@@ -60,11 +60,9 @@ def verified(
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw]
+        headers = Headers(request.headers.raw)  # pairs: a repeated name stays visible
         peer = request.client.host if request.client else None
-        refused = check_source(handler, peer, headers) or check_length(
-            handler, request.headers.get("content-length")
-        )
+        refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             raise _refusal(refused)
         limit = handler.max_body_size

@@ -13,6 +13,9 @@
 :func:`verified` runs your own view with the verified :class:`~hookshield.Delivery`.
 Both read the raw body from the WSGI stream themselves, never through
 ``request.get_json()`` or ``request.form``, and stop reading at ``max_body_size``.
+When code before the view read the body, the bytes Werkzeug kept (``get_data()``) are
+verified; when it kept none, the delivery is refused with
+:class:`~hookshield.BodyAlreadyRead` (500, logged at ERROR).
 Install with ``python -m pip install -e '.[flask]'`` from a checkout.
 """
 
@@ -26,12 +29,11 @@ from ._adapt import (
     JSON,
     Reply,
     bad_request,
-    check_length,
-    check_source,
-    declared_length,
+    kept_body,
     method_not_allowed,
     missing,
     read_limited,
+    refuse_before_body,
     serve,
     serve_view,
     too_large,
@@ -43,6 +45,7 @@ from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
 from ._outcome import Outcome
+from ._verify import declared_length
 
 try:
     import flask
@@ -120,22 +123,31 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
         return method_not_allowed(method)
     warn_if_per_process(handler, environ)
     headers = wsgi_headers(environ)
-    refused = check_source(handler, environ.get("REMOTE_ADDR"), headers)
+    refused = refuse_before_body(handler, environ.get("REMOTE_ADDR"), headers)
     if refused is not None:
         return refused
     declared = headers.get("content-length")
-    refused = check_length(handler, declared)
-    if refused is not None:
-        return refused
+    length = declared_length(declared)
     try:
-        body = read_limited(request.stream.read, handler.max_body_size, declared_length(declared))
+        body = read_limited(request.stream.read, handler.max_body_size, length)
     except RequestEntityTooLarge:  # the app's own limit is lower than the handler's
         return too_large(handler, request.max_content_length, "MAX_CONTENT_LENGTH")
     except ClientDisconnected:
         return bad_request("the body ended before its Content-Length")
     if body is None:
         return too_large(handler)
-    return body, headers
+    # A before_request that called request.get_json() or read request.data left the
+    # stream empty; Werkzeug kept those bytes, and get_data() returns them unchanged.
+    kept = kept_body(handler, body, length, lambda: request.get_data(cache=True), _ADVICE)
+    return kept if isinstance(kept, Outcome) else (kept, headers)
+
+
+_ADVICE = (
+    "code that runs before the view (a before_request function, a WSGI middleware) "
+    "read request.form or request.stream, which Werkzeug does not keep; read "
+    "request.get_data() or request.get_json() there instead (Werkzeug keeps those "
+    "bytes and hookshield verifies them), or skip that code for the webhook's endpoint"
+)
 
 
 def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:

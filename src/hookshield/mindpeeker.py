@@ -32,8 +32,10 @@ from ._errors import MalformedPayload
 from ._events import Delivery
 from ._handler import WebhookHandler as _CoreHandler
 from ._headers import Headers
+from ._options import flag
 from ._outcome import Outcome
 from ._routing import H, R
+from ._text import printable
 from .providers.mindpeeker import MINDPEEKER, MindPeekerEvent
 
 __all__ = ["WebhookHandler"]
@@ -55,7 +57,7 @@ class WebhookHandler:
     def __init__(self, secret: SecretLike, *, debug: bool = False, **options: Any) -> None:
         #: The hookshield handler underneath, for the framework adapters.
         self.handler = _CoreHandler("mindpeeker", secret=secret, **options)
-        self.debug = debug
+        self.debug = flag("debug", debug)
 
     def on(self, *event_types: str) -> Callable[[R], R]:
         """Register the decorated function for these event types (``"session.*"`` too)."""
@@ -79,7 +81,11 @@ class WebhookHandler:
         if not isinstance(event, MindPeekerEvent):  # pragma: no cover - the sender's parser
             raise MalformedPayload("not a MindPeeker event")
         if self.debug:
-            logger.info("hookshield: constructed MindPeeker %s event %s", event.type, event.id)
+            logger.info(
+                "hookshield: constructed MindPeeker %s event %s",
+                printable(event.type),
+                printable(event.id),
+            )
         return event
 
     def process_event(self, event: MindPeekerEvent) -> Outcome:
@@ -97,7 +103,11 @@ class WebhookHandler:
             return Outcome(200, dispatched_reason(calls), dispatched=calls)
         outcome = self.handler.process(_delivery_of(event, delivery_id))
         if self.debug:
-            logger.info("hookshield: processed MindPeeker event %s: %s", event.id, outcome.reason)
+            logger.info(
+                "hookshield: processed MindPeeker event %s: %s",
+                printable(event.id),
+                printable(outcome.reason),
+            )
         if outcome.error is not None:
             raise outcome.error
         return outcome

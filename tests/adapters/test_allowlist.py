@@ -7,7 +7,6 @@ read: the streams here record whether anything read them.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from types import ModuleType
 from typing import Annotated, Any
@@ -26,7 +25,7 @@ from hookshield.fastapi import verified as fastapi_verified
 from hookshield.flask import verified as flask_verified
 from hookshield.flask import webhook_view as flask_view
 
-from .support import Recorder, configure_django, delivery, recorder
+from .support import Recorder, RecordingStream, configure_django, delivery, recorder
 
 configure_django()
 
@@ -91,28 +90,6 @@ CASES = {
 
 def allowlisted() -> Recorder:
     return recorder("mindpeeker", allowed_ips=ALLOWED, trusted_proxies=PROXIES)
-
-
-class RecordingStream(io.BytesIO):
-    """A request body that remembers whether anything read it."""
-
-    touched = False
-
-    def read(self, size: int | None = -1) -> bytes:
-        self.touched = True
-        return super().read(size)
-
-    def read1(self, size: int | None = -1) -> bytes:
-        self.touched = True
-        return super().read1(size)
-
-    def readinto(self, buffer: Any) -> int:
-        self.touched = True
-        return super().readinto(buffer)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        self.touched = True
-        return super().readline(size)
 
 
 def check(status: int, reply: dict[str, Any], accepted: bool, rec: Recorder, marker: str) -> None:

@@ -24,6 +24,7 @@ from hookshield.asgi import WebhookApp, WebhookMiddleware
 from ..doubles import BrokenStore
 from .support import (
     CREDENTIALS,
+    MOCO_SIGNATURE,
     SIGNING,
     SMALL_LIMIT,
     Recorder,
@@ -223,7 +224,8 @@ def test_the_body_is_read_in_pieces_as_it_arrives() -> None:
 def test_a_body_without_length_is_cut_off_at_the_limit() -> None:
     rec = recorder("moco", max_body_size=SMALL_LIMIT)
     talk = Conversation(endless=True, chunk=100)
-    run(WebhookApp(rec.handler), http_scope({"content-type": "application/json"}), talk)
+    scope = http_scope({"content-type": "application/json", **MOCO_SIGNATURE})
+    run(WebhookApp(rec.handler), scope, talk)
     assert talk.status == 413
     assert talk.received <= SMALL_LIMIT + talk.chunk
     assert rec.events == []
@@ -232,7 +234,8 @@ def test_a_body_without_length_is_cut_off_at_the_limit() -> None:
 def test_a_content_length_over_the_limit_is_refused_before_reading() -> None:
     rec = recorder("moco", max_body_size=SMALL_LIMIT)
     talk = Conversation(endless=True)
-    run(WebhookApp(rec.handler), http_scope({"content-length": str(SMALL_LIMIT + 1)}), talk)
+    scope = http_scope({"content-length": str(SMALL_LIMIT + 1), **MOCO_SIGNATURE})
+    run(WebhookApp(rec.handler), scope, talk)
     assert talk.status == 413
     assert talk.received == 0
 
@@ -250,7 +253,7 @@ def test_a_malformed_content_length_gets_400(length: str) -> None:
 def test_a_sender_that_hangs_up_gets_no_answer() -> None:
     rec = recorder("moco")
     talk = Conversation(None)
-    run(WebhookApp(rec.handler), http_scope({}), talk)
+    run(WebhookApp(rec.handler), http_scope(MOCO_SIGNATURE), talk)
     assert talk.sent == []
 
 

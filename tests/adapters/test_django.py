@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 
 from .support import (
+    SIGNING,
     Recorder,
     configure_django,
     delivery,
     forged,
     recorder,
+    tampered,
     wait_for,
     without_content_type,
 )
@@ -109,7 +112,8 @@ def test_a_sender_hanging_up_mid_body_gets_400() -> None:
     body, headers, _ = delivery("moco")
     view = webhook_view(rec.handler)
     assert view(chunked_request(BrokenStream(), headers)).status_code == 400
-    sized = RequestFactory().post("/hooks/", data=body, content_type="application/json")
+    content_type, rest = without_content_type(headers)
+    sized = RequestFactory().post("/hooks/", data=body, content_type=content_type, headers=rest)
     broken = WSGIRequest({**sized.META, "wsgi.input": BrokenStream()})
     assert view(broken).status_code == 400
     assert rec.events == []
@@ -212,3 +216,73 @@ def test_verified_passes_the_delivery_to_the_view(
     assert json.loads(response.content) == {"tenant": "acme", "events": 1}
     assert [d.events[0].data.get("marker") for d in seen] == [marker]
     assert rec.events == []
+
+
+# -- a body that code of the app read first ------------------------------------------
+
+
+class ReadsBody:
+    """A middleware that reads ``request.body`` (which Django keeps), then its stream."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        json.loads(request.body or b"null")
+        request.read()  # the kept copy's stream, too: only request.body holds the bytes now
+        return self.get_response(request)
+
+
+class ReadsStream:
+    """A middleware that parses the stream itself, which Django does not keep."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        json.load(request)
+        return self.get_response(request)
+
+
+def test_a_body_django_kept_for_a_middleware_that_read_it_first_is_verified(
+    serving: Callable[..., Client], sender: str
+) -> None:
+    rec = recorder(sender)
+    mindpeeker = recorder("mindpeeker")
+
+    @verified(mindpeeker.handler)
+    def own_view(request: HttpRequest, delivery: Delivery) -> JsonResponse:
+        return JsonResponse({"events": len(delivery.events)})
+
+    client = serving(
+        path("hooks/", webhook_view(rec.handler)),
+        path("own/", own_view),
+        MIDDLEWARE=[f"{__name__}.ReadsBody"],
+    )
+    body, headers, marker = delivery(sender)
+    assert post(client, "/hooks/", body, headers).status_code == 200
+    assert rec.markers() == [marker]
+    if sender in SIGNING:  # the exact bytes are verified
+        assert post(client, "/hooks/", *tampered(sender)[:2]).status_code == 401
+    body, headers, _ = delivery("mindpeeker")
+    assert post(client, "/own/", body, headers).json() == {"events": 1}
+
+
+def test_a_body_read_first_and_not_kept_is_a_500_that_says_why(
+    serving: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = recorder("mindpeeker")
+    client = serving(
+        path("hooks/", webhook_view(rec.handler)), MIDDLEWARE=[f"{__name__}.ReadsStream"]
+    )
+    body, headers, _ = delivery("mindpeeker")
+    with caplog.at_level(logging.ERROR, logger="hookshield"):
+        response = post(client, "/hooks/", body, headers)
+    # The app is at fault, not the sender: it retries, and once fixed, is received.
+    assert response.status_code == 500
+    assert b"signature" not in response.content  # no detail for the sender
+    assert rec.events == []
+    [record] = [r for r in caplog.records if r.name == "hookshield"]
+    assert record.levelno == logging.ERROR
+    assert "read before hookshield" in record.getMessage()
+    assert "request.body" in record.getMessage()  # how to avoid it

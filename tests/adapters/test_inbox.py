@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from hookshield import SQLiteInbox, StoredDelivery, WebhookHandler, run_worker
 from hookshield.asgi import WebhookApp, WebhookMiddleware
 from hookshield.flask import webhook_view as flask_view
-from hookshield.testing import sample_batch, sign
+from hookshield.testing import sample_batch, sample_delivery, sign
 
 from . import inbox_fastapi
 from .support import CREDENTIALS, Recorder, configure_django, delivery, forged, recorder
@@ -250,3 +250,50 @@ def test_the_django_inbox_setting_refuses_what_is_not_an_inbox(
             pytest.raises(ImproperlyConfigured, match=message),
         ):
             DjangoMiddleware(lambda request: HttpResponse())
+
+
+#: What a request carries besides what its sender's verification and parse read.
+UNRELATED = {
+    "Cookie": "session=cookie-at-rest",
+    "X-Forwarded-For": "203.0.113.77",
+    "Authorization": "Bearer bearer-at-rest",
+    "X-Request-Id": "request-at-rest",
+}
+
+
+@pytest.mark.parametrize(
+    ("sender", "credentials", "kept"),
+    [
+        (
+            "github",
+            {"secret": "github-adapter-secret"},
+            {"content-type", "x-hub-signature-256", "x-github-event", "x-github-delivery"},
+        ),
+        # A shared token is not kept at rest: the inbox's seal vouches for the row.
+        ("momentum", CREDENTIALS["momentum"], {"content-type", "x-messagesystems-batch-id"}),
+    ],
+)
+def test_only_the_headers_verification_and_parsing_read_are_kept_at_rest(
+    serve: Callable[[WebhookHandler, Any], Post],
+    inbox: SQLiteInbox,
+    sender: str,
+    credentials: dict[str, Any],
+    kept: set[str],
+) -> None:
+    handler = WebhookHandler(sender, **credentials)
+    seen: list[str] = []
+    handler.on("*")(lambda event: seen.append(event.type))
+    kind = "issues.opened" if sender == "github" else "bounce"
+    body, headers = sample_delivery(sender, kind, **credentials)
+    assert serve(handler, inbox)(body, {**headers, **UNRELATED})[0] == 200
+    [row] = inbox.list()
+    assert {name.lower() for name, _ in row.headers} == kept
+    # Nor anywhere in the file, nor in its log (WAL).
+    inbox.close()
+    at_rest = b"".join(
+        path.read_bytes() for path in inbox.path.parent.iterdir() if path.name.startswith("inbox")
+    )
+    for value in (*UNRELATED.values(), *credentials.values()):
+        assert str(value).encode() not in at_rest
+    assert run_worker(inbox, handler, burst=True).done == 1
+    assert seen == [kind]

@@ -26,6 +26,7 @@ from hookshield.testing import sample_batch, sign
 from ..doubles import BrokenStore, NetworkStore
 from .support import (
     CREDENTIALS,
+    MOCO_SIGNATURE,
     SIGNING,
     SMALL_LIMIT,
     EndlessStream,
@@ -243,7 +244,7 @@ def test_a_duplicate_is_acknowledged_and_not_run_again(site: Site, sender: str) 
 def test_a_chunked_body_is_cut_off_at_the_limit(site: Site) -> None:
     rec = recorder("moco", max_body_size=SMALL_LIMIT)
     stream = EndlessStream()
-    answer = site.webhook(rec.handler).post(b"", {}, **chunked(stream))
+    answer = site.webhook(rec.handler).post(b"", MOCO_SIGNATURE, **chunked(stream))
     assert answer.status == 413
     assert stream.served <= SMALL_LIMIT + 1
     assert rec.events == []

@@ -62,7 +62,7 @@ def test_listen_bounds_and_frames_the_body(capsys: pytest.CaptureFixture[str]) -
         conn.close()
         # Too large by its Content-Length: refused without reading it.
         status, answer = raw_post(
-            port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n"
+            port, b"POST / HTTP/1.1\r\nHost: x\r\n" + head + b"Content-Length: 5000000\r\n\r\n"
         )
         assert status == 413
         assert b"larger than this receiver accepts" in answer
@@ -113,7 +113,7 @@ def test_listen_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_listen_refuses_malformed_framing(capsys: pytest.CaptureFixture[str]) -> None:
-    post = b"POST / HTTP/1.1\r\nHost: x\r\n"
+    post = b"POST / HTTP/1.1\r\nHost: x\r\nX-Petal-Token: t\r\n"
     with serving(
         capsys, "-p", "petal", "--token", "t", "--max-body-size", "100", "--count", "5"
     ) as (

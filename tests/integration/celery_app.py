@@ -24,4 +24,4 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     task_ignore_result=True,
 )
-inbox = CeleryInbox(app, hooks, max_retries=3)
+inbox = CeleryInbox(app, hooks, key="durable-tests-inbox-key", max_retries=3)

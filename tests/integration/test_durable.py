@@ -8,6 +8,7 @@ what these tests read.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from hookshield import SQLiteInbox, StoredDelivery
 from hookshield._inbox import new_id
@@ -28,27 +30,33 @@ from hookshield.testing import sample_body, sign
 from .. import servers
 from .apps import SECRET, hooks
 
-pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
+#: Headers a request carries that the sender's verification does not read: none of
+#: them may be kept at rest, in the inbox file or the broker.
+UNRELATED = {
+    "Cookie": "session=cookie-kept-at-rest",
+    "X-Forwarded-For": "203.0.113.99",
+    "Authorization": "Bearer bearer-kept-at-rest",
+}
 
 
 def signed(event_id: str) -> tuple[bytes, dict[str, str]]:
     payload = json.loads(sample_body("mindpeeker", "session.completed"))
     payload["id"] = event_id
     body = json.dumps(payload).encode()
-    return body, sign("mindpeeker", body, secret=SECRET)
+    return body, {**sign("mindpeeker", body, secret=SECRET), **UNRELATED}
+
+
+def kept_nowhere(data: bytes) -> bool:
+    """Whether none of the unrelated headers' values is in ``data``."""
+    return not any(value.encode() in data for value in UNRELATED.values())
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    paths = [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-        "HOOKSHIELD_TEST_INBOX": str(tmp_path / "inbox.db"),
-        "HOOKSHIELD_TEST_LOG": str(tmp_path / "runs.log"),
+    return servers.environment(
+        HOOKSHIELD_TEST_INBOX=str(tmp_path / "inbox.db"),
+        HOOKSHIELD_TEST_LOG=str(tmp_path / "runs.log"),
         **extra,
-    }
+    )
 
 
 class Processes:
@@ -59,19 +67,16 @@ class Processes:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, argv: list[str], env: dict[str, str], name: str, pass_fds: tuple[int, ...] = ()
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        name: str,
+        pass_fds: tuple[int, ...] = (),
+        cwd: Path = servers.ROOT,
     ) -> subprocess.Popen[bytes]:
-        output = (self.tmp_path / f"{name}.out").open("ab")
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=pass_fds,
+        process = servers.start(
+            argv, env=env, cwd=cwd, output=self.tmp_path / f"{name}.out", pass_fds=pass_fds
         )
-        output.close()
         self.started.append(process)
         return process
 
@@ -83,11 +88,7 @@ class Processes:
 
     def kill_all(self) -> None:
         for process in self.started:
-            if process.poll() is None:
-                self.kill(process)
-            else:  # its children, if any, go too
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+            servers.stop(process)
 
     def output(self, name: str) -> str:
         path = self.tmp_path / f"{name}.out"
@@ -155,14 +156,12 @@ def gunicorn(processes: Processes, env: dict[str, str]) -> int:
     sock.close()
 
     def ready() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited:\n{processes.output('gunicorn')}")
         try:
             return post(port, b"", {}) == 401  # served by the app
         except OSError:
             return False
 
-    wait_for(ready, 30, "gunicorn to serve")
+    servers.wait_until_ready(process, ready, output=processes.tmp_path / "gunicorn.out")
     return port
 
 
@@ -177,6 +176,8 @@ def test_acknowledged_deliveries_survive_a_killed_server_and_a_killed_worker(
         assert post(port, *signed(event_id)) == 200
     processes.kill(processes.started[0])  # SIGKILL right after the last 2xx
     assert SQLiteInbox(env["HOOKSHIELD_TEST_INBOX"]).counts()["pending"] == 40
+    at_rest = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("inbox"))
+    assert kept_nowhere(at_rest)
     assert runs(tmp_path) == []  # nothing ran in the web process
 
     first = worker(processes, env, "--lease", "1")
@@ -272,6 +273,29 @@ def test_celery_runs_every_delivery_and_again_after_a_killed_worker(
         celery_app.app.pool.force_close_all()
     finally:
         del os.environ["HOOKSHIELD_TEST_BROKER"]
+    queue = redis.Redis.from_url(broker)
+    messages: list[bytes] = queue.lrange("celery", 0, -1)  # type: ignore[assignment]
+    assert len(messages) == 20 and all(kept_nowhere(m) for m in messages)
+    for raw in messages:
+        (message,), _, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        assert message["seal"] and {name for name, _ in message["headers"]} == {
+            "content-type",
+            "x-mindpeeker-signature",
+        }
+    # One message changed in the broker: its event id, and its signature to match.
+    changed = json.loads(sample_body("mindpeeker", "session.completed"))
+    changed["id"] = "evt-changed-in-broker"
+    body = json.dumps(changed).encode()
+    tampered_headers = sign("mindpeeker", body, secret=SECRET)
+    envelope = json.loads(messages[0])
+    (message,), kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+    message["body"] = base64.b64encode(body).decode()
+    message["headers"] = [[n.lower(), v] for n, v in tampered_headers.items()]
+    envelope["body"] = base64.b64encode(json.dumps([[message], kwargs, embed]).encode()).decode()
+    envelope["headers"]["id"] = envelope["properties"]["correlation_id"] = "tampered-task"
+    envelope["properties"]["delivery_tag"] = "tampered-tag"
+    queue.lpush("celery", json.dumps(envelope))
+    queue.close()
 
     first = celery_worker(processes, env, "first")
     wait_for(lambda: "evt-05-slow" in started(tmp_path), 30, "the slow task to start")
@@ -281,3 +305,7 @@ def test_celery_runs_every_delivery_and_again_after_a_killed_worker(
     ran = started(tmp_path)
     assert ran["evt-05-slow"] == 2
     assert {event_id for event_id, count in ran.items() if count > 1} <= {"evt-05-slow"}
+    # The changed message was refused by whichever worker took it, and never run.
+    logs = processes.output("first") + processes.output("second")
+    assert "does not verify; it is not run: the stored delivery's seal does not match" in logs
+    assert "evt-changed-in-broker" not in ran

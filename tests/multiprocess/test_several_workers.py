@@ -27,6 +27,7 @@ import pytest
 
 from hookshield.testing import sample_delivery
 
+from .. import servers
 from ..servers import gunicorn_has_control_socket, listening_socket, post
 from . import SECRET
 
@@ -102,40 +103,22 @@ def start(kind: str, store: str, workdir: Path, *, lease: float, timeout: int = 
             "HOOKSHIELD_LEASE": str(lease),
             "HOOKSHIELD_TEST_LOG": str(log),
         }
-        with output.open("wb") as out:
-            process = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                pass_fds=(sock,),
-                start_new_session=True,  # its own group: stopped whole, workers included
-            )
+        process = servers.start(cmd, env=env, output=output, pass_fds=(sock,))
     server = Server(process, port, log, output)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{kind} exited ({process.returncode}):\n{output.read_text()}")
+
+    def ready() -> bool:
         try:
-            if server.post(b"", {}) == 401:  # up, and refusing an unsigned delivery
-                return server
+            return server.post(b"", {}) == 401  # up, and refusing an unsigned delivery
         except (OSError, http.client.HTTPException):
-            time.sleep(0.1)
-    stop(server)
-    pytest.fail(f"{kind} did not answer in 30 s:\n{output.read_text()}")
+            return False
+
+    servers.wait_until_ready(process, ready, output=output)
+    return server
 
 
 def stop(server: Server) -> None:
     """Stop the server's whole process group by its PID: TERM, then KILL."""
-    try:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    servers.stop(server.process)
 
 
 def mindpeeker(marker: str) -> tuple[bytes, dict[str, str]]:

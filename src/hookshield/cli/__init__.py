@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from ._client import cmd_send
-from ._common import EXIT_FAILED, EXIT_IO, EXIT_OK, EXIT_USAGE, CLIError
+from ._common import EXIT_FAILED, EXIT_IO, EXIT_OK, EXIT_USAGE, CLIError, resolve_provider
 from ._demo import cmd_demo
 from ._inbox import cmd_inbox, cmd_worker
 from ._listen import cmd_listen
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Printer()
     try:
+        if isinstance(getattr(args, "provider", None), str):
+            # Imported here, not while parsing: its failure is then reported as others are.
+            args.provider = resolve_provider(args.provider)
         return _COMMANDS[args.command](args, out)
     except CLIError as exc:
         if args.json:

@@ -33,10 +33,11 @@ from ._common import (
     EXIT_OK,
     CLIError,
     check_event_type,
+    provider_name,
     read_file,
     signing_credentials,
 )
-from ._output import Printer
+from ._output import Printer, printable
 
 __all__ = ["MAX_RESPONSE", "Answer", "cmd_send", "post"]
 
@@ -177,7 +178,7 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
         report: dict[str, Any] = {
             "ok": answer.ok,
             "url": args.url,
-            "provider": args.provider,
+            "provider": provider_name(args.provider),
             "events": args.event or [],
             "status": answer.status,
             "reason": answer.reason,
@@ -196,9 +197,9 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
     colour = "green" if answer.ok else "red"
     lines = [
         f"sent      {title} {label} ({len(body)} bytes) to {args.url}",
-        f"answered  {out.style(f'{answer.status} {answer.reason}', colour, 'bold')} "
+        f"answered  {out.style(f'{answer.status} {printable(answer.reason)}', colour, 'bold')} "
         f"in {elapsed * 1000:.0f} ms",
-        f"body      {text or '(empty)'}",
+        f"body      {printable(text) or '(empty)'}",
     ]
     if answer.duplicate:
         lines.append(
@@ -207,7 +208,9 @@ def cmd_send(args: argparse.Namespace, out: Printer) -> int:
         )
     if redirected:
         lines.append(
-            out.style("redirect", "red", "bold") + "  " + redirect_hint(args.url, answer.location)
+            out.style("redirect", "red", "bold")
+            + "  "
+            + printable(redirect_hint(args.url, answer.location))
         )
     out.lines(lines)
     return EXIT_OK if answer.ok else EXIT_FAILED

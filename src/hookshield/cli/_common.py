@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import re
 import sys
 from typing import Any, Final
 
 from .._handler import WebhookHandler
-from ..providers import Provider, get_provider
+from ..providers import PROVIDERS, Provider, ProviderLike, get_provider
+from ..providers._hmac import HmacSender
 
 __all__ = [
     "CREDENTIAL_OPTIONS",
@@ -26,16 +28,21 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CLIError",
+    "HelpFormatter",
     "as_flags",
     "check_event_type",
     "credentials",
     "first_sentence",
     "flag",
     "flags",
+    "import_attribute",
     "make_handler",
     "parse_header",
+    "provider_name",
+    "provider_option",
     "read_body",
     "read_file",
+    "resolve_provider",
     "signing_credentials",
 ]
 
@@ -55,6 +62,78 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose paragraphs; keeps text with line breaks (examples, tables) as written."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def import_attribute(target: str) -> object:
+    """The object named ``module:attribute`` (the current directory is importable).
+
+    Raises :class:`CLIError` (exit 2) for a malformed name, a module that cannot be
+    imported or an attribute it does not have.
+    """
+    module_name, _, name = target.partition(":")
+    if not module_name or not name:
+        raise CLIError(f"{target!r}: name it as module:attribute (myapp.hooks:moco)")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as gunicorn and celery do
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise CLIError(f"{target!r}: {exc}") from exc
+    return found
+
+
+def provider_option(text: str) -> str:
+    """``-p``'s value, checked as argparse reads it: a sender's name, or ``module:attribute``.
+
+    For argparse's ``type=``: an unknown name is an :class:`argparse.ArgumentTypeError`,
+    which argparse reports with the usage and exit code 2.  A ``module:attribute`` is
+    imported later, by :func:`resolve_provider`, not while the arguments are parsed.
+    """
+    if text in PROVIDERS or ":" in text:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown sender {text!r}: choose one of {', '.join(PROVIDERS)}, or name an "
+        "HmacSender or a WebhookHandler of your code as module:attribute"
+    )
+
+
+def resolve_provider(text: str) -> ProviderLike:
+    """The sender ``-p`` names: a registered name as it is, else the ``module:attribute``.
+
+    The attribute is an :class:`~hookshield.HmacSender` description or a
+    :class:`~hookshield.WebhookHandler`, whose sender it is (not its credentials: those
+    are the command line's).  A bad module or attribute exits 2.
+    """
+    if text in PROVIDERS:
+        return text
+    try:
+        found = import_attribute(text)
+    except CLIError as exc:
+        raise CLIError(f"-p {exc}") from None
+    if isinstance(found, HmacSender):
+        return found.provider()
+    if isinstance(found, WebhookHandler):
+        return found.verifier.sender
+    raise CLIError(f"-p {text!r} is {type(found).__name__}, not an HmacSender or a WebhookHandler")
+
+
+def provider_name(provider: ProviderLike) -> str:
+    """The name of the sender ``-p`` gave (a name, or a sender loaded from a module)."""
+    return get_provider(provider).name
 
 
 def flag(option: str) -> str:
@@ -187,10 +266,11 @@ def first_sentence(text: str) -> str:
     return head + "." if sep else text
 
 
-def check_event_type(provider: str, event_type: str) -> None:
+def check_event_type(provider: ProviderLike, event_type: str) -> None:
     """Exit 2 for an event type the sender does not document, suggesting a close one.
 
-    A sender that documents none (Standard Webhooks: the types are each user's) takes any.
+    A sender that documents none (Standard Webhooks, where the types are each user's,
+    or one described with ``HmacSender`` without ``event_types``) takes any.
     """
     sender = get_provider(provider)
     known = sender.event_types

@@ -3,23 +3,29 @@
 Theory of operation: :func:`add_commands` adds the two commands to the ``hookshield``
 parser, each with its function in ``args.run``; a function takes the parsed
 arguments and a :class:`~hookshield.cli._output.Printer` and returns the exit code
-(0 done, 1 nothing matched, 2 usage or configuration error).  Every command opens the
-SQLite inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``).  Nothing here runs a
-route itself: ``worker`` hands that to :func:`~hookshield.run_worker`.
+(0 done, 1 nothing matched, 2 usage or configuration error, 3 the inbox file cannot
+be used); a mistake is a :class:`~hookshield.cli._common.CLIError`.  Every command
+opens the SQLite inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``), and only one
+that exists: a mistyped path must not become a new, empty inbox.  ``ls`` and ``show``
+open it read-only.  Nothing here runs a route itself: ``worker`` hands that to
+:func:`~hookshield.run_worker`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import datetime
-import importlib
 import logging
 import math
 import os
 import re
+import signal
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from .._handler import WebhookHandler
@@ -27,62 +33,170 @@ from .._headers import Headers
 from .._inbox import STATES, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
 from .._worker import Retry, handler_map, run_worker
-from ._output import Printer, table
+from ._common import (
+    EXIT_FAILED,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+    HelpFormatter,
+    import_attribute,
+)
+from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
-
-EXIT_OK: Final = 0
-EXIT_NONE: Final = 1
-EXIT_USAGE: Final = 2
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Rows deleted or requeued per transaction: the web side's writes wait no longer.
 _BATCH: Final = 500
-
-
-class _Usage(Exception):
-    """A mistake on the command line, reported on stderr with exit code 2."""
+#: How many of the ids an ambiguous prefix matches an error lists.
+_SHOWN_IDS: Final = 3
 
 
 def add_commands(commands: Any) -> None:
     """Add ``worker`` and ``inbox`` to the ``hookshield`` subcommands (argparse)."""
     worker = commands.add_parser(
         "worker",
+        formatter_class=HelpFormatter,
         help="run the deliveries stored in an inbox",
         description="Lease each due delivery of the inbox, verify it again and run its "
         "routes; retry failures with backoff and move them to dead-letter after "
-        "--max-attempts.  Stops after the current delivery on SIGTERM or SIGINT.",
-        epilog="example: hookshield worker myapp.hooks:mindpeeker myapp.hooks:moco "
-        "--inbox webhooks.db",
+        "--max-attempts.  The first SIGTERM or SIGINT (Ctrl-C) stops it after the current "
+        "delivery; a second stops it at once, with exit code 130 (SIGINT) or 143 (SIGTERM), "
+        "and the delivery in hand runs again once its lease ends.  The inbox must exist (the web app creates it with its first "
+        "delivery) unless --create is given.",
+        epilog="""\
+examples:
+  hookshield worker myapp.hooks:mindpeeker myapp.hooks:moco --inbox webhooks.db
+  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --lease 600 --max-attempts 5
+  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --burst --json""",
     )
     worker.add_argument(
         "handlers", nargs="+", metavar="MODULE:NAME", help="a WebhookHandler to run"
     )
     _inbox_option(worker)
-    worker.add_argument("--lease", type=float, default=300.0, help="seconds (default 300)")
-    worker.add_argument("--max-attempts", type=int, default=Retry().max_attempts)
-    worker.add_argument("--poll", type=float, default=0.5, help="seconds between looks")
+    worker.add_argument(
+        "--create", action="store_true", help="create the inbox file if it does not exist"
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a delivery is held before another worker may run it; longer "
+        "than your slowest route (default: 300)",
+    )
+    worker.add_argument(
+        "--max-attempts",
+        type=int,
+        default=Retry().max_attempts,
+        metavar="N",
+        help=f"attempts before dead-letter (default: {Retry().max_attempts})",
+    )
+    worker.add_argument(
+        "--poll",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="the wait between looks when nothing is due (default: 0.5)",
+    )
     worker.add_argument("--burst", action="store_true", help="stop once nothing is due")
-    worker.set_defaults(run=cmd_worker, json=False)
+    _json_option(worker, "print the final counts as JSON")
+    worker.set_defaults(run=cmd_worker)
 
-    inbox = commands.add_parser("inbox", help="list, show, retry or purge stored deliveries")
+    inbox = commands.add_parser(
+        "inbox",
+        formatter_class=HelpFormatter,
+        help="list, show, retry or purge stored deliveries",
+        description="Inspect and repair a durable inbox.  Each action takes --inbox PATH "
+        "(default: $HOOKSHIELD_INBOX), an inbox that exists, and --json.",
+        epilog="""\
+examples:
+  hookshield inbox ls --inbox webhooks.db
+  hookshield inbox ls --state dead --inbox webhooks.db
+  hookshield inbox show 01a22c2f --inbox webhooks.db
+  hookshield inbox retry --dead --inbox webhooks.db
+  hookshield inbox purge --done --older-than 7d --inbox webhooks.db""",
+    )
     actions = inbox.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = actions.add_parser("ls", help="a table of stored deliveries, oldest first")
-    ls.add_argument("--state", choices=STATES)
-    ls.add_argument("--limit", type=int, default=50)
-    show = actions.add_parser("show", help="one stored delivery, headers and body")
-    show.add_argument("id")
-    retry = actions.add_parser("retry", help="make deliveries due again, attempts reset")
+    ls = actions.add_parser(
+        "ls",
+        formatter_class=HelpFormatter,
+        help="a table of stored deliveries, oldest first",
+        description="A table of stored deliveries, oldest first, and the count in each state.",
+        epilog="""\
+examples:
+  hookshield inbox ls --inbox webhooks.db
+  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json""",
+    )
+    ls.add_argument("--state", choices=STATES, help="only deliveries in this state (default: any)")
+    ls.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="show at most N (default: 50)"
+    )
+    show = actions.add_parser(
+        "show",
+        formatter_class=HelpFormatter,
+        help="one stored delivery, headers and body",
+        description="One stored delivery: its state, headers (credentials hidden) and body.",
+        epilog="""\
+examples:
+  hookshield inbox show 01a22c2f9c674dcc5f79ba5b --inbox webhooks.db
+  hookshield inbox show 01a22c2f --inbox webhooks.db --json""",
+    )
+    show.add_argument("id", help="a delivery id, or enough of its start to name one")
+    retry = actions.add_parser(
+        "retry",
+        formatter_class=HelpFormatter,
+        help="make deliveries due again, attempts reset",
+        description="Make a delivery, or every dead-letter one, pending and due now with "
+        "its attempts reset.  A delivery a worker holds leased is left to that worker.",
+        epilog="""\
+examples:
+  hookshield inbox retry 01a22c2f --inbox webhooks.db
+  hookshield inbox retry --dead --inbox webhooks.db""",
+    )
     which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", nargs="?")
+    which.add_argument("id", nargs="?", help="a delivery id, or enough of its start to name one")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
-    purge = actions.add_parser("purge", help="delete old deliveries")
+    seal = actions.add_parser(
+        "seal",
+        formatter_class=HelpFormatter,
+        help="vouch for deliveries stored without a seal",
+        description="Seal deliveries as they stand now, with the inbox's key: for rows "
+        "an older hookshield stored, which a worker refuses until then.  Check them first "
+        "(inbox show); then inbox retry runs a dead-lettered one again.",
+        epilog="""\
+examples:
+  hookshield inbox seal 01a22c2f --inbox webhooks.db""",
+    )
+    seal.add_argument(
+        "ids", nargs="+", metavar="ID", help="delivery ids, or enough of each one's start"
+    )
+    purge = actions.add_parser(
+        "purge",
+        formatter_class=HelpFormatter,
+        help="delete old deliveries",
+        description="Delete done or dead-letter deliveries received before --older-than.",
+        epilog="""\
+examples:
+  hookshield inbox purge --done --inbox webhooks.db
+  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db""",
+    )
     purge.add_argument("--done", action="store_true", help="delete done deliveries")
     purge.add_argument("--dead", action="store_true", help="delete dead-letter deliveries")
-    purge.add_argument("--older-than", default="7d", help="age: 30m, 12h, 7d (default 7d)")
-    for action in (ls, show, retry, purge):
+    purge.add_argument(
+        "--older-than", default="7d", metavar="AGE", help="age: 30m, 12h, 7d, 2w (default: 7d)"
+    )
+    for action, what in (
+        (ls, "print the deliveries as JSON"),
+        (show, "print the delivery as JSON"),
+        (retry, "print the result as JSON"),
+        (seal, "print the result as JSON"),
+        (purge, "print the result as JSON"),
+    ):
         _inbox_option(action)
-    inbox.set_defaults(run=cmd_inbox, json=False)
+        _json_option(action, what)
+    inbox.set_defaults(run=cmd_inbox)
 
 
 def _inbox_option(parser: argparse.ArgumentParser) -> None:
@@ -94,92 +208,189 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace, **options: float) -> SQLiteInbox:
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=what + ", for scripts")
+
+
+def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> SQLiteInbox:
+    """The inbox ``--inbox`` names, which must exist (unless ``create=True``)."""
     if not args.inbox:
-        raise _Usage("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
-    try:
-        return SQLiteInbox(args.inbox, **options)
-    except (OSError, ValueError) as exc:  # ":memory:", a directory, a missing folder
-        raise _Usage(f"--inbox: {exc}") from exc
-
-
-def _guarded(command: Callable[[argparse.Namespace, Printer], int]) -> Any:
-    def run(args: argparse.Namespace, out: Printer) -> int:
+        raise CLIError("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
+    with _inbox_errors(args.inbox, hint):
         try:
-            return command(args, out)
-        except _Usage as exc:
-            print(f"hookshield: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            inbox = SQLiteInbox(args.inbox, **options)
+            inbox.counts()  # opened now: a missing or other key is told here, not in a loop
+        except ValueError as exc:  # "", ":memory:", a missing or other key
+            raise CLIError(f"--inbox: {exc}") from exc
+        return inbox
 
-    run.__doc__ = command.__doc__
-    return run
+
+@contextlib.contextmanager
+def _inbox_errors(path: str, hint: str = "") -> Iterator[None]:
+    """Turn a failure of the inbox file into one line and exit 3 (an I/O error).
+
+    A missing file, a directory, a text file, a truncated database, one without the
+    inbox's table, a file locked too long or an unwritable directory: each is an
+    :class:`OSError` or a :class:`sqlite3.Error`, and none is worth a traceback.
+    """
+    try:
+        yield
+    except BrokenPipeError:  # the reader went away (| head): not the inbox's fault
+        raise
+    except OSError as exc:
+        if exc.filename is None:  # a message that names the path already
+            message = f"--inbox: {exc}"
+        elif isinstance(exc, FileNotFoundError):
+            message = f"--inbox {path}: the file does not exist"
+        else:  # the inbox, or a file beside it (its -writer lock file)
+            where = "" if os.fspath(exc.filename) == path else f"{os.fspath(exc.filename)}: "
+            message = f"--inbox {path}: {where}{exc.strerror or exc}"
+        hint = hint if isinstance(exc, FileNotFoundError) else ""
+        raise CLIError(message + hint, EXIT_IO) from None
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "is not a hookshield inbox" not in text:  # that one names the file already
+            text = f"{path}: {text}"
+        raise CLIError(f"--inbox {text}", EXIT_IO) from None
 
 
 # -- worker -------------------------------------------------------------------------
+
+#: Said when the worker's inbox does not exist and --create was not given.
+_NO_INBOX_HINT: Final = (
+    "; the web app creates it with its first delivery (check the path), "
+    "or pass --create to make an empty one now"
+)
 
 
 def load_handler(target: str) -> WebhookHandler:
     """The handler named ``module:name`` (the current directory is importable)."""
     module_name, _, name = target.partition(":")
     if not module_name or not name:
-        raise _Usage(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as gunicorn and celery do
-    try:
-        found: object = importlib.import_module(module_name)
-        for part in name.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise _Usage(f"{target!r}: {exc}") from exc
+        raise CLIError(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
+    found = import_attribute(target)
     if not isinstance(found, WebhookHandler):
-        raise _Usage(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
+        raise CLIError(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
     return found
 
 
-@_guarded
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
     try:
         handler_map(handlers)
     except ValueError as exc:  # two handlers for one sender
-        raise _Usage(str(exc)) from exc
+        raise CLIError(str(exc)) from exc
     if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
-        raise _Usage("--max-attempts, --lease and --poll must be positive (and finite)")
-    inbox = _open(args, lease=args.lease)
+        raise CLIError("--max-attempts, --lease and --poll must be positive (and finite)")
+    # --create makes a missing file only: an existing one must be an inbox already (the
+    # dedupe store's database is not to gain an inbox's table).
+    create = args.create and bool(args.inbox) and not os.path.lexists(args.inbox)
+    inbox = _open(args, lease=args.lease, create=create, hint=_NO_INBOX_HINT)
+    with _inbox_errors(args.inbox):
+        inbox.counts()  # a file that is no inbox is refused now, not retried for ever
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stats = run_worker(
-        inbox,
-        *handlers,
-        retry=Retry(max_attempts=args.max_attempts),
-        poll=args.poll,
-        burst=args.burst,
-    )
-    out.line(
-        f"hookshield worker: {stats.done} done, {stats.retried} retried, {stats.dead} dead-lettered"
-    )
+    try:
+        stats = run_worker(
+            inbox,
+            *handlers,
+            retry=Retry(max_attempts=args.max_attempts),
+            poll=args.poll,
+            burst=args.burst,
+        )
+    except KeyboardInterrupt:
+        # A second Ctrl-C ended the delivery in hand (the worker logged it).  Its lease
+        # was not settled, so it runs again once the lease ends: nothing is lost.  A
+        # second SIGTERM ends the process the same way, with SystemExit(143).
+        return 128 + signal.SIGINT
+    if args.json:
+        out.json(
+            {"done": stats.done, "retried": stats.retried, "dead": stats.dead, "lost": stats.lost}
+        )
+    else:
+        out.line(
+            f"hookshield worker: {stats.done} done, {stats.retried} retried, "
+            f"{stats.dead} dead-lettered"
+        )
     return EXIT_OK
 
 
 # -- inbox --------------------------------------------------------------------------
 
 
-@_guarded
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|purge``."""
-    inbox = _open(args)
+    """``hookshield inbox ls|show|retry|seal|purge``."""
+    if args.action == "purge":  # mistakes on the command line first, then the file
+        if not (args.done or args.dead):
+            raise CLIError("say what to purge: --done, --dead or both")
+        seconds(args.older_than)
+    # ls and show only read: they open the file read-only, and change nothing in it.
+    inbox = _open(args, create=False, read_only=args.action in ("ls", "show"))
     action: Callable[[SQLiteInbox, argparse.Namespace, Printer], int] = {
         "ls": _ls,
         "show": _show,
         "retry": _retry,
+        "seal": _seal,
         "purge": _purge,
     }[args.action]
-    return action(inbox, args, out)
+    with _inbox_errors(args.inbox):
+        return action(inbox, args, out)
+
+
+def _find(inbox: SQLiteInbox, text: str) -> StoredDelivery:
+    """The delivery whose id is ``text``, or the one whose id starts with it."""
+    if not text:
+        raise CLIError("give a delivery id, or enough of its start to name one")
+    row = inbox.get(text)
+    if row is not None:
+        return row
+    ids, count = inbox.find_ids(text, limit=_SHOWN_IDS)
+    if count > 1:
+        listed = ", ".join(ids) + (", ..." if count > len(ids) else "")
+        raise CLIError(
+            f"{text!r} is the start of {count} delivery ids ({listed}): give more of the id",
+            EXIT_USAGE,
+        )
+    row = inbox.get(ids[0]) if ids else None
+    if row is None:
+        raise CLIError(f"no delivery {text!r} in {inbox.path}", EXIT_FAILED)
+    return row
+
+
+def _row_json(row: StoredDelivery, *, whole: bool = False) -> dict[str, Any]:
+    """A stored delivery for ``--json``; ``whole`` adds its headers and body."""
+    result: dict[str, Any] = {
+        "id": row.id,
+        "sender": row.sender,
+        "handler": row.handler,
+        "state": row.state,
+        "attempts": row.attempts,
+        "event_types": list(row.event_types),
+        "events": None if row.events is None else list(row.events),
+        "received": _iso(row.received),
+        "next_attempt": _iso(row.next_attempt) if row.state in ("pending", "leased") else None,
+        "last_error": row.last_error,
+    }
+    if whole:
+        result["headers"] = [[name, _shown(name, value)] for name, value in row.headers]
+        try:
+            result["body"] = row.body.decode("utf-8")
+        except UnicodeDecodeError:
+            result["body_base64"] = base64.b64encode(row.body).decode("ascii")
+    return result
+
+
+def _iso(when: float) -> str:
+    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()
 
 
 def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     rows = inbox.list(args.state, limit=max(1, args.limit))
+    counts = inbox.counts()
+    if args.json:
+        out.json({"deliveries": [_row_json(row) for row in rows], "counts": counts})
+        return EXIT_OK
     if not rows:
         out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return EXIT_OK
@@ -189,10 +400,10 @@ def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         (
             row.id,
             row.sender,
-            _cut(",".join(row.event_types) or "-", 40),
+            _cut(printable(",".join(row.event_types)) or "-", 40),
             row.state,
             str(row.attempts),
-            _cut(row.last_error or "-", 48),
+            _cut(printable(row.last_error or "-"), 48),
             age(now - row.received),
         )
         for row in rows
@@ -200,17 +411,16 @@ def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     colour = {"dead": ("red",), "done": ("green",), "leased": ("yellow",), "pending": ()}
     styles = [[(), (), (), colour[row.state], (), (), ()] for row in rows]
     out.lines(table(out, header, cells, styles))
-    counts = inbox.counts()
     out.line(", ".join(f"{counts[state]} {state}" for state in STATES))
     return EXIT_OK
 
 
 def _show(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    row = inbox.get(args.id)
-    if row is None:
-        print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
-        return EXIT_NONE
-    out.lines(describe(row))
+    row = _find(inbox, args.id)
+    if args.json:
+        out.json(_row_json(row, whole=True))
+    else:
+        out.lines(describe(row))
     return EXIT_OK
 
 
@@ -218,46 +428,51 @@ def describe(row: StoredDelivery) -> list[str]:
     """A stored delivery as lines of text; a credential header's value is hidden."""
     when = datetime.datetime.fromtimestamp(row.received, datetime.timezone.utc)
     lines = [
-        f"id:           {row.id}",
+        f"id:           {printable(row.id)}",
         f"sender:       {row.sender} (handler {row.handler})",
         f"received:     {when.isoformat(timespec='seconds')}",
         f"state:        {row.state}, {row.attempts} attempt(s)",
-        f"events:       {', '.join(row.event_types) or '-'}",
+        f"events:       {printable(', '.join(row.event_types)) or '-'}",
     ]
     if row.events is not None:
         lines.append(f"to run:       {len(row.events)} event(s) of the batch")
     if row.last_error:
-        lines.append(f"last error:   {row.last_error}")
+        lines.append(f"last error:   {printable(row.last_error)}")
+    if row.seal is None:
+        lines.append("seal:         none: a worker refuses it (see `hookshield inbox seal`)")
     lines.append("headers:")
-    lines += [f"  {name}: {_shown(name, value)}" for name, value in row.headers]
+    lines += [f"  {printable(name)}: {_shown(name, value)}" for name, value in row.headers]
     lines.append(f"body ({len(row.body)} bytes):")
-    lines.append(_cut(row.body.decode("utf-8", "replace"), 4000))
+    lines.append(printable(_cut(row.body.decode("utf-8", "replace"), 4000), lines=True))
     return lines
 
 
 def _shown(name: str, value: str) -> str:
-    # A token in a header is a credential: the inbox keeps it to verify again, but
-    # a terminal (and its scrollback) need not show it.  Headers decides what is a
-    # credential (tokens, signatures, cookies ...), as it does for its repr in logs;
-    # asked about an empty value, it answers a non-empty one only for a credential.
+    # A signature is kept to verify again (and a row stored by an older version may
+    # hold a token), but a terminal and its scrollback need not show it.  Headers
+    # decides what is a credential (tokens, signatures, cookies ...), as it does for
+    # its repr in logs; asked about an empty value, it answers a non-empty one only
+    # for a credential.
     (redacted,) = Headers({name: ""}).redacted().values()
-    return "<hidden>" if redacted else value
+    return "<hidden>" if redacted else printable(value)
 
 
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     if not args.dead:
-        if inbox.requeue([args.id]) == 0:
-            row = inbox.get(args.id)
-            if row is None:
-                print(f"hookshield: no delivery {args.id!r} in {inbox.path}", file=sys.stderr)
-            else:  # leased: a worker runs it now, and settles it when done
-                print(
-                    f"hookshield: delivery {args.id!r} is leased to a worker now; retry it "
-                    "once it is done, dead or pending again",
-                    file=sys.stderr,
-                )
-            return EXIT_NONE
-        out.line(f"{args.id}: pending, due now")
+        row = _find(inbox, args.id)
+        if inbox.requeue([row.id]) == 0:
+            if inbox.get(row.id) is None:  # purged meanwhile
+                raise CLIError(f"no delivery {args.id!r} in {inbox.path}", EXIT_FAILED)
+            # leased: a worker runs it now, and settles it when done
+            raise CLIError(
+                f"delivery {row.id!r} is leased to a worker now; retry it once it is done, "
+                "dead or pending again",
+                EXIT_FAILED,
+            )
+        if args.json:
+            out.json({"requeued": 1, "ids": [row.id]})
+        else:
+            out.line(f"{row.id}: pending, due now")
         return EXIT_OK
     total = inbox.counts()["dead"]
     done = 0
@@ -266,14 +481,25 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         count, after = inbox.requeue_dead(after, limit=_BATCH)
         done += count
         _progress("requeued", done, total)
-    out.line(f"{done} dead-letter deliveries are pending again, due now")
+    if args.json:
+        out.json({"requeued": done})
+    else:
+        out.line(f"{done} dead-letter deliveries are pending again, due now")
     return EXIT_OK
+
+
+def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+    ids = [_find(inbox, given).id for given in args.ids]
+    sealed = inbox.reseal(ids)
+    if args.json:
+        out.json({"sealed": sealed, "ids": ids})
+    else:
+        out.line(f"sealed {sealed} of {len(ids)} deliveries (leased or purged meanwhile: the rest)")
+    return EXIT_OK if sealed else EXIT_FAILED
 
 
 def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     states = [state for state in ("done", "dead") if getattr(args, state)]
-    if not states:
-        raise _Usage("say what to purge: --done, --dead or both")
     before = time.time() - seconds(args.older_than)
     deleted = 0
     for state in states:
@@ -284,7 +510,10 @@ def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
                 break
             deleted += count
             _progress(f"deleted ({state})", deleted, total)
-    out.line(f"deleted {deleted} deliveries older than {args.older_than}")
+    if args.json:
+        out.json({"deleted": deleted, "older_than": args.older_than})
+    else:
+        out.line(f"deleted {deleted} deliveries older than {args.older_than}")
     return EXIT_OK
 
 
@@ -300,7 +529,7 @@ def seconds(text: str) -> float:
     """An age such as ``30m``, ``12h``, ``7d``, ``2w`` or ``90`` (seconds) in seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if match is None:
-        raise _Usage(f"{text!r} is not an age such as 30m, 12h or 7d")
+        raise CLIError(f"{text!r} is not an age such as 30m, 12h or 7d")
     return float(match[1]) * _UNITS[match[2] or "s"]
 
 

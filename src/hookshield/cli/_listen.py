@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from .._events import Event
 from .._handler import WebhookHandler
 from ..providers import get_provider
-from ._common import EXIT_IO, EXIT_OK, CLIError, make_handler
+from ._common import EXIT_IO, EXIT_OK, CLIError, make_handler, provider_name
 from ._output import Printer, received_json, received_lines
 from ._server import Received, Receiver
 
@@ -42,7 +42,7 @@ def cmd_listen(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield listen``."""
     if args.count is not None and args.count < 1:
         raise CLIError("--count must be at least 1")
-    if args.max_body_size < 1:
+    if args.max_body_size is not None and args.max_body_size < 1:
         raise CLIError("--max-body-size must be a positive number of bytes")
     handler = make_handler(args, max_body_size=args.max_body_size)
 
@@ -71,7 +71,7 @@ def cmd_listen(args: argparse.Namespace, out: Printer) -> int:
     server = bind((args.host, args.port), {"*": handler}, report, answered)
     title = get_provider(args.provider).title
     if args.json:
-        out.json({"listening": server.url + "/", "provider": args.provider})
+        out.json({"listening": server.url + "/", "provider": provider_name(args.provider)})
     else:
         out.line(f"listening on {server.url}/ for {title} deliveries (Ctrl-C to stop)")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})

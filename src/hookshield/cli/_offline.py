@@ -26,7 +26,7 @@ from ._common import (
     read_file,
     signing_credentials,
 )
-from ._output import Printer, delivery_json, event_lines
+from ._output import Printer, delivery_json, event_lines, printable
 
 __all__ = ["cmd_sign", "cmd_verify"]
 
@@ -84,7 +84,7 @@ def cmd_verify(args: argparse.Namespace, out: Printer) -> int:
             )
         else:
             print(
-                f"hookshield: rejected ({exc.status} {type(exc).__name__}): {exc}",
+                f"hookshield: rejected ({exc.status} {type(exc).__name__}): {printable(exc)}",
                 file=sys.stderr,
             )
         return EXIT_FAILED
@@ -94,7 +94,7 @@ def cmd_verify(args: argparse.Namespace, out: Printer) -> int:
     title = get_provider(delivery.provider).title
     count = len(delivery.events)
     lines = [
-        f"{out.style('verified', 'green', 'bold')}  {title} delivery {delivery.id}, "
+        f"{out.style('verified', 'green', 'bold')}  {title} delivery {printable(delivery.id)}, "
         f"{count} event{'s' if count != 1 else ''}"
     ]
     for event in delivery.events:

@@ -5,6 +5,12 @@ terminal and neither ``NO_COLOR`` (https://no-color.org: set and not empty) nor
 ``TERM=dumb`` says otherwise; scripts get one JSON document per line with ``--json``.
 An event is shown through its typed fields (the dataclass fields and properties of
 its sender's class), so a new typed property appears here without a change.
+
+Rule: what a sender wrote (event types, ids, fields, paths, header values, error
+text) is printed only through :func:`~hookshield._text.printable`, which escapes
+control characters, so that it cannot command the terminal; every table cell is, and
+JSON output escapes what ``json.dumps`` leaves (DEL, C1, lone surrogates).  Only
+:meth:`Printer.style` writes escape sequences.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import IO, Any, Final
 
 from .._events import Delivery, Event
 from .._json import FrozenArray, FrozenObject
+from .._text import printable
 from ..providers.petal import BadData
 from ._server import Received
 
@@ -31,6 +38,7 @@ __all__ = [
     "event_json",
     "event_lines",
     "plain",
+    "printable",
     "received_json",
     "received_lines",
     "show",
@@ -82,8 +90,16 @@ class Printer:
             self.stream.flush()
 
     def json(self, value: Any) -> None:
-        """Write one JSON document on one line."""
-        self.line(json.dumps(value, ensure_ascii=False, sort_keys=False))
+        """Write one JSON document on one line, with no control character in it."""
+        text = json.dumps(value, ensure_ascii=False, sort_keys=False)
+        # json.dumps escapes C0 controls; these it leaves raw.  Each is inside a string
+        # (the structure is ASCII), where \uXXXX means the same character.
+        self.line(text.translate(_JSON_ESCAPES))
+
+
+_JSON_ESCAPES: Final = str.maketrans(
+    {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), *range(0xD800, 0xE000))}
+)
 
 
 #: The narrowest last column worth wrapping beside the others; below it, it goes under them.
@@ -101,8 +117,10 @@ def table(
 
     The last column (free text) is wrapped to the room the others leave; when that is
     under ``MIN_LAST_COLUMN``, it is wrapped on indented lines below its row instead.
-    Widths come from the plain text, so colour keeps them.
+    Widths come from the plain text, so colour keeps them.  Every cell is printed
+    through :func:`printable`: a control character in it is shown escaped.
     """
+    rows = [[printable(cell) for cell in row] for row in rows]
     last = len(header) - 1
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(last)]
     indent = sum(widths) + 2 * last
@@ -175,13 +193,13 @@ def show(value: Any, width: int = 72) -> str:
         parts = (f"{name} {show(item, 16)}" for name, item in record.items())
         return show("  ".join(parts), width)
     if isinstance(value, str):
-        text = value
+        text = printable(value)
     elif isinstance(value, float):
         text = repr(value) if len(repr(value)) <= 12 else format(value, ".10g")
     elif isinstance(value, (bool, int)):
         text = str(value)
     else:
-        text = json.dumps(plain(value), ensure_ascii=False, separators=(", ", ": "))
+        text = printable(json.dumps(plain(value), ensure_ascii=False, separators=(", ", ": ")))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -228,9 +246,9 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
 
 def event_lines(printer: Printer, event: Event, indent: str = "  ") -> list[str]:
     """An event for people: its type, id and time, then its typed fields aligned."""
-    head = [printer.style(event.type, "bold")]
+    head = [printer.style(printable(event.type), "bold")]
     if event.id is not None:
-        head.append(f"id {event.id}")
+        head.append(f"id {printable(event.id)}")
     if event.timestamp is not None:
         head.append(event.timestamp.isoformat())
     lines = [indent + "  ".join(head)]
@@ -238,7 +256,7 @@ def event_lines(printer: Printer, event: Event, indent: str = "  ") -> list[str]
     for name, value in typed_fields(event).items():
         if isinstance(value, dict):
             # Per-channel readings and the like: one line per key reads better than JSON.
-            rows += [(f"{name}.{key}", show(item)) for key, item in value.items()]
+            rows += [(f"{name}.{printable(key)}", show(item)) for key, item in value.items()]
         else:
             rows.append((name, show(value)))
     if rows:
@@ -274,11 +292,11 @@ def received_lines(out: Printer, received: Received) -> list[str]:
         colour = "yellow"
     clock = datetime.now().strftime("%H:%M:%S")
     status = out.style(str(outcome.status), colour, "bold")
-    lines = [f"{clock}  POST {received.path}  {status}  {outcome.reason}"]
+    lines = [f"{clock}  POST {printable(received.path)}  {status}  {printable(outcome.reason)}"]
     if outcome.delivery is not None:
         count = len(outcome.delivery.events)
         lines.append(
-            f"  delivery {outcome.delivery.id}  {count} event{'s' if count != 1 else ''}"
+            f"  delivery {printable(outcome.delivery.id)}  {count} event{'s' if count != 1 else ''}"
             + ("  (duplicate: acknowledged, not handled again)" if outcome.duplicate else "")
         )
         for event in outcome.delivery.events:

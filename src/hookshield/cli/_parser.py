@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Final, TypeAlias
 
-from .._handler import DEFAULT_MAX_BODY_SIZE
 from .._version import __version__
 from ..providers import PROVIDERS
-from ._common import flags
+from ._common import HelpFormatter, flags, provider_option
 from ._inbox import add_commands as add_inbox_commands
 
 __all__ = ["build_parser"]
@@ -27,27 +26,16 @@ def _titles() -> str:
     return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
-class _Formatter(argparse.HelpFormatter):
-    """Wraps prose paragraphs; keeps text with line breaks (examples, tables) as written."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=30)
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if "\n" in text:
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
-
-
 def _add_provider(parser: argparse.ArgumentParser) -> None:
     names = tuple(PROVIDERS)
     parser.add_argument(
         "-p",
         "--provider",
         required=True,
-        choices=names,
+        type=provider_option,
         metavar="PROVIDER",
-        help="the sender: " + ", ".join(names),
+        help="the sender: " + ", ".join(names) + "; or MODULE:NAME, an HmacSender "
+        "description or a WebhookHandler in your code (myapp.hooks:acme)",
     )
 
 
@@ -99,7 +87,7 @@ def _add_sign(commands: _Commands) -> None:
     """The ``sign`` subcommand."""
     sign = commands.add_parser(
         "sign",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         help="print the headers a sender would send with a body",
         description="Print the headers the real sender sends with the body in FILE (one 'Name: value' "
         "per line), or a ready curl command with --curl.",
@@ -124,7 +112,7 @@ def _add_verify(commands: _Commands) -> None:
     """The ``verify`` subcommand."""
     verify = commands.add_parser(
         "verify",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         help="verify a delivery and summarise its events",
         description="Verify the body in FILE with the given headers as a receiver would. Exit 0 and "
         "print the events, or exit 1 and print why the delivery is rejected.",
@@ -158,7 +146,7 @@ def _add_send(commands: _Commands) -> None:
     """The ``send`` subcommand."""
     send = commands.add_parser(
         "send",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         help="POST a realistic signed sample delivery to a receiver",
         description="POST a realistic, signed sample delivery of any documented event type "
         "to URL, and print the receiver's answer. Redirects are not followed (a redirected "
@@ -197,7 +185,7 @@ def _add_listen(commands: _Commands) -> None:
     """The ``listen`` subcommand."""
     listen = commands.add_parser(
         "listen",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         help="run a local receiver that verifies and prints deliveries",
         description="Receive deliveries on HOST:PORT (any path), verify each with a "
         "WebhookHandler, print it and its events, and answer as the framework adapters "
@@ -215,9 +203,8 @@ examples:
     listen.add_argument(
         "--max-body-size",
         type=int,
-        default=DEFAULT_MAX_BODY_SIZE,
         metavar="BYTES",
-        help=f"the largest body accepted (default: {DEFAULT_MAX_BODY_SIZE})",
+        help="the largest body accepted (default: the sender's, 1 MiB to 25 MiB)",
     )
     listen.add_argument("--count", type=int, metavar="N", help="stop after N deliveries")
     _add_json(listen)
@@ -227,7 +214,7 @@ def _add_demo(commands: _Commands) -> None:
     """The ``demo`` subcommand."""
     demo = commands.add_parser(
         "demo",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         help="see hookshield accept and reject deliveries, on this machine only",
         description="Start a receiver on 127.0.0.1, send it one valid delivery from each "
         "sender, then a forged, a tampered, an unsigned and a replayed one, "
@@ -245,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``hookshield`` argument parser, with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="hookshield",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description="Sign, verify, send and receive webhook deliveries the way "
         + _titles()
         + " send them.",
@@ -260,9 +247,10 @@ examples:
 exit codes:
   0  success
   1  a delivery was rejected, the receiver answered non-2xx or redirected,
-     or a demo case failed
+     a demo case failed, or no stored delivery has that id
   2  usage or configuration error
-  3  I/O error: unreadable file, unreachable receiver, port in use
+  3  I/O error: unreadable file, unreachable receiver, port in use,
+     an inbox that is missing or is not a hookshield inbox
 
 Colour is used on a terminal only, and never when NO_COLOR is set.""",
     )

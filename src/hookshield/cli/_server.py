@@ -1,9 +1,12 @@
 """A local HTTP receiver for ``hookshield listen`` and ``hookshield demo``.
 
 Theory of operation: each POST is routed by path to a :class:`~hookshield.WebhookHandler`;
-its body is read bounded by the handler's ``max_body_size`` (413 for a larger
-``Content-Length`` before reading it, and while reading a chunked body; 411 when the
-request has neither, since the end of the body cannot be known), passed to
+what its headers settle is refused before the body is read, as the framework adapters
+do (:meth:`~hookshield.WebhookHandler.check_headers`: 401 without the sender's
+credential or with a wrong token, 413 for a ``Content-Length`` over
+``max_body_size``); its body is read bounded by ``max_body_size`` (413 while reading
+a chunked body too; 411 when the request has neither, since the end of the body
+cannot be known), passed to
 ``handler.handle`` with the headers, and answered with ``outcome.status`` and
 ``outcome.response_body()``, as the framework adapters answer, except that a
 duplicate is answered ``{"ok":true,"duplicate":true}`` so that ``hookshield send``
@@ -21,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .._errors import BodyTooLarge
+from .._errors import BodyTooLarge, WebhookError
 from .._handler import WebhookHandler
 from .._outcome import Outcome
 from .._version import __version__
@@ -101,6 +104,10 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         if handler is None:
             self._answer(404, b'{"error":"no receiver at this path"}')
             return
+        refused = self._refusal(handler)
+        if refused is not None:
+            self._finish(refused)
+            return
         try:
             body = self._read_body(handler.max_body_size)
             self._consumed = True
@@ -123,13 +130,23 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         self._answer(405, b'{"error":"webhooks are delivered with POST"}', allow="POST")
 
     def handle_expect_100(self) -> bool:
-        # Refuse an oversized body before the client sends it.
+        # Refuse a body the headers condemn before the client sends it.
         handler = self.server.handler_for(self.path)
-        length = self.headers.get("Content-Length", "")
-        if handler is not None and length.isdigit() and int(length) > handler.max_body_size:
-            self._finish(_too_large(handler))
+        refused = None if handler is None else self._refusal(handler)
+        if refused is not None:
+            self._finish(refused)
             return False
         return super().handle_expect_100()
+
+    def _refusal(self, handler: WebhookHandler) -> Outcome | None:
+        """The outcome refusing what the headers alone settle, before the body is read."""
+        try:
+            handler.check_headers(list(self.headers.items()))
+        except BodyTooLarge:
+            return _too_large(handler)
+        except WebhookError as exc:
+            return handler.dispatcher.rejected(exc)
+        return None
 
     def _read_body(self, limit: int) -> bytes:
         length = self.headers.get("Content-Length")

@@ -35,7 +35,9 @@ from .._events import (
 )
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
+from .._options import type_name
 from ._base import (
+    MIB,
     UNDOCUMENTED_RETRY_WINDOW,
     DemoScript,
     Provider,
@@ -62,6 +64,7 @@ from .petal import PetalProvider
 from .standard_webhooks import StandardWebhooksProvider
 
 __all__ = [
+    "MIB",
     "PROVIDERS",
     "UNDOCUMENTED_RETRY_WINDOW",
     "Credentials",
@@ -127,15 +130,24 @@ _CREDENTIALS = frozenset({"secret", "token", "basic_auth", "bearer_token"})
 
 
 def get_provider(provider: ProviderLike) -> Provider:
-    """The sender ``provider`` names or describes; a ``ValueError`` for an unknown name."""
+    """The sender ``provider`` names or describes.
+
+    A ``ValueError`` for an unknown name, a ``TypeError`` for anything but a name, an
+    :class:`HmacSender` or a :class:`Provider`.
+    """
     if isinstance(provider, Provider):
         return provider
     if isinstance(provider, HmacSender):
         return provider.provider()
+    known = ", ".join(repr(n) for n in PROVIDERS)
+    if not isinstance(provider, str):
+        raise TypeError(
+            "provider must be a sender's name (a str such as 'mindpeeker') or an "
+            f"HmacSender, not {type_name(provider)}; hookshield knows {known}"
+        )
     try:
         return PROVIDERS[provider]
-    except (KeyError, TypeError):
-        known = ", ".join(repr(n) for n in PROVIDERS)
+    except KeyError:
         raise ValueError(f"unknown provider {provider!r}; hookshield knows {known}") from None
 
 

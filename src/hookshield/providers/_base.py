@@ -9,7 +9,9 @@ to test it with, how to sign a body and build realistic sample deliveries exactl
 the real sender does.  Adding a sender means adding one module and registering it
 (one line in :mod:`hookshield.providers`, or :func:`register_provider`).
 
-The order is fixed by :meth:`hookshield.WebhookHandler.verify`: size limit, then
+The order is fixed by :meth:`hookshield.WebhookHandler.verify`: what the headers
+settle before the body is read (:meth:`Provider.check_headers`), the size limit
+(:attr:`Provider.default_max_body_size` unless the handler says), then
 :meth:`Provider.authenticate` on the raw bytes, and only then :meth:`Provider.parse`.
 Nothing here imports the handler side (``_handler``, ``_credentials``, the stores).
 """
@@ -46,6 +48,7 @@ from ._scheme import HmacScheme
 
 __all__ = [
     "FORM_TYPE",
+    "MIB",
     "UNDOCUMENTED_RETRY_WINDOW",
     "Credentials",
     "DemoScript",
@@ -71,6 +74,8 @@ _FORM_MAX_FIELDS = 64
 #: published 1 h 42 min.
 UNDOCUMENTED_RETRY_WINDOW = 2 * 3600.0
 _HALF_AN_HOUR = 1800.0
+#: One mebibyte: the unit of the senders' default ``max_body_size``.
+MIB = 1024 * 1024
 
 
 def dedupe_ttl_for(retry_window: float) -> float:
@@ -306,6 +311,9 @@ class Provider:
     signature_prefix: ClassVar[str] = ""
     #: Where a Petal-style shared token travels when no ``token_header`` is given.
     default_token_header: ClassVar[str | None] = None
+    #: The headers :meth:`parse` reads besides ``Content-Type``.  An inbox keeps these
+    #: with a stored delivery, and drops every other header of the request.
+    parse_headers: ClassVar[tuple[str, ...]] = ()
     #: The credentials the tests, the command line's examples and, unless its
     #: ``demo`` says otherwise, ``hookshield demo`` use with this sender: keyword
     #: arguments of ``WebhookHandler`` and :func:`hookshield.testing.sign`.
@@ -315,6 +323,11 @@ class Provider:
     #: For how long, in seconds, the sender retries a delivery that failed.  Where its
     #: documentation does not say, :data:`UNDOCUMENTED_RETRY_WINDOW`.
     retry_window: ClassVar[float] = UNDOCUMENTED_RETRY_WINDOW
+    #: The largest body a handler accepts unless given ``max_body_size=``: what the
+    #: sender's largest delivery needs, with margin, so that an authenticated sender
+    #: never buffers more than its deliveries can weigh.  Each sender sets its own,
+    #: citing its documentation; this one is for a sender that does not.
+    default_max_body_size: ClassVar[int] = MIB
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         scheme: HmacScheme | None = cls.__dict__.get("scheme")
@@ -370,6 +383,39 @@ class Provider:
             return None  # allowed only with allow_unsigned=True, checked at construction
         self._check_shared_credentials(headers, credentials)
         return None
+
+    def check_headers(self, headers: Headers, credentials: Credentials) -> None:
+        """Check, before the body is read, what of the credentials the headers settle.
+
+        A credential that travels in a header alone (a token, Basic, Bearer) is
+        checked completely; a signature must be present and well formed as far as
+        that can be told without the body (:meth:`HmacScheme.check_headers`: its
+        header, the timestamp, the other headers it signs).  Raises what
+        :meth:`authenticate` would raise for these headers, so that a delivery it
+        lets through is judged again, whole, by :meth:`authenticate`.  A sender with
+        no ``scheme`` that verifies in an ``authenticate`` of its own checks nothing
+        here unless it overrides this too.
+        """
+        if credentials.hmac_keys:
+            if self.scheme is not None:
+                self.scheme.check_headers(headers, sender=self.title)
+        elif not credentials.empty:
+            self._check_shared_credentials(headers, credentials)
+
+    def stored_headers(self, credentials: Credentials) -> frozenset[str]:
+        """The headers (lower-case) an inbox keeps: what verifying again and parsing read.
+
+        ``Content-Type``, :attr:`parse_headers`, and, when the handler checks a
+        signature, every header the scheme reads (:attr:`HmacScheme.read_headers`: the
+        signature, the timestamp and the signed headers).  Never a shared credential
+        (a token header, ``Authorization``): the inbox's seal vouches for a stored
+        row, and a long-lived secret is not kept at rest only to be compared again.  A
+        sender whose :meth:`authenticate` reads more headers adds them here.
+        """
+        names = {"content-type", *self.parse_headers}
+        if credentials.hmac_keys and self.scheme is not None:
+            names.update(self.scheme.read_headers)
+        return frozenset(name.lower() for name in names)
 
     def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The HMAC keys of the configured ``secret=`` values, decoded as the scheme says.

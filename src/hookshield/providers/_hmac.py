@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, TypedDict
 from .._events import Delivery, Event
 from .._headers import Headers
 from .._json import FrozenObject
-from ._base import Provider
+from ._base import MIB, Provider
 from ._payload import PayloadShape
 from ._scheme import HmacScheme, Part, check_text
 
@@ -72,8 +72,12 @@ class HmacSender:
       (ISO 8601 or epoch; the signed timestamp by default), ``event_class``,
       ``event_types`` (the documented ones) and ``accepts_form`` (a form body with the
       JSON in its ``payload`` field).
+    * ``max_body_size``: the largest body the sender sends, in bytes, the default of a
+      handler's ``max_body_size=`` (1 MiB, fifty times what the Standard Webhooks
+      specification recommends a payload stays under; set the sender's documented cap
+      where it has one).
 
-    The first four groups are its :attr:`scheme`, the others its :attr:`payload`.
+    The first four groups are its :attr:`scheme`, the next its :attr:`payload`.
     """
 
     name: str
@@ -102,6 +106,7 @@ class HmacSender:
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
     accepts_form: bool = False
+    max_body_size: int = MIB
     #: The signature half of the description, built from the fields above.
     scheme: HmacScheme = field(init=False, repr=False, compare=False)
     #: The payload half of the description, built from the fields above.
@@ -153,6 +158,8 @@ class HmacSender:
         object.__setattr__(self, "event_types", payload.event_types)
         object.__setattr__(self, "scheme", scheme)
         object.__setattr__(self, "payload", payload)
+        if type(self.max_body_size) is not int or self.max_body_size < 1:
+            raise ValueError("max_body_size must be a positive number of bytes (an int)")
 
     # -- derived -------------------------------------------------------------------
 
@@ -231,6 +238,13 @@ class HmacProvider(Provider):
                 "event_types": sender.event_types,
                 "accepts_form": sender.accepts_form,
                 "scheme": sender.scheme,
+                "default_max_body_size": sender.max_body_size,
+                # What parse() reads: the type and id headers, and the signed time.
+                "parse_headers": tuple(
+                    name
+                    for name in (*sender.type_headers, sender.id_header, sender.timestamp_header)
+                    if name is not None
+                ),
                 # A key the scheme reads, written as the sender writes its secrets.
                 "test_credentials": MappingProxyType(
                     {"secret": sender.scheme.write_secret(f"{sender.name}-test-key".encode())}

@@ -3,7 +3,7 @@
 Data only, no logic that parsing relies on.  The channel keys and the flat metrics
 array's band order are written here again on purpose, as the page writes them: a
 sample built from the parser's own tables would hide a mistake in them
-(PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt).
+(Petal Metrics' documentation, "Receive Webhooks").
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Rules this module owns:
 * Every misconfiguration is refused when the scheme is built (``ValueError`` or
   ``TypeError``), never at the first delivery.  A timestamp window is refused unless
   the signature covers the timestamp: an unsigned timestamp stops no replay
-  (PROVIDERS.md, "Replay").
+  (docs/security.md, "Replay and de-duplication").
 * Verification reads only bounded headers (:func:`read_header`), at most
   ``max_signatures`` signatures per header, and compares each one, prefix included,
   with :func:`hmac.compare_digest` on its normalised bytes (lower-case hex) *before*
@@ -22,6 +22,10 @@ Rules this module owns:
   once nothing matched is the form looked at, to say precisely what is wrong.  Every
   bad input is a typed :class:`WebhookError`; the timestamp window is judged only once
   the signature matched, and in both directions.
+* :meth:`HmacScheme.check_headers`, run before the body is read, refuses exactly what
+  :meth:`HmacScheme.verify` would refuse from the headers alone, with the same errors
+  in the same order (a missing or malformed signature header, timestamp or signed
+  header), so that a delivery it lets through is judged again, whole, by ``verify``.
 
 Nothing here logs, awaits, touches a store or starts a thread.
 """
@@ -209,6 +213,18 @@ class HmacScheme:
         return tuple(value for kind, value in self._parts if kind == "header")
 
     @property
+    def read_headers(self) -> tuple[str, ...]:
+        """Every (lower-case) header :meth:`verify` reads: the signature, timestamp, signed ones.
+
+        What an inbox keeps with a stored delivery so that it can be verified again.
+        """
+        names = [self.signature_header.lower()]
+        if self.timestamp_header is not None:
+            names.append(self.timestamp_header.lower())
+        names.extend(self.signed_headers)
+        return tuple(dict.fromkeys(names))
+
+    @property
     def timestamp_inside(self) -> bool:
         """Whether the timestamp is an item of the signature header (``t=...,v1=...``)."""
         stamp = self.timestamp_header
@@ -281,14 +297,7 @@ class HmacScheme:
         refusals.  Raises :class:`MissingCredentials`, :class:`MalformedSignature`,
         :class:`InvalidSignature` or :class:`TimestampOutOfRange`.
         """
-        header = self.signature_header
-        value = read_header(headers, header)
-        if value is None:
-            raise MissingCredentials(
-                f"the delivery has no {header} header, but this handler has a secret: "
-                f"{sender} signs every delivery once a secret is set on its side"
-            )
-        signatures, stamp = self._split(value, headers, sender)
+        signatures, stamp = self._split(self._signature(headers, sender), headers, sender)
         hexed = self.encoding == "hex"
         prefix = self.signature_prefix.lower() if hexed else self.signature_prefix
         received = [
@@ -311,6 +320,30 @@ class HmacScheme:
                             self._check_window(stamp)
                         return hexdigest
         raise self._mismatch(received, prefix.encode("utf-8"))
+
+    def check_headers(self, headers: Headers, *, sender: str) -> None:
+        """Before the body is read: refuse what :meth:`verify` would refuse from the headers.
+
+        The signature header is there and holds signatures (at most
+        ``max_signatures``), and so are the timestamp and every other header the
+        signature covers (a signed id not empty).  Raises :class:`MissingCredentials`
+        or :class:`MalformedSignature`, as :meth:`verify` would for these headers.
+        """
+        _, stamp = self._split(self._signature(headers, sender), headers, sender)
+        # The signed content of an empty body reads every signed header as verify()
+        # does, in the same order, with the same errors.
+        self._message(b"", headers, stamp, sender)
+
+    def _signature(self, headers: Headers, sender: str) -> str:
+        """The signature header's value; :class:`MissingCredentials` without one."""
+        header = self.signature_header
+        value = read_header(headers, header)
+        if value is None:
+            raise MissingCredentials(
+                f"the delivery has no {header} header, but this handler has a secret: "
+                f"{sender} signs every delivery once a secret is set on its side"
+            )
+        return value
 
     def _split(self, value: str, headers: Headers, sender: str) -> tuple[list[str], str | None]:
         """The signatures of the header and the timestamp text (``None`` without one)."""

@@ -9,7 +9,7 @@ Rules (GitHub's "Validating webhook deliveries" and "Webhook events and payloads
   change (``opened``): the type is ``issues.opened``, or ``ping`` for the ping sent
   when the hook is created.  Bodies are JSON, or a form with the JSON in ``payload``.
 * ``X-GitHub-Delivery`` is a GUID per delivery and is **not** signed, so it cannot be
-  the de-duplication key (PROVIDERS.md, "Replay"); sent twice, it is a malformed header
+  the de-duplication key (docs/security.md, "Replay and de-duplication"); sent twice, it is a malformed header
   (400), not a failed credential.  ``X-GitHub-Event`` is not signed either, so it is
   left out of the key too: the key is the body's SHA-256 alone.  Every GitHub event
   has a body of its own (its ``action``, the object it is about, the repository's
@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from .._events import Event, as_int
-from ._base import DemoScript, unique_clock
+from ._base import MIB, DemoScript, unique_clock
 from ._hmac import HmacProvider, HmacSender
 
 __all__ = ["GITHUB", "GitHubEvent", "GitHubProvider"]
@@ -91,6 +91,12 @@ GITHUB = HmacSender(
     id_header="X-GitHub-Delivery",
     type_in_key=False,
     accepts_form=True,
+    # "Payloads are capped at 25 MB. If an event generates a larger payload, GitHub
+    # will not deliver a payload for that webhook event." (GitHub's "Webhook events
+    # and payloads" page.)  A push or create event of many commits, branches or tags
+    # comes close, and GitHub does not retry a refused delivery, so the cap is the
+    # default.
+    max_body_size=25 * MIB,
     event_class=GitHubEvent,
     event_types=(
         "ping",

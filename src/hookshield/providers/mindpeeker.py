@@ -1,6 +1,6 @@
 """MindPeeker: ``X-MindPeeker-Signature: sha256=<hex>`` over the raw body.
 
-Rules (PROVIDERS.md, "MindPeeker"; seeds/003_4627364cb9635518.txt):
+Rules (from MindPeeker's documentation, "Webhooks"):
 
 * HMAC-SHA256 of the raw body, keyed with the secret's UTF-8 bytes, sent as
   ``sha256=`` and lower-case hex: the :data:`MINDPEEKER` description.
@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 from .._events import Event, as_float, as_int, from_iso
 from .._headers import Headers
 from .._json import FrozenObject, unwrap
-from ._base import DemoScript
+from ._base import MIB, DemoScript
 from ._hmac import EventFields, HmacProvider, HmacSender
 
 __all__ = [
@@ -212,6 +212,9 @@ MINDPEEKER = HmacSender(
     id_field="id",
     time_field="created_at",
     data_field="data",
+    # One envelope (`id`, `type`, `created_at`, `data`) per delivery, a few KB in the
+    # documentation's examples, which give no cap.  1 MiB leaves a wide margin.
+    max_body_size=MIB,
     event_class=MindPeekerEvent,
     event_types=(
         "session.created",
@@ -243,6 +246,7 @@ class MindPeekerProvider(HmacProvider):
 
     sender = MINDPEEKER
     test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "whsec_mindpeeker"}
+    parse_headers = ()  # everything is in the signed envelope
     demo = DemoScript(
         credentials={"secret": "whsec_demo"},
         event_types=("session.completed",),
@@ -283,7 +287,8 @@ _SESSION = {"session_id": "sess_123456789", "type": "remote_viewing", "status": 
 _ANALYSIS = {"analysis_id": "anal_123456789", "target_type": "location", "status": "queued"}
 _QUERY = {"query_id": "dowse_123456789", "query_type": "location", "status": "pending"}
 
-# Shapes from the page's own examples (seeds/003), filled in for the undocumented types.
+# Shapes from the examples of MindPeeker's "Webhooks" page, filled in for the
+# undocumented types.
 _SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "session": _SESSION,
     "analysis": _ANALYSIS,

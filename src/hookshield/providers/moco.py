@@ -1,6 +1,6 @@
 """MOCO: ``X-Moco-Signature`` is the hex HMAC-SHA256 of the raw body.
 
-Rules (PROVIDERS.md, "MOCO"; seeds/002_c02c209ccffd768a.txt):
+Rules (from MOCO's API documentation, "WebHooks"):
 
 * The key is the 32-character hex string MOCO's UI shows, used as its ASCII text.  The
   page's own test vector signs ``{id: 111, description: "a description"}``, which is
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from .._events import Event, as_int, from_epoch_by_magnitude, from_unix
 from .._headers import Headers
-from ._base import DemoScript, unique_clock
+from ._base import MIB, DemoScript, unique_clock
 from ._hmac import EventFields, HmacProvider, HmacSender
 
 __all__ = ["MOCO", "MocoEvent", "MocoProvider"]
@@ -81,6 +81,9 @@ MOCO = HmacSender(
     signature_header="X-Moco-Signature",
     type_header=("X-Moco-Target", "X-Moco-Event"),
     type_lowercase=True,
+    # The body is one entity (an activity, an invoice with its items), a few KB; MOCO's
+    # WebHooks documentation gives no cap.  1 MiB leaves a wide margin.
+    max_body_size=MIB,
     event_class=MocoEvent,
     event_types=tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS),
 )
@@ -95,7 +98,15 @@ class MocoProvider(HmacProvider):
     """MOCO's webhooks."""
 
     sender = MOCO
-    # The key is the test vector of MOCO's own documentation (PROVIDERS.md); changing
+    # The event's name and context: none of them signed (see the module's docstring).
+    parse_headers = (
+        "X-Moco-Target",
+        "X-Moco-Event",
+        "X-Moco-Timestamp",
+        "X-Moco-User-Id",
+        "X-Moco-Account-Url",
+    )
+    # The key is the test vector of MOCO's own WebHooks documentation; changing
     # the hours of a signed activity is the tampering a receiver must catch.
     test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"}
     demo = DemoScript(

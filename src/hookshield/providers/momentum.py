@@ -1,6 +1,6 @@
 """Momentum / SparkPost: batches of event records, authenticated by token or HTTP auth.
 
-Rules (PROVIDERS.md, "Momentum / SparkPost"; seeds/004_902cffec63e822a9.txt):
+Rules (from Momentum's documentation, "Using Webhooks for Event Data"):
 
 * No HMAC exists.  The credential is the (deprecated) ``X-MessageSystems-Webhook-Token``
   header, HTTP Basic, or an OAuth2 Bearer token the receiver issued.
@@ -37,6 +37,7 @@ from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_
 from .._headers import Headers
 from .._json import FrozenObject, decode_json, iter_json_array, unwrap
 from ._base import (
+    MIB,
     DemoScript,
     Provider,
     authorization_headers,
@@ -244,6 +245,7 @@ class MomentumProvider(Provider):
     can_be_unsigned = True
     dedupe_events = True
     default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
+    parse_headers = (BATCH_HEADER,)  # names the batch: its de-duplication key
     sends_batches = True
     test_credentials: ClassVar[Mapping[str, Any]] = {"token": "momentum-token"}
     demo = DemoScript(
@@ -253,6 +255,9 @@ class MomentumProvider(Provider):
     )
     # The page: "retry at a backoff interval for four hours"; SparkPost's cloud, eight.
     retry_window = 8 * 3600.0
+    # A batch holds up to 10,000 records (Momentum's webhooks documentation) of about 1 to 2.5 KB
+    # each (SparkPost's event samples, with recipient metadata and tags): 25 MiB.
+    default_max_body_size = 25 * MIB
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event per record; none for the validation batch ``[{"msys": {}}]``.

@@ -1,6 +1,6 @@
 """Moonsense: ``X-Moonsense-Signature-256`` is the hex HMAC-SHA256 of the raw body.
 
-Rules (PROVIDERS.md, "Moonsense"; seeds/000_d548982f7c79bba6.txt):
+Rules (from Moonsense's documentation, "Webhooks"):
 
 * Lower-case hex, no ``sha256=`` prefix, keyed with the secret's UTF-8 bytes, sent only
   when a secret is set at Moonsense: without one the sender cannot sign, which is why
@@ -32,7 +32,7 @@ from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, decode_json, freeze
-from ._base import DemoScript, Provider, body_sha256
+from ._base import MIB, DemoScript, Provider, body_sha256
 from ._scheme import HmacScheme
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
@@ -172,6 +172,11 @@ class MoonsenseProvider(Provider):
     scheme = SCHEME
     signs_form_payload = True
     test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "moonsense-secret"}
+    # Bundle Received carries a bundle, "a collection of data points" (pointer, text
+    # and focus changes, in Moonsense's webhooks documentation), of a size it does not
+    # give; form encoding up to triples its JSON.  4 MiB, four times a single-event sender's.
+    default_max_body_size = 4 * MIB
+    parse_headers = ("X-Moonsense-Event",)  # the type, where the body has none
     # Replayed: the signed body of the valid delivery again, with a new delivery GUID.
     # The GUID is not signed, so the receiver recognises the body, not the GUID.
     demo = DemoScript(

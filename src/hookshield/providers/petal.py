@@ -1,6 +1,6 @@
 """Petal Metrics: EEG stream messages from Muse headbands, posted unsigned to ``/``.
 
-Rules (PROVIDERS.md, "Petal Metrics"; seeds/001_92e0bff362745e29.txt):
+Rules (from Petal Metrics' documentation, "Receive Webhooks"):
 
 * Petal does not sign.  Its newer app adds custom headers, so a shared token in a
   header of the user's choosing (``token=``, ``token_header=``), a Basic or a Bearer
@@ -33,6 +33,7 @@ from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_
 from .._headers import Headers
 from .._json import FrozenObject, freeze, unwrap
 from ._base import (
+    MIB,
     DemoScript,
     Provider,
     authorization_headers,
@@ -305,6 +306,13 @@ class PetalProvider(Provider):
     accepts_form = True
     default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
     test_credentials: ClassVar[Mapping[str, Any]] = {"token": "petal-token"}
+    # A stream message is under 1 KB (Petal's streaming documentation); the newer app
+    # sends batches of them, whose length the documentation does not give.  2 MiB holds
+    # a few thousand messages.  An unsigned handler (allow_unsigned=True) has nothing but this bound
+    # and allowed_ips= to stop a stranger, so it stays well under the 25 MiB of a
+    # Momentum batch.
+    default_max_body_size = 2 * MIB
+    parse_headers = ()  # everything is in the body
     demo = DemoScript(
         credentials={"token": "demo-petal-token"},
         event_types=("bandpower",),

@@ -1,0 +1,42 @@
+"""Text from a delivery, made safe to print on a terminal or in a log line.
+
+Theory of operation: an event type, an id, a header value, a route's error message
+are whatever the sender (or anyone who reached the endpoint) wrote.  Printed as they
+are, ESC and the C1 CSI (``\\x9b``) start terminal commands that retitle the window
+or clear the screen, CR and BS hide what was printed before them, BEL rings, and a
+newline in a log message forges a line of its own.  :func:`printable` escapes every
+C0 and C1 control character and DEL as Python writes them (``\\x1b``, ``\\n``,
+``\\x9b``), and a lone surrogate (text decoded from malformed JSON, which no stream
+can encode) as ``\\ud800``; everything else, backslashes included, is left as it is.
+
+Every log message and every line of the command's output that carries such text
+goes through it.  Nothing here logs or does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["printable"]
+
+# C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F): Unicode's category Cc.
+_CONTROLS: Final = (*range(0x20), *range(0x7F, 0xA0))
+_NAMED: Final = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+_ESCAPES: Final = {
+    **{code: f"\\x{code:02x}" for code in _CONTROLS},
+    **_NAMED,
+    **{code: f"\\u{code:04x}" for code in range(0xD800, 0xE000)},
+}
+_ONE_LINE: Final = str.maketrans(_ESCAPES)
+_LINES: Final = str.maketrans({k: v for k, v in _ESCAPES.items() if k not in (0x09, 0x0A)})
+
+
+def printable(value: object, *, lines: bool = False) -> str:
+    """``value`` as text without a control character: each one escaped (``\\x1b``).
+
+    With ``lines=True``, newlines and tabs are kept, for a body shown as it was sent
+    (a carriage return is still escaped: it would let one line hide another).
+    """
+    text = value if isinstance(value, str) else str(value)
+    return text.translate(_LINES if lines else _ONE_LINE)
