@@ -3,7 +3,9 @@
 :class:`SenderContract` is a set of tests over one sender, named by a ``sender``
 fixture: signing and verifying every documented event type, handling (routes run
 once per delivery, a replay runs none), refusals of forged, unsigned and malformed
-deliveries with the right status, the framework adapters (Flask's, Django's and
+deliveries with the right status, what the headers alone settle before the body is
+read, the sender's own body limit, what an inbox keeps of a delivery and runs again,
+the framework adapters (Flask's, Django's and
 Starlette's own test clients), the command line (``sign``, ``verify``, ``send`` to
 ``listen``) and ``hookshield demo``.  ``test_contract.py`` runs it for every sender
 in the registry; ``test_own_sender.py`` for a sender defined and registered in that
@@ -20,12 +22,17 @@ from typing import Any
 import pytest
 
 from hookshield import (
+    AuthenticationError,
+    BodyTooLarge,
     EmptyBody,
     InvalidEncoding,
     MalformedPayload,
+    MissingCredentials,
     PayloadTooDeep,
+    SQLiteInbox,
     UnsupportedContentType,
     WebhookHandler,
+    run_worker,
 )
 from hookshield.cli import main
 from hookshield.providers import Provider, get_provider
@@ -37,7 +44,15 @@ from hookshield.testing import (
     sample_delivery,
     sign,
 )
+from tests.adapters.support import RecordingStream, credential_header
 from tests.cli.helpers import parse_headers, serving, write
+
+#: What a request carries besides what its sender's verification and parse read.
+UNRELATED = {
+    "Cookie": "session=cookie-at-rest",
+    "X-Forwarded-For": "203.0.113.77",
+    "X-Request-Id": "request-at-rest",
+}
 
 
 def a_type(sender: str) -> str:
@@ -124,6 +139,108 @@ class SenderContract:
         body = sample_body(sender, a_type(sender))
         outcome = handler(sender).handle(body, {"Content-Type": "application/json"})
         assert outcome.status == 401
+
+    # -- what the headers settle, before the body is read ---------------------------------
+
+    def test_a_delivery_without_its_credential_header_is_refused_before_the_body(
+        self, sender: str
+    ) -> None:
+        flask = pytest.importorskip("flask")
+        from hookshield.flask import webhook_view
+
+        body, headers = sample_delivery(sender, a_type(sender), **credentials(sender))
+        receiver = handler(sender)
+        receiver.check_headers(headers)
+        name = credential_header(sender)
+        bare = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+        with pytest.raises(MissingCredentials, match=name):
+            receiver.check_headers(bare)
+        # Through an adapter: answered without a byte of the body read, unless valid.
+        app = flask.Flask(__name__)
+        app.add_url_rule("/hooks", view_func=webhook_view(receiver))
+        for sent, status, read in ((bare, 401, False), (headers, 200, True)):
+            stream = RecordingStream(body)
+            response = app.test_client().post(
+                "/hooks",
+                headers=sent,
+                environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": str(len(body))},
+            )
+            assert (response.status_code, stream.touched) == (status, read)
+
+    def test_a_wrong_header_credential_is_refused_before_the_body_a_signature_with_it(
+        self, sender: str
+    ) -> None:
+        body = sample_body(sender, a_type(sender))
+        forged = sign(sender, body, **forged_credentials(sender))
+        receiver = handler(sender)
+        if "secret" in credentials(sender):
+            receiver.check_headers(forged)  # a signature over the body is judged with the body
+        else:
+            with pytest.raises(AuthenticationError):
+                receiver.check_headers(forged)
+        with pytest.raises(AuthenticationError):
+            receiver.authenticate(body, forged)
+
+    def test_the_handler_bounds_the_body_by_the_senders_own_limit(self, sender: str) -> None:
+        limit = get_provider(sender).default_max_body_size
+        assert type(limit) is int and limit > 0
+        receiver = handler(sender)
+        assert receiver.max_body_size == limit
+        assert handler(sender, max_body_size=10).max_body_size == 10
+        body, headers = sample_delivery(sender, a_type(sender), **credentials(sender))
+        receiver.check_headers({**headers, "Content-Length": str(limit)})
+        with pytest.raises(BodyTooLarge):
+            receiver.check_headers({**headers, "Content-Length": str(limit + 1)})
+        assert receiver.handle(b" " * (limit + 1), headers).status == 413
+        exact = handler(sender, max_body_size=len(body))
+        assert exact.handle(body, headers).status == 200
+        assert handler(sender, max_body_size=len(body) - 1).handle(body, headers).status == 413
+
+    # -- what an inbox keeps, and runs again ----------------------------------------------
+
+    def test_a_stored_delivery_keeps_only_what_verifying_and_parsing_read(
+        self, sender: str, tmp_path: Path
+    ) -> None:
+        testclient = pytest.importorskip("starlette.testclient")
+        from hookshield.asgi import WebhookApp
+
+        kind = a_type(sender)
+        body, headers = sample_delivery(sender, kind, **credentials(sender))
+        receiver, seen = recording(sender)
+        inbox = SQLiteInbox(tmp_path / "inbox.db")
+        with testclient.TestClient(WebhookApp(receiver, background=inbox)) as client:
+            response = client.post("/", content=body, headers={**headers, **UNRELATED})
+            assert response.status_code == 200
+        [row] = inbox.list()
+        kept = {name.lower() for name, _ in row.headers}
+        sent = {name.lower() for name in headers}
+        assert kept <= sent and "content-type" in kept
+        assert {name.lower() for name in get_provider(sender).parse_headers} & sent <= kept
+        # A signature is kept, to be checked again; a shared credential is not.
+        signs = "secret" in credentials(sender)
+        assert (credential_header(sender).lower() in kept) is signs
+        assert run_worker(inbox, receiver, burst=True, handle_signals=False).done == 1
+        assert seen == [kind]
+
+    def test_a_stored_signature_is_checked_again_by_the_worker(
+        self, sender: str, tmp_path: Path
+    ) -> None:
+        if "secret" not in credentials(sender):
+            pytest.skip(f"{sender}'s credential is checked on arrival; the seal vouches for it")
+        testclient = pytest.importorskip("starlette.testclient")
+        from hookshield.asgi import WebhookApp
+
+        body, headers = sample_delivery(sender, a_type(sender), **credentials(sender))
+        inbox = SQLiteInbox(tmp_path / "inbox.db")
+        with testclient.TestClient(WebhookApp(handler(sender), background=inbox)) as client:
+            assert client.post("/", content=body, headers=headers).status_code == 200
+        # A worker whose secret is not the web app's verifies the stored bytes again,
+        # and never runs them.
+        stranger = WebhookHandler(sender, **forged_credentials(sender))
+        ran: list[str] = []
+        stranger.on("*")(lambda event: ran.append(event.type))
+        stats = run_worker(inbox, stranger, burst=True, handle_signals=False)
+        assert (stats.done, stats.dead, ran) == (0, 1, [])
 
     # -- malformed deliveries, once authenticated ----------------------------------------
 

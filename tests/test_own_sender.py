@@ -68,6 +68,7 @@ PARCEL = HmacSender(
     type_field="type",
     id_field="id",
     data_field="data",
+    max_body_size=512 * 1024,  # one parcel's event, a few KB, with a wide margin
     event_class=ParcelEvent,
     event_types=("parcel.shipped", "parcel.delivered"),
 )
@@ -108,6 +109,7 @@ class BeaconProvider(Provider):
     accepts = frozenset({"token", "bearer_token"})
     default_token_header = "X-Beacon-Token"
     test_credentials: ClassVar[Mapping[str, Any]] = {"token": "beacon-test-token"}
+    default_max_body_size = 768 * 1024  # alerts of a few hundred bytes, batched
     demo = DemoScript(
         event_types=("alert",),
         accepted="X-Beacon-Token matched",
@@ -190,6 +192,16 @@ def test_parcels_typed_event_and_window() -> None:
         assert isinstance(event, ParcelEvent) and event.tracking_number == "1Z999"
     finally:
         unregister_provider("parcel")
+
+
+def test_each_own_sender_bounds_its_body_as_it_declares() -> None:
+    limits = {"parcel": 512 * 1024, "beacon": 768 * 1024, "relay": 1024 * 1024}
+    for provider in (ParcelProvider(), BeaconProvider(), RELAY):
+        name = register_provider(provider).name
+        try:
+            assert WebhookHandler(name, **credentials(name)).max_body_size == limits[name]
+        finally:
+            unregister_provider(name)
 
 
 def test_a_registration_is_checked() -> None:
