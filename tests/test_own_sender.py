@@ -228,4 +228,25 @@ def test_a_registration_is_checked() -> None:
 
     with pytest.raises(ValueError, match="scheme"):
         register_provider(SecretWithoutScheme())
-    assert "untested" not in PROVIDERS and "secretive" not in PROVIDERS
+
+    class Unbounded(BeaconProvider):
+        name = "unbounded"
+        default_max_body_size = 0
+
+    with pytest.raises(ValueError, match="default_max_body_size"):
+        register_provider(Unbounded())
+
+    class Listed(BeaconProvider):
+        name = "listed"
+        parse_headers = ["X-Beacon-Region"]  # type: ignore[assignment]  # noqa: RUF012 - the mistake tested
+
+    with pytest.raises(TypeError, match="parse_headers"):
+        register_provider(Listed())
+
+    class Misnamed(BeaconProvider):
+        name = "misnamed"
+        parse_headers = ("X Beacon Region",)
+
+    with pytest.raises(ValueError, match="parse_headers"):
+        register_provider(Misnamed())
+    assert not {"untested", "secretive", "unbounded", "listed", "misnamed"} & set(PROVIDERS)

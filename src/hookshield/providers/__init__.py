@@ -54,7 +54,7 @@ from ._base import (
 )
 from ._hmac import HmacProvider, HmacSender
 from ._payload import PayloadShape
-from ._scheme import HmacScheme
+from ._scheme import HmacScheme, check_header_name
 from .github import GitHubProvider
 from .mindpeeker import MindPeekerProvider
 from .moco import MocoProvider
@@ -157,8 +157,8 @@ def register_provider(provider: Provider | HmacSender, *, replace: bool = False)
     From then on ``WebhookHandler("<name>", ...)``, :mod:`hookshield.testing`, the
     command line and ``hookshield demo`` know it.  The provider is checked first
     (``TypeError`` or ``ValueError``): its name, the attributes every sender declares,
-    and its ``test_credentials``.  A name already registered is refused unless
-    ``replace=True``.
+    its ``default_max_body_size``, ``parse_headers`` and ``test_credentials``.  A name
+    already registered is refused unless ``replace=True``.
     """
     sender = get_provider(provider)
     _check(sender)
@@ -194,6 +194,15 @@ def _check(sender: Provider) -> None:
         raise ValueError(f"{sender.title}: accepts names {sorted(sender.accepts - _CREDENTIALS)}")
     if ("secret" in sender.accepts) != (sender.scheme is not None):
         raise ValueError(f"{sender.title}: a sender accepts secret= exactly when it has a scheme")
+    limit = sender.default_max_body_size
+    if type(limit) is not int or limit < 1:
+        raise ValueError(
+            f"{sender.title}: default_max_body_size must be a positive number of bytes (an int)"
+        )
+    if not isinstance(sender.parse_headers, tuple):
+        raise TypeError(f"{sender.title}: parse_headers must be a tuple of header names")
+    for name in sender.parse_headers:
+        check_header_name(name, f"{sender.title}'s parse_headers")
     credentials: Mapping[str, object] = sender.test_credentials
     if not (credentials or sender.can_be_unsigned) or not set(credentials) <= sender.accepts:
         raise ValueError(
