@@ -124,6 +124,23 @@ def test_a_raising_route_is_retried_with_backoff_then_dead_lettered(
     assert "moved to dead-letter after 4 attempts" in caplog.text
 
 
+def test_an_error_of_any_text_is_noted_with_the_retry(inbox: SQLiteInbox) -> None:
+    # A route's exception may hold a lone surrogate (text decoded from odd bytes) or a
+    # NUL: the retry is recorded all the same, not refused by the inbox for ever.
+    handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+
+    @handler.on("*")
+    def fails(event: Event) -> None:
+        raise ValueError("bad byte \udc80 and \x00 in the data")
+
+    stored = put_sample(inbox)
+    stats = run_worker(inbox, handler, burst=True)
+    assert (stats.retried, stats.total) == (1, 1)
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "pending"
+    assert got.last_error == "ValueError: bad byte \\udc80 and \\x00 in the data"
+
+
 def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(
     inbox: SQLiteInbox, caplog: pytest.LogCaptureFixture
 ) -> None:
