@@ -114,13 +114,13 @@ class Connections:
     def __init__(
         self,
         owner: str,
-        dsn_or_pool: str | psycopg_pool.ConnectionPool,
+        dsn_or_pool: str | psycopg_pool.ConnectionPool[Any],
         *,
         timeout: float,
         max_size: int,
     ) -> None:
         if isinstance(dsn_or_pool, psycopg_pool.ConnectionPool):
-            self._given: psycopg_pool.ConnectionPool | None = dsn_or_pool
+            self._given: psycopg_pool.ConnectionPool[Any] | None = dsn_or_pool
             # A pool may take functions that make its conninfo and kwargs when it connects.
             conninfo, kwargs = dsn_or_pool.conninfo, dsn_or_pool.kwargs
             self.conninfo: str = conninfo() if callable(conninfo) else conninfo
@@ -148,7 +148,7 @@ class Connections:
         self.timeout = timeout
         self.max_size = max_size
         self._lock = threading.Lock()
-        self._pool: psycopg_pool.ConnectionPool | None = None
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._pid = 0
 
     @property
@@ -162,7 +162,7 @@ class Connections:
         with self.pool().connection(timeout=self.timeout) as conn:
             yield conn
 
-    def pool(self) -> psycopg_pool.ConnectionPool:
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
         """The pool: the one given, or this process's own, made on first use."""
         if self._given is not None:
             return self._given

@@ -544,7 +544,7 @@ def _on_signals(
         received.append(signum)
         if len(received) == 1:
             logger.info(
-                "hookshield: signal %d: stopping after the deliveries in hand "
+                "hookshield: signal %d: stopping after the current delivery "
                 "(send it again to stop at once)",
                 signum,
             )

@@ -65,7 +65,7 @@ from ._pg_listen import Listener
 from ._seal import ENV_KEY, InboxKey, inbox_key
 from ._stores import key_bytes, seconds
 
-__all__ = ["PostgresDedupeStore", "PostgresInbox", "schema_sql"]
+__all__ = ["PostgresDedupeStore", "PostgresInbox", "create_tables", "schema_sql"]
 
 #: The version of the tables this release makes; recorded in ``hookshield_schema``.
 STORE_VERSION: Final = 1
@@ -138,6 +138,21 @@ def schema_sql(
     return "BEGIN;\n" + "".join(f"{s};\n" for s in statements) + "COMMIT;\n"
 
 
+def create_tables(
+    dsn: str, *, inbox_table: str = "hookshield_inbox", dedupe_table: str = "hookshield_dedupe"
+) -> list[str]:
+    """Create an inbox's and a store's tables in the database ``dsn`` unless they are there.
+
+    For ``hookshield inbox init``: run as a user who may create tables.  Returns the
+    names of the tables made ready.
+    """
+    inbox, store = identifier("inbox_table", inbox_table), identifier("dedupe_table", dedupe_table)
+    db = Connections("create_tables", dsn, timeout=5.0, max_size=1)
+    ensure_schema(db, _plain(inbox), INBOX_VERSION, _inbox_schema(inbox))
+    ensure_schema(db, _plain(store), STORE_VERSION, _store_schema(store))
+    return [_plain(inbox), _plain(store)]
+
+
 class _Tables:
     """Tables made once per process, on first use."""
 
@@ -169,7 +184,7 @@ class PostgresDedupeStore:
 
     def __init__(
         self,
-        dsn_or_pool: str | psycopg_pool.ConnectionPool,
+        dsn_or_pool: str | psycopg_pool.ConnectionPool[Any],
         *,
         table: str = "hookshield_dedupe",
         timeout: float = 2.0,
@@ -285,7 +300,7 @@ class PostgresInbox:
 
     def __init__(
         self,
-        dsn_or_pool: str | psycopg_pool.ConnectionPool,
+        dsn_or_pool: str | psycopg_pool.ConnectionPool[Any],
         *,
         key: InboxKey | str | bytes | None = None,
         lease: float = 300.0,
