@@ -27,6 +27,7 @@ This module owns the retry policy and the loop; it never stores anything itself.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -430,32 +431,49 @@ def _loop(
     poll: float,
     burst: bool,
 ) -> None:
-    """One thread's work: lease and run deliveries until stopped (or, in a burst, none is due)."""
+    """One thread's work, on an event loop of its own for the async routes it meets."""
+    # An inbox may hold what belongs to this thread (Django's connections): it lets it go.
+    end_thread = getattr(worker.inbox, "end_thread", None)
+    with contextlib.ExitStack() as ending:
+        if callable(end_thread):
+            ending.callback(end_thread)
+        ending.enter_context(one_event_loop())
+        _run_until_stopped(worker, stopping, wake, idle, poll, burst)
+
+
+def _run_until_stopped(
+    worker: Worker,
+    stopping: threading.Event,
+    wake: _Wake,
+    idle: Callable[[int, float], object],
+    poll: float,
+    burst: bool,
+) -> None:
+    """Lease and run deliveries in this thread until stopped (or, in a burst, none is due)."""
     failures = 0
-    with one_event_loop():
-        while not stopping.is_set():
-            seen = wake.count
-            try:
-                ran = worker.run_once()
-            except Exception:
-                # The inbox failed (a locked or full disk, a database or broker gone):
-                # whatever was leased is run again when its lease ends.  Wait longer
-                # after each failure in a row, up to a bound, and keep going.
-                failures += 1
-                pause = min(MAX_PAUSE, poll * 2.0 ** min(failures, 16))
-                logger.exception(
-                    "hookshield: the inbox failed (%d in a row), trying again in %.1f s",
-                    failures,
-                    pause,
-                )
-                idle(seen, pause)
-                continue
-            failures = 0
-            if ran:
-                continue
-            if burst:
-                break
-            idle(seen, poll)
+    while not stopping.is_set():
+        seen = wake.count
+        try:
+            ran = worker.run_once()
+        except Exception:
+            # The inbox failed (a locked or full disk, a database or broker gone):
+            # whatever was leased is run again when its lease ends.  Wait longer
+            # after each failure in a row, up to a bound, and keep going.
+            failures += 1
+            pause = min(MAX_PAUSE, poll * 2.0 ** min(failures, 16))
+            logger.exception(
+                "hookshield: the inbox failed (%d in a row), trying again in %.1f s",
+                failures,
+                pause,
+            )
+            idle(seen, pause)
+            continue
+        failures = 0
+        if ran:
+            continue
+        if burst:
+            break
+        idle(seen, poll)
 
 
 def _run_threads(

@@ -114,7 +114,7 @@ def webhook_view(
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
     if isinstance(inbox, DjangoInbox):
-        return transaction.non_atomic_requests(view)
+        return transaction.non_atomic_requests(using=inbox.using)(view)
     return view
 
 

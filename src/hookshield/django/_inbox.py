@@ -343,6 +343,10 @@ class DjangoInbox:
         """Close this thread's connection to the database (Django opens another when needed)."""
         connections[self.using].close()
 
+    def end_thread(self) -> None:
+        """Close this thread's connections, its routes' included: a worker thread ends."""
+        connections.close_all()
+
     @property
     def where(self) -> str:
         """The database alias and its name, for messages."""
