@@ -1,7 +1,8 @@
 """The worker: run the deliveries an inbox holds, at least once each.
 
 Theory of operation: a worker leases one due delivery at a time from a
-:class:`~hookshield.WorkerInbox`, checks its seal (a row changed in the inbox, or
+:class:`~hookshield.WorkerInbox` (``concurrency`` threads each do so, each delivery
+with a lease of its own), checks its seal (a row changed in the inbox, or
 stored without one, is not run), verifies its stored bytes again with the same
 handler, and dispatches its events to the handler's routes.  Then it settles the
 lease:
@@ -21,6 +22,11 @@ lease:
 A worker that dies mid-route settles nothing: its lease ends, and another worker (or
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
 zero times, and routes should be idempotent by the event's ``id``.
+
+An idle thread waits for its poll, or less: an inbox that can tell when a delivery
+arrives (``listen(wake)``, PostgreSQL's ``LISTEN/NOTIFY``) wakes it at once.  An
+inbox that holds something per thread (Django's connections) lets it go when a
+thread ends (``end_thread()``).
 
 This module owns the retry policy and the loop; it never stores anything itself.
 """
