@@ -410,7 +410,8 @@ def _durable(found: Sequence[Row], served: dict[str, Any]) -> list[str]:
         one = {r["inbox"]: r["per_second"] for r in served["workers"] if r["workers"] == 1}
         lines += [
             "`hookshield worker` processes on one inbox, a route that does nothing: "
-            "deliveries started a second, from the moment they become due.",
+            "deliveries started a second, from the first start to the last (how soon "
+            "an idle worker notices a delivery is the next table's).",
             "",
             *_table(
                 ["inbox", "workers", "deliveries/s", "vs one worker"],
