@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hookshield import WebhookHandler
 from hookshield.providers import get_provider
 from hookshield.testing import credentials, providers
 
+from .postgres_server import PostgresServer, postgres_binaries
 from .redis_server import RedisServer, redis_server_binary
 from .required import unavailable
 
@@ -79,3 +81,27 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1, started for this test session.
+
+    Made with Debian's ``initdb`` in a temporary folder (as the ``postgres`` user when
+    the tests run as root).  Without the binaries the tests that need one are skipped,
+    or fail when the ``CI`` variable is set.
+    """
+    binaries = postgres_binaries()
+    if binaries is None:
+        unavailable("no PostgreSQL server binaries: apt-get install postgresql")
+    server = PostgresServer(binaries).start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database of its own on the session's PostgreSQL server."""
+    return postgres_server.create_database(f"test_{uuid.uuid4().hex[:12]}")

@@ -47,7 +47,8 @@ from ._errors import (
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
-from ._inbox import Inbox, StoredDelivery, WorkerInbox
+from ._inbox import Inbox, ManagedInbox, StoredDelivery, WorkerInbox
+from ._inboxes import open_inbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome, PendingEvents
 from ._seal import InboxKey
@@ -98,6 +99,7 @@ __all__ = [
     "MalformedHeader",
     "MalformedPayload",
     "MalformedSignature",
+    "ManagedInbox",
     "MemoryDedupeStore",
     "MindPeekerEvent",
     "MissingCredentials",
@@ -122,6 +124,7 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "json_backend",
+    "open_inbox",
     "run_stored",
     "run_worker",
 ]

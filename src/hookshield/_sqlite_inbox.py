@@ -91,7 +91,15 @@ CREATE INDEX IF NOT EXISTS hookshield_inbox_due
 #: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
 #: ``seal``: the row's HMAC with the inbox's key.
 _ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"))
-#: Facts about the inbox itself: ``key_id``, the public id of the key that seals it.
+#: A paused sender's row in the meta table: ``paused:<sender>``, valued since when.
+_PAUSED: Final = "paused:"
+#: Whether the sender of the row being leased is not paused.
+_NOT_PAUSED: Final = (
+    "NOT EXISTS (SELECT 1 FROM hookshield_inbox_meta "
+    "WHERE name = 'paused:' || hookshield_inbox.sender)"
+)
+#: Facts about the inbox itself: ``key_id``, the public id of the key that seals it, and
+#: each paused sender (``paused:<sender>``).
 _META: Final = """
 CREATE TABLE IF NOT EXISTS hookshield_inbox_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
@@ -193,7 +201,8 @@ class SQLiteInbox:
         marks = ",".join("?" * len(handlers))
         pick = (
             "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
-            f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
+            f"AND next_attempt <= ? AND handler IN ({marks}) AND {_NOT_PAUSED} "
+            "ORDER BY next_attempt, id LIMIT 1"
         )
         # A row still 'leased' is due again because its lease ended unsettled: say so in
         # last_error (a SET reads the row as it was before the UPDATE).
@@ -237,6 +246,36 @@ class SQLiteInbox:
         """Raise :class:`~hookshield.TamperedDelivery` unless ``delivery``'s seal matches."""
         self._connection()
         self._sealer().check(delivery)
+
+    # -- pausing a sender ----------------------------------------------------------
+
+    def pause(self, sender: str) -> bool:
+        """Lease none of ``sender``'s deliveries until :meth:`resume`; ``False`` if paused already."""
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO hookshield_inbox_meta (name, value) VALUES (?, ?)",
+                (_PAUSED + sender, repr(time.time())),
+            )
+        return cursor.rowcount > 0
+
+    def resume(self, sender: str) -> bool:
+        """Lease ``sender``'s deliveries again; ``False`` if it was not paused."""
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "DELETE FROM hookshield_inbox_meta WHERE name = ?", (_PAUSED + sender,)
+            )
+        return cursor.rowcount > 0
+
+    def paused(self) -> dict[str, float]:
+        """The paused senders, and since when (seconds since the epoch)."""
+        rows = self._connection().execute(
+            "SELECT name, value FROM hookshield_inbox_meta WHERE name >= ? AND name < ? "
+            "ORDER BY name",
+            (_PAUSED, _PAUSED[:-1] + chr(ord(_PAUSED[-1]) + 1)),
+        )
+        return {name[len(_PAUSED) :]: float(value) for name, value in rows}
 
     # -- inspection, for ``hookshield inbox`` -----------------------------------------
 

@@ -163,19 +163,64 @@ class RecordingStream(io.BytesIO):
         return super().readline(size)
 
 
+#: The Django database aliases the tests configure: ``default``, an SQLite file of this
+#: test process's own, and ``postgres``, which ``tests/django_db.py`` points at the
+#: session's PostgreSQL server when a test asks for it.
+POSTGRES_ALIAS = "postgres"
+
+
 def configure_django() -> None:
-    """Configure Django once per test process; each test overrides what it needs."""
+    """Configure Django once per test process; each test overrides what it needs.
+
+    ``hookshield.django`` is installed with what its admin needs, on a database that
+    the tests which use it migrate (``tests/django_db.py``); the adapter tests need
+    neither.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
     import django
     from django.conf import settings
 
     if settings.configured:
         return
+    folder = tempfile.mkdtemp(prefix="hookshield-django-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     settings.configure(
         DEBUG=False,
         SECRET_KEY="adapter-tests-only",
         ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[],
-        DATABASES={},
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.admin",
+            "hookshield.django",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": f"{folder}/default.sqlite3",
+                "OPTIONS": {"timeout": 20},
+            },
+            # Filled in by tests/django_db.py once the PostgreSQL server is up.
+            POSTGRES_ALIAS: {"ENGINE": "django.db.backends.postgresql", "NAME": "unset"},
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
         USE_TZ=True,
         ROOT_URLCONF="tests.adapters.django_urls",
         MIDDLEWARE=[

@@ -5,8 +5,9 @@ parser, each with its function in ``args.run``; a function takes the parsed
 arguments and a :class:`~hookshield.cli._output.Printer` and returns the exit code
 (0 done, 1 nothing matched, 2 usage or configuration error, 3 the inbox file cannot
 be used); a mistake is a :class:`~hookshield.cli._common.CLIError`.  Every command
-opens the SQLite inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``), and only one
-that exists: a mistyped path must not become a new, empty inbox.  ``ls`` and ``show``
+opens the inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``), an SQLite file or a
+``postgresql://`` URL (:func:`~hookshield.open_inbox`), and only one that exists: a
+mistyped path must not become a new, empty inbox (``inbox init`` makes one).  ``ls`` and ``show``
 open it read-only.  Nothing here runs a route itself: ``worker`` hands that to
 :func:`~hookshield.run_worker`.
 """
@@ -30,9 +31,9 @@ from typing import Any, Final
 
 from .._handler import WebhookHandler
 from .._headers import Headers
-from .._inbox import STATES, StoredDelivery
-from .._sqlite_inbox import SQLiteInbox
-from .._worker import Retry, handler_map, run_worker
+from .._inbox import STATES, ManagedInbox, StoredDelivery
+from .._inboxes import is_postgres_url, open_inbox
+from .._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
 from ._common import (
     EXIT_FAILED,
     EXIT_IO,
@@ -69,7 +70,8 @@ def add_commands(commands: Any) -> None:
 examples:
   hookshield worker myapp.hooks:mindpeeker myapp.hooks:moco --inbox webhooks.db
   hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --lease 600 --max-attempts 5
-  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --burst --json""",
+  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --burst --json
+  hookshield worker myapp.hooks:moco --inbox postgresql://app@db.internal/app --concurrency 8""",
     )
     worker.add_argument(
         "handlers", nargs="+", metavar="MODULE:NAME", help="a WebhookHandler to run"
@@ -101,6 +103,22 @@ examples:
         help="the wait between looks when nothing is due (default: 0.5)",
     )
     worker.add_argument("--burst", action="store_true", help="stop once nothing is due")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="deliveries run at once, each in a thread of its own with its own lease; "
+        "async routes run on one event loop per thread (default: 1)",
+    )
+    worker.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=DEFAULT_STOP_TIMEOUT,
+        metavar="SECONDS",
+        help="how long the first SIGTERM or SIGINT waits for the deliveries in hand "
+        f"(default: {DEFAULT_STOP_TIMEOUT:g})",
+    )
     _json_option(worker, "print the final counts as JSON")
     worker.set_defaults(run=cmd_worker)
 
@@ -187,7 +205,49 @@ examples:
     purge.add_argument(
         "--older-than", default="7d", metavar="AGE", help="age: 30m, 12h, 7d, 2w (default: 7d)"
     )
+    pause = actions.add_parser(
+        "pause",
+        formatter_class=HelpFormatter,
+        help="stop running a sender's deliveries, on every worker",
+        description="Pause a sender: no worker leases its deliveries until it is resumed "
+        "(they wait in the inbox, and keep arriving).  The rest run on.  A delivery a "
+        "worker runs already is finished.",
+        epilog="""\
+examples:
+  hookshield inbox pause moco --inbox webhooks.db
+  hookshield inbox resume moco --inbox webhooks.db""",
+    )
+    pause.add_argument("sender", help="the sender's name, as `inbox ls` shows it")
+    resume = actions.add_parser(
+        "resume",
+        formatter_class=HelpFormatter,
+        help="run a paused sender's deliveries again",
+        description="Resume a paused sender: workers lease its deliveries again.",
+        epilog="""\
+examples:
+  hookshield inbox resume moco --inbox postgresql://app@db.internal/app""",
+    )
+    resume.add_argument("sender", help="the sender's name")
+    init = actions.add_parser(
+        "init",
+        formatter_class=HelpFormatter,
+        help="create the inbox's tables (PostgreSQL) or file (SQLite)",
+        description="Create the inbox, and in PostgreSQL the de-duplication store's table "
+        "too, for a team whose application's database user may not create tables (run it "
+        "as one who may; the application creates them on first use otherwise).  With "
+        "--sql, print the SQL instead, to run by hand; no database is needed then.",
+        epilog="""\
+examples:
+  hookshield inbox init --inbox postgresql://owner@db.internal/app
+  hookshield inbox init --sql > hookshield.sql""",
+    )
+    init.add_argument(
+        "--sql", action="store_true", help="print the SQL that creates the tables, and stop"
+    )
     for action, what in (
+        (pause, "print the result as JSON"),
+        (resume, "print the result as JSON"),
+        (init, "print the result as JSON"),
         (ls, "print the deliveries as JSON"),
         (show, "print the delivery as JSON"),
         (retry, "print the result as JSON"),
@@ -203,8 +263,9 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inbox",
         default=os.environ.get("HOOKSHIELD_INBOX"),
-        metavar="PATH",
-        help="the SQLite inbox file (default: $HOOKSHIELD_INBOX)",
+        metavar="PATH|URL",
+        help="the SQLite inbox file, or a postgresql:// URL (default: $HOOKSHIELD_INBOX); "
+        "a PostgreSQL inbox needs its key in HOOKSHIELD_INBOX_KEY",
     )
 
 
@@ -212,17 +273,25 @@ def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=what + ", for scripts")
 
 
-def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> SQLiteInbox:
-    """The inbox ``--inbox`` names, which must exist (unless ``create=True``)."""
+def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> ManagedInbox:
+    """The inbox ``--inbox`` names, which must exist (unless ``create=True``).
+
+    An SQLite file, or a ``postgresql://`` URL (see :func:`~hookshield.open_inbox`).
+    """
     if not args.inbox:
-        raise CLIError("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
+        raise CLIError("name the inbox: --inbox PATH or URL, or set HOOKSHIELD_INBOX")
     with _inbox_errors(args.inbox, hint):
         try:
-            inbox = SQLiteInbox(args.inbox, **options)
+            inbox = open_inbox(args.inbox, **options)
             inbox.counts()  # opened now: a missing or other key is told here, not in a loop
         except ValueError as exc:  # "", ":memory:", a missing or other key
             raise CLIError(f"--inbox: {exc}") from exc
         return inbox
+
+
+def _place(inbox: ManagedInbox) -> str:
+    """Where ``inbox`` is, for a message: its file, or its database without the password."""
+    return str(getattr(inbox, "path", None) or getattr(inbox, "where", None) or inbox)
 
 
 @contextlib.contextmanager
@@ -252,6 +321,12 @@ def _inbox_errors(path: str, hint: str = "") -> Iterator[None]:
         if "is not a hookshield inbox" not in text:  # that one names the file already
             text = f"{path}: {text}"
         raise CLIError(f"--inbox {text}", EXIT_IO) from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL's errors name the server as user@host:port/db (hookshield.postgres
+        # says what failed), never with the password; the URL is not repeated here.
+        raise CLIError(f"--inbox: {' '.join(str(exc).split())}", EXIT_IO) from None
 
 
 # -- worker -------------------------------------------------------------------------
@@ -283,9 +358,14 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
         raise CLIError(str(exc)) from exc
     if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
         raise CLIError("--max-attempts, --lease and --poll must be positive (and finite)")
+    if args.concurrency < 1 or not 0 <= args.stop_timeout < math.inf:
+        raise CLIError("--concurrency must be at least 1, and --stop-timeout finite")
     # --create makes a missing file only: an existing one must be an inbox already (the
-    # dedupe store's database is not to gain an inbox's table).
+    # dedupe store's database is not to gain an inbox's table).  In PostgreSQL it makes
+    # the inbox's tables when they are missing.
     create = args.create and bool(args.inbox) and not os.path.lexists(args.inbox)
+    if args.inbox and is_postgres_url(args.inbox):
+        create = args.create
     inbox = _open(args, lease=args.lease, create=create, hint=_NO_INBOX_HINT)
     with _inbox_errors(args.inbox):
         inbox.counts()  # a file that is no inbox is refused now, not retried for ever
@@ -298,6 +378,8 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
             retry=Retry(max_attempts=args.max_attempts),
             poll=args.poll,
             burst=args.burst,
+            concurrency=args.concurrency,
+            stop_timeout=args.stop_timeout,
         )
     except KeyboardInterrupt:
         # A second Ctrl-C ended the delivery in hand (the worker logged it).  Its lease
@@ -320,25 +402,31 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|seal|purge``."""
+    """``hookshield inbox ls|show|retry|seal|purge|pause|resume|init``."""
     if args.action == "purge":  # mistakes on the command line first, then the file
         if not (args.done or args.dead):
             raise CLIError("say what to purge: --done, --dead or both")
         seconds(args.older_than)
+    if args.action == "init":
+        return _init(args, out)
+    if args.action in ("pause", "resume"):
+        _sender_name(args.sender)
     # ls and show only read: they open the file read-only, and change nothing in it.
     inbox = _open(args, create=False, read_only=args.action in ("ls", "show"))
-    action: Callable[[SQLiteInbox, argparse.Namespace, Printer], int] = {
+    action: Callable[[ManagedInbox, argparse.Namespace, Printer], int] = {
         "ls": _ls,
         "show": _show,
         "retry": _retry,
         "seal": _seal,
         "purge": _purge,
+        "pause": _pause,
+        "resume": _resume,
     }[args.action]
     with _inbox_errors(args.inbox):
         return action(inbox, args, out)
 
 
-def _find(inbox: SQLiteInbox, text: str) -> StoredDelivery:
+def _find(inbox: ManagedInbox, text: str) -> StoredDelivery:
     """The delivery whose id is ``text``, or the one whose id starts with it."""
     if not text:
         raise CLIError("give a delivery id, or enough of its start to name one")
@@ -354,7 +442,7 @@ def _find(inbox: SQLiteInbox, text: str) -> StoredDelivery:
         )
     row = inbox.get(ids[0]) if ids else None
     if row is None:
-        raise CLIError(f"no delivery {text!r} in {inbox.path}", EXIT_FAILED)
+        raise CLIError(f"no delivery {text!r} in {_place(inbox)}", EXIT_FAILED)
     return row
 
 
@@ -385,12 +473,21 @@ def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()
 
 
-def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     rows = inbox.list(args.state, limit=max(1, args.limit))
     counts = inbox.counts()
+    paused = inbox.paused()
     if args.json:
-        out.json({"deliveries": [_row_json(row) for row in rows], "counts": counts})
+        out.json(
+            {
+                "deliveries": [_row_json(row) for row in rows],
+                "counts": counts,
+                "paused": {sender: _iso(since) for sender, since in paused.items()},
+            }
+        )
         return EXIT_OK
+    if paused:
+        out.line("paused (not run until resumed): " + ", ".join(map(printable, paused)))
     if not rows:
         out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return EXIT_OK
@@ -415,7 +512,7 @@ def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK
 
 
-def _show(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _show(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     row = _find(inbox, args.id)
     if args.json:
         out.json(_row_json(row, whole=True))
@@ -457,12 +554,12 @@ def _shown(name: str, value: str) -> str:
     return "<hidden>" if redacted else printable(value)
 
 
-def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     if not args.dead:
         row = _find(inbox, args.id)
         if inbox.requeue([row.id]) == 0:
             if inbox.get(row.id) is None:  # purged meanwhile
-                raise CLIError(f"no delivery {args.id!r} in {inbox.path}", EXIT_FAILED)
+                raise CLIError(f"no delivery {args.id!r} in {_place(inbox)}", EXIT_FAILED)
             # leased: a worker runs it now, and settles it when done
             raise CLIError(
                 f"delivery {row.id!r} is leased to a worker now; retry it once it is done, "
@@ -488,7 +585,7 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK
 
 
-def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _seal(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     ids = [_find(inbox, given).id for given in args.ids]
     sealed = inbox.reseal(ids)
     if args.json:
@@ -498,7 +595,7 @@ def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK if sealed else EXIT_FAILED
 
 
-def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _purge(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     states = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
     deleted = 0
@@ -514,6 +611,63 @@ def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         out.json({"deleted": deleted, "older_than": args.older_than})
     else:
         out.line(f"deleted {deleted} deliveries older than {args.older_than}")
+    return EXIT_OK
+
+
+def _sender_name(name: str) -> str:
+    if not name or len(name) > 64 or not name.isprintable():
+        raise CLIError(f"{name!r} is not a sender's name (as `hookshield inbox ls` shows them)")
+    return name
+
+
+def _pause(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    made = inbox.pause(args.sender)
+    if args.json:
+        out.json({"sender": args.sender, "paused": True, "changed": made})
+    elif made:
+        out.line(
+            f"{args.sender}: paused; its deliveries wait until "
+            f"`hookshield inbox resume {args.sender}`"
+        )
+    else:
+        out.line(f"{args.sender}: paused already")
+    return EXIT_OK
+
+
+def _resume(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    was = inbox.resume(args.sender)
+    if args.json:
+        out.json({"sender": args.sender, "paused": False, "changed": was})
+    else:
+        out.line(f"{args.sender}: " + ("resumed" if was else "was not paused"))
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace, out: Printer) -> int:
+    """``hookshield inbox init``: make the tables (or the file), or print their SQL."""
+    if args.sql:
+        from ..postgres import schema_sql
+
+        out.line(schema_sql().rstrip("\n"))
+        return EXIT_OK
+    if not args.inbox:
+        raise CLIError("name the inbox: --inbox PATH or URL, or set HOOKSHIELD_INBOX")
+    with _inbox_errors(args.inbox):
+        if is_postgres_url(args.inbox):
+            from ..postgres import create_tables
+
+            made = create_tables(args.inbox.strip())
+        else:
+            try:
+                inbox = open_inbox(args.inbox)
+                inbox.counts()
+            except ValueError as exc:
+                raise CLIError(f"--inbox: {exc}") from exc
+            made = [args.inbox]
+    if args.json:
+        out.json({"ready": made})
+    else:
+        out.line("ready: " + ", ".join(made))
     return EXIT_OK
 
 

@@ -16,6 +16,11 @@ middleware (place it above ``CsrfViewMiddleware``)::
     MIDDLEWARE = ["hookshield.django.WebhookMiddleware", ...]
     HOOKSHIELD_ENDPOINTS = {"/hooks/moco/": "myapp.webhooks.moco"}
 
+Durable background work in the project's own database: add ``"hookshield.django"`` to
+``INSTALLED_APPS`` (models, migrations, the admin, ``manage.py hookshield_worker``) and
+store each delivery with ``webhook_view(moco, background=DjangoInbox())``; claims can
+live there too, ``WebhookHandler(..., dedupe=DjangoDedupeStore())``.
+
 Every view is CSRF-exempt (a sender has no CSRF token; the signature is the check)
 and answers 405 to anything but POST.  The raw body is read from the request
 stream, never through ``request.POST`` or ``request.body``, and reading stops at the
@@ -33,7 +38,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ._adapt import (
+from .._adapt import (
     JSON,
     Reply,
     bad_request,
@@ -49,26 +54,36 @@ from ._adapt import (
     warn_if_per_process,
     wsgi_headers,
 )
-from ._background import BackgroundPool, Inbox, background_pool, inbox_of
-from ._events import Delivery
-from ._handler import WebhookHandler
-from ._headers import Headers
-from ._outcome import Outcome
-from ._verify import declared_length
+from .._background import BackgroundPool, Inbox, background_pool, inbox_of
+from .._events import Delivery
+from .._handler import WebhookHandler
+from .._headers import Headers
+from .._outcome import Outcome
+from .._verify import declared_length
 
 try:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
-    from django.db import connections
+    from django.db import connections, transaction
     from django.http import HttpRequest, HttpResponse, RawPostDataException
     from django.utils.module_loading import import_string
     from django.views.decorators.csrf import csrf_exempt
 except ImportError as exc:
     raise missing("Django", extra="django", adapter="hookshield.django") from exc
 
-from ._django_cache import CacheDedupeStore
+from .._django_cache import CacheDedupeStore
+from ._dedupe import DjangoDedupeStore
+from ._inbox import DjangoInbox
 
-__all__ = ["BackgroundPool", "CacheDedupeStore", "WebhookMiddleware", "verified", "webhook_view"]
+__all__ = [
+    "BackgroundPool",
+    "CacheDedupeStore",
+    "DjangoDedupeStore",
+    "DjangoInbox",
+    "WebhookMiddleware",
+    "verified",
+    "webhook_view",
+]
 
 P = ParamSpec("P")
 RV = TypeVar("RV")
@@ -84,8 +99,10 @@ def webhook_view(
     run afterwards in a bounded pool of threads, each of which closes its database
     connections when done; when the pool is full the sender gets 503 and retries.
     Background work is lost if the process dies before it is done.
-    With ``background=inbox`` (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``)
-    the delivery is stored durably before the 200, and a worker runs the routes.
+    With ``background=inbox`` (:class:`DjangoInbox`, :class:`~hookshield.SQLiteInbox`,
+    ``CeleryInbox``) the delivery is stored durably before the 200, and a worker runs
+    the routes.  With a :class:`DjangoInbox` the view is left out of
+    ``ATOMIC_REQUESTS``: the delivery must be committed before the sender is answered.
     """
     pool, inbox = background_pool(background), inbox_of(background)
 
@@ -96,6 +113,8 @@ def webhook_view(
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
+    if isinstance(inbox, DjangoInbox):
+        return transaction.non_atomic_requests(using=inbox.using)(view)
     return view
 
 
