@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -50,6 +51,7 @@ from ._headers import Headers
 from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome, PendingEvents
+from ._refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
 from ._seal import InboxKey
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
@@ -72,15 +74,18 @@ __all__ = [
     "DEFAULT_TTL",
     "MINDPEEKER_IPS",
     "AsyncDedupeStore",
+    "Attempt",
     "AuthenticationError",
     "BadData",
     "BandPower",
     "BodyAlreadyRead",
     "BodyTooLarge",
+    "BrowsableInbox",
     "Claim",
     "Coordinates",
     "DedupeStore",
     "Delivery",
+    "DeliveryFilter",
     "DeliveryInProgress",
     "EmptyBody",
     "Event",
@@ -93,6 +98,7 @@ __all__ = [
     "HmacSender",
     "Inbox",
     "InboxKey",
+    "InboxOverview",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
@@ -108,6 +114,9 @@ __all__ = [
     "PayloadTooDeep",
     "PendingEvents",
     "PetalEvent",
+    "Recheck",
+    "RefusalKeeper",
+    "RefusedDelivery",
     "Retry",
     "SQLiteDedupeStore",
     "SQLiteInbox",
@@ -122,6 +131,7 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "json_backend",
+    "recheck",
     "run_stored",
     "run_worker",
 ]
