@@ -177,6 +177,14 @@ def test_purge_matching_deletes_only_done_or_dead(inbox: SQLiteInbox) -> None:
         inbox.purge_matching(DeliveryFilter())
 
 
+def test_discard_deletes_done_and_dead_deliveries_only(inbox: SQLiteInbox) -> None:
+    rows = [delivery(i, state=state) for i, state in enumerate(STATES)]
+    for row in rows:
+        inbox.put(row)
+    assert inbox.discard([row.id for row in rows] + ["missing"]) == 2
+    assert sorted(row.state for row in inbox.find(DeliveryFilter())) == ["leased", "pending"]
+
+
 def test_history_records_each_settle_requeue_and_ended_lease(inbox: SQLiteInbox) -> None:
     inbox.put(delivery(1))
     leased = inbox.lease(NOW, ["moco"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -162,6 +162,9 @@ class BrowsableInbox(WorkerInbox, Protocol):
 
     def purge_matching(self, where: DeliveryFilter, *, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries ``where`` selects; its state must be done or dead."""
+
+    def discard(self, delivery_ids: Iterable[str]) -> int:
+        """Delete these deliveries if they are done or dead; how many were."""
 
     def history(self, delivery_id: str) -> list[Attempt]:
         """The attempts made on ``delivery_id``, oldest first (the latest few are kept)."""

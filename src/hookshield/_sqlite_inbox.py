@@ -515,6 +515,21 @@ class SQLiteInbox:
             )
         return cursor.rowcount
 
+    def discard(self, delivery_ids: Iterable[str]) -> int:
+        """Delete these deliveries if they are done or dead; how many were.
+
+        A pending or leased delivery is left alone: it has yet to run.
+        """
+        db = self._connection()
+        count = 0
+        with self._writing(), _immediate(db):
+            for delivery_id in delivery_ids:
+                count += db.execute(
+                    "DELETE FROM hookshield_inbox WHERE id = ? AND state IN ('done', 'dead')",
+                    (delivery_id,),
+                ).rowcount
+        return count
+
     def history(self, delivery_id: str) -> builtins.list[Attempt]:
         """The latest attempts made on ``delivery_id``, oldest first; empty when there is none.
 

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._handler import WebhookHandler
+from .._browse import DeliveryFilter, moment
 from .._headers import Headers
-from .._inbox import STATES, StoredDelivery
+from .._inbox import STATES, State, StoredDelivery
 from .._sqlite_inbox import SQLiteInbox
 from .._worker import Retry, handler_map, run_worker
 from ._common import (
@@ -40,8 +40,9 @@ from ._common import (
     EXIT_USAGE,
     CLIError,
     HelpFormatter,
-    import_attribute,
+    load_handler,
 )
+from ._dashboard import DASHBOARD_ACTIONS, add_dashboard_actions, check_args, reads_only
 from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -113,25 +114,31 @@ examples:
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --inbox webhooks.db
+  hookshield inbox ls --state dead --sender moco --since 2h --inbox webhooks.db
   hookshield inbox show 01a22c2f --inbox webhooks.db
   hookshield inbox retry --dead --inbox webhooks.db
-  hookshield inbox purge --done --older-than 7d --inbox webhooks.db""",
+  hookshield inbox retry --state dead --type invoice.paid --dry-run --inbox webhooks.db
+  hookshield inbox purge --done --older-than 7d --inbox webhooks.db
+  hookshield inbox refused --inbox webhooks.db
+  hookshield inbox serve --inbox webhooks.db""",
     )
     actions = inbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser(
         "ls",
         formatter_class=HelpFormatter,
         help="a table of stored deliveries, oldest first",
-        description="A table of stored deliveries, oldest first, and the count in each state.",
+        description="A table of the newest stored deliveries the filters select, oldest "
+        "first, and the count in each state.",
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json""",
+  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json
+  hookshield inbox ls --sender moco --type invoice.* --since 2026-05-01 --until 12h --inbox webhooks.db""",
     )
     ls.add_argument("--state", choices=STATES, help="only deliveries in this state (default: any)")
+    _filter_options(ls)
     ls.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="show at most N (default: 50)"
+        "--limit", type=int, default=50, metavar="N", help="show the newest N at most (default: 50)"
     )
     show = actions.add_parser(
         "show",
@@ -148,16 +155,27 @@ examples:
         "retry",
         formatter_class=HelpFormatter,
         help="make deliveries due again, attempts reset",
-        description="Make a delivery, or every dead-letter one, pending and due now with "
-        "its attempts reset.  A delivery a worker holds leased is left to that worker.",
+        description="Make a delivery, every dead-letter one, or those the filters select "
+        "(dead-letter ones unless --state says otherwise) pending and due now with their "
+        "attempts reset.  A delivery a worker holds leased is left to that worker.  "
+        "--dry-run prints how many would be retried and changes nothing.",
         epilog="""\
 examples:
   hookshield inbox retry 01a22c2f --inbox webhooks.db
-  hookshield inbox retry --dead --inbox webhooks.db""",
+  hookshield inbox retry --dead --inbox webhooks.db
+  hookshield inbox retry --sender moco --since 2026-05-01 --dry-run --inbox webhooks.db
+  hookshield inbox retry --state done --since 2026-05-01 --until 2026-05-02 --inbox webhooks.db""",
     )
-    which = retry.add_mutually_exclusive_group(required=True)
+    which = retry.add_mutually_exclusive_group()
     which.add_argument("id", nargs="?", help="a delivery id, or enough of its start to name one")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
+    which.add_argument(
+        "--state",
+        choices=("dead", "done", "pending"),
+        help="those in this state that the filters select (default with a filter: dead)",
+    )
+    _filter_options(retry)
+    _dry_run_option(retry, "retried")
     seal = actions.add_parser(
         "seal",
         formatter_class=HelpFormatter,
@@ -176,17 +194,22 @@ examples:
         "purge",
         formatter_class=HelpFormatter,
         help="delete old deliveries",
-        description="Delete done or dead-letter deliveries received before --older-than.",
+        description="Delete done or dead-letter deliveries received before --older-than "
+        "that the filters select.  --dry-run prints how many would be deleted and "
+        "deletes nothing.",
         epilog="""\
 examples:
   hookshield inbox purge --done --inbox webhooks.db
-  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db""",
+  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db
+  hookshield inbox purge --dead --sender moco --older-than 1d --dry-run --inbox webhooks.db""",
     )
     purge.add_argument("--done", action="store_true", help="delete done deliveries")
     purge.add_argument("--dead", action="store_true", help="delete dead-letter deliveries")
     purge.add_argument(
         "--older-than", default="7d", metavar="AGE", help="age: 30m, 12h, 7d, 2w (default: 7d)"
     )
+    _filter_options(purge)
+    _dry_run_option(purge, "deleted")
     for action, what in (
         (ls, "print the deliveries as JSON"),
         (show, "print the delivery as JSON"),
@@ -194,6 +217,9 @@ examples:
         (seal, "print the result as JSON"),
         (purge, "print the result as JSON"),
     ):
+        _inbox_option(action)
+        _json_option(action, what)
+    for action, what in add_dashboard_actions(actions):
         _inbox_option(action)
         _json_option(action, what)
     inbox.set_defaults(run=cmd_inbox)
@@ -210,6 +236,60 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
 
 def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=what + ", for scripts")
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    """--sender, --type, --since and --until: the filters ls, retry and purge share."""
+    parser.add_argument("--sender", metavar="NAME", help="only deliveries of this sender (moco)")
+    parser.add_argument(
+        "--type",
+        metavar="TYPE",
+        help="only deliveries carrying this event type, or a prefix ending in * (invoice.*)",
+    )
+    for name, what in (("since", "at or after"), ("until", "before")):
+        parser.add_argument(
+            f"--{name}",
+            metavar="WHEN",
+            help=f"only deliveries received {what} WHEN: a date (2026-05-01), a date and "
+            "time (2026-05-01T10:30, UTC unless it names a zone) or an age (12h, 7d)",
+        )
+
+
+def _dry_run_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help=f"print how many would be {what}, and stop"
+    )
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    """Whether any of --sender, --type, --since, --until was given."""
+    return any(getattr(args, name, None) for name in ("sender", "type", "since", "until"))
+
+
+def _where(
+    args: argparse.Namespace, state: State | None, *, until: float | None = None
+) -> DeliveryFilter:
+    """The filter the options name, in ``state``; ``until`` bounds it further."""
+    now = time.time()
+    times: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        text = getattr(args, name, None)
+        try:
+            times[name] = None if text is None else moment(text, now=now)
+        except ValueError as exc:
+            raise CLIError(f"--{name}: {exc}") from None
+    if until is not None:
+        times["until"] = until if times["until"] is None else min(until, times["until"])
+    try:
+        return DeliveryFilter(
+            state=state,
+            sender=args.sender or None,
+            event_type=args.type or None,
+            since=times["since"],
+            until=times["until"],
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> SQLiteInbox:
@@ -263,17 +343,6 @@ _NO_INBOX_HINT: Final = (
 )
 
 
-def load_handler(target: str) -> WebhookHandler:
-    """The handler named ``module:name`` (the current directory is importable)."""
-    module_name, _, name = target.partition(":")
-    if not module_name or not name:
-        raise CLIError(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
-    found = import_attribute(target)
-    if not isinstance(found, WebhookHandler):
-        raise CLIError(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
-    return found
-
-
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
@@ -320,19 +389,31 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|seal|purge``."""
+    """``hookshield inbox ls|show|retry|seal|purge|refused|serve``."""
+    if args.action in DASHBOARD_ACTIONS:
+        check_args(args)
     if args.action == "purge":  # mistakes on the command line first, then the file
         if not (args.done or args.dead):
             raise CLIError("say what to purge: --done, --dead or both")
         seconds(args.older_than)
+    if args.action == "retry" and not (args.id or args.dead or args.state or _filtered(args)):
+        raise CLIError(
+            "say what to retry: a delivery id, --dead, or a filter (--state, --sender ...)"
+        )
+    if args.action == "retry" and args.id and _filtered(args):
+        raise CLIError("give a delivery id or a filter, not both")
     # ls and show only read: they open the file read-only, and change nothing in it.
-    inbox = _open(args, create=False, read_only=args.action in ("ls", "show"))
+    read_only = args.action in ("ls", "show") or (
+        args.action in DASHBOARD_ACTIONS and reads_only(args)
+    )
+    inbox = _open(args, create=False, read_only=read_only)
     action: Callable[[SQLiteInbox, argparse.Namespace, Printer], int] = {
         "ls": _ls,
         "show": _show,
         "retry": _retry,
         "seal": _seal,
         "purge": _purge,
+        **DASHBOARD_ACTIONS,
     }[args.action]
     with _inbox_errors(args.inbox):
         return action(inbox, args, out)
@@ -386,13 +467,18 @@ def _iso(when: float) -> str:
 
 
 def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    rows = inbox.list(args.state, limit=max(1, args.limit))
+    where = _where(args, args.state)
+    # The newest N the filters select, shown oldest first, as a log reads.
+    rows = inbox.find(where, limit=max(1, args.limit))[::-1]
     counts = inbox.counts()
     if args.json:
         out.json({"deliveries": [_row_json(row) for row in rows], "counts": counts})
         return EXIT_OK
     if not rows:
-        out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        if _filtered(args):
+            out.line("no deliveries match")
+        else:
+            out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return EXIT_OK
     now = time.time()
     header = ("ID", "SENDER", "EVENTS", "STATE", "ATTEMPTS", "LAST ERROR", "AGE")
@@ -458,7 +544,7 @@ def _shown(name: str, value: str) -> str:
 
 
 def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    if not args.dead:
+    if args.id:
         row = _find(inbox, args.id)
         if inbox.requeue([row.id]) == 0:
             if inbox.get(row.id) is None:  # purged meanwhile
@@ -474,18 +560,46 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         else:
             out.line(f"{row.id}: pending, due now")
         return EXIT_OK
-    total = inbox.counts()["dead"]
+    state: State = args.state or "dead"
+    where = _where(args, state)
+    total = inbox.count(where)
+    if args.dry_run:
+        return _would(out, args, total, "retried", [where])
     done = 0
     after: str | None = ""
     while after is not None:  # ids forward: ends though requeued rows may die again
-        count, after = inbox.requeue_dead(after, limit=_BATCH)
+        count, after = inbox.requeue_matching(where, after=after, limit=_BATCH)
         done += count
         _progress("requeued", done, total)
     if args.json:
         out.json({"requeued": done})
     else:
-        out.line(f"{done} dead-letter deliveries are pending again, due now")
+        which = "dead-letter deliveries" if state == "dead" else f"{state} deliveries"
+        out.line(f"{done} {which} are pending again, due now")
     return EXIT_OK
+
+
+def _would(
+    out: Printer, args: argparse.Namespace, count: int, what: str, wheres: list[DeliveryFilter]
+) -> int:
+    """What --dry-run prints: how many deliveries the action would change, and which."""
+    if args.json:
+        out.json({"dry_run": True, "matching": count})
+    else:
+        described = "; ".join(_described(where) for where in wheres)
+        out.line(f"{count} deliveries would be {what} ({described}); nothing was changed")
+    return EXIT_OK
+
+
+def _described(where: DeliveryFilter) -> str:
+    parts = [f"state {where.state}"] if where.state else []
+    for name, value in (("sender", where.sender), ("type", where.event_type)):
+        if value:
+            parts.append(f"{name} {printable(value)}")
+    for name, when in (("since", where.since), ("until", where.until)):
+        if when is not None:
+            parts.append(f"{name} {_iso(when)}")
+    return ", ".join(parts)
 
 
 def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
@@ -499,17 +613,20 @@ def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
 
 
 def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    states = [state for state in ("done", "dead") if getattr(args, state)]
+    states: list[State] = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
+    wheres = [_where(args, state, until=before) for state in states]
+    if args.dry_run:
+        return _would(out, args, sum(inbox.count(where) for where in wheres), "deleted", wheres)
     deleted = 0
-    for state in states:
-        total = inbox.counts()[state]
+    for where in wheres:
+        total = inbox.count(where)
         while True:
-            count = inbox.purge(state, before, limit=_BATCH)  # type: ignore[arg-type]
+            count = inbox.purge_matching(where, limit=_BATCH)
             if not count:
                 break
             deleted += count
-            _progress(f"deleted ({state})", deleted, total)
+            _progress(f"deleted ({where.state})", deleted, total)
     if args.json:
         out.json({"deleted": deleted, "older_than": args.older_than})
     else:
