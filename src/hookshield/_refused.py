@@ -149,7 +149,9 @@ def refused_delivery(
         handler=handler.provider,
         status=error.status,
         error=type(error).__name__,
-        reason=_cut(str(error), MAX_REASON),
+        # Printable: the message may quote the sender's text, control characters or a
+        # lone surrogate (which no TEXT column holds) included.
+        reason=_cut(printable(error), MAX_REASON),
         peer=None if peer is None else _cut(peer, MAX_PEER),
         received=received,
         headers=kept_headers(handler, headers),

@@ -169,7 +169,11 @@ def django_view(dashboard: Dashboard) -> Callable[..., HttpResponse]:
         )
         response = HttpResponse(answer.body, status=answer.status)
         for name, value in answer.headers:
-            response[name] = value  # one of each: an answer sets at most one cookie
+            if name.lower() == "set-cookie":
+                # Django sends (and its test client reads) cookies from .cookies.
+                response.cookies.load(value)
+            else:
+                response[name] = value
         return response
 
     return view
