@@ -44,7 +44,7 @@ def stock(
         received=now,
         event_types=(event_type,),
         state=state,  # type: ignore[arg-type]
-        attempts=0 if state == "pending" else 3,
+        attempts={"pending": 0, "dead": 3}.get(state, 1),
         last_error=error
         if error is not None
         else ("RuntimeError: the route failed" if state == "dead" else None),

@@ -193,7 +193,7 @@ def test_bulk_purge_by_state_and_age(visitor: Visitor, inbox: SQLiteInbox) -> No
     old = stock(inbox, state="done", ago=3 * 86400)
     recent = stock(inbox, state="done", ago=60)
     page = text(visitor.get("/purge?state=done&older_than=1d"))
-    assert "1 deliveries match state done" in page
+    assert "1 delivery matches state done" in page
     response = visitor.post(
         "/purge", {"state": "done", "older_than": "1d", "token": token_of(page)}
     )
@@ -388,9 +388,10 @@ def test_a_recheck_that_fails_says_why_and_keeps_the_refusal(inbox: SQLiteInbox)
     assert inbox.get_refused(kept.id) is None
 
 
-def test_an_inbox_that_keeps_no_refusals_says_so(tmp_path: Path) -> None:
+def test_without_refusals_the_page_says_how_to_keep_them(tmp_path: Path) -> None:
     visitor = Visitor(wsgi_app(SQLiteInbox(tmp_path / "plain.db")))
-    assert "are not being kept" in text(visitor.get("/refused"))
+    page = text(visitor.get("/refused"))
+    assert "No refused delivery is kept." in page and "keep_refused=100" in page
 
 
 # -- the overview --------------------------------------------------------------------------

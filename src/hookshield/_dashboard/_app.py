@@ -429,7 +429,6 @@ class Dashboard:
         content = _pages.refusals(
             request.base,
             rows,
-            keeping=keeper is not None and keeper.keeps_refused,
             kept_by=keeper is not None,
             older=rows[-1].id if more and rows else None,
             now=time.time(),

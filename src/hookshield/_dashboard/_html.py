@@ -58,8 +58,8 @@ def text_block(value: str) -> Markup:
 
 
 def join(parts: Iterable[object]) -> Markup:
-    """The parts one after another, each value escaped."""
-    return Markup("".join(escape(part) for part in parts))
+    """The parts one after another, each value escaped; a part that is ``None`` is left out."""
+    return Markup("".join(escape(part) for part in parts if part is not None))
 
 
 def tag(name: str, attributes: Mapping[str, object] | None = None, /, *children: object) -> Markup:

@@ -142,7 +142,11 @@ def deliveries(
                 _cut(", ".join(row.event_types)) or NONE,
                 _state(row.state),
                 str(row.attempts),
-                tag("span", {"class": "error"}, _cut(row.last_error or NONE)),
+                tag(
+                    "span",
+                    {"class": "error" if row.last_error else None},
+                    _cut(row.last_error or NONE),
+                ),
                 tag("time", {"title": _when(row.received)}, _age(now - row.received)),
             )
             for row in rows
@@ -298,15 +302,23 @@ def confirm_retry(base: str, where: DeliveryFilter, count: int, *, token: str) -
         return tag("p", None, f"No delivery matches {_describe(where)}: nothing to retry.")
     return join(
         [
-            tag("p", None, f"{count} deliveries match {_describe(where)}."),
+            tag(
+                "p",
+                None,
+                f"{_deliveries(count)} {'match' if count > 1 else 'matches'} {_describe(where)}.",
+            ),
             tag(
                 "p",
                 {"class": "note"},
                 "Retrying makes each pending and due now, with its attempts reset; a "
                 "delivery a worker holds leased is left to it.",
             ),
-            _post_form(base, "/retry", token, _hidden_filter(where), f"Retry these {count}"),
-            tag("a", {"href": href(base, "/", _hidden_filter(where))}, "Cancel"),
+            tag(
+                "div",
+                {"class": "actions"},
+                _post_form(base, "/retry", token, _hidden_filter(where), f"Retry these {count}"),
+                tag("a", {"href": href(base, "/", _hidden_filter(where))}, "Cancel"),
+            ),
         ]
     )
 
@@ -317,14 +329,31 @@ def confirm_purge(base: str, where: DeliveryFilter, count: int, *, token: str) -
         return tag("p", None, f"No delivery matches {_describe(where)}: nothing to purge.")
     return join(
         [
-            tag("p", None, f"{count} deliveries match {_describe(where)}."),
-            tag("p", {"class": "note"}, "Purging deletes them from the inbox for good."),
-            _post_form(
-                base, "/purge", token, _hidden_filter(where), f"Delete these {count}", css="danger"
+            tag(
+                "p",
+                None,
+                f"{_deliveries(count)} {'match' if count > 1 else 'matches'} {_describe(where)}.",
             ),
-            tag("a", {"href": href(base, "/")}, "Cancel"),
+            tag("p", {"class": "note"}, "Purging deletes them from the inbox for good."),
+            tag(
+                "div",
+                {"class": "actions"},
+                _post_form(
+                    base,
+                    "/purge",
+                    token,
+                    _hidden_filter(where),
+                    f"Delete these {count}",
+                    css="danger",
+                ),
+                tag("a", {"href": href(base, "/")}, "Cancel"),
+            ),
         ]
     )
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'}"
 
 
 def _describe(where: DeliveryFilter) -> str:
@@ -420,7 +449,6 @@ def refusals(
     base: str,
     rows: Sequence[RefusedDelivery],
     *,
-    keeping: bool,
     kept_by: bool,
     older: str | None,
     now: float,
@@ -428,15 +456,12 @@ def refusals(
     """``/refused``: the kept refusals, newest first."""
     if not kept_by:
         note = "This inbox keeps no refused deliveries."
-    elif not keeping:
-        note = (
-            "Refused deliveries are not being kept: open the inbox with "
-            "SQLiteInbox(path, keep_refused=100) in the web app."
-        )
     else:
+        # Whether they are kept is the web app's setting, not this process's.
         note = (
-            "The latest refused deliveries, kept for diagnosis with their credentials hidden "
-            "and at most a bounded prefix of their body."
+            "The latest deliveries refused with a 4xx, kept for diagnosis with their "
+            "credentials hidden and at most a bounded prefix of their body, when the web "
+            "app opens its inbox with SQLiteInbox(path, keep_refused=100)."
         )
     table = _table(
         ("Received", "Sender", "Status", "Refused for", "Reason", "Peer", "Body"),
