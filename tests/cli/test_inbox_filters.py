@@ -282,7 +282,7 @@ def test_serve_answers_on_loopback_and_asks_for_the_password_when_given(
             with urllib.request.urlopen(started["url"], timeout=TIMEOUT) as response:  # noqa: S310 - our own server
                 page = response.read().decode()
                 final = response.url
-            assert final.endswith("/login") if signed else "Deliveries" in page
+            assert "/login?next=" in final if signed else "Deliveries" in page
         finally:
             process.terminate()
             process.communicate(timeout=TIMEOUT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -267,7 +268,8 @@ def test_with_a_password_every_page_asks_to_sign_in_first(
     dead = stock(inbox, state="dead")
     for path in ("/", "/overview", f"/delivery?id={dead.id}", "/refused"):
         response = guarded.get(path)
-        assert (response.status_code, response.headers["Location"]) == (303, "/login")
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/login?" + urlencode({"next": path})
     token = guarded.token("/login")
     refused = guarded.post("/delivery/retry", {"id": dead.id, "token": token})
     assert refused.status_code == 403
@@ -287,6 +289,26 @@ def test_signing_in_takes_the_right_password_and_a_new_session(guarded: Visitor)
     assert guarded.get("/").status_code == 200
     out = guarded.post("/logout", {"token": guarded.token("/")})
     assert out.status_code == 303 and guarded.get("/").status_code == 303
+
+
+def test_signing_in_returns_to_the_page_asked_for_and_never_elsewhere(
+    guarded: Visitor, inbox: SQLiteInbox
+) -> None:
+    dead = stock(inbox, state="dead")
+    asked = guarded.get(f"/delivery?id={dead.id}")
+    login = guarded.get(asked.headers["Location"])
+    page = text(login)
+    assert f'name="next" value="/delivery?id={dead.id}"' in page
+    token = token_of(page)
+    back = guarded.post(
+        "/login", {"password": PASSWORD, "token": token, "next": f"/delivery?id={dead.id}"}
+    )
+    assert back.headers["Location"] == f"/delivery?id={dead.id}"
+    for elsewhere in ("//evil.test/x", "/\\evil.test", "https://evil.test/", "/a b", ""):
+        other = Visitor(guarded.client.application)
+        token = other.token("/login")
+        answer = other.post("/login", {"password": PASSWORD, "token": token, "next": elsewhere})
+        assert answer.headers["Location"] == "/", elsewhere
 
 
 def test_a_forged_session_cookie_is_not_signed_in(guarded: Visitor, inbox: SQLiteInbox) -> None:

@@ -254,11 +254,11 @@ def test_serve_refuses_another_address_without_a_password_and_asks_for_it_when_s
     stock(inbox)
     with served("cli", inbox, tmp_path, HOOKSHIELD_DASHBOARD_PASSWORD=PASSWORD) as url:
         page.goto(url)
-        page.wait_for_url("**/login")
+        page.wait_for_url("**/login?next=*")
         page.fill("input[name=password]", "not it at all, no")
         page.click("form.login button")
         assert "wrong password" in page.inner_text("main")
-        page.goto(url + "login")
+        page.goto(url + "login?next=%2F")
         page.fill("input[name=password]", PASSWORD)
         page.click("form.login button")
         page.wait_for_url(url)

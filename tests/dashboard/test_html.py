@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import html
 import html.parser
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from hookshield._refused import RefusedDelivery
 from hookshield._text import printable
 from hookshield.dashboard import wsgi_app
 
+from .. import servers
 from .support import HOSTILE, Visitor, structure
 
 #: Any text at all: markup, quotes, entities, control characters, lone surrogates.
@@ -188,3 +192,17 @@ def test_the_hostile_sample_shows_as_text(tmp_path: Path) -> None:
     for name in ("delivery", "refusal"):
         assert shown in pages[name], name
         assert "<img" not in pages[name] and "<svg onload" not in pages[name]
+
+
+def test_the_dashboard_needs_nothing_but_the_standard_library() -> None:
+    check = (
+        "import json, sys; before = set(sys.modules); import hookshield.dashboard; "
+        "loaded = {n.partition('.')[0] for n in set(sys.modules) - before}; "
+        "print(json.dumps(sorted(loaded - set(sys.stdlib_module_names) - {'hookshield'})))"
+    )
+    # This checkout's src first, as the servers the tests start have it.
+    env = servers.environment(HOOKSHIELD_NO_SPEEDUPS="1")
+    ran = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(ran.stdout) == []

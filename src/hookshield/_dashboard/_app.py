@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import secrets
 import time
 import urllib.parse
@@ -277,7 +278,8 @@ class Dashboard:
         if self.has_password and not session.signed_in and request.path != "/login":
             if request.method == "POST":
                 raise Refused(403, "refused: sign in first")
-            return self._redirect(request, "/login")
+            # Back to this page once signed in: a link followed from elsewhere still leads.
+            return self._redirect(request, "/login", {"next": _here(request)})
         return action(self, request, session)
 
     # -- answers -----------------------------------------------------------------------
@@ -484,9 +486,9 @@ class Dashboard:
         """``GET /login``: the password form."""
         if not self.has_password or session.signed_in:
             return self._redirect(request, "/")
-        return self._page(
-            request, session, "Sign in", _pages.login(request.base, self.token(session))
-        )
+        target = _local(request.query.get("next", ""))
+        content = _pages.login(request.base, self.token(session), target)
+        return self._page(request, session, "Sign in", content)
 
     def login(self, request: Request, session: Session) -> Response:
         """``POST /login``: a new, signed-in session for the right password."""
@@ -498,9 +500,9 @@ class Dashboard:
             raise Refused(403, "wrong password")
         # A new session id: one fixed before signing in is worth nothing after.
         signed_in = _new_session(signed_in=True)
-        response = self._redirect(request, "/")
+        location = request.base + _local(request.form.get("next", ""))
         cookie = ("Set-Cookie", self._cookie(signed_in, request))
-        return Response(response.status, (*response.headers, cookie), response.body)
+        return Response(303, (("Location", location), cookie), b"")
 
     def logout(self, request: Request, session: Session) -> Response:
         """``POST /logout``: end the session."""
@@ -589,6 +591,22 @@ def _same_origin(headers: Headers) -> bool:
         return False
     parsed = urllib.parse.urlsplit(origin)
     return parsed.scheme in ("http", "https") and parsed.netloc.lower() == host.lower()
+
+
+def _here(request: Request) -> str:
+    """The page asked for, below the mount point, with its query."""
+    query = urllib.parse.urlencode(request.query, errors="surrogatepass")
+    return request.path + ("?" + query if query else "")
+
+
+#: A path of the dashboard: one slash, then no second one or backslash that would make it
+#: another host's (//evil.test), and no space or control character.
+_LOCAL: Final = re.compile(r"/(?![/\\])[^\s\x00-\x1f\x7f]{0,2000}")
+
+
+def _local(target: str) -> str:
+    """``target`` if it is a page of the dashboard (``/delivery?id=...``), else ``/``."""
+    return target if _LOCAL.fullmatch(target) else "/"
 
 
 def _notice(query: Mapping[str, str]) -> str | None:

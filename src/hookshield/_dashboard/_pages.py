@@ -557,7 +557,7 @@ def _kept_size(refused: RefusedDelivery) -> str:
 # -- signing in ----------------------------------------------------------------------------
 
 
-def login(base: str, token: str) -> Markup:
+def login(base: str, token: str, target: str) -> Markup:
     """``/login``: the password form."""
     field = tag(
         "input",
@@ -572,6 +572,7 @@ def login(base: str, token: str) -> Markup:
         "form",
         {"method": "post", "action": href(base, "/login"), "class": "login"},
         tag("input", {"type": "hidden", "name": "token", "value": token}),
+        tag("input", {"type": "hidden", "name": "next", "value": target}),
         tag("label", None, "Password ", field),
         tag("button", {"type": "submit"}, "Sign in"),
     )
