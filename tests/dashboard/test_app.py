@@ -11,6 +11,7 @@ import pytest
 
 from hookshield import DeliveryFilter, RefusedDelivery, SQLiteInbox, WebhookError, WebhookHandler
 from hookshield._dashboard import _app
+from hookshield._dashboard._http import MAX_FORM
 from hookshield._refused import refused_delivery
 from hookshield.dashboard import Dashboard, wsgi_app
 from hookshield.testing import sample_delivery
@@ -249,7 +250,7 @@ def test_a_get_on_an_action_is_405_and_an_unknown_path_404(visitor: Visitor) -> 
 
 
 def test_a_form_larger_than_the_dashboard_reads_is_413(visitor: Visitor) -> None:
-    response = visitor.post("/delivery/retry", {"id": "x" * (_app.MAX_FORM + 1)})
+    response = visitor.post("/delivery/retry", {"id": "x" * (MAX_FORM + 1)})
     assert response.status_code == 413
 
 

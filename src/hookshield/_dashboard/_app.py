@@ -1,64 +1,43 @@
-"""The dashboard itself: one request in, one response out, whatever serves it.
+"""The dashboard itself: its pages and actions, one request in, one response out.
 
-Theory of operation: an adapter (``_serve.py``: WSGI, ASGI, a Django view, the
-command line's server) turns its request into a :class:`Request` and sends back the
-:class:`Response` that :meth:`Dashboard.respond` returns.  This module owns what the
-dashboard allows:
-
-* **Sessions**: a cookie ``hookshield_dashboard`` (``HttpOnly``, ``SameSite=Strict``,
-  ``Secure`` when the request came over https) holds a random session id, when it was
-  issued, and whether the built-in password was given, with an HMAC over them.  It
-  lasts :data:`SESSION_SECONDS`.
-* **Changing state**: only ``POST``, and only from a page of the dashboard: the
-  request must say it is same-origin (``Sec-Fetch-Site: same-origin``, or else an
-  ``Origin`` equal to the ``Host``) and carry the session's token (an HMAC of its id)
-  in its form.  Anything else is answered 403 and changes nothing.
-* **The built-in password** (``password=``), compared in constant time; without it,
-  whoever reaches the dashboard may use it: put your own authentication in front, or
-  serve it on a loopback address only (``hookshield inbox serve`` refuses any other).
-* **Every answer** has a strict Content-Security-Policy (no script at all; styles from
-  the dashboard's own stylesheet), ``X-Frame-Options: DENY``, ``Cache-Control:
-  no-store`` and ``Referrer-Policy: no-referrer``.  Nothing secret is put in a URL:
-  ids and filters only.
-
-What each page shows is ``_pages.py``'s.  This module never writes markup itself.
+Theory of operation: :class:`Dashboard` routes a :class:`~._http.Request` to one of its
+actions by method and path (:data:`_ROUTES`): a GET shows a page, and never changes
+anything; a POST acts, once its session's rules hold (``_session.py``: same origin,
+the session's token, signed in when there is a password), then redirects to a page
+that says what it did.  The filters come from the query or the form (``_fields.py``),
+the pages from ``_pages.py``; every answer gets the security headers of ``_http.py``.
+This module never writes markup itself, and never reads a cookie itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
-import math
-import re
-import secrets
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from .._browse import BrowsableInbox, DeliveryFilter, moment
+from .._browse import BrowsableInbox
 from .._handler import WebhookHandler
-from .._headers import Headers
 from .._inbox import STATES
 from .._refused import RefusalKeeper
 from .._refused import recheck as recheck_refusal
 from .._text import printable
 from . import _pages
+from ._fields import bulk_filter, filter_of, given, params, purge_filter, required
 from ._html import Markup, href
+from ._http import SECURITY_HEADERS, Refused, Request, Response
+from ._session import Session, Sessions, here, local, new_session, signing_key
 
-__all__ = ["SESSION_SECONDS", "Dashboard", "Request", "Response"]
+__all__ = ["Dashboard"]
 
 logger = logging.getLogger("hookshield")
 
-#: How long a session lasts, in seconds: then the password is asked again.
-SESSION_SECONDS: Final = 12 * 3600
 #: The shortest built-in password accepted.
 MIN_PASSWORD: Final = 12
-#: The most bytes of a form read: the dashboard's forms are a few fields.
-MAX_FORM: Final = 64 * 1024
 #: How many deliveries a page lists.
 PAGE: Final = 50
 #: Rows requeued or deleted per transaction by a bulk action.
@@ -66,20 +45,6 @@ BATCH: Final = 500
 #: How long a wrong password waits before its answer: guessing is slow.
 WRONG_PASSWORD_DELAY: Final = 1.0
 
-COOKIE: Final = "hookshield_dashboard"
-CSP: Final = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS: Final = (
-    ("Content-Security-Policy", CSP),
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-)
 _HTML: Final = "text/html; charset=utf-8"
 _STYLESHEET: Final = Path(__file__).with_name("dashboard.css")
 
@@ -93,50 +58,6 @@ NOTICES: Final = {
     "forgotten": "The refusal was forgotten.",
     "signed-out": "Signed out.",
 }
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request, as an adapter hands it over.
-
-    ``path`` is the part below the dashboard (``"/"``, ``"/delivery"``); ``base`` is
-    where the dashboard is mounted (``""`` or ``"/inbox"``, no trailing slash), for
-    its links.  ``query`` and ``form`` hold the first value of each field.
-    """
-
-    method: str
-    path: str
-    base: str = ""
-    query: Mapping[str, str] = field(default_factory=dict)
-    form: Mapping[str, str] = field(default_factory=dict)
-    headers: Headers = field(default_factory=Headers)
-    secure: bool = False
-
-
-@dataclass(frozen=True)
-class Response:
-    """One answer: a status, headers and a body."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Session:
-    """Who is asking: a session id, when it was issued, and whether signed in."""
-
-    sid: str
-    issued: int
-    signed_in: bool
-
-
-class Refused(Exception):
-    """A request the dashboard answers with an error page: ``status`` and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 Action = Callable[["Dashboard", Request, Session], "Response"]
@@ -184,7 +105,7 @@ class Dashboard:
         self._password = (
             None if password is None else hashlib.sha256(password.encode("utf-8")).digest()
         )
-        self._key = _session_key(session_key, password)
+        self.sessions = Sessions(signing_key(session_key, password))
 
     @property
     def has_password(self) -> bool:
@@ -193,7 +114,7 @@ class Dashboard:
 
     def respond(self, request: Request) -> Response:
         """The answer to ``request``, with the security headers every answer carries."""
-        session, fresh = self._session(request)
+        session, fresh = self.sessions.of(request)
         try:
             response = self._respond(request, session)
         except Refused as refused:
@@ -215,55 +136,14 @@ class Dashboard:
             )
         headers = [*response.headers, *SECURITY_HEADERS]
         if fresh is not None:
-            headers.append(("Set-Cookie", self._cookie(fresh, request)))
+            headers.append(("Set-Cookie", self.sessions.cookie(fresh, request)))
         return Response(response.status, tuple(headers), response.body)
 
-    # -- sessions and the checks on every request ----------------------------------------
-
-    def _session(self, request: Request) -> tuple[Session, Session | None]:
-        """The request's session, and the one to set in its cookie when it needs a new one."""
-        found = _read_cookie(request.headers.get("cookie"))
-        if found is not None:
-            sid, issued, signed_in, mac = found
-            expected = self._mac(sid, str(issued), "1" if signed_in else "0")
-            fresh = 0 <= time.time() - issued < SESSION_SECONDS
-            if hmac.compare_digest(mac, expected) and fresh:
-                return Session(sid, issued, signed_in), None
-        session = _new_session(signed_in=False)
-        return session, session
-
-    def _mac(self, *parts: str) -> str:
-        return hmac.new(self._key, ".".join(parts).encode("ascii"), hashlib.sha256).hexdigest()
-
     def token(self, session: Session) -> str:
-        """The token every form of this session carries."""
-        return self._mac("csrf", session.sid)[:32]
+        """The token every form of ``session`` carries."""
+        return self.sessions.token(session)
 
-    def _cookie(self, session: Session, request: Request) -> str:
-        flag = "1" if session.signed_in else "0"
-        value = f"{session.sid}.{session.issued}.{flag}.{self._mac(session.sid, str(session.issued), flag)}"
-        secure = "; Secure" if request.secure else ""
-        path = request.base or "/"
-        return (
-            f"{COOKIE}={value}; Path={path}; Max-Age={SESSION_SECONDS}; HttpOnly; "
-            f"SameSite=Strict{secure}"
-        )
-
-    def _check_post(self, request: Request, session: Session) -> None:
-        """Refuse (403) a POST that is not from a page of this dashboard in this session."""
-        if not _same_origin(request.headers):
-            raise Refused(
-                403,
-                "refused: this request did not come from a page of the dashboard "
-                "(a cross-site request, or one without Origin or Sec-Fetch-Site)",
-            )
-        given = request.form.get("token", "")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token(session).encode()):
-            raise Refused(
-                403,
-                "refused: the form's token is missing or is another session's; "
-                "reload the page and try again",
-            )
+    # -- routing -----------------------------------------------------------------------
 
     def _respond(self, request: Request, session: Session) -> Response:
         if request.path == "/static/dashboard.css" and request.method in ("GET", "HEAD"):
@@ -274,12 +154,12 @@ class Dashboard:
                 raise Refused(405, f"{request.method[:16]} is not allowed here")
             raise Refused(404, "there is no such page")
         if request.method == "POST":
-            self._check_post(request, session)
+            self.sessions.check_post(request, session)
         if self.has_password and not session.signed_in and request.path != "/login":
             if request.method == "POST":
                 raise Refused(403, "refused: sign in first")
             # Back to this page once signed in: a link followed from elsewhere still leads.
-            return self._redirect(request, "/login", {"next": _here(request)})
+            return self._redirect(request, "/login", {"next": here(request)})
         return action(self, request, session)
 
     # -- answers -----------------------------------------------------------------------
@@ -315,7 +195,7 @@ class Dashboard:
 
     def deliveries(self, request: Request, session: Session) -> Response:
         """``GET /``: the deliveries the query's filter selects, newest first, a page at a time."""
-        where = _filter(request.query)
+        where = filter_of(request.query)
         before = request.query.get("before") or None
         rows = self.inbox.find(where, limit=PAGE + 1, before=before)
         more = len(rows) > PAGE
@@ -323,10 +203,12 @@ class Dashboard:
         content = _pages.deliveries(
             request.base,
             where=where,
-            given=_given(request.query),
+            given=given(request.query),
             rows=rows,
             total=self.inbox.count(where),
-            states={state: self.inbox.count(_replace(where, state=state)) for state in STATES},
+            states={
+                state: self.inbox.count(dataclasses.replace(where, state=state)) for state in STATES
+            },
             older=rows[-1].id if more and rows else None,
             paged=before is not None,
             now=time.time(),
@@ -335,7 +217,7 @@ class Dashboard:
 
     def delivery(self, request: Request, session: Session) -> Response:
         """``GET /delivery?id=``: one delivery, its attempts, headers and body."""
-        delivery_id = _required(request.query, "id")
+        delivery_id = required(request.query, "id")
         row = self.inbox.get(delivery_id)
         if row is None:
             raise Refused(404, f"no delivery {delivery_id!r} (purged, or never stored)")
@@ -350,7 +232,7 @@ class Dashboard:
 
     def retry_one(self, request: Request, session: Session) -> Response:
         """``POST /delivery/retry``: make one delivery pending and due now."""
-        delivery_id = _required(request.form, "id")
+        delivery_id = required(request.form, "id")
         if self.inbox.requeue([delivery_id]) == 0:
             if self.inbox.get(delivery_id) is None:
                 raise Refused(404, f"no delivery {delivery_id!r} (purged meanwhile)")
@@ -363,7 +245,7 @@ class Dashboard:
 
     def purge_one(self, request: Request, session: Session) -> Response:
         """``POST /delivery/purge``: delete one done or dead delivery."""
-        delivery_id = _required(request.form, "id")
+        delivery_id = required(request.form, "id")
         if self.inbox.discard([delivery_id]) == 0:
             if self.inbox.get(delivery_id) is None:
                 raise Refused(404, f"no delivery {delivery_id!r} (purged meanwhile)")
@@ -374,7 +256,7 @@ class Dashboard:
 
     def confirm_retry(self, request: Request, session: Session) -> Response:
         """``GET /retry``: how many deliveries the filter selects, and the button to retry them."""
-        where = _bulk_filter(request.query, ("dead", "done", "pending"), "retry")
+        where = bulk_filter(request.query, ("dead", "done", "pending"), "retry")
         content = _pages.confirm_retry(
             request.base, where, self.inbox.count(where), token=self.token(session)
         )
@@ -382,18 +264,18 @@ class Dashboard:
 
     def retry_many(self, request: Request, session: Session) -> Response:
         """``POST /retry``: requeue every delivery the form's filter selects."""
-        where = _bulk_filter(request.form, ("dead", "done", "pending"), "retry")
+        where = bulk_filter(request.form, ("dead", "done", "pending"), "retry")
         total = 0
         after: str | None = ""
         while after is not None:
             count, after = self.inbox.requeue_matching(where, after=after, limit=BATCH)
             total += count
-        params = {**_params(_replace(where, state="pending")), "notice": "requeued", "n": total}
-        return self._redirect(request, "/", params)
+        pending = dataclasses.replace(where, state="pending")
+        return self._redirect(request, "/", {**params(pending), "notice": "requeued", "n": total})
 
     def confirm_purge(self, request: Request, session: Session) -> Response:
         """``GET /purge``: how many done or dead deliveries are older than the age given."""
-        where = _purge_filter(request.query)
+        where = purge_filter(request.query)
         content = _pages.confirm_purge(
             request.base, where, self.inbox.count(where), token=self.token(session)
         )
@@ -401,7 +283,7 @@ class Dashboard:
 
     def purge_many(self, request: Request, session: Session) -> Response:
         """``POST /purge``: delete the done or dead deliveries the form selects."""
-        where = _purge_filter(request.form)
+        where = purge_filter(request.form)
         total = 0
         while True:
             count = self.inbox.purge_matching(where, limit=BATCH)
@@ -439,7 +321,7 @@ class Dashboard:
 
     def refusal(self, request: Request, session: Session, *, result: str | None = None) -> Response:
         """``GET /refused/one?id=``: one kept refusal, and its re-check button."""
-        refused_id = _required(request.query if result is None else request.form, "id")
+        refused_id = required(request.query if result is None else request.form, "id")
         keeper = self._keeper()
         refused = None if keeper is None else keeper.get_refused(refused_id)
         if refused is None:
@@ -456,7 +338,7 @@ class Dashboard:
 
     def recheck(self, request: Request, session: Session) -> Response:
         """``POST /refused/recheck``: verify a kept refusal again with its handler now."""
-        refused_id = _required(request.form, "id")
+        refused_id = required(request.form, "id")
         keeper = self._keeper()
         refused = None if keeper is None else keeper.get_refused(refused_id)
         if keeper is None or refused is None:
@@ -476,7 +358,7 @@ class Dashboard:
 
     def forget(self, request: Request, session: Session) -> Response:
         """``POST /refused/forget``: forget one kept refusal."""
-        refused_id = _required(request.form, "id")
+        refused_id = required(request.form, "id")
         keeper = self._keeper()
         if keeper is not None:
             keeper.forget_refused([refused_id])
@@ -486,7 +368,7 @@ class Dashboard:
         """``GET /login``: the password form."""
         if not self.has_password or session.signed_in:
             return self._redirect(request, "/")
-        target = _local(request.query.get("next", ""))
+        target = local(request.query.get("next", ""))
         content = _pages.login(request.base, self.token(session), target)
         return self._page(request, session, "Sign in", content)
 
@@ -499,9 +381,9 @@ class Dashboard:
             time.sleep(WRONG_PASSWORD_DELAY)
             raise Refused(403, "wrong password")
         # A new session id: one fixed before signing in is worth nothing after.
-        signed_in = _new_session(signed_in=True)
-        location = request.base + _local(request.form.get("next", ""))
-        cookie = ("Set-Cookie", self._cookie(signed_in, request))
+        signed_in = new_session(signed_in=True)
+        location = request.base + local(request.form.get("next", ""))
+        cookie = ("Set-Cookie", self.sessions.cookie(signed_in, request))
         return Response(303, (("Location", location), cookie), b"")
 
     def logout(self, request: Request, session: Session) -> Response:
@@ -509,7 +391,7 @@ class Dashboard:
         response = self._redirect(
             request, "/login" if self.has_password else "/", {"notice": "signed-out"}
         )
-        cookie = ("Set-Cookie", self._cookie(_new_session(signed_in=False), request))
+        cookie = ("Set-Cookie", self.sessions.cookie(new_session(signed_in=False), request))
         return Response(response.status, (*response.headers, cookie), response.body)
 
     def _keeper(self) -> RefusalKeeper | None:
@@ -536,170 +418,12 @@ _ROUTES: Final[dict[tuple[str, str], Action]] = {
 }
 
 
-def _session_key(given: str | bytes | None, password: str | None) -> bytes:
-    if given is not None:
-        if isinstance(given, str):
-            given = given.encode("utf-8")
-        if not isinstance(given, bytes) or len(given) < 16:
-            raise ValueError("session_key must be text or bytes of at least 16 bytes")
-        return hmac.new(given, b"hookshield dashboard session v1", hashlib.sha256).digest()
-    if password is not None:
-        # Slow on purpose: a captured cookie's HMAC must not make the password cheap
-        # to guess offline.
-        return hashlib.pbkdf2_hmac(
-            "sha256", password.encode("utf-8"), b"hookshield dashboard session v1", 200_000
-        )
-    return secrets.token_bytes(32)
-
-
-def _new_session(*, signed_in: bool) -> Session:
-    return Session(secrets.token_urlsafe(18), int(time.time()), signed_in)
-
-
-def _read_cookie(header: str | None) -> tuple[str, int, bool, str] | None:
-    """The parts of the dashboard's cookie in a ``Cookie`` header, or ``None``."""
-    if not header:
-        return None
-    for part in header.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name != COOKIE:
-            continue
-        pieces = value.split(".")
-        if len(pieces) != 4 or not pieces[1].isdigit() or pieces[2] not in ("0", "1"):
-            return None
-        sid, issued, flag, mac = pieces
-        if not sid.isascii() or not mac.isascii():
-            return None
-        return sid, int(issued), flag == "1", mac
-    return None
-
-
-def _same_origin(headers: Headers) -> bool:
-    """Whether the browser says the request comes from the dashboard's own origin.
-
-    ``Sec-Fetch-Site`` is set by the browser and cannot be set by a page's script:
-    when present it decides.  Otherwise (an older browser) the ``Origin`` must name
-    the host the request was sent to.  A request with neither is refused: browsers
-    send one of them with every POST.
-    """
-    site = headers.get("sec-fetch-site")
-    if site is not None:
-        return site == "same-origin"
-    origin = headers.get("origin")
-    host = headers.get("host")
-    if not origin or origin == "null" or not host:
-        return False
-    parsed = urllib.parse.urlsplit(origin)
-    return parsed.scheme in ("http", "https") and parsed.netloc.lower() == host.lower()
-
-
-def _here(request: Request) -> str:
-    """The page asked for, below the mount point, with its query."""
-    query = urllib.parse.urlencode(request.query, errors="surrogatepass")
-    return request.path + ("?" + query if query else "")
-
-
-#: A path of the dashboard: one slash, then no second one or backslash that would make it
-#: another host's (//evil.test), and no space or control character.
-_LOCAL: Final = re.compile(r"/(?![/\\])[^\s\x00-\x1f\x7f]{0,2000}")
-
-
-def _local(target: str) -> str:
-    """``target`` if it is a page of the dashboard (``/delivery?id=...``), else ``/``."""
-    return target if _LOCAL.fullmatch(target) else "/"
-
-
 def _notice(query: Mapping[str, str]) -> str | None:
     template = NOTICES.get(query.get("notice", ""))
     if template is None:
         return None
     count = query.get("n", "0")
     return template.format(n=int(count) if count.isdigit() and len(count) < 10 else 0)
-
-
-def _required(fields: Mapping[str, str], name: str) -> str:
-    value = fields.get(name, "")
-    if not value:
-        raise Refused(400, f"the request names no {name}")
-    return value
-
-
-def _given(fields: Mapping[str, str]) -> dict[str, str]:
-    """The filter's fields as typed, to show them again in its form."""
-    return {name: fields.get(name, "") for name in ("state", "sender", "type", "since", "until")}
-
-
-def _filter(fields: Mapping[str, str]) -> DeliveryFilter:
-    """The filter the query (or form) names: ``state sender type since until``."""
-    now = time.time()
-    state = fields.get("state") or None
-    if state is not None and state not in STATES:
-        raise Refused(400, f"state must be one of {', '.join(STATES)}")
-    times: dict[str, float | None] = {}
-    for name in ("since", "until"):
-        text = fields.get(name, "").strip()
-        try:
-            times[name] = moment(text, now=now) if text else None
-        except ValueError as exc:
-            raise Refused(400, f"{name}: {exc}") from None
-    try:
-        return DeliveryFilter(
-            state=state,
-            sender=fields.get("sender") or None,
-            event_type=fields.get("type") or None,
-            since=times["since"],
-            until=times["until"],
-        )
-    except (TypeError, ValueError) as exc:
-        raise Refused(400, str(exc)) from None
-
-
-def _bulk_filter(fields: Mapping[str, str], states: tuple[str, ...], what: str) -> DeliveryFilter:
-    where = _filter(fields)
-    if where.state not in states:
-        raise Refused(
-            400, f"to {what} deliveries in bulk, filter them by state first ({', '.join(states)})"
-        )
-    return where
-
-
-def _purge_filter(fields: Mapping[str, str]) -> DeliveryFilter:
-    """The done or dead deliveries older than ``older_than`` (an age), and the rest of the filter."""
-    where = _bulk_filter(fields, ("done", "dead"), "purge")
-    age = fields.get("older_than", "").strip()
-    if not age:
-        return where
-    try:
-        limit = moment(age, now=time.time())
-    except ValueError as exc:
-        raise Refused(400, f"older than: {exc}") from None
-    until = limit if where.until is None else min(where.until, limit)
-    if not math.isfinite(until):
-        raise Refused(400, "older than: not a time")
-    return _replace(where, until=until)
-
-
-def _replace(where: DeliveryFilter, **changes: object) -> DeliveryFilter:
-    fields: dict[str, object] = {
-        "state": where.state,
-        "sender": where.sender,
-        "event_type": where.event_type,
-        "since": where.since,
-        "until": where.until,
-        **changes,
-    }
-    return DeliveryFilter(**fields)  # type: ignore[arg-type]
-
-
-def _params(where: DeliveryFilter) -> dict[str, object]:
-    """The query parameters of a filter, times as Unix seconds."""
-    return {
-        "state": where.state,
-        "sender": where.sender,
-        "type": where.event_type,
-        "since": None if where.since is None else repr(where.since),
-        "until": None if where.until is None else repr(where.until),
-    }
 
 
 def _stylesheet() -> bytes:

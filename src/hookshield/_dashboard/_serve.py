@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Final
 from .._adapt import wsgi_headers
 from .._asgi_types import Receive, Scope, Send
 from .._headers import Headers
-from ._app import MAX_FORM, SECURITY_HEADERS, Dashboard, Request, Response
+from ._app import Dashboard
+from ._http import MAX_FORM, SECURITY_HEADERS, Request, Response
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
