@@ -41,6 +41,7 @@ __all__ = [
     "Recheck",
     "RefusalKeeper",
     "RefusedDelivery",
+    "is_refusal",
     "keep_refusal",
     "keep_refusal_async",
     "recheck",

@@ -38,7 +38,7 @@ from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._background import Inbox, store_async
 from ._handler import WebhookHandler
 from ._headers import Headers, lowercase_headers
-from ._refused import keep_refusal_async
+from ._refused import is_refusal, keep_refusal_async
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -165,9 +165,16 @@ async def _serve(
         received = time.time()
         outcome = await store_async(handler, background, body, headers)
         await _send(send, reply(outcome))
-        await keep_refusal_async(
-            handler, background, outcome, received=received, peer=peer, headers=headers, body=body
-        )
+        if is_refusal(outcome):  # tested here: no coroutine for the accepted ones
+            await keep_refusal_async(
+                handler,
+                background,
+                outcome,
+                received=received,
+                peer=peer,
+                headers=headers,
+                body=body,
+            )
         return
     outcome = await handler.accept_async(body, headers)
     try:
