@@ -286,3 +286,15 @@ def test_serve_answers_on_loopback_and_asks_for_the_password_when_given(
         finally:
             process.terminate()
             process.communicate(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("action", ["serve", "refused"])
+def test_help_shows_examples_and_defaults(capsys: pytest.CaptureFixture[str], action: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inbox", action, "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"examples: hookshield inbox {action} " in out
+    assert "(default: $HOOKSHIELD_INBOX)" in out
+    if action == "serve":
+        assert "(default: 127.0.0.1)" in out and "(default: 8025)" in out
