@@ -188,6 +188,9 @@ class _Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
 
 
 class _Quiet(wsgiref.simple_server.WSGIRequestHandler):
+    #: A stalled client is dropped, rather than hold its thread for ever.
+    timeout = 30
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a dashboard's page views are not worth a line each
 
