@@ -115,12 +115,29 @@ def ensure_postgresql(session: nox.Session) -> None:
         "apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql",
         external=True, env=env,
     )  # fmt: skip
+#: Where the dashboard's browser tests find Chromium (Debian's package).
+CHROMIUM = "/usr/bin/chromium"
+
+
+def install_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium for the browser tests, when it is missing and we may.
+
+    Only as root, with apt-get: CI's fresh machine.  Anywhere else a missing browser is
+    left to tests/required.py, which skips the browser tests (and fails them under CI).
+    Playwright's own browser download is never used.
+    """
+    apt_get = shutil.which("apt-get")
+    if os.path.exists(CHROMIUM) or apt_get is None or os.geteuid() != 0:
+        return
+    session.run(apt_get, "update", external=True)
+    session.run(apt_get, "install", "-y", "--no-install-recommends", "chromium", external=True)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite with branch coverage, gated at 95%."""
     ensure_postgresql(session)
+    install_chromium(session)
     install_groups(session, "test")
     install_project(session)
     session.run(

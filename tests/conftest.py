@@ -24,6 +24,7 @@ MARKED_BY_PLACE: dict[str, tuple[str, ...]] = {
     "integration": ("integration",),
     "multiprocess": ("integration", "multiprocess"),
     "adapters/test_servers.py": ("integration",),
+    "dashboard/test_browser.py": ("integration",),
 }
 _HERE = Path(__file__).resolve().parent
 

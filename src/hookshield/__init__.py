@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -51,6 +52,7 @@ from ._inbox import Inbox, ManagedInbox, StoredDelivery, WorkerInbox
 from ._inboxes import open_inbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome, PendingEvents
+from ._refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
 from ._seal import InboxKey
 from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
@@ -73,15 +75,18 @@ __all__ = [
     "DEFAULT_TTL",
     "MINDPEEKER_IPS",
     "AsyncDedupeStore",
+    "Attempt",
     "AuthenticationError",
     "BadData",
     "BandPower",
     "BodyAlreadyRead",
     "BodyTooLarge",
+    "BrowsableInbox",
     "Claim",
     "Coordinates",
     "DedupeStore",
     "Delivery",
+    "DeliveryFilter",
     "DeliveryInProgress",
     "EmptyBody",
     "Event",
@@ -94,6 +99,7 @@ __all__ = [
     "HmacSender",
     "Inbox",
     "InboxKey",
+    "InboxOverview",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
@@ -110,6 +116,9 @@ __all__ = [
     "PayloadTooDeep",
     "PendingEvents",
     "PetalEvent",
+    "Recheck",
+    "RefusalKeeper",
+    "RefusedDelivery",
     "Retry",
     "SQLiteDedupeStore",
     "SQLiteInbox",
@@ -125,6 +134,7 @@ __all__ = [
     "__version__",
     "json_backend",
     "open_inbox",
+    "recheck",
     "run_stored",
     "run_worker",
 ]

@@ -18,6 +18,7 @@ import argparse
 import base64
 import contextlib
 import datetime
+import functools
 import logging
 import math
 import os
@@ -29,10 +30,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._handler import WebhookHandler
+from .._browse import DeliveryFilter, moment
 from .._headers import Headers
-from .._inbox import STATES, ManagedInbox, StoredDelivery
+from .._inbox import STATES, ManagedInbox, State, StoredDelivery
 from .._inboxes import is_postgres_url, open_inbox
+from .._sqlite_inbox import SQLiteInbox
 from .._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
 from ._common import (
     EXIT_FAILED,
@@ -41,8 +43,9 @@ from ._common import (
     EXIT_USAGE,
     CLIError,
     HelpFormatter,
-    import_attribute,
+    load_handler,
 )
+from ._dashboard import DASHBOARD_ACTIONS, add_dashboard_actions, check_args, reads_only
 from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -131,25 +134,31 @@ examples:
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --inbox webhooks.db
+  hookshield inbox ls --state dead --sender moco --since 2h --inbox webhooks.db
   hookshield inbox show 01a22c2f --inbox webhooks.db
   hookshield inbox retry --dead --inbox webhooks.db
-  hookshield inbox purge --done --older-than 7d --inbox webhooks.db""",
+  hookshield inbox retry --state dead --type invoice.paid --dry-run --inbox webhooks.db
+  hookshield inbox purge --done --older-than 7d --inbox webhooks.db
+  hookshield inbox refused --inbox webhooks.db
+  hookshield inbox serve --inbox webhooks.db""",
     )
     actions = inbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser(
         "ls",
         formatter_class=HelpFormatter,
         help="a table of stored deliveries, oldest first",
-        description="A table of stored deliveries, oldest first, and the count in each state.",
+        description="A table of the newest stored deliveries the filters select, oldest "
+        "first, and the count in each state.",
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json""",
+  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json
+  hookshield inbox ls --sender moco --type invoice.* --since 2026-05-01 --until 12h --inbox webhooks.db""",
     )
     ls.add_argument("--state", choices=STATES, help="only deliveries in this state (default: any)")
+    _filter_options(ls)
     ls.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="show at most N (default: 50)"
+        "--limit", type=int, default=50, metavar="N", help="show the newest N at most (default: 50)"
     )
     show = actions.add_parser(
         "show",
@@ -166,16 +175,27 @@ examples:
         "retry",
         formatter_class=HelpFormatter,
         help="make deliveries due again, attempts reset",
-        description="Make a delivery, or every dead-letter one, pending and due now with "
-        "its attempts reset.  A delivery a worker holds leased is left to that worker.",
+        description="Make a delivery, every dead-letter one, or those the filters select "
+        "(dead-letter ones unless --state says otherwise) pending and due now with their "
+        "attempts reset.  A delivery a worker holds leased is left to that worker.  "
+        "--dry-run prints how many would be retried and changes nothing.",
         epilog="""\
 examples:
   hookshield inbox retry 01a22c2f --inbox webhooks.db
-  hookshield inbox retry --dead --inbox webhooks.db""",
+  hookshield inbox retry --dead --inbox webhooks.db
+  hookshield inbox retry --sender moco --since 2026-05-01 --dry-run --inbox webhooks.db
+  hookshield inbox retry --state done --since 2026-05-01 --until 2026-05-02 --inbox webhooks.db""",
     )
-    which = retry.add_mutually_exclusive_group(required=True)
+    which = retry.add_mutually_exclusive_group()
     which.add_argument("id", nargs="?", help="a delivery id, or enough of its start to name one")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
+    which.add_argument(
+        "--state",
+        choices=("dead", "done", "pending"),
+        help="those in this state that the filters select (default with a filter: dead)",
+    )
+    _filter_options(retry)
+    _dry_run_option(retry, "retried")
     seal = actions.add_parser(
         "seal",
         formatter_class=HelpFormatter,
@@ -194,17 +214,22 @@ examples:
         "purge",
         formatter_class=HelpFormatter,
         help="delete old deliveries",
-        description="Delete done or dead-letter deliveries received before --older-than.",
+        description="Delete done or dead-letter deliveries received before --older-than "
+        "that the filters select.  --dry-run prints how many would be deleted and "
+        "deletes nothing.",
         epilog="""\
 examples:
   hookshield inbox purge --done --inbox webhooks.db
-  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db""",
+  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db
+  hookshield inbox purge --dead --sender moco --older-than 1d --dry-run --inbox webhooks.db""",
     )
     purge.add_argument("--done", action="store_true", help="delete done deliveries")
     purge.add_argument("--dead", action="store_true", help="delete dead-letter deliveries")
     purge.add_argument(
         "--older-than", default="7d", metavar="AGE", help="age: 30m, 12h, 7d, 2w (default: 7d)"
     )
+    _filter_options(purge)
+    _dry_run_option(purge, "deleted")
     pause = actions.add_parser(
         "pause",
         formatter_class=HelpFormatter,
@@ -256,6 +281,9 @@ examples:
     ):
         _inbox_option(action)
         _json_option(action, what)
+    for action, what in add_dashboard_actions(actions):
+        _inbox_option(action)
+        _json_option(action, what)
     inbox.set_defaults(run=cmd_inbox)
 
 
@@ -271,6 +299,60 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
 
 def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=what + ", for scripts")
+
+
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    """--sender, --type, --since and --until: the filters ls, retry and purge share."""
+    parser.add_argument("--sender", metavar="NAME", help="only deliveries of this sender (moco)")
+    parser.add_argument(
+        "--type",
+        metavar="TYPE",
+        help="only deliveries carrying this event type, or a prefix ending in * (invoice.*)",
+    )
+    for name, what in (("since", "at or after"), ("until", "before")):
+        parser.add_argument(
+            f"--{name}",
+            metavar="WHEN",
+            help=f"only deliveries received {what} WHEN: a date (2026-05-01), a date and "
+            "time (2026-05-01T10:30, UTC unless it names a zone) or an age (12h, 7d)",
+        )
+
+
+def _dry_run_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help=f"print how many would be {what}, and stop"
+    )
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    """Whether any of --sender, --type, --since, --until was given."""
+    return any(getattr(args, name, None) for name in ("sender", "type", "since", "until"))
+
+
+def _where(
+    args: argparse.Namespace, state: State | None, *, until: float | None = None
+) -> DeliveryFilter:
+    """The filter the options name, in ``state``; ``until`` bounds it further."""
+    now = time.time()
+    times: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        text = getattr(args, name, None)
+        try:
+            times[name] = None if text is None else moment(text, now=now)
+        except ValueError as exc:
+            raise CLIError(f"--{name}: {exc}") from None
+    if until is not None:
+        times["until"] = until if times["until"] is None else min(until, times["until"])
+    try:
+        return DeliveryFilter(
+            state=state,
+            sender=args.sender or None,
+            event_type=args.type or None,
+            since=times["since"],
+            until=times["until"],
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> ManagedInbox:
@@ -338,17 +420,6 @@ _NO_INBOX_HINT: Final = (
 )
 
 
-def load_handler(target: str) -> WebhookHandler:
-    """The handler named ``module:name`` (the current directory is importable)."""
-    module_name, _, name = target.partition(":")
-    if not module_name or not name:
-        raise CLIError(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
-    found = import_attribute(target)
-    if not isinstance(found, WebhookHandler):
-        raise CLIError(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
-    return found
-
-
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
@@ -402,7 +473,9 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|seal|purge|pause|resume|init``."""
+    """``hookshield inbox ls|show|retry|seal|purge|refused|serve|pause|resume|init``."""
+    if args.action in DASHBOARD_ACTIONS:
+        check_args(args)
     if args.action == "purge":  # mistakes on the command line first, then the file
         if not (args.done or args.dead):
             raise CLIError("say what to purge: --done, --dead or both")
@@ -411,19 +484,40 @@ def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
         return _init(args, out)
     if args.action in ("pause", "resume"):
         _sender_name(args.sender)
+    if args.action == "retry" and not (args.id or args.dead or args.state or _filtered(args)):
+        raise CLIError(
+            "say what to retry: a delivery id, --dead, or a filter (--state, --sender ...)"
+        )
+    if args.action == "retry" and args.id and _filtered(args):
+        raise CLIError("give a delivery id or a filter, not both")
     # ls and show only read: they open the file read-only, and change nothing in it.
-    inbox = _open(args, create=False, read_only=args.action in ("ls", "show"))
-    action: Callable[[ManagedInbox, argparse.Namespace, Printer], int] = {
-        "ls": _ls,
-        "show": _show,
-        "retry": _retry,
-        "seal": _seal,
-        "purge": _purge,
-        "pause": _pause,
-        "resume": _resume,
-    }[args.action]
+    read_only = args.action in ("ls", "show") or (
+        args.action in DASHBOARD_ACTIONS and reads_only(args)
+    )
+    inbox = _open(args, create=False, read_only=read_only)
     with _inbox_errors(args.inbox):
+        if args.action in DASHBOARD_ACTIONS:
+            return DASHBOARD_ACTIONS[args.action](_browsable(inbox), args, out)
+        action: Callable[[ManagedInbox, argparse.Namespace, Printer], int] = {
+            "ls": _ls,
+            "show": _show,
+            "retry": _retry,
+            "seal": _seal,
+            "purge": _purge,
+            "pause": _pause,
+            "resume": _resume,
+        }[args.action]
         return action(inbox, args, out)
+
+
+def _browsable(inbox: ManagedInbox) -> SQLiteInbox:
+    """The inbox, for what filters, pages, keeps refusals or serves the dashboard."""
+    if isinstance(inbox, SQLiteInbox):
+        return inbox
+    raise CLIError(
+        f"{_place(inbox)}: filters, bulk actions, kept refusals and the dashboard need an "
+        "SQLite inbox; a PostgreSQL inbox takes an id or --dead"
+    )
 
 
 def _find(inbox: ManagedInbox, text: str) -> StoredDelivery:
@@ -474,7 +568,9 @@ def _iso(when: float) -> str:
 
 
 def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
-    rows = inbox.list(args.state, limit=max(1, args.limit))
+    where = _where(args, args.state)
+    # The newest N the filters select, shown oldest first, as a log reads.
+    rows = _browsable(inbox).find(where, limit=max(1, args.limit))[::-1]
     counts = inbox.counts()
     paused = inbox.paused()
     if args.json:
@@ -489,7 +585,10 @@ def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     if paused:
         out.line("paused (not run until resumed): " + ", ".join(map(printable, paused)))
     if not rows:
-        out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        if _filtered(args):
+            out.line("no deliveries match")
+        else:
+            out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return EXIT_OK
     now = time.time()
     header = ("ID", "SENDER", "EVENTS", "STATE", "ATTEMPTS", "LAST ERROR", "AGE")
@@ -555,7 +654,7 @@ def _shown(name: str, value: str) -> str:
 
 
 def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
-    if not args.dead:
+    if args.id:
         row = _find(inbox, args.id)
         if inbox.requeue([row.id]) == 0:
             if inbox.get(row.id) is None:  # purged meanwhile
@@ -571,18 +670,53 @@ def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
         else:
             out.line(f"{row.id}: pending, due now")
         return EXIT_OK
-    total = inbox.counts()["dead"]
+    state: State = args.state or "dead"
+    where = _where(args, state)
+    requeue: Callable[..., tuple[int, str | None]]
+    if isinstance(inbox, SQLiteInbox) or _filtered(args) or state != "dead":
+        browsable = _browsable(inbox)
+        total = browsable.count(where)
+        requeue = functools.partial(browsable.requeue_matching, where)
+    else:  # every dead-letter delivery: what any inbox can do
+        total = inbox.counts()["dead"]
+        requeue = inbox.requeue_dead
+    if args.dry_run:
+        return _would(out, args, total, "retried", [where])
     done = 0
     after: str | None = ""
     while after is not None:  # ids forward: ends though requeued rows may die again
-        count, after = inbox.requeue_dead(after, limit=_BATCH)
+        count, after = requeue(after=after, limit=_BATCH)
         done += count
         _progress("requeued", done, total)
     if args.json:
         out.json({"requeued": done})
     else:
-        out.line(f"{done} dead-letter deliveries are pending again, due now")
+        which = "dead-letter deliveries" if state == "dead" else f"{state} deliveries"
+        out.line(f"{done} {which} are pending again, due now")
     return EXIT_OK
+
+
+def _would(
+    out: Printer, args: argparse.Namespace, count: int, what: str, wheres: list[DeliveryFilter]
+) -> int:
+    """What --dry-run prints: how many deliveries the action would change, and which."""
+    if args.json:
+        out.json({"dry_run": True, "matching": count})
+    else:
+        described = "; ".join(_described(where) for where in wheres)
+        out.line(f"{count} deliveries would be {what} ({described}); nothing was changed")
+    return EXIT_OK
+
+
+def _described(where: DeliveryFilter) -> str:
+    parts = [f"state {where.state}"] if where.state else []
+    for name, value in (("sender", where.sender), ("type", where.event_type)):
+        if value:
+            parts.append(f"{name} {printable(value)}")
+    for name, when in (("since", where.since), ("until", where.until)):
+        if when is not None:
+            parts.append(f"{name} {_iso(when)}")
+    return ", ".join(parts)
 
 
 def _seal(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
@@ -596,17 +730,22 @@ def _seal(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
 
 
 def _purge(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
-    states = [state for state in ("done", "dead") if getattr(args, state)]
+    states: list[State] = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
+    wheres = [_where(args, state, until=before) for state in states]
+    browsable = _browsable(inbox)
+    if args.dry_run:
+        total = sum(browsable.count(where) for where in wheres)
+        return _would(out, args, total, "deleted", wheres)
     deleted = 0
-    for state in states:
-        total = inbox.counts()[state]
+    for where in wheres:
+        total = browsable.count(where)
         while True:
-            count = inbox.purge(state, before, limit=_BATCH)  # type: ignore[arg-type]
+            count = browsable.purge_matching(where, limit=_BATCH)
             if not count:
                 break
             deleted += count
-            _progress(f"deleted ({state})", deleted, total)
+            _progress(f"deleted ({where.state})", deleted, total)
     if args.json:
         out.json({"deleted": deleted, "older_than": args.older_than})
     else:

@@ -35,6 +35,7 @@ from a checkout.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -59,6 +60,7 @@ from .._events import Delivery
 from .._handler import WebhookHandler
 from .._headers import Headers
 from .._outcome import Outcome
+from .._refused import keep_refusal
 from .._verify import declared_length
 
 try:
@@ -108,8 +110,9 @@ def webhook_view(
 
     @csrf_exempt
     def view(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:
-        received = _receive(request, handler)
-        return _response(serve(handler, received, pool, _closing_connections, inbox))
+        received = _receive(request, handler, inbox)
+        peer = request.META.get("REMOTE_ADDR")
+        return _response(serve(handler, received, pool, _closing_connections, inbox, peer=peer))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
@@ -227,15 +230,22 @@ def _inbox_setting() -> Inbox | None:
     return inbox_of(target)
 
 
-def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
-    """The raw body and headers of ``request``, or the outcome refusing it."""
+def _receive(
+    request: HttpRequest, handler: WebhookHandler, inbox: Inbox | None = None
+) -> tuple[bytes, Headers] | Outcome:
+    """The raw body and headers of ``request``, or the outcome refusing it.
+
+    A refusal before the body is handed to ``inbox`` when it keeps refusals.
+    """
     if request.method != "POST":
         return method_not_allowed(request.method or "")
     meta = request.META
     warn_if_per_process(handler, meta)
     headers = wsgi_headers(meta)
-    refused = refuse_before_body(handler, meta.get("REMOTE_ADDR"), headers)
+    peer = meta.get("REMOTE_ADDR")
+    refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
+        keep_refusal(handler, inbox, refused, received=time.time(), peer=peer, headers=headers)
         return refused
     length = meta.get("CONTENT_LENGTH")
     if declared_length(length) is None and meta.get("wsgi.input_terminated"):
