@@ -569,8 +569,11 @@ def _iso(when: float) -> str:
 
 def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     where = _where(args, args.state)
-    # The newest N the filters select, shown oldest first, as a log reads.
-    rows = _browsable(inbox).find(where, limit=max(1, args.limit))[::-1]
+    if isinstance(inbox, SQLiteInbox) or _filtered(args):
+        # The newest N the filters select, shown oldest first, as a log reads.
+        rows = _browsable(inbox).find(where, limit=max(1, args.limit))[::-1]
+    else:  # an inbox without browsing lists by state
+        rows = inbox.list(args.state, limit=max(1, args.limit))
     counts = inbox.counts()
     paused = inbox.paused()
     if args.json:
