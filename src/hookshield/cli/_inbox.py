@@ -736,19 +736,23 @@ def _purge(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     states: list[State] = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
     wheres = [_where(args, state, until=before) for state in states]
-    browsable = _browsable(inbox)
-    if args.dry_run:
-        total = sum(browsable.count(where) for where in wheres)
-        return _would(out, args, total, "deleted", wheres)
     deleted = 0
-    for where in wheres:
-        total = browsable.count(where)
-        while True:
-            count = browsable.purge_matching(where, limit=_BATCH)
-            if not count:
-                break
-            deleted += count
-            _progress(f"deleted ({where.state})", deleted, total)
+    if not isinstance(inbox, SQLiteInbox) and not (_filtered(args) or args.dry_run):
+        # An inbox without browsing purges by state and age.
+        for state in states:
+            while count := inbox.purge(state, before, limit=_BATCH):
+                deleted += count
+                _progress(f"deleted ({state})", deleted, deleted)
+    else:
+        browsable = _browsable(inbox)
+        if args.dry_run:
+            total = sum(browsable.count(where) for where in wheres)
+            return _would(out, args, total, "deleted", wheres)
+        for where in wheres:
+            total = browsable.count(where)
+            while count := browsable.purge_matching(where, limit=_BATCH):
+                deleted += count
+                _progress(f"deleted ({where.state})", deleted, total)
     if args.json:
         out.json({"deleted": deleted, "older_than": args.older_than})
     else:
