@@ -63,6 +63,7 @@ from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
 from .providers.standard_webhooks import StandardWebhooksEvent
+from .providers.svix import SvixEvent
 
 __all__ = [
     "BAD_DATA",
@@ -116,6 +117,7 @@ __all__ = [
     "StandardWebhooksEvent",
     "StoreUnavailable",
     "StoredDelivery",
+    "SvixEvent",
     "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
