@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._construct import construct_event
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -125,6 +126,7 @@ __all__ = [
     "WebhookHandler",
     "WorkerInbox",
     "__version__",
+    "construct_event",
     "json_backend",
     "open_inbox",
     "run_stored",
