@@ -58,7 +58,7 @@ class WebhookHandler:
     """Receives one sender's webhooks: verifies, de-duplicates and routes them.
 
     ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"``,
-    ``"momentum"``, ``"github"`` or ``"standard-webhooks"``, or a
+    ``"momentum"``, ``"github"``, ``"standard-webhooks"`` or ``"svix"``, or a
     :class:`~hookshield.HmacSender` describing any other sender that signs with HMAC.
     Credentials, each one value or a sequence of them for key rotation:
 
