@@ -1,12 +1,12 @@
 """A handler's credential options, turned once into prepared credentials.
 
 Theory of operation: ``WebhookHandler(secret=..., public_key=..., token=...,
-basic_auth=..., bearer_token=..., allow_unsigned=..., tolerance=...)`` is where a misconfiguration is cheapest to
-find, so every one is refused here, at construction, with a ``ValueError`` or
-``TypeError`` that says what to pass instead: a credential the sender cannot carry,
-a handler with none for a sender that signs, an empty secret.  What comes out is
-ready for constant-time checks on every delivery: each HMAC key's inner and outer
-states computed once, each ed25519 public key loaded (the ``hookshield[ed25519]``
+basic_auth=..., bearer_token=..., allow_unsigned=..., tolerance=...)`` is where a
+misconfiguration is cheapest to find, so every one is refused here, at construction,
+with a ``ValueError`` or ``TypeError`` that says what to pass instead: a credential
+the sender cannot carry, a handler with none for a sender that signs, an empty
+secret.  What comes out is ready for constant-time checks on every delivery: each
+HMAC key's inner and outer states computed once, each ed25519 public key loaded (the ``hookshield[ed25519]``
 extra: without it, an ``ImportError`` that says so), each token and password
 digested to a fixed length.  ``tolerance=``, the window of a signed timestamp, rides
 with them, refused for a sender that signs no timestamp.
@@ -102,9 +102,14 @@ def _check_tolerance(sender: Provider, window: float) -> None:
 
 def _check_unsigned(sender: Provider, allow_unsigned: bool, can: str) -> None:
     if not sender.can_be_unsigned:
+        keys = (
+            " (or public_key=, for its ed25519 signatures)"
+            if "public_key" in sender.accepts
+            else ""
+        )
         raise ValueError(
             f"{sender.title} signs every delivery: pass secret= (the signing secret "
-            f"from {sender.title}'s webhook settings)"
+            f"from {sender.title}'s webhook settings){keys}"
         )
     if not allow_unsigned:
         raise ValueError(

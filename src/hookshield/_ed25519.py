@@ -18,7 +18,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Final
 
-__all__ = ["INSTALL", "Ed25519Key", "Ed25519SigningKey"]
+__all__ = ["INSTALL", "KEY_SIZE", "SIGNATURE_SIZE", "Ed25519Key", "Ed25519SigningKey"]
 
 #: What to run for ed25519 support; every refusal for its lack says it.
 INSTALL: Final = 'pip install "hookshield[ed25519]"'

@@ -50,7 +50,7 @@ from datetime import datetime
 from typing import Literal
 
 from .._auth import RECEIVED_AT, HmacSha256Key, SecretLike, normalize_secrets, read_header
-from .._ed25519 import SIGNATURE_SIZE, Ed25519Key, Ed25519SigningKey
+from .._ed25519 import KEY_SIZE, SIGNATURE_SIZE, Ed25519Key, Ed25519SigningKey
 from .._errors import (
     InvalidSignature,
     MalformedSignature,
@@ -333,7 +333,7 @@ class HmacScheme:
                 f"{shown} is an HMAC secret ({self.key_prefix}...): pass it as secret="
             )
         raw = _base64(value.removeprefix(PUBLIC_KEY_PREFIX.encode()))
-        if raw is None or len(raw) != 32:
+        if raw is None or len(raw) != KEY_SIZE:
             raise ValueError(
                 f"{shown} is not {PUBLIC_KEY_PREFIX}<base64 of 32 bytes>, as an ed25519 "
                 "public key is written"
@@ -347,10 +347,6 @@ class HmacScheme:
         if raw is None:
             raise ValueError(f"the private key is not {PRIVATE_KEY_PREFIX}<base64>")
         return Ed25519SigningKey(raw)
-
-    def write_public_key(self, key: bytes) -> str:
-        """An ed25519 public key (32 bytes) as the sender writes it: ``whpk_<base64>``."""
-        return PUBLIC_KEY_PREFIX + base64.b64encode(key).decode("ascii")
 
     def write_secret(self, key: bytes) -> str:
         """The secret whose HMAC key is ``key``, written as the sender writes its secrets.
