@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
+from ._construct import construct_event
 from ._dedupe import (
     DEFAULT_LEASE,
     DEFAULT_TTL,
@@ -65,6 +66,7 @@ from .providers.momentum import MomentumEvent
 from .providers.moonsense import MoonsenseEvent
 from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
 from .providers.standard_webhooks import StandardWebhooksEvent
+from .providers.svix import SvixEvent
 
 __all__ = [
     "BAD_DATA",
@@ -125,6 +127,7 @@ __all__ = [
     "StandardWebhooksEvent",
     "StoreUnavailable",
     "StoredDelivery",
+    "SvixEvent",
     "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
@@ -132,6 +135,7 @@ __all__ = [
     "WebhookHandler",
     "WorkerInbox",
     "__version__",
+    "construct_event",
     "json_backend",
     "open_inbox",
     "recheck",

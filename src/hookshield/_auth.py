@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from ._ed25519 import Ed25519Key
 from ._errors import (
     HeaderTooLarge,
     InvalidSignature,
@@ -155,8 +156,11 @@ class HmacSha256Key:
 class Credentials:
     """A handler's credentials, prepared once at construction.
 
-    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and
-    ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
+    ``hmac_keys`` hold each key's precomputed HMAC state; ``public_keys`` are ed25519
+    keys (Standard Webhooks' ``v1a``); ``tokens``, ``basic`` and ``bearer`` are
+    SHA-256 digests, so that the per-request compare has a fixed length.
+    ``tolerance``, where the handler sets one, is the window (seconds) of a signed
+    timestamp in place of the sender's own.
     """
 
     hmac_keys: tuple[HmacSha256Key, ...] = ()
@@ -164,16 +168,24 @@ class Credentials:
     token_header: str | None = None
     basic: tuple[bytes, ...] = ()
     bearer: tuple[bytes, ...] = ()
+    public_keys: tuple[Ed25519Key, ...] = ()
+    tolerance: float | None = None
 
     @property
     def empty(self) -> bool:
         """Whether no credential at all is configured."""
-        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
+        return not (self.signed or self.tokens or self.basic or self.bearer)
+
+    @property
+    def signed(self) -> bool:
+        """Whether a signature is checked: an HMAC secret or an ed25519 public key is set."""
+        return bool(self.hmac_keys or self.public_keys)
 
     def describe(self) -> list[str]:
         """How many of each credential there are, for a repr: never the values."""
         counts = (
             ("secrets", self.hmac_keys),
+            ("public_keys", self.public_keys),
             ("tokens", self.tokens),
             ("basic_auth", self.basic),
             ("bearer_tokens", self.bearer),

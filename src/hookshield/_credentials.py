@@ -1,12 +1,15 @@
 """A handler's credential options, turned once into prepared credentials.
 
-Theory of operation: ``WebhookHandler(secret=..., token=..., basic_auth=...,
-bearer_token=..., allow_unsigned=...)`` is where a misconfiguration is cheapest to
-find, so every one is refused here, at construction, with a ``ValueError`` or
-``TypeError`` that says what to pass instead: a credential the sender cannot carry,
-a handler with none for a sender that signs, an empty secret.  What comes out is
-ready for constant-time checks on every delivery: each HMAC key's inner and outer
-states computed once, each token and password digested to a fixed length.
+Theory of operation: ``WebhookHandler(secret=..., public_key=..., token=...,
+basic_auth=..., bearer_token=..., allow_unsigned=..., tolerance=...)`` is where a
+misconfiguration is cheapest to find, so every one is refused here, at construction,
+with a ``ValueError`` or ``TypeError`` that says what to pass instead: a credential
+the sender cannot carry, a handler with none for a sender that signs, an empty
+secret.  What comes out is ready for constant-time checks on every delivery: each
+HMAC key's inner and outer states computed once, each ed25519 public key loaded (the ``hookshield[ed25519]``
+extra: without it, an ``ImportError`` that says so), each token and password
+digested to a fixed length.  ``tolerance=``, the window of a signed timestamp, rides
+with them, refused for a sender that signs no timestamp.
 
 Nothing here sees a delivery.  The prepared :class:`Credentials` type itself lives in
 ``_auth``, which the senders' modules import: they never import this handler-side module.
@@ -15,11 +18,12 @@ Nothing here sees a delivery.  The prepared :class:`Credentials` type itself liv
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._auth import Credentials, HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
-from ._options import type_name
+from ._options import number, type_name
 
 if TYPE_CHECKING:
     from .providers import Provider
@@ -41,16 +45,21 @@ def prepare_credentials(
     basic_auth: BasicAuth | None,
     bearer_token: SecretLike | None,
     allow_unsigned: bool,
+    public_key: SecretLike | None = None,
+    tolerance: float | None = None,
 ) -> Credentials:
     """Check the options against what ``sender`` can carry, and prepare them."""
     # Each option's type is judged first, whatever the sender: a wrong one is named
     # as such rather than as an option the sender cannot carry.
     secrets = normalize_secrets(secret, name="secret")
+    public = normalize_secrets(public_key, name="public_key")
     tokens = normalize_secrets(token, name="token")
     pairs = _basic_pairs(basic_auth)
     bearers = normalize_secrets(bearer_token, name="bearer_token")
+    window = None if tolerance is None else number("tolerance", tolerance)
     given = {
         "secret": secret,
+        "public_key": public_key,
         "token": token,
         "basic_auth": basic_auth,
         "bearer_token": bearer_token,
@@ -61,23 +70,46 @@ def prepare_credentials(
             raise ValueError(f"{sender.title} deliveries cannot carry {option}=; pass {can}")
     if token_header is not None and token is None:
         raise ValueError("token_header= names where the token travels; pass token= too")
+    if window is not None:
+        _check_tolerance(sender, window)
     credentials = Credentials(
         hmac_keys=tuple(HmacSha256Key(key) for key in sender.signing_keys(secrets)),
         tokens=digest_secrets(tokens),
         token_header=token_header,
         basic=digest_secrets(pairs),
         bearer=digest_secrets(bearers),
+        public_keys=(
+            sender.scheme.public_keys(public, sender=sender.title)
+            if public and sender.scheme is not None
+            else ()
+        ),
+        tolerance=window,
     )
     if credentials.empty:
         _check_unsigned(sender, allow_unsigned, can)
     return credentials
 
 
+def _check_tolerance(sender: Provider, window: float) -> None:
+    if not (math.isfinite(window) and window > 0):
+        raise ValueError("tolerance must be a positive, finite number of seconds")
+    if sender.scheme is None or sender.scheme.timestamp_header is None:
+        raise ValueError(
+            f"{sender.title} signs no timestamp, so tolerance= has nothing to judge: a "
+            "replay of its deliveries is stopped by de-duplication (see the security page)"
+        )
+
+
 def _check_unsigned(sender: Provider, allow_unsigned: bool, can: str) -> None:
     if not sender.can_be_unsigned:
+        keys = (
+            " (or public_key=, for its ed25519 signatures)"
+            if "public_key" in sender.accepts
+            else ""
+        )
         raise ValueError(
             f"{sender.title} signs every delivery: pass secret= (the signing secret "
-            f"from {sender.title}'s webhook settings)"
+            f"from {sender.title}'s webhook settings){keys}"
         )
     if not allow_unsigned:
         raise ValueError(

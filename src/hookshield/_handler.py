@@ -58,16 +58,21 @@ class WebhookHandler:
     """Receives one sender's webhooks: verifies, de-duplicates and routes them.
 
     ``provider`` is ``"moonsense"``, ``"petal"``, ``"moco"``, ``"mindpeeker"``,
-    ``"momentum"``, ``"github"`` or ``"standard-webhooks"``, or a
+    ``"momentum"``, ``"github"``, ``"standard-webhooks"`` or ``"svix"``, or a
     :class:`~hookshield.HmacSender` describing any other sender that signs with HMAC.
     Credentials, each one value or a sequence of them for key rotation:
 
     * ``secret``: the HMAC key of a signing sender (Moonsense, MOCO, MindPeeker);
+    * ``public_key``: an ed25519 public key, ``whpk_<base64>``, for Standard
+      Webhooks' ``v1a`` signatures (Standard Webhooks, Svix; ``hookshield[ed25519]``);
     * ``token`` (with ``token_header`` for Petal): a shared token in a header;
     * ``basic_auth=(user, password)`` and ``bearer_token``: an ``Authorization`` header.
 
     A handler with no credential is refused unless ``allow_unsigned=True``, and only
-    for senders that can deliver unsigned.
+    for senders that can deliver unsigned.  ``tolerance`` (seconds) is how far a
+    signed timestamp may be from now, either way, for a sender that signs one
+    (Standard Webhooks, Svix, a described sender with a ``timestamp_header``); the
+    sender's own window (five minutes) by default.
 
     ``dedupe`` is the de-duplication store: in this process's memory by default, a
     shared one (:class:`~hookshield.SQLiteDedupeStore`, ``RedisDedupeStore``) behind
@@ -112,6 +117,8 @@ class WebhookHandler:
         stream_batches: bool = True,
         allowed_ips: AddressesLike | None = None,
         trusted_proxies: AddressesLike | None = None,
+        public_key: SecretLike | None = None,
+        tolerance: float | None = None,
     ) -> None:
         # The options that only need a type and a value come first, then the ones
         # checked against the sender, and the credentials last: a wrong type is named
@@ -145,6 +152,8 @@ class WebhookHandler:
             basic_auth=basic_auth,
             bearer_token=bearer_token,
             allow_unsigned=allow_unsigned,
+            public_key=public_key,
+            tolerance=tolerance,
         )
         self.unsigned = credentials.empty
         self.sync_handlers_in_thread = sync_handlers_in_thread

@@ -124,7 +124,7 @@ class Verifier:
         (``received_at``).  A shared credential (a token, Basic or Bearer) is not: an
         inbox does not keep it (:meth:`kept_headers`), and the seal vouches for the row.
         """
-        if self.credentials.hmac_keys:
+        if self.credentials.signed:
             raw, checked, signature = self._authenticated(body, headers, received_at)
         else:
             raw, signature = self._bounded(body), None

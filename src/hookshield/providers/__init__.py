@@ -62,6 +62,7 @@ from .momentum import MomentumProvider
 from .moonsense import MoonsenseProvider
 from .petal import PetalProvider
 from .standard_webhooks import StandardWebhooksProvider
+from .svix import SvixProvider
 
 __all__ = [
     "MIB",
@@ -122,11 +123,12 @@ PROVIDERS: dict[str, Provider] = {
         MomentumProvider(),
         GitHubProvider(),
         StandardWebhooksProvider(),
+        SvixProvider(),
     )
 }
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_CREDENTIALS = frozenset({"secret", "token", "basic_auth", "bearer_token"})
+_CREDENTIALS = frozenset({"secret", "public_key", "token", "basic_auth", "bearer_token"})
 
 
 def get_provider(provider: ProviderLike) -> Provider:
@@ -194,6 +196,12 @@ def _check(sender: Provider) -> None:
         raise ValueError(f"{sender.title}: accepts names {sorted(sender.accepts - _CREDENTIALS)}")
     if ("secret" in sender.accepts) != (sender.scheme is not None):
         raise ValueError(f"{sender.title}: a sender accepts secret= exactly when it has a scheme")
+    ed25519 = sender.scheme is not None and sender.scheme.ed25519_prefix is not None
+    if ("public_key" in sender.accepts) != ed25519:
+        raise ValueError(
+            f"{sender.title}: a sender accepts public_key= exactly when its scheme has an "
+            "ed25519_prefix"
+        )
     limit = sender.default_max_body_size
     if type(limit) is not int or limit < 1:
         raise ValueError(
