@@ -21,7 +21,13 @@ import pytest
 
 from hookshield import Claim, Event, StoredDelivery, WebhookHandler, open_inbox, run_worker
 from hookshield._inbox import new_id
-from hookshield.postgres import PURGE_BATCH, PostgresDedupeStore, PostgresInbox, schema_sql
+from hookshield.postgres import (
+    INBOX_VERSION,
+    PURGE_BATCH,
+    PostgresDedupeStore,
+    PostgresInbox,
+    schema_sql,
+)
 from hookshield.testing import sample_delivery
 
 from .conftest import CREDENTIALS
@@ -188,7 +194,7 @@ def test_processes_starting_together_make_the_tables_once(postgres_url: str) -> 
         thread.join(timeout=60)
     assert errors == []
     assert _execute(postgres_url, "SELECT name, version FROM hookshield_schema") == [
-        ("hookshield_inbox", 1)
+        ("hookshield_inbox", INBOX_VERSION)
     ]
 
 

@@ -326,7 +326,7 @@ def test_a_forged_session_cookie_is_not_signed_in(guarded: Visitor, inbox: SQLit
 def test_the_password_and_options_are_checked(inbox: SQLiteInbox) -> None:
     with pytest.raises(ValueError, match="at least 12"):
         wsgi_app(inbox, password="short")
-    with pytest.raises(TypeError, match="BrowsableInbox"):
+    with pytest.raises(TypeError, match="ManagedInbox"):
         wsgi_app(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="two handlers"):
         wsgi_app(

@@ -2,8 +2,8 @@
 
 Theory of operation: deliveries are listed newest first, filtered by state, sender
 and event type and searched by id (or its start); a delivery's page shows it read-only,
-its credential headers hidden (as ``hookshield inbox show`` hides them), its body
-as text.  Nothing here edits a row: a changed row would no longer match its seal.
+its latest attempts (each with its time, outcome and error), its credential headers
+hidden (as ``hookshield inbox show`` hides them), its body as text.  Nothing here edits a row: a changed row would no longer match its seal.
 The two actions go through :class:`~hookshield.django.DjangoInbox`, as ``hookshield
 inbox retry`` and ``purge`` do: *retry* makes the selected deliveries due now with
 their attempts reset (a leased one is left to its worker), *purge* deletes the
@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from .._browse import attempts_of
 from .._headers import Headers
 from ._inbox import requeue
 from .models import Delivery
@@ -80,6 +81,7 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "received_at",
         "due",
         "last_error",
+        "attempt_history",
         "types",
         "events_to_run",
         "shown_headers",
@@ -118,6 +120,16 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="due / lease ends")
     def due(self, obj: Delivery) -> str:
         return _when(obj.next_attempt) if obj.state in ("pending", "leased") else "-"
+
+    @admin.display(description="attempts")
+    def attempt_history(self, obj: Delivery) -> str:
+        rows = [
+            (_when(attempt.at), attempt.attempt or "-", attempt.state, attempt.error or "-")
+            for attempt in attempts_of(obj.attempt_log)
+        ]
+        if not rows:
+            return "none yet"
+        return format_html_join("\n", "<div><code>{}</code> attempt {}: {} ({})</div>", rows)
 
     @admin.display(description="events to run")
     def events_to_run(self, obj: Delivery) -> str:
