@@ -233,7 +233,7 @@ def _paused(
     ]
     return tag(
         "div",
-        {"class": "paused", "role": "status"},
+        {"class": "paused-senders", "role": "status"},
         tag("p", None, "Paused: no worker runs these senders' deliveries until they are resumed."),
         tag("ul", None, *items),
     )
