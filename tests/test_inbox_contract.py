@@ -476,7 +476,7 @@ def test_purge_matching_deletes_done_or_dead_only_in_batches(inbox: ManagedInbox
     inbox.put(stored(20))  # pending: never purged
     for state in ("pending", "leased", None):
         with pytest.raises(ValueError, match="done or dead"):
-            inbox.purge_matching(DeliveryFilter(state=state))  # type: ignore[arg-type]
+            inbox.purge_matching(DeliveryFilter(state=state))
     where = DeliveryFilter(state="dead", sender="mindpeeker")
     assert inbox.purge_matching(where, limit=2) == 2
     assert inbox.purge_matching(where, limit=2) == 1
@@ -627,13 +627,14 @@ def test_an_inbox_keeps_no_refusal_unless_told(inbox: ManagedInbox) -> None:
 
 
 def test_the_refusal_bounds_are_checked(backend: Backend) -> None:
-    for options, error in [
+    cases: list[tuple[dict[str, object], type[Exception]]] = [
         ({"keep_refused": -1}, ValueError),
         ({"keep_refused": 100_001}, ValueError),
         ({"keep_refused_bytes": 0}, ValueError),
         ({"keep_refused_bytes": 1024 * 1024 + 1}, ValueError),
         ({"keep_refused": True}, TypeError),
         ({"keep_refused_bytes": "16k"}, TypeError),
-    ]:
+    ]
+    for options, error in cases:
         with pytest.raises(error, match="keep_refused"):
             backend.again(**options)

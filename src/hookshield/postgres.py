@@ -389,6 +389,7 @@ class PostgresInbox:
         # The advisory lock that one refusal kept at a time holds: one per table.
         digest = hashlib.sha256(b"hookshield refused " + _plain(self.table).encode()).digest()
         self._refused_lock = int.from_bytes(digest[:8], "big", signed=True)
+        self._kept_pid = 0
 
     # -- the web side ------------------------------------------------------------
 
@@ -766,9 +767,10 @@ class PostgresInbox:
     def keep_refusal(self, refused: RefusedDelivery) -> bool:
         """Keep ``refused`` and forget all but the latest ``keep_refused``; ``False`` if not kept.
 
-        Its body is cut to ``keep_refused_bytes``.  A connection and the table's lock
-        are waited for a few milliseconds at most: under a flood of refusals some are
-        dropped rather than hold up the deliveries that need the same connections.
+        Its body is cut to ``keep_refused_bytes``.  A connection (once the process's
+        pool is open) and the table's lock are waited for a few milliseconds at most:
+        under a flood of refusals some are dropped rather than hold up the deliveries
+        that need the same connections.
         """
         if not self.keeps_refused:
             return False
@@ -788,8 +790,14 @@ class PostgresInbox:
         marks = ", ".join(["%s"] * len(row))
         self._ready()
         wait = min(self._db.timeout, KEEP_WAIT)
+        # The first in a process may wait as any step does: its pool is opened then.
+        pid = os.getpid()
+        opening = self._kept_pid != pid
         try:
-            with self._db.connection(timeout=wait) as conn, conn.transaction():
+            with (
+                self._db.connection(timeout=None if opening else wait) as conn,
+                conn.transaction(),
+            ):
                 # One at a time, so that the bound holds exactly; waited for briefly.
                 milliseconds = str(max(1, math.ceil(wait * 1000)))
                 conn.execute("SELECT set_config('lock_timeout', %s, true)", (milliseconds,))
@@ -807,6 +815,7 @@ class PostgresInbox:
                 )
         except (psycopg_pool.PoolTimeout, psycopg.errors.LockNotAvailable):
             return False
+        self._kept_pid = pid
         return True
 
     def refused(
