@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
+from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview, ManagedInbox
 from ._construct import construct_event
 from ._dedupe import (
     DEFAULT_LEASE,
@@ -49,7 +49,7 @@ from ._errors import (
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
-from ._inbox import Inbox, ManagedInbox, StoredDelivery, WorkerInbox
+from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._inboxes import open_inbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome, PendingEvents

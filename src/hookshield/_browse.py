@@ -5,30 +5,47 @@ ask an inbox the same questions, in the words of this module: a
 :class:`DeliveryFilter` (state, sender, event type, a window of time received)
 selects deliveries to list, count, retry or purge; :class:`InboxOverview` is what the
 overview page draws; :class:`Attempt` is one line of a delivery's history.  An inbox
-that answers them is a :class:`BrowsableInbox` (``SQLiteInbox`` is one).
+that answers them is a :class:`BrowsableInbox`; one that also keeps refusals
+(:class:`~hookshield.RefusalKeeper`) and can be paused and repaired is a
+:class:`ManagedInbox`: ``SQLiteInbox``, ``PostgresInbox`` and ``DjangoInbox`` are.
+
+A delivery's history is kept with its row as an *attempt log*: one JSON object a
+line (:func:`log_line`), appended by each settle, each lease that ended unsettled and
+each requeue, and cut to its last :data:`LOG_CHARS` characters; :func:`attempts_of`
+reads it back.  Every inbox writes and reads it with these, so that each keeps the
+same history within the same bounds.
 
 :func:`moment` reads the times a person types (``2026-05-01``, ``2026-05-01T10:30``,
 ``2h`` for two hours ago), for both.
 
-This module owns those shapes and their validation; it touches no store.
+This module owns those shapes, their validation and the attempt log's format; it
+touches no store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
-from ._inbox import STATES, State, StoredDelivery, WorkerInbox
+from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery, WorkerInbox
+from ._refused import RefusalKeeper
 
 __all__ = [
+    "LOG_CHARS",
     "Attempt",
     "BrowsableInbox",
     "DeliveryFilter",
     "InboxOverview",
+    "ManagedInbox",
+    "attempts_of",
+    "log_line",
     "moment",
 ]
 
@@ -36,6 +53,13 @@ __all__ = [
 MAX_FILTER_TEXT: Final = 200
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The most characters of attempt log a row keeps: its latest lines, a few dozen.
+LOG_CHARS: Final = 8000
+#: The longest error an attempt's log line keeps.
+LOG_ERROR: Final = 500
+#: The state of the log line of a lease that ended unsettled, and of a requeue.
+LEASE_ENDED_STATE: Final = "lease ended"
+REQUEUED_STATE: Final = "requeued"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +195,93 @@ class BrowsableInbox(WorkerInbox, Protocol):
 
     def overview(self, now: float, *, span: float, buckets: int) -> InboxOverview:
         """The counts of the overview page; see :class:`InboxOverview`."""
+
+
+@runtime_checkable
+class ManagedInbox(BrowsableInbox, RefusalKeeper, Protocol):
+    """Every inbox ``hookshield inbox`` and the dashboard steer: search, browse, repair, pause.
+
+    A :class:`BrowsableInbox` and a :class:`~hookshield.RefusalKeeper` (one that keeps
+    none says so with ``keeps_refused``), with what the command line needs besides.
+    :class:`~hookshield.SQLiteInbox`, ``hookshield.postgres.PostgresInbox`` and
+    ``hookshield.django.DjangoInbox`` are.
+    """
+
+    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
+        """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
+
+    def waiting(self) -> dict[str, int]:
+        """How many deliveries wait to run (pending or leased), by handler name."""
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each state."""
+
+    def requeue_dead(self, after: str = "", limit: int = 1000) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` dead deliveries whose id sorts after ``after``; the next ``after``."""
+
+    def reseal(self, delivery_ids: Iterable[str]) -> int:
+        """Seal these deliveries as they stand now, vouching for them; how many there were."""
+
+    def pause(self, sender: str) -> bool:
+        """Lease none of ``sender``'s deliveries until resumed; ``False`` if paused already."""
+
+    def resume(self, sender: str) -> bool:
+        """Lease ``sender``'s deliveries again; ``False`` if it was not paused."""
+
+    def paused(self) -> dict[str, float]:
+        """The paused senders, and since when (seconds since the epoch)."""
+
+    def close(self) -> None:
+        """Let go of this inbox's connections (of this thread, or this process)."""
+
+
+def log_line(attempt: int, state: str, error: str | None = None, *, at: float | None = None) -> str:
+    """One line of a row's attempt log, newline included: ASCII JSON, its error cut.
+
+    ASCII: a NUL or a lone surrogate in an error is escaped, and so kept by every
+    database, and a character is a byte wherever the log is cut.
+    """
+    line: dict[str, object] = {
+        "at": time.time() if at is None else at,
+        "attempt": attempt,
+        "state": state,
+    }
+    if error is not None:
+        line["error"] = error[:LOG_ERROR]
+    return json.dumps(line) + "\n"
+
+
+def requeued_line() -> str:
+    """The attempt log's line for a requeue by a person."""
+    return log_line(0, REQUEUED_STATE)
+
+
+def lease_ended_parts(at: float) -> tuple[str, str]:
+    """The text before and after the attempt number of a lease-ended line (made in SQL)."""
+    return '{"at": ' + repr(float(at)) + ', "attempt": ', f', "state": "{LEASE_ENDED_STATE}"}}\n'
+
+
+def attempts_of(log: str | None) -> list[Attempt]:
+    """The attempts an attempt log records, oldest first; a line that is not one is skipped.
+
+    The first line kept may be cut part-way, where older lines were dropped.
+    """
+    attempts: list[Attempt] = []
+    for line in (log or "").splitlines():
+        try:
+            item = json.loads(line)
+            attempt = Attempt(
+                at=float(item["at"]),
+                attempt=int(item.get("attempt", 0)),
+                state=str(item["state"]),
+                error=None if item.get("error") is None else str(item["error"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if attempt.state == LEASE_ENDED_STATE:
+            attempt = dataclasses.replace(attempt, error=LEASE_ENDED)
+        attempts.append(attempt)
+    return attempts
 
 
 def moment(text: str, *, now: float) -> float:

@@ -10,6 +10,9 @@ it, verifies the stored bytes again with the same handler and runs its routes.
 * :class:`WorkerInbox` adds what ``hookshield worker`` and ``hookshield inbox`` need:
   lease the next due delivery to one worker, check its seal, mark it done, retry it
   later, move it to dead-letter, and list or inspect what is stored.
+* ``ManagedInbox`` (in ``_browse.py``, with what a person browses) adds what
+  ``hookshield inbox`` and the dashboard need: filters, history, pausing a sender and
+  refusals kept.
 
 This module owns the stored form of a delivery and building it from an accepted
 outcome; it touches no store and starts no thread.
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "LEASE_ENDED",
     "Inbox",
-    "ManagedInbox",
     "State",
     "StoredDelivery",
     "WorkerInbox",
@@ -182,42 +184,6 @@ class WorkerInbox(Inbox, Protocol):
 
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
-
-
-@runtime_checkable
-class ManagedInbox(WorkerInbox, Protocol):
-    """A worker inbox that ``hookshield inbox`` can also search, repair and pause.
-
-    :class:`~hookshield.SQLiteInbox`, ``hookshield.postgres.PostgresInbox`` and
-    ``hookshield.django.DjangoInbox`` are.
-    """
-
-    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
-        """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
-
-    def waiting(self) -> dict[str, int]:
-        """How many deliveries wait to run (pending or leased), by handler name."""
-
-    def counts(self) -> dict[str, int]:
-        """How many deliveries are in each state."""
-
-    def requeue_dead(self, after: str = "", limit: int = 1000) -> tuple[int, str | None]:
-        """Requeue up to ``limit`` dead deliveries whose id sorts after ``after``; the next ``after``."""
-
-    def reseal(self, delivery_ids: Iterable[str]) -> int:
-        """Seal these deliveries as they stand now, vouching for them; how many there were."""
-
-    def pause(self, sender: str) -> bool:
-        """Lease none of ``sender``'s deliveries until resumed; ``False`` if paused already."""
-
-    def resume(self, sender: str) -> bool:
-        """Lease ``sender``'s deliveries again; ``False`` if it was not paused."""
-
-    def paused(self) -> dict[str, float]:
-        """The paused senders, and since when (seconds since the epoch)."""
-
-    def close(self) -> None:
-        """Let go of this inbox's connections (of this thread, or this process)."""
 
 
 def storable(text: str | None) -> str | None:

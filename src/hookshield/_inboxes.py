@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._inbox import ManagedInbox
+from ._browse import ManagedInbox
 from ._options import text
 from ._seal import InboxKey
 

@@ -18,7 +18,9 @@ Theory of operation:
 * **The schema** is created on first use (or by ``hookshield inbox init``) in one
   transaction under an advisory lock, so that processes starting together do not
   race their ``CREATE TABLE``; a row in ``hookshield_schema`` records each table's
-  version, for a later release to migrate from.
+  version.  The schema only grows, and every statement that makes it is idempotent
+  (``IF NOT EXISTS``): tables of an older version are brought up to this one by
+  running them all again, under the same lock, the first time this version uses them.
 * **LISTEN** is in ``_pg_listen.py``.
 
 This module imports psycopg; nothing in the core imports it.
@@ -157,9 +159,12 @@ class Connections:
         return where(self.conninfo)
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool, for one step; given back (committed) after it."""
-        with self.pool().connection(timeout=self.timeout) as conn:
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool, for one step; given back (committed) after it.
+
+        Waited for at most ``timeout`` seconds (the store's or inbox's own by default).
+        """
+        with self.pool().connection(timeout=self.timeout if timeout is None else timeout) as conn:
             yield conn
 
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
@@ -227,8 +232,9 @@ def ensure_schema(
 
     One direct connection: a database that cannot be reached is told clearly here,
     on first use, naming what failed.  Without ``create``, missing tables are an
-    error.  ``then`` runs on the same connection, in the same transaction when the
-    tables were made.
+    error; tables of an older version are brought up to ``version`` either way
+    (``statements`` are idempotent: they are run again).  ``then`` runs on the same
+    connection, in the same transaction when the tables were made or brought up.
     """
     conn = connections.connect("connecting", autocommit=True)
     try:
@@ -238,21 +244,27 @@ def ensure_schema(
                 f"PostgreSQL {connections.where}: there is no {name} here (its tables are "
                 "missing): check the URL, or create them (hookshield inbox init --inbox URL)"
             )
-        if found is None:
+        if found is None or found < version:
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
-                    if _version(conn, name) is None:  # another process made them meanwhile?
+                    now = _version(conn, name)  # another process made them meanwhile?
+                    if now is None or now < version:
                         for statement in schema_statements(name, version, statements):
                             conn.execute(statement.encode())
                     if then is not None:
                         then(conn)
             except psycopg.errors.InsufficientPrivilege as exc:
+                what = (
+                    "are missing and this user may not create them"
+                    if found is None
+                    else f"are of version {found} and this user may not bring them to "
+                    f"version {version}"
+                )
                 raise psycopg.OperationalError(
-                    f"PostgreSQL {connections.where}: the tables of {name} are missing and "
-                    f"this user may not create them ({' '.join(str(exc).split())}): have them "
-                    "made once by a user who may (hookshield inbox init --inbox DSN, or its "
-                    "--sql run by hand)"
+                    f"PostgreSQL {connections.where}: the tables of {name} {what} "
+                    f"({' '.join(str(exc).split())}): have that done once by a user who may "
+                    "(hookshield inbox init --inbox DSN, or its --sql run by hand)"
                 ) from None
             return
         if found > version:
@@ -272,12 +284,16 @@ def ensure_schema(
 
 
 def schema_statements(name: str, version: int, statements: Iterable[str]) -> list[str]:
-    """The SQL that creates the tables of ``name`` and records their version: idempotent."""
+    """The SQL that creates the tables of ``name``, or brings them up, and records their version.
+
+    Idempotent, as ``statements`` must be; a version recorded is only ever raised.
+    """
     record = (
         f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
         "(name text PRIMARY KEY, version integer NOT NULL)",
         f"INSERT INTO {SCHEMA_TABLE} (name, version) VALUES ('{name}', {int(version)}) "
-        "ON CONFLICT (name) DO NOTHING",
+        f"ON CONFLICT (name) DO UPDATE SET version = excluded.version "
+        f"WHERE {SCHEMA_TABLE}.version < excluded.version",
     )
     return [*statements, *record]
 

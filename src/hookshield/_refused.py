@@ -34,6 +34,7 @@ from ._errors import DeliveryInProgress, WebhookError
 from ._handler import WebhookHandler
 from ._headers import Headers, HeadersLike
 from ._inbox import Inbox, new_id, stored_delivery
+from ._options import integer
 from ._outcome import Outcome
 from ._text import printable
 
@@ -44,6 +45,7 @@ __all__ = [
     "is_refusal",
     "keep_refusal",
     "keep_refusal_async",
+    "keeping",
     "recheck",
     "refused_delivery",
 ]
@@ -59,6 +61,14 @@ MAX_REASON: Final = 500
 MAX_PEER: Final = 100
 #: What a hidden header's value is kept as.
 HIDDEN: Final = "<hidden>"
+#: The most refusals, and bytes of a body, an inbox may be asked to keep, and the
+#: bytes of a body it keeps unless told otherwise (``keep_refused_bytes``).
+MOST_KEPT: Final = 100_000
+MOST_KEPT_BYTES: Final = 1024 * 1024
+KEPT_BYTES: Final = 16 * 1024
+#: The longest a keeper waits (for a lock, or a connection) to keep a refusal: it is
+#: dropped rather than hold up the deliveries that wait for the same.
+KEEP_WAIT: Final = 0.05
 #: Headers never kept, whatever a sender's description says: they carry a person's
 #: or a proxy's credentials, not a sender's signature.
 _NEVER: Final = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -103,7 +113,11 @@ class RefusedDelivery:
 
 @runtime_checkable
 class RefusalKeeper(Protocol):
-    """An inbox that keeps refused deliveries for diagnosis (``SQLiteInbox(keep_refused=N)``)."""
+    """An inbox that keeps refused deliveries for diagnosis.
+
+    Every managed inbox is one, keeping them when told to: ``SQLiteInbox(path,
+    keep_refused=N)``, ``PostgresInbox(dsn, keep_refused=N)``, ``DjangoInbox(keep_refused=N)``.
+    """
 
     @property
     def keeps_refused(self) -> bool:
@@ -128,6 +142,17 @@ class RefusalKeeper(Protocol):
 
     def forget_refused(self, refused_ids: Iterable[str]) -> int:
         """Forget these kept refusals; how many there were."""
+
+
+def keeping(keep_refused: object, keep_refused_bytes: object) -> tuple[int, int]:
+    """An inbox's ``keep_refused`` and ``keep_refused_bytes`` options, checked; every inbox's bounds."""
+    count = integer("keep_refused", keep_refused, "refusals")
+    size = integer("keep_refused_bytes", keep_refused_bytes, "bytes")
+    if not 0 <= count <= MOST_KEPT:
+        raise ValueError(f"keep_refused must be between 0 and {MOST_KEPT}")
+    if not 0 < size <= MOST_KEPT_BYTES:
+        raise ValueError(f"keep_refused_bytes must be between 1 and {MOST_KEPT_BYTES}")
+    return count, size
 
 
 def refused_delivery(

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import dataclasses
 import errno
 import json
 import math
@@ -50,10 +49,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ._browse import Attempt, DeliveryFilter, InboxOverview
+from ._browse import (
+    LOG_CHARS,
+    Attempt,
+    DeliveryFilter,
+    InboxOverview,
+    attempts_of,
+    lease_ended_parts,
+    log_line,
+    requeued_line,
+)
 from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery
-from ._options import flag, integer, number
-from ._refused import RefusedDelivery
+from ._options import flag, number
+from ._refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
 from ._seal import InboxKey, inbox_key
 from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
@@ -95,19 +103,13 @@ CREATE INDEX IF NOT EXISTS hookshield_inbox_due
 #: Columns added since, each nullable, in the order they came: an existing file gets
 #: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
 #: ``seal``: the row's HMAC with the inbox's key; ``attempt_log``: the latest
-#: attempts, one JSON object a line (see :meth:`SQLiteInbox.history`).
+#: attempts, one JSON object a line (see ``_browse.log_line``).
 _ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"), ("attempt_log", "TEXT"))
-#: The most characters of attempt log a row keeps: its latest lines, a few dozen.
-_LOG_CHARS: Final = 8000
-#: The longest error an attempt's log line keeps.
-_LOG_ERROR: Final = 500
-#: Appends one line to a row's attempt log, keeping its last _LOG_CHARS characters (the
+#: Appends one line to a row's attempt log, keeping its last LOG_CHARS characters (the
 #: first line kept may be cut: reading skips it).
-_APPEND_LOG: Final = f"substr(coalesce(attempt_log, '') || ?, -{_LOG_CHARS})"
+_APPEND_LOG: Final = f"substr(coalesce(attempt_log, '') || ?, -{LOG_CHARS})"
 #: The log line of a lease that ended unsettled, made in SQL: its attempt is the row's.
-_LEASE_ENDED_LINE: Final = (
-    """'{"at":' || ? || ',"attempt":' || attempts || ',"state":"lease ended"}' || char(10)"""
-)
+_LEASE_ENDED_LINE: Final = "? || attempts || ?"
 #: Refused deliveries kept for diagnosis (keep_refused), the latest ones only.  Made
 #: with the first refusal kept: an inbox that keeps none has no such table.
 _REFUSED: Final = """
@@ -128,12 +130,6 @@ CREATE TABLE IF NOT EXISTS hookshield_refused (
 _REFUSED_COLUMNS: Final = (
     "id, sender, handler, status, error, reason, peer, received, headers, body, body_size"
 )
-#: The longest keep_refused waits for the writer lock: a refusal is dropped rather
-#: than hold up the deliveries queued for it.
-_REFUSED_WAIT: Final = 0.05
-#: The most refusals, and bytes of a body, an inbox may be asked to keep.
-_MOST_REFUSED: Final = 100_000
-_MOST_REFUSED_BYTES: Final = 1024 * 1024
 #: A paused sender's row in the meta table: ``paused:<sender>``, valued since when.
 _PAUSED: Final = "paused:"
 #: Whether the sender of the row being leased is not paused.
@@ -191,7 +187,7 @@ class SQLiteInbox:
         create: bool = True,
         read_only: bool = False,
         keep_refused: int = 0,
-        keep_refused_bytes: int = 16 * 1024,
+        keep_refused_bytes: int = KEPT_BYTES,
     ) -> None:
         self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
         text = os.fspath(path)
@@ -210,12 +206,7 @@ class SQLiteInbox:
         timeout = number("timeout", timeout)
         self.timeout = 0.0 if timeout == 0 else seconds("timeout", timeout)
         #: How many refused deliveries are kept (0: none), and how much of each body.
-        self.keep_refused = integer("keep_refused", keep_refused, "refusals")
-        self.keep_refused_bytes = integer("keep_refused_bytes", keep_refused_bytes, "bytes")
-        if not 0 <= self.keep_refused <= _MOST_REFUSED:
-            raise ValueError(f"keep_refused must be between 0 and {_MOST_REFUSED}")
-        if not 0 < self.keep_refused_bytes <= _MOST_REFUSED_BYTES:
-            raise ValueError(f"keep_refused_bytes must be between 1 and {_MOST_REFUSED_BYTES}")
+        self.keep_refused, self.keep_refused_bytes = keeping(keep_refused, keep_refused_bytes)
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()
@@ -270,11 +261,16 @@ class SQLiteInbox:
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
             "next_attempt = ?, last_error = CASE WHEN state = 'leased' THEN ? "
             "ELSE last_error END, lease_id = ?, attempt_log = CASE WHEN state = 'leased' "
-            f"THEN substr(coalesce(attempt_log, '') || {_LEASE_ENDED_LINE}, -{_LOG_CHARS}) "
+            f"THEN substr(coalesce(attempt_log, '') || {_LEASE_ENDED_LINE}, -{LOG_CHARS}) "
             "ELSE attempt_log END WHERE id = "
         )
         # A new id per lease: what the worker's settle must match (see _settle).
-        lease = (now + self.lease_seconds, LEASE_ENDED, secrets.token_hex(16), repr(float(now)))
+        lease = (
+            now + self.lease_seconds,
+            LEASE_ENDED,
+            secrets.token_hex(16),
+            *lease_ended_parts(now),
+        )
         db = self._connection()
         if self._returning:
             with self._writing():
@@ -407,7 +403,7 @@ class SQLiteInbox:
                     "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
                     f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
                     "WHERE id = ? AND state != 'leased'",
-                    (_requeued(), delivery_id),
+                    (requeued_line(), delivery_id),
                 ).rowcount
         return count
 
@@ -435,7 +431,7 @@ class SQLiteInbox:
                 "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
                 f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
                 f"WHERE id IN ({marks})",
-                (_requeued(), *ids),
+                (requeued_line(), *ids),
             ).rowcount
         return count, ids[-1]
 
@@ -533,7 +529,7 @@ class SQLiteInbox:
                 "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
                 f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
                 f"WHERE id IN ({marks}) AND state != 'leased'",
-                (_requeued(), *ids),
+                (requeued_line(), *ids),
             ).rowcount
         return count, ids[-1]
 
@@ -580,24 +576,7 @@ class SQLiteInbox:
             .execute("SELECT attempt_log FROM hookshield_inbox WHERE id = ?", (delivery_id,))
             .fetchone()
         )
-        if row is None or not row[0]:
-            return []
-        attempts: builtins.list[Attempt] = []
-        for line in str(row[0]).splitlines():
-            try:
-                item = json.loads(line)
-                attempt = Attempt(
-                    at=float(item["at"]),
-                    attempt=int(item.get("attempt", 0)),
-                    state=str(item["state"]),
-                    error=None if item.get("error") is None else str(item["error"]),
-                )
-            except (ValueError, TypeError, KeyError, AttributeError):
-                continue  # the first line kept, cut part-way when older ones were dropped
-            if attempt.state == "lease ended":
-                attempt = dataclasses.replace(attempt, error=LEASE_ENDED)
-            attempts.append(attempt)
-        return attempts
+        return [] if row is None else attempts_of(row[0])
 
     def overview(self, now: float, *, span: float, buckets: int) -> InboxOverview:
         """The overview page's counts at ``now``; see :class:`~hookshield.InboxOverview`."""
@@ -669,7 +648,7 @@ class SQLiteInbox:
         )
         db = self._connection()
         try:
-            with self._writing(wait=min(self.timeout, _REFUSED_WAIT)), _immediate(db):
+            with self._writing(wait=min(self.timeout, KEEP_WAIT)), _immediate(db):
                 if self._refused_pid != os.getpid():
                     db.execute(_REFUSED)
                     self._refused_pid = os.getpid()
@@ -766,7 +745,7 @@ class SQLiteInbox:
                     state,
                     due,
                     error,
-                    _log_line(delivery.attempts, state, error),
+                    log_line(delivery.attempts, state, error),
                     delivery.id,
                     delivery.lease_id,
                 ),
@@ -1089,19 +1068,6 @@ def _where(where: DeliveryFilter) -> tuple[str, list[object]]:
         clauses.append("received < ?")
         args.append(where.until)
     return " AND ".join(clauses), args
-
-
-def _log_line(attempt: int, state: str, error: str | None) -> str:
-    """One line of a row's attempt log (see SQLiteInbox.history)."""
-    line = {"at": time.time(), "attempt": attempt, "state": state}
-    if error is not None:
-        line["error"] = error[:_LOG_ERROR]
-    return json.dumps(line) + "\n"
-
-
-def _requeued() -> str:
-    """The attempt log's line for a requeue by a person."""
-    return _log_line(0, "requeued", None)
 
 
 def _refused(row: tuple[Any, ...]) -> RefusedDelivery:
