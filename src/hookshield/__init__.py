@@ -44,6 +44,7 @@ from ._errors import (
     UnsupportedContentType,
     WebhookError,
 )
+from ._dispatch import Accepted
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
     "MINDPEEKER_IPS",
+    "Accepted",
     "AsyncDedupeStore",
     "AuthenticationError",
     "BadData",

@@ -13,7 +13,6 @@ Everything about routes lives in this module; nothing here calls a route.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import warnings
@@ -109,6 +108,12 @@ class Router:
             id(route) in self._coroutines for kind in event_types for route in self.routes_for(kind)
         )
 
+    def any_threaded(self, event_types: Iterable[str]) -> bool:
+        """Whether a route of these event types is a plain function to run in a thread."""
+        return any(
+            self.wants_thread(route) for kind in event_types for route in self.routes_for(kind)
+        )
+
     def _remember_kind(self, func: Callable[..., Any]) -> None:
         if inspect.iscoroutinefunction(func):
             self._coroutines.add(id(func))
@@ -123,6 +128,8 @@ class Router:
         if "*" in name and not (name == "*" or (name.endswith(".*") and name.count("*") == 1)):
             raise ValueError(f"{name!r}: a wildcard is '*' or a prefix like 'session.*'")
         if "*" not in name and name not in self._known:
+            import difflib  # only for a name the sender does not document
+
             close = difflib.get_close_matches(name, self._known, n=1, cutoff=0.8)
             if close:
                 warnings.warn(

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._auth import RECEIVED_AT
-from ._credentials import Credentials
 from ._errors import BodyTooLarge, MalformedPayload
 from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike
-from .providers import Provider
+
+if TYPE_CHECKING:
+    from ._credentials import Credentials
+    from .providers import Provider
 
 __all__ = ["Body", "Verifier", "as_bytes", "declared_length"]
 

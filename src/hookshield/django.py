@@ -35,7 +35,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ._adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -267,8 +266,8 @@ def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> HttpResponse:
-    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
-    for name, value in answer.headers:
+def _response(outcome: Outcome) -> HttpResponse:
+    response = HttpResponse(outcome.response_body(), status=outcome.status, content_type=JSON)
+    for name, value in outcome.response_headers():
         response[name] = value
     return response

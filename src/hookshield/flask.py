@@ -27,7 +27,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ._adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -163,7 +162,10 @@ def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> flask.Response:
+def _response(outcome: Outcome) -> flask.Response:
     return flask.Response(
-        answer.body, status=answer.status, headers=list(answer.headers), content_type=JSON
+        outcome.response_body(),
+        status=outcome.status,
+        headers=list(outcome.response_headers()),
+        content_type=JSON,
     )
