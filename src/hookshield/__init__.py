@@ -13,7 +13,8 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Final
 
 from ._dedupe import (
     DEFAULT_LEASE,
@@ -23,6 +24,7 @@ from ._dedupe import (
     DedupeStore,
     MemoryDedupeStore,
 )
+from ._dispatch import Accepted
 from ._errors import (
     AuthenticationError,
     BodyAlreadyRead,
@@ -44,25 +46,27 @@ from ._errors import (
     UnsupportedContentType,
     WebhookError,
 )
-from ._dispatch import Accepted
 from ._events import Delivery, Event
 from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
 from ._headers import Headers
-from ._inbox import Inbox, StoredDelivery, WorkerInbox
 from ._json import FrozenArray, FrozenObject, json_backend
 from ._outcome import Outcome, PendingEvents
-from ._seal import InboxKey
-from ._sqlite import SQLiteDedupeStore
 from ._version import __version__
-from ._worker import Retry, run_stored, run_worker
-from .providers._hmac import HmacSender
-from .providers.github import GitHubEvent
-from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
-from .providers.moco import MocoEvent
-from .providers.momentum import MomentumEvent
-from .providers.moonsense import MoonsenseEvent
-from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
-from .providers.standard_webhooks import StandardWebhooksEvent
+
+if TYPE_CHECKING:
+    from ._inbox import Inbox, StoredDelivery, WorkerInbox
+    from ._seal import InboxKey
+    from ._sqlite import SQLiteDedupeStore
+    from ._sqlite_inbox import SQLiteInbox
+    from ._worker import Retry, run_stored, run_worker
+    from .providers._hmac import HmacSender
+    from .providers.github import GitHubEvent
+    from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
+    from .providers.moco import MocoEvent
+    from .providers.momentum import MomentumEvent
+    from .providers.moonsense import MoonsenseEvent
+    from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
+    from .providers.standard_webhooks import StandardWebhooksEvent
 
 __all__ = [
     "BAD_DATA",
@@ -128,14 +132,37 @@ __all__ = [
     "run_worker",
 ]
 
-if TYPE_CHECKING:
-    from ._sqlite_inbox import SQLiteInbox
+# What a process that only receives deliveries never needs is imported on first use:
+# each sender's module (with its events), the inbox and the worker, the SQLite stores
+# (sqlite3).  The name -> the module that defines it.
+_LAZY: Final = {
+    **dict.fromkeys(("Inbox", "StoredDelivery", "WorkerInbox"), "._inbox"),
+    "InboxKey": "._seal",
+    "SQLiteDedupeStore": "._sqlite",
+    "SQLiteInbox": "._sqlite_inbox",
+    **dict.fromkeys(("Retry", "run_stored", "run_worker"), "._worker"),
+    "HmacSender": ".providers._hmac",
+    "GitHubEvent": ".providers.github",
+    **dict.fromkeys(("MINDPEEKER_IPS", "Coordinates", "MindPeekerEvent"), ".providers.mindpeeker"),
+    "MocoEvent": ".providers.moco",
+    "MomentumEvent": ".providers.momentum",
+    "MoonsenseEvent": ".providers.moonsense",
+    **dict.fromkeys(
+        ("BAD_DATA", "CHANNEL_NAMES", "CHANNELS", "BadData", "BandPower", "PetalEvent"),
+        ".providers.petal",
+    ),
+    "StandardWebhooksEvent": ".providers.standard_webhooks",
+}
 
 
 def __getattr__(name: str) -> object:
-    # SQLiteInbox is imported on first use: most processes never load sqlite3.
-    if name == "SQLiteInbox":
-        from ._sqlite_inbox import SQLiteInbox
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hookshield' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
-        return SQLiteInbox
-    raise AttributeError(f"module 'hookshield' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
