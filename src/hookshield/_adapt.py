@@ -174,27 +174,25 @@ def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
     """
     items: dict[str, str] = {}
     for key, value in environ.items():
-        name = _wsgi_name(key) if len(key) <= 64 else _header_name(key)
-        # An empty HTTP_* header was sent empty; an empty CONTENT_* is the server's
-        # placeholder for none.
-        if name and (value or key[0] == "H"):
-            items[name] = value
+        first = key[:1]  # one character is cheaper to compare than a prefix, per key
+        if first == "H" and key.startswith("HTTP_"):  # an empty one was sent empty
+            items[_header_name(key) if len(key) <= 64 else _name_of(key)] = value
+        elif first == "C" and value and key in _UNPREFIXED:  # empty: the server's "none"
+            items[_UNPREFIXED[key]] = value
     return lowercase_headers(items)
 
 
 _UNPREFIXED: Final = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 
-def _header_name(key: str) -> str:
-    """The header name of an environ key (``HTTP_X_MOCO_SIGNATURE``), or ``""``."""
-    if key.startswith("HTTP_"):
-        return key[5:].replace("_", "-").lower()
-    return _UNPREFIXED.get(key, "")
+def _name_of(key: str) -> str:
+    """The header name of an ``HTTP_*`` environ key: ``HTTP_X_MOCO_SIGNATURE`` is ``x-moco-signature``."""
+    return key[5:].replace("_", "-").lower()
 
 
-# Every request carries the same few dozen keys; the keys are partly the sender's
-# choice, so only short ones are remembered (above), and at most this many.
-_wsgi_name = functools.lru_cache(maxsize=1024)(_header_name)
+# Every request carries the same few keys; they are partly the sender's choice, so
+# only short ones are remembered, and at most this many.
+_header_name = functools.lru_cache(maxsize=1024)(_name_of)
 
 
 def read_limited(

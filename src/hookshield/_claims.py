@@ -98,40 +98,51 @@ class Claims:
         """
         token = self._held.pop(key)
         started = time.monotonic()
+        try:
+            mine = await runner.store(self.store.complete, key, token, self.ttl)
+        except Interrupted as stop:
+            raise stop.cancelled from None
+        except Exception as exc:
+            mine = await self._complete_again(runner, key, token, started, exc)
+        if mine is False:
+            logger.warning(
+                "hookshield: %r was claimed by another attempt while this one ran (its "
+                "lease of %g s ran out first); it is marked done, so that the other "
+                "attempt cannot release it. Raise dedupe_lease above the slowest route.",
+                key,
+                self.lease,
+            )
+
+    async def _complete_again(
+        self, runner: Runner, key: str, token: str, started: float, error: Exception
+    ) -> object:
+        """The store's answer to completing ``key``, first tried at ``started`` and failed
+        with ``error``; ``None`` once it has failed for about a second (logged)."""
         delays = iter(() if self._unreachable else COMPLETE_RETRY_DELAYS)
-        tries = 0
+        tries = 1
         while True:
+            delay = next(delays, None)
+            if delay is None or time.monotonic() - started + delay > COMPLETE_RETRY_WITHIN:
+                self._unreachable = True
+                logger.error(
+                    "hookshield: could not mark %r done in %r (tries: %d); its routes "
+                    "ran, so the delivery is acknowledged, but a copy of it that "
+                    "arrives after its lease of %g s runs them again",
+                    key,
+                    self.store,
+                    tries,
+                    self.lease,
+                    exc_info=error,
+                )
+                return None
+            await runner.pause(delay)
             tries += 1
             try:
-                mine = await runner.store(self.store.complete, key, token, self.ttl)
+                return await runner.store(self.store.complete, key, token, self.ttl)
             except Interrupted as stop:
                 raise stop.cancelled from None
             except Exception as exc:
-                delay = next(delays, None)
-                if delay is None or time.monotonic() - started + delay > COMPLETE_RETRY_WITHIN:
-                    self._unreachable = True
-                    logger.error(
-                        "hookshield: could not mark %r done in %r (tries: %d); its routes "
-                        "ran, so the delivery is acknowledged, but a copy of it that "
-                        "arrives after its lease of %g s runs them again",
-                        key,
-                        self.store,
-                        tries,
-                        self.lease,
-                        exc_info=exc,
-                    )
-                    return
-                await runner.pause(delay)
-                continue
-            if mine is False:
-                logger.warning(
-                    "hookshield: %r was claimed by another attempt while this one ran (its "
-                    "lease of %g s ran out first); it is marked done, so that the other "
-                    "attempt cannot release it. Raise dedupe_lease above the slowest route.",
-                    key,
-                    self.lease,
-                )
-            return
+                error = exc
 
     async def complete_all(self, runner: Runner) -> None:
         """Mark every held key done."""

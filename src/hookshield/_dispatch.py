@@ -251,12 +251,18 @@ class Dispatcher:
                         await claims.release_all(runner)  # type: ignore[union-attr]
                         return self._in_progress(Outcome, delivery, dispatched=calls)
                 fresh += 1
-                ran, error = await self._call_routes(runner, event, unrouted)
-                calls += ran
-                if error is not None:
-                    if claims is not None:
-                        await claims.release_all(runner)
-                    return self._failed(delivery, event, error, calls)
+                routes = self.router.routes_for(event.type)
+                if not routes and len(unrouted) < _MAX_UNROUTED:
+                    unrouted[bounded(event.type)] = event.type[:64]
+                for route in routes:
+                    try:
+                        await runner.route(route, event)
+                    except Exception as error:
+                        await self._run_error_hooks(runner, error, event)
+                        if claims is not None:
+                            await claims.release_all(runner)
+                        return self._failed(delivery, event, error, calls)
+                    calls += 1
                 if key is not None and claims is not None and claims.holds(key):
                     await claims.complete(runner, key)
         except WebhookError as exc:  # a malformed record part-way, or the store failed
@@ -346,24 +352,12 @@ class Dispatcher:
         ident = self.sender.event_key(event)
         return None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
 
-    async def _call_routes(
-        self, runner: Runner, event: Event, unrouted: dict[str, str]
-    ) -> tuple[int, Exception | None]:
-        """Call the routes of one event: how many ran, and the exception that stopped them."""
-        routes = self.router.routes_for(event.type)
-        if not routes and len(unrouted) < _MAX_UNROUTED:
-            unrouted[bounded(event.type)] = event.type[:64]
-        for ran, route in enumerate(routes):
+    async def _run_error_hooks(self, runner: Runner, error: Exception, event: Event) -> None:
+        for hook in self.router.error_hooks:
             try:
-                await runner.route(route, event)
-            except Exception as exc:
-                for hook in self.router.error_hooks:
-                    try:
-                        await runner.route(hook, exc, event)
-                    except Exception:
-                        logger.exception("hookshield: an on_error hook raised")
-                return ran, exc
-        return len(routes), None
+                await runner.route(hook, error, event)
+            except Exception:
+                logger.exception("hookshield: an on_error hook raised")
 
     def _failed(self, delivery: Delivery, event: Event, exc: Exception, calls: int) -> Outcome:
         logger.error(

@@ -305,25 +305,25 @@ class WebhookHandler:
         dispatcher = self._dispatcher
         loop = dispatcher.loop()
         small = len(body) <= INLINE_BODY_LIMIT
-        if dispatcher.store_is_async or self._router.any_async:
-            # Async routes or an async store: on the loop, but for a large body's
-            # verification and each plain route's call.
-            try:
-                if small:
-                    delivery = self._verifier.verify(body, headers)
-                else:
-                    delivery = await loop.in_thread(self._verifier.verify, body, headers)
-            except WebhookError as exc:
-                return dispatcher.rejected(exc)
-            return await dispatcher.handle(loop, delivery, delivery.events)
-        if self._streams or not (small and dispatcher.store_inline):
-            # A batch, decoded as it is dispatched, a large body or a blocking store: all
-            # of it in one worker thread, one hop.
+        awaits = dispatcher.store_is_async or self._router.any_async
+        if not awaits and (self._streams or not (small and dispatcher.store_inline)):
+            # A batch, decoded as it is dispatched, a large body or a blocking store:
+            # all of it in one worker thread, one hop.
             return await loop.in_thread(self.handle, body, headers)
-        # Verified and claimed on the loop: a refusal or a duplicate is answered without
-        # a hop; a new delivery's plain routes then run in one worker thread, rather than
-        # one hop per route, and inline ones here.
-        return await self.accept(body, headers).finish_async()
+        try:
+            if small:
+                delivery = self._verifier.verify(body, headers)
+            else:  # a large body, with async routes or an async store
+                delivery = await loop.in_thread(self._verifier.verify, body, headers)
+        except WebhookError as exc:
+            return dispatcher.rejected(exc)
+        threaded = dispatcher.threads and not awaits
+        if threaded and self._router.any_threaded([event.type for event in delivery.events]):
+            # Claimed on the loop, so that a duplicate is answered without a hop; then
+            # its plain routes run in one worker thread, not one hop each.
+            return await run(dispatcher.accept(PLAIN, delivery)).finish_async()
+        # Async routes awaited here, inline ones called here, plain ones in a thread.
+        return await dispatcher.handle(loop, delivery, delivery.events)
 
     def accept(self, body: Body, headers: HeadersLike) -> Accepted:
         """Verify and claim, without dispatching; never raises a WebhookError.

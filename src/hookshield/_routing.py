@@ -51,6 +51,7 @@ class Router:
         #: Whether any route or error hook is ``async def``.
         self.any_async = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
+        self._cached_threaded = functools.lru_cache(maxsize=4096)(self._threaded)
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
@@ -71,6 +72,7 @@ class Router:
             if inline:
                 self._inline.add(id(func))
             self._cached.cache_clear()
+            self._cached_threaded.cache_clear()
             return func
 
         return register
@@ -110,9 +112,17 @@ class Router:
 
     def any_threaded(self, event_types: Iterable[str]) -> bool:
         """Whether a route of these event types is a plain function to run in a thread."""
-        return any(
-            self.wants_thread(route) for kind in event_types for route in self.routes_for(kind)
-        )
+        for event_type in event_types:
+            if len(event_type) > _MAX_CACHED_TYPE:
+                threaded = self._threaded(event_type)
+            else:
+                threaded = self._cached_threaded(event_type)
+            if threaded:
+                return True
+        return False
+
+    def _threaded(self, event_type: str) -> bool:
+        return any(self.wants_thread(route) for route in self.routes_for(event_type))
 
     def _remember_kind(self, func: Callable[..., Any]) -> None:
         if inspect.iscoroutinefunction(func):

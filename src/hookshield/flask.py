@@ -115,7 +115,9 @@ def verified(
 
 def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
     """The raw body and headers of the current request, or the outcome refusing it."""
-    request = flask.request
+    # The request itself, not the proxy: each attribute read through the proxy looks
+    # the request up again.
+    request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
     environ = request.environ
     method = environ["REQUEST_METHOD"]
     if method != "POST":
