@@ -119,35 +119,22 @@ def read_header(
     return value
 
 
-_BLOCK_SIZE = 64  # SHA-256's block size, in bytes
-_IPAD = bytes(byte ^ 0x36 for byte in range(256))
-_OPAD = bytes(byte ^ 0x5C for byte in range(256))
-
-
 class HmacSha256Key:
-    """An HMAC-SHA256 key with its padded hash states computed once (RFC 2104).
+    """An HMAC-SHA256 key (RFC 2104): :func:`hmac.digest` under it.
 
-    ``hmac.digest(key, message)`` derives both pad states on every call; copying
-    them instead makes each signature about three times cheaper for small bodies.
-    The result is the same HMAC, as the tests check against :mod:`hmac` and openssl.
+    Deriving the key's padded hash states once and copying them for each signature
+    saved about 1 µs per 1 KB delivery: under 1 % of a served request, so the
+    standard library's one call does the work (the 2 % rule of the style guide).
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
-        if len(key) > _BLOCK_SIZE:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_BLOCK_SIZE, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self._key = key
 
     def hexdigest(self, message: bytes) -> str:
         """The lower-case hex HMAC-SHA256 of ``message``."""
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
+        return hmac.digest(self._key, message, "sha256").hex()
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"
