@@ -36,7 +36,7 @@ BasicAuth = tuple[str, str] | Sequence[tuple[str, str]]
 class Credentials:
     """A handler's credentials, prepared once at construction.
 
-    ``hmac_keys`` hold each key's precomputed HMAC state; ``tokens``, ``basic`` and
+    ``hmac_keys`` hold each HMAC key (:class:`HmacSha256Key`); ``tokens``, ``basic`` and
     ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
     """
 
