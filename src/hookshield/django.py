@@ -217,8 +217,8 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
     refused = refuse_before_body(handler, meta.get("REMOTE_ADDR"), headers)
     if refused is not None:
         return refused
-    length = meta.get("CONTENT_LENGTH")
-    if declared_length(length) is None and meta.get("wsgi.input_terminated"):
+    length = declared_length(headers.get("content-length"))
+    if length is None and meta.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
         # server that decodes chunked bodies says so with wsgi.input_terminated (PEP
         # 3333 extension, set by gunicorn), and its stream is then safe to read to
@@ -227,7 +227,7 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
     else:
         read = request.read
     try:
-        body = read_limited(read, handler.max_body_size, declared_length(length))
+        body = read_limited(read, handler.max_body_size, length)
     except OSError:  # the sender hung up mid-body (Django raises UnreadablePostError)
         return bad_request("the body ended before its Content-Length")
     if body is None:
@@ -242,7 +242,7 @@ def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Head
         except RawPostDataException:
             return None
 
-    checked = kept_body(handler, body, declared_length(length), kept, _ADVICE)
+    checked = kept_body(handler, body, length, kept, _ADVICE)
     return checked if isinstance(checked, Outcome) else (checked, headers)
 
 
