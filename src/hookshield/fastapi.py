@@ -60,8 +60,10 @@ def verified(
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
-        headers = asgi_headers(request.headers.raw)  # a repeated name stays visible
-        peer = request.client.host if request.client else None
+        scope = request.scope  # read as WebhookApp reads it, without Starlette's views
+        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
+        client = scope.get("client")  # None when the server has no address
+        peer = None if client is None else client[0]
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             raise _refusal(refused)
