@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -96,9 +97,49 @@ def install_project(session: nox.Session) -> None:
     session.install("--no-build-isolation", "--no-deps", "-e", ".")
 
 
+def ensure_postgresql(session: nox.Session) -> None:
+    """Install Debian's PostgreSQL server when it is missing and we may (root, apt-get).
+
+    The tests of hookshield.postgres and of Django on PostgreSQL start a server of
+    their own with its initdb; a fresh CI machine may not have it.  Elsewhere (no
+    root, no apt-get) nothing is installed and those tests skip, or fail under CI.
+    """
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"):
+        return
+    if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        session.warn("PostgreSQL is not installed: its tests skip (apt-get install postgresql)")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run(
+        "apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql",
+        external=True, env=env,
+    )  # fmt: skip
+
+
+#: Where the dashboard's browser tests find Chromium (Debian's package).
+CHROMIUM = "/usr/bin/chromium"
+
+
+def install_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium for the browser tests, when it is missing and we may.
+
+    Only as root, with apt-get: CI's fresh machine.  Anywhere else a missing browser is
+    left to tests/required.py, which skips the browser tests (and fails them under CI).
+    Playwright's own browser download is never used.
+    """
+    apt_get = shutil.which("apt-get")
+    if os.path.exists(CHROMIUM) or apt_get is None or os.geteuid() != 0:
+        return
+    session.run(apt_get, "update", external=True)
+    session.run(apt_get, "install", "-y", "--no-install-recommends", "chromium", external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite with branch coverage, gated at 95%."""
+    ensure_postgresql(session)
+    install_chromium(session)
     install_groups(session, "test")
     install_project(session)
     session.run(

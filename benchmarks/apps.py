@@ -26,11 +26,12 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from typing import Annotated, Any, cast
 
 from hookshield import Delivery, Event, MindPeekerEvent, WebhookHandler
 
-from .payloads import SECRET
+from .payloads import MAX_BODY_SIZE, SECRET
 
 __all__ = [
     "HandWritten",
@@ -83,6 +84,22 @@ class HandWritten:
             return 200, None
         self.seen.add(data["id"])
         return 200, data
+
+
+def _started(event: Any) -> None:
+    """A worker's route that notes when it started each delivery: ``<event id> <time>``."""
+    line = f"{event.id} {time.time()!r}\n".encode()
+    fd = os.open(os.environ["HOOKSHIELD_BENCH_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line)  # one write: lines from several processes never mix
+    finally:
+        os.close(fd)
+
+
+#: What ``hookshield worker`` runs in the served worker measurements: a no-op route
+#: that notes when each delivery started (``HOOKSHIELD_BENCH_LOG``).
+worker_hooks = WebhookHandler("mindpeeker", secret=SECRET, max_body_size=MAX_BODY_SIZE)
+worker_hooks.on("*")(_started)
 
 
 def handler(*, inline: bool = False, asynchronous: bool = False) -> WebhookHandler:
@@ -241,10 +258,11 @@ def django_app() -> Any:
 
 
 def flask_inbox_app(mode: str) -> Any:
-    """The durable inbox's web side: ``background=`` ``True``, an SQLite or a Celery inbox.
+    """The durable inbox's web side: ``background=`` ``True``, an SQLite, a Celery or a PostgreSQL inbox.
 
-    ``mode`` is ``memory``, ``sqlite`` (the file ``HOOKSHIELD_BENCH_INBOX``) or
-    ``celery`` (on the broker ``HOOKSHIELD_BENCH_BROKER``).
+    ``mode`` is ``memory``, ``sqlite`` (the file ``HOOKSHIELD_BENCH_INBOX``), ``celery``
+    (on the broker ``HOOKSHIELD_BENCH_BROKER``) or ``postgres`` (the database
+    ``HOOKSHIELD_BENCH_DSN``, which then holds the claims too: ``PostgresDedupeStore``).
     """
     from flask import Flask
 
@@ -253,7 +271,14 @@ def flask_inbox_app(mode: str) -> Any:
 
     hooks = handler()
     background: Any = True
-    if mode == "sqlite":
+    if mode == "postgres":
+        from hookshield.postgres import PostgresDedupeStore, PostgresInbox
+
+        dsn = os.environ["HOOKSHIELD_BENCH_DSN"]
+        hooks = WebhookHandler("mindpeeker", secret=SECRET, dedupe=PostgresDedupeStore(dsn))
+        hooks.on("session.completed")(route)
+        background = PostgresInbox(dsn)
+    elif mode == "sqlite":
         background = SQLiteInbox(os.environ["HOOKSHIELD_BENCH_INBOX"])
     elif mode == "celery":
         from celery import Celery

@@ -375,20 +375,68 @@ def _durable(found: Sequence[Row], served: dict[str, Any]) -> list[str]:
         lines += [f"One `hookshield worker` runs {1e6 / row.us:,.0f} stored deliveries a second "
                   "(SQLite inbox, a route that does nothing).", ""]  # fmt: skip
     if served.get("inbox"):
+        pool = {r["size"]: r["rps"] for r in served["inbox"] if r["background"] == "memory"}
         lines += [
-            "Flask on gunicorn with four workers, 1 KB deliveries over 8 connections: "
-            "each acknowledged only once stored, except with `background=True`.",
+            "Flask on gunicorn with four workers, deliveries over 8 connections: each "
+            "acknowledged only once stored, except with `background=True` (memory); "
+            "`postgres` keeps its claims in the same PostgreSQL database "
+            "(`PostgresDedupeStore`), the others in memory.",
             "",
             *_table(
-                ["`background=`", "acknowledged/s", "p99 ms", "answers"],
+                [
+                    "`background=`",
+                    "size",
+                    "acknowledged/s",
+                    "vs memory",
+                    "p50 ms",
+                    "p99 ms",
+                    "answers",
+                ],
                 (
                     [
                         r["background"],
+                        r["size"],
                         f"{r['rps']:,.0f}",
+                        f"{r['rps'] / pool[r['size']]:.2f}x" if pool.get(r["size"]) else "-",
+                        f"{r['p50_ms']:.1f}",
                         f"{r['p99_ms']:.1f}",
                         ", ".join(f"{k}: {v}" for k, v in r["statuses"].items()),
                     ]
                     for r in served["inbox"]
+                ),
+            ),
+        ]
+    if served.get("workers"):
+        one = {r["inbox"]: r["per_second"] for r in served["workers"] if r["workers"] == 1}
+        lines += [
+            "`hookshield worker` processes on one inbox, a route that does nothing: "
+            "deliveries started a second, from the first start to the last (how soon "
+            "an idle worker notices a delivery is the next table's).",
+            "",
+            *_table(
+                ["inbox", "workers", "deliveries/s", "vs one worker"],
+                (
+                    [
+                        r["inbox"],
+                        str(r["workers"]),
+                        f"{r['per_second']:,.0f}",
+                        f"{r['per_second'] / one[r['inbox']]:.2f}x",
+                    ]
+                    for r in served["workers"]
+                ),
+            ),
+        ]
+    if served.get("wakeup"):
+        lines += [
+            "From `put` to a waiting worker starting the delivery (default `--poll 0.5`): "
+            "PostgreSQL wakes it with `LISTEN/NOTIFY`, SQLite's worker finds it at its "
+            "next poll.",
+            "",
+            *_table(
+                ["inbox", "puts", "p50 ms", "p99 ms"],
+                (
+                    [r["inbox"], str(r["puts"]), f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}"]
+                    for r in served["wakeup"]
                 ),
             ),
         ]

@@ -43,8 +43,20 @@ def test_a_tiny_run_writes_the_page_from_what_it_measured(tmp_path: Path) -> Non
         assert _row(text, framework)[3] == f"{ratio:.2f}x"
     for endpoint in served["asgi"]:
         assert _row(text, f"`{endpoint['endpoint']}`")[2] == f"{endpoint['rps']:,.0f}"
-    assert [row["background"] for row in served["inbox"]] == ["memory", "sqlite", "celery"]
+    backgrounds = ["memory", "sqlite", "celery", "postgres"]
+    assert [(row["background"], row["size"]) for row in served["inbox"]] == [
+        (background, size) for background in backgrounds for size in ("1 KB", "64 KB")
+    ]
     assert all(row["statuses"] == {"200": row["requests"]} for row in served["inbox"])
+    assert [(row["inbox"], row["workers"]) for row in served["workers"]] == [
+        ("sqlite", 1),
+        ("sqlite", 4),
+        ("postgres", 1),
+        ("postgres", 4),
+    ]
+    assert [row["inbox"] for row in served["wakeup"]] == ["sqlite", "postgres"]
+    for row in served["workers"]:  # on the page, as measured
+        assert f"| {row['inbox']} | {row['workers']} | {row['per_second']:,.0f} |" in text
     assert "**A tiny run**" in text
     assert sorted(path.name for path in (tmp_path / "benchmarks").iterdir()) == [
         "deliveries.svg",

@@ -9,7 +9,11 @@ Two claims of the documentation need a real server rather than the in-process st
   :data:`benchmarks.apps.SERVED_ENDPOINTS`, each loaded in turn, round after round,
   the best round kept;
 * the durable page's, how fast Flask on gunicorn (four workers) acknowledges with
-  ``background=True``, an SQLite inbox and a Celery inbox on a local Redis.
+  ``background=True``, an SQLite inbox, a Celery inbox on a local Redis and a
+  PostgreSQL inbox (with its de-duplication store) on a local server, at 1 KB and
+  64 KB; how many deliveries one and four ``hookshield worker`` processes run a
+  second; and how long a waiting worker takes to start a delivery just stored
+  (``LISTEN/NOTIFY`` against the SQLite inbox's poll).
 
 Every server starts and stops through :mod:`tests.servers`.  The load is this
 process, one thread driving every connection with :mod:`selectors` over request
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tests import servers
+from tests.postgres_server import PostgresServer, postgres_binaries
 from tests.redis_server import RedisServer, redis_server_binary
 
 from .apps import SERVED_ENDPOINTS
@@ -47,9 +52,9 @@ LOAD = {"full": (4000, 5, 4), "quick": (1000, 2, 4), "tiny": (30, 1, 2)}
 _WARMUP = 50
 
 
-def request(path: str, port: int) -> bytes:
-    """A new signed 1 KB MindPeeker delivery to ``path``, written out as HTTP/1.1 bytes."""
-    delivery = padded("mindpeeker")
+def request(path: str, port: int, size: str = "1 KB") -> bytes:
+    """A new signed MindPeeker delivery of ``size`` to ``path``, written out as HTTP/1.1 bytes."""
+    delivery = padded("mindpeeker", size)
     lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{name}: {value}" for name, value in delivery.headers.items()]
     lines.append(f"Content-Length: {len(delivery.body)}")
@@ -170,11 +175,31 @@ def asgi_routes(mode: str, folder: Path) -> list[dict[str, Any]]:
     return [{"endpoint": endpoint, **summary} for endpoint, summary in best.items()]
 
 
-def inbox(mode: str, folder: Path) -> list[dict[str, Any]]:
-    """Flask on gunicorn -w 4: acknowledgements with each ``background=``."""
+#: The sizes of the deliveries acknowledged with each ``background=``.
+INBOX_SIZES = ("1 KB", "64 KB")
+#: The key that seals the inboxes' rows and the Celery messages of a run.
+_KEY = secrets.token_hex(32)
+
+
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    """The URL of a database on a PostgreSQL server of the run's own; ``None`` without one."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        yield None
+        return
+    server = PostgresServer(binaries).start()
+    try:
+        yield server.create_database("bench")
+    finally:
+        server.remove()
+
+
+def inbox(mode: str, folder: Path, dsn: str | None = None) -> list[dict[str, Any]]:
+    """Flask on gunicorn -w 4: acknowledgements with each ``background=``, at each size."""
     requests, _, _ = LOAD[mode]
     binary = redis_server_binary()
-    modes = ["memory", "sqlite"] + (["celery"] if binary else [])
+    modes = ["memory", "sqlite"] + (["celery"] if binary else []) + (["postgres"] if dsn else [])
     broker = RedisServer(binary).start() if binary else None
     rows = []
     try:
@@ -183,8 +208,8 @@ def inbox(mode: str, folder: Path) -> list[dict[str, Any]]:
                 HOOKSHIELD_NO_SPEEDUPS="1",
                 HOOKSHIELD_BENCH_INBOX=str(folder / f"{background}.db"),
                 HOOKSHIELD_BENCH_BROKER=broker.url if broker else "",
-                # The key that seals the inbox's rows and the Celery messages.
-                HOOKSHIELD_INBOX_KEY=secrets.token_hex(32),
+                HOOKSHIELD_BENCH_DSN=dsn or "",
+                HOOKSHIELD_INBOX_KEY=_KEY,
             )
             argv = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}"]
             argv += ["--workers", "4", "--log-level", "warning"]
@@ -192,11 +217,140 @@ def inbox(mode: str, folder: Path) -> list[dict[str, Any]]:
             argv.append(f"benchmarks.apps:flask_inbox_app({background!r})")
             with _served(argv, env, folder) as port:
                 drive(port, [request("/hookshield/", port) for _ in range(_WARMUP)], 1)
-                load = [request("/hookshield/", port) for _ in range(requests)]
-                rows.append({"background": background, **_summary(*drive(port, load, 8))})
+                for size in INBOX_SIZES:
+                    load = [request("/hookshield/", port, size) for _ in range(requests)]
+                    summary = _summary(*drive(port, load, 8))
+                    rows.append({"background": background, "size": size, **summary})
     finally:
         if broker is not None:
             broker.stop()
+    return rows
+
+
+#: Deliveries a worker measurement runs, and the puts the wake-up one times, by mode.
+WORKER_LOAD = {"full": (2000, 40), "quick": (600, 20), "tiny": (40, 5)}
+
+
+def _inboxes(folder: Path, dsn: str | None) -> dict[str, str]:
+    """The inboxes the worker measurements run: an SQLite file, and PostgreSQL's."""
+    found = {"sqlite": str(folder / "workers.db")}
+    if dsn:
+        found["postgres"] = dsn
+    return found
+
+
+def _worker(where: str, env: dict[str, str], folder: Path, name: str) -> Any:
+    argv = [sys.executable, "-m", "hookshield", "worker", "benchmarks.apps:worker_hooks"]
+    argv += ["--inbox", where, "--create", "--lease", "60"]
+    return servers.start(argv, env=env, output=folder / f"{name}.out")
+
+
+def _log_lines(log: Path) -> list[tuple[str, float]]:
+    if not log.exists():
+        return []
+    return [(p[0], float(p[1])) for p in (line.split() for line in log.read_text().splitlines())]
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _stored(size: str = "1 KB") -> Any:
+    from hookshield import StoredDelivery
+    from hookshield._inbox import new_id
+
+    delivery = padded("mindpeeker", size)
+    now = time.time()
+    return StoredDelivery(
+        id=new_id(now),
+        sender="mindpeeker",
+        handler="mindpeeker",
+        body=delivery.body,
+        headers=tuple((k.lower(), v) for k, v in delivery.headers.items()),
+        received=now,
+        next_attempt=now,
+    )
+
+
+def workers(mode: str, folder: Path, dsn: str | None = None) -> list[dict[str, Any]]:
+    """``hookshield worker`` processes on one inbox: deliveries run a second, 1 and 4 of them.
+
+    The deliveries are stored while their sender is paused and the workers are up and
+    waiting; then it is resumed, and the rate is taken from the first delivery's start
+    to the last's (how soon a worker notices is :func:`wakeup`'s measure).
+    """
+    from hookshield import open_inbox
+
+    count, _ = WORKER_LOAD[mode]
+    rows = []
+    for kind, where in _inboxes(folder, dsn).items():
+        for processes in (1, 4):
+            log = folder / f"workers-{kind}-{processes}.log"
+            env = servers.environment(HOOKSHIELD_INBOX_KEY=_KEY, HOOKSHIELD_BENCH_LOG=str(log))
+            store = open_inbox(where, key=_KEY)
+            store.pause("mindpeeker")
+            for _ in range(count):
+                store.put(_stored())
+            started = [_worker(where, env, folder, f"w-{kind}-{n}") for n in range(processes)]
+            try:
+                time.sleep(1.0)  # each has started, looked and found nothing it may run
+                store.resume("mindpeeker")
+                _wait(lambda log=log: len(_log_lines(log)) >= count, 300, "every delivery to run")
+                times = [at for _, at in _log_lines(log)]
+            finally:
+                for process in started:
+                    servers.stop(process)
+            store.purge("done", time.time() + 1, limit=count * 2)
+            store.close()
+            rows.append(
+                {
+                    "inbox": kind,
+                    "workers": processes,
+                    "deliveries": count,
+                    "per_second": (count - 1) / max(max(times) - min(times), 1e-9),
+                }
+            )
+    return rows
+
+
+def wakeup(mode: str, folder: Path, dsn: str | None = None) -> list[dict[str, Any]]:
+    """The time from ``put`` to a waiting worker starting the delivery, by inbox."""
+    from hookshield import open_inbox
+
+    _, puts = WORKER_LOAD[mode]
+    rows = []
+    for kind, where in _inboxes(folder, dsn).items():
+        log = folder / f"wakeup-{kind}.log"
+        env = servers.environment(HOOKSHIELD_INBOX_KEY=_KEY, HOOKSHIELD_BENCH_LOG=str(log))
+        store = open_inbox(where, key=_KEY)
+        store.counts()
+        process = _worker(where, env, folder, f"wakeup-{kind}")
+        waits = []
+        try:
+            time.sleep(1.0)  # up, and waiting
+            for n in range(puts):
+                delivery = _stored()
+                put_at = time.time()
+                store.put(delivery)
+                _wait(lambda n=n, log=log: len(_log_lines(log)) > n, 30, "the delivery to start")
+                waits.append(_log_lines(log)[n][1] - put_at)
+                time.sleep(0.13)  # not in step with the worker's poll
+        finally:
+            servers.stop(process)
+            store.close()
+        ordered = sorted(waits)
+        rows.append(
+            {
+                "inbox": kind,
+                "puts": puts,
+                "p50_ms": statistics.median(ordered) * 1e3,
+                "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3,
+            }
+        )
     return rows
 
 
@@ -206,12 +360,19 @@ def measure(mode: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hookshield-bench-") as scratch:
         folder = Path(scratch)
         found: dict[str, Any] = {"mode": mode, "load": LOAD[mode]}
-        for name, run in (("asgi", asgi_routes), ("inbox", inbox)):
-            try:
-                found[name] = run(mode, folder)
-            except (RuntimeError, OSError) as exc:
-                notes.append(f"{name}: not measured: {str(exc)[-500:]}")
+        try:
+            found["asgi"] = asgi_routes(mode, folder)
+        except (RuntimeError, OSError) as exc:
+            notes.append(f"asgi: not measured: {str(exc)[-500:]}")
+        with _postgres() as dsn:
+            for name, run in (("inbox", inbox), ("workers", workers), ("wakeup", wakeup)):
+                try:
+                    found[name] = run(mode, folder, dsn)
+                except (RuntimeError, OSError) as exc:
+                    notes.append(f"{name}: not measured: {str(exc)[-500:]}")
         if redis_server_binary() is None:
             notes.append("inbox: no redis-server here, so no Celery row")
+        if postgres_binaries() is None:
+            notes.append("inbox, workers, wakeup: no PostgreSQL server here, so no PostgreSQL rows")
     found["notes"] = notes
     return found

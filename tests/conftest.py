@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 
 from hookshield import WebhookHandler
 from hookshield.providers import get_provider
+from hookshield.testing import credentials, providers
 
+from .postgres_server import PostgresServer, postgres_binaries
 from .redis_server import RedisServer, redis_server_binary
 from .required import unavailable
 
@@ -21,6 +24,7 @@ MARKED_BY_PLACE: dict[str, tuple[str, ...]] = {
     "integration": ("integration",),
     "multiprocess": ("integration", "multiprocess"),
     "adapters/test_servers.py": ("integration",),
+    "dashboard/test_browser.py": ("integration",),
 }
 _HERE = Path(__file__).resolve().parent
 
@@ -37,16 +41,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     item.add_marker(marker)
 
 
-#: The keyword a sender's handler (and hookshield.testing) takes, with a test value.
-CREDENTIALS: dict[str, dict[str, Any]] = {
-    "moonsense": {"secret": "moonsense-secret"},
-    "petal": {"token": "petal-token"},
-    "moco": {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
-    "mindpeeker": {"secret": "whsec_mindpeeker"},
-    "momentum": {"token": "momentum-token"},
-    "github": {"secret": "It's a Secret to Everybody"},
-    "standard-webhooks": {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
-}
+#: The keyword arguments a sender's handler (and hookshield.testing) takes, with a
+#: test value: each registered sender's own ``test_credentials``, from its module.
+CREDENTIALS: dict[str, dict[str, Any]] = {name: credentials(name) for name in providers()}
 PROVIDER_NAMES = tuple(CREDENTIALS)
 
 
@@ -85,3 +82,27 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1, started for this test session.
+
+    Made with Debian's ``initdb`` in a temporary folder (as the ``postgres`` user when
+    the tests run as root).  Without the binaries the tests that need one are skipped,
+    or fail when the ``CI`` variable is set.
+    """
+    binaries = postgres_binaries()
+    if binaries is None:
+        unavailable("no PostgreSQL server binaries: apt-get install postgresql")
+    server = PostgresServer(binaries).start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database of its own on the session's PostgreSQL server."""
+    return postgres_server.create_database(f"test_{uuid.uuid4().hex[:12]}")

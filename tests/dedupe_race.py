@@ -14,9 +14,13 @@ SECRET = "whsec_owners"
 
 
 def open_store(kind: str, where: str) -> DedupeStore:
-    """A store of ``kind`` ("sqlite" or "redis") at ``where`` (a path or a URL)."""
+    """A store of ``kind`` ("sqlite", "redis" or "postgres") at ``where`` (a path or a URL)."""
     if kind == "sqlite":
         return SQLiteDedupeStore(where)
+    if kind == "postgres":
+        from hookshield.postgres import PostgresDedupeStore
+
+        return PostgresDedupeStore(where)
     import redis
 
     from hookshield.redis import RedisDedupeStore

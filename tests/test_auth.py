@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import subprocess
 
 import pytest
@@ -17,7 +18,8 @@ from hookshield import (
     MissingCredentials,
     WebhookHandler,
 )
-from hookshield.testing import sample_body, sign
+from hookshield.providers import get_provider
+from hookshield.testing import credentials, event_types, providers, sample_body, sign
 from tests.required import tool
 
 MOCO_KEY = "1d608b9d72219b90ff2393a1d3ee0ac0"
@@ -214,3 +216,34 @@ class TestSharedCredentials:
         assert basic["X-MessageSystems-Batch-ID"]
         bearer = sign("momentum", self.body, bearer_token="t")
         assert bearer["Authorization"] == "Bearer t"
+
+
+SIGNING = [name for name in providers() if get_provider(name).scheme is not None]
+
+
+@pytest.mark.parametrize("sender", SIGNING)
+def test_every_signing_sender_words_its_refusals_alike(sender: str) -> None:
+    """One verifier: a hand-written sender and a described one say the same things."""
+    scheme = get_provider(sender).scheme
+    assert scheme is not None
+    header, prefix = scheme.signature_header, scheme.signature_prefix
+    form = r"<(64 hex digits|44 base64 characters)>"
+    handler = WebhookHandler(sender, **credentials(sender))
+    body = sample_body(sender, (*event_types(sender), "invoice.paid")[0])
+    headers = sign(sender, body, **credentials(sender))
+    with pytest.raises(MalformedSignature) as short:
+        handler.verify(body, {**headers, header: prefix + "abc"})
+    assert re.fullmatch(
+        rf"the {header} signature is not of the form '{re.escape(prefix)}{form}' "
+        r"\(an HMAC-SHA256\)",
+        str(short.value),
+    )
+    if prefix:
+        with pytest.raises(MalformedSignature, match=f"holds no signature like '{prefix}<"):
+            handler.verify(body, {**headers, header: "abc"})
+    with pytest.raises(MissingCredentials) as missing:
+        handler.verify(body, {k: v for k, v in headers.items() if k != header})
+    assert str(missing.value) == (
+        f"the delivery has no {header} header, but this handler has a secret: "
+        f"{get_provider(sender).title} signs every delivery once a secret is set on its side"
+    )

@@ -33,12 +33,14 @@ SHORT_LEASE = 1.0
 LONG_LEASE = 60.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """Where a shared store lives: ("sqlite", a path) or ("redis", a URL)."""
+    """Where a shared store lives: ("sqlite", a path), ("redis", a URL) or ("postgres", a URL)."""
     kind: str = request.param
     if kind == "sqlite":
         return kind, str(tmp_path / "dedupe.sqlite3")
+    if kind == "postgres":
+        return kind, str(request.getfixturevalue("postgres_url"))
     url: str = request.getfixturevalue("redis_url")
     return kind, url
 

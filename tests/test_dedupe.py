@@ -36,12 +36,14 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from hookshield import Claim, DedupeStore, MemoryDedupeStore, SQLiteDedupeStore
 from hookshield._sqlite import PURGE_BATCH, PURGE_EVERY
-from hookshield.django import CacheDedupeStore
+from hookshield.django import CacheDedupeStore, DjangoDedupeStore
+from hookshield.postgres import PostgresDedupeStore
 from hookshield.redis import AsyncRedisDedupeStore, RedisDedupeStore
 from hookshield.testing import sample_delivery
 
 from . import dedupe_race
 from .adapters.support import configure_django
+from .django_db import django_database
 from .redis_server import RedisServer, redis_server_binaries
 from .required import unavailable
 
@@ -100,7 +102,17 @@ def django_caches(redis_url: str) -> Iterator[None]:
         yield
 
 
-STORES = ["memory", "sqlite", "redis", "redis-async", "django-locmem", "django-redis"]
+STORES = [
+    "memory",
+    "sqlite",
+    "redis",
+    "redis-async",
+    "django-locmem",
+    "django-redis",
+    "postgres",
+    "django-db-sqlite",
+    "django-db-postgres",
+]
 
 
 #: The lease and TTL of the Redis stores, which run on real time. The checks that a key
@@ -132,6 +144,17 @@ def make_driver(kind: str, request: pytest.FixtureRequest, sqlite_path: Path) ->
         return made
     if kind == "redis-async":
         return _async_driver(request.getfixturevalue("redis_url"))
+    if kind == "postgres":
+        clock = FakeClock()
+        pg = PostgresDedupeStore(request.getfixturevalue("postgres_url"), clock=clock)
+        made = _sync(pg, lease=10.0, ttl=100.0, advance=clock.advance)
+        made.closers.append(pg.close)
+        return made
+    if kind.startswith("django-db-"):
+        server = request.getfixturevalue("postgres_server") if kind.endswith("postgres") else None
+        clock = FakeClock()
+        orm = DjangoDedupeStore(django_database(server), clock=clock)
+        return _sync(orm, lease=10.0, ttl=100.0, advance=clock.advance)
     request.getfixturevalue("django_caches")
     alias = "redis" if kind == "django-redis" else "default"
     return _sync(CacheDedupeStore(alias), lease=1.0, ttl=2.0)
@@ -282,12 +305,14 @@ def test_keys_are_exact_text(driver: Driver) -> None:
 RACE_KEYS = [f"mindpeeker:race-{n}" for n in range(200)]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def shared(request: pytest.FixtureRequest, sqlite_path: Path) -> tuple[str, str]:
-    """Where a shared store lives: ("sqlite", a path) or ("redis", a URL)."""
+    """Where a shared store lives: ("sqlite", a path), ("redis", a URL) or ("postgres", a URL)."""
     kind: str = request.param
     if kind == "sqlite":
         return kind, str(sqlite_path)
+    if kind == "postgres":
+        return kind, str(request.getfixturevalue("postgres_url"))
     url: str = request.getfixturevalue("redis_url")
     redis.Redis.from_url(url).flushdb()
     return kind, url
@@ -773,7 +798,9 @@ BAD_SECONDS = [
 
 
 @pytest.mark.parametrize(("seconds", "error"), BAD_SECONDS)
-@pytest.mark.parametrize("kind", ["sqlite", "redis", "redis-async", "django-redis"])
+@pytest.mark.parametrize(
+    "kind", ["sqlite", "redis", "redis-async", "django-redis", "postgres", "django-db-sqlite"]
+)
 def test_bad_leases_ttls_and_keys_are_refused_clearly(
     request: pytest.FixtureRequest,
     sqlite_path: Path,

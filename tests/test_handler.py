@@ -34,8 +34,9 @@ from hookshield import (
     WebhookHandler,
 )
 from hookshield.providers import get_provider
-from hookshield.testing import sample_batch, sample_delivery, sign
+from hookshield.testing import forged_credentials, sample_batch, sample_delivery, sign
 
+from .adapters.support import credential_header
 from .conftest import CREDENTIALS, PROVIDER_NAMES, a_type, make_handler
 from .doubles import AsyncStore
 
@@ -428,22 +429,10 @@ def test_a_header_given_as_none_is_absent() -> None:
 
 # -- what the headers settle, before the body is read ---------------------------------
 
-#: The header each sender's credential travels in (with the test credentials).
-CREDENTIAL_HEADERS = {
-    "moonsense": "X-Moonsense-Signature-256",
-    "petal": "X-Petal-Token",
-    "moco": "X-Moco-Signature",
-    "mindpeeker": "X-MindPeeker-Signature",
-    "momentum": "X-MessageSystems-Webhook-Token",
-    "github": "X-Hub-Signature-256",
-    "standard-webhooks": "webhook-signature",
-}
 #: Other credentials of the same shape as the test ones.
-WRONG = {
-    **{name: {k: "not-" + v for k, v in options.items()} for name, options in CREDENTIALS.items()},
-    "standard-webhooks": {"secret": "whsec_" + base64.b64encode(b"another key").decode()},
-}
-HEADER_ONLY = ("petal", "momentum")
+WRONG = {name: forged_credentials(name) for name in PROVIDER_NAMES}
+#: The senders whose credential travels in a header alone, not over the body.
+HEADER_ONLY = tuple(name for name in PROVIDER_NAMES if get_provider(name).scheme is None)
 
 
 def signed_delivery(provider: str, **credentials: Any) -> tuple[bytes, dict[str, str]]:
@@ -455,8 +444,9 @@ def test_check_headers_refuses_a_delivery_without_its_credential(provider: str) 
     handler = make_handler(provider)
     _, headers = signed_delivery(provider)
     handler.check_headers(headers)
-    name = CREDENTIAL_HEADERS[provider].lower()
-    with pytest.raises(MissingCredentials, match=CREDENTIAL_HEADERS[provider]):
+    header = credential_header(provider)
+    name = header.lower()
+    with pytest.raises(MissingCredentials, match=header):
         handler.check_headers({k: v for k, v in headers.items() if k.lower() != name})
 
 

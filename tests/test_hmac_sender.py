@@ -22,7 +22,7 @@ from hookshield import (
     WebhookHandler,
 )
 from hookshield.providers import get_provider
-from hookshield.testing import event_types, sample_delivery
+from hookshield.testing import credentials, event_types, sample_delivery, sign
 
 MOCO_KEY = "1d608b9d72219b90ff2393a1d3ee0ac0"
 MINDPEEKER_SECRET = "whsec_mindpeeker"
@@ -196,8 +196,25 @@ def test_an_unsigned_id_is_not_the_dedupe_key() -> None:
     body = b'{"t": "x"}'
     headers = get_provider(sender).sign(body, secret="k", event_id="one")
     key = handler.verify(body, headers).id
-    assert key == f"sha256:{hashlib.sha256(body).hexdigest()}:x"
+    # The type is read from the signed body, which the body's hash covers already.
+    assert key == f"sha256:{hashlib.sha256(body).hexdigest()}"
     assert handler.verify(body, {**headers, "X-Id": "two"}).id == key
+
+
+def test_an_empty_signed_id_is_no_key() -> None:
+    sender = HmacSender(name="hooks", signature_header="X-Sig", type_field="t", id_field="id")
+    handler = WebhookHandler(sender, secret="k")
+    keys = set()
+    for body in (b'{"t": "x", "id": "", "n": 1}', b'{"t": "x", "id": "", "n": 2}'):
+        headers = get_provider(sender).sign(body, secret="k")
+        delivery = handler.verify(body, headers)
+        assert delivery.events[0].id == ""
+        keys.add(delivery.id)
+    # Keyed on "event:" alone, the second would be dropped as a duplicate of the first.
+    assert keys == {
+        f"sha256:{hashlib.sha256(body).hexdigest()}"
+        for body in (b'{"t": "x", "id": "", "n": 1}', b'{"t": "x", "id": "", "n": 2}')
+    }
 
 
 def test_a_type_header_is_in_the_key_unless_the_description_leaves_it_out() -> None:
@@ -440,3 +457,20 @@ def test_a_subclass_keeps_the_attributes_it_sets() -> None:
         "MOCO, described",
         "X-Moco-Signature",
     )
+
+
+@pytest.mark.parametrize("name", ["mindpeeker", "moco", "github", "standard-webhooks"])
+def test_the_built_in_descriptions_verify_and_sign_with_their_one_scheme(name: str) -> None:
+    from hookshield.providers import HmacProvider
+
+    provider = get_provider(name)
+    assert isinstance(provider, HmacProvider)
+    assert provider.scheme is provider.sender.scheme
+    secret = credentials(name)["secret"]
+    body = provider.sample((*provider.event_types, "invoice.paid")[0], {})
+    signed = sign(name, body, secret=secret)
+    header = provider.sender.signature_header
+    stamp = signed.get("webhook-timestamp")  # the one of them that signs a time
+    scheme = provider.sender.scheme
+    expected = scheme.sign(body, secret, signed, timestamp=None if stamp is None else int(stamp))
+    assert signed[header] == expected[header]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -122,6 +123,58 @@ def test_a_raising_route_is_retried_with_backoff_then_dead_lettered(
     assert (got.state, got.attempts) == ("dead", 4)
     assert got.last_error == "RuntimeError: the database is down"
     assert "moved to dead-letter after 4 attempts" in caplog.text
+
+
+def test_an_error_of_any_text_is_noted_with_the_retry(inbox: SQLiteInbox) -> None:
+    # A route's exception may hold a lone surrogate (text decoded from odd bytes) or a
+    # NUL: the retry is recorded all the same, not refused by the inbox for ever.
+    handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+
+    @handler.on("*")
+    def fails(event: Event) -> None:
+        raise ValueError("bad byte \udc80 and \x00 in the data")
+
+    stored = put_sample(inbox)
+    stats = run_worker(inbox, handler, burst=True)
+    assert (stats.retried, stats.total) == (1, 1)
+    got = inbox.get(stored.id)
+    assert got is not None and got.state == "pending"
+    assert got.last_error == "ValueError: bad byte \\udc80 and \\x00 in the data"
+
+
+def test_async_routes_of_a_worker_thread_share_one_event_loop(inbox: SQLiteInbox) -> None:
+    # A client made in one async route (its connection pool bound to the loop) still
+    # works in the next: the thread keeps its loop while the worker runs.
+    handler = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @handler.on("*")
+    async def record(event: Event) -> None:
+        loops.append(asyncio.get_running_loop())
+
+    put_sample(inbox, "evt_a")
+    put_sample(inbox, "evt_b")
+    assert run_worker(inbox, handler, burst=True).done == 2
+    assert len(loops) == 2 and loops[0] is loops[1]
+    assert loops[0].is_closed()  # closed when the worker stopped
+
+
+def test_concurrent_workers_on_one_file_run_each_delivery_once(inbox: SQLiteInbox) -> None:
+    handler, seen = mindpeeker()
+    for n in range(20):
+        put_sample(inbox, f"evt_{n}")
+    stats = run_worker(inbox, handler, burst=True, concurrency=3)
+    assert stats.done == 20 and sorted(seen) == sorted(f"evt_{n}" for n in range(20))
+
+
+def test_bad_concurrency_and_stop_timeout_are_refused(inbox: SQLiteInbox) -> None:
+    handler, _ = mindpeeker()
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        run_worker(inbox, handler, burst=True, concurrency=0)
+    with pytest.raises(TypeError, match="concurrency must be an int"):
+        run_worker(inbox, handler, burst=True, concurrency=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stop_timeout"):
+        run_worker(inbox, handler, burst=True, stop_timeout=-1)
 
 
 def test_a_delivery_that_kills_its_worker_is_dead_lettered_after_max_attempts(

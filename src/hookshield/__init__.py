@@ -54,7 +54,10 @@ from ._outcome import Outcome, PendingEvents
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._inbox import Inbox, StoredDelivery, WorkerInbox
+    from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
+    from ._inbox import Inbox, ManagedInbox, StoredDelivery, WorkerInbox
+    from ._inboxes import open_inbox
+    from ._refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
     from ._seal import InboxKey
     from ._sqlite import SQLiteDedupeStore
     from ._sqlite_inbox import SQLiteInbox
@@ -78,15 +81,18 @@ __all__ = [
     "MINDPEEKER_IPS",
     "Accepted",
     "AsyncDedupeStore",
+    "Attempt",
     "AuthenticationError",
     "BadData",
     "BandPower",
     "BodyAlreadyRead",
     "BodyTooLarge",
+    "BrowsableInbox",
     "Claim",
     "Coordinates",
     "DedupeStore",
     "Delivery",
+    "DeliveryFilter",
     "DeliveryInProgress",
     "EmptyBody",
     "Event",
@@ -99,11 +105,13 @@ __all__ = [
     "HmacSender",
     "Inbox",
     "InboxKey",
+    "InboxOverview",
     "InvalidEncoding",
     "InvalidSignature",
     "MalformedHeader",
     "MalformedPayload",
     "MalformedSignature",
+    "ManagedInbox",
     "MemoryDedupeStore",
     "MindPeekerEvent",
     "MissingCredentials",
@@ -114,6 +122,9 @@ __all__ = [
     "PayloadTooDeep",
     "PendingEvents",
     "PetalEvent",
+    "Recheck",
+    "RefusalKeeper",
+    "RefusedDelivery",
     "Retry",
     "SQLiteDedupeStore",
     "SQLiteInbox",
@@ -128,15 +139,20 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "json_backend",
+    "open_inbox",
+    "recheck",
     "run_stored",
     "run_worker",
 ]
 
 # What a process that only receives deliveries never needs is imported on first use:
-# each sender's module (with its events), the inbox and the worker, the SQLite stores
-# (sqlite3).  The name -> the module that defines it.
+# each sender's module (with its events), the inbox, its browsing and the worker, the
+# keeping of refusals, the SQLite stores (sqlite3).  The name -> the module that defines it.
 _LAZY: Final = {
-    **dict.fromkeys(("Inbox", "StoredDelivery", "WorkerInbox"), "._inbox"),
+    **dict.fromkeys(("Attempt", "BrowsableInbox", "DeliveryFilter", "InboxOverview"), "._browse"),
+    **dict.fromkeys(("Inbox", "ManagedInbox", "StoredDelivery", "WorkerInbox"), "._inbox"),
+    "open_inbox": "._inboxes",
+    **dict.fromkeys(("Recheck", "RefusalKeeper", "RefusedDelivery", "recheck"), "._refused"),
     "InboxKey": "._seal",
     "SQLiteDedupeStore": "._sqlite",
     "SQLiteInbox": "._sqlite_inbox",

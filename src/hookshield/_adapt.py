@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
@@ -29,6 +30,7 @@ from ._events import Delivery
 from ._handler import WebhookHandler, dispatcher_of
 from ._headers import Headers, HeadersLike, lowercase_headers
 from ._outcome import Outcome
+from ._refused import keep_refusal
 
 __all__ = ["Received", "asgi_headers", "refuse_before_body", "serve", "serve_view", "wsgi_headers"]
 
@@ -288,14 +290,24 @@ def serve(
     pool: BackgroundPool | None,
     wrap: Wrap,
     inbox: Inbox | None = None,
+    *,
+    peer: str | None = None,
 ) -> Outcome:
     """The outcome of a ``webhook_view``: the routes run now, in ``pool`` after it, or
-    from ``inbox`` in a worker."""
+    from ``inbox`` in a worker.
+
+    An inbox that keeps refusals (``keep_refused``) is handed the ones verification
+    makes; ``peer`` is the connection's address, kept with them.
+    """
     if isinstance(received, Outcome):
         return received
     body, headers = received
     if inbox is not None:
-        return store(handler, inbox, body, headers)
+        outcome = store(handler, inbox, body, headers)
+        keep_refusal(
+            handler, inbox, outcome, received=time.time(), peer=peer, headers=headers, body=body
+        )
+        return outcome
     if pool is None:
         return handler.handle(body, headers)
     return accept_in_background(handler, pool, body, headers, wrap)

@@ -1,14 +1,12 @@
-"""Constant-time checks of signatures, tokens and HTTP Basic/Bearer credentials.
+"""Keys prepared for HMAC, and constant-time checks of tokens and HTTP Basic/Bearer credentials.
 
 Theory of operation:
 
 * Every secret is held as bytes; a ``str`` is UTF-8 encoded, as every one of our
   senders does when it keys its HMAC (MOCO's 32-character hex key is used as its ASCII
   text, not hex-decoded: the test vector of MOCO's WebHooks documentation proves it).
-* A signature is compared as lower-case hex bytes with :func:`hmac.compare_digest`
-  *before* anything about its form is judged, so that no early return on a wrong
-  length or prefix happens ahead of the constant-time compare.  Only once it has not
-  matched do we look at why, to give the user a precise error.
+* Signatures are compared in one place, ``providers/_scheme.py`` (``HmacScheme``),
+  with the keys prepared here (:class:`HmacSha256Key`, in :class:`Credentials`).
 * Tokens and passwords are compared as SHA-256 digests of both sides, so the compare
   has a fixed length and does not reveal the length of the expected token either.
 * Several secrets may be configured (key rotation); any one matching is enough.
@@ -20,8 +18,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from ._errors import (
     HeaderTooLarge,
@@ -34,13 +33,12 @@ from ._options import type_name
 
 __all__ = [
     "MAX_HEADER_SIZE",
+    "Credentials",
     "HmacSha256Key",
     "SecretLike",
     "check_authorization",
-    "check_hex_hmac",
     "check_token",
     "digest_secrets",
-    "hmac_hex",
     "normalize_secrets",
     "read_header",
 ]
@@ -54,8 +52,6 @@ MAX_HEADER_SIZE = 8192
 #: than it arrived: a delivery run from an inbox is verified again by its worker, and
 #: its signed timestamp must be judged against its arrival, not the worker's clock.
 RECEIVED_AT: ContextVar[float | None] = ContextVar("hookshield_received_at", default=None)
-
-_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ...]:
@@ -90,11 +86,6 @@ def normalize_secrets(value: SecretLike | None, *, name: str) -> tuple[bytes, ..
 def digest_secrets(secrets: Sequence[bytes]) -> tuple[bytes, ...]:
     """SHA-256 digests of ``secrets``, for fixed-length constant-time compares."""
     return tuple(hashlib.sha256(secret).digest() for secret in secrets)
-
-
-def hmac_hex(key: bytes, message: bytes) -> str:
-    """The lower-case hex HMAC-SHA256 of ``message`` under ``key``."""
-    return hmac.digest(key, message, "sha256").hex()
 
 
 def read_header(
@@ -133,61 +124,46 @@ class HmacSha256Key:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
+    def digest(self, message: bytes) -> bytes:
+        """The HMAC-SHA256 of ``message``."""
+        return hmac.digest(self._key, message, "sha256")
+
     def hexdigest(self, message: bytes) -> str:
         """The lower-case hex HMAC-SHA256 of ``message``."""
-        return hmac.digest(self._key, message, "sha256").hex()
+        return self.digest(message).hex()
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"
 
 
-def check_hex_hmac(
-    value: str,
-    messages: Iterable[bytes],
-    keys: Sequence[HmacSha256Key],
-    *,
-    header: str,
-    prefix: str = "",
-    digest_size: int = 32,
-) -> str:
-    """Check a hex HMAC-SHA256 ``value`` against each message under each key.
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A handler's credentials, prepared once at construction.
 
-    ``messages`` yields the byte strings the sender may have signed, most likely first
-    (the raw body, then, for a form post, the decoded payload); it is read once, and
-    only as far as the first match.  Raises
-    :class:`MalformedSignature` or :class:`InvalidSignature` when nothing matches;
-    returns the verified lower-case hex digest.
+    ``hmac_keys`` hold each HMAC key (:class:`HmacSha256Key`); ``tokens``, ``basic`` and
+    ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
     """
-    received = value.strip().lower()
-    if not received.isascii():
-        # compare_digest takes ASCII text only; "?" is no hex digit, so this cannot match.
-        received = received.encode("ascii", "replace").decode("ascii")
-    # The whole header value, prefix included, goes through the constant-time
-    # compare: no early return on the prefix or the length before it.
-    for message in messages:
-        for key in keys:
-            expected = key.hexdigest(message)
-            if hmac.compare_digest(prefix + expected, received):
-                return expected
-    signature = received[len(prefix) :] if received.startswith(prefix) else received
-    # Only now, after the constant-time compares, judge the form of what was sent.
-    hex_length = 2 * digest_size
-    shown_prefix = prefix
-    if prefix and not received.startswith(prefix):
-        raise MalformedSignature(
-            f"the {header} header must look like '{shown_prefix}<{hex_length} hex digits>'"
+
+    hmac_keys: tuple[HmacSha256Key, ...] = ()
+    tokens: tuple[bytes, ...] = ()
+    token_header: str | None = None
+    basic: tuple[bytes, ...] = ()
+    bearer: tuple[bytes, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no credential at all is configured."""
+        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
+
+    def describe(self) -> list[str]:
+        """How many of each credential there are, for a repr: never the values."""
+        counts = (
+            ("secrets", self.hmac_keys),
+            ("tokens", self.tokens),
+            ("basic_auth", self.basic),
+            ("bearer_tokens", self.bearer),
         )
-    if len(signature) != hex_length or not _HEX_DIGITS.issuperset(signature):
-        raise MalformedSignature(
-            f"the {header} header must hold {shown_prefix}<{hex_length} hex digits> "
-            f"(an HMAC-SHA256); got {len(signature)} characters"
-            + ("" if _HEX_DIGITS.issuperset(signature) else " that are not all hex digits")
-        )
-    raise InvalidSignature(
-        f"the {header} signature does not match the body. Check that you pass the raw "
-        "request body, byte for byte as received (not JSON your framework parsed and "
-        "re-serialised), and that the secret is the one configured at the sender."
-    )
+        return [f"{label}={len(values)}" for label, values in counts if values]
 
 
 def check_token(value: str, expected: Sequence[bytes], *, header: str) -> None:

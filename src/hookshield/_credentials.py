@@ -8,17 +8,17 @@ a handler with none for a sender that signs, an empty secret.  What comes out is
 ready for constant-time checks on every delivery: each HMAC key's inner and outer
 states computed once, each token and password digested to a fixed length.
 
-Nothing here sees a delivery.
+Nothing here sees a delivery.  The prepared :class:`Credentials` type itself lives in
+``_auth``, which the senders' modules import: they never import this handler-side module.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._auth import HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
+from ._auth import Credentials, HmacSha256Key, SecretLike, digest_secrets, normalize_secrets
 from ._options import type_name
 
 if TYPE_CHECKING:
@@ -30,36 +30,6 @@ logger = logging.getLogger("hookshield")
 
 #: One ``(user, password)`` pair, or several during a rotation.
 BasicAuth = tuple[str, str] | Sequence[tuple[str, str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A handler's credentials, prepared once at construction.
-
-    ``hmac_keys`` hold each HMAC key (:class:`HmacSha256Key`); ``tokens``, ``basic`` and
-    ``bearer`` are SHA-256 digests, so that the per-request compare has a fixed length.
-    """
-
-    hmac_keys: tuple[HmacSha256Key, ...] = ()
-    tokens: tuple[bytes, ...] = ()
-    token_header: str | None = None
-    basic: tuple[bytes, ...] = ()
-    bearer: tuple[bytes, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """Whether no credential at all is configured."""
-        return not (self.hmac_keys or self.tokens or self.basic or self.bearer)
-
-    def describe(self) -> list[str]:
-        """How many of each credential there are, for a repr: never the values."""
-        counts = (
-            ("secrets", self.hmac_keys),
-            ("tokens", self.tokens),
-            ("basic_auth", self.basic),
-            ("bearer_tokens", self.bearer),
-        )
-        return [f"{label}={len(values)}" for label, values in counts if values]
 
 
 def prepare_credentials(

@@ -35,10 +35,12 @@ if TYPE_CHECKING:
 __all__ = [
     "LEASE_ENDED",
     "Inbox",
+    "ManagedInbox",
     "State",
     "StoredDelivery",
     "WorkerInbox",
     "new_id",
+    "storable",
     "stored_delivery",
 ]
 
@@ -86,6 +88,10 @@ class StoredDelivery:
     lease_id: str | None = None
     #: Set by the inbox that stores it; two deliveries alike but for it are equal.
     seal: str | None = field(default=None, compare=False)
+    #: The W3C trace context of the request that brought it, when one was recorded;
+    #: kept with the row where the inbox has a place for it (PostgreSQL, Django), not
+    #: sealed: it says where the delivery came from, not what it runs.
+    traceparent: str | None = field(default=None, compare=False)
 
     def to_message(self) -> dict[str, Any]:
         """The delivery as JSON-safe data for a queue (the body in base64), seal included.
@@ -176,6 +182,53 @@ class WorkerInbox(Inbox, Protocol):
 
     def purge(self, state: State, before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` deliveries in ``state`` received before ``before``."""
+
+
+@runtime_checkable
+class ManagedInbox(WorkerInbox, Protocol):
+    """A worker inbox that ``hookshield inbox`` can also search, repair and pause.
+
+    :class:`~hookshield.SQLiteInbox`, ``hookshield.postgres.PostgresInbox`` and
+    ``hookshield.django.DjangoInbox`` are.
+    """
+
+    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
+        """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
+
+    def waiting(self) -> dict[str, int]:
+        """How many deliveries wait to run (pending or leased), by handler name."""
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each state."""
+
+    def requeue_dead(self, after: str = "", limit: int = 1000) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` dead deliveries whose id sorts after ``after``; the next ``after``."""
+
+    def reseal(self, delivery_ids: Iterable[str]) -> int:
+        """Seal these deliveries as they stand now, vouching for them; how many there were."""
+
+    def pause(self, sender: str) -> bool:
+        """Lease none of ``sender``'s deliveries until resumed; ``False`` if paused already."""
+
+    def resume(self, sender: str) -> bool:
+        """Lease ``sender``'s deliveries again; ``False`` if it was not paused."""
+
+    def paused(self) -> dict[str, float]:
+        """The paused senders, and since when (seconds since the epoch)."""
+
+    def close(self) -> None:
+        """Let go of this inbox's connections (of this thread, or this process)."""
+
+
+def storable(text: str | None) -> str | None:
+    """``text`` as every inbox can keep it: a lone surrogate escaped, and a NUL too.
+
+    An error a route raised, or a header decoded from odd bytes, may hold either;
+    SQLite's driver cannot encode the one and PostgreSQL's text refuses the other.
+    """
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def new_id(now: float | None = None) -> str:

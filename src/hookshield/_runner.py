@@ -18,12 +18,14 @@ plain code does, then).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["PLAIN", "Interrupted", "Runner", "run"]
+__all__ = ["PLAIN", "Interrupted", "Runner", "one_event_loop", "run"]
 
 T = TypeVar("T")
 
@@ -96,6 +98,32 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a call made in plain code waited for an event loop")
 
 
+#: The event loop of this thread, while :func:`one_event_loop` keeps one.
+_thread = threading.local()
+
+
+@contextlib.contextmanager
+def one_event_loop() -> Iterator[None]:
+    """Run the ``async def`` routes that plain code calls in this thread on one event loop.
+
+    Kept until the block ends, so that what a route makes on the loop (a client's
+    connection pool) serves the routes after it; a worker thread runs its
+    deliveries inside one.  Outside one, each such route gets a loop of its own.
+    """
+    import asyncio  # only for async routes called from plain code
+
+    loop = asyncio.new_event_loop()
+    _thread.loop = loop
+    try:
+        yield
+    finally:
+        _thread.loop = None
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
 def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:
     """Run an ``async def`` route that plain code called, outside any event loop."""
     import asyncio  # only for async routes called from plain code
@@ -103,6 +131,9 @@ def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        loop = getattr(_thread, "loop", None)
+        if loop is not None:
+            return loop.run_until_complete(_await(awaitable))
         return asyncio.run(_await(awaitable))
     close = getattr(awaitable, "close", None)
     if close is not None:

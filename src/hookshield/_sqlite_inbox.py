@@ -34,9 +34,12 @@ it never runs a route.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dataclasses
 import errno
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -47,8 +50,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from ._browse import Attempt, DeliveryFilter, InboxOverview
 from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery
-from ._options import flag, number
+from ._options import flag, integer, number
+from ._refused import RefusedDelivery
 from ._seal import InboxKey, inbox_key
 from ._sqlite import file_path, reset_locks_after_fork
 from ._stores import seconds
@@ -89,9 +94,55 @@ CREATE INDEX IF NOT EXISTS hookshield_inbox_due
 """
 #: Columns added since, each nullable, in the order they came: an existing file gets
 #: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
-#: ``seal``: the row's HMAC with the inbox's key.
-_ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"))
-#: Facts about the inbox itself: ``key_id``, the public id of the key that seals it.
+#: ``seal``: the row's HMAC with the inbox's key; ``attempt_log``: the latest
+#: attempts, one JSON object a line (see :meth:`SQLiteInbox.history`).
+_ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"), ("attempt_log", "TEXT"))
+#: The most characters of attempt log a row keeps: its latest lines, a few dozen.
+_LOG_CHARS: Final = 8000
+#: The longest error an attempt's log line keeps.
+_LOG_ERROR: Final = 500
+#: Appends one line to a row's attempt log, keeping its last _LOG_CHARS characters (the
+#: first line kept may be cut: reading skips it).
+_APPEND_LOG: Final = f"substr(coalesce(attempt_log, '') || ?, -{_LOG_CHARS})"
+#: The log line of a lease that ended unsettled, made in SQL: its attempt is the row's.
+_LEASE_ENDED_LINE: Final = (
+    """'{"at":' || ? || ',"attempt":' || attempts || ',"state":"lease ended"}' || char(10)"""
+)
+#: Refused deliveries kept for diagnosis (keep_refused), the latest ones only.  Made
+#: with the first refusal kept: an inbox that keeps none has no such table.
+_REFUSED: Final = """
+CREATE TABLE IF NOT EXISTS hookshield_refused (
+    id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    peer TEXT,
+    received REAL NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    body_size INTEGER
+)
+"""
+_REFUSED_COLUMNS: Final = (
+    "id, sender, handler, status, error, reason, peer, received, headers, body, body_size"
+)
+#: The longest keep_refused waits for the writer lock: a refusal is dropped rather
+#: than hold up the deliveries queued for it.
+_REFUSED_WAIT: Final = 0.05
+#: The most refusals, and bytes of a body, an inbox may be asked to keep.
+_MOST_REFUSED: Final = 100_000
+_MOST_REFUSED_BYTES: Final = 1024 * 1024
+#: A paused sender's row in the meta table: ``paused:<sender>``, valued since when.
+_PAUSED: Final = "paused:"
+#: Whether the sender of the row being leased is not paused.
+_NOT_PAUSED: Final = (
+    "NOT EXISTS (SELECT 1 FROM hookshield_inbox_meta "
+    "WHERE name = 'paused:' || hookshield_inbox.sender)"
+)
+#: Facts about the inbox itself: ``key_id``, the public id of the key that seals it, and
+#: each paused sender (``paused:<sender>``).
 _META: Final = """
 CREATE TABLE IF NOT EXISTS hookshield_inbox_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
@@ -121,6 +172,13 @@ class SQLiteInbox:
 
     The files are created readable by their owner only; beside the database,
     ``<name>-writer`` queues the processes that write.
+
+    ``keep_refused=N`` keeps the latest N deliveries the handlers serving this inbox
+    (``background=inbox``) refuse with a 4xx, for diagnosis: their sender, reason,
+    peer, time, headers with credentials hidden, and at most the first
+    ``keep_refused_bytes`` bytes of their body (see ``hookshield inbox refused`` and
+    the dashboard).  Off (0) by default: each refusal kept costs a write, and its
+    bytes are a stranger's.
     """
 
     def __init__(
@@ -132,6 +190,8 @@ class SQLiteInbox:
         timeout: float = 5.0,
         create: bool = True,
         read_only: bool = False,
+        keep_refused: int = 0,
+        keep_refused_bytes: int = 16 * 1024,
     ) -> None:
         self.path = file_path("SQLiteInbox", path, "an inbox is the file workers share")
         text = os.fspath(path)
@@ -149,11 +209,19 @@ class SQLiteInbox:
         # 0 is a timeout: fail at once when another writer holds the file.
         timeout = number("timeout", timeout)
         self.timeout = 0.0 if timeout == 0 else seconds("timeout", timeout)
+        #: How many refused deliveries are kept (0: none), and how much of each body.
+        self.keep_refused = integer("keep_refused", keep_refused, "refusals")
+        self.keep_refused_bytes = integer("keep_refused_bytes", keep_refused_bytes, "bytes")
+        if not 0 <= self.keep_refused <= _MOST_REFUSED:
+            raise ValueError(f"keep_refused must be between 0 and {_MOST_REFUSED}")
+        if not 0 < self.keep_refused_bytes <= _MOST_REFUSED_BYTES:
+            raise ValueError(f"keep_refused_bytes must be between 1 and {_MOST_REFUSED_BYTES}")
         self._returning = _HAS_RETURNING
         self._local = threading.local()
         self._setup_lock = threading.Lock()
         self._thread_write_lock = threading.Lock()
         self._ready_pid = 0
+        self._refused_pid = 0
         self._lock_pid = 0
         self._lock_file = -1
         reset_locks_after_fork(self)
@@ -193,17 +261,20 @@ class SQLiteInbox:
         marks = ",".join("?" * len(handlers))
         pick = (
             "SELECT id FROM hookshield_inbox WHERE state IN ('pending', 'leased') "
-            f"AND next_attempt <= ? AND handler IN ({marks}) ORDER BY next_attempt, id LIMIT 1"
+            f"AND next_attempt <= ? AND handler IN ({marks}) AND {_NOT_PAUSED} "
+            "ORDER BY next_attempt, id LIMIT 1"
         )
         # A row still 'leased' is due again because its lease ended unsettled: say so in
         # last_error (a SET reads the row as it was before the UPDATE).
         take = (
             "UPDATE hookshield_inbox SET state = 'leased', attempts = attempts + 1, "
             "next_attempt = ?, last_error = CASE WHEN state = 'leased' THEN ? "
-            "ELSE last_error END, lease_id = ? WHERE id = "
+            "ELSE last_error END, lease_id = ?, attempt_log = CASE WHEN state = 'leased' "
+            f"THEN substr(coalesce(attempt_log, '') || {_LEASE_ENDED_LINE}, -{_LOG_CHARS}) "
+            "ELSE attempt_log END WHERE id = "
         )
         # A new id per lease: what the worker's settle must match (see _settle).
-        lease = (now + self.lease_seconds, LEASE_ENDED, secrets.token_hex(16))
+        lease = (now + self.lease_seconds, LEASE_ENDED, secrets.token_hex(16), repr(float(now)))
         db = self._connection()
         if self._returning:
             with self._writing():
@@ -237,6 +308,36 @@ class SQLiteInbox:
         """Raise :class:`~hookshield.TamperedDelivery` unless ``delivery``'s seal matches."""
         self._connection()
         self._sealer().check(delivery)
+
+    # -- pausing a sender ----------------------------------------------------------
+
+    def pause(self, sender: str) -> bool:
+        """Lease none of ``sender``'s deliveries until :meth:`resume`; ``False`` if paused already."""
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO hookshield_inbox_meta (name, value) VALUES (?, ?)",
+                (_PAUSED + sender, repr(time.time())),
+            )
+        return cursor.rowcount > 0
+
+    def resume(self, sender: str) -> bool:
+        """Lease ``sender``'s deliveries again; ``False`` if it was not paused."""
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "DELETE FROM hookshield_inbox_meta WHERE name = ?", (_PAUSED + sender,)
+            )
+        return cursor.rowcount > 0
+
+    def paused(self) -> dict[str, float]:
+        """The paused senders, and since when (seconds since the epoch)."""
+        rows = self._connection().execute(
+            "SELECT name, value FROM hookshield_inbox_meta WHERE name >= ? AND name < ? "
+            "ORDER BY name",
+            (_PAUSED, _PAUSED[:-1] + chr(ord(_PAUSED[-1]) + 1)),
+        )
+        return {name[len(_PAUSED) :]: float(value) for name, value in rows}
 
     # -- inspection, for ``hookshield inbox`` -----------------------------------------
 
@@ -304,8 +405,9 @@ class SQLiteInbox:
             for delivery_id in delivery_ids:
                 count += db.execute(
                     "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
-                    "next_attempt = 0, last_error = NULL WHERE id = ? AND state != 'leased'",
-                    (delivery_id,),
+                    f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
+                    "WHERE id = ? AND state != 'leased'",
+                    (_requeued(), delivery_id),
                 ).rowcount
         return count
 
@@ -331,8 +433,9 @@ class SQLiteInbox:
             marks = ",".join("?" * len(ids))
             count = db.execute(
                 "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
-                f"next_attempt = 0, last_error = NULL WHERE id IN ({marks})",
-                ids,
+                f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
+                f"WHERE id IN ({marks})",
+                (_requeued(), *ids),
             ).rowcount
         return count, ids[-1]
 
@@ -370,6 +473,272 @@ class SQLiteInbox:
             )
         return cursor.rowcount
 
+    # -- browsing and steering, for the dashboard and ``hookshield inbox`` ------------
+
+    def find(
+        self, where: DeliveryFilter, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[StoredDelivery]:
+        """Up to ``limit`` deliveries ``where`` selects, newest first; after ``before``'s page.
+
+        ``before`` is the id of the last delivery of the page before (see
+        :meth:`~hookshield.BrowsableInbox.find`).
+        """
+        clause, args = _where(where)
+        if before is not None:
+            # Row values: the rows after that one in the order (received, id) descending.
+            clause += (
+                " AND (received, id) < (SELECT received, id FROM hookshield_inbox WHERE id = ?)"
+            )
+            args.append(before)
+        rows = self._connection().execute(
+            f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE {clause} "
+            "ORDER BY received DESC, id DESC LIMIT ?",
+            (*args, max(1, limit)),
+        )
+        return [_delivery(row) for row in rows]
+
+    def count(self, where: DeliveryFilter) -> int:
+        """How many deliveries ``where`` selects."""
+        clause, args = _where(where)
+        (found,) = (
+            self._connection()
+            .execute(f"SELECT count(*) FROM hookshield_inbox WHERE {clause}", args)
+            .fetchone()
+        )
+        return int(found)
+
+    def requeue_matching(
+        self, where: DeliveryFilter, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` deliveries ``where`` selects whose id sorts after ``after``.
+
+        Returns how many, and the id to pass as ``after`` next (``None`` once none is
+        left).  A leased delivery is left to its worker, as :meth:`requeue` does.
+        """
+        clause, args = _where(where)
+        db = self._connection()
+        with self._writing(), _immediate(db):
+            ids = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM hookshield_inbox WHERE {clause} AND id > ? "
+                    "AND state != 'leased' ORDER BY id LIMIT ?",
+                    (*args, after, max(1, limit)),
+                )
+            ]
+            if not ids:
+                return 0, None
+            marks = ",".join("?" * len(ids))
+            count = db.execute(
+                "UPDATE hookshield_inbox SET state = 'pending', attempts = 0, "
+                f"next_attempt = 0, last_error = NULL, attempt_log = {_APPEND_LOG} "
+                f"WHERE id IN ({marks}) AND state != 'leased'",
+                (_requeued(), *ids),
+            ).rowcount
+        return count, ids[-1]
+
+    def purge_matching(self, where: DeliveryFilter, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries ``where`` selects, which must name done or dead.
+
+        A pending or leased delivery is never purged by a filter: it has yet to run.
+        """
+        if where.state not in ("done", "dead"):
+            raise ValueError("purge deletes done or dead deliveries only: give state done or dead")
+        clause, args = _where(where)
+        db = self._connection()
+        with self._writing():
+            cursor = db.execute(
+                "DELETE FROM hookshield_inbox WHERE id IN (SELECT id FROM hookshield_inbox "
+                f"WHERE {clause} LIMIT ?)",
+                (*args, max(1, limit)),
+            )
+        return cursor.rowcount
+
+    def discard(self, delivery_ids: Iterable[str]) -> int:
+        """Delete these deliveries if they are done or dead; how many were.
+
+        A pending or leased delivery is left alone: it has yet to run.
+        """
+        db = self._connection()
+        count = 0
+        with self._writing(), _immediate(db):
+            for delivery_id in delivery_ids:
+                count += db.execute(
+                    "DELETE FROM hookshield_inbox WHERE id = ? AND state IN ('done', 'dead')",
+                    (delivery_id,),
+                ).rowcount
+        return count
+
+    def history(self, delivery_id: str) -> builtins.list[Attempt]:
+        """The latest attempts made on ``delivery_id``, oldest first; empty when there is none.
+
+        Each settle (done, retried, dead), each lease that ended unsettled and each
+        requeue by a person adds a line; a row keeps its last few dozen.
+        """
+        row = (
+            self._connection()
+            .execute("SELECT attempt_log FROM hookshield_inbox WHERE id = ?", (delivery_id,))
+            .fetchone()
+        )
+        if row is None or not row[0]:
+            return []
+        attempts: builtins.list[Attempt] = []
+        for line in str(row[0]).splitlines():
+            try:
+                item = json.loads(line)
+                attempt = Attempt(
+                    at=float(item["at"]),
+                    attempt=int(item.get("attempt", 0)),
+                    state=str(item["state"]),
+                    error=None if item.get("error") is None else str(item["error"]),
+                )
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # the first line kept, cut part-way when older ones were dropped
+            if attempt.state == "lease ended":
+                attempt = dataclasses.replace(attempt, error=LEASE_ENDED)
+            attempts.append(attempt)
+        return attempts
+
+    def overview(self, now: float, *, span: float, buckets: int) -> InboxOverview:
+        """The overview page's counts at ``now``; see :class:`~hookshield.InboxOverview`."""
+        if not (span > 0 and math.isfinite(span)) or not 1 <= buckets <= 1000:
+            raise ValueError("span must be a positive number of seconds and buckets 1 to 1000")
+        db = self._connection()
+        by_sender: dict[str, dict[str, int]] = {}
+        for sender, state, count in db.execute(
+            "SELECT sender, state, count(*) FROM hookshield_inbox GROUP BY sender, state "
+            "ORDER BY sender"
+        ):
+            by_sender.setdefault(sender, dict.fromkeys(STATES, 0))[state] = count
+        (oldest,) = db.execute(
+            "SELECT min(next_attempt) FROM hookshield_inbox "
+            "WHERE state IN ('pending', 'leased') AND next_attempt <= ?",
+            (now,),
+        ).fetchone()
+        start, width = now - span, span / buckets
+        counted: builtins.list[dict[str, int]] = [dict.fromkeys(STATES, 0) for _ in range(buckets)]
+        for bucket, state, count in db.execute(
+            "SELECT CAST((received - ?) / ? AS INTEGER), state, count(*) FROM hookshield_inbox "
+            "WHERE received >= ? AND received < ? GROUP BY 1, 2",
+            (start, width, start, now),
+        ):
+            counted[min(int(bucket), buckets - 1)][state] = count
+        return InboxOverview(
+            now=now,
+            counts=self.counts(),
+            by_sender=by_sender,
+            oldest_due=None if oldest is None else float(oldest),
+            span=float(span),
+            buckets=tuple(counted),
+        )
+
+    # -- refused deliveries, kept for diagnosis (keep_refused) -----------------------
+
+    @property
+    def keeps_refused(self) -> bool:
+        """Whether refused deliveries are kept (``keep_refused`` above 0, not read-only)."""
+        return self.keep_refused > 0 and not self.read_only
+
+    @property
+    def refused_body_limit(self) -> int:
+        """The most bytes of a refused delivery's body kept (``keep_refused_bytes``)."""
+        return self.keep_refused_bytes
+
+    def keep_refusal(self, refused: RefusedDelivery) -> bool:
+        """Keep ``refused`` and forget all but the latest ``keep_refused``; ``False`` if not kept.
+
+        Its body is cut to ``keep_refused_bytes``.  The writer lock is waited for a
+        few milliseconds at most: under a flood of refusals some are dropped rather
+        than hold up the deliveries that queue for the same lock.
+        """
+        if not self.keeps_refused:
+            return False
+        body = refused.body[: self.keep_refused_bytes]
+        row = (
+            refused.id,
+            refused.sender,
+            refused.handler,
+            refused.status,
+            refused.error,
+            refused.reason,
+            refused.peer,
+            refused.received,
+            json.dumps(refused.headers),
+            body,
+            refused.body_size,
+        )
+        db = self._connection()
+        try:
+            with self._writing(wait=min(self.timeout, _REFUSED_WAIT)), _immediate(db):
+                if self._refused_pid != os.getpid():
+                    db.execute(_REFUSED)
+                    self._refused_pid = os.getpid()
+                db.execute(
+                    f"INSERT OR REPLACE INTO hookshield_refused ({_REFUSED_COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+                db.execute(
+                    "DELETE FROM hookshield_refused WHERE id NOT IN (SELECT id FROM "
+                    "hookshield_refused ORDER BY received DESC, id DESC LIMIT ?)",
+                    (self.keep_refused,),
+                )
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return False
+        return True
+
+    def refused(
+        self, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[RefusedDelivery]:
+        """Up to ``limit`` kept refusals, newest first; those after the id ``before``, if given."""
+        clause = ""
+        args: builtins.list[object] = [max(1, limit)]
+        if before is not None:
+            clause = (
+                "WHERE (received, id) < (SELECT received, id FROM hookshield_refused WHERE id = ?)"
+            )
+            args = [before, *args]
+        rows = self._refused_rows(
+            f"SELECT {_REFUSED_COLUMNS} FROM hookshield_refused {clause} "
+            "ORDER BY received DESC, id DESC LIMIT ?",
+            args,
+        )
+        return [_refused(row) for row in rows]
+
+    def get_refused(self, refused_id: str) -> RefusedDelivery | None:
+        """The kept refusal ``refused_id``, or ``None``."""
+        rows = self._refused_rows(
+            f"SELECT {_REFUSED_COLUMNS} FROM hookshield_refused WHERE id = ?", (refused_id,)
+        )
+        return _refused(rows[0]) if rows else None
+
+    def forget_refused(self, refused_ids: Iterable[str]) -> int:
+        """Forget these kept refusals; how many there were."""
+        db = self._connection()
+        count = 0
+        with self._writing(), _immediate(db):
+            for refused_id in refused_ids:
+                try:
+                    count += db.execute(
+                        "DELETE FROM hookshield_refused WHERE id = ?", (refused_id,)
+                    ).rowcount
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise
+                    return 0
+        return count
+
+    def _refused_rows(self, sql: str, args: Sequence[object]) -> builtins.list[tuple[Any, ...]]:
+        """The rows of a query of the refusals; none when none was ever kept."""
+        try:
+            return self._connection().execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return []
+
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -391,13 +760,21 @@ class SQLiteInbox:
         with self._writing():
             cursor = db.execute(
                 "UPDATE hookshield_inbox SET state = ?, next_attempt = ?, last_error = ?, "
-                "lease_id = NULL WHERE id = ? AND state = 'leased' AND lease_id = ?",
-                (state, due, error, delivery.id, delivery.lease_id),
+                f"lease_id = NULL, attempt_log = {_APPEND_LOG} "
+                "WHERE id = ? AND state = 'leased' AND lease_id = ?",
+                (
+                    state,
+                    due,
+                    error,
+                    _log_line(delivery.attempts, state, error),
+                    delivery.id,
+                    delivery.lease_id,
+                ),
             )
         return cursor.rowcount > 0
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, wait: float | None = None) -> Iterator[None]:
         """Hold this inbox's writer lock: one writer at a time, queued by the kernel.
 
         SQLite makes a writer that finds the file locked sleep and try again (1 ms,
@@ -407,16 +784,17 @@ class SQLiteInbox:
         one before is done.  A thread lock first: threads of one process share the
         file descriptor, which ``flock`` does not tell apart.
 
-        Neither lock is waited for longer than ``timeout``: then this raises
-        :class:`sqlite3.OperationalError` as SQLite would, and the web side answers
-        503.  The ``flock`` is polled (a blocking one cannot time out), every few
+        Neither lock is waited for longer than ``timeout`` (or ``wait``, when given):
+        then this raises :class:`sqlite3.OperationalError` as SQLite would, and the web
+        side answers 503.  The ``flock`` is polled (a blocking one cannot time out), every few
         milliseconds: still far more often than SQLite's own waits.
         """
         if sys.platform == "win32":  # pragma: no cover - SQLite's own waiting only
             yield
             return
-        deadline = time.monotonic() + self.timeout
-        if not self._thread_write_lock.acquire(timeout=self.timeout):
+        timeout = self.timeout if wait is None else wait
+        deadline = time.monotonic() + timeout
+        if not self._thread_write_lock.acquire(timeout=timeout):
             raise sqlite3.OperationalError("database is locked")
         try:
             fd = self._lock_fd()
@@ -681,4 +1059,62 @@ def _delivery(row: tuple[Any, ...]) -> StoredDelivery:
         last_error=row[11],
         lease_id=row[12],
         seal=row[13],
+    )
+
+
+def _where(where: DeliveryFilter) -> tuple[str, list[object]]:
+    """The SQL condition (never empty) and its arguments for ``where``; see DeliveryFilter.matches."""
+    clauses = ["1"]
+    args: list[object] = []
+    if where.state is not None:
+        clauses.append("state = ?")
+        args.append(_state(where.state))
+    if where.sender is not None:
+        clauses.append("sender = ?")
+        args.append(where.sender)
+    if where.event_type is not None:
+        kind = where.event_type
+        if kind.endswith("*"):
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(event_types) WHERE substr(value, 1, ?) = ?)"
+            )
+            args += [len(kind) - 1, kind[:-1]]
+        else:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(event_types) WHERE value = ?)")
+            args.append(kind)
+    if where.since is not None:
+        clauses.append("received >= ?")
+        args.append(where.since)
+    if where.until is not None:
+        clauses.append("received < ?")
+        args.append(where.until)
+    return " AND ".join(clauses), args
+
+
+def _log_line(attempt: int, state: str, error: str | None) -> str:
+    """One line of a row's attempt log (see SQLiteInbox.history)."""
+    line = {"at": time.time(), "attempt": attempt, "state": state}
+    if error is not None:
+        line["error"] = error[:_LOG_ERROR]
+    return json.dumps(line) + "\n"
+
+
+def _requeued() -> str:
+    """The attempt log's line for a requeue by a person."""
+    return _log_line(0, "requeued", None)
+
+
+def _refused(row: tuple[Any, ...]) -> RefusedDelivery:
+    return RefusedDelivery(
+        id=row[0],
+        sender=row[1],
+        handler=row[2],
+        status=row[3],
+        error=row[4],
+        reason=row[5],
+        peer=row[6],
+        received=row[7],
+        headers=tuple((str(name), str(value)) for name, value in json.loads(row[8])),
+        body=bytes(row[9]),
+        body_size=row[10],
     )

@@ -20,13 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._auth import RECEIVED_AT
+from ._auth import RECEIVED_AT, Credentials
 from ._errors import BodyTooLarge, MalformedPayload
 from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike
 
 if TYPE_CHECKING:
-    from ._credentials import Credentials
     from .providers import Provider
 
 __all__ = ["Body", "Verifier", "as_bytes", "declared_length"]

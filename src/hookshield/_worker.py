@@ -1,7 +1,8 @@
 """The worker: run the deliveries an inbox holds, at least once each.
 
 Theory of operation: a worker leases one due delivery at a time from a
-:class:`~hookshield.WorkerInbox`, checks its seal (a row changed in the inbox, or
+:class:`~hookshield.WorkerInbox` (``concurrency`` threads each do so, each delivery
+with a lease of its own), checks its seal (a row changed in the inbox, or
 stored without one, is not run), verifies its stored bytes again with the same
 handler, and dispatches its events to the handler's routes.  Then it settles the
 lease:
@@ -22,12 +23,20 @@ A worker that dies mid-route settles nothing: its lease ends, and another worker
 the same one, restarted) runs the delivery again.  So a delivery may run twice, never
 zero times, and routes should be idempotent by the event's ``id``.
 
+An idle thread waits for its poll, or less: an inbox that can tell when a delivery
+arrives (``listen(wake)``, PostgreSQL's ``LISTEN/NOTIFY``) wakes it at once.  An
+inbox that holds something per thread (Django's connections) lets it go when a
+thread ends (``end_thread()``).
+
 This module owns the retry policy and the loop; it never stores anything itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import math
 import random
 import signal
 import threading
@@ -35,13 +44,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from ._errors import AuthenticationError, TamperedDelivery, TimestampOutOfRange, WebhookError
 from ._events import Delivery, Event
 from ._handler import WebhookHandler, dispatcher_of, verifier_of
-from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox
-from ._runner import PLAIN, run
+from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox, storable
+from ._options import integer, number
+from ._runner import PLAIN, one_event_loop, run
 from ._seal import InboxKey
 from ._text import printable
 
@@ -54,6 +64,8 @@ logger = logging.getLogger("hookshield")
 DEFAULT_MAX_ATTEMPTS: Final = 18
 #: The longest wait after the inbox has failed several times in a row.
 MAX_PAUSE: Final = 30.0
+#: How long a stopping worker waits for the deliveries in hand, by default.
+DEFAULT_STOP_TIMEOUT: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,7 @@ class Worker:
     clock: Callable[[], float] = time.time
     rand: Callable[[], float] = random.random
     stats: WorkerStats = field(default_factory=WorkerStats)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def run_once(self) -> bool:
         """Lease and run one due delivery; ``False`` when none is due."""
@@ -148,7 +161,7 @@ class Worker:
         )
 
     def _failed(self, stored: StoredDelivery, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = _error_text(exc)
         if stored.attempts >= self.retry.max_attempts:
             self._dead(stored, error)
             return
@@ -174,7 +187,7 @@ class Worker:
             printable(error),
             printable(stored.id),
         )
-        self._count(self.inbox.dead(stored, error), "dead", stored)
+        self._count(self.inbox.dead(stored, storable(error) or ""), "dead", stored)
 
     def _count(self, settled: bool, what: str, stored: StoredDelivery) -> None:
         if not settled:
@@ -185,7 +198,13 @@ class Worker:
                 what,
             )
             what = "lost"
-        setattr(self.stats, what, getattr(self.stats, what) + 1)
+        with self._lock:  # the threads of one worker share its counts
+            setattr(self.stats, what, getattr(self.stats, what) + 1)
+
+
+def _error_text(exc: Exception) -> str:
+    """What a failed attempt notes: the exception, as every inbox can keep it, bounded."""
+    return storable(f"{type(exc).__name__}: {exc}"[:500]) or ""
 
 
 def _unverified(exc: WebhookError) -> str:
@@ -311,62 +330,195 @@ def run_worker(
     sleep: Callable[[float], object] | None = None,
     burst: bool = False,
     handle_signals: bool = True,
+    concurrency: int = 1,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
 ) -> WorkerStats:
     """Run ``inbox``'s deliveries with ``handlers`` until stopped; blocks.
 
-    Deliveries are leased one at a time (run several workers, or processes, for
-    more at once).  When none is due the worker waits ``poll`` seconds.  SIGTERM and
-    SIGINT (when called in the main thread and ``handle_signals``) or setting
-    ``stop`` end it after the delivery in hand; a second SIGTERM or SIGINT ends it at
-    once, raising :class:`SystemExit` or :class:`KeyboardInterrupt` from the route
-    it interrupts (that delivery runs again once its lease ends).  ``burst=True``
-    ends it once nothing is due.  At start, it warns of deliveries waiting for a
-    sender it has no handler for, when the inbox can count them (``waiting()``, as
-    :class:`~hookshield.SQLiteInbox` can).  An error from the inbox is logged and the
-    worker tries again after a pause that doubles with each failure in a row, up to
-    :data:`MAX_PAUSE` seconds.  ``clock`` and ``sleep`` may be replaced for tests.
-    Returns the counts.
+    ``concurrency`` deliveries run at once, each in a thread of its own with a lease
+    of its own (with 1, in the calling thread).  Each thread runs the ``async def``
+    routes it meets on one event loop of its own, kept while it runs.  When none is
+    due a thread waits ``poll`` seconds; an inbox that can tell when a delivery
+    arrives (``listen``, as :class:`~hookshield.postgres.PostgresInbox` can with
+    ``LISTEN/NOTIFY``) wakes the waiting threads at once, and the poll is only the
+    fallback.  A paused sender's deliveries are not leased (``hookshield inbox
+    pause``).
+
+    SIGTERM and SIGINT (when called in the main thread and ``handle_signals``) or
+    setting ``stop`` end it once the deliveries in hand are done, waiting for them
+    ``stop_timeout`` seconds at most (those still running then are left leased, and
+    run again once their lease ends); a second SIGTERM or SIGINT ends it at once,
+    raising :class:`SystemExit` or :class:`KeyboardInterrupt`.  ``burst=True`` ends
+    it once nothing is due.  At start, it warns of deliveries waiting for a sender it
+    has no handler for, when the inbox can count them (``waiting()``).  An error from
+    the inbox is logged and the thread tries again after a pause that doubles with
+    each failure in a row, up to :data:`MAX_PAUSE` seconds.  ``clock`` and ``sleep``
+    may be replaced for tests.  Returns the counts.
     """
     if not isinstance(inbox, WorkerInbox):
         raise TypeError(
             f"run_worker needs a WorkerInbox (such as SQLiteInbox), not {type(inbox).__name__}: "
             "it leases, checks the seal of, and settles each delivery"
         )
+    if integer("concurrency", concurrency, "a count of threads") < 1:
+        raise ValueError("concurrency must be at least 1")
+    if not 0 <= number("stop_timeout", stop_timeout) < math.inf:
+        raise ValueError("stop_timeout must be a finite number of seconds, 0 or more")
     worker = Worker(inbox, handler_map(handlers), retry or Retry(), clock)
     stopping = stop if stop is not None else threading.Event()
-    wait = sleep if sleep is not None else stopping.wait
-    restore = _on_signals(stopping) if handle_signals else {}
-    logger.info("hookshield: worker started on %r for %s", inbox, ", ".join(worker.handlers))
+    wake = _Wake(stopping)
+    restore = _on_signals(stopping, wake.set) if handle_signals else {}
+    logger.info(
+        "hookshield: worker started on %r for %s (%d at once)",
+        inbox,
+        ", ".join(worker.handlers),
+        concurrency,
+    )
     _warn_unhandled(inbox, worker.handlers)
-    failures = 0
+    listener = _listen(inbox, wake.set) if sleep is None else None
+    idle: Callable[[int, float], object] = (
+        (lambda _seen, seconds: sleep(seconds)) if sleep is not None else wake.wait
+    )
+    loop = functools.partial(_loop, worker, stopping, wake, idle, poll, burst)
     try:
-        while not stopping.is_set():
-            try:
-                ran = worker.run_once()
-            except Exception:
-                # The inbox failed (a locked or full disk, a broker gone): whatever
-                # was leased is run again when its lease ends.  Wait longer after
-                # each failure in a row, up to a bound, and keep going.
-                failures += 1
-                pause = min(MAX_PAUSE, poll * 2.0 ** min(failures, 16))
-                logger.exception(
-                    "hookshield: the inbox failed (%d in a row), trying again in %.1f s",
-                    failures,
-                    pause,
-                )
-                wait(pause)
-                continue
-            failures = 0
-            if ran:
-                continue
-            if burst:
-                break
-            wait(poll)
+        if concurrency == 1:
+            loop()
+        else:
+            _run_threads(loop, concurrency, stopping, stop_timeout)
     finally:
+        if listener is not None:
+            listener.close()
         for signum, previous in restore.items():
             signal.signal(signum, previous)
     logger.info("hookshield: worker stopped: %s", worker.stats)
     return worker.stats
+
+
+class _Wake:
+    """Wake-ups for idle worker threads: a count that ``set`` raises, and waits on it.
+
+    A thread reads the count *before* it looks for a due delivery, and waits only
+    while the count is still that: a delivery put between its look and its wait
+    still wakes it.
+    """
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._count = 0
+        self._changed = threading.Condition()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def set(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Return once the count has passed ``seen``, ``stopping`` is set, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._count == seen and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                # In slices: a stop event set by the caller does not notify this condition.
+                self._changed.wait(min(left, 0.1))
+
+
+def _loop(
+    worker: Worker,
+    stopping: threading.Event,
+    wake: _Wake,
+    idle: Callable[[int, float], object],
+    poll: float,
+    burst: bool,
+) -> None:
+    """One thread's work, on an event loop of its own for the async routes it meets."""
+    # An inbox may hold what belongs to this thread (Django's connections): it lets it go.
+    end_thread = getattr(worker.inbox, "end_thread", None)
+    with contextlib.ExitStack() as ending:
+        if callable(end_thread):
+            ending.callback(end_thread)
+        ending.enter_context(one_event_loop())
+        _run_until_stopped(worker, stopping, wake, idle, poll, burst)
+
+
+def _run_until_stopped(
+    worker: Worker,
+    stopping: threading.Event,
+    wake: _Wake,
+    idle: Callable[[int, float], object],
+    poll: float,
+    burst: bool,
+) -> None:
+    """Lease and run deliveries in this thread until stopped (or, in a burst, none is due)."""
+    failures = 0
+    while not stopping.is_set():
+        seen = wake.count
+        try:
+            ran = worker.run_once()
+        except Exception:
+            # The inbox failed (a locked or full disk, a database or broker gone):
+            # whatever was leased is run again when its lease ends.  Wait longer
+            # after each failure in a row, up to a bound, and keep going.
+            failures += 1
+            pause = min(MAX_PAUSE, poll * 2.0 ** min(failures, 16))
+            logger.exception(
+                "hookshield: the inbox failed (%d in a row), trying again in %.1f s",
+                failures,
+                pause,
+            )
+            idle(seen, pause)
+            continue
+        failures = 0
+        if ran:
+            continue
+        if burst:
+            break
+        idle(seen, poll)
+
+
+def _run_threads(
+    loop: Callable[[], None], count: int, stopping: threading.Event, stop_timeout: float
+) -> None:
+    """Run ``loop`` in ``count`` threads until they end, or ``stopping`` and ``stop_timeout``."""
+    threads = [
+        threading.Thread(target=loop, name=f"hookshield-worker-{n}", daemon=True)
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    # Woken often enough to see a signal's stop at once (signals reach the main thread).
+    while not stopping.is_set() and any(thread.is_alive() for thread in threads):
+        stopping.wait(0.1)
+    deadline = time.monotonic() + stop_timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = sum(thread.is_alive() for thread in threads)
+    if left:
+        # Daemon threads: they end with the process.  Their leases were never
+        # settled, so those deliveries run again once the leases end.
+        logger.warning(
+            "hookshield: stopped after %.0f s with %d deliveries still running; they run "
+            "again once their lease ends",
+            stop_timeout,
+            left,
+        )
+
+
+def _listen(inbox: WorkerInbox, wake: Callable[[], None]) -> Any:
+    """The inbox's listener for new deliveries (``inbox.listen(wake)``), if it has one."""
+    listen = getattr(inbox, "listen", None)
+    if not callable(listen):
+        return None
+    try:
+        return listen(wake)
+    except Exception:
+        logger.exception("hookshield: cannot listen for new deliveries; polling instead")
+        return None
 
 
 def _warn_unhandled(inbox: WorkerInbox, handlers: dict[str, WebhookHandler]) -> None:
@@ -397,7 +549,9 @@ def _warn_unhandled(inbox: WorkerInbox, handlers: dict[str, WebhookHandler]) -> 
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
-def _on_signals(stopping: threading.Event) -> dict[int, _Handler]:
+def _on_signals(
+    stopping: threading.Event, woken: Callable[[], None] = lambda: None
+) -> dict[int, _Handler]:
     """Make SIGTERM and SIGINT set ``stopping``, and a second one stop at once.
 
     The second signal ends the worker as the signal would by default, in the middle of
@@ -418,6 +572,7 @@ def _on_signals(stopping: threading.Event) -> dict[int, _Handler]:
                 signum,
             )
             stopping.set()
+            woken()
             return
         logger.warning(
             "hookshield: signal %d again: stopping at once; the delivery in hand stays "

@@ -22,6 +22,7 @@ senders do not follow.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -37,6 +38,7 @@ from ._asgi_types import ASGIApp, Receive, Scope, Send
 from ._background import Inbox, store_async
 from ._handler import WebhookHandler
 from ._outcome import Outcome
+from ._refused import is_refusal, keep_refusal_async
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -134,6 +136,10 @@ async def _serve(
     refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
         await _send(send, refused)
+        # Kept after the answer is sent: the sender does not wait for the write.
+        await keep_refusal_async(
+            handler, background, refused, received=time.time(), peer=peer, headers=headers
+        )
         return
     limit = handler.max_body_size
     parts: list[bytes] = []
@@ -156,7 +162,19 @@ async def _serve(
         await _send(send, await handler.handle_async(body, headers))
         return
     if background is not True:
-        await _send(send, await store_async(handler, background, body, headers))
+        received = time.time()
+        outcome = await store_async(handler, background, body, headers)
+        await _send(send, outcome)
+        if is_refusal(outcome):  # tested here: no coroutine for the accepted ones
+            await keep_refusal_async(
+                handler,
+                background,
+                outcome,
+                received=received,
+                peer=peer,
+                headers=headers,
+                body=body,
+            )
         return
     accepted = await handler.accept_async(body, headers)
     try:

@@ -16,6 +16,7 @@ dispatch to ``@handler.on`` routes instead, mount :class:`hookshield.asgi.Webhoo
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 from ._adapt import (
@@ -30,6 +31,7 @@ from ._background import Inbox, store_async
 from ._events import Delivery
 from ._handler import WebhookHandler
 from ._outcome import Outcome
+from ._refused import keep_refusal_async
 
 try:
     from fastapi import HTTPException, Request
@@ -66,6 +68,9 @@ def verified(
         peer = None if client is None else client[0]
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
+            await keep_refusal_async(
+                handler, background, refused, received=time.time(), peer=peer, headers=headers
+            )
             raise _refusal(refused)
         limit = handler.max_body_size
         parts: list[bytes] = []
@@ -76,9 +81,20 @@ def verified(
                 raise _refusal(too_large(handler))
             parts.append(chunk)
         if background is not None:
-            kept = await store_async(handler, background, b"".join(parts), headers)
+            body = b"".join(parts)
+            received = time.time()
+            kept = await store_async(handler, background, body, headers)
             stored = for_view(kept)
             if stored is None:
+                await keep_refusal_async(
+                    handler,
+                    background,
+                    kept,
+                    received=received,
+                    peer=peer,
+                    headers=headers,
+                    body=body,
+                )
                 raise _refusal(kept)
             yield stored
             return

@@ -22,6 +22,7 @@ Install with ``python -m pip install -e '.[flask]'`` from a checkout.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -44,6 +45,7 @@ from ._events import Delivery
 from ._handler import WebhookHandler
 from ._headers import Headers
 from ._outcome import Outcome
+from ._refused import keep_refusal
 from ._verify import declared_length
 
 try:
@@ -77,7 +79,10 @@ def webhook_view(
     pool, inbox = background_pool(background), inbox_of(background)
 
     def view(**_url_values: Any) -> flask.Response:
-        return _response(serve(handler, _receive(handler), pool, _in_app_context, inbox))
+        received = _receive(handler, inbox)
+        # The peer is kept only with a refusal an inbox keeps: no proxy lookup otherwise.
+        peer = None if inbox is None else flask.request.environ.get("REMOTE_ADDR")
+        return _response(serve(handler, received, pool, _in_app_context, inbox, peer=peer))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
@@ -113,8 +118,13 @@ def verified(
     return decorate
 
 
-def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
-    """The raw body and headers of the current request, or the outcome refusing it."""
+def _receive(
+    handler: WebhookHandler, inbox: Inbox | None = None
+) -> tuple[bytes, Headers] | Outcome:
+    """The raw body and headers of the current request, or the outcome refusing it.
+
+    A refusal before the body is handed to ``inbox`` when it keeps refusals.
+    """
     # The request itself, not the proxy: each attribute read through the proxy looks
     # the request up again.
     request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
@@ -124,8 +134,10 @@ def _receive(handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
         return method_not_allowed(method)
     warn_if_per_process(handler, environ)
     headers = wsgi_headers(environ)
-    refused = refuse_before_body(handler, environ.get("REMOTE_ADDR"), headers)
+    peer = environ.get("REMOTE_ADDR")
+    refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
+        keep_refusal(handler, inbox, refused, received=time.time(), peer=peer, headers=headers)
         return refused
     declared = headers.get("content-length")
     length = declared_length(declared)

@@ -38,7 +38,7 @@ from ._outcome import Outcome
 from ._routing import H, R
 from ._runner import PLAIN, run
 from ._text import printable
-from .providers.mindpeeker import MindPeekerEvent, event_delivery_id
+from .providers.mindpeeker import MINDPEEKER, MindPeekerEvent
 
 __all__ = ["WebhookHandler"]
 
@@ -99,7 +99,7 @@ class WebhookHandler:
         retry that arrives while the first attempt still runs raises
         :class:`~hookshield.DeliveryInProgress` (409).
         """
-        delivery_id = event_delivery_id(event.id)
+        delivery_id = MINDPEEKER.payload.id_key(event.id)
         if delivery_id is None:  # no signed id to de-duplicate by: run it as it is
             calls = self.handler.dispatch(_delivery_of(event, "unkeyed"))
             return Outcome(200, dispatched_reason(calls), dispatched=calls)

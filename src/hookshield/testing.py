@@ -20,11 +20,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ._auth import SecretLike
-from .providers import PROVIDERS, Provider, get_provider
+from .providers import PROVIDERS, Provider, first_credential, get_provider
 
 __all__ = [
     "SampleDelivery",
+    "credentials",
     "event_types",
+    "forged_credentials",
     "providers",
     "sample_batch",
     "sample_body",
@@ -43,6 +45,39 @@ class SampleDelivery(NamedTuple):
 def providers() -> tuple[str, ...]:
     """The names of every sender hookshield knows."""
     return tuple(PROVIDERS)
+
+
+def credentials(provider: str) -> dict[str, Any]:
+    """Credentials to test ``provider`` with, as its module declares them.
+
+    Keyword arguments of both ``WebhookHandler`` and :func:`sign`:
+    ``WebhookHandler(provider, **credentials(provider))`` verifies what
+    ``sample_delivery(provider, event_type, **credentials(provider))`` sends.
+    """
+    return dict(get_provider(provider).test_credentials)
+
+
+def forged_credentials(
+    provider: str, credentials: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Credentials of the same kinds as ``credentials`` that are not them: a forger's guess.
+
+    ``credentials`` are :func:`credentials` (the sender's test ones) by default.  A
+    secret is written as the sender writes its secrets (``whsec_<base64>``...), so
+    that :func:`sign` signs with it, wrongly.
+    """
+    sender = get_provider(provider)
+    given = sender.test_credentials if credentials is None else credentials
+    forged: dict[str, Any] = {}
+    for option, value in given.items():
+        if option == "secret" and sender.scheme is not None:
+            forged[option] = sender.scheme.write_secret(b"not-the-secret")
+        elif option == "basic_auth":
+            user, password = value
+            forged[option] = (user, "not-" + password)
+        else:
+            forged[option] = "not-" + first_credential(value)
+    return forged
 
 
 def event_types(provider: str) -> tuple[str, ...]:

@@ -11,24 +11,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hookshield import Event, WebhookHandler
-from hookshield.testing import event_types, sample_delivery
+from hookshield.providers import get_provider
+from hookshield.testing import (
+    credentials,
+    event_types,
+    forged_credentials,
+    providers,
+    sample_delivery,
+)
 
-#: The credential a handler is built with (and hookshield.testing signs with).
-CREDENTIALS: dict[str, dict[str, Any]] = {
-    "moonsense": {"secret": "moonsense-adapter-secret"},
-    "petal": {"token": "petal-adapter-token"},
-    "moco": {"secret": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
-    "mindpeeker": {"secret": "whsec_adapter_mindpeeker"},
-    "momentum": {"token": "momentum-adapter-token"},
-}
+#: The credential a handler is built with (and hookshield.testing signs with): each
+#: registered sender's own test credentials.
+CREDENTIALS: dict[str, dict[str, Any]] = {name: credentials(name) for name in providers()}
 SENDERS = tuple(CREDENTIALS)
 #: Senders whose credential covers the body, so that a changed body fails.
-SIGNING = ("moonsense", "moco", "mindpeeker")
+SIGNING = tuple(name for name in SENDERS if get_provider(name).scheme is not None)
 #: The largest body of the "small" handlers that the size tests use.
 SMALL_LIMIT = 1024
 #: A MOCO signature header that matches no body: it passes what is checked before
 #: the body is read (a signature is there), so that a test of reading gets that far.
 MOCO_SIGNATURE = {"X-Moco-Signature": "0" * 64}
+
+
+def credential_header(sender: str) -> str:
+    """The header ``sender``'s test credential travels in: its signature or its token."""
+    provider = get_provider(sender)
+    if provider.scheme is not None:
+        return provider.scheme.signature_header
+    if "token" in credentials(sender) and provider.default_token_header is not None:
+        return provider.default_token_header
+    return "Authorization"
 
 
 @dataclass
@@ -56,7 +68,8 @@ def recorder(sender: str, **options: Any) -> Recorder:
 
 
 def first_event_type(sender: str) -> str:
-    return event_types(sender)[0]
+    """The sender's first documented type, or any for a sender that documents none."""
+    return (*event_types(sender), "invoice.paid")[0]
 
 
 def delivery(
@@ -77,7 +90,7 @@ def delivery(
 def forged(sender: str) -> tuple[bytes, dict[str, str], str]:
     """A delivery signed with the wrong credential."""
     marker = uuid.uuid4().hex
-    wrong = {key: "not-" + str(value) for key, value in CREDENTIALS[sender].items()}
+    wrong = forged_credentials(sender)
     body, headers = sample_delivery(sender, first_event_type(sender), {"marker": marker}, **wrong)
     return body, headers, marker
 
@@ -150,19 +163,64 @@ class RecordingStream(io.BytesIO):
         return super().readline(size)
 
 
+#: The Django database aliases the tests configure: ``default``, an SQLite file of this
+#: test process's own, and ``postgres``, which ``tests/django_db.py`` points at the
+#: session's PostgreSQL server when a test asks for it.
+POSTGRES_ALIAS = "postgres"
+
+
 def configure_django() -> None:
-    """Configure Django once per test process; each test overrides what it needs."""
+    """Configure Django once per test process; each test overrides what it needs.
+
+    ``hookshield.django`` is installed with what its admin needs, on a database that
+    the tests which use it migrate (``tests/django_db.py``); the adapter tests need
+    neither.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
     import django
     from django.conf import settings
 
     if settings.configured:
         return
+    folder = tempfile.mkdtemp(prefix="hookshield-django-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     settings.configure(
         DEBUG=False,
         SECRET_KEY="adapter-tests-only",
         ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[],
-        DATABASES={},
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.admin",
+            "hookshield.django",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": f"{folder}/default.sqlite3",
+                "OPTIONS": {"timeout": 20},
+            },
+            # Filled in by tests/django_db.py once the PostgreSQL server is up.
+            POSTGRES_ALIAS: {"ENGINE": "django.db.backends.postgresql", "NAME": "unset"},
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
         USE_TZ=True,
         ROOT_URLCONF="tests.adapters.django_urls",
         MIDDLEWARE=[

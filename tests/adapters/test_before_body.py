@@ -33,6 +33,7 @@ from .support import (
     SIGNING,
     RecordingStream,
     configure_django,
+    credential_header,
     delivery,
     forged,
     without_content_type,
@@ -45,14 +46,6 @@ from django.test import RequestFactory  # noqa: E402
 
 from hookshield.django import webhook_view as django_view  # noqa: E402
 
-#: The header each sender's credential travels in, with the test credentials.
-CREDENTIAL_HEADER = {
-    "moonsense": "X-Moonsense-Signature-256",
-    "petal": "X-Petal-Token",
-    "moco": "X-Moco-Signature",
-    "mindpeeker": "X-MindPeeker-Signature",
-    "momentum": "X-MessageSystems-Webhook-Token",
-}
 TOKEN_SENDERS = tuple(sender for sender in SENDERS if sender not in SIGNING)
 
 
@@ -83,7 +76,7 @@ def cases() -> dict[str, Case]:
         body, headers, _ = delivery(sender)
         creds = CREDENTIALS[sender]
         found[f"{sender}: valid"] = Case(creds, sender, body, headers, 200, read=True)
-        bare = without(headers, CREDENTIAL_HEADER[sender])
+        bare = without(headers, credential_header(sender))
         found[f"{sender}: no credential header"] = Case(creds, sender, body, bare, 401, read=False)
         forged_body, forged_headers, _ = forged(sender)
         # A wrong token is known from the header; a wrong signature only from the body.

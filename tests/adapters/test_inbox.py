@@ -157,6 +157,24 @@ def test_a_forged_delivery_is_refused_and_not_stored(
     assert inbox.list() == []
 
 
+def test_an_inbox_keeping_refusals_is_handed_each_one(
+    serve: Callable[[WebhookHandler, Any], Post], tmp_path: Path, rec: Recorder
+) -> None:
+    keeping = SQLiteInbox(tmp_path / "keeping.db", keep_refused=10)
+    post = serve(rec.handler, keeping)
+    body, headers, _ = forged("mindpeeker")
+    assert post(body, headers)[0] == 401  # refused by its signature, over the body read
+    assert post(b"{}", {"Content-Type": "application/json"})[0] == 401  # before the body
+    good, good_headers, _ = delivery("mindpeeker")
+    assert post(good, good_headers)[0] == 200
+    kept = keeping.refused()
+    assert [(r.error, r.body, r.body_size) for r in kept] == [
+        ("MissingCredentials", b"", None),
+        ("InvalidSignature", body, len(body)),
+    ]
+    assert all(r.peer for r in kept)  # the connection's address, as the server gave it
+
+
 @pytest.fixture
 def locked(inbox: SQLiteInbox) -> Iterator[Callable[[], None]]:
     """Hold the inbox's write lock until the returned function is called."""

@@ -36,6 +36,7 @@ __all__ = [
     "flag",
     "flags",
     "import_attribute",
+    "load_handler",
     "make_handler",
     "parse_header",
     "provider_name",
@@ -93,6 +94,17 @@ def import_attribute(target: str) -> object:
             found = getattr(found, part)
     except (ImportError, AttributeError) as exc:
         raise CLIError(f"{target!r}: {exc}") from exc
+    return found
+
+
+def load_handler(target: str) -> WebhookHandler:
+    """The handler named ``module:name`` (the current directory is importable)."""
+    module_name, _, name = target.partition(":")
+    if not module_name or not name:
+        raise CLIError(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
+    found = import_attribute(target)
+    if not isinstance(found, WebhookHandler):
+        raise CLIError(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
     return found
 
 
@@ -269,7 +281,8 @@ def first_sentence(text: str) -> str:
 def check_event_type(provider: ProviderLike, event_type: str) -> None:
     """Exit 2 for an event type the sender does not document, suggesting a close one.
 
-    A sender described with ``HmacSender`` may document none: then any type goes.
+    A sender that documents none (Standard Webhooks, where the types are each user's,
+    or one described with ``HmacSender`` without ``event_types``) takes any.
     """
     sender = get_provider(provider)
     known = sender.event_types

@@ -47,24 +47,29 @@ class DemoCase:
 
 
 def _scripts() -> dict[str, tuple[Provider, DemoScript]]:
-    return {name: (p, p.demo) for name, p in PROVIDERS.items() if p.demo is not None}
+    """Each registered sender's script, with its credentials (its test ones by default)."""
+    scripts = {}
+    for name, provider in PROVIDERS.items():
+        script = provider.demo
+        if script is not None:
+            if script.credentials is None:
+                script = dataclasses.replace(script, credentials=provider.test_credentials)
+            scripts[name] = (provider, script)
+    return scripts
+
+
+def _credentials(script: DemoScript) -> dict[str, Any]:
+    return dict(script.credentials or {})
 
 
 def _valid(name: str, script: DemoScript) -> DemoCase:
     body = testing.sample_batch(script.event_types, provider=name)
-    headers = testing.sign(name, body, event=script.event_types[0], **script.credentials)
+    headers = testing.sign(name, body, event=script.event_types[0], **_credentials(script))
     return DemoCase("valid", name, body, headers, 200, True)
 
 
-def _wrong(value: Any) -> Any:
-    """A credential of the same shape as ``value`` that is not it: the forger's guess."""
-    if isinstance(value, tuple):
-        return (value[0], "not-" + str(value[1]))
-    return "not-" + str(value)
-
-
 def _forged(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
-    guess = {option: _wrong(value) for option, value in script.credentials.items()}
+    guess = testing.forged_credentials(name, _credentials(script))
     body = testing.sample_batch(script.event_types, provider=name)
     headers = testing.sign(name, body, event=script.event_types[0], **guess)
     story = "signed with a wrong secret"
@@ -73,7 +78,7 @@ def _forged(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
 
 def _tampered(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
     before, after = script.tamper or (b"", b"")
-    body, headers = testing.sample_delivery(name, script.event_types[0], **script.credentials)
+    body, headers = testing.sample_delivery(name, script.event_types[0], **_credentials(script))
     tampered = body.replace(before, after, 1)
     story = f"body changed after signing ({before.decode()} became {after.decode()})"
     return DemoCase("tampered", name, tampered, headers, 401, False, story)
@@ -94,7 +99,7 @@ def _unsigned(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
 def _replayed(name: str, script: DemoScript, valid: DemoCase) -> DemoCase:
     # Fresh headers (a new delivery ID) on the valid body: what an attacker who
     # captured a delivery, or a sender retrying, sends again.
-    headers = testing.sign(name, valid.body, event=script.event_types[0], **script.credentials)
+    headers = testing.sign(name, valid.body, event=script.event_types[0], **_credentials(script))
     story = (
         f"the valid {PROVIDERS[name].title} body sent again with a new delivery ID: "
         "the same signed body is a duplicate of one already handled, so it is acknowledged "
@@ -126,7 +131,7 @@ def demo_cases() -> list[DemoCase]:
 def _handlers(handled: list[Event], lock: threading.Lock) -> dict[str, WebhookHandler]:
     routes: dict[str, WebhookHandler] = {}
     for name, (_, script) in _scripts().items():
-        handler = WebhookHandler(name, stream_batches=False, **script.credentials)
+        handler = WebhookHandler(name, stream_batches=False, **_credentials(script))
 
         @handler.on("*")
         def record(event: Event) -> None:

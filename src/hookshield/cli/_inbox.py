@@ -5,8 +5,9 @@ parser, each with its function in ``args.run``; a function takes the parsed
 arguments and a :class:`~hookshield.cli._output.Printer` and returns the exit code
 (0 done, 1 nothing matched, 2 usage or configuration error, 3 the inbox file cannot
 be used); a mistake is a :class:`~hookshield.cli._common.CLIError`.  Every command
-opens the SQLite inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``), and only one
-that exists: a mistyped path must not become a new, empty inbox.  ``ls`` and ``show``
+opens the inbox named by ``--inbox`` (or ``$HOOKSHIELD_INBOX``), an SQLite file or a
+``postgresql://`` URL (:func:`~hookshield.open_inbox`), and only one that exists: a
+mistyped path must not become a new, empty inbox (``inbox init`` makes one).  ``ls`` and ``show``
 open it read-only.  Nothing here runs a route itself: ``worker`` hands that to
 :func:`~hookshield.run_worker`.
 """
@@ -17,6 +18,7 @@ import argparse
 import base64
 import contextlib
 import datetime
+import functools
 import logging
 import math
 import os
@@ -28,11 +30,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._handler import WebhookHandler
+from .._browse import DeliveryFilter, moment
 from .._headers import Headers
-from .._inbox import STATES, StoredDelivery
+from .._inbox import STATES, ManagedInbox, State, StoredDelivery
+from .._inboxes import is_postgres_url, open_inbox
 from .._sqlite_inbox import SQLiteInbox
-from .._worker import Retry, handler_map, run_worker
+from .._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
 from ._common import (
     EXIT_FAILED,
     EXIT_IO,
@@ -40,8 +43,9 @@ from ._common import (
     EXIT_USAGE,
     CLIError,
     HelpFormatter,
-    import_attribute,
+    load_handler,
 )
+from ._dashboard import DASHBOARD_ACTIONS, add_dashboard_actions, check_args, reads_only
 from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -69,7 +73,8 @@ def add_commands(commands: Any) -> None:
 examples:
   hookshield worker myapp.hooks:mindpeeker myapp.hooks:moco --inbox webhooks.db
   hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --lease 600 --max-attempts 5
-  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --burst --json""",
+  hookshield worker myapp.hooks:mindpeeker --inbox webhooks.db --burst --json
+  hookshield worker myapp.hooks:moco --inbox postgresql://app@db.internal/app --concurrency 8""",
     )
     worker.add_argument(
         "handlers", nargs="+", metavar="MODULE:NAME", help="a WebhookHandler to run"
@@ -101,6 +106,22 @@ examples:
         help="the wait between looks when nothing is due (default: 0.5)",
     )
     worker.add_argument("--burst", action="store_true", help="stop once nothing is due")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="deliveries run at once, each in a thread of its own with its own lease; "
+        "async routes run on one event loop per thread (default: 1)",
+    )
+    worker.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=DEFAULT_STOP_TIMEOUT,
+        metavar="SECONDS",
+        help="how long the first SIGTERM or SIGINT waits for the deliveries in hand "
+        f"(default: {DEFAULT_STOP_TIMEOUT:g})",
+    )
     _json_option(worker, "print the final counts as JSON")
     worker.set_defaults(run=cmd_worker)
 
@@ -113,25 +134,31 @@ examples:
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --inbox webhooks.db
+  hookshield inbox ls --state dead --sender moco --since 2h --inbox webhooks.db
   hookshield inbox show 01a22c2f --inbox webhooks.db
   hookshield inbox retry --dead --inbox webhooks.db
-  hookshield inbox purge --done --older-than 7d --inbox webhooks.db""",
+  hookshield inbox retry --state dead --type invoice.paid --dry-run --inbox webhooks.db
+  hookshield inbox purge --done --older-than 7d --inbox webhooks.db
+  hookshield inbox refused --inbox webhooks.db
+  hookshield inbox serve --inbox webhooks.db""",
     )
     actions = inbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser(
         "ls",
         formatter_class=HelpFormatter,
         help="a table of stored deliveries, oldest first",
-        description="A table of stored deliveries, oldest first, and the count in each state.",
+        description="A table of the newest stored deliveries the filters select, oldest "
+        "first, and the count in each state.",
         epilog="""\
 examples:
   hookshield inbox ls --inbox webhooks.db
-  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json""",
+  hookshield inbox ls --state dead --limit 10 --inbox webhooks.db --json
+  hookshield inbox ls --sender moco --type invoice.* --since 2026-05-01 --until 12h --inbox webhooks.db""",
     )
     ls.add_argument("--state", choices=STATES, help="only deliveries in this state (default: any)")
+    _filter_options(ls)
     ls.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="show at most N (default: 50)"
+        "--limit", type=int, default=50, metavar="N", help="show the newest N at most (default: 50)"
     )
     show = actions.add_parser(
         "show",
@@ -148,16 +175,27 @@ examples:
         "retry",
         formatter_class=HelpFormatter,
         help="make deliveries due again, attempts reset",
-        description="Make a delivery, or every dead-letter one, pending and due now with "
-        "its attempts reset.  A delivery a worker holds leased is left to that worker.",
+        description="Make a delivery, every dead-letter one, or those the filters select "
+        "(dead-letter ones unless --state says otherwise) pending and due now with their "
+        "attempts reset.  A delivery a worker holds leased is left to that worker.  "
+        "--dry-run prints how many would be retried and changes nothing.",
         epilog="""\
 examples:
   hookshield inbox retry 01a22c2f --inbox webhooks.db
-  hookshield inbox retry --dead --inbox webhooks.db""",
+  hookshield inbox retry --dead --inbox webhooks.db
+  hookshield inbox retry --sender moco --since 2026-05-01 --dry-run --inbox webhooks.db
+  hookshield inbox retry --state done --since 2026-05-01 --until 2026-05-02 --inbox webhooks.db""",
     )
-    which = retry.add_mutually_exclusive_group(required=True)
+    which = retry.add_mutually_exclusive_group()
     which.add_argument("id", nargs="?", help="a delivery id, or enough of its start to name one")
     which.add_argument("--dead", action="store_true", help="every dead-letter delivery")
+    which.add_argument(
+        "--state",
+        choices=("dead", "done", "pending"),
+        help="those in this state that the filters select (default with a filter: dead)",
+    )
+    _filter_options(retry)
+    _dry_run_option(retry, "retried")
     seal = actions.add_parser(
         "seal",
         formatter_class=HelpFormatter,
@@ -176,24 +214,74 @@ examples:
         "purge",
         formatter_class=HelpFormatter,
         help="delete old deliveries",
-        description="Delete done or dead-letter deliveries received before --older-than.",
+        description="Delete done or dead-letter deliveries received before --older-than "
+        "that the filters select.  --dry-run prints how many would be deleted and "
+        "deletes nothing.",
         epilog="""\
 examples:
   hookshield inbox purge --done --inbox webhooks.db
-  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db""",
+  hookshield inbox purge --done --dead --older-than 30d --inbox webhooks.db
+  hookshield inbox purge --dead --sender moco --older-than 1d --dry-run --inbox webhooks.db""",
     )
     purge.add_argument("--done", action="store_true", help="delete done deliveries")
     purge.add_argument("--dead", action="store_true", help="delete dead-letter deliveries")
     purge.add_argument(
         "--older-than", default="7d", metavar="AGE", help="age: 30m, 12h, 7d, 2w (default: 7d)"
     )
+    _filter_options(purge)
+    _dry_run_option(purge, "deleted")
+    pause = actions.add_parser(
+        "pause",
+        formatter_class=HelpFormatter,
+        help="stop running a sender's deliveries, on every worker",
+        description="Pause a sender: no worker leases its deliveries until it is resumed "
+        "(they wait in the inbox, and keep arriving).  The rest run on.  A delivery a "
+        "worker runs already is finished.",
+        epilog="""\
+examples:
+  hookshield inbox pause moco --inbox webhooks.db
+  hookshield inbox resume moco --inbox webhooks.db""",
+    )
+    pause.add_argument("sender", help="the sender's name, as `inbox ls` shows it")
+    resume = actions.add_parser(
+        "resume",
+        formatter_class=HelpFormatter,
+        help="run a paused sender's deliveries again",
+        description="Resume a paused sender: workers lease its deliveries again.",
+        epilog="""\
+examples:
+  hookshield inbox resume moco --inbox postgresql://app@db.internal/app""",
+    )
+    resume.add_argument("sender", help="the sender's name")
+    init = actions.add_parser(
+        "init",
+        formatter_class=HelpFormatter,
+        help="create the inbox's tables (PostgreSQL) or file (SQLite)",
+        description="Create the inbox, and in PostgreSQL the de-duplication store's table "
+        "too, for a team whose application's database user may not create tables (run it "
+        "as one who may; the application creates them on first use otherwise).  With "
+        "--sql, print the SQL instead, to run by hand; no database is needed then.",
+        epilog="""\
+examples:
+  hookshield inbox init --inbox postgresql://owner@db.internal/app
+  hookshield inbox init --sql > hookshield.sql""",
+    )
+    init.add_argument(
+        "--sql", action="store_true", help="print the SQL that creates the tables, and stop"
+    )
     for action, what in (
+        (pause, "print the result as JSON"),
+        (resume, "print the result as JSON"),
+        (init, "print the result as JSON"),
         (ls, "print the deliveries as JSON"),
         (show, "print the delivery as JSON"),
         (retry, "print the result as JSON"),
         (seal, "print the result as JSON"),
         (purge, "print the result as JSON"),
     ):
+        _inbox_option(action)
+        _json_option(action, what)
+    for action, what in add_dashboard_actions(actions):
         _inbox_option(action)
         _json_option(action, what)
     inbox.set_defaults(run=cmd_inbox)
@@ -203,8 +291,9 @@ def _inbox_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inbox",
         default=os.environ.get("HOOKSHIELD_INBOX"),
-        metavar="PATH",
-        help="the SQLite inbox file (default: $HOOKSHIELD_INBOX)",
+        metavar="PATH|URL",
+        help="the SQLite inbox file, or a postgresql:// URL (default: $HOOKSHIELD_INBOX); "
+        "a PostgreSQL inbox needs its key in HOOKSHIELD_INBOX_KEY",
     )
 
 
@@ -212,17 +301,79 @@ def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=what + ", for scripts")
 
 
-def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> SQLiteInbox:
-    """The inbox ``--inbox`` names, which must exist (unless ``create=True``)."""
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    """--sender, --type, --since and --until: the filters ls, retry and purge share."""
+    parser.add_argument("--sender", metavar="NAME", help="only deliveries of this sender (moco)")
+    parser.add_argument(
+        "--type",
+        metavar="TYPE",
+        help="only deliveries carrying this event type, or a prefix ending in * (invoice.*)",
+    )
+    for name, what in (("since", "at or after"), ("until", "before")):
+        parser.add_argument(
+            f"--{name}",
+            metavar="WHEN",
+            help=f"only deliveries received {what} WHEN: a date (2026-05-01), a date and "
+            "time (2026-05-01T10:30, UTC unless it names a zone) or an age (12h, 7d)",
+        )
+
+
+def _dry_run_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help=f"print how many would be {what}, and stop"
+    )
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    """Whether any of --sender, --type, --since, --until was given."""
+    return any(getattr(args, name, None) for name in ("sender", "type", "since", "until"))
+
+
+def _where(
+    args: argparse.Namespace, state: State | None, *, until: float | None = None
+) -> DeliveryFilter:
+    """The filter the options name, in ``state``; ``until`` bounds it further."""
+    now = time.time()
+    times: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        text = getattr(args, name, None)
+        try:
+            times[name] = None if text is None else moment(text, now=now)
+        except ValueError as exc:
+            raise CLIError(f"--{name}: {exc}") from None
+    if until is not None:
+        times["until"] = until if times["until"] is None else min(until, times["until"])
+    try:
+        return DeliveryFilter(
+            state=state,
+            sender=args.sender or None,
+            event_type=args.type or None,
+            since=times["since"],
+            until=times["until"],
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> ManagedInbox:
+    """The inbox ``--inbox`` names, which must exist (unless ``create=True``).
+
+    An SQLite file, or a ``postgresql://`` URL (see :func:`~hookshield.open_inbox`).
+    """
     if not args.inbox:
-        raise CLIError("name the inbox: --inbox PATH, or set HOOKSHIELD_INBOX")
+        raise CLIError("name the inbox: --inbox PATH or URL, or set HOOKSHIELD_INBOX")
     with _inbox_errors(args.inbox, hint):
         try:
-            inbox = SQLiteInbox(args.inbox, **options)
+            inbox = open_inbox(args.inbox, **options)
             inbox.counts()  # opened now: a missing or other key is told here, not in a loop
         except ValueError as exc:  # "", ":memory:", a missing or other key
             raise CLIError(f"--inbox: {exc}") from exc
         return inbox
+
+
+def _place(inbox: ManagedInbox) -> str:
+    """Where ``inbox`` is, for a message: its file, or its database without the password."""
+    return str(getattr(inbox, "path", None) or getattr(inbox, "where", None) or inbox)
 
 
 @contextlib.contextmanager
@@ -252,6 +403,12 @@ def _inbox_errors(path: str, hint: str = "") -> Iterator[None]:
         if "is not a hookshield inbox" not in text:  # that one names the file already
             text = f"{path}: {text}"
         raise CLIError(f"--inbox {text}", EXIT_IO) from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        # PostgreSQL's errors name the server as user@host:port/db (hookshield.postgres
+        # says what failed), never with the password; the URL is not repeated here.
+        raise CLIError(f"--inbox: {' '.join(str(exc).split())}", EXIT_IO) from None
 
 
 # -- worker -------------------------------------------------------------------------
@@ -263,17 +420,6 @@ _NO_INBOX_HINT: Final = (
 )
 
 
-def load_handler(target: str) -> WebhookHandler:
-    """The handler named ``module:name`` (the current directory is importable)."""
-    module_name, _, name = target.partition(":")
-    if not module_name or not name:
-        raise CLIError(f"{target!r}: name a handler as module:name (myapp.hooks:moco)")
-    found = import_attribute(target)
-    if not isinstance(found, WebhookHandler):
-        raise CLIError(f"{target!r} is {type(found).__name__}, not a WebhookHandler")
-    return found
-
-
 def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
     """``hookshield worker``: run the inbox's deliveries until SIGTERM or SIGINT."""
     handlers = [load_handler(target) for target in args.handlers]
@@ -283,9 +429,14 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
         raise CLIError(str(exc)) from exc
     if args.max_attempts < 1 or not all(0 < value < math.inf for value in (args.lease, args.poll)):
         raise CLIError("--max-attempts, --lease and --poll must be positive (and finite)")
+    if args.concurrency < 1 or not 0 <= args.stop_timeout < math.inf:
+        raise CLIError("--concurrency must be at least 1, and --stop-timeout finite")
     # --create makes a missing file only: an existing one must be an inbox already (the
-    # dedupe store's database is not to gain an inbox's table).
+    # dedupe store's database is not to gain an inbox's table).  In PostgreSQL it makes
+    # the inbox's tables when they are missing.
     create = args.create and bool(args.inbox) and not os.path.lexists(args.inbox)
+    if args.inbox and is_postgres_url(args.inbox):
+        create = args.create
     inbox = _open(args, lease=args.lease, create=create, hint=_NO_INBOX_HINT)
     with _inbox_errors(args.inbox):
         inbox.counts()  # a file that is no inbox is refused now, not retried for ever
@@ -298,6 +449,8 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
             retry=Retry(max_attempts=args.max_attempts),
             poll=args.poll,
             burst=args.burst,
+            concurrency=args.concurrency,
+            stop_timeout=args.stop_timeout,
         )
     except KeyboardInterrupt:
         # A second Ctrl-C ended the delivery in hand (the worker logged it).  Its lease
@@ -320,25 +473,54 @@ def cmd_worker(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
-    """``hookshield inbox ls|show|retry|seal|purge``."""
+    """``hookshield inbox ls|show|retry|seal|purge|refused|serve|pause|resume|init``."""
+    if args.action in DASHBOARD_ACTIONS:
+        check_args(args)
     if args.action == "purge":  # mistakes on the command line first, then the file
         if not (args.done or args.dead):
             raise CLIError("say what to purge: --done, --dead or both")
         seconds(args.older_than)
+    if args.action == "init":
+        return _init(args, out)
+    if args.action in ("pause", "resume"):
+        _sender_name(args.sender)
+    if args.action == "retry" and not (args.id or args.dead or args.state or _filtered(args)):
+        raise CLIError(
+            "say what to retry: a delivery id, --dead, or a filter (--state, --sender ...)"
+        )
+    if args.action == "retry" and args.id and _filtered(args):
+        raise CLIError("give a delivery id or a filter, not both")
     # ls and show only read: they open the file read-only, and change nothing in it.
-    inbox = _open(args, create=False, read_only=args.action in ("ls", "show"))
-    action: Callable[[SQLiteInbox, argparse.Namespace, Printer], int] = {
-        "ls": _ls,
-        "show": _show,
-        "retry": _retry,
-        "seal": _seal,
-        "purge": _purge,
-    }[args.action]
+    read_only = args.action in ("ls", "show") or (
+        args.action in DASHBOARD_ACTIONS and reads_only(args)
+    )
+    inbox = _open(args, create=False, read_only=read_only)
     with _inbox_errors(args.inbox):
+        if args.action in DASHBOARD_ACTIONS:
+            return DASHBOARD_ACTIONS[args.action](_browsable(inbox), args, out)
+        action: Callable[[ManagedInbox, argparse.Namespace, Printer], int] = {
+            "ls": _ls,
+            "show": _show,
+            "retry": _retry,
+            "seal": _seal,
+            "purge": _purge,
+            "pause": _pause,
+            "resume": _resume,
+        }[args.action]
         return action(inbox, args, out)
 
 
-def _find(inbox: SQLiteInbox, text: str) -> StoredDelivery:
+def _browsable(inbox: ManagedInbox) -> SQLiteInbox:
+    """The inbox, for what filters, pages, keeps refusals or serves the dashboard."""
+    if isinstance(inbox, SQLiteInbox):
+        return inbox
+    raise CLIError(
+        f"{_place(inbox)}: filters, bulk actions, kept refusals and the dashboard need an "
+        "SQLite inbox; a PostgreSQL inbox takes an id or --dead"
+    )
+
+
+def _find(inbox: ManagedInbox, text: str) -> StoredDelivery:
     """The delivery whose id is ``text``, or the one whose id starts with it."""
     if not text:
         raise CLIError("give a delivery id, or enough of its start to name one")
@@ -354,7 +536,7 @@ def _find(inbox: SQLiteInbox, text: str) -> StoredDelivery:
         )
     row = inbox.get(ids[0]) if ids else None
     if row is None:
-        raise CLIError(f"no delivery {text!r} in {inbox.path}", EXIT_FAILED)
+        raise CLIError(f"no delivery {text!r} in {_place(inbox)}", EXIT_FAILED)
     return row
 
 
@@ -385,14 +567,31 @@ def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()
 
 
-def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    rows = inbox.list(args.state, limit=max(1, args.limit))
+def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    where = _where(args, args.state)
+    if isinstance(inbox, SQLiteInbox) or _filtered(args):
+        # The newest N the filters select, shown oldest first, as a log reads.
+        rows = _browsable(inbox).find(where, limit=max(1, args.limit))[::-1]
+    else:  # an inbox without browsing lists by state
+        rows = inbox.list(args.state, limit=max(1, args.limit))
     counts = inbox.counts()
+    paused = inbox.paused()
     if args.json:
-        out.json({"deliveries": [_row_json(row) for row in rows], "counts": counts})
+        out.json(
+            {
+                "deliveries": [_row_json(row) for row in rows],
+                "counts": counts,
+                "paused": {sender: _iso(since) for sender, since in paused.items()},
+            }
+        )
         return EXIT_OK
+    if paused:
+        out.line("paused (not run until resumed): " + ", ".join(map(printable, paused)))
     if not rows:
-        out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        if _filtered(args):
+            out.line("no deliveries match")
+        else:
+            out.line("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return EXIT_OK
     now = time.time()
     header = ("ID", "SENDER", "EVENTS", "STATE", "ATTEMPTS", "LAST ERROR", "AGE")
@@ -415,7 +614,7 @@ def _ls(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK
 
 
-def _show(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _show(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     row = _find(inbox, args.id)
     if args.json:
         out.json(_row_json(row, whole=True))
@@ -457,12 +656,12 @@ def _shown(name: str, value: str) -> str:
     return "<hidden>" if redacted else printable(value)
 
 
-def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    if not args.dead:
+def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    if args.id:
         row = _find(inbox, args.id)
         if inbox.requeue([row.id]) == 0:
             if inbox.get(row.id) is None:  # purged meanwhile
-                raise CLIError(f"no delivery {args.id!r} in {inbox.path}", EXIT_FAILED)
+                raise CLIError(f"no delivery {args.id!r} in {_place(inbox)}", EXIT_FAILED)
             # leased: a worker runs it now, and settles it when done
             raise CLIError(
                 f"delivery {row.id!r} is leased to a worker now; retry it once it is done, "
@@ -474,21 +673,56 @@ def _retry(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
         else:
             out.line(f"{row.id}: pending, due now")
         return EXIT_OK
-    total = inbox.counts()["dead"]
+    state: State = args.state or "dead"
+    where = _where(args, state)
+    requeue: Callable[..., tuple[int, str | None]]
+    if isinstance(inbox, SQLiteInbox) or _filtered(args) or state != "dead":
+        browsable = _browsable(inbox)
+        total = browsable.count(where)
+        requeue = functools.partial(browsable.requeue_matching, where)
+    else:  # every dead-letter delivery: what any inbox can do
+        total = inbox.counts()["dead"]
+        requeue = inbox.requeue_dead
+    if args.dry_run:
+        return _would(out, args, total, "retried", [where])
     done = 0
     after: str | None = ""
     while after is not None:  # ids forward: ends though requeued rows may die again
-        count, after = inbox.requeue_dead(after, limit=_BATCH)
+        count, after = requeue(after=after, limit=_BATCH)
         done += count
         _progress("requeued", done, total)
     if args.json:
         out.json({"requeued": done})
     else:
-        out.line(f"{done} dead-letter deliveries are pending again, due now")
+        which = "dead-letter deliveries" if state == "dead" else f"{state} deliveries"
+        out.line(f"{done} {which} are pending again, due now")
     return EXIT_OK
 
 
-def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _would(
+    out: Printer, args: argparse.Namespace, count: int, what: str, wheres: list[DeliveryFilter]
+) -> int:
+    """What --dry-run prints: how many deliveries the action would change, and which."""
+    if args.json:
+        out.json({"dry_run": True, "matching": count})
+    else:
+        described = "; ".join(_described(where) for where in wheres)
+        out.line(f"{count} deliveries would be {what} ({described}); nothing was changed")
+    return EXIT_OK
+
+
+def _described(where: DeliveryFilter) -> str:
+    parts = [f"state {where.state}"] if where.state else []
+    for name, value in (("sender", where.sender), ("type", where.event_type)):
+        if value:
+            parts.append(f"{name} {printable(value)}")
+    for name, when in (("since", where.since), ("until", where.until)):
+        if when is not None:
+            parts.append(f"{name} {_iso(when)}")
+    return ", ".join(parts)
+
+
+def _seal(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     ids = [_find(inbox, given).id for given in args.ids]
     sealed = inbox.reseal(ids)
     if args.json:
@@ -498,22 +732,88 @@ def _seal(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK if sealed else EXIT_FAILED
 
 
-def _purge(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
-    states = [state for state in ("done", "dead") if getattr(args, state)]
+def _purge(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    states: list[State] = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
+    wheres = [_where(args, state, until=before) for state in states]
     deleted = 0
-    for state in states:
-        total = inbox.counts()[state]
-        while True:
-            count = inbox.purge(state, before, limit=_BATCH)  # type: ignore[arg-type]
-            if not count:
-                break
-            deleted += count
-            _progress(f"deleted ({state})", deleted, total)
+    if not isinstance(inbox, SQLiteInbox) and not (_filtered(args) or args.dry_run):
+        # An inbox without browsing purges by state and age.
+        for state in states:
+            while count := inbox.purge(state, before, limit=_BATCH):
+                deleted += count
+                _progress(f"deleted ({state})", deleted, deleted)
+    else:
+        browsable = _browsable(inbox)
+        if args.dry_run:
+            total = sum(browsable.count(where) for where in wheres)
+            return _would(out, args, total, "deleted", wheres)
+        for where in wheres:
+            total = browsable.count(where)
+            while count := browsable.purge_matching(where, limit=_BATCH):
+                deleted += count
+                _progress(f"deleted ({where.state})", deleted, total)
     if args.json:
         out.json({"deleted": deleted, "older_than": args.older_than})
     else:
         out.line(f"deleted {deleted} deliveries older than {args.older_than}")
+    return EXIT_OK
+
+
+def _sender_name(name: str) -> str:
+    if not name or len(name) > 64 or not name.isprintable():
+        raise CLIError(f"{name!r} is not a sender's name (as `hookshield inbox ls` shows them)")
+    return name
+
+
+def _pause(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    made = inbox.pause(args.sender)
+    if args.json:
+        out.json({"sender": args.sender, "paused": True, "changed": made})
+    elif made:
+        out.line(
+            f"{args.sender}: paused; its deliveries wait until "
+            f"`hookshield inbox resume {args.sender}`"
+        )
+    else:
+        out.line(f"{args.sender}: paused already")
+    return EXIT_OK
+
+
+def _resume(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
+    was = inbox.resume(args.sender)
+    if args.json:
+        out.json({"sender": args.sender, "paused": False, "changed": was})
+    else:
+        out.line(f"{args.sender}: " + ("resumed" if was else "was not paused"))
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace, out: Printer) -> int:
+    """``hookshield inbox init``: make the tables (or the file), or print their SQL."""
+    if args.sql:
+        from ..postgres import schema_sql
+
+        out.line(schema_sql().rstrip("\n"))
+        return EXIT_OK
+    if not args.inbox:
+        raise CLIError("name the inbox: --inbox PATH or URL, or set HOOKSHIELD_INBOX")
+    with _inbox_errors(args.inbox):
+        if is_postgres_url(args.inbox):
+            from ..postgres import create_tables
+
+            made = create_tables(args.inbox.strip())
+        else:
+            try:
+                inbox = open_inbox(args.inbox)
+                inbox.counts()
+            except ValueError as exc:
+                raise CLIError(f"--inbox: {exc}") from exc
+            made = [args.inbox]
+    if args.json:
+        out.json({"ready": made})
+    else:
+        out.line("ready: " + ", ".join(made))
     return EXIT_OK
 
 

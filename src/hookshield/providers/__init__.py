@@ -1,21 +1,106 @@
-"""The senders hookshield knows, one module each, by the name ``WebhookHandler`` takes.
+"""The senders hookshield knows, and everything needed to write another one.
 
-Public: a sender that needs code of its own (not just an :class:`HmacSender`
-description) is a :class:`Provider` subclass in a module, registered in
-:data:`PROVIDERS`; see the Architecture page.  The leading-underscore modules here
-are the senders' shared plumbing and stay private.
+A sender is one module: a :class:`Provider` subclass (or an :class:`HmacProvider`
+driven by an :class:`HmacSender` description, for a sender that signs with
+HMAC-SHA256), registered by name in :data:`PROVIDERS`.  A built-in sender is one line
+of the table below (its module is imported when it is first looked up); any other is
+registered with :func:`register_provider`.  Every list of senders (``hookshield.testing.providers()``, the command line, ``hookshield
+demo``, the test suite's contract tests) is read from the registry, so a registered
+sender joins them all.  What a sender's module needs is exported here; see "Your own
+sender" in the documentation.  The leading-underscore modules are the plumbing
+behind these names and stay private.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
+import re
+from collections.abc import Iterator, Mapping, MutableMapping
 
+from .._auth import Credentials
+from .._errors import (
+    EmptyBody,
+    InvalidEncoding,
+    MalformedPayload,
+    UnsupportedContentType,
+)
+from .._events import (
+    Delivery,
+    Event,
+    as_float,
+    as_int,
+    as_str,
+    from_epoch_by_magnitude,
+    from_iso,
+    from_unix,
+)
+from .._headers import Headers
+from .._json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
 from .._options import type_name
-from ._base import Credentials, DemoScript, Provider
-from ._hmac import HmacSender
+from ._base import (
+    MIB,
+    UNDOCUMENTED_RETRY_WINDOW,
+    DemoScript,
+    Provider,
+    authorization_headers,
+    body_sha256,
+    content_sha256,
+    dedupe_ttl_for,
+    first_credential,
+    form_field,
+    form_fields,
+    is_json,
+    media_type,
+    unique_clock,
+)
+from ._hmac import HmacProvider, HmacSender
+from ._payload import PayloadShape
+from ._scheme import HmacScheme, check_header_name
 
-__all__ = ["PROVIDERS", "Credentials", "DemoScript", "Provider", "ProviderLike", "get_provider"]
+__all__ = [
+    "MIB",
+    "PROVIDERS",
+    "UNDOCUMENTED_RETRY_WINDOW",
+    "Credentials",
+    "Delivery",
+    "DemoScript",
+    "EmptyBody",
+    "Event",
+    "FrozenArray",
+    "FrozenObject",
+    "Headers",
+    "HmacProvider",
+    "HmacScheme",
+    "HmacSender",
+    "InvalidEncoding",
+    "MalformedPayload",
+    "PayloadShape",
+    "Provider",
+    "ProviderLike",
+    "UnsupportedContentType",
+    "as_float",
+    "as_int",
+    "as_str",
+    "authorization_headers",
+    "body_sha256",
+    "content_sha256",
+    "decode_json",
+    "dedupe_ttl_for",
+    "first_credential",
+    "form_field",
+    "form_fields",
+    "freeze",
+    "from_epoch_by_magnitude",
+    "from_iso",
+    "from_unix",
+    "get_provider",
+    "is_json",
+    "media_type",
+    "register_provider",
+    "unique_clock",
+    "unregister_provider",
+    "unwrap",
+]
 
 #: What ``WebhookHandler`` takes as its sender: a name, a description or a provider.
 ProviderLike = str | HmacSender | Provider
@@ -46,6 +131,9 @@ class _Registry(MutableMapping[str, Provider]):
     def __delitem__(self, name: str) -> None:
         del self._senders[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._senders  # without importing the sender's module
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._senders)
 
@@ -56,7 +144,7 @@ class _Registry(MutableMapping[str, Provider]):
         return f"<hookshield senders: {', '.join(self._senders)}>"
 
 
-#: Every sender, by name.  A new sender is a new module and one line here.
+#: Every sender, by name.  A new built-in sender is a new module and one line here.
 PROVIDERS: MutableMapping[str, Provider] = _Registry(
     {
         "moonsense": (".moonsense", "MoonsenseProvider"),
@@ -68,6 +156,9 @@ PROVIDERS: MutableMapping[str, Provider] = _Registry(
         "standard-webhooks": (".standard_webhooks", "StandardWebhooksProvider"),
     }
 )
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_CREDENTIALS = frozenset({"secret", "token", "basic_auth", "bearer_token"})
 
 
 def get_provider(provider: ProviderLike) -> Provider:
@@ -90,3 +181,63 @@ def get_provider(provider: ProviderLike) -> Provider:
         return PROVIDERS[provider]
     except KeyError:
         raise ValueError(f"unknown provider {provider!r}; hookshield knows {known}") from None
+
+
+def register_provider(provider: Provider | HmacSender, *, replace: bool = False) -> Provider:
+    """Add a sender to :data:`PROVIDERS`, under its name; returns its provider.
+
+    From then on ``WebhookHandler("<name>", ...)``, :mod:`hookshield.testing`, the
+    command line and ``hookshield demo`` know it.  The provider is checked first
+    (``TypeError`` or ``ValueError``): its name, the attributes every sender declares,
+    its ``default_max_body_size``, ``parse_headers`` and ``test_credentials``.  A name
+    already registered is refused unless ``replace=True``.
+    """
+    sender = get_provider(provider)
+    _check(sender)
+    if sender.name in PROVIDERS and not replace:
+        raise ValueError(
+            f"a sender named {sender.name!r} is already registered; pass replace=True to replace it"
+        )
+    PROVIDERS[sender.name] = sender
+    return sender
+
+
+def unregister_provider(name: str) -> Provider:
+    """Remove the sender registered as ``name`` and return it (``KeyError`` if none)."""
+    return PROVIDERS.pop(name)
+
+
+def _check(sender: Provider) -> None:
+    missing = [
+        attribute
+        for attribute in ("name", "title", "event_class", "event_types", "accepts")
+        if not hasattr(sender, attribute)
+    ]
+    if missing:
+        raise TypeError(f"{type(sender).__name__} does not declare {', '.join(missing)}")
+    if not (isinstance(sender.name, str) and _NAME.fullmatch(sender.name)):
+        raise ValueError(
+            f"name={sender.name!r}: use lower-case letters, digits, '.', '_' or '-' "
+            "(at most 64), as in 'acme'"
+        )
+    if not (isinstance(sender.event_class, type) and issubclass(sender.event_class, Event)):
+        raise TypeError(f"{sender.title}: event_class must be a subclass of hookshield.Event")
+    if not sender.accepts <= _CREDENTIALS:
+        raise ValueError(f"{sender.title}: accepts names {sorted(sender.accepts - _CREDENTIALS)}")
+    if ("secret" in sender.accepts) != (sender.scheme is not None):
+        raise ValueError(f"{sender.title}: a sender accepts secret= exactly when it has a scheme")
+    limit = sender.default_max_body_size
+    if type(limit) is not int or limit < 1:
+        raise ValueError(
+            f"{sender.title}: default_max_body_size must be a positive number of bytes (an int)"
+        )
+    if not isinstance(sender.parse_headers, tuple):
+        raise TypeError(f"{sender.title}: parse_headers must be a tuple of header names")
+    for name in sender.parse_headers:
+        check_header_name(name, f"{sender.title}'s parse_headers")
+    credentials: Mapping[str, object] = sender.test_credentials
+    if not (credentials or sender.can_be_unsigned) or not set(credentials) <= sender.accepts:
+        raise ValueError(
+            f"{sender.title}: test_credentials must be keyword arguments it accepts "
+            f"({', '.join(sorted(sender.accepts))}), as the tests and the demo use them"
+        )

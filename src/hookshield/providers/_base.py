@@ -2,13 +2,18 @@
 
 Theory of operation: a sender is a :class:`Provider` subclass in a module of its own,
 holding everything about that sender: which credentials it can carry, how to check
-them over the raw body, how to read its payload into typed events, and, for
-:mod:`hookshield.testing`, how to sign a body and build realistic sample deliveries
-exactly as the real sender does.  Adding a sender means adding one module and one line
-in :mod:`hookshield.providers`.
+them over the raw body (its :class:`HmacScheme`, for a sender that signs), how to
+read its payload into typed events, for how long it retries, and, for
+:mod:`hookshield.testing`, the command line and the contract tests, the credentials
+to test it with, how to sign a body and build realistic sample deliveries exactly as
+the real sender does.  Adding a sender means adding one module and registering it
+(one line in :mod:`hookshield.providers`, or :func:`register_provider`).
 
-The order is fixed by :meth:`hookshield.WebhookHandler.verify`: size limit, then
+The order is fixed by :meth:`hookshield.WebhookHandler.verify`: what the headers
+settle before the body is read (:meth:`Provider.check_headers`), the size limit
+(:attr:`Provider.default_max_body_size` unless the handler says), then
 :meth:`Provider.authenticate` on the raw bytes, and only then :meth:`Provider.parse`.
+Nothing here imports the handler side (``_handler``, ``_credentials``, the stores).
 """
 
 from __future__ import annotations
@@ -17,43 +22,47 @@ import base64
 import functools
 import hashlib
 import json
+import math
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from .._auth import (
-    check_authorization,
-    check_hex_hmac,
-    check_token,
-    read_header,
-)
-from .._credentials import Credentials
-from .._dedupe import DEFAULT_TTL
+from .._auth import Credentials, check_authorization, check_token, read_header
 from .._errors import (
     EmptyBody,
     InvalidEncoding,
+    InvalidSignature,
     MalformedPayload,
     MissingCredentials,
     UnsupportedContentType,
+    WebhookError,
 )
 from .._events import Delivery, Event
 from .._headers import Headers
 from .._json import decode_json
+from ._scheme import HmacScheme
 
 __all__ = [
+    "FORM_TYPE",
     "MIB",
+    "UNDOCUMENTED_RETRY_WINDOW",
     "Credentials",
     "DemoScript",
     "Provider",
     "authorization_headers",
     "body_sha256",
     "content_sha256",
+    "dedupe_ttl_for",
     "first_credential",
+    "form_field",
+    "form_fields",
     "is_json",
     "media_type",
+    "sole_payload",
     "unique_clock",
 ]
 
@@ -61,18 +70,32 @@ JSON_TYPES = frozenset({"application/json", "text/json", "text/plain"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 _FORM_MAX_FIELDS = 64
 #: The retry window assumed for a sender whose documentation gives none (Moonsense,
-#: Petal Metrics, MOCO): two hours, within the library's default de-duplication
-#: time (``DEFAULT_TTL``, 2.5 hours), like MindPeeker's published 1 h 42 min.
+#: Petal Metrics, MOCO, GitHub, Standard Webhooks): two hours, about MindPeeker's
+#: published 1 h 42 min.
 UNDOCUMENTED_RETRY_WINDOW = 2 * 3600.0
+_HALF_AN_HOUR = 1800.0
 #: One mebibyte: the unit of the senders' default ``max_body_size``.
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+def dedupe_ttl_for(retry_window: float) -> float:
+    """The default de-duplication time of a sender that retries for ``retry_window`` s.
+
+    The window and a quarter more, rounded up to a whole half hour (at least one), so
+    that the sender's last retry, late as it may be, still finds its key: 2.5 hours for
+    MindPeeker's 1 h 42 min and for the undocumented two hours, 10 hours for
+    SparkPost's eight.
+    """
+    halves = math.ceil(retry_window * 1.25 / _HALF_AN_HOUR)
+    return max(1, halves) * _HALF_AN_HOUR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DemoScript:
     """How ``hookshield demo`` shows a sender, declared in the sender's own module.
 
-    ``credentials`` are what the demo's receiver and sender share; ``event_types``
+    ``credentials`` are what the demo's receiver and sender share (by default the
+    sender's :attr:`Provider.test_credentials`); ``event_types``
     make the valid delivery (several for a sender of batches); ``accepted`` says in
     words what the receiver checked.  ``attacks`` names the bad deliveries this sender
     demonstrates, among ``"forged"`` (signed with a wrong credential),
@@ -81,9 +104,9 @@ class DemoScript:
     (a valid body sent again with freshly made headers).
     """
 
-    credentials: Mapping[str, Any]
     event_types: tuple[str, ...]
     accepted: str
+    credentials: Mapping[str, Any] | None = None
     attacks: tuple[str, ...] = ()
     tamper: tuple[bytes, bytes] | None = None
 
@@ -229,6 +252,35 @@ def form_field(body: bytes, field: str, *, sender: str) -> bytes:
     return values[0].encode("utf-8")
 
 
+def _is_form(headers: Headers) -> bool:
+    if is_json(headers):
+        return False  # the common case, without a second look at the header
+    try:
+        return media_type(headers) == FORM_TYPE
+    except WebhookError:
+        return False  # a charset other than UTF-8: refused once authenticated
+
+
+def _body_then_payload(body: bytes) -> Iterator[bytes]:
+    yield body
+    payload = sole_payload(body)
+    if payload is not None:
+        yield payload
+
+
+def sole_payload(body: bytes) -> bytes | None:
+    """The ``payload`` value of a form that is that one field alone, else ``None``."""
+    try:
+        fields = form_fields(body)
+    except WebhookError:
+        # Unreadable as a form: only the raw body can have been signed.  Being
+        # unauthenticated, it is rejected as such, not as a bad form.
+        return None
+    if len(fields) != 1 or fields[0][0] != "payload":
+        return None
+    return fields[0][1].encode("utf-8")
+
+
 class Provider:
     """One sender: how it authenticates, what it sends, and how to imitate it."""
 
@@ -248,28 +300,60 @@ class Provider:
     accepts_form: ClassVar[bool] = False
     #: Whether each event also has its own de-duplication key (batches of events).
     dedupe_events: ClassVar[bool] = False
-    #: The header carrying the hex HMAC, for senders that sign.
+    #: How the sender signs, for a sender that signs with HMAC-SHA256; ``None`` else.
+    scheme: ClassVar[HmacScheme | None] = None
+    #: Whether a form whose only field is ``payload`` may be signed over that field's
+    #: decoded value rather than the raw body (Moonsense, whose page does not say).
+    signs_form_payload: ClassVar[bool] = False
+    #: The scheme's signature header, for senders that sign (set from ``scheme``).
     signature_header: ClassVar[str | None] = None
-    #: What precedes the hex digest in the signature header (MindPeeker's ``sha256=``).
+    #: What precedes each signature in that header (set from ``scheme``).
     signature_prefix: ClassVar[str] = ""
     #: Where a Petal-style shared token travels when no ``token_header`` is given.
     default_token_header: ClassVar[str | None] = None
     #: The headers :meth:`parse` reads besides ``Content-Type``.  An inbox keeps these
     #: with a stored delivery, and drops every other header of the request.
     parse_headers: ClassVar[tuple[str, ...]] = ()
+    #: The credentials the tests, the command line's examples and, unless its
+    #: ``demo`` says otherwise, ``hookshield demo`` use with this sender: keyword
+    #: arguments of ``WebhookHandler`` and :func:`hookshield.testing.sign`.
+    test_credentials: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: How ``hookshield demo`` shows this sender; ``None`` leaves it out of the demo.
     demo: ClassVar[DemoScript | None] = None
     #: For how long, in seconds, the sender retries a delivery that failed.  Where its
     #: documentation does not say, :data:`UNDOCUMENTED_RETRY_WINDOW`.
     retry_window: ClassVar[float] = UNDOCUMENTED_RETRY_WINDOW
-    #: How long, in seconds, a de-duplication key should be kept: the retry window
-    #: with a margin, so that the last retry is still recognised.
-    default_dedupe_ttl: ClassVar[float] = DEFAULT_TTL
     #: The largest body a handler accepts unless given ``max_body_size=``: what the
     #: sender's largest delivery needs, with margin, so that an authenticated sender
     #: never buffers more than its deliveries can weigh.  Each sender sets its own,
     #: citing its documentation; this one is for a sender that does not.
     default_max_body_size: ClassVar[int] = MIB
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        scheme: HmacScheme | None = cls.__dict__.get("scheme")
+        header = cls.__dict__.get("signature_header")
+        if scheme is None and isinstance(header, str):
+            # A sender written before schemes (a hex HMAC of the body in one header)
+            # gets the scheme its two attributes describe.
+            scheme = cls.scheme = HmacScheme(
+                signature_header=header, signature_prefix=cls.signature_prefix
+            )
+        if scheme is not None:
+            # What the demo, the tests and the other modules read of a signing sender.
+            if "signature_header" not in cls.__dict__:
+                cls.signature_header = scheme.signature_header
+            if "signature_prefix" not in cls.__dict__:
+                cls.signature_prefix = scheme.signature_prefix
+        super().__init_subclass__(**kwargs)
+
+    @property
+    def default_dedupe_ttl(self) -> float:
+        """How long, in seconds, a de-duplication key is kept unless ``dedupe_ttl=`` says.
+
+        The retry window with a margin (:func:`dedupe_ttl_for`), so that the last
+        retry is still recognised.
+        """
+        return dedupe_ttl_for(self.retry_window)
 
     # -- receiving -------------------------------------------------------------
 
@@ -280,13 +364,21 @@ class Provider:
         """
         keys = credentials.hmac_keys
         if keys:
-            return check_hex_hmac(
-                self._signature(headers),
-                self.signed_messages(body, headers),
-                keys,
-                header=self.signature_header or "",
-                prefix=self.signature_prefix,
-            )
+            scheme = self.scheme
+            if scheme is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
+                raise TypeError(f"{self.title} does not sign its deliveries")
+            try:
+                return scheme.verify(
+                    self.signed_messages(body, headers), headers, keys, sender=self.title
+                )
+            except InvalidSignature:
+                if self.signs_form_payload and _is_form(headers) and sole_payload(body) is None:
+                    raise InvalidSignature(
+                        f"the {scheme.signature_header} signature does not match the raw form "
+                        "body; a signature over the 'payload' field alone covers only a form "
+                        "of exactly one 'payload' field, which this form is not"
+                    ) from None
+                raise
         if credentials.empty:
             return None  # allowed only with allow_unsigned=True, checked at construction
         self._check_shared_credentials(headers, credentials)
@@ -296,59 +388,57 @@ class Provider:
         """Check, before the body is read, what of the credentials the headers settle.
 
         A credential that travels in a header alone (a token, Basic, Bearer) is
-        checked completely; a signature must be present (and well formed, where that
-        can be told without the body).  Raises what :meth:`authenticate` would raise
-        for these headers, so that a delivery it lets through is judged again, whole,
-        by :meth:`authenticate`.
+        checked completely; a signature must be present and well formed as far as
+        that can be told without the body (:meth:`HmacScheme.check_headers`: its
+        header, the timestamp, the other headers it signs).  Raises what
+        :meth:`authenticate` would raise for these headers, so that a delivery it
+        lets through is judged again, whole, by :meth:`authenticate`.  A sender with
+        no ``scheme`` that verifies in an ``authenticate`` of its own checks nothing
+        here unless it overrides this too.
         """
         if credentials.hmac_keys:
-            if self.signature_header is not None:
-                self._signature(headers)
+            if self.scheme is not None:
+                self.scheme.check_headers(headers, sender=self.title)
         elif not credentials.empty:
             self._check_shared_credentials(headers, credentials)
-
-    def _signature(self, headers: Headers) -> str:
-        """The signature header's value; :class:`MissingCredentials` without one."""
-        header = self.signature_header
-        if header is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
-            raise TypeError(f"{self.title} does not sign its deliveries")
-        value = read_header(headers, header)
-        if value is None:
-            raise MissingCredentials(
-                f"the delivery has no {header} header, but this handler has a secret: "
-                f"{self.title} signs every delivery once a secret is set on its side"
-            )
-        return value
 
     def stored_headers(self, credentials: Credentials) -> frozenset[str]:
         """The headers (lower-case) an inbox keeps: what verifying again and parsing read.
 
-        ``Content-Type``, :attr:`parse_headers`, and the signature header when the
-        handler checks a signature.  Never a shared credential (a token header,
-        ``Authorization``): the inbox's seal vouches for a stored row, and a
-        long-lived secret is not kept at rest only to be compared again.  A sender
-        whose :meth:`authenticate` reads more headers adds them here.
+        ``Content-Type``, :attr:`parse_headers`, and, when the handler checks a
+        signature, every header the scheme reads (:attr:`HmacScheme.read_headers`: the
+        signature, the timestamp and the signed headers).  Never a shared credential
+        (a token header, ``Authorization``): the inbox's seal vouches for a stored
+        row, and a long-lived secret is not kept at rest only to be compared again.  A
+        sender whose :meth:`authenticate` reads more headers adds them here.
         """
         names = {"content-type", *self.parse_headers}
-        if credentials.hmac_keys and self.signature_header is not None:
-            names.add(self.signature_header)
+        if credentials.hmac_keys and self.scheme is not None:
+            names.update(self.scheme.read_headers)
         return frozenset(name.lower() for name in names)
 
     def signing_keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
-        """The HMAC keys of the configured ``secret=`` values: their UTF-8 bytes by default.
+        """The HMAC keys of the configured ``secret=`` values, decoded as the scheme says.
 
         A sender whose secrets are encoded (Standard Webhooks' ``whsec_<base64>``)
         decodes them here; one that cannot be decoded raises ``ValueError``, so the
         handler is refused at construction rather than at the first delivery.
         """
-        return secrets
+        if self.scheme is None:
+            return secrets
+        return self.scheme.keys(secrets, sender=self.title)
 
     def signed_messages(self, body: bytes, headers: Headers) -> Iterable[bytes]:
-        """The byte strings the sender may have signed, the raw body first.
+        """The byte strings the sender may have signed as its body, the raw body first.
 
-        Read lazily by the compare: a candidate after the first is only worked out
-        (decoded) when the raw body did not match.
+        With ``signs_form_payload``, a form of one ``payload`` field alone may be
+        signed over that field: a signature over the payload says nothing of other
+        fields, and a captured JSON delivery re-sent as ``payload=<the JSON>&n=1``,
+        ``&n=2`` ... would verify again and again.  A generator: the form is decoded
+        only once the raw body has failed to match.
         """
+        if self.signs_form_payload and _is_form(headers):
+            return _body_then_payload(body)
         return (body,)
 
     def _check_shared_credentials(self, headers: Headers, credentials: Credentials) -> None:
@@ -421,8 +511,22 @@ class Provider:
     # -- imitating the sender, for hookshield.testing ------------------------------
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
-        """The headers the real sender sends with ``body``."""
-        raise NotImplementedError
+        """The headers the real sender sends with ``body``.
+
+        For a sender with a ``scheme``: ``Content-Type`` (``content_type``, JSON by
+        default) and the scheme's signature under the first ``secret`` (none without
+        one, for a sender that may deliver unsigned), at ``timestamp`` for a scheme
+        that signs one.  A sender that sends more headers adds them around this.
+        """
+        if self.scheme is None:
+            raise NotImplementedError(f"{self.title} has no scheme: its module signs")
+        headers = {"Content-Type": str(options.get("content_type") or "application/json")}
+        secret = options.get("secret")
+        if secret is not None:
+            headers.update(
+                self.scheme.sign(body, secret, headers, timestamp=options.get("timestamp"))
+            )
+        return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
         """A realistic body for ``event_type``, with ``overrides`` merged into its data.

@@ -1,49 +1,42 @@
-"""Any sender that signs with HMAC-SHA256, described declaratively.
+"""Any sender that signs with HMAC-SHA256, described declaratively, and the provider it drives.
 
-Theory of operation: an :class:`HmacSender` is a frozen description (which header,
-which prefix and encoding, what is signed, how the key is written, where the type and
-id come from); :meth:`HmacSender.provider` turns it into a :class:`Provider` whose
-behaviour it drives.  Standard Webhooks and GitHub are two such descriptions.
-
-Rules this module owns:
-
-* Every misconfiguration is refused when the description is built (``ValueError`` or
-  ``TypeError``), never at the first delivery.  A timestamp window is refused unless
-  the signature covers the timestamp: an unsigned timestamp stops no replay
-  (docs/security.md, "Replay and de-duplication").
-
-The :class:`Provider` that a description drives lives in ``_hmac_provider``.
+Theory of operation: an :class:`HmacSender` is a frozen description in two halves:
+its :class:`~._scheme.HmacScheme` (which header, which prefix and encoding, what is
+signed, how the key is written: ``sender.scheme``) and its
+:class:`~._payload.PayloadShape` (where the type, id, time and data are:
+``sender.payload``).  It is written flat, one keyword per option, and split when
+built; every misconfiguration is refused then (``ValueError`` or ``TypeError``),
+never at the first delivery.  :meth:`HmacSender.provider` turns it into an
+:class:`HmacProvider`, whose behaviour it drives.  MindPeeker, MOCO, GitHub and
+Standard Webhooks are such descriptions, each with a module of its own for its typed
+event class and its samples.
 
 Nothing here logs, awaits, touches a store or starts a thread.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import dataclasses
-import math
+import functools
 import re
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, TypedDict
 
-from .._events import Event
-from ._base import MIB
-from ._hmac_provider import HmacProvider, provider_of
+from .._events import Delivery, Event
+from .._headers import Headers
+from .._json import FrozenObject
+from ._base import MIB, Provider
+from ._payload import PayloadShape
+from ._scheme import HmacScheme, Part, check_text
 
-__all__ = ["HmacProvider", "HmacSender"]
+__all__ = ["EventFields", "HmacProvider", "HmacSender"]
 
-#: The most signatures one header may carry (key rotation needs two or three).
-MAX_SIGNATURES = 64
-# RFC 9110 section 5.6.2: a header name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_FIELD_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
-
-Part = tuple[Literal["text", "body", "timestamp", "header"], str]
+_UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,8 +63,8 @@ class HmacSender:
       value, where there is one, is appended after a dot (GitHub's ``action``).
     * The event id from ``id_field`` or ``id_header``: it is the de-duplication key if
       the signature covers it (a signed id header that is empty is refused); otherwise
-      the key is the body's SHA-256 plus the type.  ``type_in_key=False`` leaves a type
-      read from ``type_header`` out of that key, for a sender whose every event has a
+      the key is the body's SHA-256, plus the type where the type comes from a header.
+      ``type_in_key=False`` leaves that type out, for a sender whose every event has a
       body of its own (GitHub): a captured body replayed under another type header is
       then a duplicate rather than a new delivery.  Keep the default where one body
       may be sent as two events (MOCO's update and delete of an unchanged entity).
@@ -83,6 +76,8 @@ class HmacSender:
       handler's ``max_body_size=`` (1 MiB, fifty times what the Standard Webhooks
       specification recommends a payload stays under; set the sender's documented cap
       where it has one).
+
+    The first four groups are its :attr:`scheme`, the next its :attr:`payload`.
     """
 
     name: str
@@ -112,251 +107,212 @@ class HmacSender:
     event_types: tuple[str, ...] = ()
     accepts_form: bool = False
     max_body_size: int = MIB
-    # Derived once from the fields above.
-    _parts: tuple[Part, ...] = field(init=False, repr=False, compare=False)
+    #: The signature half of the description, built from the fields above.
+    scheme: HmacScheme = field(init=False, repr=False, compare=False)
+    #: The payload half of the description, built from the fields above.
+    payload: PayloadShape = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_str(self.name, "name")
+        check_text(self.name, "name")
         if not _NAME.fullmatch(self.name):
             raise ValueError(
                 f"name={self.name!r}: use lower-case letters, digits, '.', '_' or '-' "
                 "(at most 64), as in 'acme'"
             )
         if self.title is not None:
-            _check_str(self.title, "title")
-        _check_header(self.signature_header, "signature_header")
-        _check_str(self.signature_prefix, "signature_prefix", empty=True)
-        if self.encoding not in ("hex", "base64"):
-            raise ValueError(f"encoding={self.encoding!r}: use 'hex' or 'base64'")
-        self._check_separator()
-        self._check_timestamp()
-        if self.key_encoding not in ("text", "hex", "base64"):
-            raise ValueError(f"key_encoding={self.key_encoding!r}: use 'text', 'hex' or 'base64'")
-        _check_str(self.key_prefix, "key_prefix", empty=True)
-        object.__setattr__(self, "_parts", self._parse_template())
-        self._check_type()
-        self._check_id()
-        for option in ("data_field", "time_field", "type_detail_field"):
-            _check_path(getattr(self, option), option)
-        if not (isinstance(self.event_class, type) and issubclass(self.event_class, Event)):
-            raise TypeError(
-                f"event_class must be a subclass of hookshield.Event, not {self.event_class!r}"
-            )
-        base = {f.name for f in dataclasses.fields(Event)}
-        for extra in dataclasses.fields(self.event_class):
-            no_default = extra.default is dataclasses.MISSING
-            if (
-                extra.name not in base
-                and no_default
-                and extra.default_factory is dataclasses.MISSING
-            ):
-                raise TypeError(
-                    f"{self.event_class.__name__}.{extra.name} has no default; "
-                    "an HmacSender sets only the base fields of its events"
-                )
-        kinds: object = self.event_types
-        if isinstance(kinds, str) or not isinstance(kinds, Sequence):
-            raise TypeError("event_types must be a sequence of event type names")
-        object.__setattr__(self, "event_types", tuple(kinds))
-        for kind in self.event_types:
-            _check_str(kind, "each of event_types")
-        flags = (self.accepts_form, self.type_lowercase, self.type_in_key)
-        if not all(isinstance(flag, bool) for flag in flags):
-            raise TypeError("accepts_form, type_lowercase and type_in_key are True or False")
+            check_text(self.title, "title")
+        scheme = HmacScheme(
+            signature_header=self.signature_header,
+            signature_prefix=self.signature_prefix,
+            encoding=self.encoding,
+            signature_separator=self.signature_separator,
+            max_signatures=self.max_signatures,
+            signed_content=self.signed_content,
+            key_encoding=self.key_encoding,
+            key_prefix=self.key_prefix,
+            timestamp_header=self.timestamp_header,
+            timestamp_prefix=self.timestamp_prefix,
+            tolerance=self.tolerance,
+            clock=self.clock,
+            id_header=self.id_header,
+        )
+        id_header = self.id_header
+        id_signed = self.id_field is not None or (
+            isinstance(id_header, str) and id_header.lower() in scheme.signed_headers
+        )
+        payload = PayloadShape(
+            type_field=self.type_field,
+            type_header=self.type_header,
+            type_lowercase=self.type_lowercase,
+            type_detail_field=self.type_detail_field,
+            type_in_key=self.type_in_key,
+            id_field=self.id_field,
+            id_header=self.id_header,
+            id_signed=id_signed,
+            data_field=self.data_field,
+            time_field=self.time_field,
+            event_class=self.event_class,
+            event_types=self.event_types,
+            accepts_form=self.accepts_form,
+        )
+        object.__setattr__(self, "event_types", payload.event_types)
+        object.__setattr__(self, "scheme", scheme)
+        object.__setattr__(self, "payload", payload)
         if type(self.max_body_size) is not int or self.max_body_size < 1:
             raise ValueError("max_body_size must be a positive number of bytes (an int)")
-
-    def _check_separator(self) -> None:
-        separator = self.signature_separator
-        if separator is not None:
-            _check_str(separator, "signature_separator")
-            if any(c.isalnum() for c in separator):
-                raise ValueError(
-                    f"signature_separator={separator!r} holds letters or digits, which "
-                    "signatures themselves contain"
-                )
-            if separator in self.signature_prefix:
-                raise ValueError(
-                    f"signature_prefix={self.signature_prefix!r} contains the separator "
-                    f"{separator!r}, so the header could not be split"
-                )
-        limit = self.max_signatures
-        if type(limit) is not int or not 1 <= limit <= MAX_SIGNATURES:
-            raise ValueError(f"max_signatures must be an int from 1 to {MAX_SIGNATURES}")
-
-    def _check_timestamp(self) -> None:
-        header = self.timestamp_header
-        if not callable(self.clock):
-            raise TypeError("clock must be a function returning Unix seconds, like time.time")
-        tolerance = self.tolerance
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
-            raise TypeError("tolerance is a number of seconds")
-        if not (math.isfinite(tolerance) and tolerance > 0):
-            raise ValueError("tolerance must be a positive, finite number of seconds")
-        _check_str(self.timestamp_prefix, "timestamp_prefix", empty=True)
-        if header is None:
-            if self.timestamp_prefix:
-                raise ValueError("timestamp_prefix needs timestamp_header")
-            return
-        _check_header(header, "timestamp_header")
-        inside = header.lower() == self.signature_header.lower()
-        if inside and not (self.signature_separator and self.timestamp_prefix):
-            raise ValueError(
-                "a timestamp in the signature header needs signature_separator and "
-                "timestamp_prefix (as in 't=<seconds>,v1=<signature>')"
-            )
-        if self.timestamp_prefix and not inside:
-            raise ValueError("timestamp_prefix is for a timestamp inside the signature header")
-        if inside and self.timestamp_prefix.startswith(self.signature_prefix):
-            raise ValueError("timestamp_prefix and signature_prefix must tell the items apart")
-
-    def _parse_template(self) -> tuple[Part, ...]:
-        template = self.signed_content
-        _check_str(template, "signed_content")
-        parts: list[Part] = []
-        position = 0
-        for match in _PLACEHOLDER.finditer(template):
-            parts.extend(_literal(template[position : match.start()]))
-            name = match.group(1)
-            if name == "body":
-                parts.append(("body", name))
-            elif name == "timestamp":
-                parts.append(("timestamp", name))
-            elif _TOKEN.fullmatch(name):
-                parts.append(("header", name.lower()))
-            else:
-                raise ValueError(
-                    f"signed_content: {{{name}}} is neither {{body}}, {{timestamp}} nor a header name"
-                )
-            position = match.end()
-        parts.extend(_literal(template[position:]))
-        if sum(kind == "body" for kind, _ in parts) != 1:
-            raise ValueError(
-                "signed_content must hold {body} exactly once: the body is what is signed"
-            )
-        headers = {value for kind, value in parts if kind == "header"}
-        if self.signature_header.lower() in headers:
-            raise ValueError("signed_content cannot hold the signature header itself")
-        stamp = self.timestamp_header
-        has_placeholder = any(kind == "timestamp" for kind, _ in parts)
-        if has_placeholder and stamp is None:
-            raise ValueError("signed_content holds {timestamp}: set timestamp_header")
-        if stamp is not None and not (has_placeholder or stamp.lower() in headers):
-            raise ValueError(
-                f"signed_content does not hold the timestamp ({{timestamp}} or {{{stamp}}}): "
-                "a window over an unsigned timestamp stops no replay"
-            )
-        return tuple(parts)
-
-    def _check_type(self) -> None:
-        if (self.type_field is None) == (self.type_header is None):
-            raise ValueError(
-                "give exactly one of type_field= (a JSON path such as 'type') and "
-                "type_header= (a header such as 'X-GitHub-Event')"
-            )
-        _check_path(self.type_field, "type_field")
-        names = (self.type_header,) if isinstance(self.type_header, str) else self.type_header
-        if names is not None:
-            if not isinstance(names, tuple) or not names:
-                raise TypeError("type_header is a header name or a non-empty tuple of them")
-            for name in names:
-                _check_header(name, "type_header")
-
-    def _check_id(self) -> None:
-        if self.id_field is not None and self.id_header is not None:
-            raise ValueError("give at most one of id_field= and id_header=")
-        _check_path(self.id_field, "id_field")
-        if self.id_header is not None:
-            _check_header(self.id_header, "id_header")
 
     # -- derived -------------------------------------------------------------------
 
     @property
     def id_is_signed(self) -> bool:
         """Whether the signature covers the event id (so it may be the de-duplication key)."""
-        if self.id_field is not None:
-            return True  # the body is always signed
-        header = self.id_header
-        return header is not None and ("header", header.lower()) in self._parts
+        return self.payload.id_signed
 
     @property
     def type_headers(self) -> tuple[str, ...]:
         """The headers the event type is read from, in order (none for ``type_field``)."""
-        names = self.type_header
-        return (names,) if isinstance(names, str) else names or ()
+        return self.payload.type_headers
 
     @property
     def signed_parts(self) -> tuple[Part, ...]:
         """``signed_content`` parsed into its pieces: text, ``{body}``, the timestamp, headers."""
-        return self._parts
+        return self.scheme.signed_parts
 
     @property
     def signed_headers(self) -> tuple[str, ...]:
         """The (lower-case) headers the signature covers."""
-        return tuple(value for kind, value in self._parts if kind == "header")
+        return self.scheme.signed_headers
 
     def provider(self) -> HmacProvider:
         """The :class:`Provider` this description drives (one per description)."""
-        return provider_of(self)
+        return _provider_of(self)
 
     def keys(self, secrets: tuple[bytes, ...]) -> tuple[bytes, ...]:
         """The HMAC keys of ``secrets`` as the sender writes them (``ValueError`` if not)."""
-        return tuple(self._key(secret) for secret in secrets)
-
-    def _key(self, secret: bytes) -> bytes:
-        prefix = self.key_prefix.encode("utf-8")
-        if prefix and secret.startswith(prefix):
-            secret = secret[len(prefix) :]
-        shown = f"{self.title or self.name} secret"
-        try:
-            if self.key_encoding == "hex":
-                key = bytes.fromhex(secret.decode("ascii"))
-            elif self.key_encoding == "base64":
-                text = secret.strip()
-                key = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
-            else:
-                key = secret
-        except (ValueError, binascii.Error):
-            raise ValueError(
-                f"the {shown} is not valid {self.key_encoding}"
-                + (f" after its {self.key_prefix!r} prefix" if self.key_prefix else "")
-            ) from None
-        if not key:
-            raise ValueError(
-                f"the {shown} is empty once decoded: an empty key authenticates anyone"
-            )
-        return key
+        return self.scheme.keys(secrets, sender=self.title or self.name)
 
     def encode(self, digest: bytes) -> str:
         """A raw HMAC digest as the header carries it, without the prefix."""
-        if self.encoding == "hex":
-            return digest.hex()
-        return base64.b64encode(digest).decode("ascii")
+        return self.scheme.encode(digest)
 
 
-def _literal(text: str) -> list[Part]:
-    if "{" in text or "}" in text:
-        raise ValueError("signed_content has an unmatched brace; placeholders are {name}")
-    return [("text", text)] if text else []
+class EventFields(TypedDict):
+    """The base fields of an :class:`~hookshield.Event`, as a description reads them."""
+
+    provider: str
+    type: str
+    id: str | None
+    timestamp: datetime | None
+    data: FrozenObject
 
 
-def _check_str(value: object, option: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{option} must be a str, not {type(value).__name__}")
-    if not value and not empty:
-        raise ValueError(f"{option} must not be empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError(f"{option}={value!r} holds control characters")
-    return value
+@functools.lru_cache(maxsize=64)
+def _provider_of(sender: HmacSender) -> HmacProvider:
+    title = sender.title or sender.name
+    attributes = {"sender": sender, "__doc__": f"{title}'s webhooks, from an HmacSender."}
+    cls = type(f"HmacProvider[{sender.name}]", (HmacProvider,), attributes)
+    provider: HmacProvider = cls()
+    return provider
 
 
-def _check_header(value: object, option: str) -> None:
-    if not _TOKEN.fullmatch(_check_str(value, option)):
-        raise ValueError(f"{option}={value!r} is not an HTTP header name")
+class HmacProvider(Provider):
+    """A :class:`Provider` driven by its :class:`HmacSender` description, ``sender``.
 
+    A sender's module subclasses it with ``sender = <its description>``, and may
+    override :meth:`make_event` (typed fields the description does not read),
+    :meth:`sign` (headers the description does not name) and :meth:`sample` (bodies
+    in the sender's own shape).
+    """
 
-def _check_path(value: object, option: str) -> None:
-    if value is None:
-        return
-    if not _FIELD_PATH.fullmatch(_check_str(value, option)):
-        raise ValueError(f"{option}={value!r} is not a JSON path such as 'type' or 'data.kind'")
+    sender: ClassVar[HmacSender]
+    accepts = frozenset({"secret"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        sender: HmacSender | None = cls.__dict__.get("sender")
+        if sender is not None:
+            # The Provider attributes that the registry, testing and the CLI read.
+            defaults = {
+                "name": sender.name,
+                "title": sender.title or sender.name,
+                "event_class": sender.event_class,
+                "event_types": sender.event_types,
+                "accepts_form": sender.accepts_form,
+                "scheme": sender.scheme,
+                "default_max_body_size": sender.max_body_size,
+                # What parse() reads: the type and id headers, and the signed time.
+                "parse_headers": tuple(
+                    name
+                    for name in (*sender.type_headers, sender.id_header, sender.timestamp_header)
+                    if name is not None
+                ),
+                # A key the scheme reads, written as the sender writes its secrets.
+                "test_credentials": MappingProxyType(
+                    {"secret": sender.scheme.write_secret(f"{sender.name}-test-key".encode())}
+                ),
+            }
+            for attribute, value in defaults.items():
+                if attribute not in cls.__dict__:
+                    setattr(cls, attribute, value)
+        super().__init_subclass__(**kwargs)
+
+    # -- receiving -----------------------------------------------------------------
+
+    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
+        """One event, its type, id and data read where the description says."""
+        shape = self.sender.payload
+        payload = self.payload(body, headers)
+        kind = shape.event_type(payload, headers, sender=self.title)
+        event_id = shape.event_id(payload, headers)
+        data = shape.data(payload)
+        when = (
+            shape.time(payload)
+            if shape.time_field is not None
+            else self.sender.scheme.signed_time(headers)
+        )
+        fields = EventFields(
+            provider=self.name,
+            type=kind,
+            id=event_id,
+            timestamp=when,
+            data=FrozenObject(data if type(data) is dict else {}),
+        )
+        event = self.make_event(payload, headers, fields)
+        key = shape.key(body, kind, event_id)
+        return Delivery(provider=self.name, id=key, events=(event,), headers=headers, body=body)
+
+    def make_event(self, payload: Any, headers: Headers, fields: EventFields) -> Event:
+        """The event of an authenticated ``payload``, from its base ``fields`` as described.
+
+        A sender's module overrides this to fill the typed fields of its event class
+        that the description does not read (MOCO's context headers, MindPeeker's
+        envelope); ``payload`` is the decoded body.
+        """
+        return self.sender.event_class(**fields)
+
+    # -- imitating the sender, for hookshield.testing ------------------------------
+
+    def sign(self, body: bytes, **options: Any) -> dict[str, str]:
+        """The headers the sender sends with ``body``, signed with the first secret.
+
+        Options: ``event`` (for a type carried in headers), ``event_id`` (for an id
+        header), ``timestamp`` (Unix seconds; now by default), ``content_type``.
+        """
+        sender = self.sender
+        headers: dict[str, str] = {
+            "Content-Type": str(options.get("content_type") or "application/json")
+        }
+        if sender.type_headers:
+            event = str(options.get("event") or (self.event_types or (_UNKNOWN,))[0])
+            headers.update(sender.payload.type_header_values(event))
+        if sender.id_header is not None:
+            headers[sender.id_header] = str(
+                options.get("event_id") or "msg_" + secrets.token_hex(12)
+            )
+        headers.update(
+            sender.scheme.sign(body, options["secret"], headers, timestamp=options.get("timestamp"))
+        )
+        return headers
+
+    def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:
+        """A body of ``event_type`` in the described shape, ``overrides`` in its data."""
+        return self.sender.payload.sample(event_type, overrides)

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from .._events import Event, as_int
 from ._base import MIB, DemoScript, unique_clock
@@ -125,6 +125,7 @@ class GitHubProvider(HmacProvider):
     """GitHub's repository, organisation and App webhooks."""
 
     sender = GITHUB
+    test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "It's a Secret to Everybody"}
     demo = DemoScript(
         credentials={"secret": "demo-github-secret"},
         event_types=("issues.opened",),

@@ -5,7 +5,8 @@ Rules (from MOCO's API documentation, "WebHooks"):
 * The key is the 32-character hex string MOCO's UI shows, used as its ASCII text.  The
   page's own test vector signs ``{id: 111, description: "a description"}``, which is
   not JSON, so the signature is checked on bytes before and apart from parsing.
-* Only the body is signed.  ``X-Moco-Target`` and ``X-Moco-Event`` (which name the
+* The :data:`MOCO` description says it: only the body is signed, as plain hex.
+  ``X-Moco-Target`` and ``X-Moco-Event`` (which name the
   event, ``activity.create``), ``X-Moco-Timestamp`` (Unix milliseconds),
   ``X-Moco-User-Id`` and ``X-Moco-Account-Url`` are not, so none of them alone can
   be a de-duplication key: the key is the body's SHA-256 plus the event type, since
@@ -21,21 +22,19 @@ Rules (from MOCO's API documentation, "WebHooks"):
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from .._auth import hmac_hex, normalize_secrets
-from .._events import Delivery, Event, as_int, from_epoch_by_magnitude, from_unix
+from .._events import Event, as_int, from_epoch_by_magnitude, from_unix
 from .._headers import Headers
-from .._json import FrozenObject
-from ._base import MIB, DemoScript, Provider, body_sha256, unique_clock
+from ._base import MIB, DemoScript, unique_clock
+from ._hmac import EventFields, HmacProvider, HmacSender
 
-__all__ = ["MocoEvent", "MocoProvider"]
+__all__ = ["MOCO", "MocoEvent", "MocoProvider"]
 
 #: The targets the webhook page names ("Activity, Customer, Project, ...").
 SEED_TARGETS = ("Activity", "Customer", "Project")
@@ -74,29 +73,31 @@ def _when(header: str | None) -> datetime | None:
     return from_epoch_by_magnitude(as_int(header.strip()))
 
 
-# MOCO sends a few dozen pairs; the cache's bound keeps odd headers from piling up.
-@functools.lru_cache(maxsize=256)
-def _kind(
-    target_header: str | None, action_header: str | None
-) -> tuple[str | None, str | None, str]:
-    """``target``, ``action`` and the event type from MOCO's two headers."""
-    target = target_header.strip()[:64] if target_header else None
-    action = action_header.strip()[:64] if action_header else None
-    return target, action, f"{target or 'unknown'}.{action or 'unknown'}".lower()
-
-
-class MocoProvider(Provider):
-    """MOCO's webhooks."""
-
-    name = "moco"
-    title = "MOCO"
-    event_class = MocoEvent
-    event_types = tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS)
-    accepts = frozenset({"secret"})
-    signature_header = "X-Moco-Signature"
+#: MOCO's scheme, as an :class:`HmacSender` description: the type from two unsigned
+#: headers, so part of the key (one entity body may be an update, then a delete).
+MOCO = HmacSender(
+    name="moco",
+    title="MOCO",
+    signature_header="X-Moco-Signature",
+    type_header=("X-Moco-Target", "X-Moco-Event"),
+    type_lowercase=True,
     # The body is one entity (an activity, an invoice with its items), a few KB; MOCO's
     # WebHooks documentation gives no cap.  1 MiB leaves a wide margin.
-    default_max_body_size = MIB
+    max_body_size=MIB,
+    event_class=MocoEvent,
+    event_types=tuple(f"{t.lower()}.{a}" for t in TARGETS for a in ACTIONS),
+)
+
+
+def _context(value: str | None) -> str | None:
+    """``X-Moco-Target`` or ``X-Moco-Event`` as MOCO sent it, bounded."""
+    return value.strip()[:64] if value else None
+
+
+class MocoProvider(HmacProvider):
+    """MOCO's webhooks."""
+
+    sender = MOCO
     # The event's name and context: none of them signed (see the module's docstring).
     parse_headers = (
         "X-Moco-Target",
@@ -107,39 +108,32 @@ class MocoProvider(Provider):
     )
     # The key is the test vector of MOCO's own WebHooks documentation; changing
     # the hours of a signed activity is the tampering a receiver must catch.
+    test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"}
     demo = DemoScript(
-        credentials={"secret": "1d608b9d72219b90ff2393a1d3ee0ac0"},
         event_types=("activity.create",),
         accepted="X-Moco-Signature verified",
         attacks=("tampered",),
         tamper=(b'"hours": 2.5', b'"hours": 25.0'),
     )
 
-    def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
-        """One event: the entity from the body, its name from the headers."""
-        payload = self.payload(body, headers)
-        target, action, kind = _kind(headers.get("x-moco-target"), headers.get("x-moco-event"))
+    def make_event(self, payload: Any, headers: Headers, fields: EventFields) -> Event:
+        """The entity from the body; its name and context from MOCO's headers."""
         user_id = headers.get("x-moco-user-id")
         account_url = headers.get("x-moco-account-url")
-        event = MocoEvent(
-            provider="moco",
-            type=kind,
-            timestamp=_when(headers.get("x-moco-timestamp")),
-            data=FrozenObject(payload if type(payload) is dict else {}),
-            target=target,
-            action=action,
+        fields["timestamp"] = _when(headers.get("x-moco-timestamp"))
+        return MocoEvent(
+            **fields,
+            target=_context(headers.get("x-moco-target")),
+            action=_context(headers.get("x-moco-event")),
             user_id=as_int(user_id.strip()) if user_id else None,
             account_url=account_url.strip()[:512] or None if account_url else None,
         )
-        # The body's hash plus the unsigned event type: see the module's docstring.
-        delivery_id = f"{body_sha256(body)}:{kind}"
-        return Delivery(
-            provider="moco", id=delivery_id, events=(event,), headers=headers, body=body
-        )
 
     def sign(self, body: bytes, **options: Any) -> dict[str, str]:
-        """The six headers MOCO sends, signed with the first secret."""
-        (key, *_) = normalize_secrets(options["secret"], name="secret")
+        """The six headers MOCO sends, signed with the first secret.
+
+        ``timestamp`` is MOCO's, Unix milliseconds (it is not signed).
+        """
         event = str(options.get("event") or "activity.create")
         target, _, action = event.partition(".")
         timestamp = options.get("timestamp")
@@ -149,7 +143,7 @@ class MocoProvider(Provider):
             "X-Moco-Target": _TITLES.get(target.lower(), target.title()),
             "X-Moco-Event": action or "create",
             "X-Moco-Timestamp": str(millis),
-            "X-Moco-Signature": hmac_hex(key, body),
+            **self.sender.scheme.sign(body, options["secret"]),
             "X-Moco-User-Id": str(options.get("user_id", 933613686)),
             "X-Moco-Account-Url": str(options.get("account_url", "https://example.mocoapp.com")),
         }

@@ -16,7 +16,8 @@ Rules (from Momentum's documentation, "Using Webhooks for Event Data"):
   its ``event_id``, or by its content where it has none: the batch id is unsigned, so a
   replay under a fresh one must still not dispatch the same records again.
 * A failed batch is retried for four hours, then dropped (the page); SparkPost's
-  cloud retries for eight, which the default de-duplication time covers.
+  cloud retries for eight.  One provider serves both, so its retry window is the
+  longer, eight hours, and the default de-duplication time covers it with margin.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
@@ -246,13 +247,14 @@ class MomentumProvider(Provider):
     default_token_header = "X-MessageSystems-Webhook-Token"  # noqa: S105 - a header name
     parse_headers = (BATCH_HEADER,)  # names the batch: its de-duplication key
     sends_batches = True
+    test_credentials: ClassVar[Mapping[str, Any]] = {"token": "momentum-token"}
     demo = DemoScript(
         credentials={"basic_auth": ("hookshield", "demo-password")},
         event_types=("delivery", "open", "click"),
         accepted="HTTP Basic credentials matched",
     )
-    retry_window = 4 * 3600.0  # the page: "retry at a backoff interval for four hours"
-    default_dedupe_ttl = 8 * 3600.0  # twice that, and SparkPost cloud's eight hours
+    # The page: "retry at a backoff interval for four hours"; SparkPost's cloud, eight.
+    retry_window = 8 * 3600.0
     # A batch holds up to 10,000 records (Momentum's webhooks documentation) of about 1 to 2.5 KB
     # each (SparkPost's event samples, with recipient metadata and tags): 25 MiB.
     default_max_body_size = 25 * MIB

@@ -6,11 +6,11 @@ Rules (from Moonsense's documentation, "Webhooks"):
   when a secret is set at Moonsense: without one the sender cannot sign, which is why
   an unsigned Moonsense handler is allowed (with ``allow_unsigned=True``).
 * The body is JSON, or a form whose ``payload`` field holds the JSON.  The page does
-  not say which bytes are signed in the form case, so both readings are accepted: the
-  raw body first, then the decoded ``payload`` value, but the latter only for a form
-  that is that one field alone.  A signature over the payload says nothing of other
-  fields, and a captured JSON delivery re-sent as ``payload=<the JSON>&n=1``, ``&n=2``
-  ... would verify again and again.
+  not say which bytes are signed in the form case, so both readings are accepted
+  (``signs_form_payload``): the raw body first, then the decoded ``payload`` value,
+  but the latter only for a form that is that one field alone.  A signature over the
+  payload says nothing of other fields, and a captured JSON delivery re-sent as
+  ``payload=<the JSON>&n=1``, ``&n=2`` ... would verify again and again.
 * The de-duplication key is the SHA-256 of the JSON text (the body, or the form's
   decoded ``payload``): what every accepted signature covers, so that a JSON delivery
   and its form twin, however percent-encoded, are one delivery.
@@ -24,26 +24,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from .._auth import hmac_hex, normalize_secrets
-from .._errors import InvalidSignature, MalformedPayload, WebhookError
+from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
 from .._headers import Headers
 from .._json import FrozenArray, FrozenObject, decode_json, freeze
-from ._base import (
-    FORM_TYPE,
-    MIB,
-    Credentials,
-    DemoScript,
-    Provider,
-    body_sha256,
-    form_fields,
-    is_json,
-    media_type,
-)
+from ._base import MIB, DemoScript, Provider, body_sha256
+from ._scheme import HmacScheme
 
 __all__ = ["MoonsenseEvent", "MoonsenseProvider"]
 
@@ -165,26 +155,8 @@ class MoonsenseEvent(Event):
         return bundle.get(key) if isinstance(bundle, dict) else None
 
 
-def _form(headers: Headers) -> bool:
-    if is_json(headers):
-        return False  # the common case, without a second look at the header
-    try:
-        return media_type(headers) == FORM_TYPE
-    except WebhookError:
-        return False  # a charset other than UTF-8: refused once authenticated
-
-
-def _sole_payload(body: bytes) -> bytes | None:
-    """The ``payload`` value of a form that is that one field alone, else ``None``."""
-    try:
-        fields = form_fields(body)
-    except WebhookError:
-        # Unreadable as a form: only the raw body can have been signed.  Being
-        # unauthenticated, it is rejected as such, not as a bad form.
-        return None
-    if len(fields) != 1 or fields[0][0] != "payload":
-        return None
-    return fields[0][1].encode("utf-8")
+#: Lower-case hex of the raw body (or of a lone form ``payload``), no prefix.
+SCHEME = HmacScheme(signature_header="X-Moonsense-Signature-256")
 
 
 class MoonsenseProvider(Provider):
@@ -197,7 +169,9 @@ class MoonsenseProvider(Provider):
     accepts = frozenset({"secret"})
     can_be_unsigned = True
     accepts_form = True
-    signature_header = "X-Moonsense-Signature-256"
+    scheme = SCHEME
+    signs_form_payload = True
+    test_credentials: ClassVar[Mapping[str, Any]] = {"secret": "moonsense-secret"}
     # Bundle Received carries a bundle, "a collection of data points" (pointer, text
     # and focus changes, in Moonsense's webhooks documentation), of a size it does not
     # give; form encoding up to triples its JSON.  4 MiB, four times a single-event sender's.
@@ -211,31 +185,6 @@ class MoonsenseProvider(Provider):
         accepted="X-Moonsense-Signature-256 verified",
         attacks=("replayed",),
     )
-
-    def authenticate(self, body: bytes, headers: Headers, credentials: Credentials) -> str | None:
-        """Check the signature over the raw body, or over a lone ``payload`` field."""
-        try:
-            return super().authenticate(body, headers, credentials)
-        except InvalidSignature:
-            if _form(headers) and _sole_payload(body) is None:
-                raise InvalidSignature(
-                    "the X-Moonsense-Signature-256 signature does not match the raw form "
-                    "body; a signature over the 'payload' field alone covers only a form "
-                    "of exactly one 'payload' field, which this form is not"
-                ) from None
-            raise
-
-    def signed_messages(self, body: bytes, headers: Headers) -> Iterator[bytes]:
-        """The raw body, then, for a form of one ``payload`` field, that field decoded.
-
-        A generator: the form is decoded only once the raw body has failed to match.
-        """
-        yield body
-        if not _form(headers):
-            return
-        payload = _sole_payload(body)
-        if payload is not None:
-            yield payload
 
     def parse(self, body: bytes, headers: Headers, signature: str | None) -> Delivery:
         """One event from the session payload."""
@@ -274,8 +223,7 @@ class MoonsenseProvider(Provider):
         }
         secret = options.get("secret")
         if secret is not None:
-            (key, *_) = normalize_secrets(secret, name="secret")
-            headers["X-Moonsense-Signature-256"] = hmac_hex(key, body)
+            headers.update(SCHEME.sign(body, secret))
         return headers
 
     def sample(self, event_type: str, overrides: Mapping[str, Any]) -> bytes:

@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from .._errors import MalformedPayload
 from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
@@ -305,6 +305,7 @@ class PetalProvider(Provider):
     can_be_unsigned = True
     accepts_form = True
     default_token_header = "X-Petal-Token"  # noqa: S105 - a header name
+    test_credentials: ClassVar[Mapping[str, Any]] = {"token": "petal-token"}
     # A stream message is under 1 KB (Petal's streaming documentation); the newer app
     # sends batches of them, whose length the documentation does not give.  2 MiB holds
     # a few thousand messages.  An unsigned handler (allow_unsigned=True) has nothing but this bound

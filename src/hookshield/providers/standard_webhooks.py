@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._events import Event
 from ._base import MIB, DemoScript
@@ -69,6 +69,9 @@ class StandardWebhooksProvider(HmacProvider):
     """Webhooks from any sender that follows the Standard Webhooks specification."""
 
     sender = STANDARD_WEBHOOKS
+    test_credentials: ClassVar[Mapping[str, Any]] = {
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    }
     demo = DemoScript(
         credentials={"secret": "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcw=="},
         event_types=("invoice.paid",),

@@ -42,9 +42,5 @@ SMALL = handler("moco", max_body_size=SMALL_LIMIT)
 BACKGROUND = WebhookHandler("mindpeeker", **CREDENTIALS["mindpeeker"])
 BACKGROUND.on("*")(record_when_released)
 
-# Named one by one for HOOKSHIELD_ENDPOINTS, which takes dotted paths.
-moonsense = HANDLERS["moonsense"]
-petal = HANDLERS["petal"]
-moco = HANDLERS["moco"]
+# Named, for the one HOOKSHIELD_ENDPOINTS entry given as a dotted path.
 mindpeeker = HANDLERS["mindpeeker"]
-momentum = HANDLERS["momentum"]

@@ -10,7 +10,7 @@ from django.urls import path
 
 from hookshield.django import webhook_view
 
-from .common import BACKGROUND, SMALL
+from .common import BACKGROUND, HANDLERS, SMALL
 
 SECRET_KEY = "adapter-tests-only"
 DEBUG = False
@@ -24,10 +24,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
-HOOKSHIELD_ENDPOINTS = {
-    f"/hooks/{sender}": f"tests.adapters.servers.common.{sender}"
-    for sender in ("moonsense", "petal", "moco", "mindpeeker", "momentum")
+HOOKSHIELD_ENDPOINTS: dict[str, object] = {
+    f"/hooks/{sender}": handler for sender, handler in HANDLERS.items()
 }
+# A handler may be named by its dotted path, too.
+HOOKSHIELD_ENDPOINTS["/hooks/mindpeeker"] = "tests.adapters.servers.common.mindpeeker"
 
 urlpatterns = [
     path("hooks/small", webhook_view(SMALL)),

@@ -16,6 +16,11 @@ middleware (place it above ``CsrfViewMiddleware``)::
     MIDDLEWARE = ["hookshield.django.WebhookMiddleware", ...]
     HOOKSHIELD_ENDPOINTS = {"/hooks/moco/": "myapp.webhooks.moco"}
 
+Durable background work in the project's own database: add ``"hookshield.django"`` to
+``INSTALLED_APPS`` (models, migrations, the admin, ``manage.py hookshield_worker``) and
+store each delivery with ``webhook_view(moco, background=DjangoInbox())``; claims can
+live there too, ``WebhookHandler(..., dedupe=DjangoDedupeStore())``.
+
 Every view is CSRF-exempt (a sender has no CSRF token; the signature is the check)
 and answers 405 to anything but POST.  The raw body is read from the request
 stream, never through ``request.POST`` or ``request.body``, and reading stops at the
@@ -30,10 +35,11 @@ from a checkout.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ._adapt import (
+from .._adapt import (
     JSON,
     bad_request,
     kept_body,
@@ -48,26 +54,37 @@ from ._adapt import (
     warn_if_per_process,
     wsgi_headers,
 )
-from ._background import BackgroundPool, Inbox, background_pool, inbox_of
-from ._events import Delivery
-from ._handler import WebhookHandler
-from ._headers import Headers
-from ._outcome import Outcome
-from ._verify import declared_length
+from .._background import BackgroundPool, Inbox, background_pool, inbox_of
+from .._events import Delivery
+from .._handler import WebhookHandler
+from .._headers import Headers
+from .._outcome import Outcome
+from .._refused import keep_refusal
+from .._verify import declared_length
 
 try:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
-    from django.db import connections
+    from django.db import connections, transaction
     from django.http import HttpRequest, HttpResponse, RawPostDataException
     from django.utils.module_loading import import_string
     from django.views.decorators.csrf import csrf_exempt
 except ImportError as exc:
     raise missing("Django", extra="django", adapter="hookshield.django") from exc
 
-from ._django_cache import CacheDedupeStore
+from .._django_cache import CacheDedupeStore
+from ._dedupe import DjangoDedupeStore
+from ._inbox import DjangoInbox
 
-__all__ = ["BackgroundPool", "CacheDedupeStore", "WebhookMiddleware", "verified", "webhook_view"]
+__all__ = [
+    "BackgroundPool",
+    "CacheDedupeStore",
+    "DjangoDedupeStore",
+    "DjangoInbox",
+    "WebhookMiddleware",
+    "verified",
+    "webhook_view",
+]
 
 P = ParamSpec("P")
 RV = TypeVar("RV")
@@ -83,18 +100,23 @@ def webhook_view(
     run afterwards in a bounded pool of threads, each of which closes its database
     connections when done; when the pool is full the sender gets 503 and retries.
     Background work is lost if the process dies before it is done.
-    With ``background=inbox`` (:class:`~hookshield.SQLiteInbox`, ``CeleryInbox``)
-    the delivery is stored durably before the 200, and a worker runs the routes.
+    With ``background=inbox`` (:class:`DjangoInbox`, :class:`~hookshield.SQLiteInbox`,
+    ``CeleryInbox``) the delivery is stored durably before the 200, and a worker runs
+    the routes.  With a :class:`DjangoInbox` the view is left out of
+    ``ATOMIC_REQUESTS``: the delivery must be committed before the sender is answered.
     """
     pool, inbox = background_pool(background), inbox_of(background)
 
     @csrf_exempt
     def view(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:
-        received = _receive(request, handler)
-        return _response(serve(handler, received, pool, _closing_connections, inbox))
+        received = _receive(request, handler, inbox)
+        peer = request.META.get("REMOTE_ADDR")
+        return _response(serve(handler, received, pool, _closing_connections, inbox, peer=peer))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
     view.__doc__ = f"Receives {handler.provider} webhooks (hookshield)."
+    if isinstance(inbox, DjangoInbox):
+        return transaction.non_atomic_requests(using=inbox.using)(view)
     return view
 
 
@@ -207,15 +229,22 @@ def _inbox_setting() -> Inbox | None:
     return inbox_of(target)
 
 
-def _receive(request: HttpRequest, handler: WebhookHandler) -> tuple[bytes, Headers] | Outcome:
-    """The raw body and headers of ``request``, or the outcome refusing it."""
+def _receive(
+    request: HttpRequest, handler: WebhookHandler, inbox: Inbox | None = None
+) -> tuple[bytes, Headers] | Outcome:
+    """The raw body and headers of ``request``, or the outcome refusing it.
+
+    A refusal before the body is handed to ``inbox`` when it keeps refusals.
+    """
     if request.method != "POST":
         return method_not_allowed(request.method or "")
     meta = request.META
     warn_if_per_process(handler, meta)
     headers = wsgi_headers(meta)
-    refused = refuse_before_body(handler, meta.get("REMOTE_ADDR"), headers)
+    peer = meta.get("REMOTE_ADDR")
+    refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
+        keep_refusal(handler, inbox, refused, received=time.time(), peer=peer, headers=headers)
         return refused
     length = declared_length(headers.get("content-length"))
     if length is None and meta.get("wsgi.input_terminated"):
