@@ -406,7 +406,7 @@ def test_finish_async_of_a_mixed_delivery_awaits_async_routes_on_the_loop() -> N
     ((body, headers),) = _deliveries(1)
 
     async def main() -> Outcome:
-        return await handler.finish_async(await handler.accept_async(body, headers))
+        return await (await handler.accept_async(body, headers)).finish_async()
 
     assert asyncio.run(main()).dispatched == 2
     assert seen == ["async", "plain"]
@@ -558,7 +558,7 @@ def test_a_large_batch_accepted_with_inline_routes_runs_them_on_the_loop_in_orde
 
     async def main() -> tuple[Outcome, Outcome, int]:
         accepted = await handler.accept_async(body, headers)
-        return accepted, await handler.finish_async(accepted), threading.get_ident()
+        return accepted, await accepted.finish_async(), threading.get_ident()
 
     accepted, finished, loop_thread = asyncio.run(main())
     assert len(accepted.pending) == 160 and finished.dispatched == 160

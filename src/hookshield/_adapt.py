@@ -1,8 +1,8 @@
-"""What every framework adapter shares: bounded body reads, replies, verified views.
+"""What every framework adapter shares: bounded body reads, refusals, verified views.
 
 Theory of operation: an adapter takes the exact raw body and the headers out of the
-framework's request, asks the core for an :class:`~hookshield.Outcome`, and turns it
-into a :class:`Reply` (status, small JSON body, headers) that the framework sends.
+framework's request, asks the core for an :class:`~hookshield.Outcome`, and answers
+with its ``status``, ``response_body()`` and ``response_headers()``.
 Before a byte of the body is read, :func:`refuse_before_body` refuses what the peer
 and the headers settle (an address outside ``allowed_ips``, a missing signature, a
 wrong token, a ``Content-Length`` over ``max_body_size``): every adapter calls it, and
@@ -20,20 +20,19 @@ import functools
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 from ._background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from ._dedupe import MemoryDedupeStore
 from ._errors import BodyAlreadyRead, BodyTooLarge, MalformedPayload, WebhookError
 from ._events import Delivery
-from ._handler import WebhookHandler
+from ._handler import WebhookHandler, dispatcher_of
 from ._headers import Headers, HeadersLike, lowercase_headers
 from ._outcome import Outcome
 from ._refused import keep_refusal
 
-__all__ = ["Received", "Reply", "reply", "serve", "serve_view"]
+__all__ = ["Received", "asgi_headers", "refuse_before_body", "serve", "serve_view", "wsgi_headers"]
 
 logger = logging.getLogger("hookshield")
 
@@ -55,20 +54,6 @@ def missing(package: str, *, extra: str, adapter: str) -> ImportError:
         f"{adapter} needs {package}, which is not installed: "
         f"python -m pip install -e '.[{extra}]' (from a hookshield checkout)"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """An HTTP answer: ``status``, a small JSON ``body`` and extra ``headers``."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def reply(outcome: Outcome) -> Reply:
-    """The answer to send for ``outcome``; its body never holds a secret or traceback."""
-    return Reply(outcome.status, outcome.response_body(), outcome.response_headers())
 
 
 def method_not_allowed(method: str) -> Outcome:
@@ -152,7 +137,7 @@ def refuse_before_body(
         handler.check_peer(peer, headers)
         handler.check_headers(headers)
     except WebhookError as error:
-        return handler.dispatcher.rejected(error)
+        return dispatcher_of(handler).rejected(error)
     return None
 
 
@@ -191,27 +176,25 @@ def wsgi_headers(environ: Mapping[str, Any]) -> Headers:
     """
     items: dict[str, str] = {}
     for key, value in environ.items():
-        name = _wsgi_name(key) if len(key) <= 64 else _header_name(key)
-        # An empty HTTP_* header was sent empty; an empty CONTENT_* is the server's
-        # placeholder for none.
-        if name and (value or key[0] == "H"):
-            items[name] = value
+        first = key[:1]  # one character is cheaper to compare than a prefix, per key
+        if first == "H" and key.startswith("HTTP_"):  # an empty one was sent empty
+            items[_header_name(key) if len(key) <= 64 else _name_of(key)] = value
+        elif first == "C" and value and key in _UNPREFIXED:  # empty: the server's "none"
+            items[_UNPREFIXED[key]] = value
     return lowercase_headers(items)
 
 
 _UNPREFIXED: Final = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
 
-def _header_name(key: str) -> str:
-    """The header name of an environ key (``HTTP_X_MOCO_SIGNATURE``), or ``""``."""
-    if key.startswith("HTTP_"):
-        return key[5:].replace("_", "-").lower()
-    return _UNPREFIXED.get(key, "")
+def _name_of(key: str) -> str:
+    """The header name of an ``HTTP_*`` environ key: ``HTTP_X_MOCO_SIGNATURE`` is ``x-moco-signature``."""
+    return key[5:].replace("_", "-").lower()
 
 
-# Every request carries the same few dozen keys; the keys are partly the sender's
-# choice, so only short ones are remembered (above), and at most this many.
-_wsgi_name = functools.lru_cache(maxsize=1024)(_header_name)
+# Every request carries the same few keys; they are partly the sender's choice, so
+# only short ones are remembered, and at most this many.
+_header_name = functools.lru_cache(maxsize=1024)(_name_of)
 
 
 def read_limited(
@@ -241,6 +224,24 @@ def read_limited(
             return chunk if len(parts) == 1 else b"".join(parts)
 
 
+def asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """The headers of an ASGI request (``scope["headers"]``, or Starlette's ``headers.raw``).
+
+    ASGI header bytes are latin-1 (RFC 9110 section 5.5).
+    """
+    # One dict in one pass for the usual request, where no name repeats.  A repeated
+    # name must reach the core as pairs, which refuses a repeated signature header.
+    if type(raw) is not list:
+        raw = list(raw)  # read twice when a name repeats
+    items: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()  # servers send them lower-case; not all do
+        if key in items:
+            return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+        items[key] = value.decode("latin-1")
+    return lowercase_headers(items)
+
+
 # -- verified views ------------------------------------------------------------------
 
 
@@ -265,7 +266,7 @@ def serve_view(
     handler: WebhookHandler,
     received: Received,
     view: Callable[[Delivery], T],
-    respond: Callable[[Reply], R],
+    respond: Callable[[Outcome], R],
 ) -> T | R:
     """A ``@verified`` view's result for a new delivery, else ``respond``'s response.
 
@@ -274,18 +275,13 @@ def serve_view(
     timeout included) has not: its claims are released, so the retry runs it again.
     """
     if isinstance(received, Outcome):
-        return respond(reply(received))
-    outcome = handler.accept(*received)
-    delivery = for_view(outcome)
+        return respond(received)
+    accepted = handler.accept(*received)
+    delivery = for_view(accepted)
     if delivery is None:
-        return respond(reply(outcome))
-    try:
-        result = view(delivery)
-    except BaseException:
-        handler.release(outcome)
-        raise
-    handler.complete(outcome)
-    return result
+        return respond(accepted)
+    with accepted:
+        return view(delivery)
 
 
 def serve(
@@ -296,22 +292,22 @@ def serve(
     inbox: Inbox | None = None,
     *,
     peer: str | None = None,
-) -> Reply:
-    """The reply of a ``webhook_view``: the routes run now, in ``pool`` after it, or
+) -> Outcome:
+    """The outcome of a ``webhook_view``: the routes run now, in ``pool`` after it, or
     from ``inbox`` in a worker.
 
     An inbox that keeps refusals (``keep_refused``) is handed the ones verification
     makes; ``peer`` is the connection's address, kept with them.
     """
     if isinstance(received, Outcome):
-        return reply(received)
+        return received
     body, headers = received
     if inbox is not None:
         outcome = store(handler, inbox, body, headers)
         keep_refusal(
             handler, inbox, outcome, received=time.time(), peer=peer, headers=headers, body=body
         )
-        return reply(outcome)
+        return outcome
     if pool is None:
-        return reply(handler.handle(body, headers))
-    return reply(accept_in_background(handler, pool, body, headers, wrap))
+        return handler.handle(body, headers)
+    return accept_in_background(handler, pool, body, headers, wrap)

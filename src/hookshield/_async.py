@@ -1,15 +1,18 @@
-"""The async twins of the handler's entry points, and the threads plain code runs in.
+"""The async runner, and the threads plain code runs in under asyncio.
 
 Imported on first async use, so that ``import hookshield`` (a Flask or Django app)
 loads neither :mod:`asyncio` nor this pool, and a bad ``HOOKSHIELD_THREADS`` is
 reported when the pool is first needed rather than at import.
 
-:func:`drive` runs the same generators of steps as ``_dispatch.drive``: an
-``async def`` route is awaited on the loop, a plain one runs in a worker thread
-(unless ``sync_handlers_in_thread=False``), an async store (``redis.asyncio``) is
-awaited, a blocking one (SQLite, a sync Redis client) is called in a worker thread,
-and the in-memory store is called on the loop, where a thread hop would cost more
-than the call.  The pause before a store step is tried again is ``asyncio.sleep``.
+:class:`LoopRunner` makes the calls of the dispatch loop (``_runner.py``) on the
+event loop: an ``async def`` route is awaited on the loop, a plain one runs in a
+worker thread (unless ``sync_handlers_in_thread=False`` or ``inline=True``), an
+async store (``redis.asyncio``) is awaited, a blocking one (SQLite, a sync Redis
+client) is called in a worker thread, and the in-memory store is called on the loop,
+where a thread hop would cost more than the call.  The pause before a store step is
+tried again is ``asyncio.sleep``.  Which parts of a delivery run where is decided by
+the handler's async entry points and ``Accepted.finish_async``; this module knows
+nothing of them.
 
 The worker threads.  :func:`asyncio.to_thread` goes through the loop's default
 executor, where each call takes a :class:`concurrent.futures.Future` (a condition and
@@ -31,31 +34,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
-import dataclasses
 import inspect
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._claims import Kind, Steps
-from ._dispatch import advance
-from ._errors import WebhookError
-from ._outcome import Outcome, PendingEvents, event_types_of
-from ._verify import Body, as_bytes
+from ._runner import Interrupted
 
 if TYPE_CHECKING:
-    from ._events import Delivery, Event
-    from ._handler import WebhookHandler
-    from ._headers import HeadersLike
+    from ._routing import Router
 
-__all__ = ["accept", "dispatch", "drive", "finish", "handle", "max_workers", "run_in_thread"]
-
-#: Bodies up to this size are verified on the event loop (about 100 µs of work at
-#: most); larger ones in a worker thread, so that the loop keeps serving.
-INLINE_BODY_LIMIT: Final = 64 * 1024
+__all__ = ["LoopRunner", "max_workers", "run_in_thread", "run_to_the_end"]
 
 T = TypeVar("T")
 
@@ -210,149 +202,50 @@ async def run_to_the_end(
         return await call, cancelled
 
 
-# -- the async driver and entry points -------------------------------------------------
+# -- the async runner --------------------------------------------------------------
 
 
-async def drive(handler: WebhookHandler, steps: Steps) -> Any:
-    """Run a generator of steps on the event loop, awaiting what must be awaited.
+class LoopRunner:
+    """Makes the dispatch loop's calls on the running event loop (see the module's docstring)."""
 
-    Every decision is made here, in one coroutine: under a server, each coroutine
-    layer per step costs more than the in-memory store's step itself.
-    """
-    router, threads = handler.router, handler.sync_handlers_in_thread
-    store_is_async, store_inline = handler.store_is_async, handler.store_inline
-    going, step = advance(steps, None, None)
-    while going:
-        kind, func, args = step
-        cancelled: asyncio.CancelledError | None = None
-        try:
-            if kind is Kind.WAIT:
-                result = await asyncio.sleep(*args)  # a store's retry: the loop keeps serving
-            elif kind is Kind.STORE:
-                if store_is_async:
-                    result = await func(*args)
-                elif store_inline:
-                    result = func(*args)  # a dict and a lock: cheaper than a thread hop
-                else:  # SQLite, a sync Redis: its answer must be known, even now
-                    result, cancelled = await run_to_the_end(func, *args)
-            elif router.is_async(func):
-                result = await func(*args)
-            elif threads and router.wants_thread(func):
-                result = await run_in_thread(func, *args)
-            else:
-                result = func(*args)  # inline=True, or sync_handlers_in_thread=False
-                if inspect.isawaitable(result):  # a plain function returning a coroutine
-                    result = await result
-        except BaseException as exc:  # cancellation included: the generator releases
-            going, step = advance(steps, None, exc)
-        else:
-            going, step = advance(steps, result, None)
+    __slots__ = ("_router", "_store_inline", "_store_is_async", "_threads")
+
+    def __init__(
+        self, router: Router, *, threads: bool, store_is_async: bool, store_inline: bool
+    ) -> None:
+        self._router = router
+        self._threads = threads
+        self._store_is_async = store_is_async
+        self._store_inline = store_inline
+
+    async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
+        """Await an ``async def`` route, run a plain one in a thread or, inline, here."""
+        router = self._router
+        if router.is_async(func):
+            return await func(*args)
+        if self._threads and router.wants_thread(func):
+            return await run_in_thread(func, *args)
+        result = func(*args)  # inline=True, or sync_handlers_in_thread=False
+        if inspect.isawaitable(result):  # a plain function returning a coroutine
+            result = await result
+        return result
+
+    async def store(self, func: Callable[..., Any], /, *args: Any) -> Any:
+        """Await an async store's step; make a blocking one's in a thread, to its end."""
+        if self._store_is_async:
+            return await func(*args)
+        if self._store_inline:
+            return func(*args)  # a dict and a lock: cheaper than a thread hop
+        # SQLite, a sync Redis: its answer must be known, even for a cancelled caller
+        result, cancelled = await run_to_the_end(func, *args)
         if cancelled is not None:
-            # The store's answer is in (a claim now held, say): only now does the
-            # generator hear of the cancellation; the loop goes on to make the
-            # releases it yields, and the cancellation comes out of it at the end.
-            if not going:
-                raise cancelled
-            going, step = advance(steps, None, cancelled)
-    return step
+            raise Interrupted(result, cancelled)
+        return result
 
+    async def pause(self, seconds: float) -> None:
+        """Wait on the loop, which keeps serving."""
+        await asyncio.sleep(seconds)
 
-def _verifies_inline(handler: WebhookHandler, body: Body) -> bool:
-    # A small body with the in-memory store (or none): the hop would cost more than the work.
-    return len(body) <= INLINE_BODY_LIMIT and handler.store_inline
-
-
-async def handle(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
-    """``handler.handle_async``: see there."""
-    body = as_bytes(body)  # a caller's wrong type raises here, before its size is judged
-    router = handler.router
-    if handler.store_is_async or router.any_async:
-        # Async routes or an async store: on the loop, but for a large body's
-        # verification and each plain route's call.
-        try:
-            if _verifies_inline(handler, body):
-                delivery = handler.verify(body, headers)
-            else:
-                delivery = await run_in_thread(handler.verify, body, headers)
-        except WebhookError as exc:
-            return handler.dispatcher.rejected(exc)
-        outcome: Outcome = await drive(
-            handler, handler.dispatcher.handle(delivery, delivery.events)
-        )
-        return outcome
-    if handler.streams or not _verifies_inline(handler, body):
-        # A batch, decoded as it is dispatched, a large body or a blocking store: all
-        # of it in one worker thread, one hop.
-        return await run_in_thread(handler.handle, body, headers)
-    # Verified and claimed on the loop: a refusal or a duplicate is answered without
-    # a hop; a new delivery's plain routes then run in one worker thread, rather than
-    # one hop per route.
-    return await finish(handler, handler.accept(body, headers))
-
-
-async def accept(handler: WebhookHandler, body: Body, headers: HeadersLike) -> Outcome:
-    """``handler.accept_async``: see there."""
-    body = as_bytes(body)
-    if _verifies_inline(handler, body):
-        return handler.accept(body, headers)  # small, and no store call to wait for
-    if not handler.store_is_async:
-        outcome, cancelled = await run_to_the_end(handler.accept, body, headers)
-        if cancelled is not None:  # claimed in the thread, for a caller now gone
-            await handler.release_async(outcome)
-            raise cancelled
-        return outcome
-    try:
-        delivery = await run_in_thread(handler.verify, body, headers)
-    except WebhookError as exc:
-        return handler.dispatcher.rejected(exc)
-    accepted: Outcome = await drive(handler, handler.dispatcher.accept(delivery))
-    return accepted
-
-
-async def finish(handler: WebhookHandler, outcome: Outcome) -> Outcome:
-    """``handler.finish_async``: see there."""
-    if not outcome.pending:
-        return outcome
-    router = handler.router
-    # By type: a batch accepted record by record (PendingEvents) is not decoded for it.
-    kinds = event_types_of(outcome.pending)
-    if handler.sync_handlers_in_thread and not handler.store_is_async and router.all_plain(kinds):
-        threaded = any(
-            router.wants_thread(route) for kind in kinds for route in router.routes_for(kind)
-        )
-        if threaded:  # one hop for the whole delivery, rather than one per route
-            try:
-                return await run_in_thread(handler.finish, outcome)
-            except Exception:  # no thread could take it (once there, finish settles)
-                await handler.release_async(outcome)
-                raise
-        if handler.store_inline:  # inline routes and an in-memory store
-            pending = outcome.pending
-            body = outcome.delivery.body if outcome.delivery is not None else b""
-            if isinstance(pending, PendingEvents) and len(body) > INLINE_BODY_LIMIT:
-                # A large batch is decoded again off the loop; its routes then run on it.
-                try:
-                    events: tuple[Event, ...] = await run_in_thread(tuple, pending)
-                except Exception:
-                    await handler.release_async(outcome)
-                    raise
-                outcome = dataclasses.replace(outcome, pending=events)
-            return handler.finish(outcome)
-    result: Outcome = await drive(handler, handler.dispatcher.finish(outcome))
-    return result
-
-
-async def dispatch(handler: WebhookHandler, delivery: Delivery) -> int:
-    """``handler.dispatch_async``: see there."""
-    steps = handler.dispatcher.dispatch(delivery, delivery.events, None, claim_events=False)
-    outcome: Outcome = await drive(handler, steps)
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome.dispatched
-
-
-async def settle(handler: WebhookHandler, outcome: Outcome, *, done: bool) -> None:
-    """``handler.complete_async`` / ``release_async``: see there."""
-    claims = outcome.claims
-    if claims is not None:
-        await drive(handler, claims.complete_all() if done else claims.release_all())
+    # The pool, for the entry points that hold this runner.
+    in_thread = staticmethod(run_in_thread)
+    to_the_end = staticmethod(run_to_the_end)

@@ -13,7 +13,6 @@ that the sender retries.  This module imports no framework.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import logging
 import os
 import threading
@@ -154,23 +153,23 @@ def accept_in_background(
         logger.warning("hookshield: %s delivery refused: %s", handler.provider, BUSY_REASON)
         return Outcome(status=503, reason=BUSY_REASON)
     try:
-        outcome = handler.accept(body, headers)
+        accepted = handler.accept(body, headers)
     except BaseException:
         pool.unreserve()
         raise
-    if not outcome.pending:
+    if not accepted.pending:
         pool.unreserve()
-        return outcome
+        return accepted
     try:
-        started = pool.start(wrap(lambda: handler.finish(outcome)))
+        started = pool.start(wrap(accepted.finish))
     except BaseException:  # the framework's set-up failed: nothing will run the job
         pool.unreserve()
-        handler.release(outcome)
+        accepted.release()
         raise
     if not started:
-        handler.release(outcome)
+        accepted.release()
         return Outcome(status=503, reason="the background pool is shut down; retry later")
-    return outcome
+    return accepted
 
 
 # -- durable background work: an inbox -------------------------------------------------
@@ -191,18 +190,15 @@ def store(handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLi
     duplicate, since the inbox has it.  If ``put`` fails, the claims are released and
     the answer is 503, so that the sender retries and the retry is run.
     """
-    outcome = handler.accept(body, headers)
-    if not outcome.pending:
-        return outcome  # refused, a duplicate, another attempt running, or no events
+    accepted = handler.accept(body, headers)
+    if not accepted.pending:
+        return accepted  # refused, a duplicate, another attempt running, or no events
     try:
-        inbox.put(stored_delivery(handler, outcome, now=time.time()))
-    except BaseException as exc:
-        handler.release(outcome)
-        if not isinstance(exc, Exception):
-            raise
+        with accepted:  # completed once stored; released on any way out before
+            inbox.put(stored_delivery(handler, accepted, now=time.time()))
+    except Exception as exc:
         return _not_stored(handler, inbox, exc)
-    handler.complete(outcome)
-    return _stored(outcome)
+    return _stored(accepted)
 
 
 async def store_async(
@@ -211,28 +207,25 @@ async def store_async(
     """:func:`store` for ASGI: the blocking ``put`` runs in one of hookshield's threads."""
     from ._async import run_to_the_end
 
-    outcome = await handler.accept_async(body, headers)
-    if not outcome.pending:
-        return outcome
-    stored = stored_delivery(handler, outcome, now=time.time())
+    accepted = await handler.accept_async(body, headers)
+    if not accepted.pending:
+        return accepted
     try:
-        # Waited for even if the request is cancelled: once the put has succeeded the
-        # delivery is the inbox's, and releasing its claim would store it twice.
-        _, cancelled = await run_to_the_end(inbox.put, stored)
-    except BaseException as exc:
-        await handler.release_async(outcome)
-        if not isinstance(exc, Exception):
-            raise
+        async with accepted:  # completed once stored; released on any way out before
+            stored = stored_delivery(handler, accepted, now=time.time())
+            # Waited for even if the request is cancelled: once the put has succeeded
+            # the delivery is the inbox's, and releasing its claim would store it twice.
+            _, cancelled = await run_to_the_end(inbox.put, stored)
+    except Exception as exc:
         return _not_stored(handler, inbox, exc)
-    await handler.complete_async(outcome)
     if cancelled is not None:
         raise cancelled
-    return _stored(outcome)
+    return _stored(accepted)
 
 
-def _stored(outcome: Outcome) -> Outcome:
+def _stored(accepted: Outcome) -> Outcome:
     # ``pending`` stays: the events stored, which a ``verified`` view is handed.
-    return dataclasses.replace(outcome, reason=STORED_REASON, claims=None)
+    return Outcome(200, STORED_REASON, accepted.delivery, pending=accepted.pending)
 
 
 def _not_stored(handler: WebhookHandler, inbox: Inbox, exc: Exception) -> Outcome:

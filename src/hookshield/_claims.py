@@ -7,11 +7,11 @@ retries are duplicates from now on) or *released* (the attempt failed: the retry
 must run); the store settles it only for that token, and a key another attempt took
 over meanwhile (this one outlived its lease) is logged.  A delivery's attempt ends with
 nothing held, whichever way it ends, a ``BaseException`` or a cancellation included.
-Two ways out cannot release: a crash, and a driver closed mid-step (a generator
-cannot make store calls while it is being closed); the lease frees those keys.
+Two ways out cannot release: a crash, and an attempt's coroutine closed mid-call
+(one being closed cannot wait for a store); the lease frees those keys.
 
-Store calls are not made here but yielded as steps, so that one piece
-of bookkeeping serves the plain driver (which calls them) and the async one (which
+Store calls are not made here but through a runner (``_runner.py``), so that one
+piece of bookkeeping serves plain code (which calls the store) and async code (which
 awaits an async store, or runs a blocking client in a thread).  A store that fails
 to claim becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from
 it, a replay cannot be told from a new delivery, so nothing is dispatched.  A store
@@ -23,37 +23,18 @@ acknowledged all the same (its routes ran) and the key is logged.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Generator
-from typing import Any, Final, TypeAlias
+from typing import Final
 
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
 from ._errors import StoreUnavailable
+from ._runner import Interrupted, Runner
 
-__all__ = ["Claims", "Kind", "Step", "Steps", "bounded"]
+__all__ = ["Claims", "bounded"]
 
 logger = logging.getLogger("hookshield")
-
-
-class Kind(enum.Enum):
-    """What a step calls: a route or error hook, the de-duplication store, or a pause."""
-
-    ROUTE = "route"
-    STORE = "store"
-    #: ``(Kind.WAIT, time.sleep, (seconds,))``: the async driver awaits ``asyncio.sleep``.
-    WAIT = "wait"
-
-
-#: One call for a driver to make, ``(kind, func, args)``: it calls ``func(*args)`` and
-#: sends back the result (a plain tuple: a named one costs more to build than some of
-#: the calls it carries).
-Step: TypeAlias = tuple[Kind, Callable[..., Any], tuple[Any, ...]]
-
-#: A generator of steps that returns a ``T`` when it is driven to its end.
-Steps: TypeAlias = Generator[Step, Any, Any]
 
 #: Sender-chosen text longer than this is hashed before it becomes a store key.
 _MAX_KEY_TEXT: Final = 128
@@ -90,20 +71,24 @@ class Claims:
         """Whether ``key`` is claimed by this delivery and not yet settled."""
         return key in self._held
 
-    def claim(self, key: str) -> Generator[Step, Any, Claim]:
+    def __bool__(self) -> bool:
+        """Whether any key is still held."""
+        return bool(self._held)
+
+    async def claim(self, runner: Runner, key: str) -> Claim:
         """Claim ``key``; a NEW claim is held, with its token, from now on."""
         try:
-            answer = yield (Kind.STORE, self.store.claim, (key, self.lease))
+            answer = await runner.store(self.store.claim, key, self.lease)
+        except Interrupted as stop:  # claimed for a caller now cancelled: held, to release
+            self._take(key, stop.result)
+            raise stop.cancelled from None
         except Exception as exc:
             raise StoreUnavailable(
                 f"the de-duplication store failed ({type(exc).__name__}); retry later"
             ) from exc
-        state, token = self._checked(answer)
-        if token is not None:  # NEW: the claim is this attempt's
-            self._held[key] = token
-        return state
+        return self._take(key, answer)
 
-    def complete(self, key: str) -> Steps:
+    async def complete(self, runner: Runner, key: str) -> None:
         """Mark a held key done, trying again for about a second if the store fails.
 
         The routes have run by now: a store that still fails is logged, not raised,
@@ -112,7 +97,13 @@ class Claims:
         that arrives after that runs again.
         """
         token = self._held.pop(key)
-        mine = yield from self._complete(key, token)
+        started = time.monotonic()
+        try:
+            mine = await runner.store(self.store.complete, key, token, self.ttl)
+        except Interrupted as stop:
+            raise stop.cancelled from None
+        except Exception as exc:
+            mine = await self._complete_again(runner, key, token, started, exc)
         if mine is False:
             logger.warning(
                 "hookshield: %r was claimed by another attempt while this one ran (its "
@@ -122,50 +113,58 @@ class Claims:
                 self.lease,
             )
 
-    def _complete(self, key: str, token: str) -> Steps:
-        """The store's answer to completing ``key``, or ``None`` if it never took it."""
-        started = time.monotonic()
+    async def _complete_again(
+        self, runner: Runner, key: str, token: str, started: float, error: Exception
+    ) -> object:
+        """The store's answer to completing ``key``, first tried at ``started`` and failed
+        with ``error``; ``None`` once it has failed for about a second (logged)."""
         delays = iter(() if self._unreachable else COMPLETE_RETRY_DELAYS)
-        tries = 0
+        tries = 1
         while True:
+            delay = next(delays, None)
+            if delay is None or time.monotonic() - started + delay > COMPLETE_RETRY_WITHIN:
+                self._unreachable = True
+                logger.error(
+                    "hookshield: could not mark %r done in %r (tries: %d); its routes "
+                    "ran, so the delivery is acknowledged, but a copy of it that "
+                    "arrives after its lease of %g s runs them again",
+                    key,
+                    self.store,
+                    tries,
+                    self.lease,
+                    exc_info=error,
+                )
+                return None
+            await runner.pause(delay)
             tries += 1
             try:
-                return (yield (Kind.STORE, self.store.complete, (key, token, self.ttl)))
+                return await runner.store(self.store.complete, key, token, self.ttl)
+            except Interrupted as stop:
+                raise stop.cancelled from None
             except Exception as exc:
-                delay = next(delays, None)
-                late = delay is None or time.monotonic() - started + delay > COMPLETE_RETRY_WITHIN
-                if late:
-                    self._unreachable = True
-                    logger.error(
-                        "hookshield: could not mark %r done in %r (tries: %d); its routes "
-                        "ran, so the delivery is acknowledged, but a copy of it that "
-                        "arrives after its lease of %g s runs them again",
-                        key,
-                        self.store,
-                        tries,
-                        self.lease,
-                        exc_info=exc,
-                    )
-                    return None
-            yield (Kind.WAIT, time.sleep, (delay,))
+                error = exc
 
-    def complete_all(self) -> Steps:
+    async def complete_all(self, runner: Runner) -> None:
         """Mark every held key done."""
         for key in list(self._held):
-            yield from self.complete(key)
+            await self.complete(runner, key)
 
-    def release_all(self) -> Steps:
+    async def release_all(self, runner: Runner) -> None:
         """Forget every held key, newest first, so that the sender's retry runs them.
 
         A store failure is logged and the other keys are still released; a key that
         could not be released is freed by its lease.  A key that another attempt has
-        claimed or completed since is left to it (the store answers ``False``).
+        claimed or completed since is left to it (the store answers ``False``).  A
+        cancellation while a key is released is raised once the others are.
         """
         held = list(self._held.items())
         self._held.clear()
+        cancelled: BaseException | None = None
         for key, token in reversed(held):
             try:
-                released = yield (Kind.STORE, self.store.release, (key, token))
+                released = await runner.store(self.store.release, key, token)
+            except Interrupted as stop:
+                released, cancelled = stop.result, stop.cancelled
             except Exception:
                 logger.exception("hookshield: could not release a claim in %r", self.store)
                 continue
@@ -177,15 +176,18 @@ class Claims:
                     key,
                     self.lease,
                 )
+        if cancelled is not None:
+            raise cancelled
 
-    def _checked(self, answer: object) -> tuple[Claim, str | None]:
-        """A store's answer to a claim, if it is ``(Claim, token)``; else a ``TypeError``."""
+    def _take(self, key: str, answer: object) -> Claim:
+        """Record a store's answer to a claim, if it is ``(Claim, token)``; else a ``TypeError``."""
         if isinstance(answer, tuple) and len(answer) == 2:
             state, token = answer
             if state is Claim.NEW and isinstance(token, str) and token:
-                return state, token
+                self._held[key] = token  # the claim is this attempt's
+                return state
             if isinstance(state, Claim) and state is not Claim.NEW:
-                return state, None
+                return state
         raise TypeError(
             f"{self.store!r}.claim() returned {answer!r}, not (hookshield.Claim, token): "
             "a token (a non-empty str) for NEW"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import itertools
 import logging
 import secrets
 import threading
@@ -160,6 +161,9 @@ class MemoryDedupeStore:
         # written, which with one lease and one TTL is close to expiry order.
         self._entries: OrderedDict[str, tuple[bool, float, str | None]] = OrderedDict()
         self._lock = threading.Lock()
+        # The owner tokens: this store is this process's alone, so a count tells its
+        # claims apart (new_token's randomness is for stores that processes share).
+        self._tokens = itertools.count(1)
         self._clock = function("clock", clock)
         self._warned = False
 
@@ -170,8 +174,8 @@ class MemoryDedupeStore:
             entry = self._entries.get(key)
             if entry is not None and entry[1] > now:
                 return (Claim.DONE if entry[0] else Claim.IN_PROGRESS), None
-            token = new_token()
-            self._write(key, (False, now + lease, token), now)
+            token = f"memory-{next(self._tokens)}"
+            self._write(key, (False, now + lease, token), now, known=entry is not None)
             return Claim.NEW, token
 
     def complete(self, key: str, token: str, ttl: float) -> bool:
@@ -184,7 +188,7 @@ class MemoryDedupeStore:
                 entries[key] = (True, now + ttl, None)
                 entries.move_to_end(key)
             else:
-                self._write(key, (True, now + ttl, None), now)
+                self._write(key, (True, now + ttl, None), now, known=False)
             return not _held_by_another(entry, token, now)
 
     def release(self, key: str, token: str) -> bool:
@@ -201,10 +205,13 @@ class MemoryDedupeStore:
         with self._lock:
             return len(self._entries)
 
-    def _write(self, key: str, entry: tuple[bool, float, str | None], now: float) -> None:
+    def _write(
+        self, key: str, entry: tuple[bool, float, str | None], now: float, *, known: bool
+    ) -> None:
         entries = self._entries
         entries[key] = entry
-        entries.move_to_end(key)
+        if known:  # a new key is at the end already
+            entries.move_to_end(key)
         # Expired entries sit at the front (written longest ago); drop them, then as
         # many of the oldest live ones as the bound requires.
         while entries:

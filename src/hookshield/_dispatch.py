@@ -1,4 +1,4 @@
-"""Claiming and dispatching a verified delivery: the one loop, and its plain driver.
+"""Claiming and dispatching a verified delivery: the one loop, and the accepted delivery.
 
 Theory of operation.  The words, used the same way everywhere (docs included):
 
@@ -8,81 +8,152 @@ Theory of operation.  The words, used the same way everywhere (docs included):
   running (409, the sender retries later).
 * **dispatch**: call the routes of each event, and the error hooks when one raises.
 * **complete** a key whose routes ran; **release** the keys of an attempt that failed.
-* **accept** = verify + claim, **finish** = dispatch + complete or release, and
-  **handle** = all of it: the three entry points of ``WebhookHandler``.
+* **accept** = verify + claim, giving an :class:`Accepted` delivery; **finish** =
+  dispatch + complete or release; **handle** = all of it.
 
-The loop is written once, as generators that *yield* each call to make (a route, an
-error hook, a store step) as a ``(kind, func, args)`` step and get its result
-back.  :func:`drive` makes the calls in plain code; ``_async.drive`` awaits async
-routes and async stores and runs the rest in threads.  So the sync and async paths,
-streamed batches or whole ones, share every decision, and every way out of a failed
-attempt, a ``BaseException`` included, releases what it holds.
+The loop is written once, as coroutines that await each call they make (a route, an
+error hook, a store step) through a runner (``_runner.py``): plain code runs them
+with the plain runner, which never suspends (``_runner.run``), async code with
+``_async.LoopRunner``, which awaits async routes and async stores and runs the rest
+in threads.  So the plain and async paths, streamed batches or whole ones, share
+every decision, and every way out of a failed attempt, a ``BaseException``
+included, releases what it holds.
+
+An :class:`Accepted` delivery holds its claims until it is settled, once: finished,
+completed or released, or by leaving a ``with`` block.  Its async methods decide
+what runs on the event loop and what in a thread, with the handler's async entry
+points; this module imports :mod:`asyncio` (through ``_async.py``) only when one of
+them is first called.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import inspect
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from ._claims import Claims, Kind, Step, Steps, bounded
-from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
+from ._claims import Claims, bounded
+from ._dedupe import AsyncDedupeStore, Claim, DedupeStore, MemoryDedupeStore
 from ._errors import DeliveryInProgress, WebhookError
 from ._events import Delivery, Event
-from ._outcome import Outcome, PendingEvents
+from ._outcome import Outcome, PendingEvents, event_types_of
 from ._routing import Router
+from ._runner import PLAIN, Runner, run
 from ._text import printable
-from .providers import Provider
 
-__all__ = ["Dispatcher", "advance", "dispatched_reason", "drive", "one_event_loop"]
+if TYPE_CHECKING:
+    from ._async import LoopRunner
+    from .providers import Provider
+
+__all__ = ["INLINE_BODY_LIMIT", "Accepted", "Dispatcher", "dispatched_reason"]
 
 logger = logging.getLogger("hookshield")
 
+#: Bodies up to this size are verified (and a batch decoded) on the event loop, about
+#: 100 µs of work at most; larger ones in a worker thread, so that the loop keeps serving.
+INLINE_BODY_LIMIT: Final = 64 * 1024
 #: At most this many unrouted event types are named in an outcome's reason.
 _MAX_UNROUTED: Final = 256
 IN_PROGRESS_REASON: Final = "another attempt at this delivery is still running; retry later"
 
+AnswerT = TypeVar("AnswerT", bound=Outcome)
 
-@dataclass(frozen=True, slots=True)
+
 class Dispatcher:
-    """Claims and dispatches one sender's verified deliveries."""
+    """Claims and dispatches one sender's verified deliveries, in plain or async code."""
 
-    sender: Provider
-    router: Router
-    store: DedupeStore | AsyncDedupeStore | None
-    lease: float
-    ttl: float
+    __slots__ = (
+        "_loop",
+        "lease",
+        "router",
+        "sender",
+        "store",
+        "store_inline",
+        "store_is_async",
+        "threads",
+        "ttl",
+    )
+
+    def __init__(
+        self,
+        sender: Provider,
+        router: Router,
+        store: DedupeStore | AsyncDedupeStore | None,
+        lease: float,
+        ttl: float,
+        *,
+        threads: bool = True,
+    ) -> None:
+        self.sender = sender
+        self.router = router
+        self.store = store
+        self.lease = lease
+        self.ttl = ttl
+        #: Whether plain routes run in a worker thread under asyncio.
+        self.threads = threads
+        #: Whether the store's steps are awaited (``redis.asyncio``): async paths only.
+        self.store_is_async = store is not None and inspect.iscoroutinefunction(store.claim)
+        #: Whether the store's steps are quick enough to make on an event loop.
+        self.store_inline = store is None or isinstance(store, MemoryDedupeStore)
+        self._loop: LoopRunner | None = None
+
+    def loop(self) -> LoopRunner:
+        """The runner of this dispatcher's calls on an event loop, made on first use."""
+        runner = self._loop
+        if runner is None:
+            from ._async import LoopRunner  # asyncio, only once async code asks
+
+            runner = self._loop = LoopRunner(
+                self.router,
+                threads=self.threads,
+                store_is_async=self.store_is_async,
+                store_inline=self.store_inline,
+            )
+        return runner
+
+    def require_plain_store(self, method: str) -> None:
+        """Refuse a plain call of ``method`` when the store must be awaited."""
+        if self.store_is_async:
+            raise TypeError(
+                f"this handler's de-duplication store is async; call {method}_async() "
+                "(or serve it with an ASGI adapter) instead"
+            )
 
     # -- the entry points ------------------------------------------------------
 
-    def handle(self, delivery: Delivery, events: Iterable[Event]) -> Steps:
+    async def handle(self, runner: Runner, delivery: Delivery, events: Iterable[Event]) -> Outcome:
         """Claim, dispatch ``events`` (the delivery's, or a stream of them), settle."""
-        claims, refused = yield from self._claim_delivery(delivery)
+        claims, refused = await self._claim_delivery(runner, delivery, Outcome)
         if refused is not None:
             return refused
-        return (yield from self.dispatch(delivery, events, claims, claim_events=True))
+        return await self.dispatch(runner, delivery, events, claims, claim_events=True)
 
-    def accept(
-        self, delivery: Delivery, source: Callable[[], Iterator[Event]] | None = None
-    ) -> Steps:
-        """Claim a delivery and its events; the outcome's ``pending`` are the new ones.
+    async def accept(
+        self,
+        runner: Runner,
+        delivery: Delivery,
+        source: Callable[[], Iterator[Event]] | None = None,
+    ) -> Accepted:
+        """Claim a delivery and its events; the result's ``pending`` are the new ones.
 
         With ``source`` (a batch read record by record) each event is decoded, claimed
-        and let go: the outcome's ``pending`` is a :class:`PendingEvents` that keeps
-        only the new events' keys and decodes them again from ``source`` when read.
-        The whole batch is read here either way, so that a malformed record is
-        refused before the delivery is answered 2xx.
+        and let go: ``pending`` is a :class:`PendingEvents` that keeps only the new
+        events' keys and decodes them again from ``source`` when read.  The whole
+        batch is read here either way, so that a malformed record is refused before
+        the delivery is answered 2xx.
         """
-        claims, refused = yield from self._claim_delivery(delivery)
+        claims, refused = await self._claim_delivery(runner, delivery, Accepted)
         if refused is not None:
             return refused
         per_event = claims is not None and self.sender.dedupe_events
         if source is None and not per_event:
-            return Outcome(200, "accepted", delivery, pending=delivery.events, claims=claims)
+            return Accepted(
+                200, "accepted", delivery, pending=delivery.events, _claims=claims, _dispatcher=self
+            )
         events = delivery.events if source is None else source()
         kept: list[Event] = []  # the new events, when not streamed
         keys: set[str] = set()  # their keys, when streamed
@@ -93,12 +164,12 @@ class Dispatcher:
                 seen += 1
                 ident = self.sender.event_key(event) if per_event else None
                 key = None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
-                if key is not None and claims.holds(key):
+                if key is not None and claims.holds(key):  # type: ignore[union-attr]
                     continue  # the same record twice in one batch: run it once
-                state = Claim.NEW if key is None else (yield from claims.claim(key))
+                state = Claim.NEW if key is None else await claims.claim(runner, key)  # type: ignore[union-attr]
                 if state is Claim.IN_PROGRESS:
-                    yield from claims.release_all()
-                    return self.in_progress(delivery)
+                    await claims.release_all(runner)  # type: ignore[union-attr]
+                    return self._in_progress(Accepted, delivery)
                 if state is Claim.NEW:
                     new += 1
                     if source is None:
@@ -109,49 +180,56 @@ class Dispatcher:
                             keys.add(ident)
         except WebhookError as exc:  # a malformed record, or the store failed
             if claims is not None:
-                yield from claims.release_all()
-            return self.rejected(exc, delivery)
+                await claims.release_all(runner)
+            return self.refused(Accepted, exc, delivery)
         except GeneratorExit:
             raise
         except BaseException:
             if claims is not None:
-                yield from claims.release_all()
+                await claims.release_all(runner)
             raise
         if not new:
             if claims is not None:
-                yield from claims.complete_all()
+                await claims.complete_all(runner)
             duplicate = seen > 0
             reason = "duplicate events" if duplicate else "accepted"
-            return Outcome(200, reason, delivery, duplicate=duplicate)
+            return Accepted(200, reason, delivery, duplicate=duplicate)
+        pending: tuple[Event, ...] | PendingEvents
         if source is None:
-            return Outcome(200, "accepted", delivery, pending=tuple(kept), claims=claims)
-        pending = PendingEvents(
-            source,
-            count=new,
-            # Every record new: no keys to keep (nor to store in an inbox row).
-            keys=None if new == seen else frozenset(keys),
-            key=self.sender.event_key,
-            types=tuple(types),
+            pending = tuple(kept)
+        else:
+            pending = PendingEvents(
+                source,
+                count=new,
+                # Every record new: no keys to keep (nor to store in an inbox row).
+                keys=None if new == seen else frozenset(keys),
+                key=self.sender.event_key,
+                types=tuple(types),
+            )
+        return Accepted(
+            200, "accepted", delivery, pending=pending, _claims=claims, _dispatcher=self
         )
-        return Outcome(200, "accepted", delivery, pending=pending, claims=claims)
 
-    def finish(self, outcome: Outcome) -> Steps:
-        """Dispatch an accepted outcome's pending events, then complete or release."""
-        if not outcome.pending or outcome.delivery is None:
-            return outcome
-        delivery, pending, claims = outcome.delivery, outcome.pending, outcome.claims
-        return (yield from self.dispatch(delivery, pending, claims, claim_events=False))
+    async def finish(self, runner: Runner, accepted: Accepted) -> Outcome:
+        """Dispatch an accepted delivery's pending events, then complete or release."""
+        if not accepted.pending or accepted.delivery is None:
+            return accepted
+        claims = accepted._claims
+        return await self.dispatch(
+            runner, accepted.delivery, accepted.pending, claims, claim_events=False
+        )
 
     # -- the one loop ----------------------------------------------------------
 
-    def dispatch(
+    async def dispatch(
         self,
+        runner: Runner,
         delivery: Delivery,
         events: Iterable[Event],
         claims: Claims | None,
         *,
         claim_events: bool,
-    ) -> Steps:
+    ) -> Outcome:
         """Run the routes of each event; with ``claims``, de-duplicate and settle them.
 
         ``events`` may be a lazy stream: a malformed record part-way refuses the
@@ -166,35 +244,41 @@ class Dispatcher:
                 seen += 1
                 key = self._event_key(event) if per_event else None
                 if key is not None and claim_events:
-                    state = yield from claims.claim(key)  # type: ignore[union-attr]
+                    state = await claims.claim(runner, key)  # type: ignore[union-attr]
                     if state is Claim.DONE:
                         continue
                     if state is Claim.IN_PROGRESS:
-                        yield from claims.release_all()  # type: ignore[union-attr]
-                        return self.in_progress(delivery, dispatched=calls)
+                        await claims.release_all(runner)  # type: ignore[union-attr]
+                        return self._in_progress(Outcome, delivery, dispatched=calls)
                 fresh += 1
-                ran, error = yield from self._call_routes(event, unrouted)
-                calls += ran
-                if error is not None:
-                    if claims is not None:
-                        yield from claims.release_all()
-                    return self._failed(delivery, event, error, calls)
+                routes = self.router.routes_for(event.type)
+                if not routes and len(unrouted) < _MAX_UNROUTED:
+                    unrouted[bounded(event.type)] = event.type[:64]
+                for route in routes:
+                    try:
+                        await runner.route(route, event)
+                    except Exception as error:
+                        await self._run_error_hooks(runner, error, event)
+                        if claims is not None:
+                            await claims.release_all(runner)
+                        return self._failed(delivery, event, error, calls)
+                    calls += 1
                 if key is not None and claims is not None and claims.holds(key):
-                    yield from claims.complete(key)
+                    await claims.complete(runner, key)
         except WebhookError as exc:  # a malformed record part-way, or the store failed
             if claims is not None:
-                yield from claims.release_all()
-            return self.rejected(exc, delivery, dispatched=calls)
+                await claims.release_all(runner)
+            return self.refused(Outcome, exc, delivery, dispatched=calls)
         except GeneratorExit:
             raise
         except BaseException:
             # SystemExit from a worker timeout, a cancelled task, KeyboardInterrupt:
             # the retry must run what this attempt did not finish.
             if claims is not None:
-                yield from claims.release_all()
+                await claims.release_all(runner)
             raise
         if claims is not None:
-            yield from claims.complete_all()
+            await claims.complete_all(runner)
         if seen and not fresh:
             return Outcome(200, "duplicate events", delivery, duplicate=True)
         if not seen:
@@ -206,7 +290,18 @@ class Dispatcher:
     def rejected(
         self, exc: WebhookError, delivery: Delivery | None = None, *, dispatched: int = 0
     ) -> Outcome:
-        """The outcome of a delivery refused with ``exc``."""
+        """The outcome of a delivery refused with ``exc``, logged."""
+        return self.refused(Outcome, exc, delivery, dispatched=dispatched)
+
+    def refused(
+        self,
+        kind: type[AnswerT],
+        exc: WebhookError,
+        delivery: Delivery | None = None,
+        *,
+        dispatched: int = 0,
+    ) -> AnswerT:
+        """The answer (an ``Outcome`` or an ``Accepted``) to a delivery refused with ``exc``, logged."""
         log = logger.warning if exc.status >= 500 else logger.info
         log(
             "hookshield: %s delivery refused (%d): %s",
@@ -214,58 +309,53 @@ class Dispatcher:
             exc.status,
             printable(exc),
         )
-        return Outcome(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
+        return kind(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
 
-    def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
-        """The outcome of a retry that arrives while another attempt still runs."""
+    def _in_progress(
+        self, kind: type[AnswerT], delivery: Delivery, *, dispatched: int = 0
+    ) -> AnswerT:
+        """The answer to a retry that arrives while another attempt still runs."""
         logger.info(
             "hookshield: %s delivery %s is in progress", self.sender.name, printable(delivery.id)
         )
         error = DeliveryInProgress(IN_PROGRESS_REASON)
-        return Outcome(error.status, str(error), delivery, error=error, dispatched=dispatched)
+        return kind(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
     # -- internals -------------------------------------------------------------------
 
-    def _claim_delivery(self, delivery: Delivery) -> Generator[Step, Any, tuple[Any, Any]]:
+    async def _claim_delivery(
+        self, runner: Runner, delivery: Delivery, kind: type[AnswerT]
+    ) -> tuple[Claims | None, AnswerT | None]:
+        """The delivery's claims, or the answer when it must not run (as a ``kind``)."""
         if self.store is None:
             return None, None
         claims = Claims(self.store, self.lease, self.ttl)
         try:
-            state = yield from claims.claim(f"{self.sender.name}:{bounded(delivery.id)}")
+            state = await claims.claim(runner, f"{self.sender.name}:{bounded(delivery.id)}")
         except WebhookError as exc:
-            return None, self.rejected(exc, delivery)
+            return None, self.refused(kind, exc, delivery)
+        except GeneratorExit:
+            raise
+        except BaseException:  # cancelled once the store had claimed it: let it go
+            await claims.release_all(runner)
+            raise
+        if state is Claim.NEW:
+            return claims, None
         if state is Claim.DONE:
             logger.info(
                 "hookshield: duplicate %s delivery %s", self.sender.name, printable(delivery.id)
             )
-            return None, Outcome(200, "duplicate delivery", delivery, duplicate=True)
-        if state is Claim.IN_PROGRESS:
-            return None, self.in_progress(delivery)
-        return claims, None
+            return None, kind(200, "duplicate delivery", delivery, duplicate=True)
+        return None, self._in_progress(kind, delivery)
 
     def _event_key(self, event: Event) -> str | None:
         ident = self.sender.event_key(event)
         return None if ident is None else f"{self.sender.name}:event:{bounded(ident)}"
 
-    def _call_routes(
-        self, event: Event, unrouted: dict[str, str]
-    ) -> Generator[Step, Any, tuple[int, Exception | None]]:
-        """Call the routes of one event: how many ran, and the exception that stopped them."""
-        routes = self.router.routes_for(event.type)
-        if not routes and len(unrouted) < _MAX_UNROUTED:
-            unrouted[bounded(event.type)] = event.type[:64]
-        for ran, route in enumerate(routes):
-            try:
-                yield (Kind.ROUTE, route, (event,))
-            except Exception as exc:
-                yield from self._run_error_hooks(exc, event)
-                return ran, exc
-        return len(routes), None
-
-    def _run_error_hooks(self, exc: Exception, event: Event) -> Steps:
+    async def _run_error_hooks(self, runner: Runner, error: Exception, event: Event) -> None:
         for hook in self.router.error_hooks:
             try:
-                yield (Kind.ROUTE, hook, (exc, event))
+                await runner.route(hook, error, event)
             except Exception:
                 logger.exception("hookshield: an on_error hook raised")
 
@@ -281,6 +371,135 @@ class Dispatcher:
         return Outcome(500, reason, delivery, error=exc, dispatched=calls)
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted(Outcome):
+    """A verified, claimed delivery whose new events are to be run: what ``accept()`` gives.
+
+    An :class:`~hookshield.Outcome` like any other (``status``, ``reason``,
+    ``delivery``...).  A 200 with ``pending`` events holds their de-duplication claims
+    until it is settled, once:
+
+    * :meth:`finish` dispatches them to the handler's routes, then completes the
+      claims, or releases them when a route raised (and answers 500);
+    * code that runs the events itself calls :meth:`complete` once done, or
+      :meth:`release` if it failed, so that the sender's retry runs them again;
+    * or settles in a ``with`` block: completed when the block ends normally, released
+      when it ends by any exception (``SystemExit``, ``KeyboardInterrupt`` and a
+      cancellation included), which propagates::
+
+          accepted = handler.accept(body, headers)
+          if accepted.pending:
+              with accepted:
+                  for event in accepted.pending:
+                      ...
+          return accepted.status
+
+    Each has an async twin (:meth:`finish_async`, :meth:`complete_async`,
+    :meth:`release_async`, ``async with``) that awaits an async store and keeps the
+    event loop free.  A refused or duplicate delivery holds nothing: settling it does
+    nothing.
+    """
+
+    _claims: Claims | None = field(default=None, repr=False, compare=False)
+    _dispatcher: Dispatcher | None = field(default=None, repr=False, compare=False)
+
+    def finish(self) -> Outcome:
+        """Dispatch the pending events to the routes, then settle; a route failure gives 500."""
+        dispatcher = self._dispatcher
+        if not self.pending or dispatcher is None:
+            return self
+        dispatcher.require_plain_store("finish")
+        return run(dispatcher.finish(PLAIN, self))
+
+    def complete(self) -> None:
+        """Mark the claims done: the events were handled, and a retry is a duplicate."""
+        claims = self._claims
+        if claims and self._dispatcher is not None:
+            self._dispatcher.require_plain_store("complete")
+            run(claims.complete_all(PLAIN))
+
+    def release(self) -> None:
+        """Forget the claims, so that the sender's retry runs the events again."""
+        claims = self._claims
+        if claims and self._dispatcher is not None:
+            self._dispatcher.require_plain_store("release")
+            run(claims.release_all(PLAIN))
+
+    async def finish_async(self) -> Outcome:
+        """:meth:`finish` for async code: async routes awaited, plain ones in a thread.
+
+        When every route of the pending events is plain, they run in one worker
+        thread, one hop for the whole delivery; ``inline=True`` routes and async ones
+        run on the loop.
+        """
+        dispatcher = self._dispatcher
+        pending = self.pending
+        if not pending or dispatcher is None:
+            return self
+        loop = dispatcher.loop()
+        router = dispatcher.router
+        if dispatcher.threads and not dispatcher.store_is_async:
+            # By type: a batch accepted record by record (PendingEvents) is not decoded for it.
+            kinds = event_types_of(pending)
+            if router.all_plain(kinds) and router.any_threaded(kinds):
+                try:  # one hop for the whole delivery, rather than one per route
+                    return await loop.in_thread(self.finish)
+                except Exception:  # no thread could take it (once there, finish settles)
+                    await self.release_async()
+                    raise
+        accepted = self
+        body = self.delivery.body if self.delivery is not None else b""
+        if isinstance(pending, PendingEvents) and len(body) > INLINE_BODY_LIMIT:
+            # A large batch is decoded again off the loop; its routes then run on it.
+            try:
+                events: tuple[Event, ...] = await loop.in_thread(tuple, pending)
+            except BaseException:
+                await self.release_async()
+                raise
+            accepted = dataclasses.replace(self, pending=events)
+        return await dispatcher.finish(loop, accepted)
+
+    async def complete_async(self) -> None:
+        """:meth:`complete` for async code."""
+        claims = self._claims
+        if claims and self._dispatcher is not None:
+            await claims.complete_all(self._dispatcher.loop())
+
+    async def release_async(self) -> None:
+        """:meth:`release` for async code."""
+        claims = self._claims
+        if claims and self._dispatcher is not None:
+            await claims.release_all(self._dispatcher.loop())
+
+    def __enter__(self) -> Accepted:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.complete()
+        else:
+            self.release()
+
+    async def __aenter__(self) -> Accepted:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            await self.complete_async()
+        else:
+            await self.release_async()
+
+
 def dispatched_reason(calls: int, unrouted: Iterable[str] = ()) -> str:
     """The reason of a delivery dispatched to ``calls`` route calls (or to none)."""
     if calls == 1:
@@ -290,81 +509,3 @@ def dispatched_reason(calls: int, unrouted: Iterable[str] = ()) -> str:
     names = sorted(unrouted)
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     return "no handler for " + ", ".join(repr(name) for name in names[:5]) + more
-
-
-def advance(steps: Steps, result: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Hand the last call's result (or exception) to ``steps``.
-
-    Returns ``(True, the next step)``, or ``(False, the generator's return value)``.
-    The generator decides what an exception means.
-    """
-    try:
-        return True, (steps.throw(error) if error is not None else steps.send(result))
-    except StopIteration as stop:
-        return False, stop.value
-
-
-def drive(steps: Steps) -> Any:
-    """Run a generator of steps in plain code, making each call it yields."""
-    going, step = advance(steps, None, None)
-    while going:
-        kind, func, args = step
-        try:
-            result = func(*args)
-            if kind is Kind.ROUTE and result is not None and inspect.isawaitable(result):
-                result = _finish_awaitable(result)
-        except BaseException as exc:  # handed to the generator
-            going, step = advance(steps, None, exc)
-        else:
-            going, step = advance(steps, result, None)
-    return step
-
-
-#: The event loop of this thread, while :func:`one_event_loop` keeps one.
-_thread = threading.local()
-
-
-@contextlib.contextmanager
-def one_event_loop() -> Iterator[None]:
-    """Run the ``async def`` routes that plain code calls in this thread on one event loop.
-
-    Kept until the block ends, so that what a route makes on the loop (a client's
-    connection pool) serves the routes after it; a worker thread runs its
-    deliveries inside one.  Outside one, each such route gets a loop of its own.
-    """
-    import asyncio  # only for async routes called from plain code
-
-    loop = asyncio.new_event_loop()
-    _thread.loop = loop
-    try:
-        yield
-    finally:
-        _thread.loop = None
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-
-
-def _finish_awaitable(awaitable: Awaitable[Any]) -> Any:
-    """Run an ``async def`` route that plain code called, outside any event loop."""
-    import asyncio  # only for async routes called from plain code
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop = getattr(_thread, "loop", None)
-        if loop is not None:
-            return loop.run_until_complete(_await(awaitable))
-        return asyncio.run(_await(awaitable))
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()  # do not leave a never-awaited coroutine behind
-    raise TypeError(
-        "an async handler was called from handle()/dispatch() inside a running event "
-        "loop; use handle_async()/dispatch_async() there"
-    )
-
-
-async def _await(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable

@@ -1,45 +1,52 @@
 """``WebhookHandler``: one sender's deliveries, verified, de-duplicated and dispatched.
 
-Theory of operation: the handler is a facade over four pieces, each in a module of
-its own, and the words of ``_dispatch.py``'s docstring (verify, claim, dispatch,
-complete, release; accept, finish, handle) mean the same here:
+Theory of operation: the handler is a narrow facade over four pieces, each in a
+module of its own, and the words of ``_dispatch.py``'s docstring (verify, claim,
+dispatch, complete, release; accept, finish, handle) mean the same here:
 
 * ``_credentials.py`` prepares the credentials and refuses a misconfiguration;
 * ``_verify.py`` bounds, authenticates and parses the raw bytes, purely;
 * ``_routing.py`` holds the routes and error hooks;
-* ``_dispatch.py`` claims and dispatches, with the store of ``_dedupe.py``.
+* ``_dispatch.py`` claims and dispatches, with the store of ``_dedupe.py``, and
+  gives the :class:`~hookshield.Accepted` delivery that ``accept`` returns.
 
-Every entry point has an async twin in ``_async.py``, imported on first use.
+The pieces are private.  hookshield's own modules that need one (the worker, the
+inbox, the command line, the adapters) get it through :func:`verifier_of` and
+:func:`dispatcher_of`.  The async entry points decide what runs on the event loop and
+what in a thread, and run the same loop as the plain ones with ``_async.LoopRunner``,
+which the dispatcher makes on first async use; ``_async.py`` knows nothing of this
+facade.  A sender's module is loaded when the first handler for it is made, and
+``_peers.py`` (:mod:`ipaddress`) only for a handler with ``allowed_ips``.
 """
 
 from __future__ import annotations
 
-import inspect
+import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._auth import SecretLike
-from ._credentials import BasicAuth, prepare_credentials
-from ._dedupe import (
-    DEFAULT_LEASE,
-    AsyncDedupeStore,
-    DedupeStore,
-    MemoryDedupeStore,
-    adapt_store,
-)
-from ._dispatch import Dispatcher, drive
+from ._credentials import prepare_credentials
+from ._dedupe import DEFAULT_LEASE, AsyncDedupeStore, DedupeStore, MemoryDedupeStore, adapt_store
+from ._dispatch import INLINE_BODY_LIMIT, Accepted, Dispatcher
 from ._errors import WebhookError
 from ._events import Delivery, Event
-from ._headers import HeadersLike
 from ._options import flag, integer, text
 from ._outcome import Outcome
-from ._peers import AddressesLike, PeerPolicy
-from ._routing import H, R, Route, Router
+from ._routing import H, R, Router
+from ._runner import PLAIN, run
 from ._stores import seconds
-from ._verify import Body, Verifier
-from .providers import ProviderLike, get_provider
+from ._verify import Verifier, as_bytes
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "WebhookHandler"]
+if TYPE_CHECKING:
+    from ._auth import SecretLike
+    from ._credentials import BasicAuth
+    from ._headers import HeadersLike
+    from ._peers import AddressesLike, PeerPolicy
+    from ._verify import Body
+    from .providers import ProviderLike
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "WebhookHandler", "dispatcher_of", "verifier_of"]
 
 #: 25 MiB: the largest of the senders' own defaults (a 10,000-record Momentum batch,
 #: GitHub's 25 MB cap), and the one every sender had before each got its own
@@ -87,7 +94,8 @@ class WebhookHandler:
     its body's size in memory; a malformed record part-way is found after the records
     before it ran (they keep their claims, so the retry skips them), and the outcome's
     ``delivery`` carries no events.  ``stream_batches=False`` decodes the whole batch
-    before dispatching any of it.
+    before dispatching any of it.  Under asyncio a plain route runs in a worker
+    thread; ``sync_handlers_in_thread=False`` runs every plain route on the loop.
 
     ``allowed_ips`` (addresses and ranges, IPv4 or IPv6) restricts where deliveries
     may come from: the adapters answer 403 to any other before reading the body.
@@ -120,6 +128,8 @@ class WebhookHandler:
         public_key: SecretLike | None = None,
         tolerance: float | None = None,
     ) -> None:
+        from .providers import get_provider  # the registry loads the sender's module
+
         # The options that only need a type and a value come first, then the ones
         # checked against the sender, and the credentials last: a wrong type is named
         # before a missing secret could hide it.
@@ -140,7 +150,11 @@ class WebhookHandler:
         if max_body_size is None:
             max_body_size = sender.default_max_body_size
         ttl = sender.default_dedupe_ttl if dedupe_ttl is None else seconds("dedupe_ttl", dedupe_ttl)
-        peers = PeerPolicy.build(allowed_ips, trusted_proxies)
+        peers: PeerPolicy | None = None
+        if allowed_ips is not None or trusted_proxies is not None:
+            from ._peers import PeerPolicy  # ipaddress, only for an allow-list
+
+            peers = PeerPolicy.build(allowed_ips, trusted_proxies)
         store = MemoryDedupeStore() if isinstance(dedupe, _Default) else dedupe
         if store is not None:
             store = adapt_store(store, ttl)
@@ -155,57 +169,49 @@ class WebhookHandler:
             public_key=public_key,
             tolerance=tolerance,
         )
-        self.unsigned = credentials.empty
-        self.sync_handlers_in_thread = sync_handlers_in_thread
-        self.stream_batches = stream_batches
-        #: Where deliveries may come from; ``None`` for anywhere.
-        self.peers = peers
-        #: Whether the store's steps are awaited (``redis.asyncio``): async paths only.
-        self.store_is_async = store is not None and inspect.iscoroutinefunction(store.claim)
-        #: Whether the store's steps are quick enough to make on an event loop.
-        self.store_inline = store is None or isinstance(store, MemoryDedupeStore)
-        self.verifier = Verifier(sender, credentials, max_body_size)
-        self.router = Router(sender.title, sender.event_types)
-        self.dispatcher = Dispatcher(sender, self.router, store, lease, ttl)
+        self._peers = peers
+        self._streams = stream_batches and sender.sends_batches
+        self._verifier = Verifier(sender, credentials, max_body_size)
+        self._router = Router(sender.title, sender.event_types)
+        self._dispatcher = Dispatcher(
+            sender, self._router, store, lease, ttl, threads=sync_handlers_in_thread
+        )
 
     # -- configuration -------------------------------------------------------------
     # Read-only: the verifier and the dispatcher hold them, and a value set on the
     # handler afterwards would silently not reach them.
 
     @property
-    def max_body_size(self) -> int:
-        """The largest body accepted, in bytes."""
-        return self.verifier.max_body_size
-
-    @property
-    def dedupe(self) -> DedupeStore | AsyncDedupeStore | None:
-        """The de-duplication store, or ``None``."""
-        return self.dispatcher.store
-
-    @property
-    def dedupe_ttl(self) -> float:
-        """How long a handled delivery is remembered, in seconds."""
-        return self.dispatcher.ttl
-
-    @property
-    def dedupe_lease(self) -> float:
-        """How long an attempt in progress holds its delivery, in seconds."""
-        return self.dispatcher.lease
-
-    @property
     def provider(self) -> str:
         """The sender's name, as given to the constructor."""
-        return self.verifier.sender.name
+        return self._verifier.sender.name
 
     @property
     def event_types(self) -> tuple[str, ...]:
         """The sender's documented event types."""
-        return self.verifier.sender.event_types
+        return self._verifier.sender.event_types
 
     @property
-    def streams(self) -> bool:
-        """Whether :meth:`handle` dispatches a batch record by record as it decodes it."""
-        return self.stream_batches and self.verifier.sender.sends_batches
+    def max_body_size(self) -> int:
+        """The largest body accepted, in bytes."""
+        return self._verifier.max_body_size
+
+    @property
+    def dedupe(self) -> DedupeStore | AsyncDedupeStore | None:
+        """The de-duplication store, or ``None``."""
+        return self._dispatcher.store
+
+    @property
+    def dedupe_ttl(self) -> float:
+        """How long a handled delivery is remembered, in seconds."""
+        return self._dispatcher.ttl
+
+    @property
+    def dedupe_lease(self) -> float:
+        """How long an attempt in progress holds its delivery, in seconds."""
+        return self._dispatcher.lease
+
+    # -- routes ----------------------------------------------------------------------
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
@@ -219,17 +225,13 @@ class WebhookHandler:
         server; ``inline=True`` runs it on the event loop instead, saving the
         hand-off, for a route that only computes.
         """
-        return self.router.on(*event_types, inline=inline)
+        return self._router.on(*event_types, inline=inline)
 
     def on_error(self, hook: H) -> H:
         """Register ``hook(error, event)``, called when a route raises (plain or async)."""
-        return self.router.on_error(hook)
+        return self._router.on_error(hook)
 
-    def routes_for(self, event_type: str) -> tuple[Route, ...]:
-        """The functions an event of ``event_type`` is dispatched to, in order."""
-        return self.router.routes_for(event_type)
-
-    # -- verifying: pure, no store, no routes -----------------------------------------
+    # -- before the body: the peer and the headers -------------------------------------
 
     def check_peer(self, peer: str | None, headers: HeadersLike) -> None:
         """Refuse a delivery from outside ``allowed_ips`` with :class:`~hookshield.ForbiddenSource`.
@@ -240,8 +242,8 @@ class WebhookHandler:
         :meth:`handle` if you read the request yourself.  Without ``allowed_ips`` it
         accepts everything.
         """
-        if self.peers is not None:
-            self.peers.check(peer, headers)
+        if self._peers is not None:
+            self._peers.check(peer, headers)
 
     def check_headers(self, headers: HeadersLike) -> None:
         """Refuse, from the headers alone, a delivery whose body need not be read.
@@ -255,11 +257,13 @@ class WebhookHandler:
         buffer; call it yourself (after :meth:`check_peer`) before reading the body
         for :meth:`handle`.  A signature over the body is checked by :meth:`handle`.
         """
-        self.verifier.check_headers(headers)
+        self._verifier.check_headers(headers)
+
+    # -- verifying: pure, no store, no routes -----------------------------------------
 
     def authenticate(self, body: Body, headers: HeadersLike) -> None:
         """Check only the size and credentials of a delivery; raise a WebhookError if bad."""
-        self.verifier.authenticate(body, headers)
+        self._verifier.authenticate(body, headers)
 
     def verify(
         self, body: Body, headers: HeadersLike, *, received_at: float | None = None
@@ -271,7 +275,7 @@ class WebhookHandler:
         (Unix seconds) is for a delivery verified again after it was stored: a sender
         that signs a timestamp (Standard Webhooks) is judged by when it arrived.
         """
-        return self.verifier.verify(body, headers, received_at=received_at)
+        return self._verifier.verify(body, headers, received_at=received_at)
 
     def iter_events(self, body: Body, headers: HeadersLike) -> Iterator[Event]:
         """Verify a delivery, and return its events to be read one at a time.
@@ -281,86 +285,24 @@ class WebhookHandler:
         iteration goes, and a malformed record raises
         :class:`~hookshield.MalformedPayload` when it is reached.  No de-duplication.
         """
-        return self.verifier.open(body, headers)[1]
+        return self._verifier.open(body, headers)[1]
 
     # -- handling: verify, claim, dispatch, settle ---------------------------------------
 
     def handle(self, body: Body, headers: HeadersLike) -> Outcome:
         """Verify, de-duplicate and dispatch one delivery; never raises a WebhookError."""
-        self._require_plain_store("handle")
+        dispatcher = self._dispatcher
+        dispatcher.require_plain_store("handle")
         events: Iterable[Event]
         try:
-            if self.streams:
-                delivery, events = self.verifier.open(body, headers)
+            if self._streams:
+                delivery, events = self._verifier.open(body, headers)
             else:
-                delivery = self.verifier.verify(body, headers)
+                delivery = self._verifier.verify(body, headers)
                 events = delivery.events
         except WebhookError as exc:
-            return self.dispatcher.rejected(exc)
-        outcome: Outcome = drive(self.dispatcher.handle(delivery, events))
-        return outcome
-
-    def process(self, delivery: Delivery) -> Outcome:
-        """De-duplicate and dispatch a delivery already verified (by :meth:`verify`)."""
-        self._require_plain_store("process")
-        outcome: Outcome = drive(self.dispatcher.handle(delivery, delivery.events))
-        return outcome
-
-    def accept(self, body: Body, headers: HeadersLike) -> Outcome:
-        """Verify and claim, without dispatching; never raises a WebhookError.
-
-        A 200 outcome's ``pending`` events are new: pass the outcome to :meth:`finish`
-        (or :meth:`finish_async`) to dispatch them, or, for code that handles them
-        itself, to :meth:`complete` once done or :meth:`release` if it failed.
-
-        A batch (Momentum) is read and claimed record by record, and a malformed
-        record refuses it; ``pending`` is then a :class:`~hookshield.PendingEvents`,
-        which keeps only the new records' keys and decodes them again as it is read,
-        so that accepting a batch costs about its body's size.
-        """
-        self._require_plain_store("accept")
-        source: Callable[[], Iterator[Event]] | None = None
-        try:
-            if self.streams:
-                delivery, source = self.verifier.open_batch(body, headers)
-            else:
-                delivery = self.verifier.verify(body, headers)
-        except WebhookError as exc:
-            return self.dispatcher.rejected(exc)
-        outcome: Outcome = drive(self.dispatcher.accept(delivery, source))
-        return outcome
-
-    def finish(self, outcome: Outcome) -> Outcome:
-        """Dispatch an accepted outcome's pending events; a route failure gives 500."""
-        self._require_plain_store("finish")
-        result: Outcome = drive(self.dispatcher.finish(outcome))
-        return result
-
-    def complete(self, outcome: Outcome) -> None:
-        """Mark an accepted outcome's claims done: its events were handled."""
-        self._require_plain_store("complete")
-        if outcome.claims is not None:
-            drive(outcome.claims.complete_all())
-
-    def release(self, outcome: Outcome) -> None:
-        """Forget an accepted outcome's claims, so that the sender's retry runs it again."""
-        self._require_plain_store("release")
-        if outcome.claims is not None:
-            drive(outcome.claims.release_all())
-
-    def dispatch(self, delivery: Delivery) -> int:
-        """Run the routes of every event of a verified delivery; return the calls made.
-
-        No de-duplication happens here.  A route's exception propagates after the
-        error hooks have run.
-        """
-        steps = self.dispatcher.dispatch(delivery, delivery.events, None, claim_events=False)
-        outcome: Outcome = drive(steps)
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.dispatched
-
-    # -- the async twins ---------------------------------------------------------------
+            return dispatcher.rejected(exc)
+        return run(dispatcher.handle(PLAIN, delivery, events))
 
     async def handle_async(self, body: Body, headers: HeadersLike) -> Outcome:
         """:meth:`handle` for async code: async routes are awaited on the running loop.
@@ -368,64 +310,200 @@ class WebhookHandler:
         Plain routes run in hookshield's worker threads, in the caller's context; a
         large body is verified in one too, so the loop keeps serving.
         """
-        from . import _async
+        body = as_bytes(body)  # a caller's wrong type raises here, before its size is judged
+        dispatcher = self._dispatcher
+        loop = dispatcher.loop()
+        small = len(body) <= INLINE_BODY_LIMIT
+        awaits = dispatcher.store_is_async or self._router.any_async
+        if not awaits and (self._streams or not (small and dispatcher.store_inline)):
+            # A batch, decoded as it is dispatched, a large body or a blocking store:
+            # all of it in one worker thread, one hop.
+            return await loop.in_thread(self.handle, body, headers)
+        try:
+            if small:
+                delivery = self._verifier.verify(body, headers)
+            else:  # a large body, with async routes or an async store
+                delivery = await loop.in_thread(self._verifier.verify, body, headers)
+        except WebhookError as exc:
+            return dispatcher.rejected(exc)
+        threaded = dispatcher.threads and not awaits
+        if threaded and self._router.any_threaded([event.type for event in delivery.events]):
+            # Claimed on the loop, so that a duplicate is answered without a hop; then
+            # its plain routes run in one worker thread, not one hop each.
+            return await run(dispatcher.accept(PLAIN, delivery)).finish_async()
+        # Async routes awaited here, inline ones called here, plain ones in a thread.
+        return await dispatcher.handle(loop, delivery, delivery.events)
 
-        return await _async.handle(self, body, headers)
+    def accept(self, body: Body, headers: HeadersLike) -> Accepted:
+        """Verify and claim, without dispatching; never raises a WebhookError.
 
-    async def process_async(self, delivery: Delivery) -> Outcome:
-        """:meth:`process` for async code."""
-        from . import _async
+        Returns an :class:`~hookshield.Accepted` delivery.  Its ``pending`` events are
+        the new ones, and it holds their claims until it is settled: dispatch them to
+        the routes with ``finish()``, or run them yourself in a ``with`` block (or call
+        ``complete()`` once done, ``release()`` if it failed).  Its ``status`` is the
+        answer otherwise: a refusal, or 200 for a duplicate.
 
-        outcome: Outcome = await _async.drive(
-            self, self.dispatcher.handle(delivery, delivery.events)
-        )
-        return outcome
+        A batch (Momentum) is read and claimed record by record, and a malformed
+        record refuses it; ``pending`` is then a :class:`~hookshield.PendingEvents`,
+        which keeps only the new records' keys and decodes them again as it is read,
+        so that accepting a batch costs about its body's size.
+        """
+        dispatcher = self._dispatcher
+        dispatcher.require_plain_store("accept")
+        source: Callable[[], Iterator[Event]] | None = None
+        try:
+            if self._streams:
+                delivery, source = self._verifier.open_batch(body, headers)
+            else:
+                delivery = self._verifier.verify(body, headers)
+        except WebhookError as exc:
+            return dispatcher.refused(Accepted, exc)
+        return run(dispatcher.accept(PLAIN, delivery, source))
 
-    async def accept_async(self, body: Body, headers: HeadersLike) -> Outcome:
+    async def accept_async(self, body: Body, headers: HeadersLike) -> Accepted:
         """:meth:`accept` for async code, keeping the event loop free."""
-        from . import _async
+        body = as_bytes(body)
+        dispatcher = self._dispatcher
+        if len(body) <= INLINE_BODY_LIMIT and dispatcher.store_inline:
+            return self.accept(body, headers)  # small, and no store call to wait for
+        loop = dispatcher.loop()
+        if not dispatcher.store_is_async:
+            accepted, cancelled = await loop.to_the_end(self.accept, body, headers)
+            if cancelled is not None:  # claimed in the thread, for a caller now gone
+                await accepted.release_async()
+                raise cancelled
+            return accepted
+        try:
+            delivery = await loop.in_thread(self._verifier.verify, body, headers)
+        except WebhookError as exc:
+            return dispatcher.refused(Accepted, exc)
+        return await dispatcher.accept(loop, delivery)
 
-        return await _async.accept(self, body, headers)
+    def dispatch(self, delivery: Delivery) -> int:
+        """Run the routes of every event of a verified delivery; return the calls made.
 
-    async def finish_async(self, outcome: Outcome) -> Outcome:
-        """:meth:`finish` for async code, awaiting async routes; plain ones in a thread."""
-        from . import _async
-
-        return await _async.finish(self, outcome)
-
-    async def complete_async(self, outcome: Outcome) -> None:
-        """:meth:`complete` for async code."""
-        from . import _async
-
-        await _async.settle(self, outcome, done=True)
-
-    async def release_async(self, outcome: Outcome) -> None:
-        """:meth:`release` for async code."""
-        from . import _async
-
-        await _async.settle(self, outcome, done=False)
+        No de-duplication happens here.  A route's exception propagates after the
+        error hooks have run.
+        """
+        dispatcher = self._dispatcher
+        outcome = run(
+            dispatcher.dispatch(PLAIN, delivery, delivery.events, None, claim_events=False)
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.dispatched
 
     async def dispatch_async(self, delivery: Delivery) -> int:
-        """:meth:`dispatch` for async code."""
-        from . import _async
+        """:meth:`dispatch` for async code: async routes awaited, plain ones in a thread."""
+        dispatcher = self._dispatcher
+        outcome = await dispatcher.dispatch(
+            dispatcher.loop(), delivery, delivery.events, None, claim_events=False
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.dispatched
 
-        return await _async.dispatch(self, delivery)
+    # -- the names of earlier releases ---------------------------------------------------
 
-    # -- internals ---------------------------------------------------------------------
+    if not TYPE_CHECKING:  # type checkers see only the current names
 
-    def _require_plain_store(self, method: str) -> None:
-        if self.store_is_async:
-            raise TypeError(
-                f"this handler's de-duplication store is async; call {method}_async() "
-                "(or serve it with an ASGI adapter) instead"
+        def __getattr__(self, name: str) -> object:
+            # Only a name the class does not have gets here: the current ones cost nothing.
+            deprecated = _DEPRECATED.get(name)
+            if deprecated is None:
+                raise AttributeError(f"'WebhookHandler' object has no attribute {name!r}")
+            get, instead = deprecated
+            warnings.warn(
+                f"WebhookHandler.{name} is deprecated and will be removed in the next "
+                f"release: {instead}",
+                DeprecationWarning,
+                stacklevel=2,
             )
+            return get(self)
 
     def __repr__(self) -> str:
+        verifier = self._verifier
         parts = [repr(self.provider)]
-        if self.unsigned:
+        if verifier.credentials.empty:
             parts.append("UNSIGNED (allow_unsigned=True)")
-        parts += self.verifier.credentials.describe()
-        if self.peers is not None:
-            parts += self.peers.describe()
+        parts += verifier.credentials.describe()
+        if self._peers is not None:
+            parts += self._peers.describe()
         parts.append(f"dedupe={self.dedupe!r}")
         return f"WebhookHandler({', '.join(parts)})"
+
+
+def verifier_of(handler: WebhookHandler) -> Verifier:
+    """The handler's verifier, for hookshield's own modules (the worker, the inbox, the CLI)."""
+    return handler._verifier
+
+
+def dispatcher_of(handler: WebhookHandler) -> Dispatcher:
+    """The handler's dispatcher, for hookshield's own modules (the adapters, the worker)."""
+    return handler._dispatcher
+
+
+# -- the names of earlier releases, kept for one release ---------------------------------
+
+
+def _process(handler: WebhookHandler, delivery: Delivery) -> Outcome:
+    dispatcher = handler._dispatcher
+    dispatcher.require_plain_store("process")
+    return run(dispatcher.handle(PLAIN, delivery, delivery.events))
+
+
+async def _process_async(handler: WebhookHandler, delivery: Delivery) -> Outcome:
+    dispatcher = handler._dispatcher
+    return await dispatcher.handle(dispatcher.loop(), delivery, delivery.events)
+
+
+def _finish(outcome: Outcome) -> Outcome:
+    return outcome.finish() if isinstance(outcome, Accepted) else outcome
+
+
+async def _finish_async(outcome: Outcome) -> Outcome:
+    return await outcome.finish_async() if isinstance(outcome, Accepted) else outcome
+
+
+def _settle(method: str) -> Callable[[Outcome], Any]:
+    def settle(outcome: Outcome) -> Any:
+        if isinstance(outcome, Accepted):
+            return getattr(outcome, method)()
+        return None if not method.endswith("_async") else _nothing()
+
+    return settle
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _method(func: Callable[..., Any]) -> Callable[[WebhookHandler], object]:
+    return lambda handler: functools.partial(func, handler)
+
+
+_ACCEPTED = "accept() returns an Accepted delivery: call its {} (or use it as a with block)"
+
+#: Each name of hookshield 0.1 that the narrow handler dropped: how it is still
+#: answered, and what to use instead.  Remove in the next release.
+_DEPRECATED: Final[dict[str, tuple[Callable[[WebhookHandler], object], str]]] = {
+    "process": (_method(_process), "verify with accept(), or dispatch() what is verified"),
+    "process_async": (_method(_process_async), "use accept_async(), or dispatch_async()"),
+    "finish": (lambda _: _finish, _ACCEPTED.format("finish()")),
+    "finish_async": (lambda _: _finish_async, _ACCEPTED.format("finish_async()")),
+    "complete": (lambda _: _settle("complete"), _ACCEPTED.format("complete()")),
+    "complete_async": (lambda _: _settle("complete_async"), _ACCEPTED.format("complete_async()")),
+    "release": (lambda _: _settle("release"), _ACCEPTED.format("release()")),
+    "release_async": (lambda _: _settle("release_async"), _ACCEPTED.format("release_async()")),
+    "routes_for": (lambda h: h._router.routes_for, "the routes are the handler's own"),
+    "streams": (lambda h: h._streams, "it is stream_batches=, for a batch sender"),
+    "stream_batches": (lambda h: h._streams, "it is the handler's own setting"),
+    "sync_handlers_in_thread": (lambda h: h._dispatcher.threads, "it is the handler's own"),
+    "unsigned": (lambda h: h._verifier.credentials.empty, "see repr(handler)"),
+    "peers": (lambda h: h._peers, "see repr(handler)"),
+    "store_is_async": (lambda h: h._dispatcher.store_is_async, "it is the handler's own"),
+    "store_inline": (lambda h: h._dispatcher.store_inline, "it is the handler's own"),
+    "verifier": (lambda h: h._verifier, "call the handler's verify() or check_headers()"),
+    "router": (lambda h: h._router, "register with on() and on_error()"),
+    "dispatcher": (lambda h: h._dispatcher, "call the handler's handle(), accept() or dispatch()"),
+}

@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
+from ._handler import WebhookHandler, verifier_of
 from ._headers import Headers
 from ._outcome import PendingEvents, event_types_of
 
 if TYPE_CHECKING:
-    from ._handler import WebhookHandler
     from ._outcome import Outcome
 
 __all__ = [
@@ -215,12 +215,12 @@ def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) ->
         events = None if pending.keys is None else tuple(sorted(pending.keys))
     elif pending != delivery.events:
         # Some events of a batch were seen before: only the new ones may run.
-        sender = handler.verifier.sender
+        sender = verifier_of(handler).sender
         events = tuple(key for key in (sender.event_key(event) for event in pending) if key)
     headers = delivery.headers
     # Only what verifying again and parsing read: no cookie, proxy header or shared
     # token is kept at rest (nor sent to a broker).
-    kept = handler.verifier.kept_headers()
+    kept = verifier_of(handler).kept_headers()
     types = tuple(dict.fromkeys(kind[:64] for kind in event_types_of(pending)))[:16]
     return StoredDelivery(
         id=new_id(now),

@@ -70,7 +70,17 @@ def _speedups() -> Callable[[bytes], Any] | None:
     return decode
 
 
-_FAST = _speedups()
+# msgspec is imported when the first body is decoded (or json_backend() is asked), so
+# that ``import hookshield`` loads no module outside the standard library.
+_FAST: Callable[[bytes], Any] | None = None
+_CHOSEN = False
+
+
+def _fast() -> Callable[[bytes], Any] | None:
+    global _FAST, _CHOSEN
+    if not _CHOSEN:
+        _FAST, _CHOSEN = _speedups(), True
+    return _FAST
 
 
 def json_backend() -> str:
@@ -80,14 +90,15 @@ def json_backend() -> str:
     standard library's decoder.  Either way a body decodes to the same values, and
     a body refused is refused with the same message.
     """
-    return "json" if _FAST is None else "msgspec"
+    return "json" if _fast() is None else "msgspec"
 
 
 def decode_json(body: bytes) -> Any:
     """Decode a JSON body strictly, raising a :class:`MalformedPayload` subclass."""
-    if _FAST is not None:
+    fast = _FAST if _CHOSEN else _fast()
+    if fast is not None:
         try:
-            value = _FAST(body)
+            value = fast(body)
         except Exception:  # noqa: S110 - the standard library decides, below
             pass
         else:

@@ -16,12 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, overload
+from typing import Final, overload
 
 from ._events import Delivery, Event
-
-if TYPE_CHECKING:
-    from ._claims import Claims
 
 __all__ = ["Outcome", "PendingEvents", "event_types_of"]
 
@@ -48,12 +45,9 @@ class Outcome:
     duplicate: bool = False
     #: How many route calls ran.
     dispatched: int = 0
-    #: The events accepted and not yet dispatched (see ``WebhookHandler.accept``): a
+    #: The new events of an accepted delivery (see :class:`~hookshield.Accepted`): a
     #: tuple, or for a batch read record by record a :class:`PendingEvents`.
     pending: Sequence[Event] = field(default=(), repr=False)
-    #: The de-duplication keys an accepted outcome holds until it is finished,
-    #: completed or released; ``None`` once they are settled or with no store.
-    claims: Claims | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

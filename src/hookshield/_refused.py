@@ -31,7 +31,7 @@ from typing import Final, Protocol, runtime_checkable
 
 from ._auth import RECEIVED_AT
 from ._errors import DeliveryInProgress, WebhookError
-from ._handler import WebhookHandler
+from ._handler import WebhookHandler, verifier_of
 from ._headers import Headers, HeadersLike
 from ._inbox import Inbox, new_id, stored_delivery
 from ._options import integer
@@ -195,7 +195,7 @@ def kept_headers(handler: WebhookHandler, headers: HeadersLike) -> tuple[tuple[s
     cookie, a token, a key, a secret) is kept by name only.
     """
     checked = headers if isinstance(headers, Headers) else Headers(headers)
-    verifies = handler.verifier.kept_headers()
+    verifies = verifier_of(handler).kept_headers()
     kept: list[tuple[str, str]] = []
     for name in checked:
         for value in checked.getall(name):
@@ -326,7 +326,7 @@ def recheck(handler: WebhookHandler, inbox: Inbox, refused: RefusedDelivery) -> 
             f"refusal {refused.id} was made by the {refused.handler!r} handler, "
             f"not {handler.provider!r}"
         )
-    credentials = handler.verifier.credentials
+    credentials = verifier_of(handler).credentials
     if not credentials.hmac_keys and not credentials.empty:
         return Recheck(
             False,
@@ -347,22 +347,18 @@ def recheck(handler: WebhookHandler, inbox: Inbox, refused: RefusedDelivery) -> 
     # as the adapters store one (see _background.store), dated then too.
     token = RECEIVED_AT.set(refused.received)
     try:
-        outcome = handler.accept(refused.body, refused.headers)
+        accepted = handler.accept(refused.body, refused.headers)
     finally:
         RECEIVED_AT.reset(token)
-    if not outcome.pending:
-        if outcome.duplicate:
+    if not accepted.pending:
+        if accepted.duplicate:
             return Recheck(True, "it verifies now, and was received since: nothing to do")
-        if outcome.ok:
+        if accepted.ok:
             return Recheck(True, "it verifies now, but holds no event to run")
-        if isinstance(outcome.error, DeliveryInProgress):
+        if isinstance(accepted.error, DeliveryInProgress):
             return Recheck(False, "another attempt at it is running now: check again shortly")
-        return Recheck(False, f"it still does not verify: {outcome.reason}")
-    stored = stored_delivery(handler, outcome, now=refused.received)
-    try:
+        return Recheck(False, f"it still does not verify: {accepted.reason}")
+    stored = stored_delivery(handler, accepted, now=refused.received)
+    with accepted:  # completed once stored; released on any way out before
         inbox.put(stored)
-    except BaseException:
-        handler.release(outcome)
-        raise
-    handler.complete(outcome)
     return Recheck(True, "it verifies now: stored as a pending delivery", stored.id)

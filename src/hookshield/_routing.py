@@ -13,7 +13,6 @@ Everything about routes lives in this module; nothing here calls a route.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import warnings
@@ -52,6 +51,7 @@ class Router:
         #: Whether any route or error hook is ``async def``.
         self.any_async = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
+        self._cached_threaded = functools.lru_cache(maxsize=4096)(self._threaded)
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
@@ -72,6 +72,7 @@ class Router:
             if inline:
                 self._inline.add(id(func))
             self._cached.cache_clear()
+            self._cached_threaded.cache_clear()
             return func
 
         return register
@@ -109,6 +110,20 @@ class Router:
             id(route) in self._coroutines for kind in event_types for route in self.routes_for(kind)
         )
 
+    def any_threaded(self, event_types: Iterable[str]) -> bool:
+        """Whether a route of these event types is a plain function to run in a thread."""
+        for event_type in event_types:
+            if len(event_type) > _MAX_CACHED_TYPE:
+                threaded = self._threaded(event_type)
+            else:
+                threaded = self._cached_threaded(event_type)
+            if threaded:
+                return True
+        return False
+
+    def _threaded(self, event_type: str) -> bool:
+        return any(self.wants_thread(route) for route in self.routes_for(event_type))
+
     def _remember_kind(self, func: Callable[..., Any]) -> None:
         if inspect.iscoroutinefunction(func):
             self._coroutines.add(id(func))
@@ -123,6 +138,8 @@ class Router:
         if "*" in name and not (name == "*" or (name.endswith(".*") and name.count("*") == 1)):
             raise ValueError(f"{name!r}: a wildcard is '*' or a prefix like 'session.*'")
         if "*" not in name and name not in self._known:
+            import difflib  # only for a name the sender does not document
+
             close = difflib.get_close_matches(name, self._known, n=1, cutoff=0.8)
             if close:
                 warnings.warn(

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._auth import RECEIVED_AT, Credentials
 from ._errors import BodyTooLarge, MalformedPayload
 from ._events import Delivery, Event
 from ._headers import Headers, HeadersLike
-from .providers import Provider
+
+if TYPE_CHECKING:
+    from .providers import Provider
 
 __all__ = ["Body", "Verifier", "as_bytes", "declared_length"]
 
@@ -82,7 +84,10 @@ class Verifier:
         ``received_at`` (Unix seconds) is when a delivery verified later arrived: a
         signed timestamp is judged against it rather than against now.
         """
-        raw, checked, signature = self._authenticated(body, headers, received_at)
+        if received_at is None:
+            raw, checked, signature = self.authenticate(body, headers)
+        else:
+            raw, checked, signature = self._authenticated(body, headers, received_at)
         return self.sender.parse(raw, checked, signature)
 
     def open(self, body: Body, headers: HeadersLike) -> tuple[Delivery, Iterator[Event]]:
@@ -140,10 +145,8 @@ class Verifier:
         return self.sender.stored_headers(self.credentials)
 
     def _authenticated(
-        self, body: Body, headers: HeadersLike, received_at: float | None
+        self, body: Body, headers: HeadersLike, received_at: float
     ) -> tuple[bytes, Headers, str | None]:
-        if received_at is None:
-            return self.authenticate(body, headers)
         token = RECEIVED_AT.set(received_at)
         try:
             return self.authenticate(body, headers)

@@ -46,13 +46,12 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final
 
-from ._dispatch import drive, one_event_loop
 from ._errors import AuthenticationError, TamperedDelivery, TimestampOutOfRange, WebhookError
 from ._events import Delivery, Event
-from ._handler import WebhookHandler
+from ._handler import WebhookHandler, dispatcher_of, verifier_of
 from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox, storable
 from ._options import integer, number
-from ._outcome import Outcome
+from ._runner import PLAIN, one_event_loop, run
 from ._seal import InboxKey
 from ._text import printable
 
@@ -261,7 +260,7 @@ def open_stored(
     so that running it costs about its body's size.  Raises :class:`NotVerified`.
     """
     try:
-        delivery, events = handler.verifier.open_stored(
+        delivery, events = verifier_of(handler).open_stored(
             stored.body, stored.headers, received_at=stored.received
         )
     except WebhookError as exc:
@@ -273,8 +272,8 @@ def open_stored(
 
 def dispatch_stored(handler: WebhookHandler, delivery: Delivery, events: Iterable[Event]) -> int:
     """Run the routes of ``events``; the calls made.  What a route raised propagates."""
-    outcome: Outcome = drive(
-        handler.dispatcher.dispatch(delivery, events, None, claim_events=False)
+    outcome = run(
+        dispatcher_of(handler).dispatch(PLAIN, delivery, events, None, claim_events=False)
     )
     if outcome.error is not None:
         raise outcome.error
@@ -285,7 +284,7 @@ def _only(
     events: Iterator[Event], keys: frozenset[str], handler: WebhookHandler
 ) -> Iterator[Event]:
     """The events still to run: those whose key is in ``keys``, each once, and any without."""
-    key_of = handler.verifier.sender.event_key
+    key_of = verifier_of(handler).sender.event_key
     seen: set[str] = set()
     for event in events:
         key = key_of(event)

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from ._adapt import (
+    asgi_headers,
     for_view,
     method_not_allowed,
     missing,
@@ -29,7 +30,6 @@ from ._adapt import (
 from ._background import Inbox, store_async
 from ._events import Delivery
 from ._handler import WebhookHandler
-from ._headers import Headers
 from ._outcome import Outcome
 from ._refused import keep_refusal_async
 
@@ -62,8 +62,10 @@ def verified(
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
-        headers = Headers(request.headers.raw)  # pairs: a repeated name stays visible
-        peer = request.client.host if request.client else None
+        scope = request.scope  # read as WebhookApp reads it, without Starlette's views
+        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
+        client = scope.get("client")  # None when the server has no address
+        peer = None if client is None else client[0]
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             await keep_refusal_async(
@@ -96,17 +98,14 @@ def verified(
                 raise _refusal(kept)
             yield stored
             return
-        outcome = await handler.accept_async(b"".join(parts), headers)
-        delivery = for_view(outcome)
+        accepted = await handler.accept_async(b"".join(parts), headers)
+        delivery = for_view(accepted)
         if delivery is None:
-            raise _refusal(outcome)
-        try:
+            raise _refusal(accepted)
+        # Completed once the route returns; released if it failed (or was cancelled),
+        # so that the sender's retry runs it again.
+        async with accepted:
             yield delivery
-        except BaseException:
-            # The route failed (or was cancelled): the sender's retry must run it again.
-            await handler.release_async(outcome)
-            raise
-        await handler.complete_async(outcome)
 
     return verified_delivery
 

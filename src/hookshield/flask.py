@@ -28,7 +28,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ._adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -81,7 +80,8 @@ def webhook_view(
 
     def view(**_url_values: Any) -> flask.Response:
         received = _receive(handler, inbox)
-        peer = flask.request.environ.get("REMOTE_ADDR")
+        # The peer is kept only with a refusal an inbox keeps: no proxy lookup otherwise.
+        peer = None if inbox is None else flask.request.environ.get("REMOTE_ADDR")
         return _response(serve(handler, received, pool, _in_app_context, inbox, peer=peer))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
@@ -125,7 +125,9 @@ def _receive(
 
     A refusal before the body is handed to ``inbox`` when it keeps refusals.
     """
-    request = flask.request
+    # The request itself, not the proxy: each attribute read through the proxy looks
+    # the request up again.
+    request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
     environ = request.environ
     method = environ["REQUEST_METHOD"]
     if method != "POST":
@@ -174,7 +176,10 @@ def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> flask.Response:
+def _response(outcome: Outcome) -> flask.Response:
     return flask.Response(
-        answer.body, status=answer.status, headers=list(answer.headers), content_type=JSON
+        outcome.response_body(),
+        status=outcome.status,
+        headers=list(outcome.response_headers()),
+        content_type=JSON,
     )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._errors import BodyTooLarge, WebhookError
-from .._handler import WebhookHandler
+from .._handler import WebhookHandler, dispatcher_of
 from .._outcome import Outcome
 from .._version import __version__
 
@@ -145,7 +145,7 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         except BodyTooLarge:
             return _too_large(handler)
         except WebhookError as exc:
-            return handler.dispatcher.rejected(exc)
+            return dispatcher_of(handler).rejected(exc)
         return None
 
     def _read_body(self, limit: int) -> bytes:

@@ -41,7 +41,6 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .._adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -247,8 +246,8 @@ def _receive(
     if refused is not None:
         keep_refusal(handler, inbox, refused, received=time.time(), peer=peer, headers=headers)
         return refused
-    length = meta.get("CONTENT_LENGTH")
-    if declared_length(length) is None and meta.get("wsgi.input_terminated"):
+    length = declared_length(headers.get("content-length"))
+    if length is None and meta.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
         # server that decodes chunked bodies says so with wsgi.input_terminated (PEP
         # 3333 extension, set by gunicorn), and its stream is then safe to read to
@@ -257,7 +256,7 @@ def _receive(
     else:
         read = request.read
     try:
-        body = read_limited(read, handler.max_body_size, declared_length(length))
+        body = read_limited(read, handler.max_body_size, length)
     except OSError:  # the sender hung up mid-body (Django raises UnreadablePostError)
         return bad_request("the body ended before its Content-Length")
     if body is None:
@@ -272,7 +271,7 @@ def _receive(
         except RawPostDataException:
             return None
 
-    checked = kept_body(handler, body, declared_length(length), kept, _ADVICE)
+    checked = kept_body(handler, body, length, kept, _ADVICE)
     return checked if isinstance(checked, Outcome) else (checked, headers)
 
 
@@ -296,8 +295,8 @@ def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> HttpResponse:
-    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
-    for name, value in answer.headers:
+def _response(outcome: Outcome) -> HttpResponse:
+    response = HttpResponse(outcome.response_body(), status=outcome.status, content_type=JSON)
+    for name, value in outcome.response_headers():
         response[name] = value
     return response
