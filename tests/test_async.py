@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hookshield import Claim, Event, MemoryDedupeStore, Outcome, WebhookHandler
-from hookshield._async import max_workers
+from hookshield._handling.asynchronous import max_workers
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
@@ -480,7 +480,7 @@ def test_a_large_body_with_plain_routes_is_handled_in_one_worker_thread() -> Non
 def test_a_thread_that_cannot_start_fails_its_call_rather_than_hanging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hookshield import _async
+    from hookshield._handling import asynchronous as _async
 
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hookshield import Claim, MemoryDedupeStore, StoreUnavailable
-from hookshield._claims import COMPLETE_RETRY_DELAYS, Claims, bounded
-from hookshield._runner import PLAIN, run
+from hookshield._handling.claims import COMPLETE_RETRY_DELAYS, Claims, bounded
+from hookshield._handling.runner import PLAIN, run
 
 
 class Recorder:

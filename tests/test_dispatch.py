@@ -25,9 +25,9 @@ from hookshield import (
     StoreUnavailable,
     WebhookHandler,
 )
-from hookshield._handler import dispatcher_of
-from hookshield._runner import PLAIN
-from hookshield._runner import run as run_plainly
+from hookshield._handling.handler import dispatcher_of
+from hookshield._handling.runner import PLAIN
+from hookshield._handling.runner import run as run_plainly
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, a_type, make_handler

@@ -131,14 +131,14 @@ def test_import_hookshield_loads_no_sender_event_loop_socket_database_or_third_p
     # stores come when first named; PostgreSQL, Django and the dashboard never.
     assert ours.isdisjoint(
         {
-            "hookshield._worker",
-            "hookshield._inbox",
-            "hookshield._browse",
-            "hookshield._refused",
-            "hookshield._inboxes",
-            "hookshield._sqlite",
-            "hookshield._async",
-            "hookshield._pg",
+            "hookshield._durable.worker",
+            "hookshield._durable.inbox",
+            "hookshield._durable.browse",
+            "hookshield._durable.refused",
+            "hookshield._durable.inboxes",
+            "hookshield._stores.sqlite",
+            "hookshield._handling.asynchronous",
+            "hookshield._stores.pg",
             "hookshield.postgres",
             "hookshield.django",
             "hookshield.dashboard",
@@ -174,11 +174,11 @@ def test_a_handler_loads_its_own_sender_only_and_no_event_loop_when_it_handles()
     ("name", "module"),
     [
         ("SQLiteInbox", "sqlite3"),
-        ("SQLiteDedupeStore", "hookshield._sqlite"),
-        ("run_worker", "hookshield._worker"),
-        ("BrowsableInbox", "hookshield._browse"),
-        ("recheck", "hookshield._refused"),
-        ("open_inbox", "hookshield._inboxes"),
+        ("SQLiteDedupeStore", "hookshield._stores.sqlite"),
+        ("run_worker", "hookshield._durable.worker"),
+        ("BrowsableInbox", "hookshield._durable.browse"),
+        ("recheck", "hookshield._durable.refused"),
+        ("open_inbox", "hookshield._durable.inboxes"),
         ("MomentumEvent", "hookshield.providers.momentum"),
     ],
 )
@@ -318,9 +318,11 @@ def test_the_modules_import_one_another_without_a_cycle() -> None:
 
 def test_the_import_graph_sees_every_kind_of_import() -> None:
     graph = _import_graph()
-    assert "hookshield._async" in graph["hookshield._dispatch"]  # inside a function
-    assert "hookshield.providers" in graph["hookshield._verify"]  # under TYPE_CHECKING
-    assert "hookshield._worker" in graph["hookshield"]  # named for importlib
+    assert (
+        "hookshield._handling.asynchronous" in graph["hookshield._handling.dispatch"]
+    )  # inside a function
+    assert "hookshield.providers" in graph["hookshield._core.verify"]  # under TYPE_CHECKING
+    assert "hookshield._durable.worker" in graph["hookshield"]  # named for importlib
     assert "hookshield.providers.moco" in graph["hookshield.providers"]
     cycle = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(cycle) == [["a", "b", "c", "a"]]

@@ -31,8 +31,8 @@ from hookshield import (
     TamperedDelivery,
     WorkerInbox,
 )
-from hookshield._browse import LOG_ERROR
-from hookshield._inbox import LEASE_ENDED, new_id
+from hookshield._durable.browse import LOG_ERROR
+from hookshield._durable.inbox import LEASE_ENDED, new_id
 
 from .django_db import django_inbox
 from .postgres_server import PostgresServer

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from hookshield import MINDPEEKER_IPS, ForbiddenSource, WebhookError, WebhookHandler
-from hookshield._peers import MAX_FORWARDED_SIZE, Address, PeerPolicy
+from hookshield._core.peers import MAX_FORWARDED_SIZE, Address, PeerPolicy
 
 SEEDS = Path("/work/shared/seeds")
 

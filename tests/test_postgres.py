@@ -22,7 +22,7 @@ import psycopg_pool
 import pytest
 
 from hookshield import Claim, Event, StoredDelivery, WebhookHandler, open_inbox, run_worker
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.postgres import (
     INBOX_VERSION,
     PURGE_BATCH,

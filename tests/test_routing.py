@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from hookshield import Event
-from hookshield._routing import Router
+from hookshield._handling.routing import Router
 from hookshield.providers import get_provider
 from hookshield.testing import sample_delivery
 

@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookshield import Event, Retry, SQLiteInbox, StoredDelivery, WebhookHandler
-from hookshield._inbox import new_id
-from hookshield._text import printable
-from hookshield._worker import Worker
+from hookshield._core.text import printable
+from hookshield._durable.inbox import new_id
+from hookshield._durable.worker import Worker
 from hookshield.mindpeeker import WebhookHandler as MindPeekerSDK
 from hookshield.testing import sample_body, sign
 

@@ -16,16 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Final
 
-from ._dedupe import (
-    DEFAULT_LEASE,
-    DEFAULT_TTL,
-    AsyncDedupeStore,
-    Claim,
-    DedupeStore,
-    MemoryDedupeStore,
-)
-from ._dispatch import Accepted
-from ._errors import (
+from ._core.errors import (
     AuthenticationError,
     BodyAlreadyRead,
     BodyTooLarge,
@@ -46,23 +37,38 @@ from ._errors import (
     UnsupportedContentType,
     WebhookError,
 )
-from ._events import Delivery, Event
-from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
-from ._headers import Headers
-from ._json import FrozenArray, FrozenObject, json_backend
-from ._outcome import Outcome, PendingEvents
+from ._core.events import Delivery, Event
+from ._core.frozen_json import FrozenArray, FrozenObject, json_backend
+from ._core.headers import Headers
+from ._handling.dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    AsyncDedupeStore,
+    Claim,
+    DedupeStore,
+    MemoryDedupeStore,
+)
+from ._handling.dispatch import Accepted
+from ._handling.handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
+from ._handling.outcome import Outcome, PendingEvents
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview, ManagedInbox
-    from ._construct import construct_event
-    from ._inbox import Inbox, StoredDelivery, WorkerInbox
-    from ._inboxes import open_inbox
-    from ._refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
-    from ._seal import InboxKey
-    from ._sqlite import SQLiteDedupeStore
-    from ._sqlite_inbox import SQLiteInbox
-    from ._worker import Retry, run_stored, run_worker
+    from ._durable.browse import (
+        Attempt,
+        BrowsableInbox,
+        DeliveryFilter,
+        InboxOverview,
+        ManagedInbox,
+    )
+    from ._durable.inbox import Inbox, StoredDelivery, WorkerInbox
+    from ._durable.inboxes import open_inbox
+    from ._durable.refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
+    from ._durable.seal import InboxKey
+    from ._durable.sqlite_inbox import SQLiteInbox
+    from ._durable.worker import Retry, run_stored, run_worker
+    from ._handling.construct import construct_event
+    from ._stores.sqlite import SQLiteDedupeStore
     from .providers._hmac import HmacSender
     from .providers.github import GitHubEvent
     from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
@@ -155,16 +161,18 @@ __all__ = [
 _LAZY: Final = {
     **dict.fromkeys(
         ("Attempt", "BrowsableInbox", "DeliveryFilter", "InboxOverview", "ManagedInbox"),
-        "._browse",
+        "._durable.browse",
     ),
-    "construct_event": "._construct",
-    **dict.fromkeys(("Inbox", "StoredDelivery", "WorkerInbox"), "._inbox"),
-    "open_inbox": "._inboxes",
-    **dict.fromkeys(("Recheck", "RefusalKeeper", "RefusedDelivery", "recheck"), "._refused"),
-    "InboxKey": "._seal",
-    "SQLiteDedupeStore": "._sqlite",
-    "SQLiteInbox": "._sqlite_inbox",
-    **dict.fromkeys(("Retry", "run_stored", "run_worker"), "._worker"),
+    "construct_event": "._handling.construct",
+    **dict.fromkeys(("Inbox", "StoredDelivery", "WorkerInbox"), "._durable.inbox"),
+    "open_inbox": "._durable.inboxes",
+    **dict.fromkeys(
+        ("Recheck", "RefusalKeeper", "RefusedDelivery", "recheck"), "._durable.refused"
+    ),
+    "InboxKey": "._durable.seal",
+    "SQLiteDedupeStore": "._stores.sqlite",
+    "SQLiteInbox": "._durable.sqlite_inbox",
+    **dict.fromkeys(("Retry", "run_stored", "run_worker"), "._durable.worker"),
     "HmacSender": ".providers._hmac",
     "GitHubEvent": ".providers.github",
     **dict.fromkeys(("MINDPEEKER_IPS", "Coordinates", "MindPeekerEvent"), ".providers.mindpeeker"),
@@ -180,11 +188,29 @@ _LAZY: Final = {
 }
 
 
+def _public(value: object) -> object:
+    """``value``, named as ``hookshield``'s when it is a class or function of a submodule.
+
+    Reprs, tracebacks and pickles then say ``hookshield.InvalidSignature``, not the
+    private layout beneath it (httpx does the same), which may move between releases.
+    """
+    if isinstance(value, type) or callable(value) and hasattr(value, "__code__"):
+        if getattr(value, "__module__", "").startswith(__name__ + "."):
+            value.__module__ = __name__
+    return value
+
+
+for _name in __all__:
+    if _name in globals():
+        _public(globals()[_name])
+del _name
+
+
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'hookshield' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = _public(getattr(importlib.import_module(module, __name__), name))
     globals()[name] = value  # found directly from now on
     return value
 

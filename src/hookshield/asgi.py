@@ -26,7 +26,11 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
-from ._adapt import (
+from ._durable.background import Inbox, store_async
+from ._durable.refused import is_refusal, keep_refusal_async
+from ._handling.handler import WebhookHandler
+from ._handling.outcome import Outcome
+from ._web.adapt import (
     JSON,
     asgi_headers,
     method_not_allowed,
@@ -34,11 +38,7 @@ from ._adapt import (
     route_key,
     too_large,
 )
-from ._asgi_types import ASGIApp, Receive, Scope, Send
-from ._background import Inbox, store_async
-from ._handler import WebhookHandler
-from ._outcome import Outcome
-from ._refused import is_refusal, keep_refusal_async
+from ._web.asgi_types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._browse import ManagedInbox
 from ._dashboard._app import Dashboard
 from ._dashboard._serve import ASGIDashboard, WSGIDashboard
 from ._dashboard._serve import django_view as _django_view
-from ._handler import WebhookHandler
+from ._durable.browse import ManagedInbox
+from ._handling.handler import WebhookHandler
 
 if TYPE_CHECKING:
     from django.http import HttpResponse

@@ -19,7 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-from ._adapt import (
+from ._core.events import Delivery
+from ._durable.background import Inbox, store_async
+from ._durable.refused import keep_refusal_async
+from ._handling.handler import WebhookHandler
+from ._handling.outcome import Outcome
+from ._web.adapt import (
     asgi_headers,
     for_view,
     method_not_allowed,
@@ -27,11 +32,6 @@ from ._adapt import (
     refuse_before_body,
     too_large,
 )
-from ._background import Inbox, store_async
-from ._events import Delivery
-from ._handler import WebhookHandler
-from ._outcome import Outcome
-from ._refused import keep_refusal_async
 
 try:
     from fastapi import HTTPException, Request

@@ -68,7 +68,8 @@ from typing import Any, Final
 import psycopg
 import psycopg_pool
 
-from ._browse import (
+from ._core.options import flag, function, integer
+from ._durable.browse import (
     LOG_CHARS,
     Attempt,
     DeliveryFilter,
@@ -78,14 +79,13 @@ from ._browse import (
     log_line,
     requeued_line,
 )
-from ._dedupe import Claim, new_token
-from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
-from ._options import flag, function, integer
-from ._pg import Connections, ensure_schema, identifier, schema_statements
-from ._pg_listen import Listener
-from ._refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
-from ._seal import ENV_KEY, InboxKey, inbox_key
-from ._stores import key_bytes, seconds
+from ._durable.inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
+from ._durable.refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
+from ._durable.seal import ENV_KEY, InboxKey, inbox_key
+from ._handling.dedupe import Claim, new_token
+from ._stores.common import key_bytes, seconds
+from ._stores.pg import Connections, ensure_schema, identifier, schema_statements
+from ._stores.pg_listen import Listener
 
 __all__ = ["PostgresDedupeStore", "PostgresInbox", "create_tables", "schema_sql"]
 

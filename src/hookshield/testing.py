@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ._auth import SecretLike
+from ._core.auth import SecretLike
 from .providers import PROVIDERS, Provider, first_credential, get_provider
 
 __all__ = [

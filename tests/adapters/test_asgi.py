@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hookshield import Event
-from hookshield._asgi_types import Message, Scope
-from hookshield._background import BackgroundPool
+from hookshield._durable.background import BackgroundPool
+from hookshield._web.asgi_types import Message, Scope
 from hookshield.asgi import WebhookApp, WebhookMiddleware
 
 from ..doubles import BrokenStore

@@ -18,7 +18,7 @@ import pytest
 
 from hookshield import DeliveryFilter, ManagedInbox, SQLiteInbox, WebhookHandler
 from hookshield._dashboard._serve import is_loopback
-from hookshield._refused import refused_delivery
+from hookshield._durable.refused import refused_delivery
 from hookshield.cli import main
 from hookshield.testing import sample_delivery
 from tests.cli.helpers import PY, TIMEOUT, clean_env

@@ -10,7 +10,7 @@ from typing import Any
 from werkzeug.test import Client, TestResponse
 
 from hookshield import ManagedInbox, StoredDelivery
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.testing import sign
 
 #: Text a sender controls, made to break out of every context it could land in.

@@ -24,7 +24,7 @@ from hookshield import (
 )
 from hookshield._dashboard import _app
 from hookshield._dashboard._http import MAX_FORM
-from hookshield._refused import refused_delivery
+from hookshield._durable.refused import refused_delivery
 from hookshield.dashboard import Dashboard, wsgi_app
 from hookshield.testing import sample_delivery
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hookshield import SQLiteInbox, StoredDelivery, WebhookHandler
-from hookshield._inbox import new_id
-from hookshield._refused import refused_delivery
+from hookshield._durable.inbox import new_id
+from hookshield._durable.refused import refused_delivery
 from hookshield.testing import sample_delivery, sign
 
 from .. import servers

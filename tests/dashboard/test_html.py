@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookshield import SQLiteInbox, StoredDelivery
+from hookshield._core.text import printable
 from hookshield._dashboard._html import Markup, escape, href, join, tag, text_block
-from hookshield._inbox import new_id
-from hookshield._refused import RefusedDelivery
-from hookshield._text import printable
+from hookshield._durable.inbox import new_id
+from hookshield._durable.refused import RefusedDelivery
 from hookshield.dashboard import wsgi_app
 
 from .. import servers

@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from .._browse import ManagedInbox
-from .._handler import WebhookHandler
-from .._inbox import STATES
-from .._refused import recheck as recheck_refusal
-from .._text import printable
+from .._core.text import printable
+from .._durable.browse import ManagedInbox
+from .._durable.inbox import STATES
+from .._durable.refused import recheck as recheck_refusal
+from .._handling.handler import WebhookHandler
 from . import _pages
 from ._fields import bulk_filter, filter_of, given, params, purge_filter, required
 from ._html import Markup, href

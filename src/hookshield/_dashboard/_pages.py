@@ -18,10 +18,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-from .._browse import Attempt, DeliveryFilter, InboxOverview
-from .._headers import Headers
-from .._inbox import STATES, StoredDelivery
-from .._refused import RefusedDelivery
+from .._core.headers import Headers
+from .._durable.browse import Attempt, DeliveryFilter, InboxOverview
+from .._durable.inbox import STATES, StoredDelivery
+from .._durable.refused import RefusedDelivery
 from ._chart import chart
 from ._html import Markup, href, join, tag, text_block
 

@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any, Final
 
-from .._handler import WebhookHandler, verifier_of
+from .._handling.handler import WebhookHandler, verifier_of
 from ..providers import PROVIDERS, Provider, ProviderLike, get_provider
 from ..providers._hmac import HmacSender
 

@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._browse import ManagedInbox
+from .._core.headers import Headers
+from .._core.text import printable
 from .._dashboard._serve import is_loopback, serve
-from .._headers import Headers
-from .._refused import RefusedDelivery, recheck
-from .._text import printable
+from .._durable.browse import ManagedInbox
+from .._durable.refused import RefusedDelivery, recheck
 from ..dashboard import wsgi_app
 from ._common import (
     EXIT_FAILED,

@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._browse import DeliveryFilter, ManagedInbox, moment
-from .._headers import Headers
-from .._inbox import STATES, State, StoredDelivery
-from .._inboxes import is_postgres_url, open_inbox
-from .._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
+from .._core.headers import Headers
+from .._durable.browse import DeliveryFilter, ManagedInbox, moment
+from .._durable.inbox import STATES, State, StoredDelivery
+from .._durable.inboxes import is_postgres_url, open_inbox
+from .._durable.worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
 from ._common import (
     EXIT_FAILED,
     EXIT_IO,

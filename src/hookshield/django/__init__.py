@@ -39,7 +39,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from .._adapt import (
+from .._core.events import Delivery
+from .._core.headers import Headers
+from .._core.verify import declared_length
+from .._durable.background import BackgroundPool, Inbox, background_pool, inbox_of
+from .._durable.refused import keep_refusal
+from .._handling.handler import WebhookHandler
+from .._handling.outcome import Outcome
+from .._web.adapt import (
     JSON,
     bad_request,
     kept_body,
@@ -54,13 +61,6 @@ from .._adapt import (
     warn_if_per_process,
     wsgi_headers,
 )
-from .._background import BackgroundPool, Inbox, background_pool, inbox_of
-from .._events import Delivery
-from .._handler import WebhookHandler
-from .._headers import Headers
-from .._outcome import Outcome
-from .._refused import keep_refusal
-from .._verify import declared_length
 
 try:
     from django.conf import settings
@@ -72,7 +72,7 @@ try:
 except ImportError as exc:
     raise missing("Django", extra="django", adapter="hookshield.django") from exc
 
-from .._django_cache import CacheDedupeStore
+from .._stores.django_cache import CacheDedupeStore
 from ._dedupe import DjangoDedupeStore
 from ._inbox import DjangoInbox
 

@@ -61,7 +61,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat, Floor, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
-from .._browse import (
+from .._core.options import text
+from .._durable.browse import (
     LOG_CHARS,
     Attempt,
     DeliveryFilter,
@@ -71,11 +72,10 @@ from .._browse import (
     log_line,
     requeued_line,
 )
-from .._inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
-from .._options import text
-from .._refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
-from .._seal import ENV_KEY, InboxKey, inbox_key
-from .._stores import seconds
+from .._durable.inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
+from .._durable.refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
+from .._durable.seal import ENV_KEY, InboxKey, inbox_key
+from .._stores.common import seconds
 
 if TYPE_CHECKING:
     from .models import Delivery, Refusal
@@ -255,7 +255,7 @@ class DjangoInbox:
         """
         if not self._notifies():
             return None
-        from .._pg_listen import Listener
+        from .._stores.pg_listen import Listener
 
         wrapper = connections[self.using]
 

@@ -25,9 +25,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from .._browse import attempts_of
-from .._headers import Headers
-from .._text import printable
+from .._core.headers import Headers
+from .._core.text import printable
+from .._durable.browse import attempts_of
 from ._inbox import requeue
 from .models import Delivery
 

@@ -23,7 +23,7 @@ import json
 
 from django.db import models
 
-from .._inbox import STATES
+from .._durable.inbox import STATES
 
 __all__ = ["DedupeKey", "Delivery", "InboxMeta", "PausedSender", "Refusal"]
 

@@ -17,14 +17,14 @@ import importlib
 import re
 from collections.abc import Iterator, Mapping, MutableMapping
 
-from .._auth import Credentials
-from .._errors import (
+from .._core.auth import Credentials
+from .._core.errors import (
     EmptyBody,
     InvalidEncoding,
     MalformedPayload,
     UnsupportedContentType,
 )
-from .._events import (
+from .._core.events import (
     Delivery,
     Event,
     as_float,
@@ -34,9 +34,9 @@ from .._events import (
     from_iso,
     from_unix,
 )
-from .._headers import Headers
-from .._json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
-from .._options import type_name
+from .._core.frozen_json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
+from .._core.headers import Headers
+from .._core.options import type_name
 from ._base import (
     MIB,
     UNDOCUMENTED_RETRY_WINDOW,

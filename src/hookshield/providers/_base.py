@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from .._auth import Credentials, check_authorization, check_token, read_header
-from .._errors import (
+from .._core.auth import Credentials, check_authorization, check_token, read_header
+from .._core.errors import (
     EmptyBody,
     InvalidEncoding,
     InvalidSignature,
@@ -41,9 +41,9 @@ from .._errors import (
     UnsupportedContentType,
     WebhookError,
 )
-from .._events import Delivery, Event
-from .._headers import Headers
-from .._json import decode_json
+from .._core.events import Delivery, Event
+from .._core.frozen_json import decode_json
+from .._core.headers import Headers
 from ._scheme import HmacScheme
 
 __all__ = [

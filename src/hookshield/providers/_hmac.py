@@ -26,9 +26,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
 
-from .._events import Delivery, Event
-from .._headers import Headers
-from .._json import FrozenObject
+from .._core.events import Delivery, Event
+from .._core.frozen_json import FrozenObject
+from .._core.headers import Headers
 from ._base import MIB, Provider
 from ._payload import PayloadShape
 from ._scheme import HmacScheme, Part, check_text

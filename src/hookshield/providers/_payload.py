@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .._auth import read_header
-from .._errors import MalformedPayload
-from .._events import Event, as_str, from_epoch_by_magnitude, from_iso, from_unix
-from .._headers import Headers
+from .._core.auth import read_header
+from .._core.errors import MalformedPayload
+from .._core.events import Event, as_str, from_epoch_by_magnitude, from_iso, from_unix
+from .._core.headers import Headers
 from ._scheme import check_header_name, check_text
 
 __all__ = ["PayloadShape"]

@@ -49,16 +49,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from .._auth import RECEIVED_AT, HmacSha256Key, SecretLike, normalize_secrets, read_header
-from .._ed25519 import KEY_SIZE, SIGNATURE_SIZE, Ed25519Key, Ed25519SigningKey
-from .._errors import (
+from .._core.auth import RECEIVED_AT, HmacSha256Key, SecretLike, normalize_secrets, read_header
+from .._core.ed25519 import KEY_SIZE, SIGNATURE_SIZE, Ed25519Key, Ed25519SigningKey
+from .._core.errors import (
     InvalidSignature,
     MalformedSignature,
     MissingCredentials,
     TimestampOutOfRange,
 )
-from .._events import from_unix
-from .._headers import Headers
+from .._core.events import from_unix
+from .._core.headers import Headers
 
 __all__ = [
     "MAX_SIGNATURES",

@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
-from .._errors import WebhookError
-from .._events import Event
-from .._headers import Headers
+from .._core.errors import WebhookError
+from .._core.events import Event
+from .._core.headers import Headers
 from ._base import MIB, DemoScript, media_type
 from ._hmac import EventFields, HmacProvider, HmacSender
 
