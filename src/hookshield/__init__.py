@@ -194,9 +194,9 @@ def _public(value: object) -> object:
     Reprs, tracebacks and pickles then say ``hookshield.InvalidSignature``, not the
     private layout beneath it (httpx does the same), which may move between releases.
     """
-    if isinstance(value, type) or callable(value) and hasattr(value, "__code__"):
-        if getattr(value, "__module__", "").startswith(__name__ + "."):
-            value.__module__ = __name__
+    named = isinstance(value, type) or (callable(value) and hasattr(value, "__code__"))
+    if named and getattr(value, "__module__", "").startswith(__name__ + "."):
+        value.__module__ = __name__
     return value
 
 
