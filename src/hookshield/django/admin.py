@@ -109,8 +109,11 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return False  # still to run: never deleted from its page
         return super().has_delete_permission(request, obj)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions show (action_location) and warns of an
+        # override without it; older releases pass the request alone.
+        where = {} if action_location is None else {"action_location": action_location}
+        found = super().get_actions(request, **where)
         found.pop("delete_selected", None)  # purge deletes only what has run
         return found
 
