@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from . import _observe as observe
 from ._background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from ._dedupe import MemoryDedupeStore
 from ._errors import BodyAlreadyRead, BodyTooLarge, MalformedPayload, WebhookError
@@ -68,6 +69,7 @@ class Reply:
 
 def reply(outcome: Outcome) -> Reply:
     """The answer to send for ``outcome``; its body never holds a secret or traceback."""
+    observe.answered(outcome)
     return Reply(outcome.status, outcome.response_body(), outcome.response_headers())
 
 
@@ -281,10 +283,12 @@ def serve_view(
         return respond(reply(outcome))
     try:
         result = view(delivery)
-    except BaseException:
+    except BaseException as exc:
         handler.release(outcome)
+        observe.answered(outcome, raised=exc)
         raise
     handler.complete(outcome)
+    observe.answered(outcome)
     return result
 
 

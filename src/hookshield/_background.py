@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from . import _observe as observe
 from ._errors import StoreUnavailable, WebhookError
 from ._handler import WebhookHandler
 from ._headers import HeadersLike
@@ -195,13 +196,15 @@ def store(handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLi
     if not outcome.pending:
         return outcome  # refused, a duplicate, another attempt running, or no events
     try:
-        inbox.put(stored_delivery(handler, outcome, now=time.time()))
+        stored = stored_delivery(handler, outcome, now=time.time())
+        inbox.put(stored)
     except BaseException as exc:
         handler.release(outcome)
         if not isinstance(exc, Exception):
             raise
         return _not_stored(handler, inbox, exc)
     handler.complete(outcome)
+    observe.stored(handler.provider, inbox, stored)
     return _stored(outcome)
 
 
@@ -225,6 +228,7 @@ async def store_async(
             raise
         return _not_stored(handler, inbox, exc)
     await handler.complete_async(outcome)
+    observe.stored(handler.provider, inbox, stored)
     if cancelled is not None:
         raise cancelled
     return _stored(outcome)

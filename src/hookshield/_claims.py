@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, Final, TypeAlias
 
+from . import _observe as observe
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
 from ._errors import StoreUnavailable
 
@@ -151,6 +152,7 @@ class Claims:
 
     def complete_all(self) -> Steps:
         """Mark every held key done."""
+        observe.settled(self._held, completed=True)
         for key in list(self._held):
             yield from self.complete(key)
 
@@ -161,6 +163,7 @@ class Claims:
         could not be released is freed by its lease.  A key that another attempt has
         claimed or completed since is left to it (the store answers ``False``).
         """
+        observe.settled(self._held, completed=False)
         held = list(self._held.items())
         self._held.clear()
         for key, token in reversed(held):

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from . import _observe as observe
 from ._claims import Claims, Kind, Step, Steps, bounded
 from ._dedupe import AsyncDedupeStore, Claim, DedupeStore
 from ._errors import DeliveryInProgress, WebhookError
@@ -61,6 +62,7 @@ class Dispatcher:
 
     def handle(self, delivery: Delivery, events: Iterable[Event]) -> Steps:
         """Claim, dispatch ``events`` (the delivery's, or a stream of them), settle."""
+        observe.verified(self.sender, delivery)
         claims, refused = yield from self._claim_delivery(delivery)
         if refused is not None:
             return refused
@@ -77,6 +79,7 @@ class Dispatcher:
         The whole batch is read here either way, so that a malformed record is
         refused before the delivery is answered 2xx.
         """
+        observe.verified(self.sender, delivery)
         claims, refused = yield from self._claim_delivery(delivery)
         if refused is not None:
             return refused
@@ -121,6 +124,8 @@ class Dispatcher:
             if claims is not None:
                 yield from claims.complete_all()
             duplicate = seen > 0
+            if duplicate:
+                observe.duplicate(self.sender, delivery)
             reason = "duplicate events" if duplicate else "accepted"
             return Outcome(200, reason, delivery, duplicate=duplicate)
         if source is None:
@@ -196,6 +201,7 @@ class Dispatcher:
         if claims is not None:
             yield from claims.complete_all()
         if seen and not fresh:
+            observe.duplicate(self.sender, delivery)
             return Outcome(200, "duplicate events", delivery, duplicate=True)
         if not seen:
             return Outcome(200, "accepted", delivery)  # a batch of none (Momentum's test post)
@@ -207,13 +213,7 @@ class Dispatcher:
         self, exc: WebhookError, delivery: Delivery | None = None, *, dispatched: int = 0
     ) -> Outcome:
         """The outcome of a delivery refused with ``exc``."""
-        log = logger.warning if exc.status >= 500 else logger.info
-        log(
-            "hookshield: %s delivery refused (%d): %s",
-            self.sender.name,
-            exc.status,
-            printable(exc),
-        )
+        observe.rejected(self.sender, exc, delivery)  # logged there, once per delivery
         return Outcome(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
 
     def in_progress(self, delivery: Delivery, *, dispatched: int = 0) -> Outcome:
@@ -221,6 +221,7 @@ class Dispatcher:
         logger.info(
             "hookshield: %s delivery %s is in progress", self.sender.name, printable(delivery.id)
         )
+        observe.in_progress(self.sender, delivery)
         error = DeliveryInProgress(IN_PROGRESS_REASON)
         return Outcome(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
@@ -238,6 +239,7 @@ class Dispatcher:
             logger.info(
                 "hookshield: duplicate %s delivery %s", self.sender.name, printable(delivery.id)
             )
+            observe.duplicate(self.sender, delivery)
             return None, Outcome(200, "duplicate delivery", delivery, duplicate=True)
         if state is Claim.IN_PROGRESS:
             return None, self.in_progress(delivery)
@@ -255,11 +257,14 @@ class Dispatcher:
         if not routes and len(unrouted) < _MAX_UNROUTED:
             unrouted[bounded(event.type)] = event.type[:64]
         for ran, route in enumerate(routes):
+            started = observe.clock()
             try:
                 yield (Kind.ROUTE, route, (event,))
             except Exception as exc:
+                observe.routed(self.sender, self.router, event, ran, started, exc)
                 yield from self._run_error_hooks(exc, event)
                 return ran, exc
+            observe.routed(self.sender, self.router, event, ran, started)
         return len(routes), None
 
     def _run_error_hooks(self, exc: Exception, event: Event) -> Steps:

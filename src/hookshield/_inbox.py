@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
+from . import _observe as observe
 from ._headers import Headers
 from ._outcome import PendingEvents, event_types_of
 
@@ -108,6 +109,7 @@ class StoredDelivery:
             "event_types": list(self.event_types),
             "events": None if self.events is None else list(self.events),
             "seal": self.seal,
+            "traceparent": self.traceparent,
         }
 
     @classmethod
@@ -115,6 +117,7 @@ class StoredDelivery:
         """The delivery a message made by :meth:`to_message` carries."""
         events = data.get("events")
         seal = data.get("seal")
+        trace = data.get("traceparent")
         return cls(
             id=str(data["id"]),
             sender=str(data["sender"]),
@@ -125,6 +128,7 @@ class StoredDelivery:
             event_types=tuple(str(t) for t in data.get("event_types", ())),
             events=None if events is None else tuple(str(e) for e in events),
             seal=None if seal is None else str(seal),
+            traceparent=trace if isinstance(trace, str) and len(trace) <= 256 else None,
         )
 
     def __repr__(self) -> str:
@@ -268,4 +272,5 @@ def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) ->
         event_types=types,
         events=events,
         next_attempt=now,
+        traceparent=observe.traceparent(),  # the request's trace, when an observer traces
     )

@@ -46,11 +46,13 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final
 
+from . import _observe as observe
 from ._dispatch import drive, one_event_loop
 from ._errors import AuthenticationError, TamperedDelivery, TimestampOutOfRange, WebhookError
 from ._events import Delivery, Event
 from ._handler import WebhookHandler
 from ._inbox import LEASE_ENDED, StoredDelivery, WorkerInbox, storable
+from ._observe import WorkerResult
 from ._options import integer, number
 from ._outcome import Outcome
 from ._seal import InboxKey
@@ -122,6 +124,7 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        observe.leased(self.inbox, stored)
         try:
             self.inbox.check_seal(stored)
         except TamperedDelivery as exc:
@@ -190,7 +193,7 @@ class Worker:
         )
         self._count(self.inbox.dead(stored, storable(error) or ""), "dead", stored)
 
-    def _count(self, settled: bool, what: str, stored: StoredDelivery) -> None:
+    def _count(self, settled: bool, what: WorkerResult, stored: StoredDelivery) -> None:
         if not settled:
             logger.warning(
                 "hookshield: the lease on delivery %s ended before it was %s; "
@@ -199,6 +202,7 @@ class Worker:
                 what,
             )
             what = "lost"
+        observe.finished(self.inbox, stored, what)
         with self._lock:  # the threads of one worker share its counts
             setattr(self.stats, what, getattr(self.stats, what) + 1)
 

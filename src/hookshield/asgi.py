@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 
+from . import _observe as observe
 from ._adapt import (
     JSON,
     Reply,
@@ -126,13 +127,14 @@ async def _serve(
     """Answer one HTTP request with ``handler``."""
     # Reading the request is written out here rather than in a coroutine of its own:
     # under a server, each coroutine layer per request costs a few microseconds.
+    client = scope.get("client")  # None when the server has no address (a unix socket)
+    peer = None if client is None else client[0]
+    observe.received(handler.provider, peer)
     method: str = scope["method"]
     if method != "POST":
         await _send(send, reply(method_not_allowed(method)))
         return
     headers = _headers(scope["headers"])
-    client = scope.get("client")  # None when the server has no address (a unix socket)
-    peer = None if client is None else client[0]
     refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
         await _send(send, reply(refused))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
+from . import _observe as observe
 from ._adapt import (
     for_view,
     method_not_allowed,
@@ -60,10 +61,11 @@ def verified(
     """
 
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
+        peer = request.client.host if request.client else None
+        observe.received(handler.provider, peer)
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
         headers = Headers(request.headers.raw)  # pairs: a repeated name stays visible
-        peer = request.client.host if request.client else None
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             await keep_refusal_async(
@@ -94,6 +96,7 @@ def verified(
                     body=body,
                 )
                 raise _refusal(kept)
+            observe.answered(kept)  # stored: the route runs in a worker
             yield stored
             return
         outcome = await handler.accept_async(b"".join(parts), headers)
@@ -102,11 +105,13 @@ def verified(
             raise _refusal(outcome)
         try:
             yield delivery
-        except BaseException:
+        except BaseException as exc:
             # The route failed (or was cancelled): the sender's retry must run it again.
             await handler.release_async(outcome)
+            observe.answered(outcome, raised=exc)
             raise
         await handler.complete_async(outcome)
+        observe.answered(outcome)
 
     return verified_delivery
 
@@ -121,6 +126,7 @@ def _refusal(outcome: Outcome) -> HTTPException:
     outside them; docs/frameworks/asgi.md says to serve a FastAPI app's webhooks
     through this dependency, so that they all refuse alike.
     """
+    observe.answered(outcome)
     headers = dict(outcome.response_headers()) or None
     # A 5xx says nothing of our side (a store's error, say), as Outcome.response_body.
     detail = SERVER_SIDE if outcome.status >= 500 else outcome.reason

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from . import _observe as observe
 from ._adapt import (
     JSON,
     Reply,
@@ -127,6 +128,7 @@ def _receive(
     """
     request = flask.request
     environ = request.environ
+    observe.received(handler.provider, environ.get("REMOTE_ADDR"))
     method = environ["REQUEST_METHOD"]
     if method != "POST":
         return method_not_allowed(method)

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from .. import _observe as observe
 from .._adapt import (
     JSON,
     Reply,
@@ -237,6 +238,7 @@ def _receive(
 
     A refusal before the body is handed to ``inbox`` when it keeps refusals.
     """
+    observe.received(handler.provider, request.META.get("REMOTE_ADDR"))
     if request.method != "POST":
         return method_not_allowed(request.method or "")
     meta = request.META
