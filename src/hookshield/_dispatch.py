@@ -198,6 +198,7 @@ class Dispatcher:
             if claims is not None:
                 yield from claims.release_all()
             raise
+        observe.counted(self.sender, seen)
         if claims is not None:
             yield from claims.complete_all()
         if seen and not fresh:

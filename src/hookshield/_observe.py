@@ -463,6 +463,16 @@ def rejected(sender: Provider, error: WebhookError, delivery: Delivery | None = 
         _emit("refused", event)
 
 
+def counted(sender: Provider, events: int) -> None:
+    """All ``events`` of ``sender``'s delivery were read (a batch streamed as it was run)."""
+    if not _observers:
+        return
+    found = _current.get()
+    if found is not None and not found.ended:
+        found.batch = sender.sends_batches
+        found.messages = events
+
+
 def duplicate(sender: Provider, delivery: Delivery) -> None:
     """``sender``'s delivery (or all of a batch's events) had been handled before."""
     if not _observers:
