@@ -22,7 +22,8 @@ __all__ = ["app", "inbox"]
 
 
 def _one_line(span: ReadableSpan) -> str:
-    return span.to_json(indent=None) + "\n"
+    text: str = span.to_json(indent=None)
+    return text + "\n"
 
 
 _spans = open(os.environ["HOOKSHIELD_TEST_SPANS"], "a", encoding="utf-8")  # noqa: SIM115 - the worker's lifetime
