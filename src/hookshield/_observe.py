@@ -16,8 +16,9 @@ hookshield hands work to (they run in a copy of the caller's context).  An event
 with no observation open (a handler called directly, a background pool's thread)
 gets one of its own, with the sender only.
 
-An adapter's observation also exists without observers, holding only the sender and
-the peer: the refusal log (``_logs.py``) names the peer, which only the adapter knows.
+Without observers an adapter's request is still recorded, as a plain ``(sender,
+peer)`` in another context variable: the refusal log (``_logs.py``) names the peer,
+which only the adapter knows.
 
 An observer that raises is logged (logger ``hookshield.observers``, at most once a
 minute per observer and step) and changes nothing: not the outcome, not the answer,
@@ -391,6 +392,11 @@ def _failed(hook: Callable[..., Any], step: str) -> None:
 _current: contextvars.ContextVar[Observation | None] = contextvars.ContextVar(
     "hookshield_observation", default=None
 )
+#: An adapter's request while no observer is added: its sender and peer, for the
+#: refusal log only, and cleared once a refusal is logged (so that it is logged once).
+_bare: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+    "hookshield_request", default=None
+)
 
 
 def current() -> Observation | None:
@@ -411,16 +417,16 @@ def _observation(sender: str) -> Observation:
 
 def received(sender: str, peer: str | None) -> None:
     """An adapter got a request for ``sender``'s handler from ``peer``: it opens an observation."""
+    if not _observers:
+        _bare.set((sender, peer))  # a tuple: the cheapest record of it
+        return
+    _bare.set(None)
     stale = _current.get()
-    if _observers:
-        if stale is not None and not stale.ended:
-            _abandon(stale)
-        observation = Observation(sender, peer=peer, started=time.perf_counter())
-        _current.set(observation)
-        _emit("received", Received(sender=sender, observation=observation, peer=peer))
-    else:
-        # Only for the refusal log's peer (see the module's docstring).
-        _current.set(Observation(sender, peer=peer))
+    if stale is not None and not stale.ended:
+        _abandon(stale)
+    observation = Observation(sender, peer=peer, started=time.perf_counter())
+    _current.set(observation)
+    _emit("received", Received(sender=sender, observation=observation, peer=peer))
 
 
 def verified(sender: Provider, delivery: Delivery) -> None:
@@ -443,6 +449,10 @@ def rejected(sender: Provider, error: WebhookError, delivery: Delivery | None = 
     found = _current.get()
     observation = found if found is not None and not found.ended else None
     peer = observation.peer if observation is not None else None
+    bare = _bare.get()
+    if bare is not None:  # an adapter's request, while no observer is added
+        peer = bare[1]
+        _bare.set(None)  # logged: its answer logs nothing more
     delivery_id = delivery.id if delivery is not None else None
     if delivery_id is None and observation is not None:
         delivery_id = observation.delivery_id
@@ -567,11 +577,13 @@ def traceparent() -> str | None:
 def answered(outcome: Outcome, raised: BaseException | None = None) -> None:
     """An adapter answers ``outcome`` (or the framework a 500, when ``raised``)."""
     observation = _current.get()
-    if observation is None:
-        return  # a handler called directly, or answered already
+    if observation is None or observation.ended:
+        bare = _bare.get()
+        if bare is not None:
+            _bare.set(None)
+            _answered_bare(bare, outcome, 500 if raised is not None else outcome.status)
+        return  # else a handler called directly, or answered already
     _current.set(None)
-    if observation.ended:
-        return
     observation.ended = True
     status = 500 if raised is not None else outcome.status
     refusal = 400 <= status < 500 and status != 409
@@ -595,10 +607,20 @@ def answered(outcome: Outcome, raised: BaseException | None = None) -> None:
     _emit("answered", event)
 
 
+def _answered_bare(bare: tuple[str, str | None], outcome: Outcome, status: int) -> None:
+    """The answer to a request received while no observer was added: only a refusal is logged."""
+    if 400 <= status < 500 and status != 409:
+        error = outcome.error if isinstance(outcome.error, WebhookError) else None
+        reason = "method" if status == 405 else _logs.reason_of(error)
+        _logs.refusal(bare[0], status, reason, error or outcome.reason, bare[1], None)
+    else:
+        _logs.flush_due()
+
+
 def _refused_here(observation: Observation, outcome: Outcome, status: int) -> None:
     """Log and tell a refusal the adapter made itself (a 405, a body cut short or too long)."""
     error = outcome.error if isinstance(outcome.error, WebhookError) else None
-    reason = "method" if status == 405 else _logs.reason_of(error) if error else "other"
+    reason = "method" if status == 405 else _logs.reason_of(error)
     observation.refused = True
     delivery_id = observation.delivery_id
     peer = observation.peer
