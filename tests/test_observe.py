@@ -540,3 +540,39 @@ def test_refused_and_finished_events_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.reason = "other"  # type: ignore[misc]
     assert Routed.__dataclass_params__.frozen and Finished.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_a_verified_view_that_raises_is_a_failed_delivery(observed: Recording) -> None:
+    from hookshield.flask import verified
+
+    made = handler()
+    app = flask.Flask(__name__)
+
+    @app.post("/hooks")
+    @verified(made)
+    def hook(delivery: object) -> str:
+        raise RuntimeError("the view failed")
+
+    body, headers = signed("evt_1")
+    assert app.test_client().post("/hooks", data=body, headers=headers).status_code == 500
+    assert observed.steps() == ["received", "verified", "settled", "answered"]
+    answered = observed.events("answered")[0]
+    assert answered.result == "failed"  # the framework answered 500
+    assert observed.events("settled")[0].completed is False  # released: the retry runs it
+
+
+def test_a_request_left_unanswered_is_ended_as_failed_by_the_next() -> None:
+    # What an adapter does when its request raised past it before the answer: the
+    # next request in the same thread finds the first still open.
+    from hookshield import _observe
+
+    recording = Recording()
+    add_observer(recording)
+    try:
+        _observe.received("mindpeeker", "192.0.2.1")
+        _observe.received("mindpeeker", "192.0.2.2")
+    finally:
+        remove_observer(recording)
+    (ended,) = recording.events("answered")
+    assert (ended.result, ended.observation.peer) == ("failed", "192.0.2.1")
+    assert _observe.current() is not None and _observe.current().peer == "192.0.2.2"  # type: ignore[union-attr]
