@@ -18,7 +18,7 @@ from hookshield.testing import sample_body, sign
 
 from .. import servers
 from ..test_docs import ROOT, blocks
-from .test_durable import Processes, processes
+from .test_durable import Processes, processes, wait_for
 
 __all__ = ["processes"]  # the fixture, used by name
 
@@ -32,6 +32,12 @@ def page_samples() -> tuple[str, str]:
     (config,) = [block.code for block in python if "def child_exit" in block.code]
     (app,) = [block.code for block in python if "MultiProcessCollector" in block.code]
     return config, app
+
+
+def booted(folder: Path) -> int:
+    """How many workers gunicorn has said it booted."""
+    output = folder / "gunicorn.out"
+    return output.read_text(errors="replace").count("Booting worker") if output.exists() else 0
 
 
 def scrape(port: int) -> str:
@@ -73,28 +79,31 @@ def test_the_pages_multi_process_setup_adds_up_every_workers_counts(
             return False
 
     servers.wait_until_ready(process, ready, output=tmp_path / "gunicorn.out")
+    wait_for(lambda: booted(tmp_path) == 2, 30, "both gunicorn workers to boot")
     payload = json.loads(sample_body("moco", "activity.create"))
-    bodies = []
-    for number in range(40):
-        payload["id"] = number
-        bodies.append(json.dumps(payload).encode())
+    sent = 0
 
-    def deliver(body: bytes) -> int:
+    def deliver(number: int) -> int:
+        body = json.dumps({**payload, "id": number}).encode()
         headers = sign("moco", body, secret=SECRET, event="activity.create")
         return servers.post(port, "/hooks/moco", body, headers, timeout=10)
 
-    # Eight at a time: a sync worker serves one request at a time, so both serve some.
+    # Sixteen at a time, until both workers have served some (a sync worker serves one
+    # request at a time, so both soon do): each writes its counts to a file of its own.
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        assert list(pool.map(deliver, bodies)) == [200] * 40
-    forged = sign("moco", bodies[0], secret="not-the-secret", event="activity.create")
+        while sent < 320 and len(list((tmp_path / "metrics").glob("counter_*.db"))) < 2:
+            assert list(pool.map(deliver, range(sent, sent + 16))) == [200] * 16
+            sent += 16
+    assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2
+    body = json.dumps(payload).encode()
+    forged = sign("moco", body, secret="not-the-secret", event="activity.create")
     for _ in range(3):
-        assert servers.post(port, "/hooks/moco", bodies[0], forged, timeout=10) == 401
+        assert servers.post(port, "/hooks/moco", body, forged, timeout=10) == 401
 
     text = scrape(port)
     accepted = 'hookshield_deliveries_total{outcome="accepted",sender="moco"}'
     refused = 'hookshield_refusals_total{reason="signature",sender="moco"}'
-    assert sample(text, accepted) == 40
+    # One scrape adds up both workers' counts, and reads the inbox.
+    assert sample(text, accepted) == sent
     assert sample(text, refused) == 3
-    assert sample(text, 'hookshield_inbox_deliveries{inbox="main",state="pending"}') == 40
-    # Both workers served and counted, each in a file of its own: the sums are of both.
-    assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2
+    assert sample(text, 'hookshield_inbox_deliveries{inbox="main",state="pending"}') == sent

@@ -8,12 +8,12 @@ on a real Redis broker, whose spans its app writes to a file (``celery_traced.py
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celery
 import flask
 import pytest
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from hookshield import add_observer, remove_observer
+from hookshield.celery import CeleryInbox
 from hookshield.flask import webhook_view
 from hookshield.opentelemetry import Tracing
 
@@ -62,19 +63,16 @@ def test_the_celery_workers_span_links_to_the_requests(
     env = environment(
         tmp_path, HOOKSHIELD_TEST_BROKER=broker, HOOKSHIELD_TEST_SPANS=str(spans_file)
     )
-    os.environ["HOOKSHIELD_TEST_BROKER"] = broker
-    try:
-        from . import celery_app
-
-        celery_app.app.conf.broker_url = broker
+    # The web side's own Celery app, sending the task the worker's app runs (the same
+    # name and key): its connections are its own, whatever other tests did with theirs.
+    sending = celery.Celery("hookshield_traced_web", broker=broker, set_as_current=False)
+    with sending:
+        inbox = CeleryInbox(sending, hooks, key="durable-tests-inbox-key")
         web = flask.Flask(__name__)
-        web.add_url_rule("/hooks", view_func=webhook_view(hooks, background=celery_app.inbox))
+        web.add_url_rule("/hooks", view_func=webhook_view(hooks, background=inbox))
         web.wsgi_app = OpenTelemetryMiddleware(web.wsgi_app, tracer_provider=provider)  # type: ignore[method-assign]
         body, headers = signed("evt-traced")
         assert web.test_client().post("/hooks", data=body, headers=headers).status_code == 200
-        celery_app.app.pool.force_close_all()
-    finally:
-        del os.environ["HOOKSHIELD_TEST_BROKER"]
     spans = exporter.get_finished_spans()
     (server,) = [span for span in spans if span.kind is SpanKind.SERVER]
     (consumer,) = [span for span in spans if span.name == "process mindpeeker"]
