@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from ._adapt import missing
 from ._inbox import STATES
@@ -130,23 +130,33 @@ class Metrics(Observer):
         self.inboxes = collector
         if collector is not None:
             registry.register(collector)
+        # Each metric's children by their label values, which are few (see above): a
+        # dictionary look-up per delivery instead of ``labels()``, which checks them.
+        self._children: dict[tuple[object, ...], Any] = {}
 
     def answered(self, event: Answered) -> None:
         """Count the answer, and time it."""
-        self.deliveries.labels(event.sender, event.result).inc()
-        self.delivery_duration.labels(event.sender).observe(event.seconds)
+        self._child(self.deliveries, event.sender, event.result).inc()
+        self._child(self.delivery_duration, event.sender).observe(event.seconds)
 
     def refused(self, event: Refused) -> None:
         """Count the refusal by its reason."""
-        self.refusals.labels(event.sender, event.reason).inc()
+        self._child(self.refusals, event.sender, event.reason).inc()
 
     def routed(self, event: Routed) -> None:
         """Time the route call."""
-        self.route_duration.labels(event.sender, event.route).observe(event.seconds)
+        self._child(self.route_duration, event.sender, event.route).observe(event.seconds)
 
     def finished(self, event: Finished) -> None:
         """Count the worker's attempt."""
-        self.worker_deliveries.labels(event.sender, event.result).inc()
+        self._child(self.worker_deliveries, event.sender, event.result).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def __repr__(self) -> str:
         inboxes = "" if self.inboxes is None else f", inboxes={list(self.inboxes.inboxes)}"
