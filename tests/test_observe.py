@@ -564,15 +564,17 @@ def test_a_verified_view_that_raises_is_a_failed_delivery(observed: Recording) -
 def test_a_request_left_unanswered_is_ended_as_failed_by_the_next() -> None:
     # What an adapter does when its request raised past it before the answer: the
     # next request in the same thread finds the first still open.
-    from hookshield import _observe
+    from hookshield import Outcome, _observe
 
     recording = Recording()
     add_observer(recording)
     try:
         _observe.received("mindpeeker", "192.0.2.1")
         _observe.received("mindpeeker", "192.0.2.2")
+        _observe.answered(Outcome(200, "accepted"))
     finally:
         remove_observer(recording)
-    (ended,) = recording.events("answered")
-    assert (ended.result, ended.observation.peer) == ("failed", "192.0.2.1")
-    assert _observe.current() is not None and _observe.current().peer == "192.0.2.2"  # type: ignore[union-attr]
+    first, second = recording.events("answered")
+    assert (first.result, first.observation.peer) == ("failed", "192.0.2.1")
+    assert (second.result, second.observation.peer) == ("accepted", "192.0.2.2")
+    assert _observe.current() is None
