@@ -115,6 +115,8 @@ def ensure_postgresql(session: nox.Session) -> None:
         "apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql",
         external=True, env=env,
     )  # fmt: skip
+
+
 #: Where the dashboard's browser tests find Chromium (Debian's package).
 CHROMIUM = "/usr/bin/chromium"
 

@@ -371,6 +371,7 @@ def test_store(benchmark: Any, name: str, tmp_path: Path, redis_url: str | None)
     def deliver() -> None:  # one delivery's store work, on a key never used before
         key = next(keys)
         _, token = store.claim(key, DEFAULT_LEASE)
+        assert token is not None  # a key never used is NEW
         store.complete(key, token, DEFAULT_TTL)
 
     label(benchmark, "stores", "claim + complete", name)
@@ -411,7 +412,7 @@ def test_inbox(benchmark: Any, case: str, size: str, tmp_path: Path) -> None:
     def store() -> None:  # what `background=inbox` does before it answers
         outcome = handler.accept(body, headers)
         inbox.put(_stored(delivery))
-        handler.complete(outcome)
+        outcome.complete()
 
     def undecoded() -> None:  # if the worker decoded instead
         handler.authenticate(body, headers)

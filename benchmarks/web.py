@@ -261,7 +261,7 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
 
 def _stored(size: str = "1 KB") -> Any:
     from hookshield import StoredDelivery
-    from hookshield._inbox import new_id
+    from hookshield._durable.inbox import new_id
 
     delivery = padded("mindpeeker", size)
     now = time.time()

@@ -43,9 +43,9 @@ def django_database(server: PostgresServer | None) -> str:
     if alias not in _migrated:
         call_command("migrate", database=alias, verbosity=0, interactive=False)
         _migrated.add(alias)
-    from hookshield.django.models import DedupeKey, Delivery, InboxMeta, PausedSender
+    from hookshield.django.models import DedupeKey, Delivery, InboxMeta, PausedSender, Refusal
 
-    for model in (Delivery, PausedSender, InboxMeta, DedupeKey):
+    for model in (Delivery, PausedSender, InboxMeta, DedupeKey, Refusal):
         model.objects.using(alias).all().delete()
     return alias
 

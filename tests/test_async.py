@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hookshield import Claim, Event, MemoryDedupeStore, Outcome, WebhookHandler
-from hookshield._async import max_workers
+from hookshield._handling.asynchronous import max_workers
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
@@ -406,7 +406,7 @@ def test_finish_async_of_a_mixed_delivery_awaits_async_routes_on_the_loop() -> N
     ((body, headers),) = _deliveries(1)
 
     async def main() -> Outcome:
-        return await handler.finish_async(await handler.accept_async(body, headers))
+        return await (await handler.accept_async(body, headers)).finish_async()
 
     assert asyncio.run(main()).dispatched == 2
     assert seen == ["async", "plain"]
@@ -480,7 +480,7 @@ def test_a_large_body_with_plain_routes_is_handled_in_one_worker_thread() -> Non
 def test_a_thread_that_cannot_start_fails_its_call_rather_than_hanging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hookshield import _async
+    from hookshield._handling import asynchronous as _async
 
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
@@ -558,7 +558,7 @@ def test_a_large_batch_accepted_with_inline_routes_runs_them_on_the_loop_in_orde
 
     async def main() -> tuple[Outcome, Outcome, int]:
         accepted = await handler.accept_async(body, headers)
-        return accepted, await handler.finish_async(accepted), threading.get_ident()
+        return accepted, await accepted.finish_async(), threading.get_ident()
 
     accepted, finished, loop_thread = asyncio.run(main())
     assert len(accepted.pending) == 160 and finished.dispatched == 160

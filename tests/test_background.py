@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hookshield import Outcome, StoredDelivery
-from hookshield._background import store_async
+from hookshield._durable.background import store_async
 from hookshield.testing import sample_delivery
 
 from .conftest import CREDENTIALS, make_handler

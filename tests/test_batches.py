@@ -297,7 +297,7 @@ class TestDurablePathsStream:
         assert peak < 2.5 * len(body)
         [outcome] = accepted
         assert outcome.ok and len(outcome.pending) == 7000
-        assert handler.finish(outcome).dispatched == 7000
+        assert outcome.finish().dispatched == 7000
         assert len(seen) == 7000 == len(set(seen))
         assert handler.handle(body, headers).duplicate  # every record was claimed
 
@@ -345,7 +345,7 @@ class TestDurablePathsStream:
         # Nothing stays claimed: the sender's corrected batch runs every record.
         outcome = handler.accept(*_signed(records, batch_id="b-1"))
         assert len(outcome.pending) == 3
-        assert handler.finish(outcome).dispatched == 3 and len(seen) == 3
+        assert outcome.finish().dispatched == 3 and len(seen) == 3
 
     def test_only_new_records_are_pending_each_once_and_read_again_in_order(self) -> None:
         handler, seen = _recording()
@@ -358,4 +358,4 @@ class TestDurablePathsStream:
         ids = [next(iter(r["msys"].values()))["event_id"] for r in (new, other)]
         assert [event.id for event in pending] == ids == [pending[0].id, pending[1].id]
         assert pending.types == ("click", "bounce") and pending.keys == frozenset(ids)
-        assert handler.finish(outcome).dispatched == 2 and seen == ids
+        assert outcome.finish().dispatched == 2 and seen == ids

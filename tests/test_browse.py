@@ -17,8 +17,8 @@ from hookshield import (
     SQLiteInbox,
     StoredDelivery,
 )
-from hookshield._browse import moment
-from hookshield._inbox import LEASE_ENDED, STATES, new_id
+from hookshield._durable.browse import moment
+from hookshield._durable.inbox import LEASE_ENDED, STATES, new_id
 
 NOW = 1_800_000_000.0
 

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from hookshield import Claim, DedupeStore, MemoryDedupeStore, SQLiteDedupeStore
-from hookshield._sqlite import PURGE_BATCH, PURGE_EVERY
+from hookshield._stores.sqlite import PURGE_BATCH, PURGE_EVERY
 from hookshield.django import CacheDedupeStore, DjangoDedupeStore
 from hookshield.postgres import PostgresDedupeStore
 from hookshield.redis import AsyncRedisDedupeStore, RedisDedupeStore

@@ -25,7 +25,9 @@ from hookshield import (
     StoreUnavailable,
     WebhookHandler,
 )
-from hookshield._dispatch import drive
+from hookshield._handling.handler import dispatcher_of
+from hookshield._handling.runner import PLAIN
+from hookshield._handling.runner import run as run_plainly
 from hookshield.testing import sample_batch, sample_delivery, sign
 
 from .conftest import CREDENTIALS, a_type, make_handler
@@ -111,9 +113,9 @@ def test_accept_and_finish_release_on_every_way_out(error: type[BaseException]) 
     handler.on("session.completed")(failing_once(error))
     body, headers = delivery()
     accepted = handler.accept(body, headers)
-    assert accepted.claims is not None and len(accepted.pending) == 1
-    attempt(lambda: handler.finish(accepted), error)
-    assert handler.finish(handler.accept(body, headers)).dispatched == 1
+    assert len(accepted.pending) == 1 and handler.accept(body, headers).status == 409
+    attempt(accepted.finish, error)
+    assert handler.accept(body, headers).finish().dispatched == 1
     assert handler.accept(body, headers).duplicate
 
 
@@ -155,7 +157,7 @@ def test_an_unexpected_error_while_decoding_a_batch_leaves_nothing_claimed() -> 
 
     shell = handler.verify(body, headers)
     with pytest.raises(OverflowError):
-        drive(handler.dispatcher.handle(shell, broken()))
+        run_plainly(dispatcher_of(handler).handle(PLAIN, shell, broken()))
     assert ran == ["delivery"]
     # The batch was released: the retry is dispatched, skipping the record that ran.
     assert handler.handle(body, headers).dispatched == 1
@@ -173,7 +175,7 @@ def test_a_retry_while_the_first_attempt_runs_is_told_to_come_back_later() -> No
     assert retry.status == 409 and not retry.ok and seen == []
     assert ("Retry-After", "30") in retry.response_headers()
     assert "in progress" in retry.reason or "still running" in retry.reason
-    handler.finish(first)
+    first.finish()
     assert handler.handle(body, headers).duplicate
 
 
@@ -369,27 +371,45 @@ def test_accept_complete_and_release_async() -> None:
 
     async def main() -> tuple[int, int, bool]:
         accepted = await handler.accept_async(body, headers)
-        await handler.release_async(accepted)
+        await accepted.release_async()
         again = await handler.accept_async(body, headers)
-        await handler.complete_async(again)
+        await again.complete_async()
         third = await handler.accept_async(body, headers)
         return accepted.status, again.status, third.duplicate
 
     assert run(main()) == (200, 200, True)
 
 
-def test_a_cancelled_dispatch_closed_mid_route_lets_the_generator_close() -> None:
-    # An async driver whose task is torn down closes the generator at a route step:
-    # closing must not run more steps (a generator that yields on close is an error).
-    handler, _ = mindpeeker()
-    verified = handler.verify(*delivery())
-    steps = handler.dispatcher.handle(verified, verified.events)
-    _, func, args = next(steps)
-    while func != handler.routes_for("session.completed")[0]:
-        _, func, args = steps.send(func(*args))
-    steps.close()
-    with pytest.raises(StopIteration):
-        next(steps)
+class _Suspend:
+    def __await__(self) -> Any:
+        yield  # as an async runner's call waits for a thread
+
+
+class Suspending:
+    """A runner whose route calls wait once, as the async one's wait for a thread."""
+
+    async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
+        await _Suspend()
+        return func(*args)
+
+    async def store(self, func: Callable[..., Any], /, *args: Any) -> Any:
+        return func(*args)
+
+    async def pause(self, seconds: float) -> None:
+        return None
+
+
+def test_a_dispatch_closed_mid_route_closes_and_leaves_its_claim_to_the_lease() -> None:
+    # A task torn down closes its coroutine where it waits: closing must not await
+    # anything more (a coroutine that waits while it is being closed is an error).
+    handler, seen = mindpeeker()
+    body, headers = delivery()
+    verified = handler.verify(body, headers)
+    attempt_ = dispatcher_of(handler).handle(Suspending(), verified, verified.events)
+    attempt_.send(None)  # the claim is made; the route's call waits
+    attempt_.close()
+    assert seen == []
+    assert handler.handle(body, headers).status == 409  # the lease frees it
 
 
 # -- de-duplication ------------------------------------------------------------------
@@ -641,7 +661,7 @@ def test_a_batch_sharing_a_record_with_one_in_progress_comes_back_later() -> Non
     for attempt_ in (handler.accept, handler.handle):
         later = attempt_(*momentum_batch(records[1:], "b-2"))
         assert later.status == 409 and ran == []
-    handler.finish(first)
+    first.finish()
     # b-2 let its own key go each time: once b-1 is done, b-2 is a batch of duplicates.
     again = handler.accept(*momentum_batch(records[1:], "b-2"))
     assert (again.status, again.duplicate, again.reason) == (200, True, "duplicate events")
@@ -652,7 +672,7 @@ def test_accepting_a_batch_of_no_events_is_not_a_duplicate() -> None:
     handler = make_handler("momentum")
     outcome = handler.accept(*momentum_batch([{"msys": {}}], "b-0"))
     assert (outcome.status, outcome.reason, outcome.duplicate) == (200, "accepted", False)
-    assert outcome.pending == () and outcome.claims is None
+    assert outcome.pending == ()
     assert handler.accept(*momentum_batch([{"msys": {}}], "b-0")).reason == "duplicate delivery"
 
 
@@ -703,5 +723,5 @@ def test_a_record_twice_in_one_batch_is_accepted_once_not_taken_for_another_atte
     headers = sign("momentum", body, batch_id="b-twice", **CREDENTIALS["momentum"])
     accepted = handler.accept(body, headers)
     assert accepted.status == 200 and len(accepted.pending) == 1
-    assert handler.finish(accepted).dispatched == 0  # no route: accepted, settled
+    assert accepted.finish().dispatched == 0  # no route: accepted, settled
     assert handler.accept(body, headers).duplicate

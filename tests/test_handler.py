@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hookshield import (
+    Accepted,
     AuthenticationError,
     BodyTooLarge,
     Event,
@@ -28,6 +29,7 @@ from hookshield import (
     MalformedSignature,
     MemoryDedupeStore,
     MissingCredentials,
+    Outcome,
     WebhookError,
     WebhookHandler,
 )
@@ -60,10 +62,31 @@ def test_the_default_store_is_one_in_memory_per_handler() -> None:
     assert make_handler("moco", dedupe=None).dedupe is None
 
 
-def test_only_a_batch_sender_streams_and_only_when_asked() -> None:
-    assert make_handler("momentum").streams
-    assert not make_handler("momentum", stream_batches=False).streams
-    assert not make_handler("mindpeeker").streams
+#: What a user calls: a handful of verbs.  The pieces under them are private.
+PUBLIC_METHODS = {
+    "on", "on_error",
+    "check_peer", "check_headers",
+    "authenticate", "verify", "iter_events",
+    "handle", "handle_async",
+    "accept", "accept_async",
+    "dispatch", "dispatch_async",
+}  # fmt: skip
+PUBLIC_PROPERTIES = {
+    "provider",
+    "event_types",
+    "max_body_size",
+    "dedupe",
+    "dedupe_ttl",
+    "dedupe_lease",
+}
+
+
+def test_the_handler_s_public_surface_is_a_few_verbs_and_its_settings() -> None:
+    handler = make_handler("mindpeeker")
+    public = {name for name in dir(handler) if not name.startswith("_")}
+    assert public == PUBLIC_METHODS | PUBLIC_PROPERTIES
+    assert all(callable(getattr(handler, name)) for name in PUBLIC_METHODS)
+    assert not any(callable(getattr(handler, name)) for name in PUBLIC_PROPERTIES)
 
 
 def test_handle_verifies_dedupes_and_dispatches() -> None:
@@ -114,31 +137,21 @@ def test_a_whole_batch_is_decoded_before_dispatch_when_streaming_is_off() -> Non
     assert seen == ["delivery", "open"]
 
 
-def test_process_dedupes_a_delivery_verified_elsewhere() -> None:
-    handler = make_handler("mindpeeker")
-    seen: list[str] = []
-    handler.on("*")(lambda event: seen.append(event.type))
-    verified = handler.verify(*mindpeeker_delivery())
-    assert handler.process(verified).dispatched == 1
-    assert handler.process(verified).duplicate
-    assert asyncio.run(handler.process_async(verified)).duplicate
-    assert seen == ["session.created"]
-
-
 def test_accept_then_finish_acknowledges_before_dispatch() -> None:
     handler = make_handler("mindpeeker")
     seen: list[str] = []
     handler.on("*")(lambda event: seen.append(event.type))
     body, headers = mindpeeker_delivery()
     accepted = handler.accept(body, headers)
+    assert isinstance(accepted, Accepted) and isinstance(accepted, Outcome)
     assert accepted.status == 200 and seen == []
     assert [event.type for event in accepted.pending] == ["session.created"]
-    assert handler.finish(accepted).dispatched == 1
+    assert accepted.finish().dispatched == 1
     assert seen == ["session.created"]
     duplicate = handler.accept(body, headers)
     assert duplicate.duplicate and duplicate.pending == ()
-    assert handler.finish(duplicate) is duplicate  # nothing pending: nothing to do
-    assert asyncio.run(handler.finish_async(duplicate)) is duplicate
+    assert duplicate.finish() is duplicate  # nothing pending: nothing to do
+    assert asyncio.run(duplicate.finish_async()) is duplicate
 
 
 def test_accept_refuses_a_bad_delivery_without_claiming_it() -> None:
@@ -156,14 +169,76 @@ def test_complete_and_release_settle_code_that_handles_events_itself() -> None:
     assert len(accepted.pending) == 2
     # While the first attempt holds the batch, a retry is told to come back later.
     assert handler.accept(body, headers).status == 409
-    handler.release(accepted)
+    accepted.release()
     again = handler.accept(body, headers)
     assert not again.duplicate and len(again.pending) == 2
-    handler.complete(again)
+    again.complete()
     assert handler.accept(body, headers).duplicate
-    # An outcome that holds nothing is settled as a no-op.
-    handler.complete(again)
-    handler.release(again)
+    # An accepted delivery that holds nothing any more is settled as a no-op.
+    again.complete()
+    again.release()
+    assert handler.accept(body, headers).duplicate
+
+
+def test_a_with_block_completes_an_accepted_delivery_that_ran() -> None:
+    handler = make_handler("mindpeeker")
+    body, headers = mindpeeker_delivery()
+    with handler.accept(body, headers) as accepted:
+        assert [event.type for event in accepted.pending] == ["session.created"]
+        assert handler.accept(body, headers).status == 409  # held while the block runs
+    assert handler.accept(body, headers).duplicate
+
+
+@pytest.mark.parametrize("error", [ValueError, SystemExit, KeyboardInterrupt])
+def test_a_with_block_left_by_any_exception_releases_and_lets_it_through(
+    error: type[BaseException],
+) -> None:
+    handler = make_handler("mindpeeker")
+    body, headers = mindpeeker_delivery()
+    with pytest.raises(error), handler.accept(body, headers):
+        raise error
+    assert handler.accept(body, headers).pending  # released: the retry runs it
+
+
+def test_an_async_with_block_completes_or_releases_even_when_cancelled() -> None:
+    handler = make_handler("mindpeeker", dedupe=AsyncStore())
+    done, failed, cancelled = (mindpeeker_delivery() for _ in range(3))
+
+    async def scenario() -> None:
+        async with await handler.accept_async(*done):
+            pass
+        with pytest.raises(ValueError, match="the route failed"):
+            async with await handler.accept_async(*failed):
+                raise ValueError("the route failed")
+        started = asyncio.Event()
+
+        async def runs_until_cancelled() -> None:
+            async with await handler.accept_async(*cancelled):
+                started.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(runs_until_cancelled())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await handler.accept_async(*done)).duplicate
+        for released in (failed, cancelled):
+            assert (await handler.accept_async(*released)).pending
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_or_duplicate_delivery_holds_nothing_to_settle() -> None:
+    handler = make_handler("mindpeeker")
+    body, headers = mindpeeker_delivery()
+    refused = handler.accept(body, {**headers, "X-MindPeeker-Signature": "sha256=00"})
+    assert isinstance(refused, Accepted) and refused.status == 401
+    with refused:
+        pass
+    handler.accept(body, headers).complete()
+    with handler.accept(body, headers) as duplicate:
+        assert duplicate.duplicate and not duplicate.pending
     assert handler.accept(body, headers).duplicate
 
 
@@ -171,9 +246,9 @@ def test_without_a_store_accept_holds_nothing_and_every_copy_is_new() -> None:
     handler = make_handler("mindpeeker", dedupe=None)
     body, headers = mindpeeker_delivery()
     accepted = handler.accept(body, headers)
-    assert accepted.claims is None and len(accepted.pending) == 1
-    handler.complete(accepted)
-    handler.release(accepted)
+    assert len(accepted.pending) == 1
+    accepted.complete()
+    accepted.release()
     assert len(handler.accept(body, headers).pending) == 1
 
 
@@ -190,23 +265,22 @@ def test_dispatch_runs_routes_without_dedupe_and_raises_the_routes_error() -> No
         handler.dispatch(delivery)
 
 
-PLAIN_ENTRY_POINTS: dict[str, Callable[[WebhookHandler, Any], object]] = {
-    "handle": lambda handler, outcome: handler.handle(*mindpeeker_delivery()),
-    "process": lambda handler, outcome: handler.process(outcome.delivery),
-    "accept": lambda handler, outcome: handler.accept(*mindpeeker_delivery()),
-    "finish": lambda handler, outcome: handler.finish(outcome),
-    "complete": lambda handler, outcome: handler.complete(outcome),
-    "release": lambda handler, outcome: handler.release(outcome),
+PLAIN_ENTRY_POINTS: dict[str, Callable[[WebhookHandler, Accepted], object]] = {
+    "handle": lambda handler, accepted: handler.handle(*mindpeeker_delivery()),
+    "accept": lambda handler, accepted: handler.accept(*mindpeeker_delivery()),
+    "finish": lambda handler, accepted: accepted.finish(),
+    "complete": lambda handler, accepted: accepted.complete(),
+    "release": lambda handler, accepted: accepted.release(),
 }
 
 
 @pytest.mark.parametrize("method", PLAIN_ENTRY_POINTS)
 def test_an_async_store_is_refused_by_each_plain_entry_point(method: str) -> None:
     handler = make_handler("mindpeeker", dedupe=AsyncStore())
-    assert handler.store_is_async
     accepted = asyncio.run(handler.accept_async(*mindpeeker_delivery()))
     with pytest.raises(TypeError, match=f"call {method}_async"):
         PLAIN_ENTRY_POINTS[method](handler, accepted)
+    asyncio.run(accepted.release_async())
 
 
 def test_an_async_route_called_from_plain_code_is_run_to_its_end() -> None:
@@ -475,3 +549,47 @@ def test_each_sender_has_its_own_default_body_limit(provider: str, size: int) ->
     assert make_handler(provider).max_body_size == size
     assert make_handler(provider, max_body_size=None).max_body_size == size
     assert make_handler(provider, max_body_size=10).max_body_size == 10
+
+
+def test_the_names_of_the_wide_handler_still_answer_for_one_release_with_a_warning() -> None:
+    handler = make_handler("momentum", stream_batches=False)
+    seen: list[str] = []
+
+    @handler.on("*")
+    def route(event: Event) -> None:
+        seen.append(event.type)
+
+    body = sample_batch(["delivery"])
+    headers = sign("momentum", body, batch_id="b-1", **CREDENTIALS["momentum"])
+
+    def old(name: str) -> Any:
+        with pytest.warns(DeprecationWarning, match=rf"WebhookHandler\.{name} is deprecated"):
+            return getattr(handler, name)
+
+    accepted = handler.accept(body, headers)
+    assert old("finish")(accepted).dispatched == 1 and seen == ["delivery"]
+    assert old("process")(handler.verify(body, headers)).duplicate
+    second = sample_batch(["open"])
+    again = handler.accept(second, sign("momentum", second, **CREDENTIALS["momentum"]))
+    old("release")(again)
+    assert handler.accept(second, sign("momentum", second, **CREDENTIALS["momentum"])).pending
+    old("complete")(handler.handle(body, headers))  # an outcome that holds nothing: a no-op
+    assert old("routes_for")("delivery") == (route,)
+    assert (old("streams"), old("unsigned"), old("peers"), old("store_is_async")) == (
+        False,
+        False,
+        None,
+        False,
+    )
+    assert old("verifier").sender.name == old("dispatcher").sender.name == "momentum"
+
+    async def twins() -> None:
+        third = sample_batch(["bounce"])
+        signed = sign("momentum", third, **CREDENTIALS["momentum"])
+        pending = handler.accept(third, signed)
+        assert (await old("finish_async")(pending)).dispatched == 1
+        assert (await old("process_async")(handler.verify(third, signed))).duplicate
+
+    asyncio.run(twins())
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        getattr(handler, "nothing")  # noqa: B009 - a name the handler never had

@@ -332,6 +332,28 @@ BASE: dict[str, Any] = {"name": "acme", "signature_header": "X-Sig", "type_field
         ({"max_body_size": 0}, ValueError, "max_body_size must be a positive"),
         ({"max_body_size": True}, ValueError, "max_body_size must be a positive"),
         ({"max_body_size": 1.5e6}, ValueError, "max_body_size must be a positive"),
+        ({"type_fallback": ""}, ValueError, "must not be empty"),
+        ({"type_fallback": "any.*"}, ValueError, "'\\*' is for routes"),
+        ({"type_fallback": 1}, TypeError, "type_fallback must be a str"),
+        (
+            {"type_field": None, "type_header": "X-Event", "type_fallback": "x"},
+            ValueError,
+            "type_fallback is for a type_field",
+        ),
+        ({"data_optional": True}, ValueError, "data_optional is for a data_field"),
+        ({"data_optional": 1, "data_field": "data"}, TypeError, "True or False"),
+        ({"ed25519_prefix": "v1a,"}, ValueError, "tell the signatures apart"),
+        (
+            {"signature_prefix": "v1", "ed25519_prefix": "v1a"},
+            ValueError,
+            "tell the signatures apart",
+        ),
+        (
+            {"signature_prefix": "v1,", "ed25519_prefix": "v1a, x", "signature_separator": " "},
+            ValueError,
+            "contains the separator",
+        ),
+        ({"signature_prefix": "v1,", "ed25519_prefix": ""}, ValueError, "must not be empty"),
     ],
 )
 def test_a_misconfiguration_is_refused_at_construction(
@@ -474,3 +496,54 @@ def test_the_built_in_descriptions_verify_and_sign_with_their_one_scheme(name: s
     scheme = provider.sender.scheme
     expected = scheme.sign(body, secret, signed, timestamp=None if stamp is None else int(stamp))
     assert signed[header] == expected[header]
+
+
+# -- the payload shapes a description may allow ------------------------------------------
+
+LENIENT = HmacSender(
+    name="lenient",
+    signature_header="X-Sig",
+    type_field="kind",
+    type_fallback="unnamed",
+    data_field="payload",
+    data_optional=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "data"),
+    [
+        (b'{"kind": "a.b", "payload": {"n": 1}}', "a.b", {"n": 1}),
+        (b'{"kind": "a.b", "n": 1}', "a.b", {"kind": "a.b", "n": 1}),
+        (b'{"n": 1}', "unnamed", {"n": 1}),
+        (b'{"kind": ["a"], "payload": {"n": 1}}', "unnamed", {"n": 1}),
+        (b"[1, 2]", "unnamed", {}),
+    ],
+)
+def test_a_fallback_type_and_optional_data(body: bytes, kind: str, data: dict[str, Any]) -> None:
+    handler = WebhookHandler(LENIENT, secret="k")
+    (event,) = handler.verify(body, LENIENT.provider().sign(body, secret="k")).events
+    assert (event.type, event.data.thaw()) == (kind, data)
+
+
+def test_without_a_fallback_a_payload_without_its_type_is_refused() -> None:
+    strict = dataclasses.replace(LENIENT, type_fallback=None, data_optional=False)
+    body = b'{"n": 1}'
+    outcome = WebhookHandler(strict, secret="k").handle(
+        body, strict.provider().sign(body, secret="k")
+    )
+    assert outcome.status == 400
+
+
+def test_a_described_sender_with_ed25519_takes_public_keys() -> None:
+    sender = HmacSender(
+        name="edsender",
+        signature_header="X-Sig",
+        signature_prefix="v1,",
+        signature_separator=" ",
+        ed25519_prefix="v1a,",
+        type_field="type",
+    )
+    provider = sender.provider()
+    assert provider.accepts == frozenset({"secret", "public_key"})
+    assert get_provider("github").accepts == frozenset({"secret"})

@@ -17,8 +17,8 @@ import pytest
 
 import hookshield
 from hookshield import Inbox, SQLiteInbox, StoredDelivery, WorkerInbox
-from hookshield._inbox import LEASE_ENDED, new_id, stored_delivery
-from hookshield._worker import open_stored
+from hookshield._durable.inbox import LEASE_ENDED, new_id, stored_delivery
+from hookshield._durable.worker import open_stored
 from hookshield.testing import event_types, sample_delivery
 
 from .conftest import CREDENTIALS, make_handler

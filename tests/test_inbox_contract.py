@@ -1,4 +1,5 @@
-"""Every worker inbox keeps one contract: what ``run_worker`` and ``hookshield inbox`` rely on.
+"""Every worker inbox keeps one contract: what ``run_worker``, ``hookshield inbox`` and the
+dashboard rely on, browsing and refusals kept included.
 
 Each test runs on each inbox that a worker leases from, on real storage: an SQLite
 file, a real PostgreSQL server started for the session (``postgres_server`` in
@@ -20,14 +21,19 @@ from typing import Any
 import pytest
 
 from hookshield import (
+    BrowsableInbox,
+    DeliveryFilter,
     Inbox,
     ManagedInbox,
+    RefusalKeeper,
+    RefusedDelivery,
     SQLiteInbox,
     StoredDelivery,
     TamperedDelivery,
     WorkerInbox,
 )
-from hookshield._inbox import LEASE_ENDED, new_id
+from hookshield._durable.browse import LOG_ERROR
+from hookshield._durable.inbox import LEASE_ENDED, new_id
 
 from .django_db import django_inbox
 from .postgres_server import PostgresServer
@@ -362,3 +368,294 @@ def test_threads_lease_distinct_deliveries(backend: Backend) -> None:
 def test_a_state_that_is_not_one_is_refused(inbox: ManagedInbox) -> None:
     with pytest.raises(ValueError, match="state must be one of"):
         inbox.purge("finished", NOW)  # type: ignore[arg-type]
+
+
+# -- browsing: what the dashboard and the filtered command line ask ------------------------
+
+
+def test_every_inbox_is_browsable_and_a_refusal_keeper(inbox: ManagedInbox) -> None:
+    assert isinstance(inbox, BrowsableInbox)
+    assert isinstance(inbox, RefusalKeeper)
+
+
+def typed(index: int, *types: str, sender: str = "mindpeeker", ago: float = 0.0) -> StoredDelivery:
+    """A delivery received ``ago`` seconds before NOW (plus ``index`` ms), carrying ``types``."""
+    base = stored(index, handler=sender, at=NOW - ago)
+    return dataclasses.replace(base, event_types=types)
+
+
+#: Event types that only an exact match tells apart: a case, a quote, a prefix, a
+#: character outside ASCII, and one JSON escapes.
+TRICKY = [
+    typed(0, "session.completed", ago=3600),
+    typed(1, "Session.Completed", ago=1800),
+    typed(2, 'x"session.completed', ago=900),
+    typed(3, "session.completed.extra", "é", sender="moco", ago=600),
+    typed(4, "sessions", "a\\b", sender="moco", ago=60),
+    typed(5, ago=30),  # no event type at all
+]
+
+FILTERS = [
+    DeliveryFilter(),
+    DeliveryFilter(sender="moco"),
+    DeliveryFilter(sender="MOCO"),
+    DeliveryFilter(event_type="session.completed"),
+    DeliveryFilter(event_type="Session.Completed"),
+    DeliveryFilter(event_type="session.*"),
+    DeliveryFilter(event_type="Session.*"),
+    DeliveryFilter(event_type='x"*'),
+    DeliveryFilter(event_type="completed"),
+    DeliveryFilter(event_type="é"),
+    DeliveryFilter(event_type="a\\b"),
+    DeliveryFilter(event_type="a\\*"),
+    DeliveryFilter(event_type="*"),
+    DeliveryFilter(since=NOW - 900 + 0.002 + 0.123456789),  # exactly TRICKY[2]'s: included
+    DeliveryFilter(until=NOW - 600 + 0.003 + 0.123456789),  # exactly TRICKY[3]'s: left out
+    DeliveryFilter(sender="mindpeeker", event_type="session.*", since=NOW - 7200, until=NOW),
+    DeliveryFilter(state="pending", sender="moco"),
+    DeliveryFilter(state="dead"),
+]
+
+
+def newest_first(deliveries: list[StoredDelivery]) -> list[str]:
+    return [d.id for d in sorted(deliveries, key=lambda d: (d.received, d.id), reverse=True)]
+
+
+def test_find_and_count_select_as_the_filter_s_rule_says_newest_first(
+    inbox: ManagedInbox,
+) -> None:
+    for delivery in TRICKY:
+        inbox.put(delivery)
+    for where in FILTERS:
+        expected = newest_first([d for d in TRICKY if where.matches(d)])
+        assert [d.id for d in inbox.find(where, limit=100)] == expected, where
+        assert inbox.count(where) == len(expected), where
+    found = inbox.find(DeliveryFilter(event_type="é"))
+    assert found == [TRICKY[3]]  # read back whole, as stored
+
+
+def test_find_pages_by_the_last_id_and_a_purged_one_ends_the_paging(
+    inbox: ManagedInbox,
+) -> None:
+    # Two received at the same moment: the id breaks the tie.
+    same = stored(7)
+    twin = dataclasses.replace(same, id=same.id[:-1] + ("0" if same.id[-1] != "0" else "1"))
+    deliveries = [stored(index) for index in range(5)] + [same, twin]
+    for delivery in deliveries:
+        inbox.put(delivery)
+    everything = newest_first(deliveries)
+    pages: list[str] = []
+    before: str | None = None
+    while True:
+        page = inbox.find(DeliveryFilter(), limit=3, before=before)
+        if not page:
+            break
+        pages += [d.id for d in page]
+        before = page[-1].id
+    assert pages == everything
+    assert inbox.find(DeliveryFilter(), limit=3, before="gone") == []
+
+
+def dead_ones(inbox: ManagedInbox, deliveries: list[StoredDelivery]) -> list[StoredDelivery]:
+    """Store ``deliveries`` and move each to dead-letter, as a worker would."""
+    for delivery in deliveries:
+        inbox.put(delivery)
+    dead = []
+    for _ in deliveries:
+        taken = inbox.lease(NOW + 1, ["mindpeeker", "moco"])
+        assert taken is not None and inbox.dead(taken, "gave up")
+        dead.append(taken)
+    return dead
+
+
+def test_requeue_matching_walks_the_ids_forward_and_leaves_a_leased_one(
+    inbox: ManagedInbox,
+) -> None:
+    dead = dead_ones(inbox, [stored(i) for i in range(4)] + [stored(9, handler="moco")])
+    ids = sorted(d.id for d in dead if d.sender == "mindpeeker")
+    where = DeliveryFilter(state="dead", sender="mindpeeker")
+    assert inbox.requeue_matching(where, limit=3) == (3, ids[2])
+    assert inbox.requeue_matching(where, after=ids[2], limit=3) == (1, ids[3])
+    assert inbox.requeue_matching(where, after=ids[3]) == (0, None)
+    assert inbox.counts() == {"pending": 4, "leased": 0, "done": 0, "dead": 1}
+    again = inbox.get(ids[0])
+    assert again is not None and (again.state, again.attempts, again.last_error) == (
+        "pending",
+        0,
+        None,
+    )
+    # A leased delivery is its worker's: never requeued, even when the filter takes it.
+    leased = inbox.lease(NOW + 1, ["mindpeeker"])
+    assert leased is not None
+    assert inbox.requeue_matching(DeliveryFilter(sender="mindpeeker")) == (3, max(ids[1:]))
+    held = inbox.get(leased.id)
+    assert held is not None and held.state == "leased" and held.lease_id == leased.lease_id
+
+
+def test_purge_matching_deletes_done_or_dead_only_in_batches(inbox: ManagedInbox) -> None:
+    dead_ones(inbox, [stored(i) for i in range(3)] + [stored(9, handler="moco")])
+    inbox.put(stored(20))  # pending: never purged
+    for state in ("pending", "leased", None):
+        with pytest.raises(ValueError, match="done or dead"):
+            inbox.purge_matching(DeliveryFilter(state=state))
+    where = DeliveryFilter(state="dead", sender="mindpeeker")
+    assert inbox.purge_matching(where, limit=2) == 2
+    assert inbox.purge_matching(where, limit=2) == 1
+    assert inbox.purge_matching(where) == 0
+    assert inbox.counts() == {"pending": 1, "leased": 0, "done": 0, "dead": 1}
+
+
+def test_discard_deletes_a_delivery_only_once_it_has_run(inbox: ManagedInbox) -> None:
+    (dead,) = dead_ones(inbox, [stored(0)])
+    pending = stored(1)
+    inbox.put(pending)
+    assert inbox.discard([]) == 0
+    assert inbox.discard([dead.id, pending.id, "missing"]) == 1
+    assert inbox.get(dead.id) is None and inbox.get(pending.id) is not None
+
+
+def test_history_records_each_settle_each_ended_lease_and_each_requeue(
+    inbox: ManagedInbox,
+) -> None:
+    delivery = stored()
+    inbox.put(delivery)
+    assert inbox.history(delivery.id) == []
+    first = inbox.lease(NOW, ["mindpeeker"])
+    assert first is not None and inbox.retry(first, NOW + 10, "RuntimeError: down \x00")
+    second = inbox.lease(NOW + 10, ["mindpeeker"])
+    assert second is not None  # its worker dies: the lease ends unsettled
+    third = inbox.lease(NOW + 100, ["mindpeeker"])
+    assert third is not None and inbox.dead(third, "gave up")
+    assert not inbox.done(second)  # the late worker changes nothing, and logs nothing
+    assert inbox.requeue([delivery.id]) == 1
+    history = inbox.history(delivery.id)
+    assert [(a.attempt, a.state) for a in history] == [
+        (1, "pending"),
+        (2, "lease ended"),
+        (3, "dead"),
+        (0, "requeued"),
+    ]
+    assert history[0].error == "RuntimeError: down \x00"  # as the route raised it
+    assert history[1].error == LEASE_ENDED
+    assert history[2].error == "gave up" and history[3].error is None
+    assert history[1].at == NOW + 100  # when the next worker found it ended
+    assert inbox.history("missing") == []
+
+
+def test_history_keeps_the_latest_lines_within_its_bound(inbox: ManagedInbox) -> None:
+    delivery = stored()
+    inbox.put(delivery)
+    long_error = "E" * 2000
+    for attempt in range(1, 41):
+        taken = inbox.lease(NOW + attempt, ["mindpeeker"])
+        assert taken is not None and inbox.retry(taken, NOW + attempt, long_error)
+    history = inbox.history(delivery.id)
+    # Each line is about 560 characters: some dozen of the latest fit the bound.
+    assert 10 <= len(history) < 16
+    assert [a.attempt for a in history] == list(range(41 - len(history), 41))
+    assert all(a.error == "E" * LOG_ERROR for a in history)
+
+
+def test_the_overview_counts_by_sender_the_oldest_due_and_the_buckets(
+    inbox: ManagedInbox,
+) -> None:
+    now = NOW + 3600
+    inbox.put(typed(3, "a", ago=-3590))  # received 10 s before `now`: the last bucket
+    dead = inbox.lease(now, ["mindpeeker"])
+    assert dead is not None and inbox.dead(dead, "gave up")
+    for delivery in [
+        typed(0, "a", ago=-10),  # received 10 s after NOW: the first bucket
+        typed(1, "a", ago=1800),  # before the span
+        typed(2, "a", sender="moco", ago=7200),  # before the span
+    ]:
+        inbox.put(delivery)
+    inbox.put(dataclasses.replace(typed(4, "a", sender="github", ago=-3600), next_attempt=now + 5))
+    view = inbox.overview(now, span=3600.0, buckets=4)
+    assert view.now == now and view.span == 3600.0
+    assert dict(view.counts) == {"pending": 4, "leased": 0, "done": 0, "dead": 1}
+    assert {sender: dict(counts) for sender, counts in view.by_sender.items()} == {
+        "github": {"pending": 1, "leased": 0, "done": 0, "dead": 0},
+        "mindpeeker": {"pending": 2, "leased": 0, "done": 0, "dead": 1},
+        "moco": {"pending": 1, "leased": 0, "done": 0, "dead": 0},
+    }
+    assert list(view.by_sender) == ["github", "mindpeeker", "moco"]
+    assert view.oldest_due == NOW - 7200  # moco's; github's is not due yet
+    assert [dict(bucket) for bucket in view.buckets] == [
+        {"pending": 1, "leased": 0, "done": 0, "dead": 0},
+        {"pending": 0, "leased": 0, "done": 0, "dead": 0},
+        {"pending": 0, "leased": 0, "done": 0, "dead": 0},
+        {"pending": 0, "leased": 0, "done": 0, "dead": 1},
+    ]
+    # github's, received at `now`, is not in the span: `until` is left out.
+    with pytest.raises(ValueError, match="span must be"):
+        inbox.overview(now, span=0.0, buckets=4)
+
+
+# -- refusals kept for diagnosis -----------------------------------------------------------
+
+
+def refusal(
+    index: int, *, body: bytes | None = b"0123456789abcdef", at: float = NOW
+) -> RefusedDelivery:
+    return RefusedDelivery(
+        id=new_id(at + index),
+        sender="mindpeeker",
+        handler="mindpeeker",
+        status=401,
+        error="InvalidSignature",
+        reason=f"refusal {index}: the signature does not match",
+        peer=None if index % 2 else "203.0.113.9",
+        received=at + index,
+        headers=(("x-mindpeeker-signature", "sha256=ab"), ("x-odd", "é\udc80"), ("x-odd", "2")),
+        body=b"" if body is None else body,
+        body_size=None if body is None else len(body),
+    )
+
+
+def test_refusals_are_kept_newest_first_bounded_and_cut(backend: Backend) -> None:
+    keeper = backend.again(keep_refused=3, keep_refused_bytes=8)
+    assert keeper.keeps_refused and keeper.refused_body_limit == 8
+    kept = [refusal(index) for index in range(5)]
+    for item in kept:
+        assert keeper.keep_refusal(item)
+    listed = keeper.refused()
+    assert [r.id for r in listed] == [r.id for r in kept[:1:-1]]  # the latest 3, newest first
+    newest = listed[0]
+    assert newest == dataclasses.replace(kept[4], body=b"01234567")
+    assert not newest.complete and newest.body_size == 16
+    assert keeper.get_refused(kept[0].id) is None  # beyond the bound: forgotten
+    assert keeper.get_refused(kept[3].id) == dataclasses.replace(kept[3], body=b"01234567")
+    assert [r.id for r in keeper.refused(limit=1, before=kept[4].id)] == [kept[3].id]
+    assert keeper.refused(before="gone") == []
+    # A refusal before the body was read keeps none; the oldest kept is forgotten for it.
+    unread = refusal(9, body=None)
+    assert keeper.keep_refusal(unread)
+    assert keeper.get_refused(unread.id) == unread and not unread.complete
+    assert [r.id for r in keeper.refused()] == [unread.id, kept[4].id, kept[3].id]
+    assert keeper.forget_refused([unread.id, kept[4].id, "missing"]) == 2
+    assert keeper.forget_refused([]) == 0
+    # Another process of the same inbox reads them, whatever it keeps itself.
+    assert not backend.inbox.keeps_refused
+    assert [r.id for r in backend.inbox.refused()] == [kept[3].id]
+    keeper.close()
+
+
+def test_an_inbox_keeps_no_refusal_unless_told(inbox: ManagedInbox) -> None:
+    assert not inbox.keeps_refused
+    assert inbox.keep_refusal(refusal(0)) is False
+    assert inbox.refused() == [] and inbox.get_refused("x") is None
+    assert inbox.forget_refused(["x"]) == 0
+
+
+def test_the_refusal_bounds_are_checked(backend: Backend) -> None:
+    cases: list[tuple[dict[str, object], type[Exception]]] = [
+        ({"keep_refused": -1}, ValueError),
+        ({"keep_refused": 100_001}, ValueError),
+        ({"keep_refused_bytes": 0}, ValueError),
+        ({"keep_refused_bytes": 1024 * 1024 + 1}, ValueError),
+        ({"keep_refused": True}, TypeError),
+        ({"keep_refused_bytes": "16k"}, TypeError),
+    ]
+    for options, error in cases:
+        with pytest.raises(error, match="keep_refused"):
+            backend.again(**options)

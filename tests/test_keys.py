@@ -236,6 +236,7 @@ ROTATING: dict[str, list[str]] = {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "whsec_c2Vjb25kLXN0YW5kYXJkLXNlY3JldA==",
     ],
+    "svix": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2Vjb25kLXN2aXgtc2VjcmV0"],
 }
 SHARED: dict[str, Any] = {
     "token": "shared-token",
@@ -282,7 +283,7 @@ def _copy_of(provider: str, data: st.DataObject) -> tuple[bytes, list[tuple[str,
     credential that came with it, every header no signature covers (their names'
     case, a Content-Type's spelling, delivery GUIDs, MOCO's timestamp, user and the
     case of its target and action, GitHub's event header, Momentum's batch id), the
-    case of a hex signature, Standard Webhooks' timestamp (a retry is signed again)
+    case of a hex signature, Standard Webhooks' and Svix's timestamp (a retry is signed again)
     and the other signatures beside the one that matches, Momentum's spacing, and
     Moonsense's JSON sent as a form, percent-encoded either way, under the signature
     of the JSON.
@@ -318,7 +319,7 @@ def _copy_of(provider: str, data: st.DataObject) -> tuple[bytes, list[tuple[str,
             st.sampled_from(["ping", "issues", "Issues", "pull_request", "push", "x"]),
             label="X-GitHub-Event",
         )
-    elif provider == "standard-webhooks":
+    elif provider in ("standard-webhooks", "svix"):
         # A retry is signed again, at its own time, with the same message id.
         options["event_id"] = "msg_2KWPBgLlAfxdpx2AI54pPJ85f1W"
         options["timestamp"] = int(time.time()) - data.draw(st.integers(0, 240))
@@ -333,9 +334,12 @@ def _copy_of(provider: str, data: st.DataObject) -> tuple[bytes, list[tuple[str,
         for name in ("X-Moco-Target", "X-Moco-Event"):
             spelled = data.draw(st.sampled_from([str.lower, str.upper, str.title]))
             headers[name] = spelled(headers[name]) + data.draw(st.sampled_from(["", " "]))
-    if provider == "standard-webhooks" and data.draw(st.booleans(), label="more signatures"):
+    if provider in ("standard-webhooks", "svix") and data.draw(
+        st.booleans(), label="more signatures"
+    ):
         other = "v1," + base64.b64encode(bytes(32)).decode()
-        headers["webhook-signature"] = f"{other} {headers['webhook-signature']} v1a,xyz"
+        name = PROVIDERS[provider].signature_header or ""
+        headers[name] = f"{other} {headers[name]} v1a,xyz"
     if provider in ("mindpeeker", "github", "moco", "moonsense") and data.draw(st.booleans()):
         name = PROVIDERS[provider].signature_header or ""
         headers[name] = headers[name].upper()  # hex digits, compared in lower case

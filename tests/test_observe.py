@@ -19,7 +19,6 @@ from typing import Any
 import flask
 import pytest
 
-import hookshield
 from hookshield import (
     Answered,
     Event,
@@ -36,6 +35,7 @@ from hookshield import (
     run_worker,
     set_refusal_log_limit,
 )
+from hookshield._handling import observe
 from hookshield.flask import webhook_view
 from hookshield.testing import sample_batch, sample_body, sign
 
@@ -197,7 +197,7 @@ def test_a_retry_while_the_first_attempt_runs_is_in_progress(observed: Recording
     assert client(made).post("/hooks", data=body, headers=headers).status_code == 409
     assert observed.steps() == ["received", "verified", "in_progress", "answered"]
     assert observed.events("answered")[0].result == "in_progress"
-    made.release(held)
+    held.release()
 
 
 def test_a_delivery_stored_in_an_inbox_and_run_by_the_worker(
@@ -285,9 +285,7 @@ def _fails(self: Observer, event: object) -> None:
 
 
 #: An observer that raises in every step it is told of.
-Raising: type[Observer] = type(
-    "Raising", (Observer,), dict.fromkeys(hookshield._observe._STEPS, _fails)
-)
+Raising: type[Observer] = type("Raising", (Observer,), dict.fromkeys(observe._STEPS, _fails))
 
 
 def test_an_observer_that_raises_is_logged_and_changes_nothing(
@@ -564,7 +562,8 @@ def test_a_verified_view_that_raises_is_a_failed_delivery(observed: Recording) -
 def test_a_request_left_unanswered_is_ended_as_failed_by_the_next() -> None:
     # What an adapter does when its request raised past it before the answer: the
     # next request in the same thread finds the first still open.
-    from hookshield import Outcome, _observe
+    from hookshield import Outcome
+    from hookshield._handling import observe as _observe
 
     recording = Recording()
     add_observer(recording)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hookshield import InvalidSignature, Outcome
+from hookshield import Accepted, InvalidSignature, Outcome
 from hookshield.testing import sample_delivery
 
 from .conftest import CREDENTIALS, make_handler
@@ -34,12 +34,23 @@ def test_an_outcome_keeps_every_field_it_is_built_with_and_stays_frozen() -> Non
         False,
         0,
     )
-    assert (default.pending, default.claims) == ((), None)
+    assert default.pending == ()
 
 
-def test_the_claims_take_no_part_in_equality_or_the_repr() -> None:
-    assert Outcome(200, "a", claims=object()) == Outcome(200, "a")  # type: ignore[arg-type]
-    assert "claims" not in repr(Outcome(200, "a")) and "pending" not in repr(Outcome(200, "a"))
+def test_the_pending_events_take_no_part_in_the_repr() -> None:
+    assert "pending" not in repr(Outcome(200, "a"))
+
+
+def test_an_accepted_delivery_is_an_outcome_whose_claims_are_not_in_its_repr_or_equality() -> None:
+    handler = make_handler("mindpeeker")
+    accepted = handler.accept(
+        *sample_delivery("mindpeeker", "session.created", **CREDENTIALS["mindpeeker"])
+    )
+    assert isinstance(accepted, Outcome) and accepted.ok
+    fields = {f.name: getattr(accepted, f.name) for f in dataclasses.fields(Outcome)}
+    assert accepted == Accepted(**fields)
+    assert "claims" not in repr(accepted) and "dispatcher" not in repr(accepted)
+    accepted.release()
 
 
 @pytest.mark.parametrize(

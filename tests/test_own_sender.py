@@ -229,6 +229,13 @@ def test_a_registration_is_checked() -> None:
     with pytest.raises(ValueError, match="scheme"):
         register_provider(SecretWithoutScheme())
 
+    class KeyWithoutEd25519(ParcelProvider):
+        name = "keyless"
+        accepts = frozenset({"secret", "public_key"})
+
+    with pytest.raises(ValueError, match="public_key= exactly when its scheme has an ed25519"):
+        register_provider(KeyWithoutEd25519())
+
     class Unbounded(BeaconProvider):
         name = "unbounded"
         default_max_body_size = 0
@@ -249,4 +256,6 @@ def test_a_registration_is_checked() -> None:
 
     with pytest.raises(ValueError, match="parse_headers"):
         register_provider(Misnamed())
-    assert not {"untested", "secretive", "unbounded", "listed", "misnamed"} & set(PROVIDERS)
+    assert not {"untested", "secretive", "keyless", "unbounded", "listed", "misnamed"} & set(
+        PROVIDERS
+    )

@@ -25,6 +25,7 @@ SENDERS = (
     "Momentum/SparkPost",
     "GitHub",
     "Standard Webhooks",
+    "Svix",
     "HMAC sender",
 )
 

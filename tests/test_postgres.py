@@ -9,9 +9,11 @@ share with the other stores and inboxes is in ``test_dedupe.py`` and
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -20,8 +22,14 @@ import psycopg_pool
 import pytest
 
 from hookshield import Claim, Event, StoredDelivery, WebhookHandler, open_inbox, run_worker
-from hookshield._inbox import new_id
-from hookshield.postgres import PURGE_BATCH, PostgresDedupeStore, PostgresInbox, schema_sql
+from hookshield._durable.inbox import new_id
+from hookshield.postgres import (
+    INBOX_VERSION,
+    PURGE_BATCH,
+    PostgresDedupeStore,
+    PostgresInbox,
+    schema_sql,
+)
 from hookshield.testing import sample_delivery
 
 from .conftest import CREDENTIALS
@@ -188,7 +196,7 @@ def test_processes_starting_together_make_the_tables_once(postgres_url: str) -> 
         thread.join(timeout=60)
     assert errors == []
     assert _execute(postgres_url, "SELECT name, version FROM hookshield_schema") == [
-        ("hookshield_inbox", 1)
+        ("hookshield_inbox", INBOX_VERSION)
     ]
 
 
@@ -383,12 +391,15 @@ def test_a_stop_waits_for_the_deliveries_in_hand_up_to_its_timeout(
     with caplog.at_level(logging.WARNING, logger="hookshield"):
         stop.set()
         worker.join(10)
-    assert not worker.is_alive()
-    release.set()
-    (stats,) = result
-    assert stats.done == 1  # the quick one finished within the timeout
-    assert "with 1 deliveries still running" in caplog.text
-    assert inbox.counts() == {"pending": 0, "leased": 1, "done": 1, "dead": 0}
+    try:
+        assert not worker.is_alive()
+        (stats,) = result
+        assert stats.done == 1  # the quick one finished within the timeout
+        assert "with 1 deliveries still running" in caplog.text
+        # Read before the stuck route is let go: its thread would then settle it.
+        assert inbox.counts() == {"pending": 0, "leased": 1, "done": 1, "dead": 0}
+    finally:
+        release.set()
 
 
 # -- a database that goes down ------------------------------------------------------------------
@@ -476,3 +487,148 @@ def test_an_inbox_that_refuses_the_write_is_a_503_with_the_claim_released(
     assert inbox.counts()["pending"] == 1
     store.close()
     inbox.close()
+
+
+# -- the schema of an older release is brought up -------------------------------------------
+
+#: The inbox's tables as schema version 1 made them (hookshield inbox init --sql printed it).
+VERSION_1 = """
+CREATE TABLE IF NOT EXISTS "hookshield_inbox" ( id text COLLATE "C" PRIMARY KEY, sender text NOT NULL, handler text NOT NULL, body bytea NOT NULL, headers text NOT NULL, received double precision NOT NULL, event_types text NOT NULL, events text, attempts integer NOT NULL, state text NOT NULL, next_attempt double precision NOT NULL, last_error text, lease_id text, seal text, traceparent text);
+CREATE INDEX IF NOT EXISTS "hookshield_inbox_due" ON "hookshield_inbox" (next_attempt, id) WHERE state IN ('pending', 'leased');
+CREATE INDEX IF NOT EXISTS "hookshield_inbox_state" ON "hookshield_inbox" (state, received);
+CREATE TABLE IF NOT EXISTS "hookshield_inbox_meta" (name text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS "hookshield_inbox_paused" (sender text PRIMARY KEY, since double precision NOT NULL);
+CREATE TABLE IF NOT EXISTS hookshield_schema (name text PRIMARY KEY, version integer NOT NULL);
+INSERT INTO hookshield_schema (name, version) VALUES ('hookshield_inbox', 1) ON CONFLICT (name) DO NOTHING;
+"""
+
+
+def _version_1(url: str) -> StoredDelivery:
+    """An inbox of schema version 1 in ``url``, holding one pending delivery sealed with KEY."""
+    from hookshield import InboxKey
+
+    from .test_inbox_contract import stored
+
+    for statement in VERSION_1.strip().splitlines():
+        _execute(url, statement)
+    key = InboxKey(KEY)
+    _execute(url, "INSERT INTO hookshield_inbox_meta VALUES ('key_id', %s)", (key.id,))
+    delivery = key.seal(stored())
+    _execute(
+        url,
+        "INSERT INTO hookshield_inbox (id, sender, handler, body, headers, received, event_types,"
+        " events, attempts, state, next_attempt, seal) VALUES"
+        " (%s, %s, %s, %s, %s, %s, %s, NULL, 0, 'pending', %s, %s)",
+        (
+            delivery.id,
+            delivery.sender,
+            delivery.handler,
+            delivery.body,
+            json.dumps(delivery.headers),
+            delivery.received,
+            json.dumps(delivery.event_types),
+            delivery.next_attempt,
+            delivery.seal,
+        ),
+    )
+    return delivery
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_an_inbox_of_schema_version_1_is_brought_up_with_its_deliveries(
+    postgres_url: str, create: bool
+) -> None:
+    delivery = _version_1(postgres_url)
+    inbox = PostgresInbox(postgres_url, key=KEY, create=create, keep_refused=5)
+    got = inbox.get(delivery.id)
+    assert got == delivery
+    assert got is not None
+    inbox.check_seal(got)  # still its seal: nothing it covers changed
+    assert _execute(
+        postgres_url, "SELECT version FROM hookshield_schema WHERE name = 'hookshield_inbox'"
+    ) == [(INBOX_VERSION,)]
+    assert inbox.history(delivery.id) == []  # made before there was a log
+    taken = inbox.lease(delivery.next_attempt, ["mindpeeker"])
+    assert taken is not None and inbox.done(taken)
+    assert [a.state for a in inbox.history(delivery.id)] == ["done"]
+    from .test_inbox_contract import refusal
+
+    assert inbox.keep_refusal(refusal(0))
+    assert len(inbox.refused()) == 1
+    inbox.close()
+
+
+def test_a_user_who_may_not_bring_the_tables_up_is_told_how(
+    postgres_server: PostgresServer, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _version_1(postgres_url)
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    _execute(postgres_url, f"CREATE ROLE {role} LOGIN")
+    _execute(
+        postgres_url,
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    )
+    app_url = postgres_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    with pytest.raises(psycopg.OperationalError) as raised:
+        PostgresInbox(app_url, key=KEY).counts()
+    message = str(raised.value)
+    assert "are of version 1 and this user may not bring them to version 2" in message
+    assert "hookshield inbox init --inbox DSN" in message
+    # Done once by the owner, as the message says; then the application's user goes on.
+    from hookshield.cli import main
+
+    assert main(["inbox", "init", "--inbox", postgres_url]) == 0
+    assert capsys.readouterr().out == "ready: hookshield_inbox, hookshield_dedupe\n"
+    _execute(
+        postgres_url,
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    )
+    app = PostgresInbox(app_url, key=KEY)
+    assert app.counts()["pending"] == 1
+    app.close()
+
+
+def test_the_printed_sql_brings_up_an_inbox_of_version_1(postgres_url: str) -> None:
+    delivery = _version_1(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(schema_sql().encode())  # as a person runs it with psql
+        conn.execute(schema_sql().encode())  # and again: it is idempotent
+    assert _execute(postgres_url, "SELECT name, version FROM hookshield_schema ORDER BY name") == [
+        ("hookshield_dedupe", 1),
+        ("hookshield_inbox", INBOX_VERSION),
+    ]
+    # Not even the first use of this version changes the tables now: they are up to date.
+    inbox = PostgresInbox(postgres_url, key=KEY, create=False)
+    assert inbox.get(delivery.id) == delivery
+    assert inbox.requeue([delivery.id]) == 1
+    assert [a.state for a in inbox.history(delivery.id)] == ["requeued"]
+    inbox.close()
+
+
+def test_refusals_kept_at_once_by_many_threads_hold_the_bound(postgres_url: str) -> None:
+    from .test_inbox_contract import refusal
+
+    inboxes = [PostgresInbox(postgres_url, key=KEY, keep_refused=5) for _ in range(6)]
+    for inbox in inboxes:
+        inbox.make_tables()
+    start = threading.Barrier(len(inboxes))
+    kept: list[bool] = []
+    took: list[float] = []
+
+    def keep(index: int) -> None:
+        start.wait(timeout=30)
+        for n in range(10):
+            began = time.monotonic()
+            kept.append(inboxes[index].keep_refusal(refusal(index * 100 + n)))
+            took.append(time.monotonic() - began)
+
+    threads = [threading.Thread(target=keep, args=(i,)) for i in range(len(inboxes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(kept) == 60 and sum(kept) >= 5
+    assert len(inboxes[0].refused(limit=100)) == 5  # exactly the bound, never one over
+    assert max(took) < 2.0  # a refusal waits briefly, or is dropped
+    for inbox in inboxes:
+        inbox.close()

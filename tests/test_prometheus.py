@@ -32,6 +32,7 @@ from hookshield import (
     remove_observer,
     run_worker,
 )
+from hookshield._handling.handler import dispatcher_of
 from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified
 from hookshield.flask import webhook_view
@@ -150,7 +151,7 @@ def fastapi_sender(handler: WebhookHandler, **options: Any) -> Send:
         # The route is the handler: it does the work of the handler's routes itself,
         # which are not dispatched (nor timed as routes).
         for event in delivery.events:
-            for route in handler.routes_for(event.type):
+            for route in dispatcher_of(handler).router.routes_for(event.type):
                 route(event)
         return {"events": len(delivery.events)}
 
@@ -246,7 +247,7 @@ def test_a_delivery_in_progress_is_counted_apart(registry: CollectorRegistry) ->
         value(registry, "hookshield_deliveries_total", sender="mindpeeker", outcome="in_progress")
         == 1
     )
-    handler.release(held)
+    held.release()
 
 
 # -- the inbox and the worker ---------------------------------------------------------

@@ -23,7 +23,7 @@ from hookshield import (
     recheck,
     run_worker,
 )
-from hookshield._refused import HIDDEN, MAX_HEADERS, MAX_VALUE, refused_delivery
+from hookshield._durable.refused import HIDDEN, MAX_HEADERS, MAX_VALUE, refused_delivery
 from hookshield.asgi import WebhookApp
 from hookshield.flask import webhook_view
 from hookshield.testing import sample_delivery

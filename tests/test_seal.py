@@ -23,7 +23,7 @@ from hookshield import (
     run_stored,
     run_worker,
 )
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.cli import main
 from hookshield.testing import sample_body, sign
 

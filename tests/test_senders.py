@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -19,11 +20,14 @@ from hookshield import (
 )
 from hookshield.providers import get_provider
 from hookshield.providers.moco import API_TARGETS, SEED_TARGETS
+from hookshield.providers.momentum import EVENT_CLASSES
 from hookshield.testing import event_types, sample_body, sample_delivery, sign
 
 from .conftest import CREDENTIALS, make_handler
 
 FORM = "application/x-www-form-urlencoded"
+#: One event type of each event class SparkPost documents.
+EVENT_TYPES_BY_CLASS = [types[0] for types in EVENT_CLASSES.values()]
 
 
 class TestMocoTargets:
@@ -157,3 +161,47 @@ def test_a_moonsense_form_is_decoded_for_its_signature_only_when_the_raw_body_fa
     candidates = iter(provider.signed_messages(body, headers))
     assert next(candidates) == body
     assert next(candidates) != body  # the payload field, decoded only now
+
+
+class TestMomentumTimestamps:
+    """SparkPost's sample events carry Unix seconds as a string, and ISO 8601 text in some."""
+
+    @pytest.mark.parametrize("event_type", EVENT_TYPES_BY_CLASS)
+    @pytest.mark.parametrize(
+        "stamp",
+        [
+            "2018-10-11T23:24:45.000+00:00",  # SparkPost's sample generation_failure
+            "2018-10-11T23:24:45Z",
+            "1539300285",  # message events: Unix seconds as a string
+            1539300285,
+            1539300285.0,
+        ],
+    )
+    def test_each_event_class_reads_either_form(self, event_type: str, stamp: object) -> None:
+        body = sample_body("momentum", event_type, {"timestamp": stamp})
+        delivery = make_handler("momentum").verify(
+            body, sign("momentum", body, **CREDENTIALS["momentum"])
+        )
+        (event,) = delivery.events
+        assert event.timestamp == datetime(2018, 10, 11, 23, 24, 45, tzinfo=timezone.utc)
+
+    def test_an_offset_is_kept_as_the_same_instant(self) -> None:
+        body = sample_body(
+            "momentum", "generation_failure", {"timestamp": "2018-10-12T01:24:45+02:00"}
+        )
+        event = (
+            make_handler("momentum")
+            .verify(body, sign("momentum", body, **CREDENTIALS["momentum"]))
+            .events[0]
+        )
+        assert event.timestamp == datetime(2018, 10, 11, 23, 24, 45, tzinfo=timezone.utc)
+
+    @pytest.mark.parametrize("stamp", ["yesterday", "", [1], None, "2018-13-40T00:00:00Z"])
+    def test_anything_else_reads_as_none(self, stamp: object) -> None:
+        body = sample_body("momentum", "delivery", {"timestamp": stamp})
+        event = (
+            make_handler("momentum")
+            .verify(body, sign("momentum", body, **CREDENTIALS["momentum"]))
+            .events[0]
+        )
+        assert event.timestamp is None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import time
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hookshield import (
     InvalidSignature,
@@ -22,7 +23,7 @@ from hookshield import (
     WebhookHandler,
 )
 from hookshield.providers import get_provider
-from hookshield.providers.standard_webhooks import STANDARD_WEBHOOKS
+from hookshield.providers.standard_webhooks import STANDARD_WEBHOOKS, UNTYPED
 from hookshield.testing import sample_delivery, sign
 
 # The specification's example (and its reference libraries' tests).
@@ -34,10 +35,8 @@ SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def at(seconds: float) -> WebhookHandler:
-    """A handler whose clock reads ``seconds``; the vector's body has its type in ``test``."""
-    clocked = dataclasses.replace(
-        STANDARD_WEBHOOKS, clock=lambda: seconds, type_field="test", data_field=None
-    )
+    """A handler whose clock reads ``seconds``."""
+    clocked = dataclasses.replace(STANDARD_WEBHOOKS, clock=lambda: seconds)
     return WebhookHandler(clocked, secret=SPEC_SECRET)
 
 
@@ -51,13 +50,12 @@ def spec_headers(
     }
 
 
-def test_the_specification_vector_verifies() -> None:
-    headers = spec_headers()
-    handler = at(SPEC_TIMESTAMP + 10)
-    with pytest.raises(WebhookError, match="'test'") as caught:
-        handler.verify(SPEC_BODY, headers)  # authentic, but no string type: 400, not 401
-    assert caught.value.status == 400
-    handler.authenticate(SPEC_BODY, headers)  # raises if refused
+def test_the_specification_vector_verifies_as_an_untyped_event() -> None:
+    # Its body has no "type" and no "data": the specification dictates no payload.
+    (event,) = at(SPEC_TIMESTAMP + 10).verify(SPEC_BODY, spec_headers()).events
+    assert isinstance(event, StandardWebhooksEvent)
+    assert (event.type, event.id, dict(event.data)) == (UNTYPED, SPEC_ID, {"test": 2432232314})
+    assert event.timestamp == datetime.fromtimestamp(SPEC_TIMESTAMP, timezone.utc)
 
 
 def test_the_specification_vector_is_what_sign_produces() -> None:
@@ -253,9 +251,8 @@ def test_a_malformed_signature_is_refused_by_both_and_typed_by_hookshield(
 ) -> None:
     now = int(datetime.now(timezone.utc).timestamp())
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": signature}
-    # What the reference library raises differs between its releases; that it refuses
-    # does not.
-    with pytest.raises(Exception):  # noqa: PT011, B017
+    # The reference library (1.3.0, as locked) refuses with its own error type.
+    with pytest.raises(WebhookVerificationError):
         Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)
     with pytest.raises(MalformedSignature) as ours:
         WebhookHandler("standard-webhooks", secret=SPEC_SECRET).authenticate(SPEC_BODY, headers)
@@ -270,7 +267,7 @@ def test_a_non_utf8_body_is_refused_by_both_as_a_bad_signature() -> None:
         "standard-webhooks", SPEC_BODY, secret=SPEC_SECRET, event_id=SPEC_ID, timestamp=now
     )
     Webhook(SPEC_SECRET).verify(SPEC_BODY, headers)  # the same headers over their own body
-    with pytest.raises(Exception):  # noqa: PT011, B017
+    with pytest.raises(WebhookVerificationError):
         Webhook(SPEC_SECRET).verify(body, headers)
     with pytest.raises(InvalidSignature):
         WebhookHandler("standard-webhooks", secret=SPEC_SECRET).authenticate(body, headers)
@@ -308,7 +305,7 @@ def test_the_provider_describes_itself() -> None:
     assert provider.signature_header == "webhook-signature"
     assert provider.title == "Standard Webhooks"
     assert provider.event_class is StandardWebhooksEvent
-    assert provider.accepts == frozenset({"secret"})
+    assert provider.accepts == frozenset({"secret", "public_key"})
     assert STANDARD_WEBHOOKS.id_is_signed
     assert STANDARD_WEBHOOKS.signed_headers == ("webhook-id", "webhook-timestamp")
 
@@ -330,3 +327,124 @@ def test_a_stored_delivery_verified_later_is_judged_by_when_it_arrived() -> None
         handler.verify(body, forged, received_at=arrived)
     with pytest.raises(TimestampOutOfRange):
         handler.verify(body, headers, received_at=arrived + 301)
+
+
+# -- any signed body: the three shapes the specification allows ----------------------
+
+
+def reference_signed(
+    body: bytes, content_type: str | None = "application/json", *, msg_id: str = "msg_ref"
+) -> dict[str, str]:
+    """The headers the reference library signs ``body`` with, now."""
+    now = datetime.now(timezone.utc)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SPEC_SECRET).sign(msg_id, now, body),
+    }
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    return headers
+
+
+def recording() -> tuple[WebhookHandler, dict[str, list[StandardWebhooksEvent]]]:
+    """A handler whose ``"*"`` and ``"untyped"`` routes record the events they get."""
+    handler = WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+    seen: dict[str, list[StandardWebhooksEvent]] = {"*": [], UNTYPED: []}
+    handler.on("*")(seen["*"].append)
+    handler.on(UNTYPED)(seen[UNTYPED].append)
+    return handler, seen
+
+
+@pytest.mark.parametrize(
+    "body",
+    [SPEC_BODY, b'{"id": "obj_1", "amount": 5}', b'{"type": "", "n": 1}', b'{"type": 7}'],
+)
+def test_a_body_without_a_type_routes_to_star_and_untyped(body: bytes) -> None:
+    handler, seen = recording()
+    outcome = handler.handle(body, reference_signed(body))
+    assert (outcome.status, outcome.dispatched) == (200, 2)
+    [event] = seen[UNTYPED]
+    assert seen["*"] == [event] and event.type == UNTYPED == "untyped"
+    assert dict(event.data) == json.loads(body)  # no "data": the whole payload
+    assert event.raw is None and event.content_type == "application/json"
+
+
+def test_a_type_with_its_data_at_the_top_level_keeps_every_field() -> None:
+    body = b'{"type": "invoice.paid", "timestamp": "2025-01-15T10:30:00Z", "amount_due": 4900}'
+    (event,) = (
+        WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+        .verify(body, reference_signed(body))
+        .events
+    )
+    assert isinstance(event, StandardWebhooksEvent)
+    assert (event.type, event.data["amount_due"]) == ("invoice.paid", 4900)
+    assert event.data["timestamp"] == "2025-01-15T10:30:00Z"
+
+
+@pytest.mark.parametrize("data", ['"a string"', "[1, 2]", "null", "4"])
+def test_a_data_that_is_no_object_leaves_the_whole_payload(data: str) -> None:
+    body = f'{{"type": "invoice.paid", "data": {data}}}'.encode()
+    (event,) = (
+        WebhookHandler("standard-webhooks", secret=SPEC_SECRET)
+        .verify(body, reference_signed(body))
+        .events
+    )
+    assert dict(event.data) == json.loads(body)
+
+
+def test_without_a_timestamp_the_event_time_is_the_signed_one() -> None:
+    body = b'{"type": "invoice.paid", "data": {}}'
+    headers = reference_signed(body)
+    (event,) = WebhookHandler("standard-webhooks", secret=SPEC_SECRET).verify(body, headers).events
+    signed = datetime.fromtimestamp(int(headers["webhook-timestamp"]), timezone.utc)
+    assert event.timestamp == signed
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"plain words, not JSON", "text/plain"),
+        (b"<invoice><paid/></invoice>", "application/xml"),
+        (bytes(range(256)), "application/octet-stream"),
+        ('{"name": "caf\u00e9"}'.encode("latin-1"), "application/json; charset=latin-1"),
+        (b"a=1&b=2", "application/x-www-form-urlencoded"),
+        (b"[1, 2, 3]", "application/json"),  # JSON, but no object
+        (b'"just a string"', None),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_handed_over_as_bytes(
+    body: bytes, content_type: str | None
+) -> None:
+    handler, seen = recording()
+    outcome = handler.handle(body, reference_signed(body, content_type))
+    assert (outcome.status, outcome.dispatched) == (200, 2)
+    [event] = seen[UNTYPED]
+    assert (event.raw, event.content_type) == (body, content_type)
+    assert (event.type, dict(event.data), event.id) == (UNTYPED, {}, "msg_ref")
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"type": ', b'{"type": "x", "value": NaN}', b"not json at all", b""]
+)
+def test_a_body_whose_content_type_says_json_must_be_json(body: bytes) -> None:
+    outcome = WebhookHandler("standard-webhooks", secret=SPEC_SECRET).handle(
+        body, reference_signed(body)
+    )
+    assert outcome.status == 400
+
+
+def test_the_reference_library_verifies_what_hookshield_signs_in_every_shape() -> None:
+    reference = Webhook(SPEC_SECRET)
+    bodies = [
+        (SPEC_BODY, "application/json"),
+        (b'{"type": "invoice.paid", "amount_due": 1}', "application/json"),
+        (b"<xml/>", "application/xml"),
+        (bytes(range(256)), "application/octet-stream"),
+    ]
+    for body, content_type in bodies:
+        headers = sign("standard-webhooks", body, secret=SPEC_SECRET, content_type=content_type)
+        parsed = content_type == "application/json"
+        assert reference.verify(body, headers, json_parse=parsed) == (
+            json.loads(body) if parsed else None
+        )

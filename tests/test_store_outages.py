@@ -247,7 +247,7 @@ def test_the_retries_of_a_batch_s_completions_add_up_to_about_a_second(
     assert len(accepted.pending) == 3  # the batch and its three records are claimed
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="hookshield"):
-        assert handler.finish(accepted).status == 200
+        assert accepted.finish().status == 200
     tries = [r.getMessage() for r in caplog.records if "could not mark" in r.getMessage()]
     # The first completion is retried; after it failed, the others are tried once, so
     # that four keys do not hold the sender's answer up four times as long.

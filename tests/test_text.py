@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookshield import Event, Retry, SQLiteInbox, StoredDelivery, WebhookHandler
-from hookshield._inbox import new_id
-from hookshield._text import printable
-from hookshield._worker import Worker
+from hookshield._core.text import printable
+from hookshield._durable.inbox import new_id
+from hookshield._durable.worker import Worker
 from hookshield.mindpeeker import WebhookHandler as MindPeekerSDK
 from hookshield.testing import sample_body, sign
 
@@ -111,7 +111,7 @@ def test_a_refused_and_a_failed_delivery_log_one_line_each(
     with caplog.at_level(logging.INFO, logger="hookshield"):
         accepted = handler.accept(body, headers)
         assert handler.handle(body, headers).status == 409  # refused: in progress
-        assert handler.finish(accepted).status == 500  # the route failed
+        assert accepted.finish().status == 500  # the route failed
         handler.handle(body, {**headers, "X-MindPeeker-Signature": "sha256=" + "0" * 64})
     assert_one_line_each(caplog)
     shown = printable(FORGED)

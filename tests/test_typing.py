@@ -51,7 +51,6 @@ def test_typed_routes_are_registered_and_called_unchanged() -> None:
     body, headers = sample_delivery("mindpeeker", "session.completed", secret="whsec_typing")
     assert mindpeeker.handle(body, headers).status == 200
     assert seen == ["sess_123456789", "session.completed"]
-    assert mindpeeker.routes_for("session.completed") == (completed, every)
     assert completed.__name__ == "completed"  # the function itself, not a wrapper
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from hookshield import Event, Retry, SQLiteInbox, StoredDelivery, WebhookHandler, run_worker
-from hookshield._inbox import new_id
-from hookshield._worker import Worker
+from hookshield._durable.inbox import new_id
+from hookshield._durable.worker import Worker
 from hookshield.cli import main
 from hookshield.testing import sample_batch, sample_body, sample_delivery, sign
 

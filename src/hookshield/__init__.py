@@ -13,18 +13,10 @@ the HTTP status to answer.  The core uses the standard library only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Final
 
-from ._browse import Attempt, BrowsableInbox, DeliveryFilter, InboxOverview
-from ._dedupe import (
-    DEFAULT_LEASE,
-    DEFAULT_TTL,
-    AsyncDedupeStore,
-    Claim,
-    DedupeStore,
-    MemoryDedupeStore,
-)
-from ._errors import (
+from ._core.errors import (
     AuthenticationError,
     BodyAlreadyRead,
     BodyTooLarge,
@@ -45,14 +37,21 @@ from ._errors import (
     UnsupportedContentType,
     WebhookError,
 )
-from ._events import Delivery, Event
-from ._handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
-from ._headers import Headers
-from ._inbox import Inbox, ManagedInbox, StoredDelivery, WorkerInbox
-from ._inboxes import open_inbox
-from ._json import FrozenArray, FrozenObject, json_backend
-from ._logs import set_refusal_log_limit
-from ._observe import (
+from ._core.events import Delivery, Event
+from ._core.frozen_json import FrozenArray, FrozenObject, json_backend
+from ._core.headers import Headers
+from ._handling.dedupe import (
+    DEFAULT_LEASE,
+    DEFAULT_TTL,
+    AsyncDedupeStore,
+    Claim,
+    DedupeStore,
+    MemoryDedupeStore,
+)
+from ._handling.dispatch import Accepted
+from ._handling.handler import DEFAULT_MAX_BODY_SIZE, WebhookHandler
+from ._handling.logs import set_refusal_log_limit
+from ._handling.observe import (
     Answered,
     Duplicate,
     Finished,
@@ -69,20 +68,34 @@ from ._observe import (
     add_observer,
     remove_observer,
 )
-from ._outcome import Outcome, PendingEvents
-from ._refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
-from ._seal import InboxKey
-from ._sqlite import SQLiteDedupeStore
+from ._handling.outcome import Outcome, PendingEvents
 from ._version import __version__
-from ._worker import Retry, run_stored, run_worker
-from .providers._hmac import HmacSender
-from .providers.github import GitHubEvent
-from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
-from .providers.moco import MocoEvent
-from .providers.momentum import MomentumEvent
-from .providers.moonsense import MoonsenseEvent
-from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
-from .providers.standard_webhooks import StandardWebhooksEvent
+
+if TYPE_CHECKING:
+    from ._durable.browse import (
+        Attempt,
+        BrowsableInbox,
+        DeliveryFilter,
+        InboxOverview,
+        ManagedInbox,
+    )
+    from ._durable.inbox import Inbox, StoredDelivery, WorkerInbox
+    from ._durable.inboxes import open_inbox
+    from ._durable.refused import Recheck, RefusalKeeper, RefusedDelivery, recheck
+    from ._durable.seal import InboxKey
+    from ._durable.sqlite_inbox import SQLiteInbox
+    from ._durable.worker import Retry, run_stored, run_worker
+    from ._handling.construct import construct_event
+    from ._stores.sqlite import SQLiteDedupeStore
+    from .providers._hmac import HmacSender
+    from .providers.github import GitHubEvent
+    from .providers.mindpeeker import MINDPEEKER_IPS, Coordinates, MindPeekerEvent
+    from .providers.moco import MocoEvent
+    from .providers.momentum import MomentumEvent
+    from .providers.moonsense import MoonsenseEvent
+    from .providers.petal import BAD_DATA, CHANNEL_NAMES, CHANNELS, BadData, BandPower, PetalEvent
+    from .providers.standard_webhooks import StandardWebhooksEvent
+    from .providers.svix import SvixEvent
 
 __all__ = [
     "BAD_DATA",
@@ -92,6 +105,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TTL",
     "MINDPEEKER_IPS",
+    "Accepted",
     "Answered",
     "AsyncDedupeStore",
     "Attempt",
@@ -155,6 +169,7 @@ __all__ = [
     "StoreUnavailable",
     "Stored",
     "StoredDelivery",
+    "SvixEvent",
     "TamperedDelivery",
     "TimestampOutOfRange",
     "UnsupportedContentType",
@@ -164,6 +179,7 @@ __all__ = [
     "WorkerInbox",
     "__version__",
     "add_observer",
+    "construct_event",
     "json_backend",
     "open_inbox",
     "recheck",
@@ -173,14 +189,65 @@ __all__ = [
     "set_refusal_log_limit",
 ]
 
-if TYPE_CHECKING:
-    from ._sqlite_inbox import SQLiteInbox
+# What a process that only receives deliveries never needs is imported on first use:
+# each sender's module (with its events), the inbox, its browsing and the worker, the
+# keeping of refusals, the SQLite stores (sqlite3).  The name -> the module that defines it.
+_LAZY: Final = {
+    **dict.fromkeys(
+        ("Attempt", "BrowsableInbox", "DeliveryFilter", "InboxOverview", "ManagedInbox"),
+        "._durable.browse",
+    ),
+    "construct_event": "._handling.construct",
+    **dict.fromkeys(("Inbox", "StoredDelivery", "WorkerInbox"), "._durable.inbox"),
+    "open_inbox": "._durable.inboxes",
+    **dict.fromkeys(
+        ("Recheck", "RefusalKeeper", "RefusedDelivery", "recheck"), "._durable.refused"
+    ),
+    "InboxKey": "._durable.seal",
+    "SQLiteDedupeStore": "._stores.sqlite",
+    "SQLiteInbox": "._durable.sqlite_inbox",
+    **dict.fromkeys(("Retry", "run_stored", "run_worker"), "._durable.worker"),
+    "HmacSender": ".providers._hmac",
+    "GitHubEvent": ".providers.github",
+    **dict.fromkeys(("MINDPEEKER_IPS", "Coordinates", "MindPeekerEvent"), ".providers.mindpeeker"),
+    "MocoEvent": ".providers.moco",
+    "MomentumEvent": ".providers.momentum",
+    "MoonsenseEvent": ".providers.moonsense",
+    **dict.fromkeys(
+        ("BAD_DATA", "CHANNEL_NAMES", "CHANNELS", "BadData", "BandPower", "PetalEvent"),
+        ".providers.petal",
+    ),
+    "StandardWebhooksEvent": ".providers.standard_webhooks",
+    "SvixEvent": ".providers.svix",
+}
+
+
+def _public(value: object) -> object:
+    """``value``, named as ``hookshield``'s when it is a class or function of a submodule.
+
+    Reprs, tracebacks and pickles then say ``hookshield.InvalidSignature``, not the
+    private layout beneath it (httpx does the same), which may move between releases.
+    """
+    named = isinstance(value, type) or (callable(value) and hasattr(value, "__code__"))
+    if named and getattr(value, "__module__", "").startswith(__name__ + "."):
+        value.__module__ = __name__
+    return value
+
+
+for _name in __all__:
+    if _name in globals():
+        _public(globals()[_name])
+del _name
 
 
 def __getattr__(name: str) -> object:
-    # SQLiteInbox is imported on first use: most processes never load sqlite3.
-    if name == "SQLiteInbox":
-        from ._sqlite_inbox import SQLiteInbox
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hookshield' has no attribute {name!r}")
+    value = _public(getattr(importlib.import_module(module, __name__), name))
+    globals()[name] = value  # found directly from now on
+    return value
 
-        return SQLiteInbox
-    raise AttributeError(f"module 'hookshield' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -23,23 +23,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from typing import Final
 
-from . import _observe as observe
-from ._adapt import (
+from ._durable.background import Inbox, store_async
+from ._durable.refused import is_refusal, keep_refusal_async
+from ._handling import observe
+from ._handling.handler import WebhookHandler
+from ._handling.outcome import Outcome
+from ._web.adapt import (
     JSON,
-    Reply,
+    asgi_headers,
     method_not_allowed,
     refuse_before_body,
-    reply,
     route_key,
     too_large,
 )
-from ._asgi_types import ASGIApp, Receive, Scope, Send
-from ._background import Inbox, store_async
-from ._handler import WebhookHandler
-from ._headers import Headers, lowercase_headers
-from ._refused import is_refusal, keep_refusal_async
+from ._web.asgi_types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["WebhookApp", "WebhookMiddleware"]
 
@@ -132,12 +132,12 @@ async def _serve(
     observe.received(handler.provider, peer)
     method: str = scope["method"]
     if method != "POST":
-        await _send(send, reply(method_not_allowed(method)))
+        await _send(send, method_not_allowed(method))
         return
-    headers = _headers(scope["headers"])
+    headers = asgi_headers(scope["headers"])
     refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
-        await _send(send, reply(refused))
+        await _send(send, refused)
         # Kept after the answer is sent: the sender does not wait for the write.
         await keep_refusal_async(
             handler, background, refused, received=time.time(), peer=peer, headers=headers
@@ -154,19 +154,19 @@ async def _serve(
         size += len(chunk)
         if size > limit:
             # Stop here: the rest is never read, and the server closes the connection.
-            await _send(send, reply(too_large(handler)))
+            await _send(send, too_large(handler))
             return
         parts.append(chunk)
         if not message.get("more_body", False):
             break
     body = b"".join(parts)
     if not background:
-        await _send(send, reply(await handler.handle_async(body, headers)))
+        await _send(send, await handler.handle_async(body, headers))
         return
     if background is not True:
         received = time.time()
         outcome = await store_async(handler, background, body, headers)
-        await _send(send, reply(outcome))
+        await _send(send, outcome)
         if is_refusal(outcome):  # tested here: no coroutine for the accepted ones
             await keep_refusal_async(
                 handler,
@@ -178,14 +178,13 @@ async def _serve(
                 body=body,
             )
         return
-    outcome = await handler.accept_async(body, headers)
+    accepted = await handler.accept_async(body, headers)
     try:
-        await _send(send, reply(outcome))
+        await _send(send, accepted)
     finally:
         # Even if the answer could not be sent, the delivery is claimed: a retry would
         # be taken for a duplicate, so the work must happen now.
-        if outcome.pending:
-            await handler.finish_async(outcome)
+        await accepted.finish_async()
 
 
 def _checked_background(background: object) -> bool | Inbox:
@@ -198,29 +197,18 @@ def _checked_background(background: object) -> bool | Inbox:
     )
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """The request's headers; ASGI header bytes are latin-1 (RFC 9110 section 5.5)."""
-    # One dict in one pass for the usual request, where no name repeats.  A repeated
-    # name must reach the core as pairs, which refuses a repeated signature header.
-    if type(raw) is not list:
-        raw = list(raw)  # read twice when a name repeats
-    items: dict[str, str] = {}
-    for name, value in raw:
-        key = name.decode("latin-1").lower()  # servers send them lower-case; not all do
-        if key in items:
-            return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
-        items[key] = value.decode("latin-1")
-    return lowercase_headers(items)
-
-
-async def _send(send: Send, answer: Reply) -> None:
-    headers = [
-        (b"content-type", JSON.encode("latin-1")),
-        (b"content-length", str(len(answer.body)).encode("latin-1")),
+async def _send(send: Send, outcome: Outcome) -> None:
+    observe.answered(outcome)
+    body = outcome.response_body()
+    headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body))]
+    headers += [
+        (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in outcome.response_headers()
     ]
-    headers += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in answer.headers]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
+    await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_JSON: Final = JSON.encode("latin-1")
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -34,16 +34,22 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import _observe as observe
-from ._adapt import missing
-from ._errors import TamperedDelivery, WebhookError
-from ._handler import WebhookHandler
-from ._inbox import StoredDelivery
-from ._observe import WorkerResult
-from ._options import integer, text, type_name
-from ._seal import ENV_KEY, InboxKey, inbox_key
-from ._text import printable
-from ._worker import DEFAULT_MAX_ATTEMPTS, NotVerified, dispatch_stored, handler_map, open_stored
+from ._core.errors import TamperedDelivery, WebhookError
+from ._core.options import integer, text, type_name
+from ._core.text import printable
+from ._durable.inbox import StoredDelivery
+from ._durable.seal import ENV_KEY, InboxKey, inbox_key
+from ._durable.worker import (
+    DEFAULT_MAX_ATTEMPTS,
+    NotVerified,
+    dispatch_stored,
+    handler_map,
+    open_stored,
+)
+from ._handling import observe
+from ._handling.handler import WebhookHandler
+from ._handling.observe import WorkerResult
+from ._web.adapt import missing
 
 try:
     import celery

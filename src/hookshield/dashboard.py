@@ -3,10 +3,11 @@
     from hookshield import SQLiteInbox
     from hookshield.dashboard import wsgi_app, asgi_app
 
-    inbox = SQLiteInbox("webhooks.db")
+    inbox = SQLiteInbox("webhooks.db")  # or PostgresInbox(dsn, key=...), DjangoInbox()
     app = wsgi_app(inbox, password=os.environ["HOOKSHIELD_DASHBOARD_PASSWORD"])
 
-``hookshield inbox serve --inbox webhooks.db`` serves it on 127.0.0.1.  Mount it in
+``hookshield inbox serve --inbox webhooks.db`` (or ``--inbox postgresql://...``) serves
+it on 127.0.0.1.  Mount it in
 your own app under a prefix, behind your own authentication:
 
 * Flask (any WSGI app): ``DispatcherMiddleware(app.wsgi_app, {"/inbox": wsgi_app(inbox)})``;
@@ -16,9 +17,9 @@ your own app under a prefix, behind your own authentication:
 The pages: the deliveries, newest first, filtered by state, sender, event type and
 time received (the filter is in the URL, so a view can be bookmarked), with a bulk
 retry that shows its count first; one delivery with its attempts, headers
-(credentials hidden) and body, and Retry and Purge; an overview with counts and a
-chart; the refused deliveries kept (``SQLiteInbox(path, keep_refused=N)``), each with
-Re-check.  Every value a sender wrote is escaped; every change is a POST from the
+(credentials hidden) and body, and Retry and Purge; an overview with counts, a chart
+and each sender's Pause or Resume; the refused deliveries kept (``keep_refused=N``),
+each with Re-check.  Every value a sender wrote is escaped; every change is a POST from the
 dashboard's own page carrying its session's token; the pages run no script.  Standard
 library only (Django is imported only by :func:`django_view`).
 """
@@ -28,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._browse import BrowsableInbox
 from ._dashboard._app import Dashboard
 from ._dashboard._serve import ASGIDashboard, WSGIDashboard
 from ._dashboard._serve import django_view as _django_view
-from ._handler import WebhookHandler
+from ._durable.browse import ManagedInbox
+from ._handling.handler import WebhookHandler
 
 if TYPE_CHECKING:
     from django.http import HttpResponse
@@ -41,7 +42,7 @@ __all__ = ["ASGIDashboard", "Dashboard", "WSGIDashboard", "asgi_app", "django_vi
 
 
 def wsgi_app(
-    inbox: BrowsableInbox,
+    inbox: ManagedInbox,
     *,
     password: str | None = None,
     prefix: str = "",
@@ -66,7 +67,7 @@ def wsgi_app(
 
 
 def asgi_app(
-    inbox: BrowsableInbox,
+    inbox: ManagedInbox,
     *,
     password: str | None = None,
     prefix: str = "",
@@ -84,7 +85,7 @@ def asgi_app(
 
 
 def django_view(
-    inbox: BrowsableInbox,
+    inbox: ManagedInbox,
     *,
     password: str | None = None,
     handlers: Iterable[WebhookHandler] = (),

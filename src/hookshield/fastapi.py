@@ -19,20 +19,20 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-from . import _observe as observe
-from ._adapt import (
+from ._core.events import Delivery
+from ._durable.background import Inbox, store_async
+from ._durable.refused import keep_refusal_async
+from ._handling import observe
+from ._handling.handler import WebhookHandler
+from ._handling.outcome import Outcome
+from ._web.adapt import (
+    asgi_headers,
     for_view,
     method_not_allowed,
     missing,
     refuse_before_body,
     too_large,
 )
-from ._background import Inbox, store_async
-from ._events import Delivery
-from ._handler import WebhookHandler
-from ._headers import Headers
-from ._outcome import Outcome
-from ._refused import keep_refusal_async
 
 try:
     from fastapi import HTTPException, Request
@@ -61,11 +61,13 @@ def verified(
     """
 
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
-        peer = request.client.host if request.client else None
+        scope = request.scope  # read as WebhookApp reads it, without Starlette's views
+        client = scope.get("client")  # None when the server has no address
+        peer = None if client is None else client[0]
         observe.received(handler.provider, peer)
         if request.method != "POST":
             raise _refusal(method_not_allowed(request.method))
-        headers = Headers(request.headers.raw)  # pairs: a repeated name stays visible
+        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             await keep_refusal_async(
@@ -99,19 +101,19 @@ def verified(
             observe.answered(kept)  # stored: the route runs in a worker
             yield stored
             return
-        outcome = await handler.accept_async(b"".join(parts), headers)
-        delivery = for_view(outcome)
+        accepted = await handler.accept_async(b"".join(parts), headers)
+        delivery = for_view(accepted)
         if delivery is None:
-            raise _refusal(outcome)
+            raise _refusal(accepted)
+        # Completed once the route returns; released if it failed (or was cancelled),
+        # so that the sender's retry runs it again.
         try:
-            yield delivery
+            async with accepted:
+                yield delivery
         except BaseException as exc:
-            # The route failed (or was cancelled): the sender's retry must run it again.
-            await handler.release_async(outcome)
-            observe.answered(outcome, raised=exc)
+            observe.answered(accepted, raised=exc)
             raise
-        await handler.complete_async(outcome)
-        observe.answered(outcome)
+        observe.answered(accepted)
 
     return verified_delivery
 

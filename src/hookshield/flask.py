@@ -26,10 +26,16 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from . import _observe as observe
-from ._adapt import (
+from ._core.events import Delivery
+from ._core.headers import Headers
+from ._core.verify import declared_length
+from ._durable.background import BackgroundPool, Inbox, background_pool, inbox_of
+from ._durable.refused import keep_refusal
+from ._handling import observe
+from ._handling.handler import WebhookHandler
+from ._handling.outcome import Outcome
+from ._web.adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -42,13 +48,6 @@ from ._adapt import (
     warn_if_per_process,
     wsgi_headers,
 )
-from ._background import BackgroundPool, Inbox, background_pool, inbox_of
-from ._events import Delivery
-from ._handler import WebhookHandler
-from ._headers import Headers
-from ._outcome import Outcome
-from ._refused import keep_refusal
-from ._verify import declared_length
 
 try:
     import flask
@@ -82,7 +81,8 @@ def webhook_view(
 
     def view(**_url_values: Any) -> flask.Response:
         received = _receive(handler, inbox)
-        peer = flask.request.environ.get("REMOTE_ADDR")
+        # The peer is kept only with a refusal an inbox keeps: no proxy lookup otherwise.
+        peer = None if inbox is None else flask.request.environ.get("REMOTE_ADDR")
         return _response(serve(handler, received, pool, _in_app_context, inbox, peer=peer))
 
     view.__name__ = view.__qualname__ = f"hookshield_{handler.provider}"
@@ -126,7 +126,9 @@ def _receive(
 
     A refusal before the body is handed to ``inbox`` when it keeps refusals.
     """
-    request = flask.request
+    # The request itself, not the proxy: each attribute read through the proxy looks
+    # the request up again.
+    request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
     environ = request.environ
     observe.received(handler.provider, environ.get("REMOTE_ADDR"))
     method = environ["REQUEST_METHOD"]
@@ -176,7 +178,11 @@ def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> flask.Response:
+def _response(outcome: Outcome) -> flask.Response:
+    observe.answered(outcome)
     return flask.Response(
-        answer.body, status=answer.status, headers=list(answer.headers), content_type=JSON
+        outcome.response_body(),
+        status=outcome.status,
+        headers=list(outcome.response_headers()),
+        content_type=JSON,
     )

@@ -26,16 +26,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._auth import SecretLike
-from ._dispatch import dispatched_reason
-from ._errors import MalformedPayload
-from ._events import Delivery
-from ._handler import WebhookHandler as _CoreHandler
-from ._headers import Headers
-from ._options import flag
-from ._outcome import Outcome
-from ._routing import H, R
-from ._text import printable
+from ._core.auth import SecretLike
+from ._core.errors import MalformedPayload
+from ._core.events import Delivery
+from ._core.headers import Headers
+from ._core.options import flag
+from ._core.text import printable
+from ._handling.dispatch import dispatched_reason
+from ._handling.handler import WebhookHandler as _CoreHandler
+from ._handling.handler import dispatcher_of
+from ._handling.outcome import Outcome
+from ._handling.routing import H, R
+from ._handling.runner import PLAIN, run
 from .providers.mindpeeker import MINDPEEKER, MindPeekerEvent
 
 __all__ = ["WebhookHandler"]
@@ -101,7 +103,10 @@ class WebhookHandler:
         if delivery_id is None:  # no signed id to de-duplicate by: run it as it is
             calls = self.handler.dispatch(_delivery_of(event, "unkeyed"))
             return Outcome(200, dispatched_reason(calls), dispatched=calls)
-        outcome = self.handler.process(_delivery_of(event, delivery_id))
+        dispatcher = dispatcher_of(self.handler)
+        dispatcher.require_plain_store("process_event")
+        delivery = _delivery_of(event, delivery_id)
+        outcome = run(dispatcher.handle(PLAIN, delivery, delivery.events))
         if self.debug:
             logger.info(
                 "hookshield: processed MindPeeker event %s: %s",

@@ -34,9 +34,8 @@ from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._adapt import missing
-from ._claims import bounded
-from ._observe import (
+from ._handling.claims import bounded
+from ._handling.observe import (
     Answered,
     Finished,
     Leased,
@@ -49,6 +48,7 @@ from ._observe import (
     Verified,
 )
 from ._version import __version__
+from ._web.adapt import missing
 
 try:
     from opentelemetry import context, metrics, trace

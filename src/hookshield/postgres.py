@@ -38,16 +38,27 @@ Rows are sealed (``_seal.py``) with a key that is never in the database: ``key=`
 ``HOOKSHIELD_INBOX_KEY``, required, as for ``CeleryInbox``; the database records the
 key's public id, so that a process given another key is refused at once.
 
+Browsing (filters, paging, bulk actions, the overview) is plain SQL over the same
+table, each change one statement; each row keeps its latest attempts in
+``attempt_log``, as ``SQLiteInbox`` does.  ``keep_refused=N`` keeps the latest N
+refused deliveries in ``<table>_refused``: each is one short transaction that waits
+at most a few milliseconds for the table's advisory lock (so that the bound holds
+exactly), and is dropped rather than wait longer.
+
 Tables are created on first use, or by ``hookshield inbox init --inbox DSN`` (``--sql``
 prints the SQL, for a team whose application user may not create tables); each
-records its schema version in ``hookshield_schema``.  Install with
-``pip install 'hookshield[postgres]'``.  This module owns the SQL; it never runs a route.
+records its schema version in ``hookshield_schema``, and tables of an older version
+are brought up to this one on first use (version 2 added ``attempt_log`` and
+``<table>_refused``).  Install with ``pip install 'hookshield[postgres]'``.  This
+module owns the SQL; it never runs a route.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
+import math
 import os
 import secrets
 import time
@@ -57,19 +68,31 @@ from typing import Any, Final
 import psycopg
 import psycopg_pool
 
-from ._dedupe import Claim, new_token
-from ._inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
-from ._options import flag, function, integer
-from ._pg import Connections, ensure_schema, identifier, schema_statements
-from ._pg_listen import Listener
-from ._seal import ENV_KEY, InboxKey, inbox_key
-from ._stores import key_bytes, seconds
+from ._core.options import flag, function, integer
+from ._durable.browse import (
+    LOG_CHARS,
+    Attempt,
+    DeliveryFilter,
+    InboxOverview,
+    attempts_of,
+    lease_ended_parts,
+    log_line,
+    requeued_line,
+)
+from ._durable.inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
+from ._durable.refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
+from ._durable.seal import ENV_KEY, InboxKey, inbox_key
+from ._handling.dedupe import Claim, new_token
+from ._stores.common import key_bytes, seconds
+from ._stores.pg import Connections, ensure_schema, identifier, schema_statements
+from ._stores.pg_listen import Listener
 
 __all__ = ["PostgresDedupeStore", "PostgresInbox", "create_tables", "schema_sql"]
 
 #: The version of the tables this release makes; recorded in ``hookshield_schema``.
 STORE_VERSION: Final = 1
-INBOX_VERSION: Final = 1
+#: 2 added ``attempt_log`` and the table of refusals kept (``<table>_refused``).
+INBOX_VERSION: Final = 2
 #: Expired keys one claim deletes at most: more than the one it adds, so the table
 #: shrinks back to the live keys, and little enough to cost a claim nothing.
 PURGE_BATCH: Final = 8
@@ -92,6 +115,7 @@ def _store_schema(table: str) -> list[str]:
 
 
 def _inbox_schema(table: str) -> list[str]:
+    """The inbox's tables as this version has them; idempotent, and bringing up an older one."""
     return [
         # id in the "C" collation: ids sort by the bytes, as they were made to, and a
         # prefix is a range of the primary key's index whatever the database's locale.
@@ -100,7 +124,9 @@ def _inbox_schema(table: str) -> list[str]:
         " body bytea NOT NULL, headers text NOT NULL, received double precision NOT NULL,"
         " event_types text NOT NULL, events text, attempts integer NOT NULL,"
         " state text NOT NULL, next_attempt double precision NOT NULL, last_error text,"
-        " lease_id text, seal text, traceparent text)",
+        " lease_id text, seal text, traceparent text, attempt_log text)",
+        # Version 2: what an inbox made by version 1 lacks.
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS attempt_log text",
         f"CREATE INDEX IF NOT EXISTS {_index(table, 'due')} ON {table} (next_attempt, id)"
         " WHERE state IN ('pending', 'leased')",
         f"CREATE INDEX IF NOT EXISTS {_index(table, 'state')} ON {table} (state, received)",
@@ -108,6 +134,13 @@ def _inbox_schema(table: str) -> list[str]:
         "(name text PRIMARY KEY, value text NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {_side(table, 'paused')} "
         "(sender text PRIMARY KEY, since double precision NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {_side(table, 'refused')} ("
+        ' id text COLLATE "C" PRIMARY KEY, sender text NOT NULL, handler text NOT NULL,'
+        " status integer NOT NULL, error text NOT NULL, reason text NOT NULL, peer text,"
+        " received double precision NOT NULL, headers text NOT NULL, body bytea NOT NULL,"
+        " body_size bigint)",
+        f"CREATE INDEX IF NOT EXISTS {_index(table, 'refused_at')} "
+        f"ON {_side(table, 'refused')} (received, id)",
     ]
 
 
@@ -279,6 +312,19 @@ _COLUMNS: Final = (
     "id, sender, handler, body, headers, received, event_types, events, attempts, "
     "state, next_attempt, last_error, lease_id, seal, traceparent"
 )
+_REFUSED_COLUMNS: Final = (
+    "id, sender, handler, status, error, reason, peer, received, headers, body, body_size"
+)
+_REPLACE_REFUSED: Final = ", ".join(
+    f"{column} = excluded.{column}" for column in _REFUSED_COLUMNS.split(", ")[1:]
+)
+#: Appends the line given to a row's attempt log, keeping its last LOG_CHARS characters.
+_APPEND_LOG: Final = f"right(coalesce(attempt_log, '') || %s::text, {LOG_CHARS})"
+#: Makes a delivery pending and due now, attempts reset, noting a requeue (a parameter).
+_REQUEUE: Final = (
+    "state = 'pending', attempts = 0, next_attempt = 0, last_error = NULL, "
+    f"attempt_log = {_APPEND_LOG}"
+)
 
 
 class PostgresInbox:
@@ -292,10 +338,16 @@ class PostgresInbox:
     ``lease`` is how long a worker holds a delivery before another may run it:
     longer than your slowest route.  ``timeout`` bounds the wait for a connection
     and each statement (the web side then answers 503).  ``table`` names the
-    deliveries' table; ``<table>_meta`` and ``<table>_paused`` sit beside it, and its
-    ``NOTIFY`` channel has its name.  The tables are made on first use;
-    ``create=False`` opens only an inbox whose tables exist, and raises
+    deliveries' table; ``<table>_meta``, ``<table>_paused`` and ``<table>_refused`` sit
+    beside it, and its ``NOTIFY`` channel has its name.  The tables are made on first
+    use; ``create=False`` opens only an inbox whose tables exist, and raises
     :class:`psycopg.OperationalError` at first use otherwise.
+
+    ``keep_refused=N`` keeps the latest N deliveries the handlers serving this inbox
+    (``background=inbox``) refuse with a 4xx, for diagnosis, as
+    :class:`~hookshield.SQLiteInbox` does: at most the first ``keep_refused_bytes``
+    bytes of each body, credentials hidden (``hookshield inbox refused``, the
+    dashboard).  Off (0) by default.
     """
 
     def __init__(
@@ -308,6 +360,8 @@ class PostgresInbox:
         table: str = "hookshield_inbox",
         max_connections: int = 8,
         create: bool = True,
+        keep_refused: int = 0,
+        keep_refused_bytes: int = KEPT_BYTES,
     ) -> None:
         if integer("max_connections", max_connections, "a count") < 1:
             raise ValueError("max_connections must be at least 1")
@@ -329,6 +383,13 @@ class PostgresInbox:
         self._tables = _Tables()
         self._meta = _side(self.table, "meta")
         self._paused = _side(self.table, "paused")
+        self._refused = _side(self.table, "refused")
+        #: How many refused deliveries are kept (0: none), and how much of each body.
+        self.keep_refused, self.keep_refused_bytes = keeping(keep_refused, keep_refused_bytes)
+        # The advisory lock that one refusal kept at a time holds: one per table.
+        digest = hashlib.sha256(b"hookshield refused " + _plain(self.table).encode()).digest()
+        self._refused_lock = int.from_bytes(digest[:8], "big", signed=True)
+        self._kept_pid = 0
 
     # -- the web side ------------------------------------------------------------
 
@@ -375,8 +436,12 @@ class PostgresInbox:
         rows = self._fetch(
             f"UPDATE {table} AS i SET state = 'leased', attempts = i.attempts + 1,"
             " next_attempt = %(until)s, lease_id = %(lease_id)s,"
-            # A row still 'leased' is due because its lease ended unsettled.
-            " last_error = CASE WHEN i.state = 'leased' THEN %(ended)s ELSE i.last_error END"
+            # A row still 'leased' is due because its lease ended unsettled: so noted in
+            # its log, with the attempt that ended (a SET reads the row as it was).
+            " last_error = CASE WHEN i.state = 'leased' THEN %(ended)s ELSE i.last_error END,"
+            " attempt_log = CASE WHEN i.state = 'leased' THEN right(coalesce(i.attempt_log, '')"
+            f" || %(line_head)s::text || i.attempts || %(line_tail)s::text, {LOG_CHARS})"
+            " ELSE i.attempt_log END"
             f" FROM (SELECT id FROM {table} AS o WHERE state IN ('pending', 'leased')"
             " AND next_attempt <= %(now)s AND handler = ANY(%(handlers)s)"
             f" AND NOT EXISTS (SELECT 1 FROM {self._paused} AS p WHERE p.sender = o.sender)"
@@ -386,6 +451,8 @@ class PostgresInbox:
                 "until": now + self.lease_seconds,
                 "lease_id": secrets.token_hex(16),
                 "ended": LEASE_ENDED,
+                "line_head": lease_ended_parts(now)[0],
+                "line_tail": lease_ended_parts(now)[1],
                 "now": now,
                 "handlers": list(handlers),
             },
@@ -438,8 +505,9 @@ class PostgresInbox:
 
     def paused(self) -> dict[str, float]:
         """The paused senders, and since when (seconds since the epoch)."""
-        rows = self._fetch(f"SELECT sender, since FROM {self._paused} ORDER BY sender", ())
-        return {str(sender): float(since) for sender, since in rows}
+        rows = self._fetch(f"SELECT sender, since FROM {self._paused}", ())
+        # Sorted here, by code point as SQLite does, whatever the database's collation.
+        return {str(sender): float(since) for sender, since in sorted(rows)}
 
     # -- inspection, for ``hookshield inbox`` -----------------------------------------
 
@@ -512,10 +580,10 @@ class PostgresInbox:
         if not ids:
             return 0
         rows = self._fetch(
-            f"WITH again AS (UPDATE {self.table} SET state = 'pending', attempts = 0,"
-            " next_attempt = 0, last_error = NULL WHERE id = ANY(%s) AND state <> 'leased'"
+            f"WITH again AS (UPDATE {self.table} SET {_REQUEUE}"
+            " WHERE id = ANY(%s) AND state <> 'leased'"
             " RETURNING id) SELECT count(*), pg_notify(%s, '') FROM again",
-            (ids, self.channel),
+            (requeued_line(), ids, self.channel),
         )
         return int(rows[0][0]) if rows else 0
 
@@ -528,10 +596,10 @@ class PostgresInbox:
         rows = self._fetch(
             f"WITH picked AS (SELECT id FROM {self.table} WHERE state = 'dead' AND id > %s"
             " ORDER BY id LIMIT %s FOR UPDATE),"
-            f" again AS (UPDATE {self.table} AS i SET state = 'pending', attempts = 0,"
-            " next_attempt = 0, last_error = NULL FROM picked WHERE i.id = picked.id"
+            f" again AS (UPDATE {self.table} AS i SET {_REQUEUE}"
+            " FROM picked WHERE i.id = picked.id"
             " RETURNING i.id) SELECT count(*), max(id), pg_notify(%s, '') FROM again",
-            (after, limit, self.channel),
+            (after, limit, requeued_line(), self.channel),
         )
         count = int(rows[0][0]) if rows else 0
         return (count, str(rows[0][1])) if count else (0, None)
@@ -567,6 +635,240 @@ class PostgresInbox:
         )
         return int(rows[0][0])
 
+    # -- browsing and steering, for the dashboard and ``hookshield inbox`` ------------
+
+    def find(
+        self, where: DeliveryFilter, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[StoredDelivery]:
+        """Up to ``limit`` deliveries ``where`` selects, newest first; after ``before``'s page.
+
+        ``before`` is the id of the last delivery of the page before (see
+        :meth:`~hookshield.BrowsableInbox.find`).
+        """
+        clause, args = _where(where)
+        if before is not None:
+            # Row values: the rows after that one in the order (received, id) descending;
+            # none when it is gone (the paging ends).
+            clause += f" AND (received, id) < (SELECT received, id FROM {self.table} WHERE id = %s)"
+            args.append(before)
+        rows = self._fetch(
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE {clause}"
+            " ORDER BY received DESC, id DESC LIMIT %s",
+            (*args, max(1, limit)),
+        )
+        return [_delivery(row) for row in rows]
+
+    def count(self, where: DeliveryFilter) -> int:
+        """How many deliveries ``where`` selects."""
+        clause, args = _where(where)
+        rows = self._fetch(f"SELECT count(*) FROM {self.table} WHERE {clause}", args)
+        return int(rows[0][0])
+
+    def requeue_matching(
+        self, where: DeliveryFilter, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` deliveries ``where`` selects whose id sorts after ``after``.
+
+        Returns how many, and the id to pass as ``after`` next (``None`` once none is
+        left).  A leased delivery is left to its worker, as :meth:`requeue` does.
+        """
+        clause, args = _where(where)
+        rows = self._fetch(
+            f"WITH picked AS (SELECT id FROM {self.table} WHERE {clause} AND id > %s"
+            " AND state <> 'leased' ORDER BY id LIMIT %s FOR UPDATE),"
+            f" again AS (UPDATE {self.table} AS i SET {_REQUEUE} FROM picked"
+            " WHERE i.id = picked.id AND i.state <> 'leased' RETURNING i.id)"
+            " SELECT (SELECT count(*) FROM again), (SELECT max(id) FROM picked),"
+            " pg_notify(%s, '')",
+            (*args, after, max(1, limit), requeued_line(), self.channel),
+        )
+        count, last = rows[0][0], rows[0][1]
+        return (0, None) if last is None else (int(count), str(last))
+
+    def purge_matching(self, where: DeliveryFilter, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries ``where`` selects, which must name done or dead.
+
+        A pending or leased delivery is never purged by a filter: it has yet to run.
+        """
+        if where.state not in ("done", "dead"):
+            raise ValueError("purge deletes done or dead deliveries only: give state done or dead")
+        clause, args = _where(where)
+        # The state again outside: a row requeued meanwhile is checked as it is now.
+        rows = self._fetch(
+            f"WITH gone AS (DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table}"
+            f" WHERE {clause} LIMIT %s) AND state = %s RETURNING 1) SELECT count(*) FROM gone",
+            (*args, max(1, limit), where.state),
+        )
+        return int(rows[0][0])
+
+    def discard(self, delivery_ids: Iterable[str]) -> int:
+        """Delete these deliveries if they are done or dead; how many were.
+
+        A pending or leased delivery is left alone: it has yet to run.
+        """
+        ids = builtins.list(delivery_ids)
+        if not ids:
+            return 0
+        rows = self._fetch(
+            f"WITH gone AS (DELETE FROM {self.table} WHERE id = ANY(%s)"
+            " AND state IN ('done', 'dead') RETURNING 1) SELECT count(*) FROM gone",
+            (ids,),
+        )
+        return int(rows[0][0])
+
+    def history(self, delivery_id: str) -> builtins.list[Attempt]:
+        """The latest attempts made on ``delivery_id``, oldest first; empty when there is none.
+
+        Each settle (done, retried, dead), each lease that ended unsettled and each
+        requeue by a person adds a line; a row keeps its last few dozen.
+        """
+        rows = self._fetch(f"SELECT attempt_log FROM {self.table} WHERE id = %s", (delivery_id,))
+        return attempts_of(rows[0][0]) if rows else []
+
+    def overview(self, now: float, *, span: float, buckets: int) -> InboxOverview:
+        """The overview page's counts at ``now``; see :class:`~hookshield.InboxOverview`."""
+        if not (span > 0 and math.isfinite(span)) or not 1 <= buckets <= 1000:
+            raise ValueError("span must be a positive number of seconds and buckets 1 to 1000")
+        table = self.table
+        start, width = now - span, span / buckets
+        self._ready()
+        with self._db.connection() as conn:
+            grouped = conn.execute(
+                f"SELECT sender, state, count(*) FROM {table} GROUP BY sender, state".encode()
+            ).fetchall()
+            oldest = conn.execute(
+                f"SELECT min(next_attempt) FROM {table}"
+                " WHERE state IN ('pending', 'leased') AND next_attempt <= %s".encode(),
+                (now,),
+            ).fetchone()
+            # floor, not a cast: a cast to integer rounds.
+            received = conn.execute(
+                f"SELECT floor((received - %s) / %s)::bigint, state, count(*) FROM {table}"
+                " WHERE received >= %s AND received < %s GROUP BY 1, 2".encode(),
+                (start, width, start, now),
+            ).fetchall()
+        by_sender: dict[str, dict[str, int]] = {}
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        # Sorted here, by code point as SQLite does, whatever the database's collation.
+        for sender, state, count in sorted(grouped):
+            by_sender.setdefault(str(sender), dict.fromkeys(STATES, 0))[state] = int(count)
+            counts[state] += int(count)
+        counted: builtins.list[dict[str, int]] = [dict.fromkeys(STATES, 0) for _ in range(buckets)]
+        for bucket, state, count in received:
+            counted[min(int(bucket), buckets - 1)][state] = int(count)
+        first = None if oldest is None else oldest[0]
+        return InboxOverview(
+            now=now,
+            counts=counts,
+            by_sender=by_sender,
+            oldest_due=None if first is None else float(first),
+            span=float(span),
+            buckets=tuple(counted),
+        )
+
+    # -- refused deliveries, kept for diagnosis (keep_refused) -----------------------
+
+    @property
+    def keeps_refused(self) -> bool:
+        """Whether refused deliveries are kept (``keep_refused`` above 0)."""
+        return self.keep_refused > 0
+
+    @property
+    def refused_body_limit(self) -> int:
+        """The most bytes of a refused delivery's body kept (``keep_refused_bytes``)."""
+        return self.keep_refused_bytes
+
+    def keep_refusal(self, refused: RefusedDelivery) -> bool:
+        """Keep ``refused`` and forget all but the latest ``keep_refused``; ``False`` if not kept.
+
+        Its body is cut to ``keep_refused_bytes``.  A connection (once the process's
+        pool is open) and the table's lock are waited for a few milliseconds at most:
+        under a flood of refusals some are dropped rather than hold up the deliveries
+        that need the same connections.
+        """
+        if not self.keeps_refused:
+            return False
+        row = (
+            refused.id,
+            refused.sender,
+            refused.handler,
+            refused.status,
+            storable(refused.error),
+            storable(refused.reason),
+            storable(refused.peer),
+            refused.received,
+            _json(refused.headers),
+            refused.body[: self.keep_refused_bytes],
+            refused.body_size,
+        )
+        marks = ", ".join(["%s"] * len(row))
+        self._ready()
+        wait = min(self._db.timeout, KEEP_WAIT)
+        # The first in a process may wait as any step does: its pool is opened then.
+        pid = os.getpid()
+        opening = self._kept_pid != pid
+        try:
+            with (
+                self._db.connection(timeout=None if opening else wait) as conn,
+                conn.transaction(),
+            ):
+                # One at a time, so that the bound holds exactly; waited for briefly.
+                milliseconds = str(max(1, math.ceil(wait * 1000)))
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (milliseconds,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._refused_lock,))
+                conn.execute(
+                    f"INSERT INTO {self._refused} ({_REFUSED_COLUMNS}) VALUES ({marks})"
+                    # Replaced, as SQLite's INSERT OR REPLACE does.
+                    f" ON CONFLICT (id) DO UPDATE SET {_REPLACE_REFUSED}".encode(),
+                    row,
+                )
+                conn.execute(
+                    f"DELETE FROM {self._refused} WHERE id IN (SELECT id FROM {self._refused}"
+                    " ORDER BY received DESC, id DESC OFFSET %s)".encode(),
+                    (self.keep_refused,),
+                )
+        except (psycopg_pool.PoolTimeout, psycopg.errors.LockNotAvailable):
+            return False
+        self._kept_pid = pid
+        return True
+
+    def refused(
+        self, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[RefusedDelivery]:
+        """Up to ``limit`` kept refusals, newest first; those after the id ``before``, if given."""
+        clause = ""
+        args: builtins.list[object] = [max(1, limit)]
+        if before is not None:
+            clause = (
+                f"WHERE (received, id) < (SELECT received, id FROM {self._refused} WHERE id = %s)"
+            )
+            args = [before, *args]
+        rows = self._fetch(
+            f"SELECT {_REFUSED_COLUMNS} FROM {self._refused} {clause}"
+            " ORDER BY received DESC, id DESC LIMIT %s",
+            args,
+        )
+        return [_refusal(row) for row in rows]
+
+    def get_refused(self, refused_id: str) -> RefusedDelivery | None:
+        """The kept refusal ``refused_id``, or ``None``."""
+        rows = self._fetch(
+            f"SELECT {_REFUSED_COLUMNS} FROM {self._refused} WHERE id = %s", (refused_id,)
+        )
+        return _refusal(rows[0]) if rows else None
+
+    def forget_refused(self, refused_ids: Iterable[str]) -> int:
+        """Forget these kept refusals; how many there were."""
+        ids = builtins.list(refused_ids)
+        if not ids:
+            return 0
+        rows = self._fetch(
+            f"WITH gone AS (DELETE FROM {self._refused} WHERE id = ANY(%s) RETURNING 1)"
+            " SELECT count(*) FROM gone",
+            (ids,),
+        )
+        return int(rows[0][0])
+
     def make_tables(self) -> None:
         """Create the tables now if they are missing (they are made on first use anyway)."""
         self._ready()
@@ -592,8 +894,16 @@ class PostgresInbox:
         # Fenced by the lease id: never the same for two leases, unlike the attempts.
         rows = self._fetch(
             f"UPDATE {self.table} SET state = %s, next_attempt = %s, last_error = %s,"
-            " lease_id = NULL WHERE id = %s AND state = 'leased' AND lease_id = %s RETURNING 1",
-            (state, due, storable(error), delivery.id, delivery.lease_id),
+            f" lease_id = NULL, attempt_log = {_APPEND_LOG}"
+            " WHERE id = %s AND state = 'leased' AND lease_id = %s RETURNING 1",
+            (
+                state,
+                due,
+                storable(error),
+                log_line(delivery.attempts, state, error),
+                delivery.id,
+                delivery.lease_id,
+            ),
         )
         return bool(rows)
 
@@ -648,6 +958,51 @@ def _state(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
     return state
+
+
+def _where(where: DeliveryFilter) -> tuple[str, builtins.list[object]]:
+    """The SQL condition (never empty) and its arguments for ``where``; see DeliveryFilter.matches."""
+    clauses = ["true"]
+    args: builtins.list[object] = []
+    if where.state is not None:
+        clauses.append("state = %s")
+        args.append(_state(where.state))
+    if where.sender is not None:
+        clauses.append("sender = %s")
+        args.append(where.sender)
+    if where.event_type is not None:
+        kind = where.event_type
+        types = "SELECT 1 FROM json_array_elements_text(event_types::json) AS t(kind)"
+        if kind.endswith("*"):
+            # left() counts characters, as SQLite's substr() and str.startswith do.
+            clauses.append(f"EXISTS ({types} WHERE left(kind, %s::integer) = %s::text)")
+            args += [len(kind) - 1, kind[:-1]]
+        else:
+            clauses.append(f"EXISTS ({types} WHERE kind = %s::text)")
+            args.append(kind)
+    if where.since is not None:
+        clauses.append("received >= %s")
+        args.append(float(where.since))
+    if where.until is not None:
+        clauses.append("received < %s")
+        args.append(float(where.until))
+    return " AND ".join(clauses), args
+
+
+def _refusal(row: tuple[Any, ...]) -> RefusedDelivery:
+    return RefusedDelivery(
+        id=row[0],
+        sender=row[1],
+        handler=row[2],
+        status=int(row[3]),
+        error=row[4],
+        reason=row[5],
+        peer=row[6],
+        received=float(row[7]),
+        headers=tuple((str(name), str(value)) for name, value in json.loads(row[8])),
+        body=bytes(row[9]),
+        body_size=None if row[10] is None else int(row[10]),
+    )
 
 
 def _delivery(row: tuple[Any, ...]) -> StoredDelivery:

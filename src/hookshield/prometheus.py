@@ -29,9 +29,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
-from ._adapt import missing
-from ._inbox import STATES
-from ._observe import Answered, Finished, Observer, Refused, Routed
+from ._durable.inbox import STATES
+from ._handling.observe import Answered, Finished, Observer, Refused, Routed
+from ._web.adapt import missing
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._adapt import missing
-from ._dedupe import Claim, new_token
-from ._options import text, type_name
-from ._stores import key_bytes, milliseconds, seconds
+from ._core.options import text, type_name
+from ._handling.dedupe import Claim, new_token
+from ._stores.common import key_bytes, milliseconds, seconds
+from ._web.adapt import missing
 
 try:
     import redis

@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ._auth import SecretLike
+from ._core.auth import SecretLike
 from .providers import PROVIDERS, Provider, first_credential, get_provider
 
 __all__ = [
@@ -96,21 +96,29 @@ def sign(
     bearer_token: SecretLike | None = None,
     event: str | None = None,
     content_type: str | None = None,
+    private_key: SecretLike | None = None,
     **options: Any,
 ) -> dict[str, str]:
     """The headers the real ``provider`` sends with ``body``.
 
     Pass the credential the sender is configured with (``secret`` for Moonsense, MOCO
     and MindPeeker; ``token``, ``basic_auth`` or ``bearer_token`` for Momentum and
-    Petal).  ``event`` names the event for senders that put it in a header (MOCO's
+    Petal; for Standard Webhooks and Svix, ``secret`` for a ``v1`` signature and, with
+    the ``hookshield[ed25519]`` extra, ``private_key`` (``whsk_<base64>``) for a
+    ``v1a`` one, or both).  ``event`` names the event for senders that put it in a header (MOCO's
     ``"activity.create"``, Moonsense's ``X-Moonsense-Event``).  Other options:
     MOCO's ``timestamp`` (ms), ``user_id``, ``account_url``; Momentum's ``batch_id``.
     """
     sender = get_provider(provider)
     if not isinstance(body, bytes):
         raise TypeError("sign() takes the body as bytes, exactly as it will be sent")
-    if "secret" in sender.accepts and secret is None and not sender.can_be_unsigned:
+    signs = secret is not None or private_key is not None
+    if "secret" in sender.accepts and not signs and not sender.can_be_unsigned:
         raise ValueError(f"{sender.title} signs every delivery: pass secret=")
+    if private_key is not None and "public_key" not in sender.accepts:
+        raise ValueError(f"{sender.title} signs with no ed25519 key: pass secret=")
+    if private_key is not None:
+        options["private_key"] = private_key
     return sender.sign(
         body,
         secret=secret,

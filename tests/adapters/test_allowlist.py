@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from hookshield import MINDPEEKER_IPS, Delivery
-from hookshield._asgi_types import Message, Scope
+from hookshield._web.asgi_types import Message, Scope
 from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified as fastapi_verified
 from hookshield.flask import verified as flask_verified

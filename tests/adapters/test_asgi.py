@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hookshield import Event
-from hookshield._asgi_types import Message, Scope
-from hookshield._background import BackgroundPool
+from hookshield._durable.background import BackgroundPool
+from hookshield._web.asgi_types import Message, Scope
 from hookshield.asgi import WebhookApp, WebhookMiddleware
 
 from ..doubles import BrokenStore
@@ -428,7 +428,7 @@ def test_409_and_503_carry_retry_after(background: bool) -> None:
     client = starlette_client(WebhookApp(rec.handler, background=background))
     in_progress = client.post("/hooks", content=body, headers=headers)
     assert (in_progress.status_code, in_progress.headers["retry-after"]) == (409, "30")
-    rec.handler.release(running)
+    running.release()
     down = starlette_client(WebhookApp(recorder("moco", dedupe=BrokenStore()).handler))
     unavailable = down.post("/hooks", content=body, headers=headers)
     assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")

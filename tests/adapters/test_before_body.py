@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from hookshield import Delivery, WebhookHandler
-from hookshield._asgi_types import Message, Receive, Scope, Send
+from hookshield._web.asgi_types import Message, Receive, Scope, Send
 from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified as fastapi_verified
 from hookshield.flask import webhook_view as flask_view

@@ -16,7 +16,7 @@ import celery
 import pytest
 
 from hookshield import Inbox, InboxKey, StoredDelivery, TamperedDelivery, WebhookHandler
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.celery import CeleryInbox, payload, stored_from
 from hookshield.testing import sample_batch, sample_body, sample_delivery, sign
 

@@ -73,10 +73,36 @@ def post(client: Client, url: str, body: bytes, headers: dict[str, str]) -> Any:
 def test_migrate_makes_the_tables(alias: str) -> None:
     tables = set(connections[alias].introspection.table_names())
     assert {"hookshield_delivery", "hookshield_paused", "hookshield_meta"} <= tables
-    assert "hookshield_dedupe_key" in tables
+    assert {"hookshield_dedupe_key", "hookshield_refused"} <= tables
+    columns = connections[alias].introspection.get_table_description(
+        connections[alias].cursor(), "hookshield_delivery"
+    )
+    assert "attempt_log" in {column.name for column in columns}
     out = io.StringIO()
     call_command("migrate", "hookshield", database=alias, stdout=out, verbosity=1)
     assert "No migrations to apply" in out.getvalue()
+
+
+def test_the_migrations_make_what_the_models_say(alias: str) -> None:
+    # makemigrations --check exits 1 when a model changed without its migration.
+    out = io.StringIO()
+    call_command("makemigrations", "hookshield", check=True, dry_run=True, stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_the_view_keeps_a_refusal_in_the_database(alias: str) -> None:
+    inbox = DjangoInbox(alias, key=KEY, keep_refused=5, keep_refused_bytes=10)
+    urls = urlconf(path("hooks/", webhook_view(_handler(), background=inbox)))
+    body, headers, _ = forged("mindpeeker")
+    with override_settings(ROOT_URLCONF=urls):
+        client = Client(REMOTE_ADDR="198.51.100.4")
+        assert post(client, "/hooks/", body, headers).status_code == 401
+    (kept,) = DjangoInbox(alias, key=KEY).refused()
+    assert (kept.sender, kept.status, kept.error) == ("mindpeeker", 401, "InvalidSignature")
+    assert kept.peer == "198.51.100.4" and kept.body == body[:10] and kept.body_size == len(body)
+    signature = dict(kept.headers)["x-mindpeeker-signature"]
+    assert signature == headers["X-MindPeeker-Signature"]  # the signature: kept to check again
+    assert inbox.counts() == {"pending": 0, "leased": 0, "done": 0, "dead": 0}
 
 
 def test_the_view_stores_each_new_delivery_once_and_the_command_runs_it(alias: str) -> None:
@@ -260,6 +286,31 @@ def test_a_delivery_page_hides_credentials_and_changes_nothing(alias: str, staff
     got = inbox.get(delivery_.id)
     assert got is not None and got.state == "pending"
     assert staff.get("/admin/hookshield/delivery/add/").status_code == 403
+
+
+def test_odd_text_a_sender_wrote_is_shown_escaped_not_a_500(alias: str, staff: Client) -> None:
+    from ..test_inbox_contract import stored
+
+    odd = dataclasses.replace(
+        stored(), event_types=("odd\udc80\x1b[2J", "ok"), last_error="KeyError: \x1b[2J"
+    )  # and a header "x-odd: a\udc80"
+    DjangoInbox(alias, key=KEY).put(odd)
+    listing = staff.get("/admin/hookshield/delivery/")
+    assert listing.status_code == 200
+    assert "odd\\udc80\\x1b[2J, ok" in listing.content.decode()
+    page = staff.get(f"/admin/hookshield/delivery/{odd.id}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "x-odd: a\\udc80" in text and "\x1b" not in text
+    assert staff.get("/admin/hookshield/delivery/", {"event_type": "ok"}).status_code == 200
+
+
+def test_a_delivery_page_shows_its_attempts(alias: str, staff: Client) -> None:
+    ids = _stored_three(alias)
+    page = staff.get(f"/admin/hookshield/delivery/{ids['moco']}/change/").content.decode()
+    assert re.search(r"<code>[0-9T:+-]+</code> attempt 1: dead \(boom\)", page)
+    pending = staff.get(f"/admin/hookshield/delivery/{ids['petal']}/change/").content.decode()
+    assert "none yet" in pending
 
 
 def test_the_admin_retries_and_purges_the_selected_deliveries(alias: str, staff: Client) -> None:

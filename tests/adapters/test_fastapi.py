@@ -150,7 +150,7 @@ def test_409_and_503_carry_retry_after() -> None:
     running = handler.accept(body, headers)
     in_progress = app_for(handler, seen).post("/hooks/acme", content=body, headers=headers)
     assert (in_progress.status_code, in_progress.headers["retry-after"]) == (409, "30")
-    handler.release(running)
+    running.release()
     down = app_for(recorder("moco", dedupe=BrokenStore()).handler, seen)
     unavailable = down.post("/hooks/acme", content=body, headers=headers)
     assert (unavailable.status_code, unavailable.headers["retry-after"]) == (503, "30")

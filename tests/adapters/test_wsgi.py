@@ -296,7 +296,7 @@ def test_a_retry_while_an_attempt_runs_gets_409_with_retry_after(site: Site) -> 
     assert answer.status == 409
     assert answer.headers["Retry-After"] == "30"
     assert rec.events == []
-    rec.handler.finish(running)
+    running.finish()
     assert poster.post(body, headers).body == {"ok": True, "duplicate": True}
     assert rec.markers() == [marker]
 
@@ -503,7 +503,7 @@ def test_verified_answers_409_with_retry_after_while_an_attempt_runs(site: Site)
     answer = site.verified(rec.handler, view).post(body, headers)
     assert (answer.status, answer.headers["Retry-After"]) == (409, "30")
     assert view.seen == []
-    rec.handler.release(running)
+    running.release()
 
 
 def test_a_verified_view_that_returns_completes_the_delivery(site: Site) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hookshield import SQLiteDedupeStore, SQLiteInbox, StoredDelivery
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.cli import main
 from hookshield.testing import sign
 from tests.cli.helpers import PY, TIMEOUT, clean_env

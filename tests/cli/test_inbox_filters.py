@@ -1,4 +1,8 @@
-"""``hookshield inbox`` at the dashboard's parity: filters, --dry-run, refused, serve."""
+"""``hookshield inbox`` at the dashboard's parity: filters, --dry-run, refused, serve.
+
+Each test that opens an inbox runs on an SQLite file and on a real PostgreSQL
+database (``--inbox postgresql://...``): the command line asks both the same.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hookshield import DeliveryFilter, SQLiteInbox, WebhookHandler
+from hookshield import DeliveryFilter, ManagedInbox, SQLiteInbox, WebhookHandler
 from hookshield._dashboard._serve import is_loopback
-from hookshield._refused import refused_delivery
+from hookshield._durable.refused import refused_delivery
 from hookshield.cli import main
 from hookshield.testing import sample_delivery
 from tests.cli.helpers import PY, TIMEOUT, clean_env
@@ -27,9 +32,36 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> SQLiteInbox:
-    return SQLiteInbox(tmp_path / "inbox.db", keep_refused=10)
+KEY = "cli-filters-inbox-key-0123456789"
+#: What ``--inbox`` names each inbox of the fixture by: its file, or its URL.
+_PLACES: dict[int, str] = {}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def inbox(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ManagedInbox]:
+    made: ManagedInbox
+    if request.param == "sqlite":
+        where = str(tmp_path / "inbox.db")
+        made = SQLiteInbox(where, keep_refused=10)
+    else:
+        from hookshield.postgres import PostgresInbox
+
+        # The command reads the key where a deployment keeps it: the environment.
+        monkeypatch.setenv("HOOKSHIELD_INBOX_KEY", KEY)
+        where = request.getfixturevalue("postgres_url")
+        made = PostgresInbox(where, key=KEY, keep_refused=10)
+    made.counts()  # made before the command opens it
+    _PLACES[id(made)] = where
+    yield made
+    del _PLACES[id(made)]
+    made.close()
+
+
+def place(inbox: ManagedInbox) -> str:
+    """What ``--inbox`` names ``inbox`` by."""
+    return _PLACES[id(inbox)]
 
 
 def ids(out: str) -> list[str]:
@@ -37,12 +69,12 @@ def ids(out: str) -> list[str]:
 
 
 def test_ls_filters_by_sender_type_and_time(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     old = stock(inbox, sender="moco", event_type="activity.create", ago=3 * 86400)
     dead = stock(inbox, state="dead", ago=3600)
     new = stock(inbox, ago=10)
-    db = str(inbox.path)
+    db = place(inbox)
     assert ids(cli(capsys, "inbox", "ls", "--inbox", db, "--json")[1]) == [old.id, dead.id, new.id]
     assert ids(cli(capsys, "inbox", "ls", "--inbox", db, "--sender", "moco", "--json")[1]) == [
         old.id
@@ -68,19 +100,19 @@ def test_ls_filters_by_sender_type_and_time(
 
 
 def test_a_time_that_is_not_one_is_a_usage_error(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stock(inbox)
-    code, _, err = cli(capsys, "inbox", "ls", "--inbox", str(inbox.path), "--since", "last week")
+    code, _, err = cli(capsys, "inbox", "ls", "--inbox", place(inbox), "--since", "last week")
     assert code == 2 and "--since: 'last week' is not a time" in err
 
 
 def test_retry_takes_the_filters_and_a_dry_run_prints_the_count(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     moco = [stock(inbox, state="dead", sender="moco", ago=60) for _ in range(2)]
     other = stock(inbox, state="dead", ago=60)
-    db = str(inbox.path)
+    db = place(inbox)
     code, out, _ = cli(capsys, "inbox", "retry", "--sender", "moco", "--dry-run", "--inbox", db)
     assert code == 0
     assert out.startswith("2 deliveries would be retried (state dead, sender moco)")
@@ -92,11 +124,11 @@ def test_retry_takes_the_filters_and_a_dry_run_prints_the_count(
 
 
 def test_retry_replays_done_deliveries_of_a_date_range(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inside = stock(inbox, state="done", ago=2 * 86400)
     outside = stock(inbox, state="done", ago=10 * 86400)
-    db = str(inbox.path)
+    db = place(inbox)
     argv = ("inbox", "retry", "--state", "done", "--since", "3d", "--until", "1d", "--inbox", db)
     code, out, _ = cli(capsys, *argv, "--dry-run", "--json")
     assert json.loads(out) == {"dry_run": True, "matching": 1}
@@ -107,9 +139,9 @@ def test_retry_replays_done_deliveries_of_a_date_range(
 
 
 def test_retry_needs_an_id_dead_or_a_filter_and_not_an_id_with_one(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(inbox.path)
+    db = place(inbox)
     stock(inbox)
     code, _, err = cli(capsys, "inbox", "retry", "--inbox", db)
     assert code == 2 and "say what to retry" in err
@@ -118,12 +150,12 @@ def test_retry_needs_an_id_dead_or_a_filter_and_not_an_id_with_one(
 
 
 def test_purge_takes_the_filters_and_a_dry_run(
-    inbox: SQLiteInbox, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     moco = stock(inbox, state="dead", sender="moco", ago=3 * 86400)
     other = stock(inbox, state="dead", ago=3 * 86400)
     done = stock(inbox, state="done", sender="moco", ago=3 * 86400)
-    db = str(inbox.path)
+    db = place(inbox)
     argv = ("inbox", "purge", "--dead", "--done", "--sender", "moco", "--older-than", "1d")
     code, out, _ = cli(capsys, *argv, "--dry-run", "--inbox", db)
     assert out.startswith("2 deliveries would be deleted (state done, sender moco")
@@ -137,7 +169,7 @@ def test_purge_takes_the_filters_and_a_dry_run(
 # -- refused ------------------------------------------------------------------------------
 
 
-def _refuse(inbox: SQLiteInbox, *, secret: str, limit: int = 10_000) -> str:
+def _refuse(inbox: ManagedInbox, *, secret: str, limit: int = 10_000) -> str:
     handler = WebhookHandler("mindpeeker", secret="whsec_stale")
     body, headers = sample_delivery("mindpeeker", "session.completed", secret=secret)
     error = handler.accept(body, headers).error
@@ -162,14 +194,14 @@ mindpeeker = WebhookHandler("mindpeeker", secret={SECRET!r})
 
 
 def test_refused_lists_shows_and_rechecks(
-    inbox: SQLiteInbox,
+    inbox: ManagedInbox,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "fixed_hooks.py").write_text(HOOKS)
     monkeypatch.chdir(tmp_path)
-    db = str(inbox.path)
+    db = place(inbox)
     refused_id = _refuse(inbox, secret=SECRET)
     code, out, _ = cli(capsys, "inbox", "refused", "--inbox", db)
     assert code == 0 and refused_id in out and "InvalidSignature" in out and "203.0.113.5" in out
@@ -194,14 +226,14 @@ def test_refused_lists_shows_and_rechecks(
 
 
 def test_a_recheck_that_fails_exits_1_with_the_reason(
-    inbox: SQLiteInbox,
+    inbox: ManagedInbox,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "fixed_hooks.py").write_text(HOOKS)
     monkeypatch.chdir(tmp_path)
-    db = str(inbox.path)
+    db = place(inbox)
     refused_id = _refuse(inbox, secret="whsec_forger")
     code, out, _ = cli(
         capsys, "inbox", "refused", refused_id, "--recheck", "fixed_hooks:mindpeeker", "--inbox", db
@@ -214,12 +246,12 @@ def test_a_recheck_that_fails_exits_1_with_the_reason(
 
 
 def test_refused_on_an_inbox_that_keeps_none(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    inbox: ManagedInbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plain = SQLiteInbox(tmp_path / "plain.db")
-    plain.counts()
-    code, out, _ = cli(capsys, "inbox", "refused", "--inbox", str(plain.path))
+    code, out, _ = cli(capsys, "inbox", "refused", "--inbox", place(inbox))
     assert code == 0 and "no refused deliveries kept" in out
+    code, _, err = cli(capsys, "inbox", "refused", "0123", "--inbox", place(inbox))
+    assert code == 1 and "no kept refusal '0123' in " in err
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -246,21 +278,21 @@ def test_what_counts_as_loopback(host: str, loopback: bool) -> None:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::"])  # noqa: S104 - refused, never bound
 def test_serve_refuses_any_other_address_without_a_password(
-    inbox: SQLiteInbox,
+    inbox: ManagedInbox,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     host: str,
 ) -> None:
     monkeypatch.delenv("HOOKSHIELD_DASHBOARD_PASSWORD", raising=False)
     stock(inbox)
-    code, _, err = cli(capsys, "inbox", "serve", "--inbox", str(inbox.path), "--host", host)
+    code, _, err = cli(capsys, "inbox", "serve", "--inbox", place(inbox), "--host", host)
     assert code == 2
     assert f"--host {host} is not a loopback address" in err
     assert "HOOKSHIELD_DASHBOARD_PASSWORD" in err
 
 
 def test_serve_answers_on_loopback_and_asks_for_the_password_when_given(
-    inbox: SQLiteInbox,
+    inbox: ManagedInbox,
 ) -> None:
     stock(inbox)
     for env, signed in (
@@ -268,7 +300,7 @@ def test_serve_answers_on_loopback_and_asks_for_the_password_when_given(
         ({"HOOKSHIELD_DASHBOARD_PASSWORD": "a long enough password"}, True),
     ):
         process = subprocess.Popen(
-            [*PY, "inbox", "serve", "--inbox", str(inbox.path), "--port", "0", "--json"],
+            [*PY, "inbox", "serve", "--inbox", place(inbox), "--port", "0", "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

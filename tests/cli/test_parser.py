@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-import runpy
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import hookshield
 from hookshield.cli import main
 from tests.cli.helpers import run
 
@@ -55,11 +58,19 @@ def test_version_through_python_dash_m() -> None:
     assert result.stdout.startswith("hookshield ")
 
 
-def test_python_dash_m_runs_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(sys, "argv", ["hookshield", "demo", "--json"])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_module("hookshield", run_name="__main__")
-    assert exit_info.value.code == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
+def test_python_dash_m_runs_main() -> None:
+    # A process of its own, as a user runs it: inside pytest, hookshield's modules load
+    # through pytest's assertion-rewriting import hook (hookshield ships a pytest
+    # plugin), which runpy cannot run a module from.
+    package_root = str(Path(hookshield.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    ran = subprocess.run(
+        [sys.executable, "-m", "hookshield", "demo", "--json"],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["ok"] is True

@@ -9,8 +9,8 @@ from typing import Any
 
 from werkzeug.test import Client, TestResponse
 
-from hookshield import SQLiteInbox, StoredDelivery
-from hookshield._inbox import new_id
+from hookshield import ManagedInbox, StoredDelivery
+from hookshield._durable.inbox import new_id
 from hookshield.testing import sign
 
 #: Text a sender controls, made to break out of every context it could land in.
@@ -23,7 +23,7 @@ SECRET = "whsec_dashboard"
 
 
 def stock(
-    inbox: SQLiteInbox,
+    inbox: ManagedInbox,
     *,
     sender: str = "mindpeeker",
     event_type: str = "session.completed",

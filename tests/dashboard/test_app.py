@@ -1,18 +1,30 @@
-"""The dashboard through its WSGI app, on a real inbox: pages, actions, and what it refuses."""
+"""The dashboard through its WSGI app, on a real inbox: pages, actions, and what it refuses.
+
+Each test runs on an SQLite file and on a real PostgreSQL database (``PostgresInbox``):
+the dashboard asks both the same.
+"""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from hookshield import DeliveryFilter, RefusedDelivery, SQLiteInbox, WebhookError, WebhookHandler
+from hookshield import (
+    DeliveryFilter,
+    ManagedInbox,
+    RefusedDelivery,
+    SQLiteInbox,
+    WebhookError,
+    WebhookHandler,
+)
 from hookshield._dashboard import _app
 from hookshield._dashboard._http import MAX_FORM
-from hookshield._refused import refused_delivery
+from hookshield._durable.refused import refused_delivery
 from hookshield.dashboard import Dashboard, wsgi_app
 from hookshield.testing import sample_delivery
 
@@ -21,13 +33,22 @@ from .support import SECRET, Visitor, stock, token_of
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> SQLiteInbox:
-    return SQLiteInbox(tmp_path / "inbox.db", keep_refused=10)
+@pytest.fixture(params=["sqlite", "postgres"])
+def inbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ManagedInbox]:
+    made: ManagedInbox
+    if request.param == "sqlite":
+        made = SQLiteInbox(tmp_path / "inbox.db", keep_refused=10)
+    else:
+        from hookshield.postgres import PostgresInbox
+
+        url = request.getfixturevalue("postgres_url")
+        made = PostgresInbox(url, key="dashboard-tests-inbox-key-0123", keep_refused=10)
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def visitor(inbox: SQLiteInbox) -> Visitor:
+def visitor(inbox: ManagedInbox) -> Visitor:
     return Visitor(wsgi_app(inbox, handlers=[WebhookHandler("mindpeeker", secret=SECRET)]))
 
 
@@ -52,7 +73,7 @@ def test_every_answer_carries_the_security_headers(visitor: Visitor, path: str) 
     assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_the_session_cookie_is_http_only_strict_and_secure_over_https(inbox: SQLiteInbox) -> None:
+def test_the_session_cookie_is_http_only_strict_and_secure_over_https(inbox: ManagedInbox) -> None:
     app = wsgi_app(inbox)
     plain = Visitor(app).get("/").headers["Set-Cookie"]
     assert "HttpOnly" in plain and "SameSite=Strict" in plain and "Path=/" in plain
@@ -62,7 +83,7 @@ def test_the_session_cookie_is_http_only_strict_and_secure_over_https(inbox: SQL
 
 
 def test_no_page_has_a_script_and_the_stylesheet_is_served(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     stock(inbox)
     for path in ("/", "/overview", "/refused"):
@@ -75,7 +96,7 @@ def test_no_page_has_a_script_and_the_stylesheet_is_served(
 
 
 def test_the_list_shows_newest_first_and_filters_by_the_query(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     old = stock(inbox, sender="moco", event_type="activity.create", ago=7200)
     dead = stock(inbox, state="dead", error="KeyError: 'customer'", ago=600)
@@ -101,7 +122,7 @@ def test_a_bad_filter_is_a_400_that_says_what_to_give(visitor: Visitor) -> None:
     assert visitor.get("/?state=gone").status_code == 400
 
 
-def test_the_list_pages_by_the_last_id(visitor: Visitor, inbox: SQLiteInbox) -> None:
+def test_the_list_pages_by_the_last_id(visitor: Visitor, inbox: ManagedInbox) -> None:
     rows = [stock(inbox, ago=1000 - i) for i in range(_app.PAGE + 3)]
     first = text(visitor.get("/"))
     older = re.search(r'href="(/\?before=[0-9a-f]+)">Older', first)
@@ -115,7 +136,7 @@ def test_the_list_pages_by_the_last_id(visitor: Visitor, inbox: SQLiteInbox) -> 
 
 
 def test_a_delivery_page_shows_attempts_headers_hidden_and_the_body(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     stored = stock(inbox, body=b'{"id":"evt_9","type":"session.completed","data":{"a":1}}')
     leased = inbox.lease(time.time(), ["mindpeeker"])
@@ -131,7 +152,7 @@ def test_a_delivery_page_shows_attempts_headers_hidden_and_the_body(
 
 
 def test_retry_makes_it_pending_now_and_a_leased_one_is_left_alone(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     dead = stock(inbox, state="dead")
     token = visitor.token(f"/delivery?id={dead.id}")
@@ -151,7 +172,7 @@ def test_retry_makes_it_pending_now_and_a_leased_one_is_left_alone(
     assert busy.status_code == 409 and "leased" in text(busy)
 
 
-def test_purge_deletes_a_done_or_dead_delivery_only(visitor: Visitor, inbox: SQLiteInbox) -> None:
+def test_purge_deletes_a_done_or_dead_delivery_only(visitor: Visitor, inbox: ManagedInbox) -> None:
     done = stock(inbox, state="done")
     pending = stock(inbox)
     token = visitor.token(f"/delivery?id={done.id}")
@@ -165,7 +186,7 @@ def test_purge_deletes_a_done_or_dead_delivery_only(visitor: Visitor, inbox: SQL
 
 
 def test_bulk_retry_shows_the_count_then_requeues_the_filter(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     dead = [stock(inbox, state="dead", sender="mindpeeker") for _ in range(3)]
     other = stock(inbox, state="dead", sender="moco")
@@ -184,14 +205,14 @@ def test_bulk_retry_shows_the_count_then_requeues_the_filter(
     assert "3 deliveries are pending again" in text(visitor.get(done.headers["Location"]))
 
 
-def test_bulk_retry_needs_a_state(visitor: Visitor, inbox: SQLiteInbox) -> None:
+def test_bulk_retry_needs_a_state(visitor: Visitor, inbox: ManagedInbox) -> None:
     response = visitor.get("/retry?sender=moco")
     assert response.status_code == 400 and "filter them by state first" in text(response)
     token = visitor.token(f"/delivery?id={stock(inbox).id}")
     assert visitor.post("/retry", {"token": token}).status_code == 400
 
 
-def test_bulk_purge_by_state_and_age(visitor: Visitor, inbox: SQLiteInbox) -> None:
+def test_bulk_purge_by_state_and_age(visitor: Visitor, inbox: ManagedInbox) -> None:
     old = stock(inbox, state="done", ago=3 * 86400)
     recent = stock(inbox, state="done", ago=60)
     page = text(visitor.get("/purge?state=done&older_than=1d"))
@@ -208,7 +229,7 @@ def test_bulk_purge_by_state_and_age(visitor: Visitor, inbox: SQLiteInbox) -> No
 
 
 def test_a_post_without_the_token_or_from_another_site_is_403_and_changes_nothing(
-    visitor: Visitor, inbox: SQLiteInbox
+    visitor: Visitor, inbox: ManagedInbox
 ) -> None:
     dead = stock(inbox, state="dead")
     token = visitor.token(f"/delivery?id={dead.id}")
@@ -233,7 +254,7 @@ def test_a_post_without_the_token_or_from_another_site_is_403_and_changes_nothin
     assert ok.status_code == 303
 
 
-def test_another_session_s_token_is_refused(inbox: SQLiteInbox) -> None:
+def test_another_session_s_token_is_refused(inbox: ManagedInbox) -> None:
     app = wsgi_app(inbox)
     dead = stock(inbox, state="dead")
     mine, theirs = Visitor(app), Visitor(app)
@@ -258,13 +279,13 @@ def test_a_form_larger_than_the_dashboard_reads_is_413(visitor: Visitor) -> None
 
 
 @pytest.fixture
-def guarded(inbox: SQLiteInbox, monkeypatch: pytest.MonkeyPatch) -> Visitor:
+def guarded(inbox: ManagedInbox, monkeypatch: pytest.MonkeyPatch) -> Visitor:
     monkeypatch.setattr(_app, "WRONG_PASSWORD_DELAY", 0.0)
     return Visitor(wsgi_app(inbox, password=PASSWORD))
 
 
 def test_with_a_password_every_page_asks_to_sign_in_first(
-    guarded: Visitor, inbox: SQLiteInbox
+    guarded: Visitor, inbox: ManagedInbox
 ) -> None:
     dead = stock(inbox, state="dead")
     for path in ("/", "/overview", f"/delivery?id={dead.id}", "/refused"):
@@ -293,7 +314,7 @@ def test_signing_in_takes_the_right_password_and_a_new_session(guarded: Visitor)
 
 
 def test_signing_in_returns_to_the_page_asked_for_and_never_elsewhere(
-    guarded: Visitor, inbox: SQLiteInbox
+    guarded: Visitor, inbox: ManagedInbox
 ) -> None:
     dead = stock(inbox, state="dead")
     asked = guarded.get(f"/delivery?id={dead.id}")
@@ -312,7 +333,7 @@ def test_signing_in_returns_to_the_page_asked_for_and_never_elsewhere(
         assert answer.headers["Location"] == "/", elsewhere
 
 
-def test_a_forged_session_cookie_is_not_signed_in(guarded: Visitor, inbox: SQLiteInbox) -> None:
+def test_a_forged_session_cookie_is_not_signed_in(guarded: Visitor, inbox: ManagedInbox) -> None:
     guarded.get("/login")
     cookie = guarded.client.get_cookie("hookshield_dashboard", domain="dash.test")
     assert cookie is not None
@@ -323,10 +344,10 @@ def test_a_forged_session_cookie_is_not_signed_in(guarded: Visitor, inbox: SQLit
     assert "Set-Cookie" in response.headers  # the forged cookie was read, and replaced
 
 
-def test_the_password_and_options_are_checked(inbox: SQLiteInbox) -> None:
+def test_the_password_and_options_are_checked(inbox: ManagedInbox) -> None:
     with pytest.raises(ValueError, match="at least 12"):
         wsgi_app(inbox, password="short")
-    with pytest.raises(TypeError, match="BrowsableInbox"):
+    with pytest.raises(TypeError, match="ManagedInbox"):
         wsgi_app(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="two handlers"):
         wsgi_app(
@@ -338,7 +359,7 @@ def test_the_password_and_options_are_checked(inbox: SQLiteInbox) -> None:
         wsgi_app(inbox, session_key="short")
 
 
-def test_processes_with_the_same_session_key_share_sessions(inbox: SQLiteInbox) -> None:
+def test_processes_with_the_same_session_key_share_sessions(inbox: ManagedInbox) -> None:
     one = wsgi_app(inbox, session_key="a shared key of 32 bytes or so..")
     other = wsgi_app(inbox, session_key="a shared key of 32 bytes or so..")
     dead = stock(inbox, state="dead")
@@ -368,7 +389,7 @@ def refusal(
     )
 
 
-def test_refusals_are_listed_and_rechecked_into_a_pending_delivery(inbox: SQLiteInbox) -> None:
+def test_refusals_are_listed_and_rechecked_into_a_pending_delivery(inbox: ManagedInbox) -> None:
     # The app had a stale secret and refused the sender's delivery; it is fixed now.
     stale = WebhookHandler("mindpeeker", secret="whsec_stale")
     body, headers = sample_delivery("mindpeeker", "session.completed", secret=SECRET)
@@ -389,7 +410,7 @@ def test_refusals_are_listed_and_rechecked_into_a_pending_delivery(inbox: SQLite
     assert "It verifies now" in text(visitor.get(response.headers["Location"]))
 
 
-def test_a_recheck_that_fails_says_why_and_keeps_the_refusal(inbox: SQLiteInbox) -> None:
+def test_a_recheck_that_fails_says_why_and_keeps_the_refusal(inbox: ManagedInbox) -> None:
     handler = WebhookHandler("mindpeeker", secret=SECRET)
     body, headers = sample_delivery("mindpeeker", "session.completed", secret="whsec_other")
     kept = refusal(handler, body, headers, peer=None, limit=100)
@@ -420,7 +441,7 @@ def test_without_refusals_the_page_says_how_to_keep_them(tmp_path: Path) -> None
 # -- the overview --------------------------------------------------------------------------
 
 
-def test_the_overview_counts_and_charts(visitor: Visitor, inbox: SQLiteInbox) -> None:
+def test_the_overview_counts_and_charts(visitor: Visitor, inbox: ManagedInbox) -> None:
     stock(inbox, state="dead", ago=3 * 3600)
     stock(inbox, state="done", ago=600)
     stock(inbox, sender="moco", ago=7200)
@@ -433,10 +454,116 @@ def test_the_overview_counts_and_charts(visitor: Visitor, inbox: SQLiteInbox) ->
     assert visitor.get("/overview?window=1y").status_code == 400
 
 
+# -- paused senders ------------------------------------------------------------------------
+
+
+def test_the_list_and_the_overview_show_paused_senders(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    moco = stock(inbox, sender="moco")
+    stock(inbox, sender="mindpeeker")
+    assert inbox.pause("moco")
+    listing = text(visitor.get("/"))
+    assert "Paused: no worker runs these senders&#x27; deliveries" in listing
+    assert re.search(r"<strong>moco</strong><span [^>]*> paused \d+s ago </span>", listing)
+    resume = re.findall(r'<form method="post" action="/sender/resume".*?</form>', listing)
+    assert len(resume) == 1 and 'name="sender" value="moco"' in resume[0]
+    assert 'name="next" value="/"' in resume[0]
+    row = re.search(rf"{moco.id}</a></td><td>(.*?)</td>", listing)
+    assert row is not None and row[1] == 'moco<span class="badge paused">paused</span>'
+    # Filtered by a sender that runs, the list offers to pause it.
+    running = text(visitor.get("/?sender=mindpeeker"))
+    assert "Pause mindpeeker" in running and 'value="/?sender=mindpeeker"' in running
+    assert "Pause moco" not in text(visitor.get("/?sender=moco"))  # paused already
+    overview = text(visitor.get("/overview"))
+    rows = dict(re.findall(r"<tr><td>(\w+)</td>.*?<td>(.*?)</td></tr>", overview))
+    assert "/sender/resume" in rows["moco"] and "paused" in rows["moco"]
+    assert "/sender/pause" in rows["mindpeeker"] and "paused" not in rows["mindpeeker"]
+
+
+def test_a_paused_sender_without_deliveries_is_on_the_overview_too(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    assert inbox.pause("github")
+    overview = text(visitor.get("/overview"))
+    assert "<tr><td>github</td>" in overview and "/sender/resume" in overview
+
+
+def test_pause_and_resume_change_the_inbox_and_return_to_the_page(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    stock(inbox, sender="moco")
+    token = visitor.token("/overview")
+    paused = visitor.post(
+        "/sender/pause", {"sender": "moco", "next": "/overview?window=7d", "token": token}
+    )
+    assert paused.status_code == 303
+    assert paused.headers["Location"] == "/overview?window=7d&notice=paused"
+    assert list(inbox.paused()) == ["moco"]
+    assert inbox.lease(time.time(), ["moco"]) is None  # no worker takes it now
+    assert "Paused: no worker runs this sender" in text(visitor.get(paused.headers["Location"]))
+    again = visitor.post("/sender/pause", {"sender": "moco", "next": "/", "token": token})
+    assert again.headers["Location"] == "/?notice=paused-already"
+    resumed = visitor.post(
+        "/sender/resume",
+        {"sender": "moco", "next": "/?sender=moco&notice=paused", "token": token},
+    )
+    assert resumed.headers["Location"] == "/?sender=moco&notice=resumed"
+    assert inbox.paused() == {}
+    assert inbox.lease(time.time(), ["moco"]) is not None
+    gone = visitor.post("/sender/resume", {"sender": "moco", "token": token})
+    assert gone.headers["Location"] == "/?notice=not-paused"
+
+
+def test_pause_is_a_post_from_the_dashboard_s_own_page_only(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    stock(inbox, sender="moco")  # the overview then has its Pause button
+    token = visitor.token("/overview")
+    refused = [
+        visitor.post("/sender/pause", {"sender": "moco"}),  # no token
+        visitor.post("/sender/pause", {"sender": "moco", "token": "0" * 32}),
+        visitor.post("/sender/pause", {"sender": "moco", "token": token}, site="cross-site"),
+        visitor.post(
+            "/sender/resume", {"sender": "moco", "token": token}, site=None, origin="null"
+        ),
+    ]
+    assert [answer.status_code for answer in refused] == [403] * 4
+    assert inbox.paused() == {}
+    assert visitor.get("/sender/pause?sender=moco").status_code == 405
+    assert inbox.paused() == {}
+
+
+def test_pause_takes_a_sender_s_name_and_returns_to_the_dashboard_only(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    stock(inbox, sender="moco")  # the overview then has its Pause button
+    token = visitor.token("/overview")
+    for sender in ("", "m" * 65, "moco\x1b[2J", "moco\n"):
+        answer = visitor.post("/sender/pause", {"sender": sender, "token": token})
+        assert answer.status_code == 400, sender
+    assert inbox.paused() == {}
+    for elsewhere in ("//evil.test/x", "https://evil.test/", "/\\evil.test"):
+        answer = visitor.post(
+            "/sender/pause", {"sender": "moco", "next": elsewhere, "token": token}
+        )
+        assert answer.headers["Location"] == "/?notice=paused", elsewhere
+        assert inbox.resume("moco")
+
+
+def test_with_a_password_pause_needs_signing_in(
+    inbox: ManagedInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visitor = Visitor(wsgi_app(inbox, password=PASSWORD))
+    token = visitor.token("/login")
+    answer = visitor.post("/sender/pause", {"sender": "moco", "token": token})
+    assert answer.status_code == 403 and inbox.paused() == {}
+
+
 # -- mounted under a prefix ----------------------------------------------------------------
 
 
-def test_a_prefix_serves_below_it_only_and_links_carry_it(inbox: SQLiteInbox) -> None:
+def test_a_prefix_serves_below_it_only_and_links_carry_it(inbox: ManagedInbox) -> None:
     stock(inbox)
     visitor = Visitor(wsgi_app(inbox, prefix="/ops/inbox"))
     page = text(visitor.get("/ops/inbox/"))
@@ -447,6 +574,6 @@ def test_a_prefix_serves_below_it_only_and_links_carry_it(inbox: SQLiteInbox) ->
     assert "Path=/ops/inbox;" in fresh.headers["Set-Cookie"]
 
 
-def test_the_dashboard_class_is_the_app_behind_each_adapter(inbox: SQLiteInbox) -> None:
+def test_the_dashboard_class_is_the_app_behind_each_adapter(inbox: ManagedInbox) -> None:
     app = wsgi_app(inbox)
     assert isinstance(app.dashboard, Dashboard) and not app.dashboard.has_password

@@ -2,7 +2,7 @@
 
 Served three ways, each by a real server on 127.0.0.1: ``hookshield inbox serve``, a Flask
 app under gunicorn and a Starlette app under uvicorn (both mounting it at
-``/ops/inbox``).  Playwright's own browser download is never used: the tests launch
+``/ops/inbox``); and ``hookshield inbox serve`` on a real PostgreSQL inbox too.  Playwright's own browser download is never used: the tests launch
 ``/usr/bin/chromium`` (``apt-get install chromium``; the ``tests`` nox session installs
 it on a fresh machine), and are skipped without it, or failed under CI.
 
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hookshield import SQLiteInbox, StoredDelivery, WebhookHandler
-from hookshield._inbox import new_id
-from hookshield._refused import refused_delivery
+from hookshield._durable.inbox import new_id
+from hookshield._durable.refused import refused_delivery
 from hookshield.testing import sample_delivery, sign
 
 from .. import servers
@@ -103,14 +103,20 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def served(kind: str, inbox: SQLiteInbox, tmp_path: Path, **env: str) -> Iterator[str]:
-    """Serve the dashboard of ``inbox`` ``kind``'s way; yields its URL."""
+def served(
+    kind: str, inbox: SQLiteInbox | None, tmp_path: Path, *, where: str = "", **env: str
+) -> Iterator[str]:
+    """Serve the dashboard of ``inbox`` (or of the inbox ``where`` names) ``kind``'s way.
+
+    Yields its URL.
+    """
+    where = where or str(inbox.path if inbox is not None else "")
     port = servers.free_port()
-    environ = servers.environment(HOOKSHIELD_TEST_INBOX=str(inbox.path))
+    environ = servers.environment(HOOKSHIELD_TEST_INBOX=where)
     environ.pop("HOOKSHIELD_DASHBOARD_PASSWORD", None)  # only what the test gives
     environ.update(env)
     if kind == "cli":
-        argv = [sys.executable, "-m", "hookshield", "inbox", "serve", "--inbox", str(inbox.path)]
+        argv = [sys.executable, "-m", "hookshield", "inbox", "serve", "--inbox", where]
         argv += ["--port", str(port), "--handler", "tests.dashboard.apps:mindpeeker"]
         url = f"http://127.0.0.1:{port}/"
     elif kind == "flask":
@@ -161,6 +167,51 @@ def test_list_filter_open_and_retry_change_the_inbox_file(
     # Read from the file itself, by another process's way in.
     after = SQLiteInbox(inbox.path, read_only=True).get(dead.id)
     assert after is not None and (after.state, after.attempts) == ("pending", 0)
+
+
+# -- a PostgreSQL inbox: the list, pausing a sender, a retry -------------------------------
+
+PG_KEY = "browser-tests-inbox-key-0123456789"
+
+
+def test_serve_a_postgresql_inbox_pause_resume_and_retry(
+    page: Page, postgres_url: str, tmp_path: Path
+) -> None:
+    from hookshield.postgres import PostgresInbox
+
+    inbox = PostgresInbox(postgres_url, key=PG_KEY)
+    moco = stock(inbox, sender="moco", event_type="activity.create", ago=900)
+    dead = stock(inbox, state="dead", error="KeyError: 'customer'", ago=300)
+    with served("cli", None, tmp_path, where=postgres_url, HOOKSHIELD_INBOX_KEY=PG_KEY) as url:
+        page.goto(url)
+        assert sorted(_rows(page)) == sorted([moco.id, dead.id])
+        page.fill("input[name=type]", "activity.*")
+        page.click("form.filters button")
+        page.wait_for_url("**type=activity.**")
+        assert _rows(page) == [moco.id]
+        # Pause moco from the overview: every worker leaves its deliveries waiting.
+        page.goto(url + "overview")
+        page.click("table.senders tr:has(td:text-is('moco')) form[action$='/sender/pause'] button")
+        page.wait_for_url("**/overview?notice=paused")
+        assert "Paused" in page.inner_text(".notice")
+        assert list(inbox.paused()) == ["moco"]
+        assert inbox.lease(time.time(), ["moco"]) is None
+        # The list says so, and resumes it.
+        page.goto(url)
+        assert "moco" in page.inner_text("div.paused-senders")
+        assert page.locator("table.deliveries .badge.paused").count() == 1
+        page.click("div.paused-senders form[action$='/sender/resume'] button")
+        page.wait_for_url("**/?notice=resumed")
+        assert inbox.paused() == {}
+        assert page.locator("div.paused-senders").count() == 0
+        # Retry the dead one from its page.
+        page.goto(url + f"delivery?id={dead.id}")
+        page.click("form[action$='/delivery/retry'] button")
+        page.wait_for_url("**notice=retried**")
+    after = inbox.get(dead.id)
+    assert after is not None and (after.state, after.attempts) == ("pending", 0)
+    assert [a.state for a in inbox.history(dead.id)] == ["requeued"]
+    inbox.close()
 
 
 # -- sender text is text --------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookshield import SQLiteInbox, StoredDelivery
+from hookshield._core.text import printable
 from hookshield._dashboard._html import Markup, escape, href, join, tag, text_block
-from hookshield._inbox import new_id
-from hookshield._refused import RefusedDelivery
-from hookshield._text import printable
+from hookshield._durable.inbox import new_id
+from hookshield._durable.refused import RefusedDelivery
 from hookshield.dashboard import wsgi_app
 
 from .. import servers
@@ -155,10 +156,12 @@ def _pages(tmp: Path, text: str) -> dict[str, str]:
     inbox = SQLiteInbox(tmp / "inbox.db", keep_refused=5)
     stored = _delivery(inbox, text)
     refused = _refusal(inbox, text)
+    inbox.pause(stored.sender)  # the paused box, the row's mark, the overview's Resume
     visitor = Visitor(wsgi_app(inbox))
     paths = {
         "list": "/",
         "filtered": "/?" + "state=dead",
+        "by sender": "/?" + urllib.parse.urlencode({"sender": stored.sender}),
         "delivery": f"/delivery?id={stored.id}",
         "refusals": "/refused",
         "refusal": f"/refused/one?id={refused.id}",

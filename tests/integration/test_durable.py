@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from hookshield import SQLiteInbox, StoredDelivery
-from hookshield._inbox import new_id
+from hookshield._durable.inbox import new_id
 from hookshield.testing import sample_body, sign
 
 from .. import servers

@@ -4,7 +4,8 @@ Theory of operation: :class:`Dashboard` routes a :class:`~._http.Request` to one
 actions by method and path (:data:`_ROUTES`): a GET shows a page, and never changes
 anything; a POST acts, once its session's rules hold (``_session.py``: same origin,
 the session's token, signed in when there is a password), then redirects to a page
-that says what it did.  The filters come from the query or the form (``_fields.py``),
+that says what it did (or, for Pause and Resume, back to the page it was pressed on).
+The filters come from the query or the form (``_fields.py``),
 the pages from ``_pages.py``; every answer gets the security headers of ``_http.py``.
 This module never writes markup itself, and never reads a cookie itself.
 """
@@ -16,16 +17,16 @@ import hashlib
 import hmac
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from .._browse import BrowsableInbox
-from .._handler import WebhookHandler
-from .._inbox import STATES
-from .._refused import RefusalKeeper
-from .._refused import recheck as recheck_refusal
-from .._text import printable
+from .._core.text import printable
+from .._durable.browse import ManagedInbox
+from .._durable.inbox import STATES
+from .._durable.refused import recheck as recheck_refusal
+from .._handling.handler import WebhookHandler
 from . import _pages
 from ._fields import bulk_filter, filter_of, given, params, purge_filter, required
 from ._html import Markup, href
@@ -44,6 +45,8 @@ PAGE: Final = 50
 BATCH: Final = 500
 #: How long a wrong password waits before its answer: guessing is slow.
 WRONG_PASSWORD_DELAY: Final = 1.0
+#: The longest sender name Pause takes (the inboxes' own bound).
+MAX_SENDER: Final = 64
 
 _HTML: Final = "text/html; charset=utf-8"
 _STYLESHEET: Final = Path(__file__).with_name("dashboard.css")
@@ -56,6 +59,10 @@ NOTICES: Final = {
     "deleted": "The delivery was deleted.",
     "stored": "It verifies now: stored as this pending delivery.",
     "forgotten": "The refusal was forgotten.",
+    "paused": "Paused: no worker runs this sender's deliveries until it is resumed.",
+    "paused-already": "That sender was paused already.",
+    "resumed": "Resumed: workers run this sender's deliveries again.",
+    "not-paused": "That sender was not paused.",
     "signed-out": "Signed out.",
 }
 
@@ -66,7 +73,8 @@ Action = Callable[["Dashboard", Request, Session], "Response"]
 class Dashboard:
     """The inbox dashboard, as one callable: ``respond(request) -> response``.
 
-    ``inbox`` is a :class:`~hookshield.BrowsableInbox` (``SQLiteInbox``);
+    ``inbox`` is a :class:`~hookshield.ManagedInbox` (``SQLiteInbox``,
+    ``PostgresInbox``, ``DjangoInbox``);
     ``handlers`` the handlers whose refused deliveries may be checked again
     (re-check needs the handler and its current credentials); ``password`` the
     built-in password (at least 12 characters), or ``None`` when your own
@@ -78,16 +86,16 @@ class Dashboard:
 
     def __init__(
         self,
-        inbox: BrowsableInbox,
+        inbox: ManagedInbox,
         *,
         handlers: Iterable[WebhookHandler] = (),
         password: str | None = None,
         session_key: str | bytes | None = None,
     ) -> None:
-        if not isinstance(inbox, BrowsableInbox):
+        if not isinstance(inbox, ManagedInbox):
             raise TypeError(
-                "the dashboard needs a BrowsableInbox (such as SQLiteInbox), not "
-                f"{type(inbox).__name__}"
+                "the dashboard needs a ManagedInbox (SQLiteInbox, PostgresInbox, DjangoInbox), "
+                f"not {type(inbox).__name__}"
             )
         self.inbox = inbox
         self.handlers: dict[str, WebhookHandler] = {}
@@ -211,6 +219,9 @@ class Dashboard:
             },
             older=rows[-1].id if more and rows else None,
             paged=before is not None,
+            paused=self.inbox.paused(),
+            token=self.token(session),
+            back=here(request),
             now=time.time(),
         )
         return self._page(request, session, "Deliveries", content, current="/")
@@ -300,20 +311,35 @@ class Dashboard:
             raise Refused(400, "window must be 24h or 7d")
         span, buckets = spans[window]
         view = self.inbox.overview(time.time(), span=span, buckets=buckets)
-        content = _pages.overview(request.base, view, window)
+        content = _pages.overview(
+            request.base,
+            view,
+            window,
+            paused=self.inbox.paused(),
+            token=self.token(session),
+            back=here(request),
+        )
         return self._page(request, session, "Overview", content, current="/overview")
+
+    def pause(self, request: Request, session: Session) -> Response:
+        """``POST /sender/pause``: no worker leases the sender's deliveries until resumed."""
+        made = self.inbox.pause(_sender(request.form))
+        return self._back(request, "paused" if made else "paused-already")
+
+    def resume(self, request: Request, session: Session) -> Response:
+        """``POST /sender/resume``: workers lease the sender's deliveries again."""
+        was = self.inbox.resume(_sender(request.form))
+        return self._back(request, "resumed" if was else "not-paused")
 
     def refusals(self, request: Request, session: Session) -> Response:
         """``GET /refused``: the refused deliveries kept, newest first."""
-        keeper = self._keeper()
         before = request.query.get("before") or None
-        rows = [] if keeper is None else keeper.refused(limit=PAGE + 1, before=before)
+        rows = self.inbox.refused(limit=PAGE + 1, before=before)
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         content = _pages.refusals(
             request.base,
             rows,
-            kept_by=keeper is not None,
             older=rows[-1].id if more and rows else None,
             now=time.time(),
         )
@@ -322,8 +348,7 @@ class Dashboard:
     def refusal(self, request: Request, session: Session, *, result: str | None = None) -> Response:
         """``GET /refused/one?id=``: one kept refusal, and its re-check button."""
         refused_id = required(request.query if result is None else request.form, "id")
-        keeper = self._keeper()
-        refused = None if keeper is None else keeper.get_refused(refused_id)
+        refused = self.inbox.get_refused(refused_id)
         if refused is None:
             raise Refused(404, f"no kept refusal {refused_id!r} (forgotten, or beyond the bound)")
         content = _pages.refusal(
@@ -339,9 +364,8 @@ class Dashboard:
     def recheck(self, request: Request, session: Session) -> Response:
         """``POST /refused/recheck``: verify a kept refusal again with its handler now."""
         refused_id = required(request.form, "id")
-        keeper = self._keeper()
-        refused = None if keeper is None else keeper.get_refused(refused_id)
-        if keeper is None or refused is None:
+        refused = self.inbox.get_refused(refused_id)
+        if refused is None:
             raise Refused(404, f"no kept refusal {refused_id!r} (forgotten, or beyond the bound)")
         handler = self.handlers.get(refused.handler)
         if handler is None:
@@ -352,16 +376,14 @@ class Dashboard:
             )
         result = recheck_refusal(handler, self.inbox, refused)
         if result.stored is not None:
-            keeper.forget_refused([refused.id])
+            self.inbox.forget_refused([refused.id])
             return self._redirect(request, "/delivery", {"id": result.stored, "notice": "stored"})
         return self.refusal(request, session, result=result.reason)
 
     def forget(self, request: Request, session: Session) -> Response:
         """``POST /refused/forget``: forget one kept refusal."""
         refused_id = required(request.form, "id")
-        keeper = self._keeper()
-        if keeper is not None:
-            keeper.forget_refused([refused_id])
+        self.inbox.forget_refused([refused_id])
         return self._redirect(request, "/refused", {"notice": "forgotten"})
 
     def login_form(self, request: Request, session: Session) -> Response:
@@ -394,8 +416,15 @@ class Dashboard:
         cookie = ("Set-Cookie", self.sessions.cookie(new_session(signed_in=False), request))
         return Response(response.status, (*response.headers, cookie), response.body)
 
-    def _keeper(self) -> RefusalKeeper | None:
-        return self.inbox if isinstance(self.inbox, RefusalKeeper) else None
+    def _back(self, request: Request, notice: str) -> Response:
+        """Back to the page the form was on (``next``, a page of the dashboard), with ``notice``."""
+        target = urllib.parse.urlsplit(local(request.form.get("next", "")))
+        query = {
+            name: value
+            for name, value in urllib.parse.parse_qsl(target.query)
+            if name not in ("notice", "n")
+        }
+        return self._redirect(request, target.path, {**query, "notice": notice})
 
 
 _ROUTES: Final[dict[tuple[str, str], Action]] = {
@@ -408,6 +437,8 @@ _ROUTES: Final[dict[tuple[str, str], Action]] = {
     ("GET", "/purge"): Dashboard.confirm_purge,
     ("POST", "/purge"): Dashboard.purge_many,
     ("GET", "/overview"): Dashboard.overview,
+    ("POST", "/sender/pause"): Dashboard.pause,
+    ("POST", "/sender/resume"): Dashboard.resume,
     ("GET", "/refused"): Dashboard.refusals,
     ("GET", "/refused/one"): Dashboard.refusal,
     ("POST", "/refused/recheck"): Dashboard.recheck,
@@ -416,6 +447,14 @@ _ROUTES: Final[dict[tuple[str, str], Action]] = {
     ("POST", "/login"): Dashboard.login,
     ("POST", "/logout"): Dashboard.logout,
 }
+
+
+def _sender(form: Mapping[str, str]) -> str:
+    """The sender a form names: a name as the inboxes keep them (400 otherwise)."""
+    sender = required(form, "sender")
+    if len(sender) > MAX_SENDER or not sender.isprintable():
+        raise Refused(400, "that is not a sender's name (as the list shows them)")
+    return sender
 
 
 def _notice(query: Mapping[str, str]) -> str | None:

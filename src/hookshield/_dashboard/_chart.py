@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime
 from typing import Final
 
-from .._browse import InboxOverview
-from .._inbox import STATES
+from .._durable.browse import InboxOverview
+from .._durable.inbox import STATES
 from ._html import Markup, tag
 
 __all__ = ["COLOURS", "chart"]

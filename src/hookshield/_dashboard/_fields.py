@@ -3,7 +3,7 @@
 Theory of operation: the list, the bulk actions and their confirmations all take the
 same fields, ``state sender type since until`` (and ``older_than`` for a purge), as a
 bookmark or a form has them: text.  This module reads them into a
-:class:`~hookshield.DeliveryFilter` (times with :func:`~hookshield._browse.moment`),
+:class:`~hookshield.DeliveryFilter` (times with :func:`~hookshield._durable.browse.moment`),
 and writes a filter back as fields, its times made exact (Unix seconds), so that a
 confirmation acts on what was counted.  A field that cannot be read is
 :class:`~._http.Refused` with 400 and says what to give.  Nothing here does I/O.
@@ -16,8 +16,8 @@ import math
 import time
 from collections.abc import Mapping
 
-from .._browse import DeliveryFilter, moment
-from .._inbox import STATES
+from .._durable.browse import DeliveryFilter, moment
+from .._durable.inbox import STATES
 from ._http import Refused
 
 __all__ = ["bulk_filter", "filter_of", "given", "params", "purge_filter", "required"]

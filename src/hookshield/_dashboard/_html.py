@@ -8,7 +8,7 @@ sender wrote (a body, a header, an event type, an error message) can become mark
 
 Rules this module owns:
 
-* A value is made printable first (:func:`~hookshield._text.printable`: a control
+* A value is made printable first (:func:`~hookshield._core.text.printable`: a control
   character becomes ``\\x1b``, a lone surrogate ``\\ud800``), then escaped with
   :func:`html.escape` and ``quote=True``: ``&``, ``<``, ``>``, ``"`` and ``'`` never
   appear as themselves.
@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from .._text import printable
+from .._core.text import printable
 
 __all__ = ["Markup", "escape", "href", "join", "tag", "text_block"]
 

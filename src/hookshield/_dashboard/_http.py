@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from .._headers import Headers
+from .._core.headers import Headers
 
 __all__ = ["CSP", "MAX_FORM", "SECURITY_HEADERS", "Refused", "Request", "Response"]
 

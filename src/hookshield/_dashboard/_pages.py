@@ -18,10 +18,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-from .._browse import Attempt, DeliveryFilter, InboxOverview
-from .._headers import Headers
-from .._inbox import STATES, StoredDelivery
-from .._refused import RefusedDelivery
+from .._core.headers import Headers
+from .._durable.browse import Attempt, DeliveryFilter, InboxOverview
+from .._durable.inbox import STATES, StoredDelivery
+from .._durable.refused import RefusedDelivery
 from ._chart import chart
 from ._html import Markup, href, join, tag, text_block
 
@@ -117,9 +117,16 @@ def deliveries(
     states: Mapping[str, int],
     older: str | None,
     paged: bool,
+    paused: Mapping[str, float],
+    token: str,
+    back: str,
     now: float,
 ) -> Markup:
-    """``/``: the filter's form, counts by state, the bulk actions, a page of rows."""
+    """``/``: the filter's form, the paused senders, counts by state, the bulk actions, rows.
+
+    ``paused`` are the paused senders and since when; ``back`` is this page (below
+    the mount point), where Pause and Resume return.
+    """
     params = _filter_params(given)
     tabs = [
         tag(
@@ -138,7 +145,14 @@ def deliveries(
         [
             (
                 tag("a", {"href": href(base, "/delivery", {"id": row.id}), "class": "id"}, row.id),
-                row.sender,
+                join(
+                    [
+                        row.sender,
+                        tag("span", {"class": "badge paused"}, "paused")
+                        if row.sender in paused
+                        else None,
+                    ]
+                ),
                 _cut(", ".join(row.event_types)) or NONE,
                 _state(row.state),
                 str(row.attempts),
@@ -160,9 +174,26 @@ def deliveries(
         if older
         else None,
     ]
+    # The sender the list is filtered by can be paused from here; each paused one resumed.
+    pause = None
+    if where.sender is not None and where.sender not in paused:
+        pause = tag(
+            "div",
+            {"class": "actions"},
+            _post_form(
+                base,
+                "/sender/pause",
+                token,
+                {"sender": where.sender, "next": back},
+                f"Pause {where.sender}",
+            ),
+            tag("span", {"class": "note"}, "No worker runs its deliveries until it is resumed."),
+        )
     return join(
         [
             _filter_form(base, given),
+            _paused(base, paused, token=token, back=back, now=now),
+            pause,
             tag("p", {"class": "tabs"}, *tabs),
             tag(
                 "p",
@@ -174,6 +205,37 @@ def deliveries(
             tag("p", {"class": "pages"}, *pages),
             _purge_form(base),
         ]
+    )
+
+
+def _paused(
+    base: str, paused: Mapping[str, float], *, token: str, back: str, now: float
+) -> Markup | None:
+    """The paused senders, each with since when and its Resume button; nothing if none is."""
+    if not paused:
+        return None
+    items = [
+        tag(
+            "li",
+            None,
+            tag("strong", None, sender),
+            tag("span", {"title": _when(since)}, f" paused {_age(now - since)} ago "),
+            _post_form(
+                base,
+                "/sender/resume",
+                token,
+                {"sender": sender, "next": back},
+                "Resume",
+                css="compact",
+            ),
+        )
+        for sender, since in paused.items()
+    ]
+    return tag(
+        "div",
+        {"class": "paused-senders", "role": "status"},
+        tag("p", None, "Paused: no worker runs these senders' deliveries until they are resumed."),
+        tag("ul", None, *items),
     )
 
 
@@ -384,8 +446,19 @@ def _hidden_filter(where: DeliveryFilter) -> dict[str, str]:
 # -- the overview --------------------------------------------------------------------------
 
 
-def overview(base: str, view: InboxOverview, window: str) -> Markup:
-    """``/overview``: counts by state and by sender, the oldest due, the chart."""
+def overview(
+    base: str,
+    view: InboxOverview,
+    window: str,
+    *,
+    paused: Mapping[str, float],
+    token: str,
+    back: str,
+) -> Markup:
+    """``/overview``: counts by state and by sender, paused senders, the oldest due, the chart.
+
+    Each sender's row has its Pause or Resume button; ``back`` is this page.
+    """
     cards = [
         tag(
             "a",
@@ -410,8 +483,10 @@ def overview(base: str, view: InboxOverview, window: str) -> Markup:
         )
         for name, label in (("24h", "last 24 hours"), ("7d", "last 7 days"))
     ]
+    # Every sender with deliveries, and every paused one (it may have none yet).
+    every = {**{sender: {} for sender in paused}, **view.by_sender}
     senders = _table(
-        ("Sender", *STATES),
+        ("Sender", *STATES, "Workers"),
         [
             (
                 sender,
@@ -423,8 +498,11 @@ def overview(base: str, view: InboxOverview, window: str) -> Markup:
                     )
                     for state in STATES
                 ),
+                _pause_button(
+                    base, sender, paused.get(sender), token=token, back=back, now=view.now
+                ),
             )
-            for sender, counts in view.by_sender.items()
+            for sender, counts in sorted(every.items())
         ],
         empty="No delivery yet.",
         css="senders",
@@ -433,11 +511,31 @@ def overview(base: str, view: InboxOverview, window: str) -> Markup:
         [
             tag("div", {"class": "cards"}, *cards),
             tag("p", {"class": "due"}, due),
+            _paused(base, paused, token=token, back=back, now=view.now),
             tag("h2", None, "Deliveries received, by state now"),
             tag("p", {"class": "tabs"}, *windows),
             chart(view),
             tag("h2", None, "By sender"),
             senders,
+        ]
+    )
+
+
+def _pause_button(
+    base: str, sender: str, since: float | None, *, token: str, back: str, now: float
+) -> Markup:
+    """A sender's Pause button, or, when it is paused, since when and its Resume button."""
+    fields = {"sender": sender, "next": back}
+    if since is None:
+        return _post_form(base, "/sender/pause", token, fields, "Pause", css="compact")
+    return join(
+        [
+            tag(
+                "span",
+                {"class": "badge paused", "title": _when(since)},
+                f"paused {_age(now - since)}",
+            ),
+            _post_form(base, "/sender/resume", token, fields, "Resume", css="compact"),
         ]
     )
 
@@ -449,20 +547,17 @@ def refusals(
     base: str,
     rows: Sequence[RefusedDelivery],
     *,
-    kept_by: bool,
     older: str | None,
     now: float,
 ) -> Markup:
     """``/refused``: the kept refusals, newest first."""
-    if not kept_by:
-        note = "This inbox keeps no refused deliveries."
-    else:
-        # Whether they are kept is the web app's setting, not this process's.
-        note = (
-            "The latest deliveries refused with a 4xx, kept for diagnosis with their "
-            "credentials hidden and at most a bounded prefix of their body, when the web "
-            "app opens its inbox with SQLiteInbox(path, keep_refused=100)."
-        )
+    # Whether they are kept is the web app's setting, not this process's.
+    note = (
+        "The latest deliveries refused with a 4xx, kept for diagnosis with their "
+        "credentials hidden and at most a bounded prefix of their body, when the web "
+        "app opens its inbox with keep_refused=N: SQLiteInbox(path, keep_refused=100), "
+        "PostgresInbox(dsn, keep_refused=100) or DjangoInbox(keep_refused=100)."
+    )
     table = _table(
         ("Received", "Sender", "Status", "Refused for", "Reason", "Peer", "Body"),
         [

@@ -25,9 +25,9 @@ import wsgiref.simple_server
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from .._adapt import wsgi_headers
-from .._asgi_types import Receive, Scope, Send
-from .._headers import Headers
+from .._core.headers import Headers
+from .._web.adapt import wsgi_headers
+from .._web.asgi_types import Receive, Scope, Send
 from ._app import Dashboard
 from ._http import MAX_FORM, SECURITY_HEADERS, Request, Response
 
@@ -108,7 +108,7 @@ class ASGIDashboard:
         await send({"type": "http.response.body", "body": response.body})
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
-        from .._async import run_in_thread
+        from .._handling.asynchronous import run_in_thread
 
         root = scope.get("root_path", "") or ""
         full: str = scope["path"]

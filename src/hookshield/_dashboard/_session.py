@@ -29,7 +29,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-from .._headers import Headers
+from .._core.headers import Headers
 from ._http import Refused, Request
 
 __all__ = [

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .. import testing
-from .._headers import Headers
+from .._core.headers import Headers
 from .._version import __version__
 from ..providers import get_provider
 from ._common import (

@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any, Final
 
-from .._handler import WebhookHandler
+from .._handling.handler import WebhookHandler, verifier_of
 from ..providers import PROVIDERS, Provider, ProviderLike, get_provider
 from ..providers._hmac import HmacSender
 
@@ -139,7 +139,7 @@ def resolve_provider(text: str) -> ProviderLike:
     if isinstance(found, HmacSender):
         return found.provider()
     if isinstance(found, WebhookHandler):
-        return found.verifier.sender
+        return verifier_of(found).sender
     raise CLIError(f"-p {text!r} is {type(found).__name__}, not an HmacSender or a WebhookHandler")
 
 

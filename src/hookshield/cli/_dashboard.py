@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._core.headers import Headers
+from .._core.text import printable
 from .._dashboard._serve import is_loopback, serve
-from .._headers import Headers
-from .._refused import RefusedDelivery, recheck
-from .._sqlite_inbox import SQLiteInbox
-from .._text import printable
+from .._durable.browse import ManagedInbox
+from .._durable.refused import RefusedDelivery, recheck
 from ..dashboard import wsgi_app
 from ._common import (
     EXIT_FAILED,
@@ -40,7 +40,14 @@ from ._common import (
 )
 from ._output import Printer, table
 
-__all__ = ["DASHBOARD_ACTIONS", "PASSWORD_ENV", "add_dashboard_actions", "check_args", "reads_only"]
+__all__ = [
+    "DASHBOARD_ACTIONS",
+    "PASSWORD_ENV",
+    "add_dashboard_actions",
+    "check_args",
+    "place",
+    "reads_only",
+]
 
 #: Where ``serve`` reads the dashboard's password from.
 PASSWORD_ENV: Final = "HOOKSHIELD_DASHBOARD_PASSWORD"  # noqa: S105 - a variable's name
@@ -64,6 +71,7 @@ def add_dashboard_actions(actions: Any) -> list[tuple[argparse.ArgumentParser, s
 examples:
   hookshield inbox serve --inbox webhooks.db
   hookshield inbox serve --inbox webhooks.db --port 8080 --handler myapp.hooks:moco
+  hookshield inbox serve --inbox postgresql://app@db.internal/app
   {PASSWORD_ENV}=... hookshield inbox serve --inbox webhooks.db --host 0.0.0.0""",
     )
     serve_parser.add_argument(
@@ -101,7 +109,8 @@ examples:
 examples:
   hookshield inbox refused --inbox webhooks.db
   hookshield inbox refused 01a22c2f --inbox webhooks.db
-  hookshield inbox refused 01a22c2f --recheck myapp.hooks:moco --inbox webhooks.db""",
+  hookshield inbox refused 01a22c2f --recheck myapp.hooks:moco --inbox webhooks.db
+  hookshield inbox refused --inbox postgresql://app@db.internal/app""",
     )
     refused.add_argument("id", nargs="?", help="a kept refusal's id, or enough of its start")
     refused.add_argument(
@@ -133,6 +142,11 @@ def reads_only(args: argparse.Namespace) -> bool:
     return args.action == "refused" and not args.recheck
 
 
+def place(inbox: ManagedInbox) -> str:
+    """Where ``inbox`` is, for a message: its file, or its database without the password."""
+    return str(getattr(inbox, "path", None) or getattr(inbox, "where", None) or inbox)
+
+
 def _password(args: argparse.Namespace) -> str | None:
     return args.password or os.environ.get(PASSWORD_ENV) or None
 
@@ -140,7 +154,7 @@ def _password(args: argparse.Namespace) -> str | None:
 # -- serve --------------------------------------------------------------------------------
 
 
-def cmd_serve(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def cmd_serve(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     """``hookshield inbox serve``: the dashboard, until Ctrl-C."""
     handlers = [load_handler(target) for target in args.handler]
     try:
@@ -173,7 +187,7 @@ def cmd_serve(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int
 # -- refused ------------------------------------------------------------------------------
 
 
-def cmd_refused(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def cmd_refused(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     """``hookshield inbox refused [ID] [--recheck MODULE:NAME]``."""
     if args.id is None:
         return _list(inbox, args, out)
@@ -202,7 +216,7 @@ def cmd_refused(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> i
     return EXIT_OK if result.verified else EXIT_FAILED
 
 
-def _list(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
+def _list(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     rows = inbox.refused(limit=max(1, args.limit))
     if args.json:
         out.json({"refused": [_json(row) for row in rows]})
@@ -229,7 +243,7 @@ def _list(inbox: SQLiteInbox, args: argparse.Namespace, out: Printer) -> int:
     return EXIT_OK
 
 
-def _find(inbox: SQLiteInbox, text: str) -> RefusedDelivery:
+def _find(inbox: ManagedInbox, text: str) -> RefusedDelivery:
     found = inbox.get_refused(text)
     if found is not None:
         return found
@@ -239,7 +253,7 @@ def _find(inbox: SQLiteInbox, text: str) -> RefusedDelivery:
             f"{text!r} is the start of {len(matches)} refusal ids: give more of the id", EXIT_USAGE
         )
     if not matches:
-        raise CLIError(f"no kept refusal {text!r} in {inbox.path}", EXIT_FAILED)
+        raise CLIError(f"no kept refusal {text!r} in {place(inbox)}", EXIT_FAILED)
     return matches[0]
 
 
@@ -306,7 +320,7 @@ def _cut(text: str, width: int) -> str:
 
 
 #: The actions this module adds, by name: each takes the opened inbox.
-DASHBOARD_ACTIONS: Final[dict[str, Callable[[SQLiteInbox, argparse.Namespace, Printer], int]]] = {
+DASHBOARD_ACTIONS: Final[dict[str, Callable[[ManagedInbox, argparse.Namespace, Printer], int]]] = {
     "serve": cmd_serve,
     "refused": cmd_refused,
 }

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .. import testing
-from .._events import Event
-from .._handler import WebhookHandler
-from .._outcome import Outcome
+from .._core.events import Event
+from .._handling.handler import WebhookHandler
+from .._handling.outcome import Outcome
 from ..providers import PROVIDERS, DemoScript, Provider
 from ._client import post
 from ._common import EXIT_FAILED, EXIT_OK, first_sentence

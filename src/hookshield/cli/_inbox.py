@@ -18,7 +18,6 @@ import argparse
 import base64
 import contextlib
 import datetime
-import functools
 import logging
 import math
 import os
@@ -30,12 +29,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .._browse import DeliveryFilter, moment
-from .._headers import Headers
-from .._inbox import STATES, ManagedInbox, State, StoredDelivery
-from .._inboxes import is_postgres_url, open_inbox
-from .._sqlite_inbox import SQLiteInbox
-from .._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
+from .._core.headers import Headers
+from .._durable.browse import DeliveryFilter, ManagedInbox, moment
+from .._durable.inbox import STATES, State, StoredDelivery
+from .._durable.inboxes import is_postgres_url, open_inbox
+from .._durable.worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
 from ._common import (
     EXIT_FAILED,
     EXIT_IO,
@@ -45,7 +43,7 @@ from ._common import (
     HelpFormatter,
     load_handler,
 )
-from ._dashboard import DASHBOARD_ACTIONS, add_dashboard_actions, check_args, reads_only
+from ._dashboard import DASHBOARD_ACTIONS, add_dashboard_actions, check_args, place, reads_only
 from ._output import Printer, printable, table
 
 __all__ = ["add_commands", "cmd_inbox", "cmd_worker"]
@@ -140,7 +138,8 @@ examples:
   hookshield inbox retry --state dead --type invoice.paid --dry-run --inbox webhooks.db
   hookshield inbox purge --done --older-than 7d --inbox webhooks.db
   hookshield inbox refused --inbox webhooks.db
-  hookshield inbox serve --inbox webhooks.db""",
+  hookshield inbox serve --inbox webhooks.db
+  hookshield inbox ls --state dead --inbox postgresql://app@db.internal/app""",
     )
     actions = inbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = actions.add_parser(
@@ -371,11 +370,6 @@ def _open(args: argparse.Namespace, hint: str = "", **options: Any) -> ManagedIn
         return inbox
 
 
-def _place(inbox: ManagedInbox) -> str:
-    """Where ``inbox`` is, for a message: its file, or its database without the password."""
-    return str(getattr(inbox, "path", None) or getattr(inbox, "where", None) or inbox)
-
-
 @contextlib.contextmanager
 def _inbox_errors(path: str, hint: str = "") -> Iterator[None]:
     """Turn a failure of the inbox file into one line and exit 3 (an I/O error).
@@ -497,7 +491,7 @@ def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
     inbox = _open(args, create=False, read_only=read_only)
     with _inbox_errors(args.inbox):
         if args.action in DASHBOARD_ACTIONS:
-            return DASHBOARD_ACTIONS[args.action](_browsable(inbox), args, out)
+            return DASHBOARD_ACTIONS[args.action](inbox, args, out)
         action: Callable[[ManagedInbox, argparse.Namespace, Printer], int] = {
             "ls": _ls,
             "show": _show,
@@ -508,16 +502,6 @@ def cmd_inbox(args: argparse.Namespace, out: Printer) -> int:
             "resume": _resume,
         }[args.action]
         return action(inbox, args, out)
-
-
-def _browsable(inbox: ManagedInbox) -> SQLiteInbox:
-    """The inbox, for what filters, pages, keeps refusals or serves the dashboard."""
-    if isinstance(inbox, SQLiteInbox):
-        return inbox
-    raise CLIError(
-        f"{_place(inbox)}: filters, bulk actions, kept refusals and the dashboard need an "
-        "SQLite inbox; a PostgreSQL inbox takes an id or --dead"
-    )
 
 
 def _find(inbox: ManagedInbox, text: str) -> StoredDelivery:
@@ -536,7 +520,7 @@ def _find(inbox: ManagedInbox, text: str) -> StoredDelivery:
         )
     row = inbox.get(ids[0]) if ids else None
     if row is None:
-        raise CLIError(f"no delivery {text!r} in {_place(inbox)}", EXIT_FAILED)
+        raise CLIError(f"no delivery {text!r} in {place(inbox)}", EXIT_FAILED)
     return row
 
 
@@ -570,7 +554,7 @@ def _iso(when: float) -> str:
 def _ls(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     where = _where(args, args.state)
     # The newest N the filters select, shown oldest first, as a log reads.
-    rows = _browsable(inbox).find(where, limit=max(1, args.limit))[::-1]
+    rows = inbox.find(where, limit=max(1, args.limit))[::-1]
     counts = inbox.counts()
     paused = inbox.paused()
     if args.json:
@@ -658,7 +642,7 @@ def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
         row = _find(inbox, args.id)
         if inbox.requeue([row.id]) == 0:
             if inbox.get(row.id) is None:  # purged meanwhile
-                raise CLIError(f"no delivery {args.id!r} in {_place(inbox)}", EXIT_FAILED)
+                raise CLIError(f"no delivery {args.id!r} in {place(inbox)}", EXIT_FAILED)
             # leased: a worker runs it now, and settles it when done
             raise CLIError(
                 f"delivery {row.id!r} is leased to a worker now; retry it once it is done, "
@@ -672,20 +656,13 @@ def _retry(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
         return EXIT_OK
     state: State = args.state or "dead"
     where = _where(args, state)
-    requeue: Callable[..., tuple[int, str | None]]
-    if isinstance(inbox, SQLiteInbox) or _filtered(args) or state != "dead":
-        browsable = _browsable(inbox)
-        total = browsable.count(where)
-        requeue = functools.partial(browsable.requeue_matching, where)
-    else:  # every dead-letter delivery: what any inbox can do
-        total = inbox.counts()["dead"]
-        requeue = inbox.requeue_dead
+    total = inbox.count(where)
     if args.dry_run:
         return _would(out, args, total, "retried", [where])
     done = 0
     after: str | None = ""
     while after is not None:  # ids forward: ends though requeued rows may die again
-        count, after = requeue(after=after, limit=_BATCH)
+        count, after = inbox.requeue_matching(where, after=after, limit=_BATCH)
         done += count
         _progress("requeued", done, total)
     if args.json:
@@ -733,15 +710,14 @@ def _purge(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
     states: list[State] = [state for state in ("done", "dead") if getattr(args, state)]
     before = time.time() - seconds(args.older_than)
     wheres = [_where(args, state, until=before) for state in states]
-    browsable = _browsable(inbox)
     if args.dry_run:
-        total = sum(browsable.count(where) for where in wheres)
+        total = sum(inbox.count(where) for where in wheres)
         return _would(out, args, total, "deleted", wheres)
     deleted = 0
     for where in wheres:
-        total = browsable.count(where)
+        total = inbox.count(where)
         while True:
-            count = browsable.purge_matching(where, limit=_BATCH)
+            count = inbox.purge_matching(where, limit=_BATCH)
             if not count:
                 break
             deleted += count

@@ -13,8 +13,8 @@ import argparse
 import threading
 from collections.abc import Callable, Mapping
 
-from .._events import Event
-from .._handler import WebhookHandler
+from .._core.events import Event
+from .._handling.handler import WebhookHandler
 from ..providers import get_provider
 from ._common import EXIT_IO, EXIT_OK, CLIError, make_handler, provider_name
 from ._output import Printer, received_json, received_lines

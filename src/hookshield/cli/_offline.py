@@ -13,7 +13,7 @@ import shlex
 import sys
 
 from .. import testing
-from .._errors import WebhookError
+from .._core.errors import WebhookError
 from ..providers import get_provider
 from ._client import FORM
 from ._common import (

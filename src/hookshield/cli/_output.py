@@ -7,7 +7,7 @@ An event is shown through its typed fields (the dataclass fields and properties 
 its sender's class), so a new typed property appears here without a change.
 
 Rule: what a sender wrote (event types, ids, fields, paths, header values, error
-text) is printed only through :func:`~hookshield._text.printable`, which escapes
+text) is printed only through :func:`~hookshield._core.text.printable`, which escapes
 control characters, so that it cannot command the terminal; every table cell is, and
 JSON output escapes what ``json.dumps`` leaves (DEL, C1, lone surrogates).  Only
 :meth:`Printer.style` writes escape sequences.
@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any, Final
 
-from .._events import Delivery, Event
-from .._json import FrozenArray, FrozenObject
-from .._text import printable
+from .._core.events import Delivery, Event
+from .._core.frozen_json import FrozenArray, FrozenObject
+from .._core.text import printable
 from ..providers.petal import BadData
 from ._server import Received
 

@@ -24,9 +24,9 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .._errors import BodyTooLarge, WebhookError
-from .._handler import WebhookHandler
-from .._outcome import Outcome
+from .._core.errors import BodyTooLarge, WebhookError
+from .._handling.handler import WebhookHandler, dispatcher_of
+from .._handling.outcome import Outcome
 from .._version import __version__
 
 __all__ = ["REQUEST_TIMEOUT", "Received", "Receiver", "answer_body"]
@@ -145,7 +145,7 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         except BodyTooLarge:
             return _too_large(handler)
         except WebhookError as exc:
-            return handler.dispatcher.rejected(exc)
+            return dispatcher_of(handler).rejected(exc)
         return None
 
     def _read_body(self, limit: int) -> bytes:

@@ -39,10 +39,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from .. import _observe as observe
-from .._adapt import (
+from .._core.events import Delivery
+from .._core.headers import Headers
+from .._core.verify import declared_length
+from .._durable.background import BackgroundPool, Inbox, background_pool, inbox_of
+from .._durable.refused import keep_refusal
+from .._handling import observe
+from .._handling.handler import WebhookHandler
+from .._handling.outcome import Outcome
+from .._web.adapt import (
     JSON,
-    Reply,
     bad_request,
     kept_body,
     method_not_allowed,
@@ -56,13 +62,6 @@ from .._adapt import (
     warn_if_per_process,
     wsgi_headers,
 )
-from .._background import BackgroundPool, Inbox, background_pool, inbox_of
-from .._events import Delivery
-from .._handler import WebhookHandler
-from .._headers import Headers
-from .._outcome import Outcome
-from .._refused import keep_refusal
-from .._verify import declared_length
 
 try:
     from django.conf import settings
@@ -74,7 +73,7 @@ try:
 except ImportError as exc:
     raise missing("Django", extra="django", adapter="hookshield.django") from exc
 
-from .._django_cache import CacheDedupeStore
+from .._stores.django_cache import CacheDedupeStore
 from ._dedupe import DjangoDedupeStore
 from ._inbox import DjangoInbox
 
@@ -249,8 +248,8 @@ def _receive(
     if refused is not None:
         keep_refusal(handler, inbox, refused, received=time.time(), peer=peer, headers=headers)
         return refused
-    length = meta.get("CONTENT_LENGTH")
-    if declared_length(length) is None and meta.get("wsgi.input_terminated"):
+    length = declared_length(headers.get("content-length"))
+    if length is None and meta.get("wsgi.input_terminated"):
         # A chunked body has no Content-Length, and Django then reads nothing.  A WSGI
         # server that decodes chunked bodies says so with wsgi.input_terminated (PEP
         # 3333 extension, set by gunicorn), and its stream is then safe to read to
@@ -259,7 +258,7 @@ def _receive(
     else:
         read = request.read
     try:
-        body = read_limited(read, handler.max_body_size, declared_length(length))
+        body = read_limited(read, handler.max_body_size, length)
     except OSError:  # the sender hung up mid-body (Django raises UnreadablePostError)
         return bad_request("the body ended before its Content-Length")
     if body is None:
@@ -274,7 +273,7 @@ def _receive(
         except RawPostDataException:
             return None
 
-    checked = kept_body(handler, body, declared_length(length), kept, _ADVICE)
+    checked = kept_body(handler, body, length, kept, _ADVICE)
     return checked if isinstance(checked, Outcome) else (checked, headers)
 
 
@@ -298,8 +297,9 @@ def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
     return run
 
 
-def _response(answer: Reply) -> HttpResponse:
-    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
-    for name, value in answer.headers:
+def _response(outcome: Outcome) -> HttpResponse:
+    observe.answered(outcome)
+    response = HttpResponse(outcome.response_body(), status=outcome.status, content_type=JSON)
+    for name, value in outcome.response_headers():
         response[name] = value
     return response

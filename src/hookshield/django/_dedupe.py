@@ -32,9 +32,9 @@ from typing import Final
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from .._dedupe import Claim, new_token
-from .._options import function, text
-from .._stores import key_bytes, seconds
+from .._core.options import function, text
+from .._handling.dedupe import Claim, new_token
+from .._stores.common import key_bytes, seconds
 
 __all__ = ["DjangoDedupeStore"]
 

@@ -15,6 +15,15 @@ Django supports (``using`` names it).  Every state change is one transaction:
   (compare and set), and picks again if another worker was first;
 * a settle (``done``, ``retry``, ``dead``) is one ``UPDATE`` fenced by the lease id.
 
+Each change of a delivery's state appends a line to its ``attempt_log``, cut to the
+same bound as the other inboxes' (``_browse.log_line``).  Browsing is ORM queries; an
+event type is matched in the JSON text of ``event_types`` by where the encoded type
+starts and ends (:func:`_matching`), with ``StrIndex`` (``INSTR``, ``STRPOS``),
+which compares case-sensitively on SQLite and PostgreSQL (on MySQL, as its
+collation does).  ``keep_refused=N`` keeps the latest N refused deliveries as
+:class:`~hookshield.django.models.Refusal` rows, one at a time under a row lock
+waited for a few milliseconds at most (on PostgreSQL), else dropped.
+
 On PostgreSQL with psycopg 3, ``put`` and every change that makes a delivery due
 also ``NOTIFY`` the channel ``hookshield_delivery`` in the same transaction, and
 :meth:`DjangoInbox.listen` wakes waiting workers with it.
@@ -27,7 +36,9 @@ the app registry.
 
 from __future__ import annotations
 
+import builtins
 import json
+import math
 import os
 import secrets
 import threading
@@ -36,16 +47,38 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
-from django.db.models import Case, F, TextField, Value, When
+from django.db import OperationalError, close_old_connections, connections, transaction
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    Min,
+    Q,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Concat, Floor, Right, StrIndex
+from django.db.models.lookups import Exact, GreaterThan
 
-from .._inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
-from .._options import text
-from .._seal import ENV_KEY, InboxKey, inbox_key
-from .._stores import seconds
+from .._core.options import text
+from .._durable.browse import (
+    LOG_CHARS,
+    Attempt,
+    DeliveryFilter,
+    InboxOverview,
+    attempts_of,
+    lease_ended_parts,
+    log_line,
+    requeued_line,
+)
+from .._durable.inbox import LEASE_ENDED, STATES, State, StoredDelivery, storable
+from .._durable.refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
+from .._durable.seal import ENV_KEY, InboxKey, inbox_key
+from .._stores.common import seconds
 
 if TYPE_CHECKING:
-    from .models import Delivery
+    from .models import Delivery, Refusal
 
 __all__ = ["DjangoInbox", "requeue", "stored_of"]
 
@@ -53,6 +86,8 @@ __all__ = ["DjangoInbox", "requeue", "stored_of"]
 CHANNEL: Final = "hookshield_delivery"
 #: How often a lease picks again when other workers took the rows it picked (SQLite).
 _PICKS: Final = 32
+#: The InboxMeta row that one refusal kept at a time locks (where rows can be locked).
+_REFUSED_LOCK: Final = "refused_lock"
 
 
 class DjangoInbox:
@@ -65,6 +100,11 @@ class DjangoInbox:
     (``ValueError``): the web processes and the workers need the same key.  ``lease``
     is how long a worker holds a delivery before another may run it: longer than
     your slowest route.  Run the workers with ``manage.py hookshield_worker``.
+
+    ``keep_refused=N`` keeps the latest N deliveries the views storing in this inbox
+    refuse with a 4xx, for diagnosis, as :class:`~hookshield.SQLiteInbox` does: at
+    most the first ``keep_refused_bytes`` bytes of each body, credentials hidden
+    (``hookshield inbox refused``, the dashboard).  Off (0) by default.
     """
 
     def __init__(
@@ -73,6 +113,8 @@ class DjangoInbox:
         *,
         key: InboxKey | str | bytes | None = None,
         lease: float = 300.0,
+        keep_refused: int = 0,
+        keep_refused_bytes: int = KEPT_BYTES,
     ) -> None:
         self.using = text("using", using, "the alias of a database in settings.DATABASES")
         found = inbox_key(key if key is not None else getattr(settings, ENV_KEY, None))
@@ -85,6 +127,8 @@ class DjangoInbox:
             )
         self.key = found
         self.lease_seconds = seconds("lease", lease)
+        #: How many refused deliveries are kept (0: none), and how much of each body.
+        self.keep_refused, self.keep_refused_bytes = keeping(keep_refused, keep_refused_bytes)
         self._checked_pid = 0
         self._lock = threading.Lock()
 
@@ -128,17 +172,35 @@ class DjangoInbox:
         model = self._model()
         due = self._due(now, handlers)
         lease_id = secrets.token_hex(16)
+        head, tail = lease_ended_parts(now)
         change = {
-            "state": "leased",
-            "attempts": F("attempts") + 1,
-            "next_attempt": now + self.lease_seconds,
-            "lease_id": lease_id,
-            # A row still 'leased' is due because its lease ended unsettled.
+            # A row still 'leased' is due because its lease ended unsettled: so noted,
+            # with the attempt that ended.  First: a database that assigns in order
+            # (MySQL) reads the state and attempts before they change.
             "last_error": Case(
                 When(state="leased", then=Value(LEASE_ENDED)),
                 default=F("last_error"),
                 output_field=TextField(),
             ),
+            "attempt_log": Case(
+                When(
+                    state="leased",
+                    then=_appended(
+                        Concat(
+                            _text(head),
+                            Cast(F("attempts"), output_field=TextField()),
+                            _text(tail),
+                            output_field=TextField(),
+                        )
+                    ),
+                ),
+                default=F("attempt_log"),
+                output_field=TextField(),
+            ),
+            "state": "leased",
+            "attempts": F("attempts") + 1,
+            "next_attempt": now + self.lease_seconds,
+            "lease_id": lease_id,
         }
         if connections[self.using].features.has_select_for_update_skip_locked:
             with transaction.atomic(using=self.using):
@@ -193,7 +255,7 @@ class DjangoInbox:
         """
         if not self._notifies():
             return None
-        from .._pg_listen import Listener
+        from .._stores.pg_listen import Listener
 
         wrapper = connections[self.using]
 
@@ -229,8 +291,9 @@ class DjangoInbox:
         """The paused senders, and since when (seconds since the epoch)."""
         from .models import PausedSender
 
-        rows = PausedSender.objects.using(self.using).order_by("sender")
-        return {row.sender: row.since for row in rows}
+        rows = PausedSender.objects.using(self.using).values_list("sender", "since")
+        # Sorted here, by code point as SQLite does, whatever the database's collation.
+        return {str(sender): float(since) for sender, since in sorted(rows)}
 
     # -- inspection, for ``hookshield inbox`` and the admin ---------------------------
 
@@ -239,7 +302,7 @@ class DjangoInbox:
         row = self._model().objects.using(self.using).filter(pk=delivery_id).first()
         return None if row is None else stored_of(row)
 
-    def find_ids(self, prefix: str, limit: int = 10) -> tuple[list[str], int]:
+    def find_ids(self, prefix: str, limit: int = 10) -> tuple[builtins.list[str], int]:
         """Up to ``limit`` ids that start with ``prefix``, in order, and how many do in all."""
         found = self._model().objects.using(self.using).filter(id__startswith=prefix)
         ids = list(found.order_by("id").values_list("id", flat=True)[:limit])
@@ -259,7 +322,7 @@ class DjangoInbox:
         )
         return {row["handler"]: row["n"] for row in rows}
 
-    def list(self, state: State | None = None, limit: int = 100) -> list[StoredDelivery]:
+    def list(self, state: State | None = None, limit: int = 100) -> builtins.list[StoredDelivery]:
         """Up to ``limit`` deliveries, oldest first, in ``state`` or any."""
         rows = self._model().objects.using(self.using).order_by("received", "id")
         if state is not None:
@@ -321,7 +384,7 @@ class DjangoInbox:
             count = (
                 model.objects.using(self.using)
                 .filter(pk__in=ids, state="dead")
-                .update(state="pending", attempts=0, next_attempt=0.0, last_error=None)
+                .update(**_requeue())
             )
             self._notify("")
         return count, ids[-1]
@@ -357,6 +420,224 @@ class DjangoInbox:
             .values_list("id", flat=True)[:limit]
         )
         deleted, _ = model.objects.using(self.using).filter(pk__in=ids, state=state).delete()
+        return int(deleted)
+
+    # -- browsing and steering, for the dashboard and ``hookshield inbox`` ------------
+
+    def find(
+        self, where: DeliveryFilter, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[StoredDelivery]:
+        """Up to ``limit`` deliveries ``where`` selects, newest first; after ``before``'s page.
+
+        ``before`` is the id of the last delivery of the page before (see
+        :meth:`~hookshield.BrowsableInbox.find`).
+        """
+        rows = self._model().objects.using(self.using).filter(_matching(where))
+        if before is not None:
+            mark = rows.model.objects.using(self.using).filter(pk=before)
+            found = mark.values_list("received", "id").first()
+            if found is None:
+                return []  # purged meanwhile: the paging ends
+            received, last = found
+            rows = rows.filter(Q(received__lt=received) | Q(received=received, id__lt=last))
+        ordered = rows.order_by("-received", "-id")[: max(1, limit)]
+        return [stored_of(row) for row in ordered]
+
+    def count(self, where: DeliveryFilter) -> int:
+        """How many deliveries ``where`` selects."""
+        return int(self._model().objects.using(self.using).filter(_matching(where)).count())
+
+    def requeue_matching(
+        self, where: DeliveryFilter, *, after: str = "", limit: int = 1000
+    ) -> tuple[int, str | None]:
+        """Requeue up to ``limit`` deliveries ``where`` selects whose id sorts after ``after``.
+
+        Returns how many, and the id to pass as ``after`` next (``None`` once none is
+        left).  A leased delivery is left to its worker, as :meth:`requeue` does.
+        """
+        model = self._model()
+        with transaction.atomic(using=self.using):
+            ids = builtins.list(
+                model.objects.using(self.using)
+                .filter(_matching(where), id__gt=after)
+                .exclude(state="leased")
+                .order_by("id")
+                .values_list("id", flat=True)[: max(1, limit)]
+            )
+            if not ids:
+                return 0, None
+            count = (
+                model.objects.using(self.using)
+                .filter(pk__in=ids)
+                .exclude(state="leased")
+                .update(**_requeue())
+            )
+            if count:
+                self._notify("")
+        return int(count), ids[-1]
+
+    def purge_matching(self, where: DeliveryFilter, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries ``where`` selects, which must name done or dead.
+
+        A pending or leased delivery is never purged by a filter: it has yet to run.
+        """
+        if where.state not in ("done", "dead"):
+            raise ValueError("purge deletes done or dead deliveries only: give state done or dead")
+        model = self._model()
+        ids = builtins.list(
+            model.objects.using(self.using)
+            .filter(_matching(where))
+            .values_list("id", flat=True)[: max(1, limit)]
+        )
+        # The state again: a delivery requeued meanwhile is judged as it is now.
+        deleted, _ = model.objects.using(self.using).filter(pk__in=ids, state=where.state).delete()
+        return int(deleted)
+
+    def discard(self, delivery_ids: Iterable[str]) -> int:
+        """Delete these deliveries if they are done or dead; how many were.
+
+        A pending or leased delivery is left alone: it has yet to run.
+        """
+        ids = builtins.list(delivery_ids)
+        if not ids:
+            return 0
+        gone = self._model().objects.using(self.using).filter(pk__in=ids)
+        deleted, _ = gone.filter(state__in=("done", "dead")).delete()
+        return int(deleted)
+
+    def history(self, delivery_id: str) -> builtins.list[Attempt]:
+        """The latest attempts made on ``delivery_id``, oldest first; empty when there is none.
+
+        Each settle (done, retried, dead), each lease that ended unsettled and each
+        requeue by a person adds a line; a row keeps its last few dozen.
+        """
+        rows = self._model().objects.using(self.using).filter(pk=delivery_id)
+        found = rows.values_list("attempt_log", flat=True).first()
+        return attempts_of(found)
+
+    def overview(self, now: float, *, span: float, buckets: int) -> InboxOverview:
+        """The overview page's counts at ``now``; see :class:`~hookshield.InboxOverview`."""
+        if not (span > 0 and math.isfinite(span)) or not 1 <= buckets <= 1000:
+            raise ValueError("span must be a positive number of seconds and buckets 1 to 1000")
+        rows = self._model().objects.using(self.using)
+        grouped = rows.values("sender", "state").annotate(n=Count("id")).order_by()
+        by_sender: dict[str, dict[str, int]] = {}
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        # Sorted here, by code point as SQLite does, whatever the database's collation.
+        for row in sorted(grouped, key=lambda row: (row["sender"], row["state"])):
+            by_sender.setdefault(row["sender"], dict.fromkeys(STATES, 0))[row["state"]] = row["n"]
+            counts[row["state"]] += row["n"]
+        oldest = rows.filter(state__in=("pending", "leased"), next_attempt__lte=now).aggregate(
+            first=Min("next_attempt")
+        )["first"]
+        start, width = now - span, span / buckets
+        counted: builtins.list[dict[str, int]] = [dict.fromkeys(STATES, 0) for _ in range(buckets)]
+        received = (
+            rows.filter(received__gte=start, received__lt=now)
+            # Floor, not a cast: a cast to an integer rounds on some databases.
+            .annotate(bucket=Floor((F("received") - Value(start)) / Value(width)))
+            .values("bucket", "state")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for row in received:
+            counted[min(int(row["bucket"]), buckets - 1)][row["state"]] = row["n"]
+        return InboxOverview(
+            now=now,
+            counts=counts,
+            by_sender=by_sender,
+            oldest_due=None if oldest is None else float(oldest),
+            span=float(span),
+            buckets=tuple(counted),
+        )
+
+    # -- refused deliveries, kept for diagnosis (keep_refused) -----------------------
+
+    @property
+    def keeps_refused(self) -> bool:
+        """Whether refused deliveries are kept (``keep_refused`` above 0)."""
+        return self.keep_refused > 0
+
+    @property
+    def refused_body_limit(self) -> int:
+        """The most bytes of a refused delivery's body kept (``keep_refused_bytes``)."""
+        return self.keep_refused_bytes
+
+    def keep_refusal(self, refused: RefusedDelivery) -> bool:
+        """Keep ``refused`` and forget all but the latest ``keep_refused``; ``False`` if not kept.
+
+        Its body is cut to ``keep_refused_bytes``.  One at a time, so that the bound
+        holds exactly: on PostgreSQL the lock is waited for a few milliseconds at
+        most, and the refusal dropped rather than hold up the deliveries.
+        """
+        if not self.keeps_refused:
+            return False
+        from .models import InboxMeta, Refusal
+
+        self._check_key()
+        wrapper = connections[self.using]
+        if wrapper.features.has_select_for_update:
+            InboxMeta.objects.using(self.using).get_or_create(
+                name=_REFUSED_LOCK, defaults={"value": ""}
+            )
+        row = Refusal(
+            id=refused.id,
+            sender=refused.sender,
+            handler=refused.handler,
+            status=refused.status,
+            error=storable(refused.error),
+            reason=storable(refused.reason),
+            peer=storable(refused.peer),
+            received=refused.received,
+            headers=_json(refused.headers),
+            body=refused.body[: self.keep_refused_bytes],
+            body_size=refused.body_size,
+        )
+        try:
+            with transaction.atomic(using=self.using):
+                if wrapper.features.has_select_for_update:
+                    self._lock_refusals(wrapper)
+                # Saved first: where nothing locks a row (SQLite), the write takes the
+                # database's lock, and the trim below reads what it guards.
+                row.save(using=self.using)
+                kept = Refusal.objects.using(self.using).order_by("-received", "-id")
+                oldest = kept.values_list("received", "id")[
+                    self.keep_refused - 1 : self.keep_refused
+                ]
+                for received, last in oldest:
+                    kept.filter(
+                        Q(received__lt=received) | Q(received=received, id__lt=last)
+                    ).delete()
+        except OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return False
+        return True
+
+    def refused(
+        self, *, limit: int = 50, before: str | None = None
+    ) -> builtins.list[RefusedDelivery]:
+        """Up to ``limit`` kept refusals, newest first; those after the id ``before``, if given."""
+        rows = self._refusals()
+        if before is not None:
+            found = rows.filter(pk=before).values_list("received", "id").first()
+            if found is None:
+                return []
+            received, last = found
+            rows = rows.filter(Q(received__lt=received) | Q(received=received, id__lt=last))
+        return [_refusal(row) for row in rows.order_by("-received", "-id")[: max(1, limit)]]
+
+    def get_refused(self, refused_id: str) -> RefusedDelivery | None:
+        """The kept refusal ``refused_id``, or ``None``."""
+        row = self._refusals().filter(pk=refused_id).first()
+        return None if row is None else _refusal(row)
+
+    def forget_refused(self, refused_ids: Iterable[str]) -> int:
+        """Forget these kept refusals; how many there were."""
+        ids = builtins.list(refused_ids)
+        if not ids:
+            return 0
+        deleted, _ = self._refusals().filter(pk__in=ids).delete()
         return int(deleted)
 
     def close(self) -> None:
@@ -401,9 +682,37 @@ class DjangoInbox:
             self._model()
             .objects.using(self.using)
             .filter(pk=delivery.id, state="leased", lease_id=delivery.lease_id)
-            .update(state=state, next_attempt=due, last_error=storable(error), lease_id=None)
+            .update(
+                state=state,
+                next_attempt=due,
+                last_error=storable(error),
+                lease_id=None,
+                attempt_log=_appended(_text(log_line(delivery.attempts, state, error))),
+            )
         )
         return bool(count)
+
+    def _refusals(self) -> Any:
+        from .models import Refusal
+
+        self._check_key()
+        return Refusal.objects.using(self.using)
+
+    def _lock_refusals(self, wrapper: Any) -> None:
+        """Lock the row that one refusal kept at a time holds, in this transaction."""
+        from .models import InboxMeta
+
+        if wrapper.vendor == "postgresql":
+            # Waited for briefly, then dropped: see keep_refusal.
+            milliseconds = str(max(1, math.ceil(KEEP_WAIT * 1000)))
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [milliseconds])
+            rows = InboxMeta.objects.using(self.using).select_for_update()
+        elif wrapper.features.has_select_for_update_nowait:
+            rows = InboxMeta.objects.using(self.using).select_for_update(nowait=True)
+        else:  # pragma: no cover - every backend that locks rows can refuse to wait
+            rows = InboxMeta.objects.using(self.using).select_for_update()
+        builtins.list(rows.filter(name=_REFUSED_LOCK))
 
     def _notifies(self) -> bool:
         return _notifies(self.using)
@@ -447,7 +756,7 @@ def requeue(using: str, delivery_ids: Iterable[str]) -> int:
             Delivery.objects.using(using)
             .filter(pk__in=ids)
             .exclude(state="leased")
-            .update(state="pending", attempts=0, next_attempt=0.0, last_error=None)
+            .update(**_requeue())
         )
         if count:
             _notify(using, "")
@@ -487,6 +796,77 @@ def stored_of(row: Delivery) -> StoredDelivery:
         lease_id=row.lease_id,
         seal=row.seal,
         traceparent=row.traceparent,
+    )
+
+
+def _text(value: str) -> Value:
+    return Value(value, output_field=TextField())
+
+
+def _appended(line: Any) -> Any:
+    """A row's attempt log with ``line`` (an expression) appended, cut to its last LOG_CHARS."""
+    log = Concat(Coalesce(F("attempt_log"), _text("")), line, output_field=TextField())
+    return Right(log, LOG_CHARS)
+
+
+def _requeue() -> dict[str, Any]:
+    """The change that makes a delivery pending and due now, attempts reset, noted in its log."""
+    return {
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt": 0.0,
+        "last_error": None,
+        "attempt_log": _appended(_text(requeued_line())),
+    }
+
+
+def _matching(where: DeliveryFilter) -> Q:
+    """The rows ``where`` selects, as a ``Q``; see DeliveryFilter.matches."""
+    found = Q()
+    if where.state is not None:
+        found &= Q(state=_state(where.state))
+    if where.sender is not None:
+        found &= Q(sender=where.sender)
+    if where.since is not None:
+        found &= Q(received__gte=where.since)
+    if where.until is not None:
+        found &= Q(received__lt=where.until)
+    if where.event_type is not None:
+        # event_types is the JSON list _json wrote: ["a", "b"], ASCII, ", " between.  An
+        # element starts after "[" or ", " (a quote inside one is escaped, \"), and JSON's
+        # escaping is character by character, so a type is one element when its encoding,
+        # quotes and all, follows either; a prefix when its encoding without the closing
+        # quote does.  INSTR and STRPOS compare exactly, where LIKE may ignore case.
+        kind = where.event_type
+        encoded = json.dumps(kind[:-1])[:-1] if kind.endswith("*") else json.dumps(kind)
+        first = Exact(StrIndex("event_types", Value("[" + encoded)), 1)
+        later = GreaterThan(StrIndex("event_types", Value(", " + encoded)), 0)
+        found &= Q(first) | Q(later)
+    return found
+
+
+def _busy(exc: OperationalError) -> bool:
+    """Whether ``exc`` says a lock was not had in time (not that the database is down)."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == "55P03":  # PostgreSQL: lock_not_available
+        return True
+    message = str(exc).lower()
+    return "database is locked" in message or "could not obtain lock" in message
+
+
+def _refusal(row: Refusal) -> RefusedDelivery:
+    return RefusedDelivery(
+        id=row.id,
+        sender=row.sender,
+        handler=row.handler,
+        status=row.status,
+        error=row.error,
+        reason=row.reason,
+        peer=row.peer,
+        received=row.received,
+        headers=tuple((str(name), str(value)) for name, value in json.loads(row.headers)),
+        body=bytes(row.body),
+        body_size=row.body_size,
     )
 
 

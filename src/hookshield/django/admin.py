@@ -2,12 +2,16 @@
 
 Theory of operation: deliveries are listed newest first, filtered by state, sender
 and event type and searched by id (or its start); a delivery's page shows it read-only,
-its credential headers hidden (as ``hookshield inbox show`` hides them), its body
-as text.  Nothing here edits a row: a changed row would no longer match its seal.
+its latest attempts (each with its time, outcome and error), its credential headers
+hidden (as ``hookshield inbox show`` hides them), its body as text.  Nothing here edits a row: a changed row would no longer match its seal.
 The two actions go through :class:`~hookshield.django.DjangoInbox`, as ``hookshield
 inbox retry`` and ``purge`` do: *retry* makes the selected deliveries due now with
 their attempts reset (a leased one is left to its worker), *purge* deletes the
 selected ones that are done or dead-lettered (never one still waiting to run).
+
+Every value a sender wrote is shown through ``printable``: a control character or a
+lone surrogate (a header or an event type decoded from odd bytes) is escaped, never
+left for the page's encoding to fail on.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from .._headers import Headers
+from .._core.headers import Headers
+from .._core.text import printable
+from .._durable.browse import attempts_of
 from ._inbox import requeue
 from .models import Delivery
 
@@ -44,7 +50,8 @@ class EventTypeFilter(admin.SimpleListFilter):
         rows = model_admin.get_queryset(request).values_list("event_types", flat=True)
         for text in rows[:_TYPES_SAMPLED]:
             seen.update(str(kind) for kind in json.loads(text))
-        return [(kind, kind) for kind in sorted(seen)]
+        # A type holding a lone surrogate cannot be a link's query: it is not offered.
+        return [(kind, printable(kind)) for kind in sorted(seen) if _encodable(kind)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         kind = self.value()
@@ -79,7 +86,8 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "attempts",
         "received_at",
         "due",
-        "last_error",
+        "full_error",
+        "attempt_history",
         "types",
         "events_to_run",
         "shown_headers",
@@ -108,16 +116,35 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="event types")
     def types(self, obj: Delivery) -> str:
-        return ", ".join(obj.types) or "-"
+        return printable(", ".join(obj.types)) or "-"
 
     @admin.display(description="last error")
     def error(self, obj: Delivery) -> str:
-        text = obj.last_error or "-"
+        text = printable(obj.last_error or "-")
         return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="last error")
+    def full_error(self, obj: Delivery) -> str:
+        return printable(obj.last_error or "-")
 
     @admin.display(description="due / lease ends")
     def due(self, obj: Delivery) -> str:
         return _when(obj.next_attempt) if obj.state in ("pending", "leased") else "-"
+
+    @admin.display(description="attempts")
+    def attempt_history(self, obj: Delivery) -> str:
+        rows = [
+            (
+                _when(attempt.at),
+                attempt.attempt or "-",
+                attempt.state,
+                printable(attempt.error or "-"),
+            )
+            for attempt in attempts_of(obj.attempt_log)
+        ]
+        if not rows:
+            return "none yet"
+        return format_html_join("\n", "<div><code>{}</code> attempt {}: {} ({})</div>", rows)
 
     @admin.display(description="events to run")
     def events_to_run(self, obj: Delivery) -> str:
@@ -129,7 +156,9 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def shown_headers(self, obj: Delivery) -> str:
         pairs = [(str(n), str(v)) for n, v in json.loads(obj.headers)]
         return format_html_join(
-            "\n", "<div><code>{}: {}</code></div>", ((n, _shown(n, v)) for n, v in pairs)
+            "\n",
+            "<div><code>{}: {}</code></div>",
+            ((printable(n), _shown(n, v)) for n, v in pairs),
         )
 
     @admin.display(description="body")
@@ -172,4 +201,12 @@ def _shown(name: str, value: str) -> str:
     # Headers decides what is a credential, as for its repr in logs: asked about an
     # empty value, it answers a non-empty one only for a credential.
     (redacted,) = Headers(((name, ""),)).redacted().values()
-    return "<hidden>" if redacted else value
+    return "<hidden>" if redacted else printable(value)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -3,10 +3,13 @@
 Theory of operation: a :class:`Delivery` is one row of the inbox, as ``SQLiteInbox``
 and ``PostgresInbox`` keep it: its exact bytes (``body``), the headers verifying
 them again needs (JSON text: a header's odd characters survive every backend), the
-schedule, the lease that fences a worker's settle, and the seal.  Times are seconds
-since the epoch (floats): the seal covers ``received`` exactly as it was stored.
-:class:`PausedSender` holds the senders that no worker leases; :class:`InboxMeta` the
-public id of the key that seals the rows; :class:`DedupeKey` a de-duplication claim.
+schedule, the lease that fences a worker's settle, the seal, and its latest attempts
+(``attempt_log``, not sealed: it records what happened, it is never run).  Times are
+seconds since the epoch (floats): the seal covers ``received`` exactly as it was
+stored.  :class:`PausedSender` holds the senders that no worker leases;
+:class:`InboxMeta` the public id of the key that seals the rows; :class:`Refusal` a
+refused delivery kept for diagnosis (``DjangoInbox(keep_refused=N)``);
+:class:`DedupeKey` a de-duplication claim.
 
 Changed only through ``DjangoInbox``, ``DjangoDedupeStore``, the admin's actions and
 ``manage.py hookshield_worker``: a row edited by hand no longer matches its seal, and
@@ -20,9 +23,9 @@ import json
 
 from django.db import models
 
-from .._inbox import STATES
+from .._durable.inbox import STATES
 
-__all__ = ["DedupeKey", "Delivery", "InboxMeta", "PausedSender"]
+__all__ = ["DedupeKey", "Delivery", "InboxMeta", "PausedSender", "Refusal"]
 
 
 class Delivery(models.Model):
@@ -56,6 +59,9 @@ class Delivery(models.Model):
     seal: models.CharField[str | None, str | None] = models.CharField(max_length=128, null=True)
     traceparent: models.CharField[str | None, str | None] = models.CharField(
         max_length=256, null=True, blank=True
+    )
+    attempt_log: models.TextField[str | None, str | None] = models.TextField(
+        null=True, blank=True, help_text="its latest attempts, one JSON object a line"
     )
 
     class Meta:
@@ -106,6 +112,40 @@ class InboxMeta(models.Model):
 
     def __str__(self) -> str:
         return str(self.name)
+
+
+class Refusal(models.Model):
+    """A delivery refused with a 4xx, kept for diagnosis: credentials hidden, its body cut."""
+
+    id: models.CharField[str, str] = models.CharField(primary_key=True, max_length=64)
+    sender: models.CharField[str, str] = models.CharField(max_length=64)
+    handler: models.CharField[str, str] = models.CharField(max_length=64)
+    status: models.IntegerField[int, int] = models.IntegerField(help_text="the answer sent")
+    error: models.TextField[str, str] = models.TextField(help_text="the refusal's type")
+    reason: models.TextField[str, str] = models.TextField()
+    peer: models.TextField[str | None, str | None] = models.TextField(null=True, blank=True)
+    received: models.FloatField[float, float] = models.FloatField(
+        help_text="seconds since the epoch"
+    )
+    headers: models.TextField[str, str] = models.TextField(
+        help_text="JSON: the [name, value] pairs received, credentials hidden"
+    )
+    body: models.BinaryField[bytes | memoryview, bytes | memoryview] = models.BinaryField(
+        help_text="at most the first keep_refused_bytes of the body"
+    )
+    body_size: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, help_text="the whole body's size; none when it was not read"
+    )
+
+    class Meta:
+        db_table = "hookshield_refused"
+        verbose_name = "refused webhook delivery"
+        verbose_name_plural = "refused webhook deliveries"
+        ordering = ("-received", "-id")
+        indexes = (models.Index(fields=("received", "id"), name="hookshield_refused_at"),)
+
+    def __str__(self) -> str:
+        return f"{self.sender} refusal {self.id}"
 
 
 class DedupeKey(models.Model):

@@ -3,8 +3,8 @@
 A sender is one module: a :class:`Provider` subclass (or an :class:`HmacProvider`
 driven by an :class:`HmacSender` description, for a sender that signs with
 HMAC-SHA256), registered by name in :data:`PROVIDERS`.  A built-in sender is one line
-of the tuple below; any other is registered with :func:`register_provider`.  Every
-list of senders (``hookshield.testing.providers()``, the command line, ``hookshield
+of the table below (its module is imported when it is first looked up); any other is
+registered with :func:`register_provider`.  Every list of senders (``hookshield.testing.providers()``, the command line, ``hookshield
 demo``, the test suite's contract tests) is read from the registry, so a registered
 sender joins them all.  What a sender's module needs is exported here; see "Your own
 sender" in the documentation.  The leading-underscore modules are the plumbing
@@ -13,17 +13,18 @@ behind these names and stay private.
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 
-from .._auth import Credentials
-from .._errors import (
+from .._core.auth import Credentials
+from .._core.errors import (
     EmptyBody,
     InvalidEncoding,
     MalformedPayload,
     UnsupportedContentType,
 )
-from .._events import (
+from .._core.events import (
     Delivery,
     Event,
     as_float,
@@ -33,9 +34,9 @@ from .._events import (
     from_iso,
     from_unix,
 )
-from .._headers import Headers
-from .._json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
-from .._options import type_name
+from .._core.frozen_json import FrozenArray, FrozenObject, decode_json, freeze, unwrap
+from .._core.headers import Headers
+from .._core.options import type_name
 from ._base import (
     MIB,
     UNDOCUMENTED_RETRY_WINDOW,
@@ -55,13 +56,6 @@ from ._base import (
 from ._hmac import HmacProvider, HmacSender
 from ._payload import PayloadShape
 from ._scheme import HmacScheme, check_header_name
-from .github import GitHubProvider
-from .mindpeeker import MindPeekerProvider
-from .moco import MocoProvider
-from .momentum import MomentumProvider
-from .moonsense import MoonsenseProvider
-from .petal import PetalProvider
-from .standard_webhooks import StandardWebhooksProvider
 
 __all__ = [
     "MIB",
@@ -111,22 +105,61 @@ __all__ = [
 #: What ``WebhookHandler`` takes as its sender: a name, a description or a provider.
 ProviderLike = str | HmacSender | Provider
 
+
+class _Registry(MutableMapping[str, Provider]):
+    """The senders by name; a sender's module is imported when it is first looked up.
+
+    So a process that receives from one sender loads that sender's module only.
+    Assigning a name registers a sender made elsewhere.
+    """
+
+    def __init__(self, modules: dict[str, tuple[str, str]]) -> None:
+        self._modules = modules  # name -> (module, class), imported on first use
+        self._senders: dict[str, Provider | None] = dict.fromkeys(modules)
+
+    def __getitem__(self, name: str) -> Provider:
+        sender = self._senders[name]  # KeyError for a name never registered
+        if sender is None:
+            module, attribute = self._modules[name]
+            made = getattr(importlib.import_module(module, __name__), attribute)()
+            sender = self._senders[name] = made
+        return sender
+
+    def __setitem__(self, name: str, sender: Provider) -> None:
+        self._senders[name] = sender
+
+    def __delitem__(self, name: str) -> None:
+        del self._senders[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._senders  # without importing the sender's module
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._senders)
+
+    def __len__(self) -> int:
+        return len(self._senders)
+
+    def __repr__(self) -> str:
+        return f"<hookshield senders: {', '.join(self._senders)}>"
+
+
 #: Every sender, by name.  A new built-in sender is a new module and one line here.
-PROVIDERS: dict[str, Provider] = {
-    provider.name: provider
-    for provider in (
-        MoonsenseProvider(),
-        PetalProvider(),
-        MocoProvider(),
-        MindPeekerProvider(),
-        MomentumProvider(),
-        GitHubProvider(),
-        StandardWebhooksProvider(),
-    )
-}
+PROVIDERS: MutableMapping[str, Provider] = _Registry(
+    {
+        "moonsense": (".moonsense", "MoonsenseProvider"),
+        "petal": (".petal", "PetalProvider"),
+        "moco": (".moco", "MocoProvider"),
+        "mindpeeker": (".mindpeeker", "MindPeekerProvider"),
+        "momentum": (".momentum", "MomentumProvider"),
+        "github": (".github", "GitHubProvider"),
+        "standard-webhooks": (".standard_webhooks", "StandardWebhooksProvider"),
+        "svix": (".svix", "SvixProvider"),
+    }
+)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_CREDENTIALS = frozenset({"secret", "token", "basic_auth", "bearer_token"})
+_CREDENTIALS = frozenset({"secret", "public_key", "token", "basic_auth", "bearer_token"})
 
 
 def get_provider(provider: ProviderLike) -> Provider:
@@ -194,6 +227,12 @@ def _check(sender: Provider) -> None:
         raise ValueError(f"{sender.title}: accepts names {sorted(sender.accepts - _CREDENTIALS)}")
     if ("secret" in sender.accepts) != (sender.scheme is not None):
         raise ValueError(f"{sender.title}: a sender accepts secret= exactly when it has a scheme")
+    ed25519 = sender.scheme is not None and sender.scheme.ed25519_prefix is not None
+    if ("public_key" in sender.accepts) != ed25519:
+        raise ValueError(
+            f"{sender.title}: a sender accepts public_key= exactly when its scheme has an "
+            "ed25519_prefix"
+        )
     limit = sender.default_max_body_size
     if type(limit) is not int or limit < 1:
         raise ValueError(

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from .._auth import Credentials, check_authorization, check_token, read_header
-from .._errors import (
+from .._core.auth import Credentials, check_authorization, check_token, read_header
+from .._core.errors import (
     EmptyBody,
     InvalidEncoding,
     InvalidSignature,
@@ -41,9 +41,9 @@ from .._errors import (
     UnsupportedContentType,
     WebhookError,
 )
-from .._events import Delivery, Event
-from .._headers import Headers
-from .._json import decode_json
+from .._core.events import Delivery, Event
+from .._core.frozen_json import decode_json
+from .._core.headers import Headers
 from ._scheme import HmacScheme
 
 __all__ = [
@@ -298,6 +298,9 @@ class Provider:
     can_be_unsigned: ClassVar[bool] = False
     #: Whether the body may be form-encoded (with the JSON in the ``payload`` field).
     accepts_form: ClassVar[bool] = False
+    #: Whether a body of any ``Content-Type`` is accepted (Standard Webhooks hands one
+    #: that is not JSON over as bytes) rather than refused with 415.
+    accepts_any_body: ClassVar[bool] = False
     #: Whether each event also has its own de-duplication key (batches of events).
     dedupe_events: ClassVar[bool] = False
     #: How the sender signs, for a sender that signs with HMAC-SHA256; ``None`` else.
@@ -362,14 +365,18 @@ class Provider:
 
         Returns the verified signature's hex digest for a signed delivery, else ``None``.
         """
-        keys = credentials.hmac_keys
-        if keys:
+        if credentials.signed:
             scheme = self.scheme
             if scheme is None:  # pragma: no cover - WebhookHandler refuses secrets for such senders
                 raise TypeError(f"{self.title} does not sign its deliveries")
             try:
                 return scheme.verify(
-                    self.signed_messages(body, headers), headers, keys, sender=self.title
+                    self.signed_messages(body, headers),
+                    headers,
+                    credentials.hmac_keys,
+                    sender=self.title,
+                    public_keys=credentials.public_keys,
+                    tolerance=credentials.tolerance,
                 )
             except InvalidSignature:
                 if self.signs_form_payload and _is_form(headers) and sole_payload(body) is None:
@@ -396,7 +403,7 @@ class Provider:
         no ``scheme`` that verifies in an ``authenticate`` of its own checks nothing
         here unless it overrides this too.
         """
-        if credentials.hmac_keys:
+        if credentials.signed:
             if self.scheme is not None:
                 self.scheme.check_headers(headers, sender=self.title)
         elif not credentials.empty:
@@ -413,7 +420,7 @@ class Provider:
         sender whose :meth:`authenticate` reads more headers adds them here.
         """
         names = {"content-type", *self.parse_headers}
-        if credentials.hmac_keys and self.scheme is not None:
+        if credentials.signed and self.scheme is not None:
             names.update(self.scheme.read_headers)
         return frozenset(name.lower() for name in names)
 
@@ -521,10 +528,16 @@ class Provider:
         if self.scheme is None:
             raise NotImplementedError(f"{self.title} has no scheme: its module signs")
         headers = {"Content-Type": str(options.get("content_type") or "application/json")}
-        secret = options.get("secret")
-        if secret is not None:
+        secret, private_key = options.get("secret"), options.get("private_key")
+        if secret is not None or private_key is not None:
             headers.update(
-                self.scheme.sign(body, secret, headers, timestamp=options.get("timestamp"))
+                self.scheme.sign(
+                    body,
+                    secret,
+                    headers,
+                    timestamp=options.get("timestamp"),
+                    private_key=private_key,
+                )
             )
         return headers
 

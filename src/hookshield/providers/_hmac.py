@@ -26,9 +26,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
 
-from .._events import Delivery, Event
-from .._headers import Headers
-from .._json import FrozenObject
+from .._core.events import Delivery, Event
+from .._core.frozen_json import FrozenObject
+from .._core.headers import Headers
 from ._base import MIB, Provider
 from ._payload import PayloadShape
 from ._scheme import HmacScheme, Part, check_text
@@ -57,10 +57,15 @@ class HmacSender:
     * ``timestamp_header`` with Unix seconds, checked within ``tolerance`` seconds of
       ``clock()`` in both directions; when it is the signature header itself, the
       timestamp is its item that starts with ``timestamp_prefix`` (``"t="``).
+    * ``ed25519_prefix`` (``"v1a,"``): ed25519 signatures of the same signed content,
+      beside the HMAC ones, checked with ``public_key=`` values (``whpk_<base64>``;
+      the ``hookshield[ed25519]`` extra).
     * The event type from ``type_field`` (a JSON path, ``"data.kind"``) or from
       ``type_header`` (one header or several, joined with dots; a missing one reads
       ``"unknown"``), optionally ``type_lowercase``, and ``type_detail_field`` whose
       value, where there is one, is appended after a dot (GitHub's ``action``).
+      ``type_fallback`` is the type of a payload without a string at ``type_field``
+      (or that is no JSON object), which is refused (400) without one.
     * The event id from ``id_field`` or ``id_header``: it is the de-duplication key if
       the signature covers it (a signed id header that is empty is refused); otherwise
       the key is the body's SHA-256, plus the type where the type comes from a header.
@@ -68,8 +73,9 @@ class HmacSender:
       body of its own (GitHub): a captured body replayed under another type header is
       then a duplicate rather than a new delivery.  Keep the default where one body
       may be sent as two events (MOCO's update and delete of an unchanged entity).
-    * ``data_field`` (the event's data; the whole payload by default), ``time_field``
-      (ISO 8601 or epoch; the signed timestamp by default), ``event_class``,
+    * ``data_field`` (the event's data; the whole payload by default) and
+      ``data_optional`` (the whole payload where there is no object at ``data_field``),
+      ``time_field`` (ISO 8601 or epoch; the signed timestamp where it has none), ``event_class``,
       ``event_types`` (the documented ones) and ``accepts_form`` (a form body with the
       JSON in its ``payload`` field).
     * ``max_body_size``: the largest body the sender sends, in bytes, the default of a
@@ -94,14 +100,17 @@ class HmacSender:
     timestamp_prefix: str = ""
     tolerance: float = 300.0
     clock: Callable[[], float] = time.time
+    ed25519_prefix: str | None = None
     type_field: str | None = None
     type_header: str | tuple[str, ...] | None = None
     type_lowercase: bool = False
     type_detail_field: str | None = None
     type_in_key: bool = True
+    type_fallback: str | None = None
     id_field: str | None = None
     id_header: str | None = None
     data_field: str | None = None
+    data_optional: bool = False
     time_field: str | None = None
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
@@ -135,6 +144,7 @@ class HmacSender:
             tolerance=self.tolerance,
             clock=self.clock,
             id_header=self.id_header,
+            ed25519_prefix=self.ed25519_prefix,
         )
         id_header = self.id_header
         id_signed = self.id_field is not None or (
@@ -146,10 +156,12 @@ class HmacSender:
             type_lowercase=self.type_lowercase,
             type_detail_field=self.type_detail_field,
             type_in_key=self.type_in_key,
+            type_fallback=self.type_fallback,
             id_field=self.id_field,
             id_header=self.id_header,
             id_signed=id_signed,
             data_field=self.data_field,
+            data_optional=self.data_optional,
             time_field=self.time_field,
             event_class=self.event_class,
             event_types=self.event_types,
@@ -238,6 +250,10 @@ class HmacProvider(Provider):
                 "event_types": sender.event_types,
                 "accepts_form": sender.accepts_form,
                 "scheme": sender.scheme,
+                # public_key= where the scheme carries ed25519 signatures.
+                "accepts": frozenset(
+                    {"secret", "public_key"} if sender.scheme.ed25519_prefix else {"secret"}
+                ),
                 "default_max_body_size": sender.max_body_size,
                 # What parse() reads: the type and id headers, and the signed time.
                 "parse_headers": tuple(
@@ -264,11 +280,8 @@ class HmacProvider(Provider):
         kind = shape.event_type(payload, headers, sender=self.title)
         event_id = shape.event_id(payload, headers)
         data = shape.data(payload)
-        when = (
-            shape.time(payload)
-            if shape.time_field is not None
-            else self.sender.scheme.signed_time(headers)
-        )
+        # The payload's own time where it has one, else the signed timestamp.
+        when = shape.time(payload) or self.sender.scheme.signed_time(headers)
         fields = EventFields(
             provider=self.name,
             type=kind,
@@ -295,7 +308,9 @@ class HmacProvider(Provider):
         """The headers the sender sends with ``body``, signed with the first secret.
 
         Options: ``event`` (for a type carried in headers), ``event_id`` (for an id
-        header), ``timestamp`` (Unix seconds; now by default), ``content_type``.
+        header), ``timestamp`` (Unix seconds; now by default), ``content_type``, and
+        ``private_key`` (``whsk_<base64>``) for an ed25519 signature, with or without
+        the ``secret``'s.
         """
         sender = self.sender
         headers: dict[str, str] = {
@@ -309,7 +324,13 @@ class HmacProvider(Provider):
                 options.get("event_id") or "msg_" + secrets.token_hex(12)
             )
         headers.update(
-            sender.scheme.sign(body, options["secret"], headers, timestamp=options.get("timestamp"))
+            sender.scheme.sign(
+                body,
+                options.get("secret"),
+                headers,
+                timestamp=options.get("timestamp"),
+                private_key=options.get("private_key"),
+            )
         )
         return headers
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .._auth import read_header
-from .._errors import MalformedPayload
-from .._events import Event, as_str, from_epoch_by_magnitude, from_iso, from_unix
-from .._headers import Headers
+from .._core.auth import read_header
+from .._core.errors import MalformedPayload
+from .._core.events import Event, as_str, from_epoch_by_magnitude, from_iso, from_unix
+from .._core.headers import Headers
 from ._scheme import check_header_name, check_text
 
 __all__ = ["PayloadShape"]
@@ -57,10 +57,12 @@ class PayloadShape:
     type_lowercase: bool = False
     type_detail_field: str | None = None
     type_in_key: bool = True
+    type_fallback: str | None = None
     id_field: str | None = None
     id_header: str | None = None
     id_signed: bool = False
     data_field: str | None = None
+    data_optional: bool = False
     time_field: str | None = None
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
@@ -82,9 +84,19 @@ class PayloadShape:
         object.__setattr__(self, "event_types", tuple(kinds))
         for kind in self.event_types:
             check_text(kind, "each of event_types")
-        flags = (self.accepts_form, self.type_lowercase, self.type_in_key, self.id_signed)
+        flags = (
+            self.accepts_form,
+            self.type_lowercase,
+            self.type_in_key,
+            self.id_signed,
+            self.data_optional,
+        )
         if not all(isinstance(flag, bool) for flag in flags):
-            raise TypeError("accepts_form, type_lowercase and type_in_key are True or False")
+            raise TypeError(
+                "accepts_form, type_lowercase, type_in_key and data_optional are True or False"
+            )
+        if self.data_optional and self.data_field is None:
+            raise ValueError("data_optional is for a data_field the payload may lack")
 
     def _check_type(self) -> None:
         if (self.type_field is None) == (self.type_header is None):
@@ -93,6 +105,16 @@ class PayloadShape:
                 "type_header= (a header such as 'X-GitHub-Event')"
             )
         _check_path(self.type_field, "type_field")
+        fallback = self.type_fallback
+        if fallback is not None:
+            check_text(fallback, "type_fallback")
+            if self.type_field is None:
+                raise ValueError(
+                    "type_fallback is for a type_field the payload may lack; a missing "
+                    f"type header reads {_UNKNOWN!r}"
+                )
+            if "*" in fallback:
+                raise ValueError(f"type_fallback={fallback!r}: '*' is for routes, not a type")
         names = (self.type_header,) if isinstance(self.type_header, str) else self.type_header
         if names is not None:
             if not isinstance(names, tuple) or not names:
@@ -129,11 +151,14 @@ class PayloadShape:
     def event_type(self, payload: Any, headers: Headers, *, sender: str) -> str:
         """The event's type: from the body or the headers, with its detail field."""
         if self.type_field is not None:
-            if type(payload) is not dict:
-                raise MalformedPayload(f"a {sender} event is a JSON object")
             kind = at(payload, self.type_field)
             if not isinstance(kind, str) or not kind:
-                raise MalformedPayload(f"a {sender} event has a string {self.type_field!r}")
+                if self.type_fallback is not None:
+                    kind = self.type_fallback
+                elif type(payload) is not dict:
+                    raise MalformedPayload(f"a {sender} event is a JSON object")
+                else:
+                    raise MalformedPayload(f"a {sender} event has a string {self.type_field!r}")
         else:
             parts = []
             for name in self.type_headers:
@@ -160,8 +185,17 @@ class PayloadShape:
         return None
 
     def data(self, payload: Any) -> Any:
-        """The event's data: the whole payload, or the value at ``data_field``."""
-        return payload if self.data_field is None else at(payload, self.data_field)
+        """The event's data: the whole payload, or the value at ``data_field``.
+
+        With ``data_optional``, the whole payload where there is no object at
+        ``data_field``.
+        """
+        if self.data_field is None:
+            return payload
+        data = at(payload, self.data_field)
+        if self.data_optional and type(data) is not dict:
+            return payload
+        return data
 
     def time(self, payload: Any) -> datetime | None:
         """The time at ``time_field`` (ISO 8601, or an epoch read by its magnitude)."""

@@ -2,7 +2,10 @@
 
 Theory of operation: an :class:`HmacScheme` is a frozen description of a signature
 alone (which header, which prefix and encoding, what is signed, how the key is
-written, the signed timestamp and its window); it says nothing of the payload.  Any
+written, the signed timestamp and its window); it says nothing of the payload.  A
+scheme may also carry ed25519 signatures of the same signed content under a prefix of
+their own (Standard Webhooks' ``v1a,``), checked with public keys (``whpk_<base64>``)
+through the optional ``cryptography`` package (``_ed25519``).  Any
 :class:`~hookshield.providers.Provider` may carry one as its ``scheme``: the
 hand-written senders (Moonsense), the described ones (``HmacSender``: MindPeeker,
 MOCO, GitHub, Standard Webhooks, and yours).  :meth:`HmacScheme.verify` is the only
@@ -21,7 +24,10 @@ Rules this module owns:
   anything about its form is judged: no early return on a length or a prefix.  Only
   once nothing matched is the form looked at, to say precisely what is wrong.  Every
   bad input is a typed :class:`WebhookError`; the timestamp window is judged only once
-  the signature matched, and in both directions.
+  the signature matched, and in both directions, within the scheme's ``tolerance``
+  unless the handler gives its own.  An ed25519 signature is checked by its public
+  key (no secret is involved), and only where the handler holds public keys; an HMAC
+  one only where it holds secrets.
 * :meth:`HmacScheme.check_headers`, run before the body is read, refuses exactly what
   :meth:`HmacScheme.verify` would refuse from the headers alone, with the same errors
   in the same order (a missing or malformed signature header, timestamp or signed
@@ -43,27 +49,40 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from .._auth import RECEIVED_AT, HmacSha256Key, SecretLike, normalize_secrets, read_header
-from .._errors import (
+from .._core.auth import RECEIVED_AT, HmacSha256Key, SecretLike, normalize_secrets, read_header
+from .._core.ed25519 import KEY_SIZE, SIGNATURE_SIZE, Ed25519Key, Ed25519SigningKey
+from .._core.errors import (
     InvalidSignature,
     MalformedSignature,
     MissingCredentials,
     TimestampOutOfRange,
 )
-from .._events import from_unix
-from .._headers import Headers
+from .._core.events import from_unix
+from .._core.headers import Headers
 
-__all__ = ["MAX_SIGNATURES", "HmacScheme", "Part", "check_header_name", "check_text"]
+__all__ = [
+    "MAX_SIGNATURES",
+    "PRIVATE_KEY_PREFIX",
+    "PUBLIC_KEY_PREFIX",
+    "HmacScheme",
+    "Part",
+    "check_header_name",
+    "check_text",
+]
 
 #: The most signatures one header may carry (key rotation needs two or three).
 MAX_SIGNATURES = 64
 # RFC 9110 section 5.6.2: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_HEX_DIGITS = frozenset(b"0123456789abcdef")
-_BASE64_DIGITS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_BASE64_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 # Unix seconds up to the year 33658; longer digits are no timestamp a sender sends.
 _MAX_TIMESTAMP_DIGITS = 12
+_HMAC_SIZE = 32  # bytes of an HMAC-SHA256
+#: How the Standard Webhooks specification writes an ed25519 public and private key.
+PUBLIC_KEY_PREFIX = "whpk_"
+PRIVATE_KEY_PREFIX = "whsk_"
 
 #: One piece of ``signed_content``: literal text, the body, the timestamp or a header.
 Part = tuple[Literal["text", "body", "timestamp", "header"], str]
@@ -86,6 +105,9 @@ class HmacScheme:
       timestamp is its item that starts with ``timestamp_prefix`` (``"t="``).
     * ``id_header``: the header of the message id; where ``signed_content`` covers it,
       an empty one is refused (the signed id is the de-duplication key).
+    * ``ed25519_prefix`` (``"v1a,"``): the prefix of ed25519 signatures of the same
+      signed content, in the same header and ``encoding``, checked with public keys
+      written ``whpk_<base64>`` (the ``hookshield[ed25519]`` extra).
     """
 
     signature_header: str
@@ -101,6 +123,7 @@ class HmacScheme:
     tolerance: float = 300.0
     clock: Callable[[], float] = time.time
     id_header: str | None = None
+    ed25519_prefix: str | None = None
     # Derived once from the fields above.
     _parts: tuple[Part, ...] = field(init=False, repr=False, compare=False)
 
@@ -116,7 +139,23 @@ class HmacScheme:
         check_text(self.key_prefix, "key_prefix", empty=True)
         if self.id_header is not None:
             check_header_name(self.id_header, "id_header")
+        self._check_ed25519()
         object.__setattr__(self, "_parts", self._parse_template())
+
+    def _check_ed25519(self) -> None:
+        prefix = self.ed25519_prefix
+        if prefix is None:
+            return
+        check_text(prefix, "ed25519_prefix")
+        ours = self.signature_prefix
+        if prefix.lower().startswith(ours.lower()) or ours.lower().startswith(prefix.lower()):
+            raise ValueError(
+                f"signature_prefix={ours!r} and ed25519_prefix={prefix!r} must tell the "
+                "signatures apart (as 'v1,' and 'v1a,' do)"
+            )
+        separator = self.signature_separator
+        if separator is not None and separator in prefix:
+            raise ValueError(f"ed25519_prefix={prefix!r} contains the separator {separator!r}")
 
     def _check_separator(self) -> None:
         separator = self.signature_separator
@@ -239,6 +278,18 @@ class HmacScheme:
 
     def _key(self, secret: bytes, sender: str) -> bytes:
         shown = f"the {sender} secret" if sender else "the secret"
+        if self.ed25519_prefix is not None:
+            if secret.startswith(PUBLIC_KEY_PREFIX.encode()):
+                raise ValueError(
+                    f"{shown} is an ed25519 public key ({PUBLIC_KEY_PREFIX}...), for "
+                    f"'{self.ed25519_prefix}' signatures: pass it as public_key=, not secret="
+                )
+            if secret.startswith(PRIVATE_KEY_PREFIX.encode()):
+                raise ValueError(
+                    f"{shown} is an ed25519 private key ({PRIVATE_KEY_PREFIX}...), which "
+                    f"stays with the sender: pass its public key ({PUBLIC_KEY_PREFIX}...) "
+                    "as public_key="
+                )
         prefix = self.key_prefix.encode("utf-8")
         if prefix and secret.startswith(prefix):
             secret = secret[len(prefix) :]
@@ -258,6 +309,44 @@ class HmacScheme:
         if not key:
             raise ValueError(f"{shown} is empty once decoded: an empty key authenticates anyone")
         return key
+
+    def public_keys(self, values: tuple[bytes, ...], *, sender: str = "") -> tuple[Ed25519Key, ...]:
+        """The ed25519 public keys of ``public_key=`` values, ``whpk_<base64>`` (32 bytes).
+
+        The prefix may be left out.  ``ValueError`` for a value that is no such key
+        (saying what to pass instead), ``ImportError`` without the ``cryptography``
+        package (the ``hookshield[ed25519]`` extra).
+        """
+        if self.ed25519_prefix is None:
+            raise ValueError(f"{sender or 'this sender'} signs with no ed25519 key")
+        return tuple(Ed25519Key(self._public_key(value, sender)) for value in values)
+
+    def _public_key(self, value: bytes, sender: str) -> bytes:
+        shown = f"the {sender} public key" if sender else "the public key"
+        if value.startswith(PRIVATE_KEY_PREFIX.encode()):
+            raise ValueError(
+                f"{shown} is a private key ({PRIVATE_KEY_PREFIX}...), which stays with the "
+                f"sender: pass its public key ({PUBLIC_KEY_PREFIX}...)"
+            )
+        if self.key_prefix and value.startswith(self.key_prefix.encode()):
+            raise ValueError(
+                f"{shown} is an HMAC secret ({self.key_prefix}...): pass it as secret="
+            )
+        raw = _base64(value.removeprefix(PUBLIC_KEY_PREFIX.encode()))
+        if raw is None or len(raw) != KEY_SIZE:
+            raise ValueError(
+                f"{shown} is not {PUBLIC_KEY_PREFIX}<base64 of 32 bytes>, as an ed25519 "
+                "public key is written"
+            )
+        return raw
+
+    def signing_key(self, value: SecretLike) -> Ed25519SigningKey:
+        """The ed25519 private key ``value``, ``whsk_<base64>``, to sign as the sender does."""
+        (first, *_) = normalize_secrets(value, name="private_key")
+        raw = _base64(first.removeprefix(PRIVATE_KEY_PREFIX.encode()))
+        if raw is None:
+            raise ValueError(f"the private key is not {PRIVATE_KEY_PREFIX}<base64>")
+        return Ed25519SigningKey(raw)
 
     def write_secret(self, key: bytes) -> str:
         """The secret whose HMAC key is ``key``, written as the sender writes its secrets.
@@ -288,12 +377,16 @@ class HmacScheme:
         keys: Sequence[HmacSha256Key],
         *,
         sender: str,
+        public_keys: Sequence[Ed25519Key] = (),
+        tolerance: float | None = None,
     ) -> str:
         """Check the delivery's signature; the matched digest, as lower-case hex.
 
         ``bodies`` are the byte strings the sender may have signed as ``{body}``, most
         likely first (the raw body; Moonsense's form payload after it); it is read
-        lazily, only as far as the first match.  ``sender`` names the sender in the
+        lazily, only as far as the first match.  ``keys`` check the HMAC signatures,
+        ``public_keys`` the ed25519 ones (whose hex is then returned); ``tolerance``
+        (seconds) replaces the scheme's window.  ``sender`` names the sender in the
         refusals.  Raises :class:`MissingCredentials`, :class:`MalformedSignature`,
         :class:`InvalidSignature` or :class:`TimestampOutOfRange`.
         """
@@ -303,6 +396,7 @@ class HmacScheme:
         received = [
             (s.lower() if hexed else s).encode("utf-8", "surrogatepass") for s in signatures
         ]
+        ed25519 = self._ed25519_signatures(signatures) if public_keys else []
         for body in bodies:
             message = self._message(body, headers, stamp, sender)
             for key in keys:
@@ -317,9 +411,34 @@ class HmacScheme:
                 for candidate in received:
                     if hmac.compare_digest(expected, candidate):
                         if stamp is not None:
-                            self._check_window(stamp)
+                            self._check_window(stamp, tolerance)
                         return hexdigest
-        raise self._mismatch(received, prefix.encode("utf-8"))
+            for signature in ed25519:
+                for public_key in public_keys:
+                    if public_key.verify(signature, message):
+                        if stamp is not None:
+                            self._check_window(stamp, tolerance)
+                        return signature.hex()
+        raise self._mismatch(signatures, by_hmac=bool(keys), by_ed25519=bool(public_keys))
+
+    def _ed25519_signatures(self, signatures: list[str]) -> list[bytes]:
+        """The decoded ed25519 signatures among ``signatures``; ill-formed ones are skipped."""
+        prefix = self.ed25519_prefix
+        if prefix is None:
+            return []
+        decoded = (self._decode(text) for text in _after(signatures, prefix, self.encoding))
+        return [raw for raw in decoded if raw is not None and len(raw) == SIGNATURE_SIZE]
+
+    def _decode(self, text: str) -> bytes | None:
+        """A signature's bytes from its text in the header; ``None`` if it is not encoded so."""
+        if not text.isascii():
+            return None
+        if self.encoding == "base64":
+            return _base64(text.encode("ascii"))
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            return None
 
     def check_headers(self, headers: Headers, *, sender: str) -> None:
         """Before the body is read: refuse what :meth:`verify` would refuse from the headers.
@@ -421,36 +540,73 @@ class HmacScheme:
                 raise MalformedSignature("a signed header of the delivery is not text") from None
         return b"".join(chunks)
 
-    def _check_window(self, stamp: str) -> None:
+    def _check_window(self, stamp: str, tolerance: float | None) -> None:
+        window = self.tolerance if tolerance is None else tolerance
         received = RECEIVED_AT.get()
         age = (self.clock() if received is None else received) - int(stamp)
-        if abs(age) > self.tolerance:
+        if abs(age) > window:
             when = f"{age:.0f} s ago" if age > 0 else f"{-age:.0f} s in the future"
             raise TimestampOutOfRange(
-                f"the delivery was signed {when}, outside the {self.tolerance:g} s window: "
+                f"the delivery was signed {when}, outside the {window:g} s window: "
                 "a replay, or a clock that is off (check NTP on both sides)"
             )
 
-    def _mismatch(self, received: list[bytes], prefix: bytes) -> Exception:
-        """Why nothing matched, judged only after every constant-time compare."""
+    def _mismatch(self, signatures: list[str], *, by_hmac: bool, by_ed25519: bool) -> Exception:
+        """Why nothing matched, judged only after every signature was checked."""
         header = self.signature_header
-        if self.encoding == "hex":
-            digits, size, unit = _HEX_DIGITS, 64, "hex digits"
-        else:
-            digits, size, unit = _BASE64_DIGITS, 44, "base64 characters"
-        form = f"{self.signature_prefix}<{size} {unit}>"
-        ours = [item[len(prefix) :] for item in received if item.startswith(prefix)]
+        # The kinds of signature this handler checks: prefix, bytes, what makes one.
+        kinds: list[tuple[str, int, str]] = []
+        if by_hmac:
+            kinds.append((self.signature_prefix, _HMAC_SIZE, "an HMAC-SHA256"))
+        if by_ed25519 and self.ed25519_prefix is not None:
+            kinds.append((self.ed25519_prefix, SIGNATURE_SIZE, "an ed25519 signature"))
+        forms = " or ".join(f"'{self._form(prefix, size)}'" for prefix, size, _ in kinds)
+        ours = [
+            (text, size)
+            for prefix, size, _ in kinds
+            for text in _after(signatures, prefix, self.encoding)
+        ]
         if not ours:
-            return MalformedSignature(f"the {header} header holds no signature like '{form}'")
-        if not any(len(s) == size and digits.issuperset(s) for s in ours):
             return MalformedSignature(
-                f"the {header} signature is not of the form '{form}' (an HMAC-SHA256)"
+                f"the {header} header holds no signature like {forms}"
+                + self._other_kind(signatures, by_hmac=by_hmac)
             )
+        if not any(self._well_formed(text, size) for text, size in ours):
+            what = " or ".join(name for _, _, name in kinds)
+            return MalformedSignature(f"the {header} signature is not of the form {forms} ({what})")
         return InvalidSignature(
             f"the {header} signature does not match the body. Check that you pass the raw "
             "request body, byte for byte as received (not JSON your framework parsed and "
             "re-serialised), and that the secret is the one configured at the sender."
         )
+
+    def _form(self, prefix: str, size: int) -> str:
+        """How a signature of ``size`` bytes is written: ``'v1,<44 base64 characters>'``."""
+        if self.encoding == "hex":
+            return f"{prefix}<{2 * size} hex digits>"
+        return f"{prefix}<{4 * math.ceil(size / 3)} base64 characters>"
+
+    def _well_formed(self, text: str, size: int) -> bool:
+        if self.encoding == "hex":
+            return len(text) == 2 * size and _HEX_DIGITS.issuperset(text.lower())
+        return len(text) == 4 * math.ceil(size / 3) and _BASE64_DIGITS.issuperset(text)
+
+    def _other_kind(self, signatures: list[str], *, by_hmac: bool) -> str:
+        """Where the header holds only the kind of signature the handler does not check."""
+        ed_prefix = self.ed25519_prefix
+        if ed_prefix is None:
+            return ""
+        if by_hmac and _after(signatures, ed_prefix, self.encoding):
+            return (
+                f"; its '{ed_prefix}' signatures are ed25519: pass the sender's public key "
+                "as public_key= to check them"
+            )
+        if not by_hmac and _after(signatures, self.signature_prefix, self.encoding):
+            return (
+                f"; its '{self.signature_prefix}' signatures are HMAC: pass the secret as "
+                "secret= to check them"
+            )
+        return ""
 
     def signed_time(self, headers: Headers) -> datetime | None:
         """The signed timestamp of a verified delivery, or ``None`` without one."""
@@ -468,19 +624,23 @@ class HmacScheme:
     def sign(
         self,
         body: bytes,
-        secret: SecretLike,
+        secret: SecretLike | None,
         headers: Mapping[str, str] | None = None,
         *,
         timestamp: float | None = None,
+        private_key: SecretLike | None = None,
     ) -> dict[str, str]:
         """The signature header (and a timestamp header) the sender adds to ``headers``.
 
-        Signed with the first of ``secret``'s values; ``headers`` are the delivery's
-        other headers, which ``signed_content`` may name; ``timestamp`` is Unix
-        seconds, ``clock()`` by default.
+        Signed with the first of ``secret``'s values, and with ``private_key``
+        (``whsk_<base64>``, for a scheme with ed25519 signatures) too where given;
+        ``headers`` are the delivery's other headers, which ``signed_content`` may
+        name; ``timestamp`` is Unix seconds, ``clock()`` by default.
         """
-        (first, *_) = normalize_secrets(secret, name="secret")
-        (key,) = self.keys((first,))
+        if secret is None and private_key is None:
+            raise ValueError("pass secret= (or private_key=, for ed25519) to sign with")
+        if private_key is not None and self.ed25519_prefix is None:
+            raise ValueError("this scheme signs with no ed25519 key: pass secret=")
         added: dict[str, str] = {}
         stamp: str | None = None
         if self.timestamp_header is not None:
@@ -488,12 +648,39 @@ class HmacScheme:
             if not self.timestamp_inside:
                 added[self.timestamp_header] = stamp
         message = self._message(body, Headers({**(headers or {}), **added}), stamp, "the sender")
-        signature = self.signature_prefix + self.encode(hmac.digest(key, message, "sha256"))
+        signatures: list[str] = []
+        if secret is not None:
+            (first, *_) = normalize_secrets(secret, name="secret")
+            (key,) = self.keys((first,))
+            signatures.append(
+                self.signature_prefix + self.encode(hmac.digest(key, message, "sha256"))
+            )
+        if private_key is not None:
+            signed = self.signing_key(private_key).sign(message)
+            signatures.append(f"{self.ed25519_prefix}{self.encode(signed)}")
+        signature = (self.signature_separator or " ").join(signatures)
         if stamp is not None and self.timestamp_inside:
             separator = self.signature_separator or ","
             signature = self.timestamp_prefix + stamp + separator + signature
         added[self.signature_header] = signature
         return added
+
+
+def _after(signatures: list[str], prefix: str, encoding: str) -> list[str]:
+    """What follows ``prefix`` in the signatures that start with it (a hex one in any case)."""
+    if encoding == "hex":
+        low = prefix.lower()
+        return [item[len(low) :].lower() for item in signatures if item.lower().startswith(low)]
+    return [item[len(prefix) :] for item in signatures if item.startswith(prefix)]
+
+
+def _base64(data: bytes) -> bytes | None:
+    """Standard base64, its padding optional; ``None`` if it is not."""
+    text = data.strip()
+    try:
+        return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return None
 
 
 def _literal(text: str) -> list[Part]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from .._events import Event, as_int
+from .._core.events import Event, as_int
 from ._base import MIB, DemoScript, unique_clock
 from ._hmac import HmacProvider, HmacSender
 

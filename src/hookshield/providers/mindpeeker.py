@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
-from .._events import Event, as_float, as_int, from_iso
-from .._headers import Headers
-from .._json import FrozenObject, unwrap
+from .._core.events import Event, as_float, as_int, from_iso
+from .._core.frozen_json import FrozenObject, unwrap
+from .._core.headers import Headers
 from ._base import MIB, DemoScript
 from ._hmac import EventFields, HmacProvider, HmacSender
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from .._events import Event, as_int, from_epoch_by_magnitude, from_unix
-from .._headers import Headers
+from .._core.events import Event, as_int, from_epoch_by_magnitude, from_unix
+from .._core.headers import Headers
 from ._base import MIB, DemoScript, unique_clock
 from ._hmac import EventFields, HmacProvider, HmacSender
 

@@ -15,6 +15,9 @@ Rules (from Momentum's documentation, "Using Webhooks for Event Data"):
   another batch under the same id is run), and each record is also de-duplicated by
   its ``event_id``, or by its content where it has none: the batch id is unsigned, so a
   replay under a fresh one must still not dispatch the same records again.
+* A record's ``timestamp`` is Unix seconds, as a number or a string; SparkPost's
+  sample events also give ISO 8601 text (its ``generation_failure``): both are read,
+  for every event class.
 * A failed batch is retried for four hours, then dropped (the page); SparkPost's
   cloud retries for eight.  One provider serves both, so its retry window is the
   longer, eight hours, and the default de-duplication time covers it with margin.
@@ -32,10 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
-from .._headers import Headers
-from .._json import FrozenObject, decode_json, iter_json_array, unwrap
+from .._core.errors import MalformedPayload
+from .._core.events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._core.frozen_json import FrozenObject, decode_json, iter_json_array, unwrap
+from .._core.headers import Headers
 from ._base import (
     MIB,
     DemoScript,
@@ -218,7 +221,7 @@ def _events(records: Iterable[Any]) -> Iterator[MomentumEvent]:
             try:
                 when = times[stamp]
             except KeyError:
-                when = times[stamp] = from_unix(as_float(stamp))
+                when = times[stamp] = _time(stamp)
             except TypeError:  # an unhashable timestamp: a list or an object
                 when = None
             yield MomentumEvent(
@@ -229,6 +232,16 @@ def _events(records: Iterable[Any]) -> Iterator[MomentumEvent]:
                 data=FrozenObject(data),
                 event_class=event_class,
             )
+
+
+def _time(stamp: Any) -> datetime | None:
+    """A record's ``timestamp``: Unix seconds (a number or a string), or ISO 8601 text.
+
+    Message events carry Unix seconds as a string; SparkPost's sample events give some
+    classes (its ``generation_failure``) an ISO 8601 time, ``"2018-10-11T23:24:45.000+00:00"``.
+    """
+    seconds = as_float(stamp)
+    return from_unix(seconds) if seconds is not None else from_iso(stamp)
 
 
 _OPENS_AN_OBJECT = re.compile(rb"[ \t\r\n]*\{")

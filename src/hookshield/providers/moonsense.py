@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
-from .._headers import Headers
-from .._json import FrozenArray, FrozenObject, decode_json, freeze
+from .._core.errors import MalformedPayload
+from .._core.events import Delivery, Event, as_int, as_str, from_epoch_by_magnitude
+from .._core.frozen_json import FrozenArray, FrozenObject, decode_json, freeze
+from .._core.headers import Headers
 from ._base import MIB, DemoScript, Provider, body_sha256
 from ._scheme import HmacScheme
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final, NamedTuple
 
-from .._errors import MalformedPayload
-from .._events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
-from .._headers import Headers
-from .._json import FrozenObject, freeze, unwrap
+from .._core.errors import MalformedPayload
+from .._core.events import Delivery, Event, as_float, as_int, as_str, from_iso, from_unix
+from .._core.frozen_json import FrozenObject, freeze, unwrap
+from .._core.headers import Headers
 from ._base import (
     MIB,
     DemoScript,

@@ -21,9 +21,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.utils.module_loading import import_string
 
-from ...._handler import WebhookHandler
-from ...._inbox import WorkerInbox
-from ...._worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
+from ...._durable.inbox import WorkerInbox
+from ...._durable.worker import DEFAULT_STOP_TIMEOUT, Retry, handler_map, run_worker
+from ...._handling.handler import WebhookHandler
 from ..._inbox import DjangoInbox
 
 
