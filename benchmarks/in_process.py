@@ -451,3 +451,71 @@ def test_worker(benchmark: Any, tmp_path: Path) -> None:
 
     label(benchmark, "worker", "SQLite inbox, no-op route", "hookshield worker", per=count)
     assert benchmark.pedantic(work, setup=setup, rounds=rounds) == count
+
+
+# -- observers: the cost per delivery of metrics and traces ------------------------------
+
+#: Deliveries per timed round, and rounds, of the observer cases.
+OBSERVER_LOAD = {"full": (200, 30), "quick": (100, 8), "tiny": (20, 3)}
+OBSERVER_CASES = (
+    "no observer",
+    "Metrics (prometheus_client)",
+    "Tracing, API only (no SDK: no-op spans)",
+    "Tracing, SDK exporting to memory",
+)
+
+
+def _observer(case: str) -> tuple[object | None, Call]:
+    """The observer of ``case``, and what empties what it collected between rounds."""
+    if case == "no observer":
+        return None, lambda: None
+    if case.startswith("Metrics"):
+        from prometheus_client import CollectorRegistry
+
+        from hookshield.prometheus import Metrics
+
+        return Metrics(CollectorRegistry()), lambda: None
+    from opentelemetry import trace
+
+    from hookshield.opentelemetry import Tracing
+
+    if "no-op" in case:
+        return Tracing(tracer_provider=trace.NoOpTracerProvider()), lambda: None
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Tracing(tracer_provider=provider), exporter.clear
+
+
+@pytest.mark.parametrize("case", OBSERVER_CASES)
+def test_observer(benchmark: Any, stacks: dict[str, Any], case: str) -> None:
+    """A delivery through Starlette's whole stack (``WebhookApp``), with each observer added."""
+    from hookshield import add_observer, remove_observer
+
+    app = stacks.setdefault("Starlette", FRAMEWORKS["Starlette"]())
+    send = _asgi(app, "/hookshield/", stacks["loop"])
+    observer, empty = _observer(case)
+    per, rounds = OBSERVER_LOAD[MODE]
+    label(benchmark, "observers", "Starlette, 1 KB", case, per=per)
+    if observer is not None:
+        add_observer(observer)
+    try:
+        genuine = padded("mindpeeker")
+        tampered = Payload(
+            "mindpeeker", "1 KB", genuine.body.replace(b"}", b" }", 1), genuine.headers
+        )
+        assert send([genuine, genuine, tampered]) == [200, 200, 401]
+
+        def setup() -> tuple[tuple[list[Payload]], dict[str, Any]]:
+            empty()
+            return ([padded("mindpeeker") for _ in range(per)],), {}
+
+        answers = benchmark.pedantic(send, setup=setup, rounds=rounds, warmup_rounds=1)
+    finally:
+        if observer is not None:
+            remove_observer(observer)
+    assert answers == [200] * per

@@ -15,6 +15,7 @@ from tests.required import unavailable
 
 from benchmarks import __main__ as bench
 from benchmarks import profiles, report
+from benchmarks.in_process import OBSERVER_CASES
 
 
 def _row(text: str, first_cell: str) -> list[str]:
@@ -33,7 +34,20 @@ def test_a_tiny_run_writes_the_page_from_what_it_measured(tmp_path: Path) -> Non
     served = json.loads((results / "served.json").read_text())
     assert served["notes"] == []  # every served comparison ran
     claims = {row.claim for row in measured}
-    assert claims == {"deliveries", "decode", "frameworks", "batch", "stores", "inbox", "worker"}
+    assert claims == {
+        "deliveries",
+        "decode",
+        "frameworks",
+        "batch",
+        "stores",
+        "inbox",
+        "worker",
+        "observers",
+    }
+    observers = {row.case: row for row in measured if row.claim == "observers"}
+    assert set(observers) == set(OBSERVER_CASES)
+    for case, row in observers.items():  # on the page, as measured
+        assert _row(text, case)[1] == report._us(row.us)
     cases = {row.case for row in measured if row.claim == "deliveries"}
     assert {"floor", "hookshield", "hookshield[speedups]", "githubkit", "stripe"} <= cases
     # The design's ratios, from this run's times, on the page.

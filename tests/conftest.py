@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hookshield import WebhookHandler
+from hookshield import WebhookHandler, set_refusal_log_limit
 from hookshield.providers import get_provider
 from hookshield.testing import credentials, providers
 
@@ -39,6 +39,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if place == prefix or place.startswith(prefix + "/"):
                 for marker in markers:
                     item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def _refusal_log_period() -> None:
+    """Each test starts a new period of the refusal log's flood control.
+
+    Refusals are logged one by one only up to a bound per sender and minute; the
+    refusals of the tests before this one would otherwise use it up.
+    """
+    set_refusal_log_limit()
 
 
 #: The keyword arguments a sender's handler (and hookshield.testing) takes, with a

@@ -69,4 +69,4 @@ def django_inbox(server: PostgresServer | None, key: str, tmp_path: Path) -> Any
                 "UPDATE hookshield_delivery SET body = %s WHERE id = %s", [body, delivery_id]
             )
 
-    return Backend(again(), again, tamper, keeps_traceparent=True)
+    return Backend(again(), again, tamper)

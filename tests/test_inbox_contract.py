@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,6 @@ class Backend:
     again: Callable[..., ManagedInbox]
     #: Change a row behind the inbox's back: ``tamper(id, new_body)``.
     tamper: Callable[[str, bytes], None]
-    keeps_traceparent: bool
 
 
 def _sqlite(tmp_path: Path) -> Backend:
@@ -81,7 +81,7 @@ def _sqlite(tmp_path: Path) -> Backend:
     def again(**options: Any) -> ManagedInbox:
         return SQLiteInbox(path, lease=60.0, **{"key": KEY, **options})
 
-    return Backend(again(), again, tamper, keeps_traceparent=False)
+    return Backend(again(), again, tamper)
 
 
 def _postgres(url: str) -> Backend:
@@ -96,7 +96,7 @@ def _postgres(url: str) -> Backend:
     def again(**options: Any) -> ManagedInbox:
         return PostgresInbox(url, lease=60.0, **{"key": KEY, **options})
 
-    return Backend(again(), again, tamper, keeps_traceparent=True)
+    return Backend(again(), again, tamper)
 
 
 BACKENDS = ["sqlite", "postgres", "django-sqlite", "django-postgres"]
@@ -141,15 +141,36 @@ def test_a_stored_delivery_reads_back_exactly_and_sealed(backend: Backend) -> No
     assert inbox.get("missing") is None
 
 
-def test_the_trace_context_is_kept_where_there_is_a_place_for_it(backend: Backend) -> None:
+def test_the_trace_context_is_kept_and_leased_with_the_delivery(inbox: ManagedInbox) -> None:
     delivery = dataclasses.replace(
         stored(), traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     )
-    backend.inbox.put(delivery)
-    got = backend.inbox.get(delivery.id)
+    inbox.put(delivery)
+    got = inbox.get(delivery.id)
     assert got is not None
-    expected = delivery.traceparent if backend.keeps_traceparent else None
-    assert got.traceparent == expected
+    assert got.traceparent == delivery.traceparent
+    leased = inbox.lease(NOW, ["mindpeeker"])
+    assert leased is not None and leased.traceparent == delivery.traceparent
+    inbox.check_seal(leased)  # not sealed: it says where the delivery came from
+
+
+def test_oldest_due_is_when_the_delivery_due_longest_became_due(inbox: ManagedInbox) -> None:
+    oldest_due = inbox.oldest_due  # type: ignore[attr-defined]
+    assert oldest_due(NOW) is None  # empty
+    inbox.put(stored(0, at=NOW + 100))  # due later
+    assert oldest_due(NOW) is None
+    inbox.put(stored(1, at=NOW - 20))
+    assert oldest_due(NOW) == NOW - 20
+    leased = inbox.lease(NOW, ["mindpeeker"])  # leased until NOW + 60: not due
+    assert leased is not None
+    assert oldest_due(NOW) is None
+    assert oldest_due(NOW + 61) == NOW + 60  # its lease ended unsettled: due since then
+    assert inbox.done(leased)
+    assert oldest_due(NOW + 61) is None
+    assert oldest_due(NOW + 101) == NOW + 100
+    past = time.time() - 5
+    inbox.put(stored(2, at=past))
+    assert oldest_due() == past  # as of now, by default
 
 
 def test_lease_takes_the_oldest_due_delivery_once(inbox: ManagedInbox) -> None:

@@ -28,6 +28,7 @@ from typing import Final
 
 from ._durable.background import Inbox, store_async
 from ._durable.refused import is_refusal, keep_refusal_async
+from ._handling import observe
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
@@ -126,13 +127,14 @@ async def _serve(
     """Answer one HTTP request with ``handler``."""
     # Reading the request is written out here rather than in a coroutine of its own:
     # under a server, each coroutine layer per request costs a few microseconds.
+    client = scope.get("client")  # None when the server has no address (a unix socket)
+    peer = None if client is None else client[0]
+    observe.received(handler.provider, peer)
     method: str = scope["method"]
     if method != "POST":
         await _send(send, method_not_allowed(method))
         return
     headers = asgi_headers(scope["headers"])
-    client = scope.get("client")  # None when the server has no address (a unix socket)
-    peer = None if client is None else client[0]
     refused = refuse_before_body(handler, peer, headers)
     if refused is not None:
         await _send(send, refused)
@@ -196,6 +198,7 @@ def _checked_background(background: object) -> bool | Inbox:
 
 
 async def _send(send: Send, outcome: Outcome) -> None:
+    observe.answered(outcome)
     body = outcome.response_body()
     headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body))]
     headers += [

@@ -46,7 +46,9 @@ from ._durable.worker import (
     handler_map,
     open_stored,
 )
+from ._handling import observe
 from ._handling.handler import WebhookHandler
+from ._handling.observe import WorkerResult
 from ._web.adapt import missing
 
 try:
@@ -144,10 +146,11 @@ class CeleryInbox:
         handler = self.handlers.get(stored.handler)
         if handler is None:
             raise ValueError(f"this worker has no handler for {stored.handler!r}")
+        observe.leased(self, stored)
         try:
             self.key.check(stored)
             delivery, events = open_stored(handler, stored)
-            return dispatch_stored(handler, delivery, events)
+            calls = dispatch_stored(handler, delivery, events)
         except (TamperedDelivery, NotVerified) as exc:
             error = exc.error if isinstance(exc, NotVerified) else exc
             logger.error(
@@ -156,7 +159,21 @@ class CeleryInbox:
                 printable(stored.id),
                 printable(str(error)),
             )
+            observe.finished(self, stored, "dead", error)
             raise error from None  # a WebhookError: not retried
+        except Exception as exc:
+            observe.finished(self, stored, self._after_failure(exc), exc)
+            raise
+        observe.finished(self, stored, "done")
+        return calls
+
+    def _after_failure(self, exc: Exception) -> WorkerResult:
+        """What Celery does with a task that raised ``exc``: retry it, or give up."""
+        if isinstance(exc, WebhookError):  # dont_autoretry_for
+            return "dead"
+        request = self.task.request
+        retries = getattr(request, "retries", 0) or 0
+        return "retried" if retries < self.task.max_retries else "dead"
 
     def __repr__(self) -> str:
         return f"CeleryInbox({self.app.main!r}, task={self.task.name!r})"

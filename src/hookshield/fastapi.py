@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from ._core.events import Delivery
 from ._durable.background import Inbox, store_async
 from ._durable.refused import keep_refusal_async
+from ._handling import observe
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
@@ -60,12 +61,13 @@ def verified(
     """
 
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
-        if request.method != "POST":
-            raise _refusal(method_not_allowed(request.method))
         scope = request.scope  # read as WebhookApp reads it, without Starlette's views
-        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
         client = scope.get("client")  # None when the server has no address
         peer = None if client is None else client[0]
+        observe.received(handler.provider, peer)
+        if request.method != "POST":
+            raise _refusal(method_not_allowed(request.method))
+        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
         refused = refuse_before_body(handler, peer, headers)
         if refused is not None:
             await keep_refusal_async(
@@ -96,6 +98,7 @@ def verified(
                     body=body,
                 )
                 raise _refusal(kept)
+            observe.answered(kept)  # stored: the route runs in a worker
             yield stored
             return
         accepted = await handler.accept_async(b"".join(parts), headers)
@@ -104,8 +107,13 @@ def verified(
             raise _refusal(accepted)
         # Completed once the route returns; released if it failed (or was cancelled),
         # so that the sender's retry runs it again.
-        async with accepted:
-            yield delivery
+        try:
+            async with accepted:
+                yield delivery
+        except BaseException as exc:
+            observe.answered(accepted, raised=exc)
+            raise
+        observe.answered(accepted)
 
     return verified_delivery
 
@@ -120,6 +128,7 @@ def _refusal(outcome: Outcome) -> HTTPException:
     outside them; docs/frameworks/asgi.md says to serve a FastAPI app's webhooks
     through this dependency, so that they all refuse alike.
     """
+    observe.answered(outcome)
     headers = dict(outcome.response_headers()) or None
     # A 5xx says nothing of our side (a store's error, say), as Outcome.response_body.
     detail = SERVER_SIDE if outcome.status >= 500 else outcome.reason

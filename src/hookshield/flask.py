@@ -31,6 +31,7 @@ from ._core.headers import Headers
 from ._core.verify import declared_length
 from ._durable.background import BackgroundPool, Inbox, background_pool, inbox_of
 from ._durable.refused import keep_refusal
+from ._handling import observe
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
@@ -129,6 +130,7 @@ def _receive(
     # the request up again.
     request: flask.Request = flask.request._get_current_object()  # type: ignore[attr-defined]
     environ = request.environ
+    observe.received(handler.provider, environ.get("REMOTE_ADDR"))
     method = environ["REQUEST_METHOD"]
     if method != "POST":
         return method_not_allowed(method)
@@ -177,6 +179,7 @@ def _in_app_context(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
 
 
 def _response(outcome: Outcome) -> flask.Response:
+    observe.answered(outcome)
     return flask.Response(
         outcome.response_body(),
         status=outcome.status,

@@ -557,6 +557,20 @@ class PostgresInbox:
         found = {str(state): int(count) for state, count in rows}
         return {state: found.get(state, 0) for state in STATES}
 
+    def oldest_due(self, now: float | None = None) -> float | None:
+        """When the delivery due longest became due (Unix seconds), or ``None`` if none is.
+
+        A delivery is due once its ``next_attempt`` has passed and it is pending, or
+        leased with a lease that has ended: what ``lease`` would take.
+        """
+        rows = self._fetch(
+            f"SELECT min(next_attempt) FROM {self.table}"
+            " WHERE state IN ('pending', 'leased') AND next_attempt <= %s",
+            (time.time() if now is None else now,),
+        )
+        found = rows[0][0] if rows else None
+        return None if found is None else float(found)
+
     def requeue(self, delivery_ids: Iterable[str]) -> int:
         """Make these deliveries pending, due now, attempts reset; how many there were.
 

@@ -22,6 +22,7 @@ from typing import Final
 
 from .._core.errors import StoreUnavailable, WebhookError
 from .._core.headers import HeadersLike
+from .._handling import observe
 from .._handling.handler import WebhookHandler
 from .._handling.outcome import Outcome
 from .inbox import Inbox, stored_delivery
@@ -195,9 +196,11 @@ def store(handler: WebhookHandler, inbox: Inbox, body: bytes, headers: HeadersLi
         return accepted  # refused, a duplicate, another attempt running, or no events
     try:
         with accepted:  # completed once stored; released on any way out before
-            inbox.put(stored_delivery(handler, accepted, now=time.time()))
+            stored = stored_delivery(handler, accepted, now=time.time())
+            inbox.put(stored)
     except Exception as exc:
         return _not_stored(handler, inbox, exc)
+    observe.stored(handler.provider, inbox, stored)
     return _stored(accepted)
 
 
@@ -218,6 +221,7 @@ async def store_async(
             _, cancelled = await run_to_the_end(inbox.put, stored)
     except Exception as exc:
         return _not_stored(handler, inbox, exc)
+    observe.stored(handler.provider, inbox, stored)
     if cancelled is not None:
         raise cancelled
     return _stored(accepted)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
 
 from .._core.headers import Headers
+from .._handling import observe
 from .._handling.handler import WebhookHandler, verifier_of
 from .._handling.outcome import PendingEvents, event_types_of
 
@@ -91,7 +92,7 @@ class StoredDelivery:
     #: Set by the inbox that stores it; two deliveries alike but for it are equal.
     seal: str | None = field(default=None, compare=False)
     #: The W3C trace context of the request that brought it, when one was recorded;
-    #: kept with the row where the inbox has a place for it (PostgreSQL, Django), not
+    #: kept with the row where the inbox has a place for it (SQLite, PostgreSQL, Django), not
     #: sealed: it says where the delivery came from, not what it runs.
     traceparent: str | None = field(default=None, compare=False)
 
@@ -110,6 +111,7 @@ class StoredDelivery:
             "event_types": list(self.event_types),
             "events": None if self.events is None else list(self.events),
             "seal": self.seal,
+            "traceparent": self.traceparent,
         }
 
     @classmethod
@@ -117,6 +119,7 @@ class StoredDelivery:
         """The delivery a message made by :meth:`to_message` carries."""
         events = data.get("events")
         seal = data.get("seal")
+        trace = data.get("traceparent")
         return cls(
             id=str(data["id"]),
             sender=str(data["sender"]),
@@ -127,6 +130,7 @@ class StoredDelivery:
             event_types=tuple(str(t) for t in data.get("event_types", ())),
             events=None if events is None else tuple(str(e) for e in events),
             seal=None if seal is None else str(seal),
+            traceparent=trace if isinstance(trace, str) and len(trace) <= 256 else None,
         )
 
     def __repr__(self) -> str:
@@ -234,4 +238,5 @@ def stored_delivery(handler: WebhookHandler, outcome: Outcome, *, now: float) ->
         event_types=types,
         events=events,
         next_attempt=now,
+        traceparent=observe.traceparent(),  # the request's trace, when an observer traces
     )

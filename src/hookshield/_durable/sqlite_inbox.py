@@ -76,7 +76,7 @@ _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _COLUMNS: Final = (
     "id, sender, handler, body, headers, received, event_types, events, attempts, "
-    "state, next_attempt, last_error, lease_id, seal"
+    "state, next_attempt, last_error, lease_id, seal, traceparent"
 )
 
 #: The table as the first version made it; :data:`_ADDED` holds what came later.
@@ -103,8 +103,14 @@ CREATE INDEX IF NOT EXISTS hookshield_inbox_due
 #: Columns added since, each nullable, in the order they came: an existing file gets
 #: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
 #: ``seal``: the row's HMAC with the inbox's key; ``attempt_log``: the latest
-#: attempts, one JSON object a line (see ``_browse.log_line``).
-_ADDED: Final = (("lease_id", "TEXT"), ("seal", "TEXT"), ("attempt_log", "TEXT"))
+#: attempts, one JSON object a line (see ``browse.log_line``); ``traceparent``: the
+#: trace context of the request that brought it (not sealed).
+_ADDED: Final = (
+    ("lease_id", "TEXT"),
+    ("seal", "TEXT"),
+    ("attempt_log", "TEXT"),
+    ("traceparent", "TEXT"),
+)
 #: Appends one line to a row's attempt log, keeping its last LOG_CHARS characters (the
 #: first line kept may be cut: reading skips it).
 _APPEND_LOG: Final = f"substr(coalesce(attempt_log, '') || ?, -{LOG_CHARS})"
@@ -238,6 +244,7 @@ class SQLiteInbox:
             delivery.last_error,
             delivery.lease_id,
             delivery.seal,
+            delivery.traceparent,
         )
         marks = ",".join("?" * len(row))
         with self._writing():
@@ -388,6 +395,20 @@ class SQLiteInbox:
         )
         found = dict(rows.fetchall())
         return {state: found.get(state, 0) for state in STATES}
+
+    def oldest_due(self, now: float | None = None) -> float | None:
+        """When the delivery due longest became due (Unix seconds), or ``None`` if none is.
+
+        A delivery is due once its ``next_attempt`` has passed and it is pending, or
+        leased with a lease that has ended: what ``lease`` would take.
+        """
+        row = self._connection().execute(
+            "SELECT min(next_attempt) FROM hookshield_inbox "
+            "WHERE state IN ('pending', 'leased') AND next_attempt <= ?",
+            (time.time() if now is None else now,),
+        )
+        found = row.fetchone()[0]
+        return None if found is None else float(found)
 
     def requeue(self, delivery_ids: Iterable[str]) -> int:
         """Make these deliveries pending, due now, attempts reset; how many there were.
@@ -1038,6 +1059,7 @@ def _delivery(row: tuple[Any, ...]) -> StoredDelivery:
         last_error=row[11],
         lease_id=row[12],
         seal=row[13],
+        traceparent=row[14],
     )
 
 

@@ -50,7 +50,9 @@ from .._core.errors import AuthenticationError, TamperedDelivery, TimestampOutOf
 from .._core.events import Delivery, Event
 from .._core.options import integer, number
 from .._core.text import printable
+from .._handling import observe
 from .._handling.handler import WebhookHandler, dispatcher_of, verifier_of
+from .._handling.observe import WorkerResult
 from .._handling.runner import PLAIN, one_event_loop, run
 from .inbox import LEASE_ENDED, StoredDelivery, WorkerInbox, storable
 from .seal import InboxKey
@@ -121,6 +123,7 @@ class Worker:
         stored = self.inbox.lease(self.clock(), tuple(self.handlers))
         if stored is None:
             return False
+        observe.leased(self.inbox, stored)
         try:
             self.inbox.check_seal(stored)
         except TamperedDelivery as exc:
@@ -189,7 +192,7 @@ class Worker:
         )
         self._count(self.inbox.dead(stored, storable(error) or ""), "dead", stored)
 
-    def _count(self, settled: bool, what: str, stored: StoredDelivery) -> None:
+    def _count(self, settled: bool, what: WorkerResult, stored: StoredDelivery) -> None:
         if not settled:
             logger.warning(
                 "hookshield: the lease on delivery %s ended before it was %s; "
@@ -198,6 +201,7 @@ class Worker:
                 what,
             )
             what = "lost"
+        observe.finished(self.inbox, stored, what)
         with self._lock:  # the threads of one worker share its counts
             setattr(self.stats, what, getattr(self.stats, what) + 1)
 

@@ -29,6 +29,7 @@ import time
 from typing import Final
 
 from .._core.errors import StoreUnavailable
+from . import observe
 from .dedupe import AsyncDedupeStore, Claim, DedupeStore
 from .runner import Interrupted, Runner
 
@@ -146,6 +147,7 @@ class Claims:
 
     async def complete_all(self, runner: Runner) -> None:
         """Mark every held key done."""
+        observe.settled(self._held, completed=True)
         for key in list(self._held):
             await self.complete(runner, key)
 
@@ -157,6 +159,7 @@ class Claims:
         claimed or completed since is left to it (the store answers ``False``).  A
         cancellation while a key is released is raised once the others are.
         """
+        observe.settled(self._held, completed=False)
         held = list(self._held.items())
         self._held.clear()
         cancelled: BaseException | None = None

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from .._core.errors import DeliveryInProgress, WebhookError
 from .._core.events import Delivery, Event
 from .._core.text import printable
+from . import observe
 from .claims import Claims, bounded
 from .dedupe import AsyncDedupeStore, Claim, DedupeStore, MemoryDedupeStore
 from .outcome import Outcome, PendingEvents, event_types_of
@@ -127,6 +128,7 @@ class Dispatcher:
 
     async def handle(self, runner: Runner, delivery: Delivery, events: Iterable[Event]) -> Outcome:
         """Claim, dispatch ``events`` (the delivery's, or a stream of them), settle."""
+        observe.verified(self.sender, delivery)
         claims, refused = await self._claim_delivery(runner, delivery, Outcome)
         if refused is not None:
             return refused
@@ -146,6 +148,7 @@ class Dispatcher:
         batch is read here either way, so that a malformed record is refused before
         the delivery is answered 2xx.
         """
+        observe.verified(self.sender, delivery)
         claims, refused = await self._claim_delivery(runner, delivery, Accepted)
         if refused is not None:
             return refused
@@ -192,6 +195,8 @@ class Dispatcher:
             if claims is not None:
                 await claims.complete_all(runner)
             duplicate = seen > 0
+            if duplicate:
+                observe.duplicate(self.sender, delivery)
             reason = "duplicate events" if duplicate else "accepted"
             return Accepted(200, reason, delivery, duplicate=duplicate)
         pending: tuple[Event, ...] | PendingEvents
@@ -254,14 +259,17 @@ class Dispatcher:
                 routes = self.router.routes_for(event.type)
                 if not routes and len(unrouted) < _MAX_UNROUTED:
                     unrouted[bounded(event.type)] = event.type[:64]
-                for route in routes:
+                for ran, route in enumerate(routes):
+                    started = observe.clock()
                     try:
                         await runner.route(route, event)
                     except Exception as error:
+                        observe.routed(self.sender, self.router, event, ran, started, error)
                         await self._run_error_hooks(runner, error, event)
                         if claims is not None:
                             await claims.release_all(runner)
                         return self._failed(delivery, event, error, calls)
+                    observe.routed(self.sender, self.router, event, ran, started)
                     calls += 1
                 if key is not None and claims is not None and claims.holds(key):
                     await claims.complete(runner, key)
@@ -277,9 +285,11 @@ class Dispatcher:
             if claims is not None:
                 await claims.release_all(runner)
             raise
+        observe.counted(self.sender, seen)
         if claims is not None:
             await claims.complete_all(runner)
         if seen and not fresh:
+            observe.duplicate(self.sender, delivery)
             return Outcome(200, "duplicate events", delivery, duplicate=True)
         if not seen:
             return Outcome(200, "accepted", delivery)  # a batch of none (Momentum's test post)
@@ -302,13 +312,7 @@ class Dispatcher:
         dispatched: int = 0,
     ) -> AnswerT:
         """The answer (an ``Outcome`` or an ``Accepted``) to a delivery refused with ``exc``, logged."""
-        log = logger.warning if exc.status >= 500 else logger.info
-        log(
-            "hookshield: %s delivery refused (%d): %s",
-            self.sender.name,
-            exc.status,
-            printable(exc),
-        )
+        observe.rejected(self.sender, exc, delivery)  # logged there, once per delivery
         return kind(exc.status, str(exc), delivery, error=exc, dispatched=dispatched)
 
     def _in_progress(
@@ -318,6 +322,7 @@ class Dispatcher:
         logger.info(
             "hookshield: %s delivery %s is in progress", self.sender.name, printable(delivery.id)
         )
+        observe.in_progress(self.sender, delivery)
         error = DeliveryInProgress(IN_PROGRESS_REASON)
         return kind(error.status, str(error), delivery, error=error, dispatched=dispatched)
 
@@ -345,6 +350,7 @@ class Dispatcher:
             logger.info(
                 "hookshield: duplicate %s delivery %s", self.sender.name, printable(delivery.id)
             )
+            observe.duplicate(self.sender, delivery)
             return None, kind(200, "duplicate delivery", delivery, duplicate=True)
         return None, self._in_progress(kind, delivery)
 

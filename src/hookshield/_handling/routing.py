@@ -52,6 +52,7 @@ class Router:
         self.any_async = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
         self._cached_threaded = functools.lru_cache(maxsize=4096)(self._threaded)
+        self._cached_patterns = functools.lru_cache(maxsize=4096)(self._match_patterns)
 
     def on(self, *event_types: str, inline: bool = False) -> Callable[[R], R]:
         """Register the decorated function for events of these types.
@@ -73,6 +74,7 @@ class Router:
                 self._inline.add(id(func))
             self._cached.cache_clear()
             self._cached_threaded.cache_clear()
+            self._cached_patterns.cache_clear()
             return func
 
         return register
@@ -90,6 +92,18 @@ class Router:
         if len(event_type) > _MAX_CACHED_TYPE:
             return self._match(event_type)
         return self._cached(event_type)
+
+    def route_at(self, event_type: str, index: int) -> tuple[str, str]:
+        """The pattern the ``index``-th route of ``event_type`` was registered for, and its name.
+
+        The pattern is the application's, never the sender's text: what an observer may
+        use as a metric label.
+        """
+        if len(event_type) > _MAX_CACHED_TYPE:
+            pattern, func = self._match_patterns(event_type)[index]
+        else:
+            pattern, func = self._cached_patterns(event_type)[index]
+        return pattern, getattr(func, "__qualname__", type(func).__qualname__)
 
     def is_async(self, func: Callable[..., Any]) -> bool:
         """Whether a registered route or hook is ``async def``."""
@@ -131,6 +145,9 @@ class Router:
 
     def _match(self, event_type: str) -> tuple[Route, ...]:
         return tuple(func for pattern, func in self._routes if _matches(pattern, event_type))
+
+    def _match_patterns(self, event_type: str) -> tuple[tuple[str, Route], ...]:
+        return tuple((p, func) for p, func in self._routes if _matches(p, event_type))
 
     def _check_pattern(self, name: str) -> None:
         if not isinstance(name, str) or not name:

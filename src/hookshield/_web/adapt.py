@@ -28,6 +28,7 @@ from .._core.events import Delivery
 from .._core.headers import Headers, HeadersLike, lowercase_headers
 from .._durable.background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from .._durable.refused import keep_refusal
+from .._handling import observe
 from .._handling.dedupe import MemoryDedupeStore
 from .._handling.handler import WebhookHandler, dispatcher_of
 from .._handling.outcome import Outcome
@@ -280,8 +281,14 @@ def serve_view(
     delivery = for_view(accepted)
     if delivery is None:
         return respond(accepted)
-    with accepted:
-        return view(delivery)
+    try:
+        with accepted:
+            result = view(delivery)
+    except BaseException as exc:
+        observe.answered(accepted, raised=exc)
+        raise
+    observe.answered(accepted)
+    return result
 
 
 def serve(

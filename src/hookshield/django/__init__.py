@@ -44,6 +44,7 @@ from .._core.headers import Headers
 from .._core.verify import declared_length
 from .._durable.background import BackgroundPool, Inbox, background_pool, inbox_of
 from .._durable.refused import keep_refusal
+from .._handling import observe
 from .._handling.handler import WebhookHandler
 from .._handling.outcome import Outcome
 from .._web.adapt import (
@@ -236,6 +237,7 @@ def _receive(
 
     A refusal before the body is handed to ``inbox`` when it keeps refusals.
     """
+    observe.received(handler.provider, request.META.get("REMOTE_ADDR"))
     if request.method != "POST":
         return method_not_allowed(request.method or "")
     meta = request.META
@@ -296,6 +298,7 @@ def _closing_connections(job: Callable[[], Outcome]) -> Callable[[], Outcome]:
 
 
 def _response(outcome: Outcome) -> HttpResponse:
+    observe.answered(outcome)
     response = HttpResponse(outcome.response_body(), status=outcome.status, content_type=JSON)
     for name, value in outcome.response_headers():
         response[name] = value

@@ -338,6 +338,26 @@ class DjangoInbox:
         found = {row["state"]: row["n"] for row in rows.order_by()}
         return {state: found.get(state, 0) for state in STATES}
 
+    def oldest_due(self, now: float | None = None) -> float | None:
+        """When the delivery due longest became due (Unix seconds), or ``None`` if none is.
+
+        A delivery is due once its ``next_attempt`` has passed and it is pending, or
+        leased with a lease that has ended: what ``lease`` would take.
+        """
+        from django.db.models import Min
+
+        self._check_key()
+        due = (
+            self._model()
+            .objects.using(self.using)
+            .filter(
+                state__in=("pending", "leased"),
+                next_attempt__lte=time.time() if now is None else now,
+            )
+        )
+        found = due.aggregate(oldest=Min("next_attempt"))["oldest"]
+        return None if found is None else float(found)
+
     def requeue(self, delivery_ids: Iterable[str]) -> int:
         """Make these deliveries pending, due now, attempts reset; how many there were.
 
