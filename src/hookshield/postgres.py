@@ -10,7 +10,7 @@
 and on any number of hosts, ``hookshield worker myapp.hooks:moco --inbox $DSN``.
 
 Theory of operation, the store: a key is one row ``(key, done, expiry, owner)`` as
-in ``_sqlite.py``, and each step is **one statement**, so one round trip and one
+in ``_stores/sqlite.py``, and each step is **one statement**, so one round trip and one
 transaction:
 
 * ``claim`` is an ``INSERT ... ON CONFLICT DO UPDATE`` that takes the row over only
@@ -34,7 +34,7 @@ change that makes a delivery due again ``NOTIFY`` the inbox's channel in the sam
 transaction: a worker waiting on it (:meth:`PostgresInbox.listen`) starts the
 delivery within milliseconds, and polls all the same, in case a notification is lost.
 
-Rows are sealed (``_seal.py``) with a key that is never in the database: ``key=`` or
+Rows are sealed (``_durable/seal.py``) with a key that is never in the database: ``key=`` or
 ``HOOKSHIELD_INBOX_KEY``, required, as for ``CeleryInbox``; the database records the
 key's public id, so that a process given another key is refused at once.
 

@@ -31,6 +31,7 @@ def stock(
     state: str = "pending",
     error: str | None = None,
     ago: float = 60.0,
+    traceparent: str | None = None,
 ) -> StoredDelivery:
     """Store one delivery in ``inbox`` as it would stand in ``state`` (a worker's doing)."""
     now = time.time() - ago
@@ -49,6 +50,7 @@ def stock(
         if error is not None
         else ("RuntimeError: the route failed" if state == "dead" else None),
         next_attempt=now,
+        traceparent=traceparent,
     )
     inbox.put(stored)
     return stored

@@ -151,6 +151,17 @@ def test_a_delivery_page_shows_attempts_headers_hidden_and_the_body(
     assert visitor.get("/delivery").status_code == 400
 
 
+def test_a_delivery_page_shows_the_trace_id_stored_with_it(
+    visitor: Visitor, inbox: ManagedInbox
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = stock(inbox, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
+    untraced = stock(inbox, body=b'{"id": "evt_2", "type": "session.completed"}')
+    assert trace_id in text(visitor.get(f"/delivery?id={traced.id}"))
+    page = text(visitor.get(f"/delivery?id={untraced.id}"))
+    assert "Trace" in page and trace_id not in page
+
+
 def test_retry_makes_it_pending_now_and_a_leased_one_is_left_alone(
     visitor: Visitor, inbox: ManagedInbox
 ) -> None:

@@ -43,6 +43,17 @@ SHOWN_BODY: Final = 256 * 1024
 PRETTY_BODY: Final = 1024 * 1024
 #: What a page shows for a value that is not there.
 NONE: Final = "\u2013"  # an en dash
+
+
+def _trace_id(traceparent: str | None) -> str:
+    """The trace id of the W3C trace context stored with a delivery: what a tracing UI finds.
+
+    Only a well-formed ``traceparent`` is stored (``version-traceid-spanid-flags``).
+    """
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 else NONE
+
+
 #: Where the cells of the lists cut long text.
 _CUT: Final = 160
 
@@ -326,6 +337,7 @@ def delivery(
                 "every event" if row.events is None else f"{len(row.events)} event(s) of the batch",
             ),
             ("Seal", "sealed" if row.seal else "none: a worker refuses it (hookshield inbox seal)"),
+            ("Trace", _trace_id(row.traceparent)),
         ]
     )
     attempts = _table(

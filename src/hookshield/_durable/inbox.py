@@ -10,7 +10,7 @@ it, verifies the stored bytes again with the same handler and runs its routes.
 * :class:`WorkerInbox` adds what ``hookshield worker`` and ``hookshield inbox`` need:
   lease the next due delivery to one worker, check its seal, mark it done, retry it
   later, move it to dead-letter, and list or inspect what is stored.
-* ``ManagedInbox`` (in ``_browse.py``, with what a person browses) adds what
+* ``ManagedInbox`` (in ``_durable/browse.py``, with what a person browses) adds what
   ``hookshield inbox`` and the dashboard need: filters, history, pausing a sender and
   refusals kept.
 

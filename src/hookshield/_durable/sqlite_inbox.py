@@ -13,7 +13,7 @@ random ``lease_id``, and a worker's settling write names it, so that a worker wh
 lease ran out and was taken over cannot settle the newer lease's row; not even after
 a requeue has reset ``attempts`` to where that worker's lease had it.
 
-Each row is sealed with the inbox's key (see ``_seal.py``) when it is put, and a
+Each row is sealed with the inbox's key (see ``_durable/seal.py``) when it is put, and a
 worker checks the seal before it runs the row.  The key is never in the file: it is
 passed (``key=``), in ``HOOKSHIELD_INBOX_KEY``, or in the key file beside the
 database, ``<name>-key``, which is made only together with the database (or when an

@@ -4,7 +4,7 @@ Imported on first async use, so that ``import hookshield`` (a Flask or Django ap
 loads neither :mod:`asyncio` nor this pool, and a bad ``HOOKSHIELD_THREADS`` is
 reported when the pool is first needed rather than at import.
 
-:class:`LoopRunner` makes the calls of the dispatch loop (``_runner.py``) on the
+:class:`LoopRunner` makes the calls of the dispatch loop (``_handling/runner.py``) on the
 event loop: an ``async def`` route is awaited on the loop, a plain one runs in a
 worker thread (unless ``sync_handlers_in_thread=False`` or ``inline=True``), an
 async store (``redis.asyncio``) is awaited, a blocking one (SQLite, a sync Redis

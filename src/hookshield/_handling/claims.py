@@ -1,7 +1,7 @@
 """The de-duplication claims of one delivery: which keys it holds, and letting them go.
 
 Theory of operation: a delivery claims its own key, and a batch each event's key too
-(see ``_dedupe.py`` for what a claim is).  Every key claimed is *held*, with the
+(see ``_handling/dedupe.py`` for what a claim is).  Every key claimed is *held*, with the
 owner token the store gave it, until it is either *completed* (its routes ran:
 retries are duplicates from now on) or *released* (the attempt failed: the retry
 must run); the store settles it only for that token, and a key another attempt took
@@ -10,7 +10,7 @@ nothing held, whichever way it ends, a ``BaseException`` or a cancellation inclu
 Two ways out cannot release: a crash, and an attempt's coroutine closed mid-call
 (one being closed cannot wait for a store); the lease frees those keys.
 
-Store calls are not made here but through a runner (``_runner.py``), so that one
+Store calls are not made here but through a runner (``_handling/runner.py``), so that one
 piece of bookkeeping serves plain code (which calls the store) and async code (which
 awaits an async store, or runs a blocking client in a thread).  A store that fails
 to claim becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from

@@ -25,8 +25,8 @@ handler to log.
 
 This module owns the protocol and the in-process store.  The bookkeeping of one
 delivery's claims (which keys, with which tokens, released from which event on)
-lives in ``_claims.py``; the shared stores live beside the libraries they need
-(``hookshield.redis``, ``hookshield.django``) and in ``_sqlite.py``.
+lives in ``_handling/claims.py``; the shared stores live beside the libraries they need
+(``hookshield.redis``, ``hookshield.django``) and in ``_stores/sqlite.py``.
 """
 
 from __future__ import annotations

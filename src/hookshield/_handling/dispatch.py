@@ -2,7 +2,7 @@
 
 Theory of operation.  The words, used the same way everywhere (docs included):
 
-* **verify** (``_verify.py``): bytes and headers in, a Delivery out, or an error.
+* **verify** (``_core/verify.py``): bytes and headers in, a Delivery out, or an error.
 * **claim**: take the delivery's de-duplication key (and each batch event's) in the
   store.  NEW runs; DONE is a duplicate (200); IN_PROGRESS is another attempt still
   running (409, the sender retries later).
@@ -12,7 +12,7 @@ Theory of operation.  The words, used the same way everywhere (docs included):
   dispatch + complete or release; **handle** = all of it.
 
 The loop is written once, as coroutines that await each call they make (a route, an
-error hook, a store step) through a runner (``_runner.py``): plain code runs them
+error hook, a store step) through a runner (``_handling/runner.py``): plain code runs them
 with the plain runner, which never suspends (``_runner.run``), async code with
 ``_async.LoopRunner``, which awaits async routes and async stores and runs the rest
 in threads.  So the plain and async paths, streamed batches or whole ones, share
@@ -22,7 +22,7 @@ included, releases what it holds.
 An :class:`Accepted` delivery holds its claims until it is settled, once: finished,
 completed or released, or by leaving a ``with`` block.  Its async methods decide
 what runs on the event loop and what in a thread, with the handler's async entry
-points; this module imports :mod:`asyncio` (through ``_async.py``) only when one of
+points; this module imports :mod:`asyncio` (through ``_handling/asynchronous.py``) only when one of
 them is first called.
 """
 

@@ -1,22 +1,22 @@
 """``WebhookHandler``: one sender's deliveries, verified, de-duplicated and dispatched.
 
 Theory of operation: the handler is a narrow facade over four pieces, each in a
-module of its own, and the words of ``_dispatch.py``'s docstring (verify, claim,
+module of its own, and the words of ``_handling/dispatch.py``'s docstring (verify, claim,
 dispatch, complete, release; accept, finish, handle) mean the same here:
 
-* ``_credentials.py`` prepares the credentials and refuses a misconfiguration;
-* ``_verify.py`` bounds, authenticates and parses the raw bytes, purely;
-* ``_routing.py`` holds the routes and error hooks;
-* ``_dispatch.py`` claims and dispatches, with the store of ``_dedupe.py``, and
+* ``_core/credentials.py`` prepares the credentials and refuses a misconfiguration;
+* ``_core/verify.py`` bounds, authenticates and parses the raw bytes, purely;
+* ``_handling/routing.py`` holds the routes and error hooks;
+* ``_handling/dispatch.py`` claims and dispatches, with the store of ``_handling/dedupe.py``, and
   gives the :class:`~hookshield.Accepted` delivery that ``accept`` returns.
 
 The pieces are private.  hookshield's own modules that need one (the worker, the
 inbox, the command line, the adapters) get it through :func:`verifier_of` and
 :func:`dispatcher_of`.  The async entry points decide what runs on the event loop and
 what in a thread, and run the same loop as the plain ones with ``_async.LoopRunner``,
-which the dispatcher makes on first async use; ``_async.py`` knows nothing of this
+which the dispatcher makes on first async use; ``_handling/asynchronous.py`` knows nothing of this
 facade.  A sender's module is loaded when the first handler for it is made, and
-``_peers.py`` (:mod:`ipaddress`) only for a handler with ``allowed_ips``.
+``_core/peers.py`` (:mod:`ipaddress`) only for a handler with ``allowed_ips``.
 """
 
 from __future__ import annotations

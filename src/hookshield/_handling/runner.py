@@ -1,6 +1,6 @@
-"""How the one loop's calls are made: in plain code here, on an event loop in ``_async.py``.
+"""How the one loop's calls are made: in plain code here, on an event loop in ``_handling/asynchronous.py``.
 
-Theory of operation: the loop of ``_dispatch.py`` and the bookkeeping of ``_claims.py``
+Theory of operation: the loop of ``_handling/dispatch.py`` and the bookkeeping of ``_handling/claims.py``
 are written once, as coroutines that ``await`` every call they make through a
 *runner*: a route or an error hook (:meth:`Runner.route`), a step of the
 de-duplication store (:meth:`Runner.store`), the pause before a store step is tried

@@ -9,7 +9,7 @@ wrong token, a ``Content-Length`` over ``max_body_size``): every adapter calls i
 nothing else, so that a stranger costs no buffer.  The body is then read with
 ``max_body_size`` enforced while reading: a body without a length (chunked) is read no
 further than one byte (WSGI) or one received piece (ASGI) past the limit.
-Background work (a pool, an inbox) lives in ``_background.py``.  This module imports
+Background work (a pool, an inbox) lives in ``_durable/background.py``.  This module imports
 no framework.
 """
 

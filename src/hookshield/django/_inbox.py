@@ -28,7 +28,7 @@ On PostgreSQL with psycopg 3, ``put`` and every change that makes a delivery due
 also ``NOTIFY`` the channel ``hookshield_delivery`` in the same transaction, and
 :meth:`DjangoInbox.listen` wakes waiting workers with it.
 
-Rows are sealed (``_seal.py``) with the inbox key: ``key=``, else the setting
+Rows are sealed (``_durable/seal.py``) with the inbox key: ``key=``, else the setting
 ``HOOKSHIELD_INBOX_KEY``, else the environment variable of that name.  The models
 are imported on first use, so that this module can be imported while Django loads
 the app registry.
