@@ -107,7 +107,7 @@ def parse_raw(text: str) -> Iterator[tuple[list[str], int]]:
 
 
 def _function(frame: str) -> str:
-    # "decode_json (hookshield/_json.py:97)" -> "decode_json (hookshield/_json.py)"
+    # "decode_json (hookshield/_core/frozen_json.py:97)" -> "decode_json (hookshield/_core/frozen_json.py)"
     name, _, where = frame.partition(" (")
     return f"{name} ({where.rpartition(':')[0]})" if where else name
 

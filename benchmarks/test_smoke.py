@@ -95,7 +95,7 @@ def test_profiles_tiny_run_writes_the_report(tmp_path: Path) -> None:
             if len(cells) == 3 and cells[1].strip().endswith("%")
         }
         # py-spy saw the decoder at work, and the shares cover every sample.
-        assert "decode_json (hookshield/_json.py)" in shares, profile
+        assert "decode_json (hookshield/_core/frozen_json.py)" in shares, profile
         assert sum(shares.values()) == pytest.approx(100, abs=1), profile
     server = text.partition("## The plain ASGI route")[2]
     rows = {
