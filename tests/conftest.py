@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import hookshield
 from hookshield import WebhookHandler, set_refusal_log_limit
 from hookshield.providers import get_provider
 from hookshield.testing import credentials, providers
@@ -39,6 +40,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if place == prefix or place.startswith(prefix + "/"):
                 for marker in markers:
                     item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def _no_observation_left_over() -> Iterator[None]:
+    """Each test starts with no delivery under observation and ends with its observers gone.
+
+    Observers are the process's, and the delivery under observation is kept in a
+    context variable: a test that fails or stops half-way through a delivery must not
+    hand its observer, or its open observation (and so a trace), to the next test.
+    """
+    from hookshield._handling import observe
+
+    before = observe._observers
+    observe._current.set(None)
+    observe._bare.set(None)
+    try:  # not in the oldest-frameworks session, which runs no tracing test
+        from opentelemetry import context as trace_context
+    except ImportError:
+        yield
+    else:
+        token = trace_context.attach(trace_context.Context())  # no span current
+        yield
+        trace_context.detach(token)
+    for observer in observe._observers:
+        if observer not in before:
+            hookshield.remove_observer(observer)
+    observe._current.set(None)
+    observe._bare.set(None)
 
 
 @pytest.fixture(autouse=True)
