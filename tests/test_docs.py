@@ -34,6 +34,8 @@ import hookshield
 from hookshield.cli import build_parser, main
 from hookshield.providers import PROVIDERS
 
+from .required import unavailable
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 EXAMPLES = sorted((ROOT / "examples").rglob("*.py"))
@@ -235,7 +237,7 @@ def test_python_sample_runs_on_its_own(
     needs = _needs(block.code)
     missing = _missing(needs)
     if missing:
-        pytest.skip(f"{block.id} needs {', '.join(missing)}, which is not installed")
+        unavailable(f"{block.id} needs {', '.join(missing)}, which is not installed")
     monkeypatch.chdir(tmp_path)  # samples that write files write them here
     code = "\n" * (block.line - 1) + block.code
     if "django" in needs:
