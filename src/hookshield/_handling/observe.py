@@ -412,11 +412,19 @@ def _failed(hook: Callable[..., Any], step: str) -> None:
 _current: contextvars.ContextVar[Observation | None] = contextvars.ContextVar(
     "hookshield_observation", default=None
 )
-#: An adapter's request while no observer is added: its sender and peer, for the
-#: refusal log only, and cleared once a refusal is logged (so that it is logged once).
-_bare: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+#: An adapter's request while no observer is added: a box holding ``(sender, peer)``,
+#: for the refusal log only.  Emptied in place once the request is answered or its
+#: refusal logged (so that it is logged once): setting a context variable costs as
+#: much as the rest of a step's bookkeeping, so it is set once per request.
+_bare: contextvars.ContextVar[list[tuple[str, str | None]] | None] = contextvars.ContextVar(
     "hookshield_request", default=None
 )
+
+
+def _take_bare() -> tuple[str, str | None] | None:
+    """This context's open request, ``(sender, peer)``, taken out of its box."""
+    box = _bare.get()
+    return box.pop() if box else None
 
 
 def current() -> Observation | None:
@@ -438,9 +446,9 @@ def _observation(sender: str) -> Observation:
 def received(sender: str, peer: str | None) -> None:
     """An adapter got a request for ``sender``'s handler from ``peer``: it opens an observation."""
     if not _observers:
-        _bare.set((sender, peer))  # a tuple: the cheapest record of it
+        _bare.set([(sender, peer)])
         return
-    _bare.set(None)
+    _take_bare()
     stale = _current.get()
     if stale is not None and not stale.ended:
         _abandon(stale)
@@ -469,10 +477,9 @@ def rejected(sender: Provider, error: WebhookError, delivery: Delivery | None = 
     found = _current.get()
     observation = found if found is not None and not found.ended else None
     peer = observation.peer if observation is not None else None
-    bare = _bare.get()
+    bare = _take_bare()  # taken: its answer logs nothing more
     if bare is not None:  # an adapter's request, while no observer is added
         peer = bare[1]
-        _bare.set(None)  # logged: its answer logs nothing more
     delivery_id = delivery.id if delivery is not None else None
     if delivery_id is None and observation is not None:
         delivery_id = observation.delivery_id
@@ -598,9 +605,8 @@ def answered(outcome: Outcome, raised: BaseException | None = None) -> None:
     """An adapter answers ``outcome`` (or the framework a 500, when ``raised``)."""
     observation = _current.get()
     if observation is None or observation.ended:
-        bare = _bare.get()
+        bare = _take_bare()
         if bare is not None:
-            _bare.set(None)
             _answered_bare(bare, outcome, 500 if raised is not None else outcome.status)
         return  # else a handler called directly, or answered already
     _current.set(None)
