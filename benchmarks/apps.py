@@ -109,23 +109,33 @@ def handler(*, inline: bool = False, asynchronous: bool = False) -> WebhookHandl
     return hooks
 
 
-def fastapi_app() -> Any:
-    """FastAPI: the README's dependency, and a hand-written endpoint."""
+def fastapi_app(*, dependency: bool = False) -> Any:
+    """FastAPI: the README's decorator (or the ``verified`` dependency), and a hand-written endpoint."""
     from fastapi import Depends, FastAPI, HTTPException, Request
     from starlette.concurrency import run_in_threadpool
 
-    from hookshield.fastapi import verified
+    from hookshield.fastapi import verified, verified_route
 
     hooks, hand = handler(), HandWritten()
     app = FastAPI(openapi_url=None)
 
     # response_model=None: as without the return annotation, which the README's lacks.
-    @app.post("/hookshield/", response_model=None)
-    async def hookshield_endpoint(
-        delivery: Annotated[Delivery, Depends(verified(hooks))],
-    ) -> dict[str, int]:
-        await hooks.dispatch_async(delivery)
-        return {"received": len(delivery.events)}
+    if dependency:
+
+        @app.post("/hookshield/", response_model=None)
+        async def hookshield_dependency(
+            delivery: Annotated[Delivery, Depends(verified(hooks))],
+        ) -> dict[str, int]:
+            await hooks.dispatch_async(delivery)
+            return {"received": len(delivery.events)}
+
+    else:
+
+        @app.post("/hookshield/", response_model=None)
+        @verified_route(hooks)
+        async def hookshield_endpoint(delivery: Delivery) -> dict[str, int]:
+            await hooks.dispatch_async(delivery)
+            return {"received": len(delivery.events)}
 
     @app.post("/hand-written/", response_model=None)
     async def hand_written(request: Request) -> dict[str, int]:

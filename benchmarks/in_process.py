@@ -155,8 +155,9 @@ def test_decode(benchmark: Any, decoder: str, size: str) -> None:
 
 #: Deliveries per timed round, and rounds, of the framework cases.
 FRAMEWORK_LOAD = {"full": (200, 30), "quick": (100, 8), "tiny": (5, 1)}
-FRAMEWORKS = {
+FRAMEWORKS: dict[str, Callable[[], Any]] = {
     "FastAPI": apps.fastapi_app,
+    "FastAPI, dependency": functools.partial(apps.fastapi_app, dependency=True),
     "Starlette": apps.starlette_app,
     "Flask": apps.flask_app,
     "Django": apps.django_app,

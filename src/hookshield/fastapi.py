@@ -1,13 +1,15 @@
-"""A FastAPI dependency that hands a route the verified delivery.
+"""FastAPI routes that get the verified delivery: a decorator, or a dependency.
 
-    from typing import Annotated
-    from fastapi import Depends
     from hookshield import Delivery
-    from hookshield.fastapi import verified
+    from hookshield.fastapi import verified_route
 
     @app.post("/hooks/moco")
-    async def moco_hook(delivery: Annotated[Delivery, Depends(verified(moco))]):
+    @verified_route(moco)
+    async def moco_hook(delivery: Delivery):
         ...
+
+The dependency, ``Annotated[Delivery, Depends(verified(moco))]``, answers alike; the
+decorator spares FastAPI's handling of a dependency with ``yield``.
 
 It lives apart from :mod:`hookshield.asgi`, which stays pure ASGI and imports no
 framework; this module needs FastAPI (``python -m pip install -e '.[fastapi]'`` from a checkout).  To
@@ -16,13 +18,17 @@ dispatch to ``@handler.on`` routes instead, mount :class:`hookshield.asgi.Webhoo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
 
 from ._core.events import Delivery
 from ._durable.background import Inbox, store_async
 from ._durable.refused import keep_refusal_async
 from ._handling import observe
+from ._handling.dispatch import Accepted
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
@@ -36,10 +42,11 @@ from ._web.adapt import (
 
 try:
     from fastapi import HTTPException, Request
+    from starlette.concurrency import run_in_threadpool
 except ImportError as exc:
     raise missing("FastAPI", extra="fastapi", adapter="hookshield.fastapi") from exc
 
-__all__ = ["verified"]
+__all__ = ["verified", "verified_route"]
 
 
 def verified(
@@ -58,53 +65,17 @@ def verified(
     With ``background=inbox`` the delivery is stored in the inbox before the route
     runs, and the handler's ``@handler.on`` routes run later in a worker; the route
     gets the stored delivery (to answer, or log) and a duplicate ends with 200.
+
+    :func:`verified_route` does the same as a decorator, without the cost of a
+    dependency with ``yield`` (FastAPI wraps each in context managers and a cancel
+    scope, a sizeable part of a request).
     """
 
     async def verified_delivery(request: Request) -> AsyncIterator[Delivery]:
-        scope = request.scope  # read as WebhookApp reads it, without Starlette's views
-        client = scope.get("client")  # None when the server has no address
-        peer = None if client is None else client[0]
-        observe.received(handler.provider, peer)
-        if request.method != "POST":
-            raise _refusal(method_not_allowed(request.method))
-        headers = asgi_headers(scope["headers"])  # a repeated name stays visible
-        refused = refuse_before_body(handler, peer, headers)
-        if refused is not None:
-            await keep_refusal_async(
-                handler, background, refused, received=time.time(), peer=peer, headers=headers
-            )
-            raise _refusal(refused)
-        limit = handler.max_body_size
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _refusal(too_large(handler))
-            parts.append(chunk)
-        if background is not None:
-            body = b"".join(parts)
-            received = time.time()
-            kept = await store_async(handler, background, body, headers)
-            stored = for_view(kept)
-            if stored is None:
-                await keep_refusal_async(
-                    handler,
-                    background,
-                    kept,
-                    received=received,
-                    peer=peer,
-                    headers=headers,
-                    body=body,
-                )
-                raise _refusal(kept)
-            observe.answered(kept)  # stored: the route runs in a worker
-            yield stored
+        delivery, accepted = await _receive(handler, request, background)
+        if accepted is None:  # stored in the inbox: nothing to settle here
+            yield delivery
             return
-        accepted = await handler.accept_async(b"".join(parts), headers)
-        delivery = for_view(accepted)
-        if delivery is None:
-            raise _refusal(accepted)
         # Completed once the route returns; released if it failed (or was cancelled),
         # so that the sender's retry runs it again.
         try:
@@ -116,6 +87,124 @@ def verified(
         observe.answered(accepted)
 
     return verified_delivery
+
+
+def verified_route(
+    handler: WebhookHandler, *, background: Inbox | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
+    """Decorate a route (``async def`` or plain) to run only for a new, verified delivery.
+
+    Place it under the route's ``@app.post(...)``.  The route takes the
+    :class:`~hookshield.Delivery` as its first parameter; its other parameters
+    (path and query values, ``Depends``, ``BackgroundTasks``, ``Request``) are
+    FastAPI's to fill, as usual.  It answers as the :func:`verified` dependency does,
+    and ``background=`` means the same, but it settles the delivery itself: the
+    claims are completed when the route returns and released if it raises.
+    """
+
+    def decorate(route: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        # eval_str: annotations written as strings are resolved in the route's module,
+        # since FastAPI will read them from this function, which lives in another.
+        try:
+            signature = inspect.signature(route, eval_str=True)
+        except NameError:  # a name imported only for type checkers: as FastAPI does
+            signature = inspect.signature(route)
+        parameters = list(signature.parameters.values())
+        if not parameters:
+            raise TypeError(
+                f"{route.__qualname__} takes no parameter: verified_route hands it the "
+                "Delivery as its first one"
+            )
+        if any(parameter.name == _REQUEST for parameter in parameters):
+            raise TypeError(f"{route.__qualname__} has a parameter named {_REQUEST}")
+        # FastAPI hands the request to one parameter only: the route's own, if it has one.
+        own = [p.name for p in parameters[1:] if _is_request(p.annotation)]
+        name = own[0] if own else _REQUEST
+        is_async = inspect.iscoroutinefunction(route)
+
+        async def call(delivery: Delivery, values: dict[str, Any]) -> Any:
+            if is_async:
+                return await route(delivery, **values)
+            return await run_in_threadpool(route, delivery, **values)  # as FastAPI runs it
+
+        @functools.wraps(route)
+        async def endpoint(**values: Any) -> Any:
+            request = values[name] if own else values.pop(name)
+            delivery, accepted = await _receive(handler, request, background)
+            if accepted is None:  # stored in the inbox: nothing to settle here
+                return await call(delivery, values)
+            try:
+                async with accepted:
+                    result = await call(delivery, values)
+            except BaseException as exc:
+                observe.answered(accepted, raised=exc)
+                raise
+            observe.answered(accepted)
+            return result
+
+        # FastAPI follows __wrapped__ to decide whether to await: it must see this one.
+        del endpoint.__wrapped__
+        others = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters[1:]]
+        if not own:
+            kind = inspect.Parameter.KEYWORD_ONLY
+            others.insert(0, inspect.Parameter(_REQUEST, kind, annotation=Request))
+        endpoint.__signature__ = signature.replace(parameters=others)  # type: ignore[attr-defined]
+        return endpoint
+
+    return decorate
+
+
+# The request, as the decorated route's endpoint takes it: a name no route would use.
+_REQUEST: Final = "hookshield_request"
+
+
+def _is_request(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Request)
+
+
+async def _receive(
+    handler: WebhookHandler, request: Request, background: Inbox | None
+) -> tuple[Delivery, Accepted | None]:
+    """The verified delivery of ``request``, and its claims to settle (``None`` when
+    ``background`` stored it); a refusal raises its ``HTTPException``."""
+    scope = request.scope  # read as WebhookApp reads it, without Starlette's views
+    client = scope.get("client")  # None when the server has no address
+    peer = None if client is None else client[0]
+    observe.received(handler.provider, peer)
+    if request.method != "POST":
+        raise _refusal(method_not_allowed(request.method))
+    headers = asgi_headers(scope["headers"])  # a repeated name stays visible
+    refused = refuse_before_body(handler, peer, headers)
+    if refused is not None:
+        await keep_refusal_async(
+            handler, background, refused, received=time.time(), peer=peer, headers=headers
+        )
+        raise _refusal(refused)
+    limit = handler.max_body_size
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _refusal(too_large(handler))
+        parts.append(chunk)
+    body = b"".join(parts)
+    if background is not None:
+        received = time.time()
+        kept = await store_async(handler, background, body, headers)
+        stored = for_view(kept)
+        if stored is None:
+            await keep_refusal_async(
+                handler, background, kept, received=received, peer=peer, headers=headers, body=body
+            )
+            raise _refusal(kept)
+        observe.answered(kept)  # stored: the route runs in a worker
+        return stored, None
+    accepted = await handler.accept_async(body, headers)
+    delivery = for_view(accepted)
+    if delivery is None:
+        raise _refusal(accepted)
+    return delivery, accepted
 
 
 def _refusal(outcome: Outcome) -> HTTPException:

@@ -9,12 +9,24 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 
 from hookshield import Delivery, Inbox, WebhookHandler
-from hookshield.fastapi import verified
+from hookshield.fastapi import verified, verified_route
 
 
-def app_for(handler: WebhookHandler, inbox: Inbox) -> FastAPI:
-    """An app whose ``POST /hooks`` answers with the stored delivery's event count."""
+def app_for(handler: WebhookHandler, inbox: Inbox, *, decorated: bool = False) -> FastAPI:
+    """An app whose ``POST /hooks`` answers with the stored delivery's event count.
+
+    The route gets the delivery from the dependency, or with ``decorated`` from
+    :func:`verified_route`.
+    """
     app = FastAPI()
+    if decorated:
+
+        @app.post("/hooks")
+        @verified_route(handler, background=inbox)
+        def decorated_hook(stored: Delivery) -> dict[str, Any]:
+            return {"stored": stored.id, "events": len(stored.events)}
+
+        return app
     Stored = Annotated[Delivery, Depends(verified(handler, background=inbox))]
 
     @app.post("/hooks")

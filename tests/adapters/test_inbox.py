@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -90,8 +91,8 @@ def _asgi_middleware(handler: WebhookHandler, inbox: Any) -> Post:
     return _client(WebhookMiddleware(inner, endpoints={"/hooks": handler}, background=inbox))
 
 
-def _fastapi(handler: WebhookHandler, inbox: Any) -> Post:
-    app = inbox_fastapi.app_for(handler, inbox)
+def _fastapi(handler: WebhookHandler, inbox: Any, *, decorated: bool = False) -> Post:
+    app = inbox_fastapi.app_for(handler, inbox, decorated=decorated)
     client = FastAPIClient(app)
 
     def post(body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -103,13 +104,14 @@ def _fastapi(handler: WebhookHandler, inbox: Any) -> Post:
     return post
 
 
-ADAPTERS = {
+ADAPTERS: dict[str, Callable[[WebhookHandler, Any], Post]] = {
     "flask": _flask,
     "django": _django,
     "django-middleware": _django_middleware,
     "asgi": _asgi,
     "asgi-middleware": _asgi_middleware,
     "fastapi": _fastapi,
+    "fastapi-decorator": functools.partial(_fastapi, decorated=True),
 }
 
 
