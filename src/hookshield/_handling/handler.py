@@ -326,7 +326,7 @@ class WebhookHandler:
                 delivery = await loop.in_thread(self._verifier.verify, body, headers)
         except WebhookError as exc:
             return dispatcher.rejected(exc)
-        threaded = dispatcher.threads and not awaits
+        threaded = dispatcher.threads and not awaits and self._router.may_thread
         if threaded and self._router.any_threaded([event.type for event in delivery.events]):
             # Claimed on the loop, so that a duplicate is answered without a hop; then
             # its plain routes run in one worker thread, not one hop each.

@@ -50,6 +50,10 @@ class Router:
         self._inline: set[int] = set()
         #: Whether any route or error hook is ``async def``.
         self.any_async = False
+        #: Whether any route may run in a worker thread under asyncio (a plain one not
+        #: registered ``inline=True``): without one, an async entry point need not ask
+        #: :meth:`any_threaded` of each delivery.
+        self.may_thread = False
         self._cached = functools.lru_cache(maxsize=4096)(self._match)
         self._cached_threaded = functools.lru_cache(maxsize=4096)(self._threaded)
         self._cached_patterns = functools.lru_cache(maxsize=4096)(self._match_patterns)
@@ -72,6 +76,8 @@ class Router:
             self._remember_kind(func)
             if inline:
                 self._inline.add(id(func))
+            elif id(func) not in self._coroutines:
+                self.may_thread = True
             self._cached.cache_clear()
             self._cached_threaded.cache_clear()
             self._cached_patterns.cache_clear()
