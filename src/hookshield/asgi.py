@@ -201,9 +201,9 @@ async def _send(send: Send, outcome: Outcome) -> None:
     observe.answered(outcome)
     body = outcome.response_body()
     headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body))]
-    headers += [
-        (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in outcome.response_headers()
-    ]
+    extra = outcome.response_headers()
+    if extra:  # most answers have none: no list built for them
+        headers += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in extra]
     await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

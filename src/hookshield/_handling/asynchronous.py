@@ -227,7 +227,9 @@ class LoopRunner:
         if self._threads and router.wants_thread(func):
             return await run_in_thread(func, *args)
         result = func(*args)  # inline=True, or sync_handlers_in_thread=False
-        if inspect.isawaitable(result):  # a plain function returning a coroutine
+        # A plain function returning a coroutine is awaited; most routes return None,
+        # which needs no inspect.isawaitable (its ABC check is the costly part).
+        if result is not None and inspect.isawaitable(result):
             result = await result
         return result
 
