@@ -6,6 +6,8 @@ import email.message
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookshield import Headers, WebhookError, WebhookHandler
 from hookshield.testing import sample_delivery
@@ -103,3 +105,21 @@ def test_bytes_names_in_a_mapping_are_decoded_like_bytes_pairs() -> None:
     headers = Headers({b"X-Moco-Signature": "abc"})
     assert headers.get("x-moco-signature") == "abc"
     assert "abc" not in repr(headers)
+
+
+@settings(deadline=None)  # a shared machine's first example may be slow
+@given(
+    st.dictionaries(
+        st.sampled_from(["X-Sig", "x-sig", "X-SIG", "Content-Type", "x-a"]),
+        st.text(max_size=5) | st.binary(max_size=5) | st.none(),
+        max_size=5,
+    )
+)
+def test_a_dict_reads_as_the_same_headers_given_as_pairs(given: dict[str, Any]) -> None:
+    # A dict of text takes a shorter road than pairs; both must read the same, names
+    # that differ only in case being one header given twice.
+    from_dict, from_pairs = Headers(given), Headers(list(given.items()))
+    assert dict(from_dict) == dict(from_pairs)
+    for name in given:
+        assert from_dict.getall(name) == from_pairs.getall(name)
+        assert from_dict.is_repeated(name) == from_pairs.is_repeated(name)

@@ -131,7 +131,7 @@ class HmacSha256Key:
 
     def hexdigest(self, message: bytes) -> str:
         """The lower-case hex HMAC-SHA256 of ``message``."""
-        return self.digest(message).hex()
+        return hmac.digest(self._key, message, "sha256").hex()
 
     def __repr__(self) -> str:
         return "HmacSha256Key(<redacted>)"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .auth import RECEIVED_AT, Credentials
 from .errors import BodyTooLarge, MalformedPayload
 from .events import Delivery, Event
-from .headers import Headers, HeadersLike
+from .headers import Headers, HeadersLike, as_headers
 
 if TYPE_CHECKING:
     from ..providers import Provider
@@ -49,7 +49,7 @@ class Verifier:
         :meth:`Provider.check_headers`), then a ``Content-Length`` that is malformed
         (400) or over ``max_body_size`` (413).  Returns the headers as checked.
         """
-        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        checked = as_headers(headers)
         self.sender.check_headers(checked, self.credentials)
         length = declared_length(checked.get("content-length"))
         if length is not None and length < 0:
@@ -64,7 +64,7 @@ class Verifier:
     def authenticate(self, body: Body, headers: HeadersLike) -> tuple[bytes, Headers, str | None]:
         """Check the size and the credentials; return the body, headers and signature."""
         raw = self._bounded(body)
-        checked = headers if isinstance(headers, Headers) else Headers(headers)
+        checked = as_headers(headers)
         return raw, checked, self.sender.authenticate(raw, checked, self.credentials)
 
     def _bounded(self, body: Body) -> bytes:
@@ -133,7 +133,7 @@ class Verifier:
             raw, checked, signature = self._authenticated(body, headers, received_at)
         else:
             raw, signature = self._bounded(body), None
-            checked = headers if isinstance(headers, Headers) else Headers(headers)
+            checked = as_headers(headers)
         delivery_id, events = self.sender.stream(raw, checked, signature)
         shell = Delivery(
             provider=self.sender.name, id=delivery_id, events=(), headers=checked, body=raw
