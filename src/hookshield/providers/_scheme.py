@@ -124,8 +124,10 @@ class HmacScheme:
     clock: Callable[[], float] = time.time
     id_header: str | None = None
     ed25519_prefix: str | None = None
-    # Derived once from the fields above.
+    # Derived once from the fields above: the template's pieces, and the signature
+    # prefix as received signatures are compared with it (lower-case for hex).
     _parts: tuple[Part, ...] = field(init=False, repr=False, compare=False)
+    _prefix: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_header_name(self.signature_header, "signature_header")
@@ -141,6 +143,10 @@ class HmacScheme:
             check_header_name(self.id_header, "id_header")
         self._check_ed25519()
         object.__setattr__(self, "_parts", self._parse_template())
+        hexed = self.encoding == "hex"
+        object.__setattr__(
+            self, "_prefix", self.signature_prefix.lower() if hexed else self.signature_prefix
+        )
 
     def _check_ed25519(self) -> None:
         prefix = self.ed25519_prefix
@@ -390,9 +396,9 @@ class HmacScheme:
         refusals.  Raises :class:`MissingCredentials`, :class:`MalformedSignature`,
         :class:`InvalidSignature` or :class:`TimestampOutOfRange`.
         """
-        signatures, stamp = self._split(self._signature(headers, sender), headers, sender)
+        signatures, stamp = self._split(headers, sender)
         hexed = self.encoding == "hex"
-        prefix = self.signature_prefix.lower() if hexed else self.signature_prefix
+        prefix = self._prefix
         received = [
             (s.lower() if hexed else s).encode("utf-8", "surrogatepass") for s in signatures
         ]
@@ -448,13 +454,16 @@ class HmacScheme:
         signature covers (a signed id not empty).  Raises :class:`MissingCredentials`
         or :class:`MalformedSignature`, as :meth:`verify` would for these headers.
         """
-        _, stamp = self._split(self._signature(headers, sender), headers, sender)
+        _, stamp = self._split(headers, sender)
         # The signed content of an empty body reads every signed header as verify()
         # does, in the same order, with the same errors.
         self._message(b"", headers, stamp, sender)
 
-    def _signature(self, headers: Headers, sender: str) -> str:
-        """The signature header's value; :class:`MissingCredentials` without one."""
+    def _split(self, headers: Headers, sender: str) -> tuple[list[str], str | None]:
+        """The signatures of the signature header and the timestamp text (``None`` without one).
+
+        :class:`MissingCredentials` without the header (or the timestamp's).
+        """
         header = self.signature_header
         value = read_header(headers, header)
         if value is None:
@@ -462,14 +471,9 @@ class HmacScheme:
                 f"the delivery has no {header} header, but this handler has a secret: "
                 f"{sender} signs every delivery once a secret is set on its side"
             )
-        return value
-
-    def _split(self, value: str, headers: Headers, sender: str) -> tuple[list[str], str | None]:
-        """The signatures of the header and the timestamp text (``None`` without one)."""
-        header = self.signature_header
         separator = self.signature_separator
-        items = [value.strip()] if separator is None else value.split(separator)
-        items = [item.strip() for item in items if item.strip()]
+        pieces = (value,) if separator is None else value.split(separator)
+        items = [item for item in map(str.strip, pieces) if item]
         if not items:
             raise MalformedSignature(f"the {header} header is empty")
         stamp_header = self.timestamp_header
