@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -247,3 +248,25 @@ def test_every_signing_sender_words_its_refusals_alike(sender: str) -> None:
         f"the delivery has no {header} header, but this handler has a secret: "
         f"{get_provider(sender).title} signs every delivery once a secret is set on its side"
     )
+
+
+def test_one_handler_verifies_from_many_threads_at_once() -> None:
+    # The key is prepared once and shared: threads verifying at the same time must
+    # each get their own body's signature checked, never another's.
+    handler = WebhookHandler("moco", secret=MOCO_KEY, dedupe=None)
+    bodies = [b'{"id": %d, "n": "%s"}' % (i, b"x" * i) for i in range(64)]
+    signed = [(body, sign("moco", body, secret=MOCO_KEY)) for body in bodies]
+
+    def verify_all(offset: int) -> list[bytes]:
+        order = signed[offset:] + signed[:offset]
+        return [handler.verify(body, headers).body for _ in range(20) for body, headers in order]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(verify_all, range(8)))
+    for offset, verified in enumerate(results):
+        assert verified == [
+            body for _ in range(20) for body, _ in signed[offset:] + signed[:offset]
+        ]
+    forged = bodies[1] + b" "
+    with pytest.raises(InvalidSignature):
+        handler.verify(forged, signed[1][1])
