@@ -144,17 +144,19 @@ def is_json(headers: Headers) -> bool:
     value = headers.get("content-type")
     if value is None:
         return True
-    try:
-        return _is_json_type(value)
-    except UnsupportedContentType:
-        return False  # refused by check_json(), once the delivery is authenticated
+    return _cached_is_json(value) if len(value) < 256 else _is_json_type(value)
 
 
-# Senders use a handful of Content-Type spellings, parsed once each; a value too long
-# to be one of them is parsed every time rather than cached.
+# Senders use a handful of Content-Type spellings, parsed (and judged) once each; a
+# value too long to be one of them is parsed every time rather than cached.
 @functools.lru_cache(maxsize=256)
 def _cached_media_type(value: str) -> str:
     return _parse_media_type(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_is_json(value: str) -> bool:
+    return _is_json_type(value)
 
 
 def _media_type(value: str) -> str:
@@ -162,7 +164,10 @@ def _media_type(value: str) -> str:
 
 
 def _is_json_type(value: str) -> bool:
-    kind = _media_type(value)
+    try:
+        kind = _media_type(value)
+    except UnsupportedContentType:
+        return False  # refused by check_json(), once the delivery is authenticated
     return kind in JSON_TYPES or kind.endswith("+json")
 
 

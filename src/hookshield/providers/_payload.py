@@ -25,7 +25,7 @@ import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +67,8 @@ class PayloadShape:
     event_class: type[Event] = Event
     event_types: tuple[str, ...] = ()
     accepts_form: bool = False
+    # Each JSON path option split into its keys once, not on every delivery.
+    _keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_type()
@@ -97,6 +99,15 @@ class PayloadShape:
             )
         if self.data_optional and self.data_field is None:
             raise ValueError("data_optional is for a data_field the payload may lack")
+        paths = {
+            "type_field": self.type_field,
+            "type_detail_field": self.type_detail_field,
+            "id_field": self.id_field,
+            "data_field": self.data_field,
+            "time_field": self.time_field,
+        }
+        keys = {option: tuple(path.split(".")) for option, path in paths.items() if path}
+        object.__setattr__(self, "_keys", keys)
 
     def _check_type(self) -> None:
         if (self.type_field is None) == (self.type_header is None):
@@ -151,7 +162,7 @@ class PayloadShape:
     def event_type(self, payload: Any, headers: Headers, *, sender: str) -> str:
         """The event's type: from the body or the headers, with its detail field."""
         if self.type_field is not None:
-            kind = at(payload, self.type_field)
+            kind = at(payload, self._keys["type_field"])
             if not isinstance(kind, str) or not kind:
                 if self.type_fallback is not None:
                     kind = self.type_fallback
@@ -168,7 +179,7 @@ class PayloadShape:
             if self.type_lowercase:
                 kind = kind.lower()
         if self.type_detail_field is not None:
-            detail = at(payload, self.type_detail_field)
+            detail = at(payload, self._keys["type_detail_field"])
             if isinstance(detail, str) and detail:
                 kind = f"{kind}.{detail}"
         return kind
@@ -176,7 +187,7 @@ class PayloadShape:
     def event_id(self, payload: Any, headers: Headers) -> str | None:
         """The event's id, from the body or a header; ``None`` without one."""
         if self.id_field is not None:
-            return as_str(at(payload, self.id_field))
+            return as_str(at(payload, self._keys["id_field"]))
         if self.id_header is not None:
             # An unsigned id (GitHub's delivery GUID) is no credential: sent twice, it
             # is a malformed header (400), not a failed authentication.
@@ -192,7 +203,7 @@ class PayloadShape:
         """
         if self.data_field is None:
             return payload
-        data = at(payload, self.data_field)
+        data = at(payload, self._keys["data_field"])
         if self.data_optional and type(data) is not dict:
             return payload
         return data
@@ -201,7 +212,7 @@ class PayloadShape:
         """The time at ``time_field`` (ISO 8601, or an epoch read by its magnitude)."""
         if self.time_field is None:
             return None
-        return _when(at(payload, self.time_field))
+        return _when(at(payload, self._keys["time_field"]))
 
     def id_key(self, event_id: str | None) -> str | None:
         """The key of a delivery with this event id: ``None`` unless signed and not empty."""
@@ -246,9 +257,9 @@ class PayloadShape:
         return dict(zip(names, values[: len(names)], strict=False))
 
 
-def at(payload: Any, path: str) -> Any:
-    """The value at the dotted ``path`` of ``payload``, or ``None``."""
-    for key in path.split("."):
+def at(payload: Any, keys: tuple[str, ...]) -> Any:
+    """The value at the path of ``keys`` (a dotted path, split) in ``payload``, or ``None``."""
+    for key in keys:
         if type(payload) is not dict:
             return None
         payload = payload.get(key)
