@@ -458,7 +458,7 @@ def test_worker(benchmark: Any, tmp_path: Path) -> None:
 # -- observers: the cost per delivery of metrics and traces ------------------------------
 
 #: Deliveries per timed round, and rounds, of the observer cases.
-OBSERVER_LOAD = {"full": (200, 30), "quick": (100, 8), "tiny": (20, 3)}
+OBSERVER_LOAD = {"full": (200, 100), "quick": (100, 8), "tiny": (20, 3)}
 OBSERVER_CASES = (
     "no observer, the observation calls removed",
     "no observer",
