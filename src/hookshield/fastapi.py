@@ -110,17 +110,14 @@ def verified_route(
         except NameError:  # a name imported only for type checkers: as FastAPI does
             signature = inspect.signature(route)
         parameters = list(signature.parameters.values())
-        if not parameters:
-            raise TypeError(
-                f"{route.__qualname__} takes no parameter: verified_route hands it the "
-                "Delivery as its first one"
-            )
-        if any(parameter.name == _REQUEST for parameter in parameters):
-            raise TypeError(f"{route.__qualname__} has a parameter named {_REQUEST}")
+        _check_route(route, parameters)
         # FastAPI hands the request to one parameter only: the route's own, if it has one.
         own = [p.name for p in parameters[1:] if _is_request(p.annotation)]
         name = own[0] if own else _REQUEST
-        is_async = inspect.iscoroutinefunction(route)
+        # As FastAPI judges an endpoint: an object whose __call__ is async is awaited.
+        is_async = inspect.iscoroutinefunction(route) or inspect.iscoroutinefunction(
+            getattr(route, "__call__", None)  # noqa: B004 - the method, not callable()
+        )
 
         async def call(delivery: Delivery, values: dict[str, Any]) -> Any:
             if is_async:
@@ -144,7 +141,10 @@ def verified_route(
 
         # FastAPI follows __wrapped__ to decide whether to await: it must see this one.
         del endpoint.__wrapped__
-        others = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters[1:]]
+        # All by name, as FastAPI passes them; **kwargs stays last.
+        others = [
+            p if p.kind is p.VAR_KEYWORD else p.replace(kind=p.KEYWORD_ONLY) for p in parameters[1:]
+        ]
         if not own:
             kind = inspect.Parameter.KEYWORD_ONLY
             others.insert(0, inspect.Parameter(_REQUEST, kind, annotation=Request))
@@ -156,6 +156,21 @@ def verified_route(
 
 # The request, as the decorated route's endpoint takes it: a name no route would use.
 _REQUEST: Final = "hookshield_request"
+
+
+def _check_route(route: Callable[..., Any], parameters: list[inspect.Parameter]) -> None:
+    """Refuse, when decorating, a route that cannot take the delivery first."""
+    name = getattr(route, "__qualname__", repr(route))
+    first = parameters[0] if parameters else None
+    if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD):
+        raise TypeError(
+            f"{name} takes no positional parameter: verified_route hands it the Delivery "
+            "as its first one"
+        )
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        raise TypeError(f"{name} takes *args, which FastAPI cannot fill")
+    if any(p.name == _REQUEST for p in parameters):
+        raise TypeError(f"{name} has a parameter named {_REQUEST}")
 
 
 def _is_request(annotation: object) -> bool:

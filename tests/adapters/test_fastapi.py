@@ -227,7 +227,34 @@ def test_a_decorated_route_must_take_the_delivery() -> None:
     async def clashing(delivery: Delivery, hookshield_request: str) -> None:
         return None
 
+    async def keyword_only(*, delivery: Delivery) -> None:
+        return None
+
+    async def variadic(delivery: Delivery, *more: str) -> None:
+        return None
+
     with pytest.raises(TypeError, match="first one"):
         verified_route(handler)(nothing)
+    with pytest.raises(TypeError, match="first one"):
+        verified_route(handler)(keyword_only)
+    with pytest.raises(TypeError, match=r"\*args"):
+        verified_route(handler)(variadic)
     with pytest.raises(TypeError, match="hookshield_request"):
         verified_route(handler)(clashing)
+
+
+def test_a_decorated_callable_object_with_an_async_call_is_awaited() -> None:
+    handler = recorder("moco").handler
+    seen: list[str] = []
+
+    class Hook:
+        async def __call__(self, delivery: Delivery) -> dict[str, int]:
+            seen.append(delivery.id)
+            return {"events": len(delivery.events)}
+
+    app = FastAPI()
+    app.post("/hooks")(verified_route(handler)(Hook()))
+    body, headers, _ = delivery("moco")
+    response = TestClient(app).post("/hooks", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (200, {"events": 1})
+    assert len(seen) == 1
