@@ -39,7 +39,6 @@ __all__ = [
     "fastapi_app",
     "flask_app",
     "flask_inbox_app",
-    "nothing",
     "served_starlette",
     "starlette_app",
 ]
@@ -194,34 +193,8 @@ SERVED_ENDPOINTS = {
 }
 
 
-#: The inline endpoint again, served by a second server whose every call into the
-#: observers is a no-op (``HOOKSHIELD_BENCH_UNOBSERVED``): the floor against which
-#: the cost of observability with no observer added is read.
-UNOBSERVED = "/hookshield/ (observation removed)"
-SERVED_LABELS = {
-    **SERVED_ENDPOINTS,
-    UNOBSERVED: "the same, on a second server with every call into the observers removed",
-}
-#: The steps the adapter and the dispatcher report for every accepted delivery.
-OBSERVATION_STEPS = ("received", "verified", "clock", "routed", "settled", "answered")
-
-
-def nothing(*args: object, **kwargs: object) -> float:
-    """What replaces each observation step: ``observe.clock()``'s 0.0 with no observer."""
-    return 0.0
-
-
 def served_starlette() -> Any:
-    """The Starlette app uvicorn serves (``--factory``): :data:`SERVED_ENDPOINTS`.
-
-    With ``HOOKSHIELD_BENCH_UNOBSERVED`` set, every call into the observers in this
-    process is a no-op (:data:`UNOBSERVED`).
-    """
-    if os.environ.get("HOOKSHIELD_BENCH_UNOBSERVED"):
-        from hookshield._handling import observe
-
-        for step in OBSERVATION_STEPS:
-            setattr(observe, step, nothing)
+    """The Starlette app uvicorn serves (``--factory``): :data:`SERVED_ENDPOINTS`."""
     from starlette.routing import Route
 
     from hookshield.asgi import WebhookApp

@@ -301,10 +301,7 @@ def _served(served: dict[str, Any], labels: dict[str, str]) -> list[str]:
     lines += [
         f"Starlette on uvicorn, one process on 127.0.0.1, {requests:,} distinct 1 KB "
         f"deliveries per endpoint over {concurrency} connections, each endpoint loaded in "
-        f"turn, the best of {rounds} round(s); the same plain route run each way.  The "
-        "last row is the inline endpoint again, on a second server whose every call into "
-        "the observers is a no-op: beside `/hookshield/`, what observability costs a "
-        "served request with no observer added.",
+        f"turn, the best of {rounds} round(s); the same plain route run each way.",
         "",
     ]
     return lines + _table(
@@ -481,13 +478,13 @@ def _observers(found: Sequence[Row]) -> list[str]:
 
 def render(found: Sequence[Row], stdlib: dict[str, Any], served: dict[str, Any], mode: str) -> str:
     """The page, from the rows of a run, its pytest-benchmark JSON and its served results."""
-    from .apps import SERVED_LABELS  # the labels only
+    from .apps import SERVED_ENDPOINTS  # the labels only
 
     lines = _header(stdlib, mode)
     lines += _deliveries(found)
     lines += _decode(found)
     lines += _frameworks(found, mode)
-    lines += _served(served, SERVED_LABELS)
+    lines += _served(served, SERVED_ENDPOINTS)
     lines += _batch(found)
     lines += _durable(found, served)
     lines += _observers(found)

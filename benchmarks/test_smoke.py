@@ -15,7 +15,6 @@ from tests.required import unavailable
 
 from benchmarks import __main__ as bench
 from benchmarks import profiles, report
-from benchmarks.apps import SERVED_ENDPOINTS, UNOBSERVED
 from benchmarks.in_process import OBSERVER_CASES
 
 
@@ -56,10 +55,7 @@ def test_a_tiny_run_writes_the_page_from_what_it_measured(tmp_path: Path) -> Non
     assert set(ratios) == {"FastAPI", "FastAPI, dependency", "Starlette", "Flask", "Django"}
     for framework, ratio in ratios.items():
         assert _row(text, framework)[3] == f"{ratio:.2f}x"
-    # Every endpoint, and the inline one again on the server without observation.
-    assert {entry["endpoint"] for entry in served["asgi"]} == {*SERVED_ENDPOINTS, UNOBSERVED}
     for endpoint in served["asgi"]:
-        assert endpoint["statuses"] == {"200": endpoint["requests"]}
         assert _row(text, f"`{endpoint['endpoint']}`")[2] == f"{endpoint['rps']:,.0f}"
     backgrounds = ["memory", "sqlite", "celery", "postgres"]
     assert [(row["background"], row["size"]) for row in served["inbox"]] == [

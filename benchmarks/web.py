@@ -42,7 +42,7 @@ from tests import servers
 from tests.postgres_server import PostgresServer, postgres_binaries
 from tests.redis_server import RedisServer, redis_server_binary
 
-from .apps import SERVED_ENDPOINTS, UNOBSERVED
+from .apps import SERVED_ENDPOINTS
 from .payloads import padded
 
 __all__ = ["LOAD", "drive", "measure", "request"]
@@ -151,36 +151,28 @@ def _summary(seconds: float, latencies: list[float], statuses: Counter[int]) -> 
 def _served(argv: list[str], env: dict[str, str], folder: Path) -> Iterator[int]:
     port = servers.free_port()
     argv = [arg.replace("{port}", str(port)) for arg in argv]
-    with servers.serving(argv, port=port, env=env, output=folder / f"server-{port}.out"):
+    with servers.serving(argv, port=port, env=env, output=folder / "server.out"):
         yield port
 
 
 def asgi_routes(mode: str, folder: Path) -> list[dict[str, Any]]:
-    """Starlette on uvicorn: each of :data:`SERVED_ENDPOINTS`, best round of each.
-
-    A second server, whose calls into the observers are no-ops, serves the inline
-    endpoint again (:data:`~benchmarks.apps.UNOBSERVED`), loaded in turn with the others.
-    """
+    """Starlette on uvicorn: each of :data:`SERVED_ENDPOINTS`, best round of each."""
     requests, rounds, concurrency = LOAD[mode]
     argv = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.apps:served_starlette"]
     argv += ["--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"]
     argv += ["--no-access-log"]
     env = servers.environment(HOOKSHIELD_NO_SPEEDUPS="1")  # as the hand-written: json.loads
-    bare = {**env, "HOOKSHIELD_BENCH_UNOBSERVED": "1"}
     best: dict[str, dict[str, Any]] = {}
-    with _served(argv, env, folder) as port, _served(argv, bare, folder) as bare_port:
-        # (name in the results, path, port)
-        targets = [(endpoint, endpoint, port) for endpoint in SERVED_ENDPOINTS]
-        targets.append((UNOBSERVED, "/hookshield/", bare_port))
-        for _, path, at in targets:
-            drive(at, [request(path, at) for _ in range(_WARMUP)], 1)
+    with _served(argv, env, folder) as port:
+        for endpoint in SERVED_ENDPOINTS:
+            drive(port, [request(endpoint, port) for _ in range(_WARMUP)], 1)
         for _ in range(rounds):
-            for name, path, at in targets:
-                load = [request(path, at) for _ in range(requests)]
-                summary = _summary(*drive(at, load, concurrency))
-                if name not in best or summary["rps"] > best[name]["rps"]:
-                    best[name] = summary
-    return [{"endpoint": name, **summary} for name, summary in best.items()]
+            for endpoint in SERVED_ENDPOINTS:
+                load = [request(endpoint, port) for _ in range(requests)]
+                summary = _summary(*drive(port, load, concurrency))
+                if endpoint not in best or summary["rps"] > best[endpoint]["rps"]:
+                    best[endpoint] = summary
+    return [{"endpoint": endpoint, **summary} for endpoint, summary in best.items()]
 
 
 #: The sizes of the deliveries acknowledged with each ``background=``.
