@@ -25,12 +25,20 @@ from hookshield.mindpeeker import WebhookHandler as MindPeekerSDK
 from hookshield.testing import sample_body, sign
 
 SECRET = "whsec_text"
-#: A newline that would start a forged log line, and what retitles a terminal.
-FORGED = "evt_1\nINFO hookshield: duplicate mindpeeker delivery evt_2\x1b]0;pwned\x07\r\x9b"
+#: A newline that would start a forged log line, what retitles a terminal, and what
+#: reorders or breaks a line without being a control character.
+FORGED = (
+    "evt_1\nINFO hookshield: duplicate mindpeeker delivery evt_2\x1b]0;pwned\x07\r\x9b\u202e\u2028"
+)
+
+
+#: Unicode's Bidi_Control characters: each reorders what follows it on the line.
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def is_control(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Cs")
+    """A character that commands a terminal, breaks a line, or reorders one."""
+    return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in BIDI
 
 
 @pytest.mark.parametrize(
@@ -43,6 +51,10 @@ def is_control(char: str) -> bool:
         ("\x9b2J", "\\x9b2J"),
         ("\x7f\x00\x85", "\\x7f\\x00\\x85"),
         ("\ud800", "\\ud800"),
+        # A right-to-left override shows "evt_1\u202e3pm" as "evt_1mp3".
+        ("evt_1\u202e3pm", "evt_1\\u202e3pm"),
+        ("\u2066a\u2069\u200f\u061c", "\\u2066a\\u2069\\u200f\\u061c"),
+        ("a\u2028b\u2029c", "a\\u2028b\\u2029c"),
         ("évènement ✓ \\n", "évènement ✓ \\n"),
     ],
 )
@@ -65,7 +77,9 @@ def test_the_result_never_holds_a_control_character(text: str) -> None:
     assert not any(is_control(c) for c in printable(text, lines=True) if c not in "\n\t")
 
 
-@given(st.text(st.characters(blacklist_categories=("Cc", "Cs"))))
+@given(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters=BIDI))
+)
 def test_printable_text_is_returned_unchanged(text: str) -> None:
     assert printable(text) == text
     assert printable(text, lines=True) == text

@@ -28,9 +28,17 @@ SHOWN = "\\x1b]0;pwned\\x07a\\rb\\nc\\x9b2J"
 SECRET = "whsec_sender_text"
 
 
+#: Unicode's Bidi_Control characters: each reorders what follows it on the line.
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
 def controls(text: str) -> set[str]:
-    """The control characters in ``text``, line breaks aside."""
-    return {c for c in text if unicodedata.category(c) == "Cc" and c != "\n"}
+    """The control, line-separating and reordering characters in ``text``, line breaks aside."""
+    return {
+        c
+        for c in text
+        if (unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in BIDI) and c != "\n"
+    }
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -108,7 +116,7 @@ def test_verify_shows_sender_text_escaped(
 def test_json_output_has_no_control_character_and_the_same_values(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    body = evil_mindpeeker_body().replace(b"2J", b"2J\\u007f\\u0085")
+    body = evil_mindpeeker_body().replace(b"2J", b"2J\\u007f\\u0085\\u202e\\u2028")
     (tmp_path / "body.json").write_bytes(body)
     argv = ["verify", "-p", "mindpeeker", "--secret", SECRET, "--json", str(tmp_path / "body.json")]
     for name, value in sign("mindpeeker", body, secret=SECRET).items():
@@ -117,7 +125,7 @@ def test_json_output_has_no_control_character_and_the_same_values(
     assert code == 0
     assert controls(out) == set()
     (event,) = json.loads(out)["events"]
-    assert event["type"] == EVIL + "\x7f\x85"
+    assert event["type"] == EVIL + "\x7f\x85\u202e\u2028"
 
 
 def test_listen_lines_show_sender_text_escaped() -> None:

@@ -40,6 +40,11 @@ def test_the_five_characters_are_escaped() -> None:
     assert escape(Markup("<b>")) == "<b>"  # made here: left as it is
 
 
+def test_a_value_cannot_reorder_or_break_the_line_it_is_shown_in() -> None:
+    # A right-to-left override would show "evt_1mp3"; a line separator, a new line.
+    assert escape("evt_1\u202e3pm\u2028") == "evt_1\\u202e3pm\\u2028"
+
+
 @given(TEXT)
 def test_an_escaped_value_holds_no_markup_character(value: str) -> None:
     escaped = escape(value)

@@ -9,7 +9,8 @@ its sender's class), so a new typed property appears here without a change.
 Rule: what a sender wrote (event types, ids, fields, paths, header values, error
 text) is printed only through :func:`~hookshield._core.text.printable`, which escapes
 control characters, so that it cannot command the terminal; every table cell is, and
-JSON output escapes what ``json.dumps`` leaves (DEL, C1, lone surrogates).  Only
+JSON output escapes what ``json.dumps`` leaves (DEL, C1, lone surrogates, the
+bidirectional formatting characters and the line and paragraph separators).  Only
 :meth:`Printer.style` writes escape sequences.
 """
 
@@ -27,7 +28,7 @@ from typing import IO, Any, Final
 
 from .._core.events import Delivery, Event
 from .._core.frozen_json import FrozenArray, FrozenObject
-from .._core.text import printable
+from .._core.text import REORDERING, SEPARATORS, printable
 from ..providers.petal import BadData
 from ._server import Received
 
@@ -98,7 +99,10 @@ class Printer:
 
 
 _JSON_ESCAPES: Final = str.maketrans(
-    {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), *range(0xD800, 0xE000))}
+    {
+        code: f"\\u{code:04x}"
+        for code in (*range(0x7F, 0xA0), *range(0xD800, 0xE000), *REORDERING, *SEPARATORS)
+    }
 )
 
 
