@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import io
@@ -9,10 +10,13 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hookshield import WebhookHandler, testing
 from hookshield.cli import main
@@ -381,3 +385,67 @@ def test_no_body_and_a_terminal_on_stdin_is_a_usage_error(
     # '-' says stdin on purpose, terminal or not.
     assert main(["sign", "-p", "mindpeeker", "--secret", "whsec", "-"]) == 0
     assert "X-MindPeeker-Signature: sha256=" in capsys.readouterr().out
+
+
+# -- Standard Webhooks: an ed25519 public key, and the timestamp's tolerance -----------
+
+
+def _public(seed: bytes) -> str:
+    """The public key of an ed25519 seed, as Standard Webhooks writes it (``whpk_``)."""
+    raw = (
+        Ed25519PrivateKey.from_private_bytes(seed)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return "whpk_" + base64.b64encode(raw).decode()
+
+
+#: An ed25519 key pair as Standard Webhooks writes it: the seed (whsk_) and its public key.
+SEED = bytes(range(32))
+WHSK = "whsk_" + base64.b64encode(SEED).decode()
+WHPK = _public(SEED)
+
+
+def _standard_webhooks(tmp_path: Path, *, stamp: int | None = None) -> tuple[str, list[str]]:
+    body = b'{"type": "invoice.paid", "data": {"id": "inv_1"}}'
+    options: dict[str, Any] = {"private_key": WHSK, "event_id": "msg_cli"}
+    if stamp is not None:
+        options["timestamp"] = stamp
+    headers = testing.sign("standard-webhooks", body, **options)
+    flags = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    return write(tmp_path, "sw.json", body), flags
+
+
+def test_verify_checks_an_ed25519_signature_with_a_public_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, flags = _standard_webhooks(tmp_path)
+    assert main(["verify", "-p", "standard-webhooks", "--public-key", WHPK, *flags, path]) == 0
+    assert "invoice.paid" in capsys.readouterr().out
+    other = _public(bytes(32))
+    assert main(["verify", "-p", "standard-webhooks", "--public-key", other, *flags, path]) == 1
+    assert "401 InvalidSignature" in capsys.readouterr().err
+    # A sender that signs with no key pair does not take one.
+    assert main(["verify", "-p", "moco", "--public-key", WHPK, *flags, path]) == 2
+    assert "does not use --public-key" in capsys.readouterr().err
+
+
+def test_verify_judges_the_timestamp_by_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, flags = _standard_webhooks(tmp_path, stamp=int(time.time()) - 120)
+    command = ["verify", "-p", "standard-webhooks", "--public-key", WHPK, *flags, path]
+    assert main(command) == 0  # within the default five minutes
+    capsys.readouterr()
+    assert main([*command, "--tolerance", "60"]) == 1
+    assert "401 TimestampOutOfRange" in capsys.readouterr().err
+    # A sender that signs no timestamp has nothing for it to judge: said with the flag.
+    body, headers = testing.sample_delivery("moco", "activity.create", secret=MOCO_KEY)
+    moco = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    moco_path = write(tmp_path, "moco.json", body)
+    assert (
+        main(["verify", "-p", "moco", "--secret", MOCO_KEY, "--tolerance", "60", *moco, moco_path])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--tolerance" in err and "tolerance=" not in err

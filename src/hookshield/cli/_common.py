@@ -54,7 +54,7 @@ EXIT_IO: Final = 3
 
 #: The credential keyword arguments of ``WebhookHandler`` and ``testing.sign``, in the
 #: order the help lists them; ``Provider.accepts`` says which of them a sender takes.
-CREDENTIAL_OPTIONS: Final = ("secret", "token", "basic_auth", "bearer_token")
+CREDENTIAL_OPTIONS: Final = ("secret", "public_key", "token", "basic_auth", "bearer_token")
 
 
 class CLIError(Exception):
@@ -160,7 +160,8 @@ def flags(options: Any) -> str:
 
 
 _KEYWORD: Final = re.compile(
-    r"\b(secret|token_header|token|basic_auth|bearer_token|allow_unsigned)=(True)?"
+    r"\b(secret|public_key|token_header|token|basic_auth|bearer_token|allow_unsigned|tolerance)"
+    r"=(True)?"
 )
 
 
@@ -220,7 +221,7 @@ def credentials(args: argparse.Namespace) -> dict[str, Any]:
     _refuse_unused(sender, args)
     result: dict[str, Any] = {}
     for option in CREDENTIAL_OPTIONS:
-        value = getattr(args, option)
+        value = getattr(args, option, None)  # --public-key is only for receiving
         if value and option == "basic_auth":
             pairs = [_basic(v) for v in ([value] if isinstance(value, str) else value)]
             value = pairs if isinstance(value, list) else pairs[0]
@@ -234,6 +235,8 @@ def credentials(args: argparse.Namespace) -> dict[str, Any]:
                 break
     if args.token_header:
         result["token_header"] = args.token_header
+    if getattr(args, "tolerance", None) is not None:
+        result["tolerance"] = args.tolerance
     return result
 
 

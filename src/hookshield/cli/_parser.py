@@ -73,9 +73,22 @@ def _add_credentials(parser: argparse.ArgumentParser, *, receiving: bool) -> Non
     group.add_argument("--bearer-token", action=repeat, metavar="TOKEN", help="a Bearer token")
     if receiving:
         group.add_argument(
+            "--public-key",
+            action=repeat,
+            metavar="KEY",
+            help="an ed25519 public key (whpk_...), for senders that sign with one",
+        )
+        group.add_argument(
             "--allow-unsigned",
             action="store_true",
             help="accept deliveries with no credential, from senders that can send them",
+        )
+        group.add_argument(
+            "--tolerance",
+            type=float,
+            metavar="SECONDS",
+            help="how far a signed timestamp may be from now (default: the sender's, 5 min "
+            "for Standard Webhooks)",
         )
 
 
