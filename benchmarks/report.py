@@ -285,7 +285,10 @@ def _frameworks(found: Sequence[Row], mode: str) -> list[str]:
         "with the route registered `inline=True`, against an endpoint calling it on the loop.  "
         "Flask and Django: `webhook_view` against a view.  *share* is hookshield's "
         "deliveries per second over the hand-written endpoint's.  The design's targets are "
-        f"judged on this table (*n/a* in a tiny run).  Alone: `{FRAMEWORK_COMMAND}`.",
+        f"judged on this table (*n/a* in a tiny run).  Alone: `{FRAMEWORK_COMMAND}`.  "
+        "Beside an earlier revision's code on the same deliveries (the design's target: "
+        "each request within 5 µs of the code before the redesign): "
+        "`python -m benchmarks.against a1aa633`.",
         "",
         *_table(["framework", "hand-written µs", "hookshield µs", "share", "target", "met"], table),
     ]

@@ -14,7 +14,7 @@ import pytest
 from tests.required import unavailable
 
 from benchmarks import __main__ as bench
-from benchmarks import profiles, report
+from benchmarks import against, profiles, report
 from benchmarks.in_process import OBSERVER_CASES
 
 
@@ -110,3 +110,17 @@ def test_profiles_tiny_run_writes_the_report(tmp_path: Path) -> None:
     assert float(loop[hand]) > 0
     assert float(loop[hook]) > 0
     assert float(workers[hand]) == 0 < float(workers[hook])
+
+
+def test_against_a_revision_prints_both_sides_for_each_framework(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # HEAD against this checkout: the same code on both sides, each in its processes.
+    table = against.main(["HEAD", "--rounds", "1", "--batch", "5", "--batches", "1"])
+    assert capsys.readouterr().out.strip() == table
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert [cells[0].strip() for cells in rows] == ["Flask", "Starlette"]
+    for cells in rows:
+        then, now, added = (float(cell) for cell in cells[1:])
+        assert min(then, now) > 0
+        assert added == pytest.approx(now - then, abs=0.11)  # each figure rounded to 0.1
