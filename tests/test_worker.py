@@ -564,7 +564,8 @@ def test_cli_mistakes_exit_2(
 
 
 def test_cli_ages() -> None:
-    from hookshield.cli._inbox import age, seconds
+    from hookshield._core.text import age
+    from hookshield.cli._inbox import seconds
 
     assert [seconds(t) for t in ("90", "30m", "12h", "7d", "2w", "1.5h")] == [
         90,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["REORDERING", "SEPARATORS", "printable"]
+__all__ = ["REORDERING", "SEPARATORS", "age", "printable"]
 
 # C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F): Unicode's category Cc.
 _CONTROLS: Final = (*range(0x20), *range(0x7F, 0xA0))
@@ -50,3 +50,12 @@ def printable(value: object, *, lines: bool = False) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     return text.translate(_LINES if lines else _ONE_LINE)
+
+
+def age(elapsed: float) -> str:
+    """A short age for a person: ``42s``, ``5m``, ``3h``, ``2d``."""
+    elapsed = max(0.0, elapsed)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if elapsed >= size:
+            return f"{int(elapsed // size)}{unit}"
+    return f"{int(elapsed)}s"

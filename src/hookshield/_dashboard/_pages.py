@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from .._core.headers import Headers
+from .._core.text import age
 from .._durable.browse import Attempt, DeliveryFilter, InboxOverview
 from .._durable.inbox import STATES, StoredDelivery
 from .._durable.refused import RefusedDelivery
@@ -172,7 +173,7 @@ def deliveries(
                     {"class": "error" if row.last_error else None},
                     _cut(row.last_error or NONE),
                 ),
-                tag("time", {"title": _when(row.received)}, _age(now - row.received)),
+                tag("time", {"title": _when(row.received)}, age(now - row.received)),
             )
             for row in rows
         ],
@@ -230,7 +231,7 @@ def _paused(
             "li",
             None,
             tag("strong", None, sender),
-            tag("span", {"title": _when(since)}, f" paused {_age(now - since)} ago "),
+            tag("span", {"title": _when(since)}, f" paused {age(now - since)} ago "),
             _post_form(
                 base,
                 "/sender/resume",
@@ -322,7 +323,7 @@ def delivery(
             ("Sender", f"{row.sender} (handler {row.handler})"),
             ("State", _state(row.state)),
             ("Attempts", str(row.attempts)),
-            ("Received", f"{_when(row.received)} ({_age(now - row.received)} ago)"),
+            ("Received", f"{_when(row.received)} ({age(now - row.received)} ago)"),
             (
                 "Due"
                 if row.state == "pending"
@@ -483,7 +484,7 @@ def overview(
     if view.oldest_due is None:
         due = "No delivery is due: the workers keep up."
     else:
-        due = f"The oldest due delivery has waited {_age(view.now - view.oldest_due)} past its due time."
+        due = f"The oldest due delivery has waited {age(view.now - view.oldest_due)} past its due time."
     windows = [
         tag(
             "a",
@@ -545,7 +546,7 @@ def _pause_button(
             tag(
                 "span",
                 {"class": "badge paused", "title": _when(since)},
-                f"paused {_age(now - since)}",
+                f"paused {age(now - since)}",
             ),
             _post_form(base, "/sender/resume", token, fields, "Resume", css="compact"),
         ]
@@ -580,7 +581,7 @@ def refusals(
                         "href": href(base, "/refused/one", {"id": row.id}),
                         "title": _when(row.received),
                     },
-                    f"{_age(now - row.received)} ago",
+                    f"{age(now - row.received)} ago",
                 ),
                 row.sender,
                 str(row.status),
@@ -626,7 +627,7 @@ def refusal(
             ("Answer", f"{refused.status}, {refused.error}"),
             ("Reason", refused.reason),
             ("Peer", refused.peer or NONE),
-            ("Received", f"{_when(refused.received)} ({_age(now - refused.received)} ago)"),
+            ("Received", f"{_when(refused.received)} ({age(now - refused.received)} ago)"),
             ("Body", _kept_size(refused)),
         ]
     )
@@ -757,15 +758,6 @@ def _state(state: str) -> Markup:
 def _when(when: float) -> str:
     moment = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
     return moment.isoformat(sep=" ", timespec="seconds").replace("+00:00", "Z")
-
-
-def _age(elapsed: float) -> str:
-    """A short age: ``42s``, ``5m``, ``3h``, ``2d``."""
-    elapsed = max(0.0, elapsed)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if elapsed >= size:
-            return f"{int(elapsed // size)}{unit}"
-    return f"{int(elapsed)}s"
 
 
 def _cut(text: str, width: int = _CUT) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._core.headers import Headers
-from .._core.text import printable
+from .._core.text import age, printable
 from .._dashboard._serve import is_loopback, serve
 from .._durable.browse import ManagedInbox
 from .._durable.refused import RefusedDelivery, recheck
@@ -235,7 +235,7 @@ def _list(inbox: ManagedInbox, args: argparse.Namespace, out: Printer) -> int:
             _cut(printable(row.reason), 48),
             printable(row.peer or "-"),
             "-" if row.body_size is None else f"{len(row.body)}/{row.body_size}",
-            _age(now - row.received),
+            age(now - row.received),
         )
         for row in rows
     ]
@@ -304,14 +304,6 @@ def _shown(name: str, value: str) -> str:
 
 def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()
-
-
-def _age(elapsed: float) -> str:
-    elapsed = max(0.0, elapsed)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if elapsed >= size:
-            return f"{int(elapsed // size)}{unit}"
-    return f"{int(elapsed)}s"
 
 
 def _cut(text: str, width: int) -> str:

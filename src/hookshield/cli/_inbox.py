@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from .._core.headers import Headers
+from .._core.text import age
 from .._durable.browse import DeliveryFilter, ManagedInbox, moment
 from .._durable.inbox import STATES, State, StoredDelivery
 from .._durable.inboxes import is_postgres_url, open_inbox
@@ -800,15 +801,6 @@ def seconds(text: str) -> float:
     if match is None:
         raise CLIError(f"{text!r} is not an age such as 30m, 12h or 7d")
     return float(match[1]) * _UNITS[match[2] or "s"]
-
-
-def age(elapsed: float) -> str:
-    """A short age: ``42s``, ``5m``, ``3h``, ``2d``."""
-    elapsed = max(0.0, elapsed)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if elapsed >= size:
-            return f"{int(elapsed // size)}{unit}"
-    return f"{int(elapsed)}s"
 
 
 def _cut(text: str, width: int) -> str:
