@@ -34,6 +34,7 @@ from ._handling.outcome import Outcome
 from ._web.adapt import (
     JSON,
     asgi_headers,
+    lifespan,
     method_not_allowed,
     refuse_before_body,
     route_key,
@@ -73,7 +74,7 @@ class WebhookApp:
         if kind == "http":
             await _serve(self.handler, scope, receive, send, background=self.background)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
         elif kind == "websocket":
             # Closing before accepting refuses the handshake (403).
             await send({"type": "websocket.close", "code": 1008})
@@ -209,14 +210,3 @@ async def _send(send: Send, outcome: Outcome) -> None:
 
 
 _JSON: Final = JSON.encode("latin-1")
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    # A lifespan scope carries a startup message, then a shutdown message.
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
-            return

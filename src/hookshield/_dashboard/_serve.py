@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._core.headers import Headers
-from .._web.adapt import wsgi_headers
+from .._web.adapt import lifespan, wsgi_headers
 from .._web.asgi_types import Receive, Scope, Send
 from ._app import Dashboard
 from ._http import MAX_FORM, SECURITY_HEADERS, Request, Response
@@ -91,13 +91,8 @@ class ASGIDashboard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
             return

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, TypeGuard, runtime_checkable
 
 from .._core.auth import RECEIVED_AT
 from .._core.errors import DeliveryInProgress, WebhookError
@@ -231,6 +231,12 @@ def is_refusal(outcome: Outcome) -> bool:
     )
 
 
+def _keeps(keeper: object, outcome: Outcome) -> TypeGuard[RefusalKeeper]:
+    """Whether ``keeper`` keeps ``outcome``: a refusal, and an inbox that keeps refusals."""
+    # The refusal first: it is the cheap test, and most outcomes are no refusal.
+    return is_refusal(outcome) and isinstance(keeper, RefusalKeeper) and keeper.keeps_refused
+
+
 def keep_refusal(
     handler: WebhookHandler,
     keeper: object,
@@ -246,8 +252,7 @@ def keep_refusal(
     Anything else (an accepted outcome, an inbox that keeps none) is left alone.  A
     failure to keep it is logged and never changes the answer to the sender.
     """
-    # The refusal first: it is the cheap test, and most outcomes are no refusal.
-    if not (is_refusal(outcome) and isinstance(keeper, RefusalKeeper) and keeper.keeps_refused):
+    if not _keeps(keeper, outcome):
         return
     error = outcome.error
     if not isinstance(error, WebhookError):  # pragma: no cover - is_refusal checked it
@@ -284,8 +289,7 @@ async def keep_refusal_async(
     body: bytes | None = None,
 ) -> None:
     """:func:`keep_refusal` for ASGI: the keeper's blocking write runs in a thread."""
-    # The refusal first: it is the cheap test, and most outcomes are no refusal.
-    if not (is_refusal(outcome) and isinstance(keeper, RefusalKeeper) and keeper.keeps_refused):
+    if not _keeps(keeper, outcome):
         return
     from .._handling.asynchronous import run_in_thread
 

@@ -32,8 +32,17 @@ from .._handling import observe
 from .._handling.dedupe import MemoryDedupeStore
 from .._handling.handler import WebhookHandler, dispatcher_of
 from .._handling.outcome import Outcome
+from .asgi_types import Receive, Send
 
-__all__ = ["Received", "asgi_headers", "refuse_before_body", "serve", "serve_view", "wsgi_headers"]
+__all__ = [
+    "Received",
+    "asgi_headers",
+    "lifespan",
+    "refuse_before_body",
+    "serve",
+    "serve_view",
+    "wsgi_headers",
+]
 
 logger = logging.getLogger("hookshield")
 
@@ -241,6 +250,18 @@ def asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
             return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
         items[key] = value.decode("latin-1")
     return lowercase_headers(items)
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answer an ASGI lifespan scope: there is nothing to start or stop."""
+    # A lifespan scope carries a startup message, then a shutdown message.
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 # -- verified views ------------------------------------------------------------------
