@@ -26,9 +26,6 @@ class Recorder:
         self.refusals = refusals
         self.withhold = withhold
 
-    #: Every store step goes through store(), to be recorded.
-    stores_in_place = False
-
     async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
         return func(*args)
 

@@ -388,8 +388,6 @@ class _Suspend:
 class Suspending:
     """A runner whose route calls wait once, as the async one's wait for a thread."""
 
-    stores_in_place = False
-
     async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
         await _Suspend()
         return func(*args)

@@ -208,7 +208,7 @@ async def run_to_the_end(
 class LoopRunner:
     """Makes the dispatch loop's calls on the running event loop (see the module's docstring)."""
 
-    __slots__ = ("_router", "_store_inline", "_store_is_async", "_threads", "stores_in_place")
+    __slots__ = ("_router", "_store_inline", "_store_is_async", "_threads")
 
     def __init__(
         self, router: Router, *, threads: bool, store_is_async: bool, store_inline: bool
@@ -217,7 +217,6 @@ class LoopRunner:
         self._threads = threads
         self._store_is_async = store_is_async
         self._store_inline = store_inline
-        self.stores_in_place = store_inline and not store_is_async
 
     async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
         """Await an ``async def`` route, run a plain one in a thread or, inline, here."""

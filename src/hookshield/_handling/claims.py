@@ -10,12 +10,9 @@ nothing held, whichever way it ends, a ``BaseException`` or a cancellation inclu
 Two ways out cannot release: a crash, and an attempt's coroutine closed mid-call
 (one being closed cannot wait for a store); the lease frees those keys.
 
-Store calls are made through a runner (``_handling/runner.py``), so that one piece of
-bookkeeping serves plain code (which calls the store) and async code (which awaits an
-async store, or runs a blocking client in a thread).  A claim and a completion, the
-steps every delivery makes, call the store here when the runner makes its steps in
-place (``Runner.stores_in_place``): a coroutine per step cost about a third of a
-microsecond; a release, on the way out of a failure, always goes through the runner.  A store that fails
+Store calls are not made here but through a runner (``_handling/runner.py``), so that one
+piece of bookkeeping serves plain code (which calls the store) and async code (which
+awaits an async store, or runs a blocking client in a thread).  A store that fails
 to claim becomes :class:`~hookshield.StoreUnavailable` (503): without an answer from
 it, a replay cannot be told from a new delivery, so nothing is dispatched.  A store
 that fails to complete is tried again for about a second (a Redis restarting, an
@@ -82,10 +79,7 @@ class Claims:
     async def claim(self, runner: Runner, key: str) -> Claim:
         """Claim ``key``; a NEW claim is held, with its token, from now on."""
         try:
-            if runner.stores_in_place:
-                answer = self.store.claim(key, self.lease)
-            else:
-                answer = await runner.store(self.store.claim, key, self.lease)
+            answer = await runner.store(self.store.claim, key, self.lease)
         except Interrupted as stop:  # claimed for a caller now cancelled: held, to release
             self._take(key, stop.result)
             raise stop.cancelled from None
@@ -105,12 +99,8 @@ class Claims:
         """
         token = self._held.pop(key)
         started = time.monotonic()
-        mine: object  # the store's answer: False when another attempt held the key
         try:
-            if runner.stores_in_place:
-                mine = self.store.complete(key, token, self.ttl)
-            else:
-                mine = await runner.store(self.store.complete, key, token, self.ttl)
+            mine = await runner.store(self.store.complete, key, token, self.ttl)
         except Interrupted as stop:
             raise stop.cancelled from None
         except Exception as exc:

@@ -33,11 +33,6 @@ T = TypeVar("T")
 class Runner(Protocol):
     """Makes the calls of the dispatch loop: plainly (:data:`PLAIN`), or on an event loop."""
 
-    #: Whether each store step is one plain call in the caller's thread (plain code;
-    #: the in-memory store on the loop): the claims then call the store themselves,
-    #: without the coroutine of :meth:`store`, on the path every delivery takes.
-    stores_in_place: bool
-
     async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
         """Call a route or an error hook; what it raises is raised here."""
         ...
@@ -73,8 +68,6 @@ class _Plain:
     """The plain runner: each call made at once, in the caller's thread."""
 
     __slots__ = ()
-
-    stores_in_place = True
 
     async def route(self, func: Callable[..., Any], /, *args: Any) -> Any:
         result = func(*args)
