@@ -144,19 +144,14 @@ def is_json(headers: Headers) -> bool:
     value = headers.get("content-type")
     if value is None:
         return True
-    return _cached_is_json(value) if len(value) < 256 else _is_json_type(value)
+    return _is_json_type(value)
 
 
-# Senders use a handful of Content-Type spellings, parsed (and judged) once each; a
-# value too long to be one of them is parsed every time rather than cached.
+# Senders use a handful of Content-Type spellings, parsed once each; a value too long
+# to be one of them is parsed every time rather than cached.
 @functools.lru_cache(maxsize=256)
 def _cached_media_type(value: str) -> str:
     return _parse_media_type(value)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_is_json(value: str) -> bool:
-    return _is_json_type(value)
 
 
 def _media_type(value: str) -> str:
