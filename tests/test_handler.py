@@ -484,6 +484,24 @@ def test_check_headers_settles_basic_credentials(
         handler.check_headers(headers)
 
 
+def test_headers_checked_before_the_body_are_judged_whole_with_it() -> None:
+    # The adapters check the headers, then verify with the same Headers object; the
+    # signature header is split once, and what the check found serves only its own
+    # sender's scheme: the body, the key and another sender's header are judged anew.
+    handler = make_handler("mindpeeker")
+    body, sent = signed_delivery("mindpeeker")
+    headers = Headers(sent)
+    handler.check_headers(headers)
+    assert handler.verify(body, headers).events[0].provider == "mindpeeker"
+    with pytest.raises(InvalidSignature):
+        handler.verify(body + b" ", headers)
+    with pytest.raises(InvalidSignature):
+        WebhookHandler("mindpeeker", secret="another-secret").verify(body, headers)
+    with pytest.raises(MissingCredentials, match="X-Moco-Signature"):
+        make_handler("moco").check_headers(headers)
+    assert handler.verify(body, headers).events
+
+
 def test_check_headers_refuses_a_declared_length_over_the_limit() -> None:
     handler = make_handler("moco", max_body_size=100)
     _, headers = signed_delivery("moco")
