@@ -32,6 +32,7 @@ from ._handling import observe
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
+    ASGI_ADVICE,
     JSON,
     asgi_headers,
     lifespan,
@@ -39,6 +40,7 @@ from ._web.adapt import (
     refuse_before_body,
     route_key,
     too_large,
+    unread_body,
 )
 from ._web.asgi_types import ASGIApp, Receive, Scope, Send
 
@@ -161,6 +163,10 @@ async def _serve(
         if not message.get("more_body", False):
             break
     body = b"".join(parts)
+    unread = unread_body(handler, body, headers, ASGI_ADVICE)
+    if unread is not None:
+        await _send(send, unread)
+        return
     if not background:
         await _send(send, await handler.handle_async(body, headers))
         return

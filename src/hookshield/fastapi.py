@@ -32,12 +32,14 @@ from ._handling.dispatch import Accepted
 from ._handling.handler import WebhookHandler
 from ._handling.outcome import Outcome
 from ._web.adapt import (
+    ASGI_ADVICE,
     asgi_headers,
     for_view,
     method_not_allowed,
     missing,
     refuse_before_body,
     too_large,
+    unread_body,
 )
 
 try:
@@ -204,6 +206,9 @@ async def _receive(
             raise _refusal(too_large(handler))
         parts.append(chunk)
     body = b"".join(parts)
+    unread = unread_body(handler, body, headers, ASGI_ADVICE)
+    if unread is not None:
+        raise _refusal(unread)
     if background is not None:
         received = time.time()
         kept = await store_async(handler, background, body, headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -255,6 +256,45 @@ def test_a_sender_that_hangs_up_gets_no_answer() -> None:
     talk = Conversation(None)
     run(WebhookApp(rec.handler), http_scope(MOCO_SIGNATURE), talk)
     assert talk.sent == []
+
+
+def body_eater(app: Any) -> Any:
+    """An ASGI middleware that reads the request body and passes on a receive without it."""
+
+    async def middleware(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            while (await receive()).get("more_body", False):
+                pass
+
+            async def emptied() -> Message:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            receive = emptied
+        await app(scope, receive, send)
+
+    return middleware
+
+
+@pytest.mark.parametrize("mount", ["app", "middleware"])
+def test_a_body_read_before_hookshield_is_a_500_that_says_why(
+    mount: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = recorder("mindpeeker")
+    if mount == "app":
+        inner: Any = Starlette(routes=[Route("/hooks", WebhookApp(rec.handler))])
+    else:
+        inner = WebhookMiddleware(PlainTextResponse("app"), endpoints={"/hooks": rec.handler})
+    client = TestClient(body_eater(inner))
+    body, headers, _ = delivery("mindpeeker")
+    with caplog.at_level(logging.ERROR, logger="hookshield"):
+        response = client.post("/hooks", content=body, headers=headers)
+    # The app is at fault, not the sender: a 500 makes it retry, and no forgery is claimed.
+    assert response.status_code == 500
+    assert "signature" not in response.text
+    assert rec.events == []
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "read before hookshield" in record.getMessage()
+    assert "replay" in record.getMessage()  # how to avoid it
 
 
 # ASGI asks servers for lower-case names but does not promise them: a repeat in

@@ -5,6 +5,7 @@ at run time, and they name handlers local to each test.
 """
 
 import json
+import logging
 from typing import Annotated, Any
 
 import pytest
@@ -94,6 +95,35 @@ def test_a_tampered_body_is_refused(sender: str, shape: str) -> None:
     body, headers, _ = tampered(sender)
     assert client.post("/hooks/acme", content=body, headers=headers).status_code == 401
     assert seen == []
+
+
+def test_a_body_read_before_hookshield_is_a_500_that_says_why(
+    shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Delivery] = []
+    client = app_for(recorder("mindpeeker").handler, seen, shape)
+    app = client.app
+
+    async def body_eater(scope: Any, receive: Any, send: Any) -> None:
+        # A middleware that reads the body and passes on a receive without it.
+        if scope["type"] == "http":
+            while (await receive()).get("more_body", False):
+                pass
+
+            async def emptied() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            receive = emptied
+        await app(scope, receive, send)
+
+    body, headers, _ = delivery("mindpeeker")
+    with caplog.at_level(logging.ERROR, logger="hookshield"):
+        response = TestClient(body_eater).post("/hooks/acme", content=body, headers=headers)
+    assert response.status_code == 500
+    assert "signature" not in response.text
+    assert seen == []
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "read before hookshield" in record.getMessage()
 
 
 def test_a_body_over_the_limit_gets_413(sender: str, shape: str) -> None:

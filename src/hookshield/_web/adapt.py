@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 from .._core.errors import BodyAlreadyRead, BodyTooLarge, MalformedPayload, WebhookError
 from .._core.events import Delivery
 from .._core.headers import Headers, HeadersLike, lowercase_headers
+from .._core.verify import declared_length
 from .._durable.background import BackgroundPool, Inbox, Wrap, accept_in_background, store
 from .._durable.refused import keep_refusal
 from .._handling import observe
@@ -120,6 +121,31 @@ def kept_body(
     if copy is None or len(copy) != length:
         return already_read(handler, advice)
     return copy
+
+
+def unread_body(
+    handler: WebhookHandler, body: bytes, headers: Headers, advice: str
+) -> Outcome | None:
+    """The refusal of an ASGI body shorter than its ``Content-Length``, or ``None``.
+
+    An ASGI server ends a body only where its ``Content-Length`` says, so a shorter
+    one means code in front of hookshield (a middleware) read it and passed on a
+    ``receive`` that does not deliver it again.  No ASGI framework keeps those bytes,
+    so the delivery is refused with :class:`~hookshield.BodyAlreadyRead` (500, logged
+    at ERROR), not taken for a forgery: the sender retries once the app is fixed.
+    """
+    length = declared_length(headers.get("content-length"))
+    if length is not None and len(body) < length:
+        return already_read(handler, advice)
+    return None
+
+
+#: What an ASGI app that read the body before hookshield can do instead.
+ASGI_ADVICE: Final = (
+    "an ASGI middleware in front of this endpoint read the request body and passed on a "
+    "receive() that does not deliver it again; have it replay the messages it read (as "
+    "Starlette's BaseHTTPMiddleware does), or let the webhook's path through untouched"
+)
 
 
 def bad_request(message: str) -> Outcome:
