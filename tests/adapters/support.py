@@ -169,6 +169,23 @@ class RecordingStream(io.BytesIO):
 POSTGRES_ALIAS = "postgres"
 
 
+def body_eater(app: Any) -> Any:
+    """An ASGI middleware that reads the request body and passes on a receive without it."""
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            while (await receive()).get("more_body", False):
+                pass
+
+            async def emptied() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            receive = emptied
+        await app(scope, receive, send)
+
+    return middleware
+
+
 def configure_django() -> None:
     """Configure Django once per test process; each test overrides what it needs.
 

@@ -29,6 +29,7 @@ from .support import (
     SIGNING,
     SMALL_LIMIT,
     Recorder,
+    body_eater,
     delivery,
     forged,
     recorder,
@@ -256,23 +257,6 @@ def test_a_sender_that_hangs_up_gets_no_answer() -> None:
     talk = Conversation(None)
     run(WebhookApp(rec.handler), http_scope(MOCO_SIGNATURE), talk)
     assert talk.sent == []
-
-
-def body_eater(app: Any) -> Any:
-    """An ASGI middleware that reads the request body and passes on a receive without it."""
-
-    async def middleware(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            while (await receive()).get("more_body", False):
-                pass
-
-            async def emptied() -> Message:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            receive = emptied
-        await app(scope, receive, send)
-
-    return middleware
 
 
 @pytest.mark.parametrize("mount", ["app", "middleware"])

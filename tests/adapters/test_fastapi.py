@@ -18,7 +18,16 @@ from hookshield.asgi import WebhookApp
 from hookshield.fastapi import verified, verified_route
 
 from ..doubles import BrokenStore
-from .support import CREDENTIALS, SIGNING, SMALL_LIMIT, delivery, forged, recorder, tampered
+from .support import (
+    CREDENTIALS,
+    SIGNING,
+    SMALL_LIMIT,
+    body_eater,
+    delivery,
+    forged,
+    recorder,
+    tampered,
+)
 
 #: The two ways a route gets the delivery: the dependency, and the decorator.
 SHAPES = ("dependency", "decorator")
@@ -102,23 +111,11 @@ def test_a_body_read_before_hookshield_is_a_500_that_says_why(
 ) -> None:
     seen: list[Delivery] = []
     client = app_for(recorder("mindpeeker").handler, seen, shape)
-    app = client.app
-
-    async def body_eater(scope: Any, receive: Any, send: Any) -> None:
-        # A middleware that reads the body and passes on a receive without it.
-        if scope["type"] == "http":
-            while (await receive()).get("more_body", False):
-                pass
-
-            async def emptied() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            receive = emptied
-        await app(scope, receive, send)
-
     body, headers, _ = delivery("mindpeeker")
     with caplog.at_level(logging.ERROR, logger="hookshield"):
-        response = TestClient(body_eater).post("/hooks/acme", content=body, headers=headers)
+        response = TestClient(body_eater(client.app)).post(
+            "/hooks/acme", content=body, headers=headers
+        )
     assert response.status_code == 500
     assert "signature" not in response.text
     assert seen == []
