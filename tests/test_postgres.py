@@ -21,7 +21,15 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from hookshield import Claim, Event, StoredDelivery, WebhookHandler, open_inbox, run_worker
+from hookshield import (
+    Claim,
+    DeliveryFilter,
+    Event,
+    StoredDelivery,
+    WebhookHandler,
+    open_inbox,
+    run_worker,
+)
 from hookshield._durable.inbox import new_id
 from hookshield.postgres import (
     INBOX_VERSION,
@@ -602,6 +610,65 @@ def test_the_printed_sql_brings_up_an_inbox_of_version_1(postgres_url: str) -> N
     assert inbox.get(delivery.id) == delivery
     assert inbox.requeue([delivery.id]) == 1
     assert [a.state for a in inbox.history(delivery.id)] == ["requeued"]
+    inbox.close()
+
+
+def _valid_index(url: str, name: str) -> bool:
+    rows = _execute(
+        url, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
+    )
+    return rows == [(True,)]
+
+
+def test_an_inbox_without_the_browsing_index_says_so_and_init_makes_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    PostgresInbox(postgres_url, key=KEY).make_tables()
+    assert _valid_index(postgres_url, "hookshield_inbox_received")  # made with the tables
+    # An inbox of version 2 made before the index: this release works with it as it is,
+    # and an earlier one works with the index made (it is not counted in the version).
+    _execute(postgres_url, "DROP INDEX hookshield_inbox_received")
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        inbox = PostgresInbox(postgres_url, key=KEY, create=False)
+        inbox.put(_stored())
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "lacks the index" in warning and "hookshield inbox init --inbox DSN" in warning
+    assert inbox.counts()["pending"] == 1
+    inbox.close()
+    from hookshield.cli import main
+
+    assert main(["inbox", "init", "--inbox", postgres_url]) == 0
+    capsys.readouterr()
+    assert _valid_index(postgres_url, "hookshield_inbox_received")
+    assert _execute(
+        postgres_url, "SELECT version FROM hookshield_schema WHERE name = %s", ("hookshield_inbox",)
+    ) == [(INBOX_VERSION,)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hookshield"):
+        again = PostgresInbox(postgres_url, key=KEY, create=False)
+        assert again.counts()["pending"] == 1
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    again.close()
+
+
+def test_the_newest_first_page_reads_the_index_not_the_whole_table(postgres_url: str) -> None:
+    inbox = PostgresInbox(postgres_url, key=KEY)
+    inbox.make_tables()
+    _execute(
+        postgres_url,
+        "INSERT INTO hookshield_inbox (id, sender, handler, body, headers, received, event_types,"
+        " attempts, state, next_attempt) SELECT 'd' || n, 'moco', 'h', '\\x00', '[]', n, '[]', 1,"
+        " 'done', 0 FROM generate_series(1, 20000) AS n",
+    )
+    _execute(postgres_url, "ANALYZE hookshield_inbox")
+    [(plan,)] = _execute(
+        postgres_url,
+        "EXPLAIN (FORMAT JSON) SELECT id FROM hookshield_inbox WHERE true"
+        " ORDER BY received DESC, id DESC LIMIT 50",
+    )
+    text = json.dumps(plan)
+    assert "hookshield_inbox_received" in text and "Sort" not in text
+    assert [d.id for d in inbox.find(DeliveryFilter(), limit=3)] == ["d20000", "d19999", "d19998"]
     inbox.close()
 
 

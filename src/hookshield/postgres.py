@@ -58,6 +58,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import logging
 import math
 import os
 import secrets
@@ -84,10 +85,19 @@ from ._durable.refused import KEEP_WAIT, KEPT_BYTES, RefusedDelivery, keeping
 from ._durable.seal import ENV_KEY, InboxKey, inbox_key
 from ._handling.dedupe import Claim, new_token
 from ._stores.common import key_bytes, seconds
-from ._stores.pg import Connections, ensure_schema, identifier, schema_statements
+from ._stores.pg import (
+    Connections,
+    ensure_schema,
+    identifier,
+    make_indexes,
+    missing_indexes,
+    schema_statements,
+)
 from ._stores.pg_listen import Listener
 
 __all__ = ["PostgresDedupeStore", "PostgresInbox", "create_tables", "schema_sql"]
+
+logger = logging.getLogger("hookshield")
 
 #: The version of the tables this release makes; recorded in ``hookshield_schema``.
 STORE_VERSION: Final = 1
@@ -130,6 +140,10 @@ def _inbox_schema(table: str) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {_index(table, 'due')} ON {table} (next_attempt, id)"
         " WHERE state IN ('pending', 'leased')",
         f"CREATE INDEX IF NOT EXISTS {_index(table, 'state')} ON {table} (state, received)",
+        *(
+            f"CREATE INDEX IF NOT EXISTS {_index(table, suffix)} ON {table} {columns}"
+            for suffix, columns in _BROWSING
+        ),
         f"CREATE TABLE IF NOT EXISTS {_side(table, 'meta')} "
         "(name text PRIMARY KEY, value text NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {_side(table, 'paused')} "
@@ -142,6 +156,23 @@ def _inbox_schema(table: str) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {_index(table, 'refused_at')} "
         f"ON {_side(table, 'refused')} (received, id)",
     ]
+
+
+#: The indexes of browsing that came after the tables' version 2, by suffix: newest first
+#: over every row (the dashboard's first page, ``inbox ls``).  Not counted in the version
+#: (see ``make_indexes``): an inbox of version 2 without them is told how to make them.
+_BROWSING: Final = (("received", "(received, id)"),)
+
+
+def _browsing_indexes(table: str) -> dict[str, str]:
+    """Each browsing index of ``table``, by its schema-qualified name: its concurrent making."""
+    schema = table.rsplit(".", 1)[0] + "." if "." in table else ""
+    return {
+        schema + _index(table, suffix): (
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {_index(table, suffix)} ON {table} {columns}"
+        )
+        for suffix, columns in _BROWSING
+    }
 
 
 def _side(table: str, suffix: str) -> str:
@@ -183,6 +214,7 @@ def create_tables(
     db = Connections("create_tables", dsn, timeout=5.0, max_size=1)
     ensure_schema(db, _plain(inbox), INBOX_VERSION, _inbox_schema(inbox))
     ensure_schema(db, _plain(store), STORE_VERSION, _store_schema(store))
+    make_indexes(db, _browsing_indexes(inbox))
     return [_plain(inbox), _plain(store)]
 
 
@@ -929,9 +961,24 @@ class PostgresInbox:
             INBOX_VERSION,
             _inbox_schema(self.table),
             create=self.create,
-            then=self._check_key,
+            then=self._first_use,
         )
         self._tables.made(pid)
+
+    def _first_use(self, conn: psycopg.Connection[Any]) -> None:
+        """Check the key; say so if the browsing indexes of a later release are missing."""
+        self._check_key(conn)
+        missing = missing_indexes(conn, _browsing_indexes(self.table))
+        if missing:
+            logger.warning(
+                "hookshield: the inbox %r in %s lacks the index %s, with which the "
+                "dashboard's and `hookshield inbox ls`'s pages need not sort the whole "
+                "table; have its owner make it once, while writes go on: hookshield inbox "
+                "init --inbox DSN",
+                _plain(self.table),
+                self._db.where,
+                ", ".join(missing),
+            )
 
     def _check_key(self, conn: psycopg.Connection[Any]) -> None:
         """Record this key's id in a new inbox; refuse a key other than the one recorded."""

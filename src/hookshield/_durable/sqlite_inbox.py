@@ -100,6 +100,12 @@ _INDEX: Final = """
 CREATE INDEX IF NOT EXISTS hookshield_inbox_due
     ON hookshield_inbox (next_attempt, id) WHERE state IN ('pending', 'leased')
 """
+#: The indexes of browsing (the dashboard, ``inbox ls``), newest first over every row
+#: or one state; made on first use where missing.  An older version ignores them.
+_BROWSING: Final = {
+    "hookshield_inbox_received": "ON hookshield_inbox (received, id)",
+    "hookshield_inbox_state": "ON hookshield_inbox (state, received, id)",
+}
 #: Columns added since, each nullable, in the order they came: an existing file gets
 #: the ones it lacks.  ``lease_id``: the lease a settle must match (fences workers);
 #: ``seal``: the row's HMAC with the inbox's key; ``attempt_log``: the latest
@@ -872,7 +878,11 @@ class SQLiteInbox:
             else:
                 self._check_schema(db)
             key_id = _key_id(db)
-            if key_id is not None and _columns(db) >= {column for column, _ in _ADDED}:
+            if (
+                key_id is not None
+                and _columns(db) >= {column for column, _ in _ADDED}
+                and _indexes(db) >= _BROWSING.keys()
+            ):
                 # The usual case: up to date, and no write lock taken to look.
                 self._key = self._existing_key(key_id)
                 self._ready_pid = pid
@@ -888,6 +898,8 @@ class SQLiteInbox:
                 for column, kind in _ADDED:
                     if column not in have:
                         db.execute(f"ALTER TABLE hookshield_inbox ADD COLUMN {column} {kind}")
+                for index, where in _BROWSING.items():
+                    db.execute(f"CREATE INDEX IF NOT EXISTS {index} {where}")
                 key_id = _key_id(db)
                 if key_id is None:
                     # A new inbox, or one made before seals: its key is chosen now, and
@@ -1033,6 +1045,11 @@ def _make_key_file(path: Path) -> None:
 def _columns(db: sqlite3.Connection) -> set[str]:
     """The columns the inbox's table has; none before it is created."""
     return {row[1] for row in db.execute("PRAGMA table_info(hookshield_inbox)")}
+
+
+def _indexes(db: sqlite3.Connection) -> set[str]:
+    """The names of the indexes on the inbox's table."""
+    return {row[1] for row in db.execute("PRAGMA index_list(hookshield_inbox)")}
 
 
 def _state(state: str) -> str:

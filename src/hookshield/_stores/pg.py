@@ -21,6 +21,8 @@ Theory of operation:
   version.  The schema only grows, and every statement that makes it is idempotent
   (``IF NOT EXISTS``): tables of an older version are brought up to this one by
   running them all again, under the same lock, the first time this version uses them.
+  Indexes added later are not counted in the version (an older release works beside
+  them): :func:`make_indexes` makes them concurrently, for ``hookshield inbox init``.
 * **LISTEN** is in ``_pg_listen.py``.
 
 This module imports psycopg; nothing in the core imports it.
@@ -279,6 +281,43 @@ def ensure_schema(
         raise
     except psycopg.Error as exc:
         raise clear_error(exc, connections.conninfo, f"preparing {name}") from None
+    finally:
+        conn.close()
+
+
+def missing_indexes(conn: psycopg.Connection[Any], names: Iterable[str]) -> list[str]:
+    """The indexes of ``names`` (quoted, schema-qualified where the table is) not there or not valid.
+
+    A concurrent build that stopped part-way leaves its index invalid: there, and
+    never used.
+    """
+    missing = []
+    for name in names:
+        row = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
+        ).fetchone()
+        if row is None or not row[0]:
+            missing.append(name)
+    return missing
+
+
+def make_indexes(connections: Connections, statements: dict[str, str]) -> None:
+    """Make each index of ``statements`` (name -> ``CREATE INDEX CONCURRENTLY ...``) that is missing.
+
+    Indexes are not counted in a schema's version: an older release is content with
+    more of them, so a release that only adds one needs no stop, and the tables'
+    owner makes it (``hookshield inbox init``).  Concurrently, so that writes go on
+    while a large table is indexed; an index left invalid by a build that stopped is
+    dropped and made again.  Without a statement timeout: a large table takes a while.
+    """
+    conn = connections.connect("indexing", autocommit=True)
+    try:
+        conn.execute("SET statement_timeout = 0")
+        for name in missing_indexes(conn, statements):
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}".encode())
+            conn.execute(statements[name].encode())
+    except psycopg.Error as exc:
+        raise clear_error(exc, connections.conninfo, "indexing") from None
     finally:
         conn.close()
 

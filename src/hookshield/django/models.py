@@ -72,6 +72,8 @@ class Delivery(models.Model):
         indexes = (
             models.Index(fields=("state", "next_attempt", "id"), name="hookshield_due"),
             models.Index(fields=("state", "received"), name="hookshield_state"),
+            # Newest first over every row: the admin's list and the dashboard's first page.
+            models.Index(fields=("received", "id"), name="hookshield_received"),
         )
 
     def __str__(self) -> str:
