@@ -236,6 +236,45 @@ def insert_unsealed(path: Path, row: StoredDelivery) -> None:
     db.close()
 
 
+def test_rows_an_earlier_release_stored_keep_only_what_this_one_keeps_once_sealed(
+    tmp_path: Path,
+) -> None:
+    # The release before seals kept every header of a delivery: a cookie, a proxy's
+    # X-Forwarded-For, a credential in Authorization stayed at rest in done and dead
+    # rows until purged.  Sealed by this release, each row keeps what it keeps now.
+    path = tmp_path / "inbox.db"
+    old = sqlite3.connect(path)
+    old.executescript(UNSEALED_SCHEMA)
+    old.close()
+    stray = (
+        ("Cookie", "session=s3cr3t"),
+        ("Authorization", "Bearer unrelated-token"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    )
+    known = delivery("evt_before")
+    known = dataclasses.replace(known, headers=known.headers + stray)
+    # A described sender this process has not registered: only what no sender reads goes.
+    described = delivery(
+        "evt_described",
+        sender="acme",
+        handler="acme",
+        headers=(("X-Acme-Signature", "sha256=00"), ("X-Request-Id", "r-1"), *stray),
+    )
+    insert_unsealed(path, known)
+    insert_unsealed(path, described)
+    inbox = SQLiteInbox(path)
+    got = inbox.get(known.id)
+    assert got is not None
+    assert {name.lower() for name, _ in got.headers} == {"content-type", "x-mindpeeker-signature"}
+    other = inbox.get(described.id)
+    assert other is not None
+    assert [name for name, _ in other.headers] == ["X-Acme-Signature", "X-Request-Id"]
+    inbox.check_seal(other)  # sealed as cut
+    handler, seen = recording()
+    assert run_worker(inbox, handler, burst=True).done == 1  # still verified and run
+    assert seen == ["evt_before"]
+
+
 def test_rows_of_an_inbox_made_before_seals_are_sealed_once_and_later_unsealed_ones_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

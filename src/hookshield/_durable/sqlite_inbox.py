@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import errno
 import json
 import math
@@ -45,10 +46,11 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from .._core.auth import Credentials, HmacSha256Key
 from .._core.options import flag, number
 from .._stores.common import seconds
 from .._stores.sqlite import file_path, reset_locks_after_fork
@@ -903,7 +905,8 @@ class SQLiteInbox:
                 key_id = _key_id(db)
                 if key_id is None:
                     # A new inbox, or one made before seals: its key is chosen now, and
-                    # the rows an older version stored are sealed, once, as they stand.
+                    # the rows an older version stored are sealed, once, as they stand but
+                    # for the headers this version does not keep.
                     key = self._given_key or _key_file(self.key_path, create=True)
                     db.execute("INSERT INTO hookshield_inbox_meta VALUES ('key_id', ?)", (key.id,))
                     _seal_unsealed(db, key)
@@ -986,14 +989,49 @@ def _key_id(db: sqlite3.Connection) -> str | None:
 
 
 def _seal_unsealed(db: sqlite3.Connection, key: InboxKey) -> None:
-    """Seal each row that has no seal (in the caller's transaction)."""
+    """Seal each row that has no seal, its headers cut first (in the caller's transaction).
+
+    These are the rows of an inbox made before seals, stored by a release that kept
+    every header: cookies, ``Authorization``, a sender's shared token.  Each keeps
+    what this release keeps for its sender (:func:`_kept_headers`), and is sealed so.
+    """
     ids = [row[0] for row in db.execute("SELECT id FROM hookshield_inbox WHERE seal IS NULL")]
     for delivery_id in ids:  # one row in memory at a time: bodies may be large
         row = db.execute(
             f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", (delivery_id,)
         ).fetchone()
-        seal = key.seal_of(_delivery(row))
-        db.execute("UPDATE hookshield_inbox SET seal = ? WHERE id = ?", (seal, delivery_id))
+        delivery = _delivery(row)
+        keeps = _kept_headers(delivery.sender)
+        headers = tuple((name, value) for name, value in delivery.headers if keeps(name.lower()))
+        seal = key.seal_of(dataclasses.replace(delivery, headers=headers))
+        db.execute(
+            "UPDATE hookshield_inbox SET headers = ?, seal = ? WHERE id = ?",
+            (json.dumps(headers), seal, delivery_id),
+        )
+
+
+#: What no sender's verification or parsing reads: dropped from an old row of a sender
+#: this process does not know (a described one it has not registered).
+_NEVER_READ: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "forwarded", "x-forwarded-for", "x-real-ip"}
+)
+
+
+def _kept_headers(sender: str) -> Callable[[str], bool]:
+    """Whether a header (lower-case) of a row of ``sender`` is kept when it is sealed.
+
+    For a sender this process knows, the headers a handler that checks its signature
+    keeps (the most any handler of it keeps: :meth:`Provider.stored_headers`); for
+    another, every header but those of :data:`_NEVER_READ`.
+    """
+    from ..providers import PROVIDERS  # a sender's module, only for an old inbox
+
+    provider = PROVIDERS.get(sender)
+    if provider is None:
+        return lambda name: name not in _NEVER_READ
+    signing = Credentials(hmac_keys=(HmacSha256Key(b"any"),))  # asks only whether it signs
+    kept = provider.stored_headers(signing)
+    return kept.__contains__
 
 
 def _key_file(path: Path, *, create: bool) -> InboxKey:
