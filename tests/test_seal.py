@@ -210,6 +210,15 @@ CREATE INDEX hookshield_inbox_due
 """
 
 
+def unsealed_inbox(folder: Path) -> Path:
+    """An inbox file in ``folder`` as a hookshield that did not seal rows made it."""
+    path = folder / "inbox.db"
+    old = sqlite3.connect(path)
+    old.executescript(UNSEALED_SCHEMA)
+    old.close()
+    return path
+
+
 def insert_unsealed(path: Path, row: StoredDelivery) -> None:
     """Store ``row`` as a hookshield that did not seal rows did."""
     db = sqlite3.connect(path)
@@ -242,10 +251,7 @@ def test_rows_an_earlier_release_stored_keep_only_what_this_one_keeps_once_seale
     # The release before seals kept every header of a delivery: a cookie, a proxy's
     # X-Forwarded-For, a credential in Authorization stayed at rest in done and dead
     # rows until purged.  Sealed by this release, each row keeps what it keeps now.
-    path = tmp_path / "inbox.db"
-    old = sqlite3.connect(path)
-    old.executescript(UNSEALED_SCHEMA)
-    old.close()
+    path = unsealed_inbox(tmp_path)
     stray = (
         ("Cookie", "session=s3cr3t"),
         ("Authorization", "Bearer unrelated-token"),
@@ -278,10 +284,7 @@ def test_rows_an_earlier_release_stored_keep_only_what_this_one_keeps_once_seale
 def test_rows_of_an_inbox_made_before_seals_are_sealed_once_and_later_unsealed_ones_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "inbox.db"
-    old = sqlite3.connect(path)
-    old.executescript(UNSEALED_SCHEMA)
-    old.close()
+    path = unsealed_inbox(tmp_path)
     insert_unsealed(path, delivery("evt_before"))
     handler, seen = recording()
     # First opened by this version: the rows it finds are sealed as they stand.
