@@ -485,9 +485,9 @@ def test_check_headers_settles_basic_credentials(
 
 
 def test_headers_checked_before_the_body_are_judged_whole_with_it() -> None:
-    # The adapters check the headers, then verify with the same Headers object; the
-    # signature header is split once, and what the check found serves only its own
-    # sender's scheme: the body, the key and another sender's header are judged anew.
+    # The adapters check the headers, then verify with the same Headers object: what
+    # the check before the body passed, the body, the key and another sender's header
+    # are all judged anew.
     handler = make_handler("mindpeeker")
     body, sent = signed_delivery("mindpeeker")
     headers = Headers(sent)

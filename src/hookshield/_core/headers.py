@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Headers", "HeadersLike", "as_headers", "derived", "keep_derived", "lowercase_headers"]
+__all__ = ["Headers", "HeadersLike", "as_headers", "lowercase_headers"]
 
 _NO_REPEATS: dict[str, list[str]] = {}
 
@@ -41,19 +41,14 @@ class Headers(Mapping[str, str]):
     for a header the request did not carry).  Anything else raises ``TypeError``.
     """
 
-    __slots__ = ("_derived", "_items", "_repeated")
+    __slots__ = ("_items", "_repeated")
 
     _items: dict[str, str]
     _repeated: dict[str, list[str]]
-    # What one reader derived from these headers, kept by :func:`derived`: the sender's
-    # scheme splits the signature header once a request, for the adapter's check
-    # before the body and again for the signature over it.
-    _derived: tuple[object, object] | None
 
     def __init__(self, headers: HeadersLike = (), *, _lowercase: bool = False) -> None:
         # _lowercase: the caller (an adapter) built a dict of str names already
         # lower-cased and str values, which is then kept as it is, without a copy.
-        self._derived = None
         if _lowercase and type(headers) is dict:
             self._items = headers
             self._repeated = _NO_REPEATS
@@ -130,21 +125,6 @@ def as_headers(headers: HeadersLike) -> Headers:
     if type(headers) is not dict and isinstance(headers, Headers):
         return headers
     return Headers(headers)
-
-
-def derived(headers: Headers, reader: object) -> object | None:
-    """What ``reader`` kept with :func:`keep_derived` for these headers, or ``None``."""
-    found = headers._derived
-    return found[1] if found is not None and found[0] is reader else None
-
-
-def keep_derived(headers: Headers, reader: object, value: object) -> None:
-    """Keep ``value``, derived by ``reader`` from ``headers`` alone, for its next read.
-
-    Headers never change once built, so what is derived from them alone stays true;
-    one reader's value is kept at a time (a request's headers meet one sender).
-    """
-    headers._derived = (reader, value)
 
 
 def lowercase_headers(items: dict[str, str]) -> Headers:

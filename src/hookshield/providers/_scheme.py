@@ -58,7 +58,7 @@ from .._core.errors import (
     TimestampOutOfRange,
 )
 from .._core.events import from_unix
-from .._core.headers import Headers, derived, keep_derived
+from .._core.headers import Headers
 
 __all__ = [
     "MAX_SIGNATURES",
@@ -427,7 +427,7 @@ class HmacScheme:
                         return signature.hex()
         raise self._mismatch(signatures, by_hmac=bool(keys), by_ed25519=bool(public_keys))
 
-    def _ed25519_signatures(self, signatures: Sequence[str]) -> list[bytes]:
+    def _ed25519_signatures(self, signatures: list[str]) -> list[bytes]:
         """The decoded ed25519 signatures among ``signatures``; ill-formed ones are skipped."""
         prefix = self.ed25519_prefix
         if prefix is None:
@@ -459,21 +459,11 @@ class HmacScheme:
         # does, in the same order, with the same errors.
         self._message(b"", headers, stamp, sender)
 
-    def _split(self, headers: Headers, sender: str) -> tuple[tuple[str, ...], str | None]:
+    def _split(self, headers: Headers, sender: str) -> tuple[list[str], str | None]:
         """The signatures of the signature header and the timestamp text (``None`` without one).
 
-        :class:`MissingCredentials` without the header (or the timestamp's).  Split
-        once a request: the adapter's check before the body keeps what it found with
-        the headers, and the signature check over the body reads it back.
+        :class:`MissingCredentials` without the header (or the timestamp's).
         """
-        found = derived(headers, self)
-        if found is not None:
-            return found  # type: ignore[return-value]
-        split = self._split_anew(headers, sender)
-        keep_derived(headers, self, split)
-        return split
-
-    def _split_anew(self, headers: Headers, sender: str) -> tuple[tuple[str, ...], str | None]:
         header = self.signature_header
         value = read_header(headers, header)
         if value is None:
@@ -482,11 +472,8 @@ class HmacScheme:
                 f"{sender} signs every delivery once a secret is set on its side"
             )
         separator = self.signature_separator
-        if separator is None:
-            value = value.strip()
-            items = [value] if value else []
-        else:
-            items = [item for item in map(str.strip, value.split(separator)) if item]
+        pieces = (value,) if separator is None else value.split(separator)
+        items = [item for item in map(str.strip, pieces) if item]
         if not items:
             raise MalformedSignature(f"the {header} header is empty")
         stamp_header = self.timestamp_header
@@ -518,7 +505,7 @@ class HmacScheme:
             raise MalformedSignature(
                 f"the {stamp_header} timestamp must be Unix seconds (digits only)"
             )
-        return tuple(items), stamp
+        return items, stamp
 
     def _message(self, body: bytes, headers: Headers, stamp: str | None, sender: str) -> bytes:
         """The bytes the sender signed, from the ``signed_content`` template."""
@@ -568,7 +555,7 @@ class HmacScheme:
                 "a replay, or a clock that is off (check NTP on both sides)"
             )
 
-    def _mismatch(self, signatures: Sequence[str], *, by_hmac: bool, by_ed25519: bool) -> Exception:
+    def _mismatch(self, signatures: list[str], *, by_hmac: bool, by_ed25519: bool) -> Exception:
         """Why nothing matched, judged only after every signature was checked."""
         header = self.signature_header
         # The kinds of signature this handler checks: prefix, bytes, what makes one.
@@ -608,7 +595,7 @@ class HmacScheme:
             return len(text) == 2 * size and _HEX_DIGITS.issuperset(text.lower())
         return len(text) == 4 * math.ceil(size / 3) and _BASE64_DIGITS.issuperset(text)
 
-    def _other_kind(self, signatures: Sequence[str], *, by_hmac: bool) -> str:
+    def _other_kind(self, signatures: list[str], *, by_hmac: bool) -> str:
         """Where the header holds only the kind of signature the handler does not check."""
         ed_prefix = self.ed25519_prefix
         if ed_prefix is None:
@@ -683,7 +670,7 @@ class HmacScheme:
         return added
 
 
-def _after(signatures: Sequence[str], prefix: str, encoding: str) -> list[str]:
+def _after(signatures: list[str], prefix: str, encoding: str) -> list[str]:
     """What follows ``prefix`` in the signatures that start with it (a hex one in any case)."""
     if encoding == "hex":
         low = prefix.lower()
