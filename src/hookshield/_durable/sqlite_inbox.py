@@ -996,12 +996,15 @@ def _seal_unsealed(db: sqlite3.Connection, key: InboxKey) -> None:
     what this release keeps for its sender (:func:`_kept_headers`), and is sealed so.
     """
     ids = [row[0] for row in db.execute("SELECT id FROM hookshield_inbox WHERE seal IS NULL")]
+    kept_by: dict[str, Callable[[str], bool]] = {}  # each sender's, worked out once
     for delivery_id in ids:  # one row in memory at a time: bodies may be large
         row = db.execute(
             f"SELECT {_COLUMNS} FROM hookshield_inbox WHERE id = ?", (delivery_id,)
         ).fetchone()
         delivery = _delivery(row)
-        keeps = _kept_headers(delivery.sender)
+        keeps = kept_by.get(delivery.sender)
+        if keeps is None:
+            keeps = kept_by[delivery.sender] = _kept_headers(delivery.sender)
         headers = tuple((name, value) for name, value in delivery.headers if keeps(name.lower()))
         seal = key.seal_of(dataclasses.replace(delivery, headers=headers))
         db.execute(
