@@ -4,7 +4,8 @@ Read from the environment, as a deployment would configure it:
 
 * ``HOOKSHIELD_STORE``: ``sqlite:<path>`` or a ``redis://`` URL;
 * ``HOOKSHIELD_LEASE``: the claim's lease, in seconds;
-* ``HOOKSHIELD_TEST_LOG``: a file each dispatch appends ``<marker> <pid>`` to.
+* ``HOOKSHIELD_TEST_LOG``: a file each dispatch appends ``<marker> <pid>`` to, and
+  each worker process ``up - <pid>`` when it has loaded the app.
 
 A delivery whose marker starts with ``slow-`` sleeps on its first attempt (a file
 beside the log says whether one began), so that the test can kill the worker running
@@ -56,6 +57,11 @@ handler = WebhookHandler(
     dedupe=_store(),  # type: ignore[arg-type]
     dedupe_lease=float(os.environ.get("HOOKSHIELD_LEASE", "300")),
 )
+
+
+# Each worker process says it is up: the test waits for all of them before it sends, so
+# that the first worker to start does not take every request alone.
+_note("up -")
 
 
 @handler.on("*")

@@ -86,14 +86,16 @@ def start(kind: str, store: str, workdir: Path, *, lease: float, timeout: int = 
     listening = listening_socket(backlog=256)
     sock, port = listening.fileno(), listening.getsockname()[1]
     with listening:
+        workers = 4 if kind == "gunicorn" else 2
         if kind == "gunicorn":
-            cmd = [sys.executable, "-m", "gunicorn", "--workers", "4", "--bind", f"fd://{sock}"]
+            cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
+            cmd += ["--bind", f"fd://{sock}"]
             cmd += ["--timeout", str(timeout), "--graceful-timeout", "3"]
             if gunicorn_has_control_socket():
                 cmd.append("--no-control-socket")  # it would go in $HOME
             cmd.append("tests.multiprocess.app:app")
         else:
-            cmd = [sys.executable, "-m", "uvicorn", "--workers", "2", "--fd", str(sock)]
+            cmd = [sys.executable, "-m", "uvicorn", "--workers", str(workers), "--fd", str(sock)]
             cmd += ["--no-access-log", "--timeout-graceful-shutdown", "3"]
             cmd.append("tests.multiprocess.app:asgi_app")
         env = {
@@ -107,8 +109,11 @@ def start(kind: str, store: str, workdir: Path, *, lease: float, timeout: int = 
     server = Server(process, port, log, output)
 
     def ready() -> bool:
+        # Every worker has loaded the app, and one answers, refusing an unsigned delivery.
+        if len({pid for _, pid in server.lines("up")}) < workers:
+            return False
         try:
-            return server.post(b"", {}) == 401  # up, and refusing an unsigned delivery
+            return server.post(b"", {}) == 401
         except (OSError, http.client.HTTPException):
             return False
 
